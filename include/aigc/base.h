@@ -1,0 +1,58 @@
+/*
+ * base.h — what every module of aigc-run shares: the assert macro for programmer
+ * mistakes, the status type for user mistakes, and source locations.
+ *
+ * Two kinds of failure, two mechanisms:
+ *   - A user mistake (a bad spec, a missing file) is returned as AG_ERR with a message
+ *     in an `ag_error`; the message starts with `file:line:col: ` when there is a place.
+ *   - A programmer mistake (a broken invariant) aborts through AG_ASSERT, which prints
+ *     the C file and line. It is never used to validate user input.
+ */
+#ifndef AIGC_BASE_H
+#define AIGC_BASE_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define AIGC_VERSION "0.1.0"
+
+#define AG_OK 0
+#define AG_ERR (-1)
+
+#define AG_ASSERT(cond)                                                        \
+    do {                                                                       \
+        if (!(cond)) ag_assert_fail(__FILE__, __LINE__, #cond);                \
+    } while (0)
+
+_Noreturn void ag_assert_fail(const char *file, int line, const char *what);
+
+#define AG_COUNTOF(a) (sizeof(a) / sizeof((a)[0]))
+
+/* A place in a user's file. line and col are 1-based (libyaml's marks are 0-based:
+ * the spec loader adds 1). file == NULL means "no place". */
+typedef struct ag_loc {
+    const char *file;
+    int line, col;
+} ag_loc;
+
+/* One user-facing error message. Fixed size so that reporting an error never
+ * needs an allocation (it may be the allocation that failed). */
+typedef struct ag_error {
+    char msg[1024];
+} ag_error;
+
+/* Formats into err->msg, prefixed with "file:line:col: " when loc has a file.
+ * Returns AG_ERR so that callers can `return ag_errorf(...)`. */
+int ag_errorf(ag_error *err, ag_loc loc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+int ag_verrorf(ag_error *err, ag_loc loc, const char *fmt, va_list ap);
+
+/* Allocation that cannot fail silently: aborts with a message on out-of-memory.
+ * Only for setup-time allocations; the training loop allocates nothing. */
+void *ag_xmalloc(size_t n);
+void *ag_xcalloc(size_t n, size_t size);
+void *ag_xrealloc(void *p, size_t n);
+char *ag_xstrdup(const char *s);
+
+#endif

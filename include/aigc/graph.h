@@ -1,0 +1,334 @@
+/*
+ * graph.h — tensors and reverse-mode autograd on a static graph (prefix ag_).
+ *
+ * Overview
+ * --------
+ * A graph is built once, planned once, then run forward and backward many times.
+ * Nodes are created in topological order (a node can only name nodes that exist), so
+ * the creation order is the execution order; no sorting is ever needed.
+ *
+ *     ag_params ps;  ag_params_init(&ps);
+ *     int w = ag_params_add(&ps, "fc.weight", ag_shape2(1, 784), loc);
+ *     int b = ag_params_add(&ps, "fc.bias", ag_shape1(1), loc);
+ *     ag_params_alloc(&ps);                     // one slab for data, one for grads
+ *
+ *     ag_graph g;  ag_graph_init(&g, &ps, &rng);
+ *     ag_node *x = ag_input(&g, "x", ag_shape2(0, 784), 1);   // dim 0 is the batch
+ *     ag_node *p = ag_unary(&g, AG_OP_SIGMOID,
+ *                           ag_linear(&g, x, ag_param(&g, w), ag_param(&g, b)));
+ *     ag_node *loss = ag_loss(&g, AG_OP_BCE, p, ag_full_like(&g, p, 1.0f), AG_RED_MEAN);
+ *     if (!loss) { fputs(g.err.msg, stderr); ... }      // builders return NULL on error
+ *     ag_bwplan *bw = ag_backward_plan(&g, loss, (int[]){w, b}, 2, &err);
+ *     ag_graph_plan(&g, 64, &err);              // all memory, planned for batch <= 64
+ *
+ *     ag_graph_set_batch(&g, 64);               // the last batch may be smaller
+ *     memcpy(x->data, batch, ...);
+ *     ag_forward(&g, 0, g.n);
+ *     ag_backward(&g, bw);                      // grads of w and b, nothing else
+ *
+ * Shapes
+ * ------
+ * Row-major, contiguous, float32, 0 to 4 dimensions (0 = a scalar). A leaf marked
+ * batched has a dynamic dimension 0 set by ag_graph_set_batch; every other node's
+ * shape is inferred from its sources by its op's `infer`, again at each batch change.
+ * Memory is planned at the largest batch, so a smaller batch only shrinks shapes.
+ *
+ * Gradients
+ * ---------
+ * ag_backward_plan(loss, params) finds the nodes that lie on a path from one of the
+ * params to the loss and not through a detach; only those get a backward call, and each
+ * call accumulates (+=) only into the sources that need it. Grad buffers of those nodes
+ * and of the params are zeroed at the start of each ag_backward.
+ *
+ * Errors
+ * ------
+ * Builders return NULL and leave a message with the node's spec location in g->err
+ * when shapes do not fit; a NULL source makes a builder return NULL at once, so a chain
+ * of builder calls needs one check at its end. A forward op that meets bad data at run
+ * time (a bce target outside [0, 1]) sets g->failed and g->err; ag_forward returns
+ * AG_ERR after that node.
+ */
+#ifndef AIGC_GRAPH_H
+#define AIGC_GRAPH_H
+
+#include <stdint.h>
+
+#include "aigc/arena.h"
+#include "aigc/base.h"
+#include "aigc/rng.h"
+
+enum { AG_MAX_DIMS = 4, AG_MAX_SRC = 4, AG_MAX_FP = 4, AG_MAX_IP = 8 };
+
+typedef struct ag_shape {
+    int ndim;
+    int d[AG_MAX_DIMS];
+} ag_shape;
+
+ag_shape ag_shape0(void);
+ag_shape ag_shape1(int d0);
+ag_shape ag_shape2(int d0, int d1);
+ag_shape ag_shape3(int d0, int d1, int d2);
+ag_shape ag_shape4(int d0, int d1, int d2, int d3);
+int64_t ag_numel(const ag_shape *s);
+int ag_shape_eq(const ag_shape *a, const ag_shape *b);
+/* "[64, 784]"; with batched, dim 0 prints as B: "[B, 784]". Returns buf. */
+char *ag_shape_str(const ag_shape *s, int batched, char *buf, size_t len);
+
+/* Every op. Leaves first; the table in runtime/ops/table.c is indexed by this enum
+ * and a static_assert keeps the two the same length. Parameters of an op live in the
+ * node's f[] and i[] arrays, as noted. */
+typedef enum ag_op {
+    /* leaves */
+    AG_OP_INPUT,        /* fed from outside through ->data */
+    AG_OP_PARAM,        /* a parameter from the graph's ag_params, i[0] = its index */
+    AG_OP_FULL,         /* constant f[0] */
+    AG_OP_RANDN,        /* N(f[0], f[1]^2), drawn at every forward */
+    AG_OP_RAND,         /* U[f[0], f[1]), drawn at every forward */
+    AG_OP_BATCH_SIZE,   /* a scalar holding the current batch size */
+    AG_OP_CYCLE,        /* [n]: k % i[0] at position k */
+    /* shaped like src 0; src 0 gets no gradient from them */
+    AG_OP_FULL_LIKE,    /* f[0] */
+    AG_OP_RANDN_LIKE,
+    AG_OP_RAND_LIKE,
+    AG_OP_DETACH,       /* identity forward, no gradient */
+    /* element-wise, broadcasting like NumPy (shapes aligned at the right) */
+    AG_OP_ADD,
+    AG_OP_SUB,
+    AG_OP_MUL,
+    AG_OP_DIV,
+    /* element-wise with scalars */
+    AG_OP_AFFINE,       /* f[0] * x + f[1] */
+    AG_OP_RDIV,         /* f[0] / x */
+    AG_OP_NEG,
+    AG_OP_EXP,
+    AG_OP_LOG,
+    AG_OP_SQRT,
+    AG_OP_POW,          /* x ^ f[0] */
+    AG_OP_ABS,
+    AG_OP_CLAMP,        /* into [f[0], f[1]]; +-INFINITY for an open side */
+    AG_OP_RELU,
+    AG_OP_LEAKY_RELU,   /* slope f[0] */
+    AG_OP_ELU,          /* alpha f[0] */
+    AG_OP_TANH,
+    AG_OP_SIGMOID,
+    AG_OP_SOFTPLUS,     /* beta f[0], threshold f[1], as torch.nn.Softplus */
+    AG_OP_SILU,
+    AG_OP_GELU,         /* the exact (erf) form, PyTorch's default */
+    /* reductions */
+    AG_OP_SUM,          /* everything, to a scalar */
+    AG_OP_MEAN,
+    AG_OP_SUM_AXIS,     /* axis i[0] (negative counts from the end), keepdim i[1] */
+    AG_OP_MEAN_AXIS,
+    /* shape */
+    AG_OP_RESHAPE,      /* to i[0..ndim-1], ndim i[4]; one -1 is inferred. Aliases src 0. */
+    AG_OP_CONCAT,       /* 2 to 4 sources along axis i[0] */
+    AG_OP_SLICE,        /* [i[1], i[2]) along axis i[0] */
+    AG_OP_GATHER,       /* torch.gather(src0, i[0], index=src1), indices stored as floats */
+    AG_OP_ONE_HOT,      /* class indices [...] as floats -> [..., i[0]]; no gradient */
+    AG_OP_SOFTMAX,      /* along axis i[0] */
+    AG_OP_LOG_SOFTMAX,
+    /* linear algebra (cblas_sgemm) */
+    AG_OP_MATMUL,       /* src0 [..., M, K] @ src1 [..., K, N]; i[0], i[1] transpose each */
+    AG_OP_LINEAR,       /* x [..., in] W [out, in] (+ b [out]) -> [..., out] */
+    /* losses; reduction i[0] is an ag_reduction */
+    AG_OP_BCE,          /* (p, target), log clamped at -100 as PyTorch */
+    AG_OP_BCE_LOGITS,   /* (logits, target) */
+    AG_OP_MSE,
+    AG_OP_L1,
+    AG_OP_CROSS_ENTROPY, /* (logits [N, C], class indices [N] as floats) */
+    AG_OP_KL_NORMAL,    /* (mu, logvar): -0.5 * (1 + logvar - mu^2 - exp(logvar)) */
+    /* regularization */
+    AG_OP_DROPOUT,      /* p f[0]; identity when the graph is not training */
+    AG_OP_COUNT
+} ag_op;
+
+typedef enum ag_reduction { AG_RED_MEAN, AG_RED_SUM, AG_RED_NONE } ag_reduction;
+
+typedef struct ag_node ag_node;
+typedef struct ag_graph ag_graph;
+
+struct ag_node {
+    ag_op op;
+    int id;                 /* index in the graph's creation order */
+    int nsrc;
+    ag_node *src[AG_MAX_SRC];
+    ag_shape shape;         /* current shape, at the current batch */
+    int batched;            /* dim 0 is the batch (set by infer; leaves by their maker) */
+    float f[AG_MAX_FP];
+    int i[AG_MAX_IP];
+    float *data;
+    float *grad;            /* NULL unless some backward plan needs it */
+    float *aux;             /* op-private memory, planned like data */
+    int64_t aux_numel;      /* set by infer, at the current batch */
+    int has_grad;           /* some backward plan accumulates into this node */
+    const char *name;       /* optional, for messages and hooks */
+    ag_loc loc;             /* the spec text that made this node */
+};
+
+typedef struct ag_parameter {
+    const char *name;       /* PyTorch-style: "G.0.weight" */
+    ag_shape shape;
+    int64_t offset;         /* into the data and grad slabs, in floats */
+    float *data, *grad;     /* set by ag_params_alloc */
+    ag_loc loc;
+} ag_parameter;
+
+/* All parameters of a run: one slab of values, one of gradients. Parameters added one
+ * after the other are contiguous, so an optimizer over whole models walks ranges. */
+typedef struct ag_params {
+    ar_arena arena;
+    int n, cap;
+    ag_parameter *p;
+    int64_t total;          /* floats */
+    float *data, *grad;
+} ag_params;
+
+void ag_params_init(ag_params *ps);
+int ag_params_add(ag_params *ps, const char *name, ag_shape shape, ag_loc loc);
+int ag_params_find(const ag_params *ps, const char *name); /* -1 when absent */
+void ag_params_alloc(ag_params *ps);
+void ag_params_free(ag_params *ps);
+
+/* One backward step of a plan: call op backward on node with source mask need. */
+typedef struct ag_bstep {
+    ag_node *node;
+    unsigned need;
+} ag_bstep;
+
+typedef struct ag_bwplan {
+    ag_node *loss;
+    int nsteps;
+    ag_bstep *steps;        /* reverse creation order */
+    int nzero;
+    ag_node **zero;         /* grads cleared before the pass */
+} ag_bwplan;
+
+struct ag_graph {
+    ar_arena arena;
+    ag_params *params;
+    rng *rng;
+    int n, cap;
+    ag_node **nodes;        /* creation order = execution order */
+    ag_node **param_node;   /* per parameter index: its node here, or NULL */
+    int nparam_node;
+    int batch, max_batch;
+    int planned;
+    int training;           /* dropout is active; 1 by default */
+    int failed;
+    ag_error err;
+    ag_loc loc;             /* stamped on the nodes made next */
+    int64_t slab_floats;    /* planned memory, for reports */
+};
+
+void ag_graph_init(ag_graph *g, ag_params *ps, rng *r);
+void ag_graph_free(ag_graph *g);
+/* The spec text responsible for the nodes built next. */
+void ag_graph_set_loc(ag_graph *g, ag_loc loc);
+
+/* Generic builder: checks source counts, infers the shape, reports mismatches. */
+ag_node *ag_new(ag_graph *g, ag_op op, int nsrc, ag_node *const *src, const float *f,
+                const int *ip);
+
+/* A leaf of any leaf op with the given shape (the named leaf builders below wrap it). */
+ag_node *ag_leaf(ag_graph *g, ag_op op, ag_shape shape, int batched, const float *f,
+                 const int *ip);
+
+/* Leaves. For a batched leaf, shape.d[0] is ignored and follows the batch. */
+ag_node *ag_input(ag_graph *g, const char *name, ag_shape shape, int batched);
+ag_node *ag_param(ag_graph *g, int index);
+ag_node *ag_full(ag_graph *g, ag_shape shape, int batched, float value);
+ag_node *ag_randn(ag_graph *g, ag_shape shape, int batched, float mean, float std);
+ag_node *ag_rand(ag_graph *g, ag_shape shape, int batched, float lo, float hi);
+ag_node *ag_full_like(ag_graph *g, ag_node *x, float value);
+ag_node *ag_randn_like(ag_graph *g, ag_node *x);
+ag_node *ag_rand_like(ag_graph *g, ag_node *x);
+ag_node *ag_detach(ag_graph *g, ag_node *x);
+ag_node *ag_batch_size(ag_graph *g);
+ag_node *ag_cycle(ag_graph *g, int n, int period);
+
+/* Element-wise. */
+ag_node *ag_unary(ag_graph *g, ag_op op, ag_node *x);          /* ops without params */
+ag_node *ag_binary(ag_graph *g, ag_op op, ag_node *a, ag_node *b);
+ag_node *ag_affine(ag_graph *g, ag_node *x, float scale, float shift);
+ag_node *ag_rdiv(ag_graph *g, float num, ag_node *x);
+ag_node *ag_pow(ag_graph *g, ag_node *x, float p);
+ag_node *ag_clamp(ag_graph *g, ag_node *x, float lo, float hi);
+ag_node *ag_leaky_relu(ag_graph *g, ag_node *x, float slope);
+ag_node *ag_elu(ag_graph *g, ag_node *x, float alpha);
+ag_node *ag_softplus(ag_graph *g, ag_node *x, float beta, float threshold);
+
+/* Reductions and shape. */
+ag_node *ag_sum(ag_graph *g, ag_node *x);
+ag_node *ag_mean(ag_graph *g, ag_node *x);
+ag_node *ag_sum_axis(ag_graph *g, ag_node *x, int axis, int keepdim);
+ag_node *ag_mean_axis(ag_graph *g, ag_node *x, int axis, int keepdim);
+ag_node *ag_reshape(ag_graph *g, ag_node *x, int ndim, const int *dims);
+ag_node *ag_flatten(ag_graph *g, ag_node *x);  /* [B, ...] -> [B, prod(...)] */
+ag_node *ag_concat(ag_graph *g, int n, ag_node *const *xs, int axis);
+ag_node *ag_slice(ag_graph *g, ag_node *x, int axis, int start, int end);
+ag_node *ag_gather(ag_graph *g, ag_node *x, int axis, ag_node *index);
+ag_node *ag_one_hot(ag_graph *g, ag_node *index, int classes);
+ag_node *ag_softmax(ag_graph *g, ag_node *x, int axis);
+ag_node *ag_log_softmax(ag_graph *g, ag_node *x, int axis);
+
+/* Linear algebra. */
+ag_node *ag_matmul(ag_graph *g, ag_node *a, ag_node *b, int trans_a, int trans_b);
+ag_node *ag_linear(ag_graph *g, ag_node *x, ag_node *w, ag_node *b /* may be NULL */);
+
+/* Losses. */
+ag_node *ag_loss(ag_graph *g, ag_op op, ag_node *a, ag_node *b, ag_reduction red);
+ag_node *ag_dropout(ag_graph *g, ag_node *x, float p);
+
+/* Backward plans; must all be made before ag_graph_plan. params are indices into
+ * g->params. Fails when loss is not a scalar or depends on none of the params. */
+ag_bwplan *ag_backward_plan(ag_graph *g, ag_node *loss, const int *params, int nparams,
+                            ag_error *err);
+
+/* Plans all memory for batches up to max_batch, then sets that batch. */
+int ag_graph_plan(ag_graph *g, int max_batch, ag_error *err);
+void ag_graph_set_batch(ag_graph *g, int batch);
+/* Runs the forward of nodes [from, to) in creation order. AG_ERR when an op failed:
+ * the message is in g->err. */
+int ag_forward(ag_graph *g, int from, int to);
+void ag_backward(ag_graph *g, const ag_bwplan *p);
+
+/* The op table (runtime/ops/table.c). */
+typedef struct ag_op_def {
+    const char *name;
+    int min_src, max_src;
+    unsigned flags;
+    /* Sets n->shape, n->batched and n->aux_numel from the sources; on a mismatch,
+     * writes a message located at n->loc and returns AG_ERR. */
+    int (*infer)(ag_node *n, ag_error *err);
+    void (*forward)(ag_graph *g, ag_node *n);
+    /* Accumulates into src[i]->grad for each bit i set in need. NULL for leaves and
+     * for ops with AG_DEF_NO_GRAD. */
+    void (*backward)(ag_graph *g, ag_node *n, unsigned need);
+} ag_op_def;
+
+enum {
+    AG_DEF_NO_GRAD = 1u << 0,    /* no gradient flows to any source */
+    AG_DEF_ALIAS_DATA = 1u << 1, /* output data is src 0's data */
+    AG_DEF_ALIAS_GRAD = 1u << 2, /* output grad is src 0's grad */
+};
+
+extern const ag_op_def *const ag_op_defs[AG_OP_COUNT];
+/* AG_OP_COUNT when no op has that name. */
+ag_op ag_op_by_name(const char *name);
+
+/* Marks the graph failed with a message at n's location (for forward ops). */
+void ag_fail(ag_graph *g, const ag_node *n, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* OpenBLAS threads; the element-wise work is single-threaded for now. */
+void ag_set_threads(int n);
+
+/* C = alpha * op(A) op(B) + beta * C, row-major, op = transpose when trans_*:
+ * cblas_sgemm, and a naive loop kept as the reference the tests compare against. */
+void ag_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
+              int lda, const float *b, int ldb, float beta, float *c, int ldc);
+void ag_sgemm_naive(int trans_a, int trans_b, int m, int n, int k, float alpha,
+                    const float *a, int lda, const float *b, int ldb, float beta, float *c,
+                    int ldc);
+
+#endif

@@ -1,0 +1,83 @@
+/*
+ * program.h — a checked spec turned into runnable graphs (prefix pg_).
+ *
+ * pg_build declares every model's parameters (shapes inferred from the spec's input
+ * sizes), initializes them like PyTorch, and compiles the training step into one
+ * static graph: the data transform, then each statement in order, cut into segments
+ * at each `update`. Running a segment means: forward its nodes, then (if it ends in an
+ * update) backward from the loss into that optimizer's parameters only, and step the
+ * optimizer. So a statement after `update opt_D` sees D as updated, as in PyTorch.
+ *
+ * Every check that needs shapes or names happens here, before any data is read:
+ * shape mismatches, undefined names, a model that no update trains, a bce target whose
+ * known range leaves [0, 1]. Errors carry the spec location of the text at fault.
+ */
+#ifndef AIGC_PROGRAM_H
+#define AIGC_PROGRAM_H
+
+#include <stdio.h>
+
+#include "aigc/graph.h"
+#include "aigc/optim.h"
+#include "aigc/rng.h"
+#include "aigc/spec.h"
+
+typedef struct pg_model pg_model;
+
+/* One update point of the step. */
+typedef struct pg_segment {
+    int from, to;          /* forward nodes [from, to) */
+    int optim;             /* index into the spec's optimizers, -1 for a plain tail */
+    ag_node *loss;
+    ag_bwplan *bw;
+} pg_segment;
+
+typedef struct pg_program {
+    const sp_spec *spec;
+    ag_params params;
+    rng rng;               /* draws of the graphs: noise, dropout, initial weights */
+    int nmodels;
+    pg_model *models;
+    opt_optimizer *optims;
+
+    ag_graph step;         /* the training step over one batch */
+    ag_node *pixels;       /* [B, H, W] inputs written per batch */
+    ag_node *labels;       /* [B] */
+    int nsegs;
+    pg_segment *segs;
+    int nlogs;
+    ag_node **logs;        /* the logged scalars, in the spec's order */
+    const char **log_names;
+
+    int has_sample;
+    ag_graph sample;       /* the spec's sample: section, built for inference */
+    ag_node *image;
+    float image_lo, image_hi; /* mapped to black..white; equal: from the values */
+    int image_count, image_channels;
+    int grid_rows, grid_cols;
+
+    int rows, cols;        /* of the data's images */
+    int classes;
+} pg_program;
+
+/* rows, cols and classes describe the data (its images are rows x cols). */
+int pg_build(pg_program *p, const sp_spec *s, int rows, int cols, int classes, ag_error *err);
+void pg_free(pg_program *p);
+
+/* One training step on the batch already written into p->pixels and p->labels.
+ * AG_ERR when an op failed (p->step.err). */
+int pg_train_step(pg_program *p, int batch);
+/* The same statements, no updates, dropout off: for the test split. */
+int pg_eval_step(pg_program *p, int batch);
+/* Runs the sample graph; the images are p->image->data. */
+int pg_sample(pg_program *p, ag_error *err);
+
+/* `aigc-run check`: every model's layers with output shapes, parameter counts and
+ * FLOPs per sample; then the step's segments. */
+void pg_print_summary(const pg_program *p, FILE *out);
+
+/* Parameter count of the model at index k, and its FLOPs per sample (forward). */
+int64_t pg_model_params(const pg_program *p, int k);
+int64_t pg_model_flops(const pg_program *p, int k);
+
+#endif

@@ -1,0 +1,125 @@
+/*
+ * spec.h — a spec file, loaded and checked (prefix sp_).
+ *
+ * sp_load reads the YAML (aigc/yaml.h), applies --set overrides, and checks every
+ * section against its schema: unknown keys (with "did you mean"), types, ranges, and
+ * the syntax of every expression. What it cannot know without building the models —
+ * shapes, names used in the step, which model each update trains — is checked by
+ * the program compiler (aigc/program.h), still before any training starts.
+ *
+ *     sp_spec s;
+ *     if (sp_load(&s, "specs/gan.yaml", sets, nsets, &err) != AG_OK) { print err; exit 1 }
+ *     ...
+ *     sp_free(&s);
+ */
+#ifndef AIGC_SPEC_H
+#define AIGC_SPEC_H
+
+#include <stdint.h>
+
+#include "aigc/arena.h"
+#include "aigc/base.h"
+#include "aigc/expr.h"
+#include "aigc/graph.h"
+#include "aigc/optim.h"
+#include "aigc/yaml.h"
+
+enum { SP_MAX_INPUTS = 4, SP_MAX_LAYER_ARGS = 4 };
+
+/* One entry of a layer stack, "linear 256" or "leaky_relu 0.2". */
+typedef struct sp_layer {
+    const char *kind;
+    int nargs;
+    double args[SP_MAX_LAYER_ARGS];
+    const char *keys[SP_MAX_LAYER_ARGS]; /* NULL for a positional argument */
+    ag_loc loc;
+} sp_layer;
+
+/* A node of a graph-form model: `name: expression`. */
+typedef struct sp_gnode {
+    const char *name;
+    ex_node *expr;
+    ag_loc loc;
+} sp_gnode;
+
+typedef struct sp_model {
+    const char *name;
+    ag_loc loc;
+    int ninputs;
+    const char *input_names[SP_MAX_INPUTS];
+    ag_shape inputs[SP_MAX_INPUTS];   /* per sample */
+    /* a stack: */
+    int nlayers;
+    sp_layer *layers;
+    /* or a graph: */
+    int nnodes;
+    sp_gnode *nodes;
+    int noutputs;
+    const char **outputs;
+    ag_loc *output_locs;
+} sp_model;
+
+typedef struct sp_optim {
+    const char *name;
+    ag_loc loc;
+    opt_kind kind;
+    opt_hyper h;
+    int nmodels;
+    const char **models;
+    ag_loc *model_locs;
+} sp_optim;
+
+typedef struct sp_data {
+    const char *dataset;     /* "mnist" or "fashion-mnist": IDX image files */
+    const char *path;
+    ag_loc path_loc;
+    int batch;
+    int shuffle;
+    ex_node *x;              /* the transform of `pixels` into the model input x */
+    ag_loc loc;
+} sp_data;
+
+typedef struct sp_sample {
+    ex_node *image;
+    ag_loc loc;
+    int rows, cols;          /* the grid */
+    int has_range;
+    float lo, hi;            /* value range mapped to black..white */
+} sp_sample;
+
+typedef struct sp_spec {
+    ar_arena arena;
+    yt_doc doc;
+    const char *path;
+    const char *name;
+    uint64_t seed;
+    sp_data data;
+    int nmodels;
+    sp_model *models;
+    int epochs;
+    int noptims;
+    sp_optim *optims;
+    int nsteps;
+    ex_stmt **steps;
+    int nlogs;
+    const char **logs;
+    ag_loc *log_locs;
+    int log_every;           /* steps between metric rows */
+    int has_sample;
+    sp_sample sample;
+    const char *hooks;
+    ag_loc hooks_loc;
+} sp_spec;
+
+/* An override from the command line: "train.epochs=5". */
+typedef struct sp_set {
+    const char *text;
+} sp_set;
+
+int sp_load(sp_spec *s, const char *path, const sp_set *sets, int nsets, ag_error *err);
+void sp_free(sp_spec *s);
+
+const sp_model *sp_find_model(const sp_spec *s, const char *name);
+int sp_find_optim(const sp_spec *s, const char *name);
+
+#endif

@@ -1,0 +1,35 @@
+/*
+ * train.h — the training run (prefix tr_): epochs over the data, the step program on
+ * each batch, metrics, progress, and a sample grid per epoch.
+ *
+ * A run writes into its directory (runs/NAME by default):
+ *   metrics.jsonl           one JSON object per line: {"kind":"step", ...} every
+ *                           log_every steps, {"kind":"epoch", ...} with train and test
+ *                           means at each epoch's end
+ *   samples-epoch-NNN.png   the spec's sample: section, after each epoch
+ * Progress goes to stderr (a live bar on a terminal, a plain line at most every few
+ * seconds otherwise); a summary line per epoch goes to stdout.
+ */
+#ifndef AIGC_TRAIN_H
+#define AIGC_TRAIN_H
+
+#include "aigc/idx.h"
+#include "aigc/program.h"
+
+typedef struct tr_options {
+    const char *out_dir;   /* NULL: runs/NAME */
+    int progress;          /* -1 auto (terminal or not), 0 plain lines, 1 live bar */
+} tr_options;
+
+typedef struct tr_data {
+    idx_dataset train, test;
+    int has_test;
+} tr_data;
+
+/* Loads the spec's data set; messages start with the spec's data.path location. */
+int tr_load_data(const sp_spec *s, tr_data *d, ag_error *err);
+void tr_free_data(tr_data *d);
+
+int tr_run(pg_program *p, const tr_data *d, const tr_options *o, ag_error *err);
+
+#endif

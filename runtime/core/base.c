@@ -1,0 +1,65 @@
+/* base.c — asserts, user-facing error messages, checked allocation. */
+#include "aigc/base.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+_Noreturn void ag_assert_fail(const char *file, int line, const char *what)
+{
+    fprintf(stderr, "%s:%d: internal error: assertion '%s' failed\n", file, line, what);
+    abort();
+}
+
+int ag_verrorf(ag_error *err, ag_loc loc, const char *fmt, va_list ap)
+{
+    int k = 0;
+    if (loc.file) {
+        if (loc.line > 0)
+            k = snprintf(err->msg, sizeof err->msg, "%s:%d:%d: ", loc.file, loc.line, loc.col);
+        else
+            k = snprintf(err->msg, sizeof err->msg, "%s: ", loc.file);
+        if (k < 0 || (size_t)k >= sizeof err->msg) k = 0;
+    }
+    vsnprintf(err->msg + k, sizeof err->msg - (size_t)k, fmt, ap);
+    return AG_ERR;
+}
+
+int ag_errorf(ag_error *err, ag_loc loc, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    ag_verrorf(err, loc, fmt, ap);
+    va_end(ap);
+    return AG_ERR;
+}
+
+static void *oom(size_t n)
+{
+    fprintf(stderr, "aigc-run: out of memory (asked for %zu bytes)\n", n);
+    exit(2);
+}
+
+void *ag_xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    return p ? p : oom(n);
+}
+
+void *ag_xcalloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    return p ? p : oom(n * size);
+}
+
+void *ag_xrealloc(void *p, size_t n)
+{
+    void *q = realloc(p, n ? n : 1);
+    return q ? q : oom(n);
+}
+
+char *ag_xstrdup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    return memcpy(ag_xmalloc(n), s, n);
+}

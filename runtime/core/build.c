@@ -1,0 +1,161 @@
+/* build.c — the named builders: thin wrappers that fill an op's parameters. */
+#include <math.h>
+
+#include "aigc/graph.h"
+
+#define F(...) ((const float[AG_MAX_FP]){__VA_ARGS__})
+#define I(...) ((const int[AG_MAX_IP]){__VA_ARGS__})
+
+static ag_node *new1(ag_graph *g, ag_op op, ag_node *x, const float *f, const int *ip)
+{
+    return ag_new(g, op, 1, (ag_node *const[]){x}, f, ip);
+}
+
+static ag_node *new2(ag_graph *g, ag_op op, ag_node *a, ag_node *b, const float *f,
+                     const int *ip)
+{
+    return ag_new(g, op, 2, (ag_node *const[]){a, b}, f, ip);
+}
+
+ag_node *ag_input(ag_graph *g, const char *name, ag_shape shape, int batched)
+{
+    ag_node *n = ag_leaf(g, AG_OP_INPUT, shape, batched, NULL, NULL);
+    if (n) n->name = name;
+    return n;
+}
+
+ag_node *ag_full(ag_graph *g, ag_shape shape, int batched, float value)
+{
+    return ag_leaf(g, AG_OP_FULL, shape, batched, F(value), NULL);
+}
+
+ag_node *ag_randn(ag_graph *g, ag_shape shape, int batched, float mean, float std)
+{
+    return ag_leaf(g, AG_OP_RANDN, shape, batched, F(mean, std), NULL);
+}
+
+ag_node *ag_rand(ag_graph *g, ag_shape shape, int batched, float lo, float hi)
+{
+    return ag_leaf(g, AG_OP_RAND, shape, batched, F(lo, hi), NULL);
+}
+
+ag_node *ag_full_like(ag_graph *g, ag_node *x, float value)
+{
+    return new1(g, AG_OP_FULL_LIKE, x, F(value), NULL);
+}
+
+ag_node *ag_randn_like(ag_graph *g, ag_node *x) { return new1(g, AG_OP_RANDN_LIKE, x, NULL, NULL); }
+ag_node *ag_rand_like(ag_graph *g, ag_node *x) { return new1(g, AG_OP_RAND_LIKE, x, NULL, NULL); }
+ag_node *ag_detach(ag_graph *g, ag_node *x) { return new1(g, AG_OP_DETACH, x, NULL, NULL); }
+
+ag_node *ag_unary(ag_graph *g, ag_op op, ag_node *x) { return new1(g, op, x, NULL, NULL); }
+
+ag_node *ag_binary(ag_graph *g, ag_op op, ag_node *a, ag_node *b)
+{
+    return new2(g, op, a, b, NULL, NULL);
+}
+
+ag_node *ag_affine(ag_graph *g, ag_node *x, float scale, float shift)
+{
+    return new1(g, AG_OP_AFFINE, x, F(scale, shift), NULL);
+}
+
+ag_node *ag_rdiv(ag_graph *g, float num, ag_node *x) { return new1(g, AG_OP_RDIV, x, F(num), NULL); }
+ag_node *ag_pow(ag_graph *g, ag_node *x, float p) { return new1(g, AG_OP_POW, x, F(p), NULL); }
+
+ag_node *ag_clamp(ag_graph *g, ag_node *x, float lo, float hi)
+{
+    return new1(g, AG_OP_CLAMP, x, F(lo, hi), NULL);
+}
+
+ag_node *ag_leaky_relu(ag_graph *g, ag_node *x, float slope)
+{
+    return new1(g, AG_OP_LEAKY_RELU, x, F(slope), NULL);
+}
+
+ag_node *ag_elu(ag_graph *g, ag_node *x, float alpha) { return new1(g, AG_OP_ELU, x, F(alpha), NULL); }
+
+ag_node *ag_softplus(ag_graph *g, ag_node *x, float beta, float threshold)
+{
+    return new1(g, AG_OP_SOFTPLUS, x, F(beta, threshold), NULL);
+}
+
+ag_node *ag_sum(ag_graph *g, ag_node *x) { return new1(g, AG_OP_SUM, x, NULL, NULL); }
+ag_node *ag_mean(ag_graph *g, ag_node *x) { return new1(g, AG_OP_MEAN, x, NULL, NULL); }
+
+ag_node *ag_sum_axis(ag_graph *g, ag_node *x, int axis, int keepdim)
+{
+    return new1(g, AG_OP_SUM_AXIS, x, NULL, I(axis, keepdim));
+}
+
+ag_node *ag_mean_axis(ag_graph *g, ag_node *x, int axis, int keepdim)
+{
+    return new1(g, AG_OP_MEAN_AXIS, x, NULL, I(axis, keepdim));
+}
+
+ag_node *ag_reshape(ag_graph *g, ag_node *x, int ndim, const int *dims)
+{
+    AG_ASSERT(ndim >= 0 && ndim <= AG_MAX_DIMS);
+    int ip[AG_MAX_IP] = {0};
+    for (int k = 0; k < ndim; k++) ip[k] = dims[k];
+    ip[4] = ndim;
+    return new1(g, AG_OP_RESHAPE, x, NULL, ip);
+}
+
+ag_node *ag_flatten(ag_graph *g, ag_node *x)
+{
+    if (!x) return NULL;
+    return ag_reshape(g, x, 2, (const int[]){-1, x->shape.ndim ? (int)(ag_numel(&x->shape) / x->shape.d[0]) : 1});
+}
+
+ag_node *ag_concat(ag_graph *g, int n, ag_node *const *xs, int axis)
+{
+    return ag_new(g, AG_OP_CONCAT, n, xs, NULL, I(axis));
+}
+
+ag_node *ag_slice(ag_graph *g, ag_node *x, int axis, int start, int end)
+{
+    return new1(g, AG_OP_SLICE, x, NULL, I(axis, start, end));
+}
+
+ag_node *ag_gather(ag_graph *g, ag_node *x, int axis, ag_node *index)
+{
+    return new2(g, AG_OP_GATHER, x, index, NULL, I(axis));
+}
+
+ag_node *ag_one_hot(ag_graph *g, ag_node *index, int classes)
+{
+    return new1(g, AG_OP_ONE_HOT, index, NULL, I(classes));
+}
+
+ag_node *ag_batch_size(ag_graph *g) { return ag_leaf(g, AG_OP_BATCH_SIZE, ag_shape0(), 0, NULL, NULL); }
+
+ag_node *ag_cycle(ag_graph *g, int n, int period)
+{
+    return ag_leaf(g, AG_OP_CYCLE, ag_shape1(n), 0, NULL, I(period));
+}
+
+ag_node *ag_softmax(ag_graph *g, ag_node *x, int axis) { return new1(g, AG_OP_SOFTMAX, x, NULL, I(axis)); }
+
+ag_node *ag_log_softmax(ag_graph *g, ag_node *x, int axis)
+{
+    return new1(g, AG_OP_LOG_SOFTMAX, x, NULL, I(axis));
+}
+
+ag_node *ag_matmul(ag_graph *g, ag_node *a, ag_node *b, int trans_a, int trans_b)
+{
+    return new2(g, AG_OP_MATMUL, a, b, NULL, I(trans_a, trans_b));
+}
+
+ag_node *ag_linear(ag_graph *g, ag_node *x, ag_node *w, ag_node *b)
+{
+    if (b) return ag_new(g, AG_OP_LINEAR, 3, (ag_node *const[]){x, w, b}, NULL, NULL);
+    return new2(g, AG_OP_LINEAR, x, w, NULL, NULL);
+}
+
+ag_node *ag_loss(ag_graph *g, ag_op op, ag_node *a, ag_node *b, ag_reduction red)
+{
+    return new2(g, op, a, b, NULL, I((int)red));
+}
+
+ag_node *ag_dropout(ag_graph *g, ag_node *x, float p) { return new1(g, AG_OP_DROPOUT, x, F(p), NULL); }

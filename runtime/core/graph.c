@@ -1,0 +1,292 @@
+/* graph.c — building, planning and running a static graph; backward plans. */
+#include <cblas.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aigc/graph.h"
+
+/* ---------------------------------------------------------------- building -- */
+
+void ag_graph_init(ag_graph *g, ag_params *ps, rng *r)
+{
+    memset(g, 0, sizeof *g);
+    ar_init(&g->arena, 0);
+    g->params = ps;
+    g->rng = r;
+    g->training = 1;
+    /* Shapes are first inferred at batch 1; ag_graph_plan checks them again at the
+     * largest batch. */
+    g->batch = 1;
+}
+
+void ag_graph_free(ag_graph *g)
+{
+    free(g->nodes);
+    free(g->param_node);
+    ar_free(&g->arena);
+    memset(g, 0, sizeof *g);
+}
+
+void ag_graph_set_loc(ag_graph *g, ag_loc loc) { g->loc = loc; }
+
+static int is_leaf(const ag_node *n) { return ag_op_defs[n->op]->max_src == 0; }
+
+/* Leaves: a batched leaf's dim 0 is the batch; the op's infer validates the rest. */
+static int infer(ag_graph *g, ag_node *n, ag_error *err)
+{
+    if (is_leaf(n) && n->batched && n->shape.ndim > 0) n->shape.d[0] = g->batch;
+    const ag_op_def *def = ag_op_defs[n->op];
+    return def->infer ? def->infer(n, err) : AG_OK;
+}
+
+ag_node *ag_new(ag_graph *g, ag_op op, int nsrc, ag_node *const *src, const float *f,
+                const int *ip)
+{
+    AG_ASSERT(!g->planned);
+    AG_ASSERT(op >= 0 && op < AG_OP_COUNT);
+    const ag_op_def *def = ag_op_defs[op];
+    AG_ASSERT(nsrc >= def->min_src && nsrc <= def->max_src);
+    for (int k = 0; k < nsrc; k++)
+        if (!src[k]) return NULL;  /* an earlier builder failed and said why */
+
+    ag_node *n = ar_alloc(&g->arena, sizeof *n);
+    n->op = op;
+    n->id = g->n;
+    n->nsrc = nsrc;
+    n->loc = g->loc;
+    for (int k = 0; k < nsrc; k++) {
+        n->src[k] = src[k];
+        n->batched |= src[k]->batched;
+    }
+    if (f) memcpy(n->f, f, sizeof n->f);
+    if (ip) memcpy(n->i, ip, sizeof n->i);
+    if (infer(g, n, &g->err) != AG_OK) return NULL;
+
+    if (g->n == g->cap) {
+        g->cap = g->cap ? 2 * g->cap : 64;
+        g->nodes = ag_xrealloc(g->nodes, (size_t)g->cap * sizeof *g->nodes);
+    }
+    g->nodes[g->n++] = n;
+    return n;
+}
+
+ag_node *ag_leaf(ag_graph *g, ag_op op, ag_shape shape, int batched, const float *f,
+                 const int *ip)
+{
+    AG_ASSERT(!g->planned);
+    ag_node *n = ar_alloc(&g->arena, sizeof *n);
+    n->op = op;
+    n->id = g->n;
+    n->loc = g->loc;
+    n->shape = shape;
+    n->batched = batched && shape.ndim > 0;
+    if (f) memcpy(n->f, f, sizeof n->f);
+    if (ip) memcpy(n->i, ip, sizeof n->i);
+    if (infer(g, n, &g->err) != AG_OK) return NULL;
+    if (g->n == g->cap) {
+        g->cap = g->cap ? 2 * g->cap : 64;
+        g->nodes = ag_xrealloc(g->nodes, (size_t)g->cap * sizeof *g->nodes);
+    }
+    g->nodes[g->n++] = n;
+    return n;
+}
+
+ag_node *ag_param(ag_graph *g, int index)
+{
+    AG_ASSERT(index >= 0 && index < g->params->n);
+    /* A model is first built while its parameters are still being declared, so the
+     * store can grow under a graph. */
+    if (index >= g->nparam_node) {
+        int n = g->params->cap;
+        g->param_node = ag_xrealloc(g->param_node, (size_t)n * sizeof *g->param_node);
+        memset(g->param_node + g->nparam_node, 0, (size_t)(n - g->nparam_node) * sizeof *g->param_node);
+        g->nparam_node = n;
+    }
+    /* One node per parameter and graph, however many times a model is called: the
+     * gradients of all the calls meet in it. */
+    if (!g->param_node[index]) {
+        const ag_parameter *p = &g->params->p[index];
+        ag_node *n = ag_leaf(g, AG_OP_PARAM, p->shape, 0, NULL, (int[AG_MAX_IP]){index});
+        if (!n) return NULL;
+        n->name = p->name;
+        g->param_node[index] = n;
+    }
+    return g->param_node[index];
+}
+
+void ag_fail(ag_graph *g, const ag_node *n, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    ag_verrorf(&g->err, n->loc, fmt, ap);
+    va_end(ap);
+    g->failed = 1;
+}
+
+/* ---------------------------------------------------------------- planning -- */
+
+static int infer_all(ag_graph *g, int batch, ag_error *err)
+{
+    g->batch = batch;
+    for (int k = 0; k < g->n; k++)
+        if (infer(g, g->nodes[k], err) != AG_OK) return AG_ERR;
+    return AG_OK;
+}
+
+static int64_t round_up(int64_t n) { return (n + 15) & ~(int64_t)15; }
+
+int ag_graph_plan(ag_graph *g, int max_batch, ag_error *err)
+{
+    AG_ASSERT(!g->planned && max_batch >= 1);
+    AG_ASSERT(g->params->data || g->params->n == 0);  /* parameters are laid out first */
+    /* Shapes that fit at one batch size can clash at another (a batched [B, 3] added
+     * to a fixed [64, 3]): check the smallest and the largest batch. */
+    if (infer_all(g, 1, err) != AG_OK || infer_all(g, max_batch, err) != AG_OK)
+        return AG_ERR;
+    g->max_batch = max_batch;
+
+    /* An aliased gradient is its source's gradient: the source must have one. */
+    for (int k = g->n - 1; k >= 0; k--) {
+        ag_node *n = g->nodes[k];
+        if (n->has_grad && (ag_op_defs[n->op]->flags & AG_DEF_ALIAS_GRAD))
+            n->src[0]->has_grad = 1;
+    }
+
+    int64_t total = 0;
+    for (int k = 0; k < g->n; k++) {
+        const ag_node *n = g->nodes[k];
+        unsigned fl = ag_op_defs[n->op]->flags;
+        int64_t numel = round_up(ag_numel(&n->shape));
+        if (n->op != AG_OP_PARAM && !(fl & AG_DEF_ALIAS_DATA)) total += numel;
+        if (n->op != AG_OP_PARAM && n->has_grad && !(fl & AG_DEF_ALIAS_GRAD)) total += numel;
+        total += round_up(n->aux_numel);
+    }
+    float *slab = total ? ar_alloc(&g->arena, (size_t)total * sizeof(float)) : NULL;
+    g->slab_floats = total;
+
+    float *at = slab;
+    for (int k = 0; k < g->n; k++) {
+        ag_node *n = g->nodes[k];
+        unsigned fl = ag_op_defs[n->op]->flags;
+        int64_t numel = round_up(ag_numel(&n->shape));
+        if (n->op == AG_OP_PARAM) {
+            const ag_parameter *p = &g->params->p[n->i[0]];
+            n->data = p->data;
+            n->grad = p->grad;
+        } else {
+            if (fl & AG_DEF_ALIAS_DATA)
+                n->data = n->src[0]->data;
+            else
+                n->data = at, at += numel;
+            if (n->has_grad) {
+                if (fl & AG_DEF_ALIAS_GRAD)
+                    n->grad = n->src[0]->grad;
+                else
+                    n->grad = at, at += numel;
+            }
+        }
+        if (n->aux_numel) n->aux = at, at += round_up(n->aux_numel);
+    }
+    AG_ASSERT(at - slab == total);
+    g->planned = 1;
+    return AG_OK;
+}
+
+void ag_graph_set_batch(ag_graph *g, int batch)
+{
+    AG_ASSERT(g->planned && batch >= 1 && batch <= g->max_batch);
+    if (batch == g->batch) return;
+    ag_error err;
+    if (infer_all(g, batch, &err) != AG_OK) ag_assert_fail(__FILE__, __LINE__, err.msg);
+}
+
+/* ----------------------------------------------------------------- running -- */
+
+int ag_forward(ag_graph *g, int from, int to)
+{
+    AG_ASSERT(g->planned && from >= 0 && to <= g->n);
+    for (int k = from; k < to; k++) {
+        ag_node *n = g->nodes[k];
+        void (*fwd)(ag_graph *, ag_node *) = ag_op_defs[n->op]->forward;
+        if (fwd) fwd(g, n);
+        if (g->failed) return AG_ERR;
+    }
+    return AG_OK;
+}
+
+ag_bwplan *ag_backward_plan(ag_graph *g, ag_node *loss, const int *params, int nparams,
+                            ag_error *err)
+{
+    AG_ASSERT(!g->planned);
+    char buf[64];
+    if (ag_numel(&loss->shape) != 1 || loss->batched)
+        return ag_errorf(err, loss->loc, "a loss must be a single number, this one has shape %s",
+                         ag_shape_str(&loss->shape, loss->batched, buf, sizeof buf)),
+               NULL;
+
+    /* dep: depends on a requested parameter through differentiable edges.
+     * anc: the loss depends on it through differentiable edges. */
+    char *dep = ag_xcalloc((size_t)g->n, 2);
+    char *anc = dep + g->n;
+    for (int k = 0; k < nparams; k++) {
+        AG_ASSERT(params[k] >= 0 && params[k] < g->params->n);
+        if (params[k] < g->nparam_node && g->param_node[params[k]]) dep[g->param_node[params[k]]->id] = 1;
+    }
+    for (int k = 0; k < g->n; k++) {
+        const ag_node *n = g->nodes[k];
+        if (ag_op_defs[n->op]->flags & AG_DEF_NO_GRAD) continue;
+        for (int s = 0; s < n->nsrc; s++) dep[k] |= dep[n->src[s]->id];
+    }
+    if (!dep[loss->id]) {
+        free(dep);
+        return ag_errorf(err, loss->loc, "this loss does not depend on any of the parameters it should update"),
+               NULL;
+    }
+    anc[loss->id] = 1;
+    int nsteps = 0, nzero = 0;
+    for (int k = loss->id; k >= 0; k--) {
+        ag_node *n = g->nodes[k];
+        if (!anc[k] || !dep[k]) continue;
+        nzero++;
+        n->has_grad = 1;
+        if (is_leaf(n)) continue;
+        nsteps++;
+        for (int s = 0; s < n->nsrc; s++)
+            if (dep[n->src[s]->id]) anc[n->src[s]->id] = 1;
+    }
+
+    ag_bwplan *p = ar_alloc(&g->arena, sizeof *p);
+    p->loss = loss;
+    p->steps = ar_alloc(&g->arena, (size_t)nsteps * sizeof *p->steps);
+    p->zero = ar_alloc(&g->arena, (size_t)nzero * sizeof *p->zero);
+    for (int k = loss->id; k >= 0; k--) {
+        ag_node *n = g->nodes[k];
+        if (!anc[k] || !dep[k]) continue;
+        p->zero[p->nzero++] = n;
+        if (is_leaf(n)) continue;
+        unsigned need = 0;
+        for (int s = 0; s < n->nsrc; s++)
+            if (dep[n->src[s]->id]) need |= 1u << s;
+        p->steps[p->nsteps++] = (ag_bstep){n, need};
+    }
+    free(dep);
+    return p;
+}
+
+void ag_backward(ag_graph *g, const ag_bwplan *p)
+{
+    AG_ASSERT(g->planned);
+    for (int k = 0; k < p->nzero; k++) {
+        ag_node *n = p->zero[k];
+        memset(n->grad, 0, (size_t)ag_numel(&n->shape) * sizeof(float));
+    }
+    p->loss->grad[0] = 1.0f;
+    for (int k = 0; k < p->nsteps; k++) {
+        const ag_bstep *s = &p->steps[k];
+        void (*bwd)(ag_graph *, ag_node *, unsigned) = ag_op_defs[s->node->op]->backward;
+        if (bwd) bwd(g, s->node, s->need);
+    }
+}
+
+void ag_set_threads(int n) { openblas_set_num_threads(n); }

@@ -1,0 +1,272 @@
+/*
+ * idx.c — reading IDX files through zlib (see idx.h for the format).
+ *
+ * gzread reads gzip and raw files alike, so there is one code path. The payload
+ * buffer grows as bytes actually arrive instead of trusting the header's size: a
+ * corrupt header that promises 16 GiB then costs one truncation message, not an
+ * out-of-memory abort.
+ */
+#include "aigc/idx.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+/* Limits that no real data set comes near; beyond them the header is corrupt. The
+ * count fits an int32 because the loader shuffles int32 indices. */
+#define IDX_MAX_COUNT INT32_MAX
+#define IDX_MAX_EXTENT 65536
+#define IDX_MAX_BYTES ((int64_t)1 << 34)
+
+#define IDX_UBYTE 0x08
+#define IDX_FIRST_CHUNK ((int64_t)1 << 20)
+
+static const ag_loc idx_noloc = {0};
+
+/* ---- reading through zlib ---------------------------------------------------- */
+
+static int idx_gz_error_impl(gzFile f, const char *path, ag_error *err)
+{
+    int saved = errno, code;
+    const char *msg = gzerror(f, &code);
+    if (code == Z_ERRNO) return ag_errorf(err, idx_noloc, "%s: %s", path, strerror(saved));
+    /* zlib starts its message with the path we gave gzopen; ours already does. */
+    size_t n = strlen(path);
+    if (strncmp(msg, path, n) == 0 && strncmp(msg + n, ": ", 2) == 0) msg += n + 2;
+    return ag_errorf(err, idx_noloc, "%s: corrupt gzip data: %s", path, msg);
+}
+
+/* Reads up to n bytes; fewer only at the end of the data. Returns the count, or -1
+ * with err set. */
+static int64_t idx_read_impl(gzFile f, const char *path, uint8_t *buf, int64_t n,
+                             ag_error *err)
+{
+    int64_t got = 0;
+    while (got < n) {
+        /* gzread counts in unsigned int. */
+        unsigned chunk = n - got > (1 << 30) ? 1u << 30 : (unsigned)(n - got);
+        int r = gzread(f, buf + got, chunk);
+        if (r < 0) {
+            idx_gz_error_impl(f, path, err);
+            return -1;
+        }
+        if (r == 0) break;
+        got += r;
+    }
+    return got;
+}
+
+/* ---- the header -------------------------------------------------------------- */
+
+static const char *idx_type_name_impl(int type)
+{
+    switch (type) {
+    case 0x08: return "unsigned byte";
+    case 0x09: return "signed byte";
+    case 0x0B: return "int16";
+    case 0x0C: return "int32";
+    case 0x0D: return "float32";
+    case 0x0E: return "float64";
+    default: return "unknown";
+    }
+}
+
+/* "9000 images of 28x28" or "9000 labels": what the header promises, for messages. */
+static void idx_describe_impl(const idx_array *a, char *buf, size_t n)
+{
+    int len = snprintf(buf, n, "%" PRId64 " %s", a->dims[0],
+                       a->ndims == 1 ? "labels" : a->ndims == 2 ? "vectors of " : "images of ");
+    for (int i = 1; i < a->ndims && len > 0 && (size_t)len < n; i++)
+        len += snprintf(buf + len, n - (size_t)len, i > 1 ? "x%" PRId64 : "%" PRId64,
+                        a->dims[i]);
+}
+
+static int idx_read_header_impl(gzFile f, const char *path, idx_array *a, ag_error *err)
+{
+    uint8_t head[4 + 4 * IDX_MAX_DIMS];
+    int64_t got = idx_read_impl(f, path, head, 4, err);
+    if (got < 0) return AG_ERR;
+    if (got < 4)
+        return ag_errorf(err, idx_noloc, "%s: not an IDX file: only %" PRId64 " bytes", path,
+                         got);
+    if (head[0] != 0 || head[1] != 0)
+        return ag_errorf(err, idx_noloc,
+                         "%s: not an IDX file: starts with %02x %02x %02x %02x, "
+                         "expected 00 00 08 and a dimension count",
+                         path, head[0], head[1], head[2], head[3]);
+    if (head[2] != IDX_UBYTE)
+        return ag_errorf(err, idx_noloc,
+                         "%s: IDX element type 0x%02x (%s) is not supported, "
+                         "only unsigned bytes (0x08)",
+                         path, head[2], idx_type_name_impl(head[2]));
+    a->ndims = head[3];
+    if (a->ndims < 1 || a->ndims > IDX_MAX_DIMS)
+        return ag_errorf(err, idx_noloc, "%s: IDX header has %d dimensions, expected 1 to %d",
+                         path, a->ndims, IDX_MAX_DIMS);
+
+    int64_t dims_bytes = 4 * a->ndims;
+    got = idx_read_impl(f, path, head + 4, dims_bytes, err);
+    if (got < 0) return AG_ERR;
+    if (got < dims_bytes)
+        return ag_errorf(err, idx_noloc,
+                         "%s: truncated: the IDX header needs %" PRId64
+                         " bytes, file holds %" PRId64,
+                         path, 4 + dims_bytes, 4 + got);
+
+    a->item_size = 1;
+    for (int i = 0; i < a->ndims; i++) {
+        const uint8_t *p = head + 4 + 4 * i;
+        int64_t d = (int64_t)p[0] << 24 | (int64_t)p[1] << 16 | (int64_t)p[2] << 8 | p[3];
+        int64_t lo = i == 0 ? 0 : 1, hi = i == 0 ? IDX_MAX_COUNT : IDX_MAX_EXTENT;
+        if (d < lo || d > hi)
+            return ag_errorf(err, idx_noloc,
+                             "%s: IDX header gives dimension %d as %" PRId64
+                             ", expected %" PRId64 " to %" PRId64,
+                             path, i + 1, d, lo, hi);
+        a->dims[i] = d;
+        if (i > 0) a->item_size *= d;
+    }
+    /* count * item_size can pass 2^63 (2^31 * 2^48): compare by division instead. */
+    if (a->item_size > IDX_MAX_BYTES ||
+        (a->dims[0] > 0 && a->item_size > IDX_MAX_BYTES / a->dims[0])) {
+        char what[128];
+        idx_describe_impl(a, what, sizeof what);
+        return ag_errorf(err, idx_noloc, "%s: IDX header promises %s, more than %" PRId64
+                         " bytes", path, what, IDX_MAX_BYTES);
+    }
+    a->size = a->dims[0] * a->item_size;
+    return AG_OK;
+}
+
+/* ---- the payload ------------------------------------------------------------- */
+
+/* Reads exactly a->size bytes, then makes sure nothing follows them. */
+static int idx_read_payload_impl(gzFile f, const char *path, idx_array *a, ag_error *err)
+{
+    int64_t cap = a->size < IDX_FIRST_CHUNK ? a->size : IDX_FIRST_CHUNK, got = 0;
+    a->data = ag_xmalloc(cap > 0 ? (size_t)cap : 1);
+    for (;;) {
+        int64_t r = idx_read_impl(f, path, a->data + got, cap - got, err);
+        if (r < 0) return AG_ERR;
+        got += r;
+        if (got < cap || cap == a->size) break;
+        cap = cap > a->size / 2 ? a->size : 2 * cap;
+        a->data = ag_xrealloc(a->data, (size_t)cap);
+    }
+
+    int64_t extra = 0;
+    if (got == a->size) {
+        uint8_t scratch[1 << 16];
+        int64_t r;
+        while ((r = idx_read_impl(f, path, scratch, sizeof scratch, err)) > 0) extra += r;
+        if (r < 0) return AG_ERR;
+    }
+    if (got < a->size || extra > 0) {
+        char what[128];
+        idx_describe_impl(a, what, sizeof what);
+        return ag_errorf(err, idx_noloc,
+                         "%s: %s: header promises %s (%" PRId64 " bytes), file holds %" PRId64,
+                         path, extra > 0 ? "trailing data" : "truncated", what, a->size,
+                         got + extra);
+    }
+    /* All the bytes arrived, but a gzip file cut inside its trailer has lost the
+     * checksum that vouches for them. */
+    int code;
+    gzerror(f, &code);
+    if (code == Z_BUF_ERROR)
+        return ag_errorf(err, idx_noloc, "%s: truncated: the gzip stream is cut short", path);
+    return AG_OK;
+}
+
+int idx_load(const char *path, idx_array *out, ag_error *err)
+{
+    memset(out, 0, sizeof *out);
+    errno = 0;
+    gzFile f = gzopen(path, "rb");
+    if (!f)
+        return ag_errorf(err, idx_noloc, "%s: %s", path,
+                         errno ? strerror(errno) : "cannot open");
+    int rc = idx_read_header_impl(f, path, out, err);
+    if (rc == AG_OK) rc = idx_read_payload_impl(f, path, out, err);
+    gzclose(f);
+    if (rc != AG_OK) idx_free(out);
+    return rc;
+}
+
+void idx_free(idx_array *a)
+{
+    free(a->data);
+    memset(a, 0, sizeof *a);
+}
+
+/* ---- a split: images and labels ---------------------------------------------- */
+
+/* Finds dir/{split}-{kind}-ubyte, raw or gzipped, into path. */
+static int idx_find_impl(const char *dir, const char *split, const char *kind,
+                         const char *noun, char *path, size_t n, ag_error *err)
+{
+    static const char *const suffixes[] = {"", ".gz"};
+    for (size_t i = 0; i < AG_COUNTOF(suffixes); i++) {
+        int len = snprintf(path, n, "%s/%s-%s-ubyte%s", dir, split, kind, suffixes[i]);
+        if (len < 0 || (size_t)len >= n)
+            return ag_errorf(err, idx_noloc, "%s: path too long", dir);
+        if (access(path, F_OK) == 0) return AG_OK;
+    }
+    struct stat st;
+    if (stat(dir, &st) != 0) return ag_errorf(err, idx_noloc, "%s: %s", dir, strerror(errno));
+    if (!S_ISDIR(st.st_mode)) return ag_errorf(err, idx_noloc, "%s: not a directory", dir);
+    return ag_errorf(err, idx_noloc, "%s: no %s %s: looked for %s-%s-ubyte and %s-%s-ubyte.gz",
+                     dir, split, noun, split, kind, split, kind);
+}
+
+static int idx_load_split_impl(const char *dir, const char *split, idx_dataset *d,
+                               ag_error *err)
+{
+    char ipath[4096], lpath[4096];
+    if (idx_find_impl(dir, split, "images-idx3", "images", ipath, sizeof ipath, err) != AG_OK ||
+        idx_find_impl(dir, split, "labels-idx1", "labels", lpath, sizeof lpath, err) != AG_OK)
+        return AG_ERR;
+
+    if (idx_load(ipath, &d->images, err) != AG_OK) return AG_ERR;
+    if (d->images.ndims != 3)
+        return ag_errorf(err, idx_noloc,
+                         "%s: expected images (IDX magic 00 00 08 03), found a %d-dimensional "
+                         "IDX file", ipath, d->images.ndims);
+    if (d->images.dims[0] == 0) return ag_errorf(err, idx_noloc, "%s: holds no images", ipath);
+
+    if (idx_load(lpath, &d->labels, err) != AG_OK) return AG_ERR;
+    if (d->labels.ndims != 1)
+        return ag_errorf(err, idx_noloc,
+                         "%s: expected labels (IDX magic 00 00 08 01), found a %d-dimensional "
+                         "IDX file", lpath, d->labels.ndims);
+    if (d->labels.dims[0] != d->images.dims[0])
+        return ag_errorf(err, idx_noloc, "%s holds %" PRId64 " images but %s holds %" PRId64
+                         " labels", ipath, d->images.dims[0], lpath, d->labels.dims[0]);
+
+    d->count = d->images.dims[0];
+    d->rows = (int)d->images.dims[1];
+    d->cols = (int)d->images.dims[2];
+    for (int64_t i = 0; i < d->count; i++)
+        if (d->labels.data[i] >= d->classes) d->classes = d->labels.data[i] + 1;
+    return AG_OK;
+}
+
+int idx_load_split(const char *dir, const char *split, idx_dataset *out, ag_error *err)
+{
+    memset(out, 0, sizeof *out);
+    int rc = idx_load_split_impl(dir, split, out, err);
+    if (rc != AG_OK) idx_dataset_free(out);
+    return rc;
+}
+
+void idx_dataset_free(idx_dataset *d)
+{
+    idx_free(&d->images);
+    idx_free(&d->labels);
+    memset(d, 0, sizeof *d);
+}

@@ -1,0 +1,266 @@
+/*
+ * elementwise.c — the element-wise ops: the four broadcasting binary ops, then the
+ * unary ops (functions of one value and the node's scalars f[]).
+ */
+#include <math.h>
+
+#include "aigc/graph.h"
+#include "axis.h"
+
+/* ---- broadcasting --------------------------------------------------------------- */
+
+/* NumPy's rule: shapes aligned at the right, a dim of 1 stretches to the other's size.
+ * The batch dim is symbolic, since its size changes from one batch to the next: it
+ * matches the other source's batch dim or a 1, never a fixed size that happens to be
+ * equal today, and it must stay the result's dim 0. */
+static int bc_dim(const ag_node *x, int nd, int k)
+{
+    int j = k - (nd - x->shape.ndim);
+    return j >= 0 ? x->shape.d[j] : 1;
+}
+
+static int bc_is_batch(const ag_node *x, int nd, int k)
+{
+    return x->batched && k == nd - x->shape.ndim;
+}
+
+static int bc_infer(ag_node *n, ag_error *err)
+{
+    const ag_node *a = n->src[0], *b = n->src[1];
+    int nd = a->shape.ndim > b->shape.ndim ? a->shape.ndim : b->shape.ndim;
+    n->shape.ndim = nd;
+    n->batched = 0;
+    n->aux_numel = 0;
+    for (int k = 0; k < nd; k++) {
+        int da = bc_dim(a, nd, k), db = bc_dim(b, nd, k);
+        int ba = bc_is_batch(a, nd, k), bb = bc_is_batch(b, nd, k);
+        int fits;
+        if (ba || bb)
+            fits = k == 0 && (ba ? bb || db == 1 : da == 1);
+        else
+            fits = da == db || da == 1 || db == 1;
+        if (!fits)
+            return ag_errorf(err, n->loc, "%s: shapes %s and %s do not broadcast",
+                             ax_op_name(n), AX_SHAPE(a), AX_SHAPE(b));
+        n->shape.d[k] = ba ? da : bb ? db : da == 1 ? db : da;
+        n->batched |= ba || bb;
+    }
+    return AG_OK;
+}
+
+/* One innermost run of a broadcast loop: len outputs; the sources advance by sa and sb
+ * per output (0 where they are broadcast). ga and gb are NULL when not needed. */
+typedef struct bc_row {
+    int64_t len, sa, sb;
+    const float *a, *b, *gy;
+    float *y, *ga, *gb;
+} bc_row;
+
+typedef void (*bc_row_fn)(const bc_row *r);
+
+/* Runs row over the output of binary node n. Output dims of size 1 are dropped and
+ * neighbouring dims that broadcast the same way are merged, so equal shapes make one
+ * long row and [N, C] + [C] makes N rows of C. The gradients of the sources whose bit
+ * is set in need are handed to row (need is 0 in forward). */
+static void bc_run(ag_node *n, bc_row_fn row, unsigned need)
+{
+    const ag_node *a = n->src[0], *b = n->src[1];
+    const ag_shape *o = &n->shape;
+    int64_t stra[AG_MAX_DIMS], strb[AG_MAX_DIMS], sa = 1, sb = 1;
+    for (int k = o->ndim - 1; k >= 0; k--) {
+        int da = bc_dim(a, o->ndim, k), db = bc_dim(b, o->ndim, k);
+        stra[k] = da == 1 ? 0 : sa;
+        strb[k] = db == 1 ? 0 : sb;
+        sa *= da;
+        sb *= db;
+    }
+    /* Merged dims, right-aligned in 4 slots so that slot 3 is the row. */
+    int64_t d[AG_MAX_DIMS] = {1, 1, 1, 1}, ma[AG_MAX_DIMS] = {0}, mb[AG_MAX_DIMS] = {0};
+    int nd = 0;
+    for (int k = 0; k < o->ndim; k++) {
+        if (o->d[k] == 1) continue;
+        if (nd > 0 && (ma[nd - 1] == 0) == (stra[k] == 0) &&
+            (mb[nd - 1] == 0) == (strb[k] == 0)) {
+            d[nd - 1] *= o->d[k];
+        } else {
+            d[nd] = o->d[k];
+            nd++;
+        }
+        ma[nd - 1] = stra[k];
+        mb[nd - 1] = strb[k];
+    }
+    int shift = AG_MAX_DIMS - nd;
+    for (int k = AG_MAX_DIMS - 1; k >= 0; k--) {
+        d[k] = k >= shift ? d[k - shift] : 1;
+        ma[k] = k >= shift ? ma[k - shift] : 0;
+        mb[k] = k >= shift ? mb[k - shift] : 0;
+    }
+
+    float *ga = need & 1u ? a->grad : NULL, *gb = need & 2u ? b->grad : NULL;
+    int64_t off = 0;
+    for (int64_t i0 = 0; i0 < d[0]; i0++)
+        for (int64_t i1 = 0; i1 < d[1]; i1++)
+            for (int64_t i2 = 0; i2 < d[2]; i2++) {
+                int64_t oa = i0 * ma[0] + i1 * ma[1] + i2 * ma[2];
+                int64_t ob = i0 * mb[0] + i1 * mb[1] + i2 * mb[2];
+                bc_row r = {
+                    .len = d[3], .sa = ma[3], .sb = mb[3],
+                    .a = a->data + oa, .b = b->data + ob,
+                    .y = n->data + off, .gy = n->grad ? n->grad + off : NULL,
+                    .ga = ga ? ga + oa : NULL, .gb = gb ? gb + ob : NULL,
+                };
+                row(&r);
+                off += d[3];
+            }
+}
+
+/* ---- add, sub, mul, div --------------------------------------------------------- */
+
+/* Loops shared by the rows below: k runs over the row, A and B are the source values. */
+#define ROW_LOOP(body)                                                                 \
+    for (int64_t k = 0; k < r->len; k++) {                                             \
+        float A = r->a[k * r->sa], B = r->b[k * r->sb];                                \
+        (void)A;                                                                       \
+        (void)B;                                                                       \
+        body;                                                                          \
+    }
+
+static void add_fw_row(const bc_row *r) { ROW_LOOP(r->y[k] = A + B) }
+static void add_bw_row(const bc_row *r)
+{
+    if (r->ga) ROW_LOOP(r->ga[k * r->sa] += r->gy[k])
+    if (r->gb) ROW_LOOP(r->gb[k * r->sb] += r->gy[k])
+}
+
+static void sub_fw_row(const bc_row *r) { ROW_LOOP(r->y[k] = A - B) }
+static void sub_bw_row(const bc_row *r)
+{
+    if (r->ga) ROW_LOOP(r->ga[k * r->sa] += r->gy[k])
+    if (r->gb) ROW_LOOP(r->gb[k * r->sb] -= r->gy[k])
+}
+
+static void mul_fw_row(const bc_row *r) { ROW_LOOP(r->y[k] = A * B) }
+static void mul_bw_row(const bc_row *r)
+{
+    if (r->ga) ROW_LOOP(r->ga[k * r->sa] += r->gy[k] * B)
+    if (r->gb) ROW_LOOP(r->gb[k * r->sb] += r->gy[k] * A)
+}
+
+static void div_fw_row(const bc_row *r) { ROW_LOOP(r->y[k] = A / B) }
+static void div_bw_row(const bc_row *r)
+{
+    if (r->ga) ROW_LOOP(r->ga[k * r->sa] += r->gy[k] / B)
+    if (r->gb) ROW_LOOP(r->gb[k * r->sb] -= r->gy[k] * r->y[k] / B)  /* d(a/b)/db = -y/b */
+}
+
+#define BINARY(name)                                                                   \
+    static void name##_forward(ag_graph *g, ag_node *n) { bc_run(n, name##_fw_row, 0); } \
+    static void name##_backward(ag_graph *g, ag_node *n, unsigned need)                \
+    {                                                                                  \
+        bc_run(n, name##_bw_row, need);                                                \
+    }                                                                                  \
+    const ag_op_def ag_def_##name = {#name, 2, 2, 0, bc_infer, name##_forward,        \
+                                     name##_backward};
+
+BINARY(add)
+BINARY(sub)
+BINARY(mul)
+BINARY(div)
+
+/* ---- unary ---------------------------------------------------------------------- */
+
+static int unary_infer(ag_node *n, ag_error *err)
+{
+    n->shape = n->src[0]->shape;
+    n->batched = n->src[0]->batched;
+    n->aux_numel = 0;
+    return AG_OK;
+}
+
+/* Written so that exp never overflows: for x < 0 it uses e^x / (1 + e^x). */
+static inline float sigmoidf(float x)
+{
+    if (x >= 0) return 1.0f / (1.0f + expf(-x));
+    float e = expf(x);
+    return e / (1.0f + e);
+}
+
+/* torch.nn.Softplus: log(1 + e^(beta x)) / beta, and x itself once beta x > threshold
+ * (where the two agree to float precision and the exp would overflow). */
+static inline float softplusf(float x, float beta, float threshold)
+{
+    return beta * x > threshold ? x : log1pf(expf(beta * x)) / beta;
+}
+
+/* d/dx x sigmoid(x) = s + x s (1 - s) */
+static inline float silu_grad(float x)
+{
+    float s = sigmoidf(x);
+    return s * (1.0f + x * (1.0f - s));
+}
+
+/* The exact GELU, x Phi(x), Phi the standard normal cdf; its derivative is
+ * Phi(x) + x phi(x), phi the pdf. */
+static inline float normal_cdf(float x)
+{
+    return 0.5f * (1.0f + erff(x * (float)M_SQRT1_2));
+}
+
+static inline float geluf(float x) { return x * normal_cdf(x); }
+
+static inline float gelu_grad(float x)
+{
+    const float inv_sqrt_2pi = 0.3989422804014327f;
+    float cdf = normal_cdf(x);
+    return cdf + x * inv_sqrt_2pi * expf(-0.5f * x * x);
+}
+
+/* A unary op from two expressions over x (the input), y (the output, in DERIV only) and
+ * p (the node's scalars f[]): FWD gives y, DERIV gives dy/dx. */
+#define UNARY(name, FWD, DERIV)                                                        \
+    static void name##_forward(ag_graph *g, ag_node *n)                                \
+    {                                                                                  \
+        const float *p = n->f, *xs = n->src[0]->data;                                  \
+        float *ys = n->data;                                                           \
+        int64_t len = ag_numel(&n->shape);                                             \
+        (void)p;                                                                       \
+        for (int64_t k = 0; k < len; k++) {                                            \
+            float x = xs[k];                                                           \
+            ys[k] = (FWD);                                                             \
+        }                                                                              \
+    }                                                                                  \
+    static void name##_backward(ag_graph *g, ag_node *n, unsigned need)                \
+    {                                                                                  \
+        if (!(need & 1u)) return;                                                      \
+        const float *p = n->f, *xs = n->src[0]->data, *ys = n->data, *gy = n->grad;    \
+        float *gx = n->src[0]->grad;                                                   \
+        int64_t len = ag_numel(&n->shape);                                             \
+        (void)p;                                                                       \
+        for (int64_t k = 0; k < len; k++) {                                            \
+            float x = xs[k], y = ys[k];                                                \
+            (void)x;                                                                   \
+            (void)y;                                                                   \
+            gx[k] += gy[k] * (DERIV);                                                  \
+        }                                                                              \
+    }                                                                                  \
+    const ag_op_def ag_def_##name = {#name, 1, 1, 0, unary_infer, name##_forward,     \
+                                     name##_backward};
+
+/*    name        y = FWD                       dy/dx = DERIV */
+UNARY(affine,     p[0] * x + p[1],              p[0])
+UNARY(rdiv,       p[0] / x,                     -y / x)
+UNARY(neg,        -x,                           -1.0f)
+UNARY(exp,        expf(x),                      y)
+UNARY(log,        logf(x),                      1.0f / x)
+UNARY(sqrt,       sqrtf(x),                     0.5f / y)
+UNARY(pow,        powf(x, p[0]),                p[0] * powf(x, p[0] - 1.0f))
+UNARY(abs,        fabsf(x),                     (float)((x > 0) - (x < 0)))
+UNARY(clamp,      fminf(fmaxf(x, p[0]), p[1]),  x >= p[0] && x <= p[1] ? 1.0f : 0.0f)
+UNARY(relu,       x > 0 ? x : 0.0f,             x > 0 ? 1.0f : 0.0f)
+UNARY(leaky_relu, x > 0 ? x : p[0] * x,         x > 0 ? 1.0f : p[0])
+UNARY(elu,        x > 0 ? x : p[0] * expm1f(x), x > 0 ? 1.0f : y + p[0])
+UNARY(tanh,       tanhf(x),                     1.0f - y * y)
+UNARY(sigmoid,    sigmoidf(x),                  y * (1.0f - y))
+UNARY(softplus,   softplusf(x, p[0], p[1]),     p[0] * x > p[1] ? 1.0f : sigmoidf(p[0] * x))
+UNARY(silu,       x * sigmoidf(x),              silu_grad(x))
+UNARY(gelu,       geluf(x),                     gelu_grad(x))

@@ -1,0 +1,64 @@
+/* index.c — ops that turn class indices into values, and the batch size as a value. */
+#include <math.h>
+
+#include "aigc/graph.h"
+
+/* ---------------------------------------------------------------- one_hot -- */
+
+static int one_hot_infer(ag_node *n, ag_error *err)
+{
+    const ag_node *x = n->src[0];
+    if (n->i[0] < 1 || n->i[0] > (1 << 24))
+        return ag_errorf(err, n->loc, "one_hot: the class count must be in [1, 16777216], got %d", n->i[0]);
+    if (x->shape.ndim == AG_MAX_DIMS)
+        return ag_errorf(err, n->loc, "one_hot: the indices already have %d dimensions", AG_MAX_DIMS);
+    n->shape = x->shape;
+    n->shape.d[n->shape.ndim++] = n->i[0];
+    return AG_OK;
+}
+
+static void one_hot_forward(ag_graph *g, ag_node *n)
+{
+    const float *x = n->src[0]->data;
+    int64_t rows = ag_numel(&n->src[0]->shape);
+    int c = n->i[0];
+    for (int64_t r = 0; r < rows; r++) {
+        float v = x[r];
+        if (!(v >= 0 && v < c) || v != floorf(v)) {
+            ag_fail(g, n, "one_hot: index %g is not a class in [0, %d)", v, c);
+            return;
+        }
+        float *row = n->data + r * c;
+        for (int k = 0; k < c; k++) row[k] = 0.0f;
+        row[(int)v] = 1.0f;
+    }
+}
+
+/* Indices are not differentiable: nothing flows back. */
+const ag_op_def ag_def_one_hot = {
+    .name = "one_hot", .min_src = 1, .max_src = 1, .flags = AG_DEF_NO_GRAD,
+    .infer = one_hot_infer, .forward = one_hot_forward};
+
+/* ------------------------------------------------------------- batch_size -- */
+
+/* The last batch of an epoch is smaller: a loss summed over a batch and divided by
+ * this is a per-sample value whatever the batch. */
+static void batch_size_forward(ag_graph *g, ag_node *n) { n->data[0] = (float)g->batch; }
+
+const ag_op_def ag_def_batch_size = {.name = "batch_size", .forward = batch_size_forward};
+
+/* ------------------------------------------------------------------ cycle -- */
+
+static int cycle_infer(ag_node *n, ag_error *err)
+{
+    if (n->i[0] < 1) return ag_errorf(err, n->loc, "cycle: the period must be at least 1, got %d", n->i[0]);
+    return AG_OK;
+}
+
+static void cycle_forward(ag_graph *g, ag_node *n)
+{
+    int64_t len = ag_numel(&n->shape);
+    for (int64_t k = 0; k < len; k++) n->data[k] = (float)(k % n->i[0]);
+}
+
+const ag_op_def ag_def_cycle = {.name = "cycle", .infer = cycle_infer, .forward = cycle_forward};

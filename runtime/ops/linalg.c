@@ -1,0 +1,213 @@
+/* linalg.c — sgemm (OpenBLAS, and the naive reference beside it), matmul and linear.
+ *
+ * Dimension letters, for the whole file: op(A) is [M, K], op(B) is [K, N], C is
+ * [M, N]; op transposes when the trans flag is set, so a transposed A is stored [K, M].
+ * Batched matmul repeats that over the leading dimensions ("groups"). All matrices are
+ * row-major; ld* is the stored row length. */
+#include <cblas.h>
+#include <string.h>
+
+#include "aigc/graph.h"
+
+/* ------------------------------------------------------------------- sgemm -- */
+
+void ag_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
+              int lda, const float *b, int ldb, float beta, float *c, int ldc)
+{
+    /* BLAS rejects a leading dimension of 0, which an empty operand would have. */
+    if (m <= 0 || n <= 0 || k <= 0) {
+        ag_sgemm_naive(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return;
+    }
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+                trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c,
+                ldc);
+}
+
+void ag_sgemm_naive(int trans_a, int trans_b, int m, int n, int k, float alpha,
+                    const float *a, int lda, const float *b, int ldb, float beta, float *c,
+                    int ldc)
+{
+    for (int i = 0; i < m; i++) {
+        for (int j = 0; j < n; j++) {
+            double s = 0;
+            for (int p = 0; p < k; p++) {
+                float av = trans_a ? a[(int64_t)p * lda + i] : a[(int64_t)i * lda + p];
+                float bv = trans_b ? b[(int64_t)j * ldb + p] : b[(int64_t)p * ldb + j];
+                s += (double)av * bv;
+            }
+            float *cij = &c[(int64_t)i * ldc + j];
+            /* As BLAS: beta == 0 ignores C, so an uninitialized C cannot leak a NaN. */
+            *cij = (float)(alpha * s) + (beta == 0 ? 0.0f : beta * *cij);
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ matmul -- */
+
+/* Where each group's matrices lie. A 2-D right operand is shared by every group; with
+ * an untransposed left operand the groups then stack into one tall matrix, and the
+ * whole batch is a single sgemm. */
+typedef struct mm_geom {
+    int ta, tb, m, n, k, lda, ldb;
+    int64_t groups, a_step, b_step, c_step;
+} mm_geom;
+
+static mm_geom mm_geom_of(const ag_node *nd)
+{
+    const ag_shape *a = &nd->src[0]->shape, *b = &nd->src[1]->shape;
+    int ra = a->ndim, rb = b->ndim;
+    mm_geom q = {.ta = nd->i[0] != 0, .tb = nd->i[1] != 0};
+    q.m = q.ta ? a->d[ra - 1] : a->d[ra - 2];
+    q.k = q.ta ? a->d[ra - 2] : a->d[ra - 1];
+    q.n = q.tb ? b->d[rb - 2] : b->d[rb - 1];
+    q.lda = a->d[ra - 1];
+    q.ldb = b->d[rb - 1];
+    q.groups = ag_numel(a) / ((int64_t)q.m * q.k);
+    if (rb == 2 && !q.ta) {
+        q.m = (int)(q.m * q.groups);
+        q.groups = 1;
+    }
+    q.a_step = (int64_t)q.m * q.k;
+    q.b_step = rb == 2 ? 0 : (int64_t)q.k * q.n;
+    q.c_step = (int64_t)q.m * q.n;
+    return q;
+}
+
+static int mm_infer(ag_node *n, ag_error *err)
+{
+    const ag_node *a = n->src[0], *b = n->src[1];
+    int ra = a->shape.ndim, rb = b->shape.ndim, ta = n->i[0] != 0, tb = n->i[1] != 0;
+    char sa[64], sb[64];
+    ag_shape_str(&a->shape, a->batched, sa, sizeof sa);
+    ag_shape_str(&b->shape, b->batched, sb, sizeof sb);
+    if (ra < 2 || rb < 2)
+        return ag_errorf(err, n->loc,
+                         "matmul: both operands need 2 or more dimensions, got %s @ %s", sa, sb);
+    if (rb != 2 && rb != ra)
+        return ag_errorf(err, n->loc,
+                         "matmul: the right operand %s must be 2-D or have as many dimensions "
+                         "as the left one %s", sb, sa);
+    for (int k = 0; rb == ra && k < ra - 2; k++)
+        if (a->shape.d[k] != b->shape.d[k])
+            return ag_errorf(err, n->loc, "matmul: the leading dimensions of %s and %s differ",
+                             sa, sb);
+    int m = a->shape.d[ra - (ta ? 1 : 2)], ka = a->shape.d[ra - (ta ? 2 : 1)];
+    int kb = b->shape.d[rb - (tb ? 1 : 2)], nn = b->shape.d[rb - (tb ? 2 : 1)];
+    if (ka != kb)
+        return ag_errorf(err, n->loc,
+                         "matmul: %s%s @ %s%s: the left operand has %d columns but the right "
+                         "one has %d rows", sa, ta ? "^T" : "", sb, tb ? "^T" : "", ka, kb);
+    n->shape = a->shape;
+    n->shape.d[ra - 2] = m;
+    n->shape.d[ra - 1] = nn;
+    /* The output's dim 0 is the left operand's dim 0 unless that was its K. */
+    if (ra > 2)
+        n->batched = a->batched || (rb == ra && b->batched);
+    else
+        n->batched = a->batched && !ta;
+    return AG_OK;
+}
+
+static void mm_forward(ag_graph *g, ag_node *nd)
+{
+    mm_geom q = mm_geom_of(nd);
+    const float *a = nd->src[0]->data, *b = nd->src[1]->data;
+    for (int64_t t = 0; t < q.groups; t++)
+        ag_sgemm(q.ta, q.tb, q.m, q.n, q.k, 1.0f, a + t * q.a_step, q.lda, b + t * q.b_step,
+                 q.ldb, 0.0f, nd->data + t * q.c_step, q.n);
+}
+
+/* dop(A) = dC op(B)^T and dop(B) = op(A)^T dC; a transposed operand takes the
+ * transpose of its dop, which swaps the two factors. */
+static void mm_backward(ag_graph *g, ag_node *nd, unsigned need)
+{
+    mm_geom q = mm_geom_of(nd);
+    const float *a = nd->src[0]->data, *b = nd->src[1]->data;
+    float *da = nd->src[0]->grad, *db = nd->src[1]->grad;
+    for (int64_t t = 0; t < q.groups; t++) {
+        const float *at = a + t * q.a_step, *bt = b + t * q.b_step, *dc = nd->grad + t * q.c_step;
+        if (need & 1u) {
+            float *dat = da + t * q.a_step;
+            if (!q.ta)
+                ag_sgemm(0, !q.tb, q.m, q.k, q.n, 1.0f, dc, q.n, bt, q.ldb, 1.0f, dat, q.lda);
+            else
+                ag_sgemm(q.tb, 1, q.k, q.m, q.n, 1.0f, bt, q.ldb, dc, q.n, 1.0f, dat, q.lda);
+        }
+        if (need & 2u) {
+            float *dbt = db + t * q.b_step;
+            if (!q.tb)
+                ag_sgemm(!q.ta, 0, q.k, q.n, q.m, 1.0f, at, q.lda, dc, q.n, 1.0f, dbt, q.ldb);
+            else
+                ag_sgemm(1, q.ta, q.n, q.k, q.m, 1.0f, dc, q.n, at, q.lda, 1.0f, dbt, q.ldb);
+        }
+    }
+}
+
+const ag_op_def ag_def_matmul = {.name = "matmul", .min_src = 2, .max_src = 2,
+                                 .infer = mm_infer, .forward = mm_forward,
+                                 .backward = mm_backward};
+
+/* ------------------------------------------------------------------ linear -- */
+
+/* x [R, in] (any leading dims flattened into the R rows), W [out, in], b [out]:
+ * y = x W^T + b, PyTorch's nn.Linear with its weight layout. */
+
+static int linear_infer(ag_node *n, ag_error *err)
+{
+    const ag_node *x = n->src[0], *w = n->src[1], *b = n->nsrc > 2 ? n->src[2] : NULL;
+    char sx[64], sw[64], sb[64];
+    ag_shape_str(&x->shape, x->batched, sx, sizeof sx);
+    ag_shape_str(&w->shape, w->batched, sw, sizeof sw);
+    if (x->shape.ndim < 1)
+        return ag_errorf(err, n->loc, "linear: the input must have a feature dimension, got %s",
+                         sx);
+    if (w->shape.ndim != 2)
+        return ag_errorf(err, n->loc, "linear: the weight must be 2-D [out, in], got %s", sw);
+    int in = x->shape.d[x->shape.ndim - 1], out = w->shape.d[0];
+    if (in != w->shape.d[1])
+        return ag_errorf(err, n->loc, "linear: input has %d features but the weight expects %d",
+                         in, w->shape.d[1]);
+    if (b && (b->shape.ndim != 1 || b->shape.d[0] != out))
+        return ag_errorf(err, n->loc, "linear: the bias has shape %s but the weight has %d outputs",
+                         ag_shape_str(&b->shape, b->batched, sb, sizeof sb), out);
+    n->shape = x->shape;
+    n->shape.d[n->shape.ndim - 1] = out;
+    n->batched = x->batched && x->shape.ndim > 1;
+    return AG_OK;
+}
+
+static void linear_forward(ag_graph *g, ag_node *n)
+{
+    const ag_node *x = n->src[0], *w = n->src[1];
+    int in = w->shape.d[1], out = w->shape.d[0];
+    int rows = (int)(ag_numel(&x->shape) / in);
+    float beta = 0.0f;
+    if (n->nsrc > 2) {
+        for (int r = 0; r < rows; r++)
+            memcpy(n->data + (int64_t)r * out, n->src[2]->data, (size_t)out * sizeof(float));
+        beta = 1.0f;
+    }
+    ag_sgemm(0, 1, rows, out, in, 1.0f, x->data, in, w->data, in, beta, n->data, out);
+}
+
+static void linear_backward(ag_graph *g, ag_node *n, unsigned need)
+{
+    const ag_node *x = n->src[0], *w = n->src[1];
+    int in = w->shape.d[1], out = w->shape.d[0];
+    int rows = (int)(ag_numel(&x->shape) / in);
+    const float *dy = n->grad;
+    if (need & 1u) /* dx += dy W */
+        ag_sgemm(0, 0, rows, in, out, 1.0f, dy, out, w->data, in, 1.0f, x->grad, in);
+    if (need & 2u) /* dW += dy^T x */
+        ag_sgemm(1, 0, out, in, rows, 1.0f, dy, out, x->data, in, 1.0f, w->grad, in);
+    if (need & 4u) { /* db += the column sums of dy, row by row for the cache */
+        float *db = n->src[2]->grad;
+        for (int r = 0; r < rows; r++)
+            for (int j = 0; j < out; j++) db[j] += dy[(int64_t)r * out + j];
+    }
+}
+
+const ag_op_def ag_def_linear = {.name = "linear", .min_src = 2, .max_src = 3,
+                                 .infer = linear_infer, .forward = linear_forward,
+                                 .backward = linear_backward};

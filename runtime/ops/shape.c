@@ -1,0 +1,275 @@
+/*
+ * shape.c — ops that move values without computing: reshape, concat, slice, gather.
+ *
+ * The batch dim cannot be joined, cut or reshaped into another dim: its size changes
+ * from batch to batch, and a shape that fits one batch would break at the next.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "aigc/graph.h"
+#include "axis.h"
+
+/* ---- reshape: i[0..i[4]-1] the new dims, one of them may be -1 -------------------- */
+
+/* A batched input keeps its batch: the new shape must start with -1, and the other
+ * dims must hold exactly one sample. */
+static int reshape_infer(ag_node *n, ag_error *err)
+{
+    const ag_node *x = n->src[0];
+    ag_shape want = {n->i[4], {0}};
+    AG_ASSERT(want.ndim >= 0 && want.ndim <= AG_MAX_DIMS);
+    memcpy(want.d, n->i, (size_t)want.ndim * sizeof want.d[0]);
+    char ws[64];
+    ag_shape_str(&want, 0, ws, sizeof ws);
+
+    int infer_at = -1;
+    int64_t known = 1;
+    for (int k = 0; k < want.ndim; k++) {
+        if (want.d[k] == -1 && infer_at < 0) {
+            infer_at = k;
+        } else if (want.d[k] <= 0) {
+            return ag_errorf(err, n->loc,
+                             "reshape: bad new shape %s: dims must be positive, with at "
+                             "most one -1",
+                             ws);
+        } else {
+            known *= want.d[k];
+        }
+    }
+    int64_t total = ag_numel(&x->shape);
+    if (x->batched) {
+        if (infer_at != 0)
+            return ag_errorf(err, n->loc,
+                             "reshape: the input %s is batched: the new shape must start "
+                             "with -1 for the batch, not %s",
+                             AX_SHAPE(x), ws);
+        total = 1;  /* per sample, whatever the batch is now */
+        for (int k = 1; k < x->shape.ndim; k++) total *= x->shape.d[k];
+        if (known != total)
+            return ag_errorf(err, n->loc,
+                             "reshape: cannot reshape %s to %s: a sample has %lld values, "
+                             "not %lld",
+                             AX_SHAPE(x), ws, (long long)total, (long long)known);
+        want.d[0] = x->shape.d[0];
+    } else {
+        if (infer_at >= 0 && total % known == 0) want.d[infer_at] = (int)(total / known);
+        if (ag_numel(&want) != total)
+            return ag_errorf(err, n->loc, "reshape: cannot reshape %s (%lld values) to %s",
+                             AX_SHAPE(x), (long long)total, ws);
+    }
+    n->shape = want;
+    n->batched = x->batched;
+    n->aux_numel = 0;
+    return AG_OK;
+}
+
+/* The planner points the output's data and grad at the input's: nothing to move. */
+static void reshape_forward(ag_graph *g, ag_node *n) {}
+static void reshape_backward(ag_graph *g, ag_node *n, unsigned need) {}
+
+const ag_op_def ag_def_reshape = {"reshape", 1, 1, AG_DEF_ALIAS_DATA | AG_DEF_ALIAS_GRAD,
+                                  reshape_infer, reshape_forward, reshape_backward};
+
+/* ---- concat: the sources joined along axis i[0] --------------------------------- */
+
+static int concat_infer(ag_node *n, ag_error *err)
+{
+    const ag_node *x0 = n->src[0];
+    int axis = ax_resolve(n, n->i[0], x0, err);
+    if (axis < 0) return AG_ERR;
+    if (axis == 0 && x0->batched)
+        return ag_errorf(err, n->loc, "concat: cannot join %s along its batch axis 0",
+                         AX_SHAPE(x0));
+    n->shape = x0->shape;
+    for (int s = 1; s < n->nsrc; s++) {
+        const ag_node *x = n->src[s];
+        int fits = x->shape.ndim == x0->shape.ndim && x->batched == x0->batched;
+        for (int k = 0; fits && k < x0->shape.ndim; k++)
+            fits = k == axis || x->shape.d[k] == x0->shape.d[k];
+        if (!fits)
+            return ag_errorf(err, n->loc,
+                             "concat: shapes %s and %s differ outside the axis %d",
+                             AX_SHAPE(x0), AX_SHAPE(x), axis);
+        n->shape.d[axis] += x->shape.d[axis];
+    }
+    n->batched = x0->batched;
+    n->aux_numel = 0;
+    return AG_OK;
+}
+
+/* In the [outer, len, inner] view every source's rows lie side by side in the output's
+ * rows: row o of the output is row o of src 0, then row o of src 1, and so on. */
+static void concat_forward(ag_graph *g, ag_node *n)
+{
+    int axis = ax_norm(n->i[0], n->shape.ndim);
+    ax_view v = ax_view_of(&n->shape, axis);
+    int64_t at = 0;
+    for (int64_t o = 0; o < v.outer; o++)
+        for (int s = 0; s < n->nsrc; s++) {
+            int64_t row = (int64_t)n->src[s]->shape.d[axis] * v.inner;
+            memcpy(n->data + at, n->src[s]->data + o * row, (size_t)row * sizeof(float));
+            at += row;
+        }
+}
+
+static void concat_backward(ag_graph *g, ag_node *n, unsigned need)
+{
+    int axis = ax_norm(n->i[0], n->shape.ndim);
+    ax_view v = ax_view_of(&n->shape, axis);
+    int64_t at = 0;
+    for (int64_t o = 0; o < v.outer; o++)
+        for (int s = 0; s < n->nsrc; s++) {
+            int64_t row = (int64_t)n->src[s]->shape.d[axis] * v.inner;
+            if (need & (1u << s)) {
+                float *gx = n->src[s]->grad + o * row;
+                for (int64_t j = 0; j < row; j++) gx[j] += n->grad[at + j];
+            }
+            at += row;
+        }
+}
+
+const ag_op_def ag_def_concat = {"concat", 2, AG_MAX_SRC, 0, concat_infer, concat_forward,
+                                 concat_backward};
+
+/* ---- slice: [i[1], i[2]) along axis i[0]; negative bounds count from the end ------ */
+
+static void slice_bounds(const ag_node *n, int len, int *start, int *end)
+{
+    *start = n->i[1] < 0 ? n->i[1] + len : n->i[1];
+    *end = n->i[2] < 0 ? n->i[2] + len : n->i[2];
+}
+
+static int slice_infer(ag_node *n, ag_error *err)
+{
+    const ag_node *x = n->src[0];
+    int start, end, axis = ax_resolve(n, n->i[0], x, err);
+    if (axis < 0) return AG_ERR;
+    if (axis == 0 && x->batched)
+        return ag_errorf(err, n->loc, "slice: cannot slice %s along its batch axis 0",
+                         AX_SHAPE(x));
+    slice_bounds(n, x->shape.d[axis], &start, &end);
+    if (start < 0 || end > x->shape.d[axis] || start >= end)
+        return ag_errorf(err, n->loc,
+                         "slice: [%d, %d) is not a non-empty range of axis %d of %s",
+                         n->i[1], n->i[2], axis, AX_SHAPE(x));
+    n->shape = x->shape;
+    n->shape.d[axis] = end - start;
+    n->batched = x->batched;
+    n->aux_numel = 0;
+    return AG_OK;
+}
+
+/* In the [outer, len, inner] view of the input, output row o is a contiguous piece of
+ * input row o. */
+typedef struct slice_geom {
+    ax_view in;
+    int64_t skip, row;  /* floats before the piece, floats in it */
+} slice_geom;
+
+static slice_geom slice_geom_of(const ag_node *n)
+{
+    const ag_shape *s = &n->src[0]->shape;
+    int axis = ax_norm(n->i[0], s->ndim), start, end;
+    slice_bounds(n, s->d[axis], &start, &end);
+    ax_view v = ax_view_of(s, axis);
+    return (slice_geom){v, start * v.inner, (int64_t)(end - start) * v.inner};
+}
+
+static void slice_forward(ag_graph *g, ag_node *n)
+{
+    slice_geom sg = slice_geom_of(n);
+    for (int64_t o = 0; o < sg.in.outer; o++) {
+        const float *x = n->src[0]->data + o * sg.in.len * sg.in.inner + sg.skip;
+        memcpy(n->data + o * sg.row, x, (size_t)sg.row * sizeof(float));
+    }
+}
+
+static void slice_backward(ag_graph *g, ag_node *n, unsigned need)
+{
+    if (!(need & 1u)) return;
+    slice_geom sg = slice_geom_of(n);
+    for (int64_t o = 0; o < sg.in.outer; o++) {
+        float *gx = n->src[0]->grad + o * sg.in.len * sg.in.inner + sg.skip;
+        const float *gy = n->grad + o * sg.row;
+        for (int64_t j = 0; j < sg.row; j++) gx[j] += gy[j];
+    }
+}
+
+const ag_op_def ag_def_slice = {"slice", 1, 1, 0, slice_infer, slice_forward,
+                                slice_backward};
+
+/* ---- gather: torch.gather(src 0, axis i[0], index = src 1) ---------------------- */
+
+/* out[..., k, ...] = x[..., index[..., k, ...], ...] with the index at the axis; out has
+ * the index's shape, which may be smaller than x's in every other dim. */
+static int gather_infer(ag_node *n, ag_error *err)
+{
+    const ag_node *x = n->src[0], *idx = n->src[1];
+    int axis = ax_resolve(n, n->i[0], x, err);
+    if (axis < 0) return AG_ERR;
+    int fits = idx->shape.ndim == x->shape.ndim;
+    for (int k = 0; fits && k < x->shape.ndim; k++) {
+        if (k == axis) continue;
+        if (k == 0 && (x->batched || idx->batched))
+            fits = x->batched && idx->batched;
+        else
+            fits = idx->shape.d[k] <= x->shape.d[k];
+    }
+    if (!fits)
+        return ag_errorf(err, n->loc,
+                         "gather: index %s does not fit input %s outside the axis %d",
+                         AX_SHAPE(idx), AX_SHAPE(x), axis);
+    n->shape = idx->shape;
+    n->batched = idx->batched;
+    n->aux_numel = 0;
+    return AG_OK;
+}
+
+/* Where in x output element k comes from, or -1 when its index is not a whole number
+ * in [0, size of the axis). */
+static int64_t gather_source(const ag_node *n, int axis, int64_t k)
+{
+    const ag_shape *xs = &n->src[0]->shape, *os = &n->shape;
+    float v = n->src[1]->data[k];
+    if (!(v >= 0 && v < (float)xs->d[axis]) || v != floorf(v)) return -1;
+    int64_t at = 0, stride = 1;
+    for (int d = os->ndim - 1; d >= 0; d--) {
+        int64_t c = d == axis ? (int64_t)v : k % os->d[d];
+        k /= os->d[d];
+        at += c * stride;
+        stride *= xs->d[d];
+    }
+    return at;
+}
+
+static void gather_forward(ag_graph *g, ag_node *n)
+{
+    int axis = ax_norm(n->i[0], n->shape.ndim);
+    int64_t len = ag_numel(&n->shape);
+    for (int64_t k = 0; k < len; k++) {
+        int64_t at = gather_source(n, axis, k);
+        if (at < 0) {
+            ag_fail(g, n, "gather: index %g is out of range [0, %d) along axis %d",
+                    n->src[1]->data[k], n->src[0]->shape.d[axis], axis);
+            return;
+        }
+        n->data[k] = n->src[0]->data[at];
+    }
+}
+
+/* The index takes no gradient: bit 1 of need is never acted on. */
+static void gather_backward(ag_graph *g, ag_node *n, unsigned need)
+{
+    if (!(need & 1u)) return;
+    int axis = ax_norm(n->i[0], n->shape.ndim);
+    int64_t len = ag_numel(&n->shape);
+    for (int64_t k = 0; k < len; k++) {
+        int64_t at = gather_source(n, axis, k);
+        AG_ASSERT(at >= 0);  /* forward has checked every index */
+        n->src[0]->grad[at] += n->grad[k];
+    }
+}
+
+const ag_op_def ag_def_gather = {"gather", 2, 2, 0, gather_infer, gather_forward,
+                                 gather_backward};

@@ -1,0 +1,298 @@
+/* optim.c — the update rules, one per kind, and the machinery that walks them over
+ * parameter groups. Each rule is PyTorch 1.13's _single_tensor_<kind> written out per
+ * element; the comments quote the PyTorch line each statement stands for. PyTorch's
+ * vector kernels fuse some multiply-adds (add with alpha, addcmul), ours round twice:
+ * the results differ by an ulp per operation, not in formula. */
+#include "aigc/optim.h"
+
+#include <math.h>
+#include <string.h>
+
+/* Per-step, per-group coefficients: computed in double as Python does, rounded to
+ * float once, as PyTorch rounds a Python scalar when it meets a float tensor. */
+typedef struct opt_coef {
+    float wd;               /* L2 weight decay added to the gradient */
+    float decay;            /* adamw: 1 - lr * wd */
+    float momentum, one_minus_dampening, neg_lr;
+    int has_momentum, first, nesterov; /* sgd; first: the buffer's first step */
+    float beta1, one_minus_beta1, beta2, one_minus_beta2;
+    float bias_correction2_sqrt, eps, neg_step_size;
+    int amsgrad;
+} opt_coef;
+
+/* s is slice 0 of this range's state; slice k starts at s + k * stride. */
+typedef void (*opt_update_fn)(const opt_coef *c, float *p, const float *g, float *s,
+                              int64_t stride, int64_t n);
+
+/* ---- SGD ------------------------------------------------------------------------------ */
+
+static void sgd_coef(opt_coef *c, const opt_hyper *h, const opt_group *gr, int64_t step)
+{
+    c->wd = (float)gr->weight_decay;
+    c->momentum = (float)h->momentum;
+    c->one_minus_dampening = (float)(1.0 - h->dampening);
+    c->neg_lr = (float)-gr->lr;
+    c->has_momentum = h->momentum != 0;
+    c->first = step == 1;
+    c->nesterov = h->nesterov;
+}
+
+static void sgd_update(const opt_coef *c, float *p, const float *g, float *buf, int64_t stride,
+                       int64_t n)
+{
+    if (!c->has_momentum) {
+        for (int64_t k = 0; k < n; k++) {
+            float d = g[k] + c->wd * p[k]; /* d_p = d_p.add(param, alpha=weight_decay) */
+            p[k] = p[k] + c->neg_lr * d;   /* param.add_(d_p, alpha=-lr) */
+        }
+        return;
+    }
+    for (int64_t k = 0; k < n; k++) {
+        float d = g[k] + c->wd * p[k];
+        /* The buffer starts as a copy of d_p, not as momentum * 0 + (1 - dampening) d_p. */
+        if (c->first)
+            buf[k] = d;
+        else
+            buf[k] = buf[k] * c->momentum + c->one_minus_dampening * d; /* mul_, add_ */
+        d = c->nesterov ? d + c->momentum * buf[k] : buf[k];
+        p[k] = p[k] + c->neg_lr * d;
+    }
+}
+
+static int sgd_slices(const opt_hyper *h) { return h->momentum != 0 ? 1 : 0; }
+
+/* ---- Adam and AdamW ------------------------------------------------------------------ */
+
+static void adam_coef(opt_coef *c, const opt_hyper *h, const opt_group *gr, int64_t step)
+{
+    double bias_correction1 = 1.0 - pow(h->beta1, (double)step);
+    double bias_correction2 = 1.0 - pow(h->beta2, (double)step);
+    c->wd = (float)gr->weight_decay;
+    c->decay = (float)(1.0 - gr->lr * gr->weight_decay);
+    c->beta1 = (float)h->beta1;
+    c->one_minus_beta1 = (float)(1.0 - h->beta1);
+    c->beta2 = (float)h->beta2;
+    c->one_minus_beta2 = (float)(1.0 - h->beta2);
+    c->bias_correction2_sqrt = (float)sqrt(bias_correction2);
+    c->eps = (float)h->eps;
+    c->neg_step_size = (float)-(gr->lr / bias_correction1);
+    c->amsgrad = h->amsgrad;
+}
+
+/* The moments and the step shared by Adam and AdamW, for one element whose gradient
+ * (with Adam's L2 term already in) is grad. */
+static inline float adam_element(const opt_coef *c, float p, float grad, float *m, float *v,
+                                 float *vmax)
+{
+    *m = *m * c->beta1 + c->one_minus_beta1 * grad;         /* exp_avg.mul_(b1).add_(g, 1-b1) */
+    *v = *v * c->beta2 + c->one_minus_beta2 * grad * grad;  /* .mul_(b2).addcmul_(g, g, 1-b2) */
+    float v_used = *v;
+    if (vmax) {
+        if (*v > *vmax) *vmax = *v;                        /* torch.maximum(max, v, out=max) */
+        v_used = *vmax;
+    }
+    float denom = sqrtf(v_used) / c->bias_correction2_sqrt + c->eps;
+    return p + c->neg_step_size * *m / denom;               /* addcdiv_(m, denom, -step_size) */
+}
+
+static void adam_update(const opt_coef *c, float *p, const float *g, float *s, int64_t stride,
+                        int64_t n)
+{
+    float *m = s, *v = s + stride, *vmax = c->amsgrad ? s + 2 * stride : NULL;
+    for (int64_t k = 0; k < n; k++) {
+        float grad = g[k] + c->wd * p[k]; /* grad = grad.add(param, alpha=weight_decay) */
+        p[k] = adam_element(c, p[k], grad, &m[k], &v[k], vmax ? &vmax[k] : NULL);
+    }
+}
+
+static void adamw_update(const opt_coef *c, float *p, const float *g, float *s, int64_t stride,
+                         int64_t n)
+{
+    float *m = s, *v = s + stride, *vmax = c->amsgrad ? s + 2 * stride : NULL;
+    for (int64_t k = 0; k < n; k++) {
+        float decayed = p[k] * c->decay; /* param.mul_(1 - lr * weight_decay) */
+        p[k] = adam_element(c, decayed, g[k], &m[k], &v[k], vmax ? &vmax[k] : NULL);
+    }
+}
+
+static int adam_slices(const opt_hyper *h) { return h->amsgrad ? 3 : 2; }
+
+/* ---- the kinds ------------------------------------------------------------------------ */
+
+typedef struct opt_def {
+    const char *name;
+    opt_hyper defaults;
+    int (*slices)(const opt_hyper *h);
+    void (*coef)(opt_coef *c, const opt_hyper *h, const opt_group *gr, int64_t step);
+    opt_update_fn update;
+} opt_def;
+
+static const opt_def opt_defs[OPT_COUNT] = {
+    [OPT_SGD] = {"sgd", {.lr = 1e-3}, sgd_slices, sgd_coef, sgd_update},
+    [OPT_ADAM] = {"adam", {.lr = 1e-3, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8},
+                  adam_slices, adam_coef, adam_update},
+    [OPT_ADAMW] = {"adamw",
+                   {.lr = 1e-3, .weight_decay = 1e-2, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8},
+                   adam_slices, adam_coef, adamw_update},
+};
+
+opt_hyper opt_defaults(opt_kind kind)
+{
+    AG_ASSERT(kind >= 0 && kind < OPT_COUNT);
+    return opt_defs[kind].defaults;
+}
+
+opt_kind opt_kind_by_name(const char *name)
+{
+    for (int k = 0; k < OPT_COUNT; k++)
+        if (strcmp(opt_defs[k].name, name) == 0) return (opt_kind)k;
+    return OPT_COUNT;
+}
+
+const char *opt_kind_name(opt_kind kind)
+{
+    AG_ASSERT(kind >= 0 && kind < OPT_COUNT);
+    return opt_defs[kind].name;
+}
+
+/* ---- hyper-parameters a spec may set ------------------------------------------------ */
+
+#define SGD_K (1u << OPT_SGD)
+#define ADAM_K ((1u << OPT_ADAM) | (1u << OPT_ADAMW))
+#define ALL_K (SGD_K | ADAM_K)
+#define F(name, lo, hi, open, kinds) {#name, offsetof(opt_hyper, name), 0, lo, hi, open, kinds}
+#define B(name, kinds) {#name, offsetof(opt_hyper, name), 1, 0, 1, 0, kinds}
+
+/* PyTorch's checks: lr, eps, weight_decay, momentum >= 0 and betas in [0, 1). */
+const opt_field opt_fields[] = {
+    F(lr, 0, INFINITY, 0, ALL_K),
+    F(weight_decay, 0, INFINITY, 0, ALL_K),
+    F(momentum, 0, INFINITY, 0, SGD_K),
+    F(dampening, 0, 1, 0, SGD_K),
+    B(nesterov, SGD_K),
+    F(beta1, 0, 1, 1, ADAM_K),
+    F(beta2, 0, 1, 1, ADAM_K),
+    F(eps, 0, INFINITY, 0, ADAM_K),
+    B(amsgrad, ADAM_K),
+};
+const int opt_nfields = (int)AG_COUNTOF(opt_fields);
+
+#undef F
+#undef B
+
+const opt_field *opt_field_by_name(opt_kind kind, const char *name)
+{
+    for (int k = 0; k < opt_nfields; k++)
+        if ((opt_fields[k].kinds >> kind & 1u) && strcmp(opt_fields[k].name, name) == 0)
+            return &opt_fields[k];
+    return NULL;
+}
+
+int opt_check(opt_kind kind, const opt_hyper *h, ag_loc loc, ag_error *err)
+{
+    for (int k = 0; k < opt_nfields; k++) {
+        const opt_field *f = &opt_fields[k];
+        if (!(f->kinds >> kind & 1u) || f->is_bool) continue;
+        double x;
+        memcpy(&x, (const char *)h + f->offset, sizeof x);
+        int above = f->hi_open ? !(x < f->hi) : !(x <= f->hi);
+        if (!(x >= f->lo) || above) {
+            if (isinf(f->hi))
+                return ag_errorf(err, loc, "%s: %s must be >= %g, got %g", opt_defs[kind].name,
+                                 f->name, f->lo, x);
+            return ag_errorf(err, loc, "%s: %s must be in [%g, %g%c, got %g",
+                             opt_defs[kind].name, f->name, f->lo, f->hi,
+                             f->hi_open ? ')' : ']', x);
+        }
+    }
+    if (kind == OPT_SGD && h->nesterov && (h->momentum <= 0 || h->dampening != 0))
+        return ag_errorf(err, loc,
+                         "sgd: nesterov momentum needs momentum > 0 and dampening 0 "
+                         "(got momentum %g, dampening %g)",
+                         h->momentum, h->dampening);
+    return AG_OK;
+}
+
+/* ---- groups and steps ----------------------------------------------------------------- */
+
+int opt_init(opt_optimizer *o, opt_kind kind, const opt_hyper *h, ag_params *ps,
+             const opt_group_spec *groups, int ngroups, ag_loc loc, ag_error *err)
+{
+    AG_ASSERT(kind >= 0 && kind < OPT_COUNT && ps->data && ngroups > 0);
+    memset(o, 0, sizeof *o);
+    o->kind = kind;
+    o->h = *h;
+    o->ps = ps;
+    ar_init(&o->arena, 0);
+    char *seen = ar_alloc(&o->arena, (size_t)ps->n + 1);
+    o->ngroups = ngroups;
+    o->groups = ar_alloc(&o->arena, (size_t)ngroups * sizeof *o->groups);
+    for (int gi = 0; gi < ngroups; gi++) {
+        const opt_group_spec *gs = &groups[gi];
+        opt_group *gr = &o->groups[gi];
+        if (gs->nparams <= 0) {
+            opt_free(o);
+            return ag_errorf(err, loc, "%s: parameter group %d has no parameters",
+                             opt_kind_name(kind), gi);
+        }
+        gr->lr = gs->lr;
+        gr->weight_decay = gs->weight_decay;
+        gr->ranges = ar_alloc(&o->arena, (size_t)gs->nparams * sizeof *gr->ranges);
+        for (int j = 0; j < gs->nparams; j++) {
+            int pi = gs->params[j];
+            AG_ASSERT(pi >= 0 && pi < ps->n);
+            if (seen[pi]) {
+                opt_free(o);
+                return ag_errorf(err, loc,
+                                 "%s: parameter %s is listed twice (each may appear once, "
+                                 "in one group)",
+                                 opt_kind_name(kind), ps->p[pi].name);
+            }
+            seen[pi] = 1;
+            const ag_parameter *p = &ps->p[pi];
+            int64_t n = ag_numel(&p->shape);
+            opt_range *last = gr->nranges ? &gr->ranges[gr->nranges - 1] : NULL;
+            if (last && last->offset + last->n == p->offset) {
+                last->n += n;
+            } else {
+                gr->ranges[gr->nranges++] = (opt_range){p->offset, n, o->covered};
+            }
+            o->covered += n;
+        }
+    }
+    o->nslices = opt_defs[kind].slices(h);
+    if (o->nslices)
+        o->state = ar_alloc(&o->arena, (size_t)(o->nslices * o->covered) * sizeof(float));
+    return AG_OK;
+}
+
+void opt_free(opt_optimizer *o)
+{
+    ar_free(&o->arena);
+    memset(o, 0, sizeof *o);
+}
+
+void opt_step(opt_optimizer *o)
+{
+    const opt_def *d = &opt_defs[o->kind];
+    o->step++;
+    for (int gi = 0; gi < o->ngroups; gi++) {
+        const opt_group *gr = &o->groups[gi];
+        opt_coef c;
+        d->coef(&c, &o->h, gr, o->step);
+        for (int k = 0; k < gr->nranges; k++) {
+            const opt_range *r = &gr->ranges[k];
+            d->update(&c, o->ps->data + r->offset, o->ps->grad + r->offset,
+                   o->state ? o->state + r->state : NULL, o->covered, r->n);
+        }
+    }
+}
+
+void opt_set_lr(opt_optimizer *o, int group, double lr)
+{
+    AG_ASSERT(group >= -1 && group < o->ngroups);
+    for (int gi = 0; gi < o->ngroups; gi++)
+        if (group < 0 || gi == group) o->groups[gi].lr = lr;
+}
+
+int64_t opt_state_floats(const opt_optimizer *o) { return o->nslices * o->covered; }

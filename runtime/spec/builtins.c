@@ -1,0 +1,447 @@
+/* builtins.c — the functions of the step language: noise, losses, shape and math.
+ *
+ * Each builtin names its parameters in order; a call's positional arguments fill them
+ * from the left and keyword arguments by name, and the builder sees one value per
+ * parameter (PV_NONE where the call left it out). */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "aigc/suggest.h"
+#include "eval.h"
+
+enum { BI_MAX_PARAMS = 6 };
+
+struct bi_def {
+    const char *name;
+    int nrequired;
+    const char *params[BI_MAX_PARAMS];
+    /* variadic: every positional argument goes to params[0..], as many as given */
+    int variadic;
+    int (*build)(ev_ctx *c, const ex_node *call, pv *a, int na, pv *outs, int *nout,
+                 ag_error *err);
+};
+
+/* ----------------------------------------------------------- arguments -- */
+
+static int want_tensor(const ex_node *call, const pv *v, const char *what, ag_error *err)
+{
+    if (v->kind == PV_TENSOR) return AG_OK;
+    return ag_errorf(err, v->kind ? v->loc : call->loc, "%s: '%s' must be a tensor", call->text, what);
+}
+
+static int want_int(const ex_node *call, const pv *v, const char *what, int lo, int hi, int *out,
+                    ag_error *err)
+{
+    if (v->kind != PV_NUM || v->num != floor(v->num) || v->num < lo || v->num > hi)
+        return ag_errorf(err, v->kind ? v->loc : call->loc, "%s: '%s' must be a whole number in [%d, %d]",
+                         call->text, what, lo, hi);
+    *out = (int)v->num;
+    return AG_OK;
+}
+
+static int opt_int(const ex_node *call, const pv *v, const char *what, int lo, int hi, int dflt,
+                   int *out, ag_error *err)
+{
+    if (v->kind == PV_NONE) {
+        *out = dflt;
+        return AG_OK;
+    }
+    return want_int(call, v, what, lo, hi, out, err);
+}
+
+static int built(ev_ctx *c, ag_node *n, float lo, float hi, const ex_node *call, pv *outs,
+                 int *nout, ag_error *err)
+{
+    if (!n) {
+        *err = c->g->err;
+        return AG_ERR;
+    }
+    outs[0] = ev_tensor(n, lo, hi, call->loc);
+    *nout = 1;
+    return AG_OK;
+}
+
+/* -------------------------------------------------------------- shapes -- */
+
+/* randn(batch, 100): sizes are numbers, and `batch` first makes dim 0 follow the batch. */
+static int dims_of(const ex_node *call, const pv *a, int na, ag_shape *s, int *batched,
+                   ag_error *err)
+{
+    if (na < 1 || na > AG_MAX_DIMS)
+        return ag_errorf(err, call->loc, "%s: give 1 to %d sizes", call->text, AG_MAX_DIMS);
+    *batched = 0;
+    s->ndim = na;
+    for (int k = 0; k < na; k++) {
+        if (k == 0 && a[k].kind == PV_BATCH) {
+            *batched = 1;
+            s->d[0] = 1;
+            continue;
+        }
+        if (want_int(call, &a[k], "size", 1, 1 << 24, &s->d[k], err)) return AG_ERR;
+    }
+    return AG_OK;
+}
+
+static int b_randn(ev_ctx *c, const ex_node *call, pv *a, int na, pv *o, int *no, ag_error *err)
+{
+    ag_shape s;
+    int batched;
+    if (dims_of(call, a, na, &s, &batched, err)) return AG_ERR;
+    return built(c, ag_randn(c->g, s, batched, 0, 1), -INFINITY, INFINITY, call, o, no, err);
+}
+
+static int b_rand(ev_ctx *c, const ex_node *call, pv *a, int na, pv *o, int *no, ag_error *err)
+{
+    ag_shape s;
+    int batched;
+    if (dims_of(call, a, na, &s, &batched, err)) return AG_ERR;
+    return built(c, ag_rand(c->g, s, batched, 0, 1), 0, 1, call, o, no, err);
+}
+
+static int b_zeros(ev_ctx *c, const ex_node *call, pv *a, int na, pv *o, int *no, ag_error *err)
+{
+    ag_shape s;
+    int batched;
+    float v = strcmp(call->text, "ones") == 0 ? 1.0f : 0.0f;
+    if (dims_of(call, a, na, &s, &batched, err)) return AG_ERR;
+    return built(c, ag_full(c->g, s, batched, v), v, v, call, o, no, err);
+}
+
+static int b_like(ev_ctx *c, const ex_node *call, pv *a, int na, pv *o, int *no, ag_error *err)
+{
+    if (want_tensor(call, &a[0], "input", err)) return AG_ERR;
+    ag_graph_set_loc(c->g, call->loc);
+    const char *f = call->text;
+    if (strcmp(f, "randn_like") == 0)
+        return built(c, ag_randn_like(c->g, a[0].node), -INFINITY, INFINITY, call, o, no, err);
+    if (strcmp(f, "rand_like") == 0) return built(c, ag_rand_like(c->g, a[0].node), 0, 1, call, o, no, err);
+    float v = strcmp(f, "ones_like") == 0 ? 1.0f : 0.0f;
+    return built(c, ag_full_like(c->g, a[0].node, v), v, v, call, o, no, err);
+}
+
+static int b_detach(ev_ctx *c, const ex_node *call, pv *a, int na, pv *o, int *no, ag_error *err)
+{
+    if (want_tensor(call, &a[0], "input", err)) return AG_ERR;
+    return built(c, ag_detach(c->g, a[0].node), a[0].lo, a[0].hi, call, o, no, err);
+}
+
+/* split(x, n): n equal parts along the last axis (or axis=); chunk is the same. */
+static int b_split(ev_ctx *c, const ex_node *call, pv *a, int na, pv *o, int *no, ag_error *err)
+{
+    int n, axis;
+    if (want_tensor(call, &a[0], "input", err) || want_int(call, &a[1], "parts", 1, EV_MAX_OUT, &n, err) ||
+        opt_int(call, &a[2], "axis", -AG_MAX_DIMS, AG_MAX_DIMS - 1, -1, &axis, err))
+        return AG_ERR;
+    ag_node *x = a[0].node;
+    int ax = axis < 0 ? axis + x->shape.ndim : axis;
+    if (ax < 0 || ax >= x->shape.ndim)
+        return ag_errorf(err, call->loc, "%s: axis %d is out of range for a %d-D input", call->text, axis,
+                         x->shape.ndim);
+    int len = x->shape.d[ax];
+    if (len % n)
+        return ag_errorf(err, call->loc, "%s: %d elements along axis %d do not split into %d equal parts",
+                         call->text, len, axis, n);
+    ag_graph_set_loc(c->g, call->loc);
+    for (int k = 0; k < n; k++) {
+        ag_node *s = ag_slice(c->g, x, ax, k * (len / n), (k + 1) * (len / n));
+        if (!s) {
+            *err = c->g->err;
+            return AG_ERR;
+        }
+        o[k] = ev_tensor(s, a[0].lo, a[0].hi, call->loc);
+    }
+    *no = n;
+    return AG_OK;
+}
+
+static int b_concat(ev_ctx *c, const ex_node *call, pv *a, int na, pv *o, int *no, ag_error *err)
+{
+    /* positional tensors, then axis= */
+    int n = 0, axis = -1;
+    ag_node *xs[AG_MAX_SRC];
+    float lo = INFINITY, hi = -INFINITY;
+    for (int k = 0; k < na; k++) {
+        if (a[k].kind == PV_NONE) continue;
+        if (k == BI_MAX_PARAMS - 1) {
+            if (want_int(call, &a[k], "axis", -AG_MAX_DIMS, AG_MAX_DIMS - 1, &axis, err)) return AG_ERR;
+            continue;
+        }
+        if (want_tensor(call, &a[k], "input", err)) return AG_ERR;
+        if (n == AG_MAX_SRC)
+            return ag_errorf(err, call->loc, "concat: at most %d tensors at once", AG_MAX_SRC);
+        xs[n++] = a[k].node;
+        lo = fminf(lo, a[k].lo);
+        hi = fmaxf(hi, a[k].hi);
+    }
+    if (n < 2) return ag_errorf(err, call->loc, "concat: give at least two tensors");
+    ag_graph_set_loc(c->g, call->loc);
+    return built(c, ag_concat(c->g, n, xs, axis), lo, hi, call, o, no, err);
+}
+
+/* cycle(n, k): 0, 1, ..., k-1, 0, 1, ...: labels for a grid of conditional samples. */
+static int b_cycle(ev_ctx *c, const ex_node *call, pv *a, int na, pv *o, int *no, ag_error *err)
+{
+    int n, k;
+    if (want_int(call, &a[0], "count", 1, 1 << 24, &n, err) ||
+        want_int(call, &a[1], "period", 1, 1 << 24, &k, err))
+        return AG_ERR;
+    ag_graph_set_loc(c->g, call->loc);
+    return built(c, ag_cycle(c->g, n, k), 0, (float)(k - 1), call, o, no, err);
+}
+
+static int b_flatten(ev_ctx *c, const ex_node *call, pv *a, int na, pv *o, int *no, ag_error *err)
+{
+    if (want_tensor(call, &a[0], "input", err)) return AG_ERR;
+    ag_graph_set_loc(c->g, call->loc);
+    return built(c, ag_flatten(c->g, a[0].node), a[0].lo, a[0].hi, call, o, no, err);
+}
+
+static int b_one_hot(ev_ctx *c, const ex_node *call, pv *a, int na, pv *o, int *no, ag_error *err)
+{
+    int classes;
+    if (want_tensor(call, &a[0], "labels", err) ||
+        want_int(call, &a[1], "classes", 1, 1 << 24, &classes, err))
+        return AG_ERR;
+    ag_graph_set_loc(c->g, call->loc);
+    return built(c, ag_one_hot(c->g, a[0].node, classes), 0, 1, call, o, no, err);
+}
+
+/* ---------------------------------------------------------------- math -- */
+
+typedef struct bi_unary {
+    const char *name;
+    ag_op op;
+    double (*f)(double); /* increasing: maps the range; NULL: see below */
+} bi_unary;
+
+static const bi_unary unaries[] = {
+    {"exp", AG_OP_EXP, exp},     {"log", AG_OP_LOG, log},   {"sqrt", AG_OP_SQRT, sqrt},
+    {"tanh", AG_OP_TANH, tanh},  {"abs", AG_OP_ABS, NULL},
+};
+
+static int b_unary(ev_ctx *c, const ex_node *call, pv *a, int na, pv *o, int *no, ag_error *err)
+{
+    if (want_tensor(call, &a[0], "input", err)) return AG_ERR;
+    const bi_unary *u = NULL;
+    for (size_t k = 0; k < AG_COUNTOF(unaries); k++)
+        if (strcmp(unaries[k].name, call->text) == 0) u = &unaries[k];
+    AG_ASSERT(u);
+    float lo = -INFINITY, hi = INFINITY;
+    if (u->f) {
+        lo = (float)u->f(a[0].lo);
+        hi = (float)u->f(a[0].hi);
+        if (isnan(lo)) lo = -INFINITY;
+        if (isnan(hi)) hi = INFINITY;
+    } else {
+        lo = a[0].lo > 0 ? a[0].lo : a[0].hi < 0 ? -a[0].hi : 0;
+        hi = (float)fmax(fabs(a[0].lo), fabs(a[0].hi));
+    }
+    ag_graph_set_loc(c->g, call->loc);
+    return built(c, ag_unary(c->g, u->op, a[0].node), lo, hi, call, o, no, err);
+}
+
+static int b_clamp(ev_ctx *c, const ex_node *call, pv *a, int na, pv *o, int *no, ag_error *err)
+{
+    if (want_tensor(call, &a[0], "input", err)) return AG_ERR;
+    float lo = -INFINITY, hi = INFINITY;
+    for (int k = 1; k <= 2; k++) {
+        if (a[k].kind == PV_NONE) continue;
+        if (a[k].kind != PV_NUM) return ag_errorf(err, a[k].loc, "clamp: bounds must be numbers");
+        *(k == 1 ? &lo : &hi) = (float)a[k].num;
+    }
+    if (!(lo <= hi)) return ag_errorf(err, call->loc, "clamp: min %g is above max %g", lo, hi);
+    ag_graph_set_loc(c->g, call->loc);
+    return built(c, ag_clamp(c->g, a[0].node, lo, hi), fmaxf(lo, a[0].lo), fminf(hi, a[0].hi), call, o,
+                 no, err);
+}
+
+/* sum(x) and mean(x) reduce everything; axis= reduces one axis. */
+static int b_reduce(ev_ctx *c, const ex_node *call, pv *a, int na, pv *o, int *no, ag_error *err)
+{
+    if (want_tensor(call, &a[0], "input", err)) return AG_ERR;
+    int mean = strcmp(call->text, "mean") == 0, keep;
+    if (opt_int(call, &a[2], "keepdim", 0, 1, 0, &keep, err)) return AG_ERR;
+    ag_graph_set_loc(c->g, call->loc);
+    ag_node *y;
+    if (a[1].kind == PV_NONE) {
+        y = mean ? ag_mean(c->g, a[0].node) : ag_sum(c->g, a[0].node);
+    } else {
+        int axis;
+        if (want_int(call, &a[1], "axis", -AG_MAX_DIMS, AG_MAX_DIMS - 1, &axis, err)) return AG_ERR;
+        y = mean ? ag_mean_axis(c->g, a[0].node, axis, keep) : ag_sum_axis(c->g, a[0].node, axis, keep);
+    }
+    float lo = mean ? a[0].lo : -INFINITY, hi = mean ? a[0].hi : INFINITY;
+    return built(c, y, lo, hi, call, o, no, err);
+}
+
+static int b_softmax(ev_ctx *c, const ex_node *call, pv *a, int na, pv *o, int *no, ag_error *err)
+{
+    int axis, log_ = strcmp(call->text, "log_softmax") == 0;
+    if (want_tensor(call, &a[0], "input", err) ||
+        opt_int(call, &a[1], "axis", -AG_MAX_DIMS, AG_MAX_DIMS - 1, -1, &axis, err))
+        return AG_ERR;
+    ag_graph_set_loc(c->g, call->loc);
+    if (log_) return built(c, ag_log_softmax(c->g, a[0].node, axis), -INFINITY, 0, call, o, no, err);
+    return built(c, ag_softmax(c->g, a[0].node, axis), 0, 1, call, o, no, err);
+}
+
+/* -------------------------------------------------------------- losses -- */
+
+typedef struct bi_loss {
+    const char *name;
+    ag_op op;
+    ag_reduction dflt;
+    int target_is_prob; /* bce: the target must lie in [0, 1] */
+} bi_loss;
+
+static const bi_loss losses[] = {
+    {"bce", AG_OP_BCE, AG_RED_MEAN, 1},
+    {"bce_with_logits", AG_OP_BCE_LOGITS, AG_RED_MEAN, 1},
+    {"mse", AG_OP_MSE, AG_RED_MEAN, 0},
+    {"l1", AG_OP_L1, AG_RED_MEAN, 0},
+    {"cross_entropy", AG_OP_CROSS_ENTROPY, AG_RED_MEAN, 0},
+    {"kl_normal", AG_OP_KL_NORMAL, AG_RED_SUM, 0},
+};
+
+static const char *const reductions[] = {"mean", "sum", "none", NULL};
+
+static int b_loss(ev_ctx *c, const ex_node *call, pv *a, int na, pv *o, int *no, ag_error *err)
+{
+    const bi_loss *L = NULL;
+    for (size_t k = 0; k < AG_COUNTOF(losses); k++)
+        if (strcmp(losses[k].name, call->text) == 0) L = &losses[k];
+    AG_ASSERT(L);
+    if (want_tensor(call, &a[0], "input", err)) return AG_ERR;
+    ag_reduction red = L->dflt;
+    if (a[2].kind != PV_NONE) {
+        int found = -1;
+        if (a[2].kind == PV_WORD)
+            for (int k = 0; reductions[k]; k++)
+                if (strcmp(reductions[k], a[2].word) == 0) found = k;
+        if (found < 0) {
+            char hint[96] = "";
+            if (a[2].kind == PV_WORD) {
+                sg_best b;
+                sg_init(&b, a[2].word);
+                for (int k = 0; reductions[k]; k++) sg_offer(&b, reductions[k]);
+                sg_hint(&b, hint, sizeof hint);
+            }
+            return ag_errorf(err, a[2].loc, "%s: the reduction must be mean, sum or none%s", L->name, hint);
+        }
+        red = (ag_reduction)found;
+    }
+    ag_node *target;
+    if (a[1].kind == PV_NUM) {
+        /* bce(D(x), 1): a constant target shaped like the input. */
+        if (L->target_is_prob && !(a[1].num >= 0 && a[1].num <= 1))
+            return ag_errorf(err, a[1].loc, "%s: the target %g is outside [0, 1]", L->name, a[1].num);
+        ag_graph_set_loc(c->g, call->loc);
+        target = ag_full_like(c->g, a[0].node, (float)a[1].num);
+        if (!target) {
+            *err = c->g->err;
+            return AG_ERR;
+        }
+    } else {
+        if (want_tensor(call, &a[1], "target", err)) return AG_ERR;
+        /* The seed VAE's bug: data scaled to [-1, 1] used as a bce target. */
+        if (L->target_is_prob && (a[1].lo < 0 || a[1].hi > 1) && isfinite(a[1].lo) && isfinite(a[1].hi))
+            return ag_errorf(err, a[1].loc,
+                             "%s: the target takes values in [%g, %g], but bce targets must lie in [0, 1] "
+                             "(scale the data with pixels / 255, not to [-1, 1])",
+                             L->name, a[1].lo, a[1].hi);
+        target = a[1].node;
+    }
+    ag_graph_set_loc(c->g, call->loc);
+    ag_node *y = ag_loss(c->g, L->op, a[0].node, target, red);
+    return built(c, y, L->op == AG_OP_KL_NORMAL ? -INFINITY : 0, INFINITY, call, o, no, err);
+}
+
+/* ---------------------------------------------------------------- table -- */
+
+static const bi_def builtins[] = {
+    {"randn", 1, {"d0", "d1", "d2", "d3"}, 1, b_randn},
+    {"rand", 1, {"d0", "d1", "d2", "d3"}, 1, b_rand},
+    {"zeros", 1, {"d0", "d1", "d2", "d3"}, 1, b_zeros},
+    {"ones", 1, {"d0", "d1", "d2", "d3"}, 1, b_zeros},
+    {"randn_like", 1, {"input"}, 0, b_like},
+    {"rand_like", 1, {"input"}, 0, b_like},
+    {"zeros_like", 1, {"input"}, 0, b_like},
+    {"ones_like", 1, {"input"}, 0, b_like},
+    {"detach", 1, {"input"}, 0, b_detach},
+    {"split", 2, {"input", "parts", "axis"}, 0, b_split},
+    {"chunk", 2, {"input", "parts", "axis"}, 0, b_split},
+    {"concat", 2, {"x0", "x1", "x2", "x3", "", "axis"}, 0, b_concat},
+    {"flatten", 1, {"input"}, 0, b_flatten},
+    {"one_hot", 2, {"labels", "classes"}, 0, b_one_hot},
+    {"cycle", 2, {"count", "period"}, 0, b_cycle},
+    {"exp", 1, {"input"}, 0, b_unary},
+    {"log", 1, {"input"}, 0, b_unary},
+    {"sqrt", 1, {"input"}, 0, b_unary},
+    {"abs", 1, {"input"}, 0, b_unary},
+    {"clamp", 1, {"input", "min", "max"}, 0, b_clamp},
+    {"sum", 1, {"input", "axis", "keepdim"}, 0, b_reduce},
+    {"mean", 1, {"input", "axis", "keepdim"}, 0, b_reduce},
+    {"softmax", 1, {"input", "axis"}, 0, b_softmax},
+    {"log_softmax", 1, {"input", "axis"}, 0, b_softmax},
+    {"bce", 2, {"input", "target", "reduction"}, 0, b_loss},
+    {"bce_with_logits", 2, {"input", "target", "reduction"}, 0, b_loss},
+    {"mse", 2, {"input", "target", "reduction"}, 0, b_loss},
+    {"l1", 2, {"input", "target", "reduction"}, 0, b_loss},
+    {"cross_entropy", 2, {"input", "target", "reduction"}, 0, b_loss},
+    {"kl_normal", 2, {"mu", "logvar", "reduction"}, 0, b_loss},
+};
+
+const bi_def *bi_find(const char *name)
+{
+    for (size_t k = 0; k < AG_COUNTOF(builtins); k++)
+        if (strcmp(builtins[k].name, name) == 0) return &builtins[k];
+    return NULL;
+}
+
+void bi_offer_names(void *b)
+{
+    for (size_t k = 0; k < AG_COUNTOF(builtins); k++) sg_offer(b, builtins[k].name);
+}
+
+int bi_call(ev_ctx *c, const bi_def *d, const ex_node *call, pv *outs, int *nout, ag_error *err)
+{
+    pv a[BI_MAX_PARAMS];
+    memset(a, 0, sizeof a);
+    int nparams = 0;
+    while (nparams < BI_MAX_PARAMS && d->params[nparams]) nparams++;
+    int npos = 0;
+    for (size_t k = 0; k < call->nargs; k++) {
+        const ex_arg *arg = &call->args[k];
+        int at;
+        if (!arg->key) {
+            at = npos++;
+            /* An empty parameter name ends the positional ones (concat's axis is
+             * keyword-only). */
+            if (at >= nparams || !d->params[at][0])
+                return ag_errorf(err, arg->value->loc, "%s takes at most %d positional argument%s",
+                                 d->name, at, at == 1 ? "" : "s");
+        } else {
+            at = -1;
+            for (int j = 0; j < nparams; j++)
+                if (d->params[j][0] && strcmp(d->params[j], arg->key) == 0) at = j;
+            if (at < 0 || d->variadic) {
+                sg_best b;
+                sg_init(&b, arg->key);
+                for (int j = 0; j < nparams && !d->variadic; j++) sg_offer(&b, d->params[j]);
+                char hint[96];
+                return ag_errorf(err, arg->key_loc, "%s has no argument '%s'%s", d->name, arg->key,
+                                 sg_hint(&b, hint, sizeof hint));
+            }
+            if (a[at].kind != PV_NONE)
+                return ag_errorf(err, arg->key_loc, "%s: '%s' given twice", d->name, arg->key);
+        }
+        if (ev_eval(c, arg->value, &a[at], err)) return AG_ERR;
+    }
+    for (int k = 0; k < d->nrequired; k++)
+        if (a[k].kind == PV_NONE)
+            return ag_errorf(err, call->loc, "%s needs %d argument%s (%s%s%s)", d->name, d->nrequired,
+                             d->nrequired == 1 ? "" : "s", d->params[0], d->nrequired > 1 ? ", " : "",
+                             d->nrequired > 1 ? d->params[1] : "");
+    return d->build(c, call, a, d->variadic ? npos : nparams, outs, nout, err);
+}

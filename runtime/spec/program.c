@@ -1,0 +1,428 @@
+/* program.c — a checked spec compiled into the step graph and the sample graph. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aigc/suggest.h"
+#include "eval.h"
+
+/* ----------------------------------------------------------- declaring -- */
+
+/* Each model is built once on a scratch graph at batch 1: that declares its
+ * parameters, in the order PyTorch would create them, and fixes its shapes. */
+static int declare_models(pg_program *p, ag_error *err)
+{
+    for (int k = 0; k < p->nmodels; k++) {
+        pg_model *m = &p->models[k];
+        if (m->declared) continue; /* declared while building another model */
+        ag_graph g;
+        ag_graph_init(&g, &p->params, &p->rng);
+        ev_ctx c = {.p = p, .g = &g};
+        pv args[SP_MAX_INPUTS], outs[EV_MAX_OUT];
+        int nout, rc = AG_OK;
+        ag_graph_set_loc(&g, m->spec->loc);
+        for (int j = 0; j < m->spec->ninputs; j++) {
+            ag_shape s = m->spec->inputs[j];
+            s.ndim++;
+            for (int d = s.ndim - 1; d > 0; d--) s.d[d] = s.d[d - 1];
+            s.d[0] = 1;
+            args[j] = ev_tensor(ag_input(&g, m->spec->input_names[j], s, 1), -INFINITY, INFINITY, m->spec->loc);
+        }
+        rc = ev_call_model(&c, m, args, m->spec->ninputs, m->spec->loc, outs, &nout, err);
+        free(c.env);
+        ag_graph_free(&g);
+        if (rc) return AG_ERR;
+    }
+    return AG_OK;
+}
+
+static void init_params(pg_program *p)
+{
+    for (int k = 0; k < p->nmodels; k++)
+        for (int j = 0; j < p->models[k].nslots; j++) {
+            const ly_slot *s = &p->models[k].slots[j];
+            if (s->def->init) s->def->init(s, &p->params, &p->rng);
+        }
+}
+
+static pg_model *model_named(pg_program *p, const char *name)
+{
+    for (int k = 0; k < p->nmodels; k++)
+        if (strcmp(p->models[k].spec->name, name) == 0) return &p->models[k];
+    return NULL;
+}
+
+/* The parameter indices of the listed models, in store order. */
+static int collect_params(pg_program *p, const sp_optim *o, int *out)
+{
+    int n = 0;
+    for (int k = 0; k < o->nmodels; k++) {
+        const pg_model *m = model_named(p, o->models[k]);
+        for (int j = 0; j < m->nslots; j++)
+            for (int q = 0; q < m->slots[j].nparam; q++) out[n++] = m->slots[j].param[q];
+    }
+    return n;
+}
+
+static int make_optims(pg_program *p, ag_error *err)
+{
+    const sp_spec *s = p->spec;
+    p->optims = ag_xcalloc((size_t)s->noptims, sizeof *p->optims);
+    int *idx = ag_xmalloc((size_t)(p->params.n ? p->params.n : 1) * sizeof *idx);
+    for (int k = 0; k < s->noptims; k++) {
+        const sp_optim *o = &s->optims[k];
+        int n = collect_params(p, o, idx);
+        if (n == 0) {
+            free(idx);
+            return ag_errorf(err, o->loc, "optimizer '%s' has no parameters to update: %s%s has none",
+                             o->name, o->models[0], o->nmodels > 1 ? " and the others" : "");
+        }
+        opt_group_spec g = {idx, n, o->h.lr, o->h.weight_decay};
+        if (opt_init(&p->optims[k], o->kind, &o->h, &p->params, &g, 1, o->loc, err)) {
+            free(idx);
+            return AG_ERR;
+        }
+    }
+    free(idx);
+    return AG_OK;
+}
+
+/* ---------------------------------------------------------------- step -- */
+
+/* Names the data defines for the step. */
+static int find_reserved(const char *name)
+{
+    return !strcmp(name, "pixels") || !strcmp(name, "label") || !strcmp(name, "x") || !strcmp(name, "batch");
+}
+
+static int compile_update(pg_program *p, ev_ctx *c, const ex_stmt *st, int *seg_from, ag_error *err)
+{
+    const sp_spec *s = p->spec;
+    int o = sp_find_optim(s, st->names[0]);
+    if (o < 0) {
+        sg_best b;
+        sg_init(&b, st->names[0]);
+        for (int k = 0; k < s->noptims; k++) sg_offer(&b, s->optims[k].name);
+        char hint[96];
+        return ag_errorf(err, st->name_locs[0], "unknown optimizer '%s'%s", st->names[0],
+                         sg_hint(&b, hint, sizeof hint));
+    }
+    pv loss;
+    if (ev_eval(c, st->expr, &loss, err) || (loss.kind == PV_BATCH)) return AG_ERR;
+    if (loss.kind != PV_TENSOR || ag_numel(&loss.node->shape) != 1 || loss.node->batched) {
+        char buf[64] = "a number";
+        if (loss.kind == PV_TENSOR) ag_shape_str(&loss.node->shape, loss.node->batched, buf, sizeof buf);
+        return ag_errorf(err, st->expr->loc, "update %s: the loss must be a single number, got %s "
+                         "(reduce it with mean or sum)", st->names[0], buf);
+    }
+    pg_segment *sg = &p->segs[p->nsegs++];
+    *sg = (pg_segment){*seg_from, p->step.n, o, loss.node, NULL};
+    *seg_from = p->step.n;
+    return AG_OK;
+}
+
+static int compile_step(pg_program *p, ag_error *err)
+{
+    const sp_spec *s = p->spec;
+    ag_graph *g = &p->step;
+    ev_ctx c = {.p = p, .g = g};
+    int rc = AG_ERR;
+
+    ag_graph_set_loc(g, s->data.loc);
+    p->pixels = ag_input(g, "pixels", ag_shape3(1, p->rows, p->cols), 1);
+    p->labels = ag_input(g, "labels", ag_shape1(1), 1);
+    ev_bind(&c, "pixels", ev_tensor(p->pixels, 0, 255, s->data.loc));
+    ev_bind(&c, "label", ev_tensor(p->labels, 0, (float)(p->classes - 1), s->data.loc));
+    pv x;
+    if (ev_eval(&c, s->data.x, &x, err)) goto out;
+    if (x.kind != PV_TENSOR) {
+        ag_errorf(err, s->data.x->loc, "'x' must be a tensor computed from pixels");
+        goto out;
+    }
+    ev_bind(&c, "x", x);
+
+    p->segs = ag_xcalloc((size_t)s->nsteps + 1, sizeof *p->segs);
+    int seg_from = 0;
+    for (int k = 0; k < s->nsteps; k++) {
+        const ex_stmt *st = s->steps[k];
+        if (st->kind == EX_UPDATE) {
+            if (compile_update(p, &c, st, &seg_from, err)) goto out;
+            continue;
+        }
+        if (st->kind == EX_EVAL) {
+            ag_errorf(err, st->loc, "a step statement assigns a name (loss = ...) or updates an optimizer (update opt: loss)");
+            goto out;
+        }
+        pv v[EV_MAX_OUT];
+        int nv;
+        if (ev_eval_multi(&c, st->expr, v, &nv, err)) goto out;
+        if ((size_t)nv != st->nnames) {
+            ag_errorf(err, st->loc, "%zu name%s on the left, but the right side gives %d value%s", st->nnames,
+                      st->nnames == 1 ? "" : "s", nv, nv == 1 ? "" : "s");
+            goto out;
+        }
+        for (size_t j = 0; j < st->nnames; j++) {
+            if (find_reserved(st->names[j])) {
+                ag_errorf(err, st->name_locs[j], "'%s' is the data's; choose another name", st->names[j]);
+                goto out;
+            }
+            v[j].loc = st->name_locs[j];
+            ev_bind(&c, st->names[j], v[j]);
+        }
+    }
+    if (seg_from < g->n) p->segs[p->nsegs++] = (pg_segment){seg_from, g->n, -1, NULL, NULL};
+
+    /* The metrics: what the spec logs, else every update's loss. */
+    p->logs = ag_xcalloc((size_t)(s->nlogs + s->nsteps + 1), sizeof *p->logs);
+    p->log_names = ag_xcalloc((size_t)(s->nlogs + s->nsteps + 1), sizeof *p->log_names);
+    for (int k = 0; k < s->nlogs; k++) {
+        const pv *v = ev_lookup(&c, s->logs[k]);
+        if (!v) {
+            sg_best b;
+            sg_init(&b, s->logs[k]);
+            for (int j = 0; j < c.nenv; j++) sg_offer(&b, c.env[j].name);
+            char hint[96];
+            ag_errorf(err, s->log_locs[k], "'log' names '%s', which the step does not define%s", s->logs[k],
+                      sg_hint(&b, hint, sizeof hint));
+            goto out;
+        }
+        if (v->kind != PV_TENSOR || ag_numel(&v->node->shape) != 1 || v->node->batched) {
+            ag_errorf(err, s->log_locs[k], "'log' takes single numbers; '%s' is not one", s->logs[k]);
+            goto out;
+        }
+        p->log_names[p->nlogs] = s->logs[k];
+        p->logs[p->nlogs++] = v->node;
+    }
+    for (int k = 0; k < s->nsteps && s->nlogs == 0; k++) {
+        const ex_stmt *st = s->steps[k];
+        if (st->kind == EX_UPDATE && st->expr->kind == EX_NAME) {
+            p->log_names[p->nlogs] = st->expr->text;
+            p->logs[p->nlogs++] = ev_lookup(&c, st->expr->text)->node;
+        }
+    }
+    rc = AG_OK;
+out:
+    free(c.env);
+    return rc;
+}
+
+/* Every model with parameters is trained by an update, and every optimizer is used. */
+static int check_coverage(pg_program *p, ag_error *err)
+{
+    const sp_spec *s = p->spec;
+    for (int k = 0; k < s->noptims; k++) {
+        int used = 0;
+        for (int j = 0; j < p->nsegs; j++) used |= p->segs[j].optim == k;
+        if (!used)
+            return ag_errorf(err, s->optims[k].loc, "optimizer '%s' is never used: add 'update %s: LOSS' to the step",
+                             s->optims[k].name, s->optims[k].name);
+    }
+    for (int k = 0; k < p->nmodels; k++) {
+        const pg_model *m = &p->models[k];
+        if (m->params == 0) continue;
+        int trained = 0;
+        for (int o = 0; o < s->noptims; o++)
+            for (int j = 0; j < s->optims[o].nmodels; j++)
+                trained |= strcmp(s->optims[o].models[j], m->spec->name) == 0;
+        if (!trained)
+            return ag_errorf(err, m->spec->loc,
+                             "model '%s' has %lld parameters but no optimizer updates them; add it to an optimizer's 'params'",
+                             m->spec->name, (long long)m->params);
+    }
+    return AG_OK;
+}
+
+static int plan_step(pg_program *p, ag_error *err)
+{
+    const sp_spec *s = p->spec;
+    int *idx = ag_xmalloc((size_t)(p->params.n ? p->params.n : 1) * sizeof *idx);
+    for (int k = 0; k < p->nsegs; k++) {
+        pg_segment *sg = &p->segs[k];
+        if (sg->optim < 0) continue;
+        const sp_optim *o = &s->optims[sg->optim];
+        int n = collect_params(p, o, idx);
+        ag_error e2;
+        sg->bw = ag_backward_plan(&p->step, sg->loss, idx, n, &e2);
+        if (!sg->bw) {
+            free(idx);
+            return ag_errorf(err, sg->loss->loc, "update %s: this loss does not depend on %s%s, the parameters '%s' updates",
+                             o->name, o->models[0], o->nmodels > 1 ? " or the other models" : "", o->name);
+        }
+    }
+    free(idx);
+    return ag_graph_plan(&p->step, s->data.batch, err);
+}
+
+/* -------------------------------------------------------------- sample -- */
+
+static int compile_sample(pg_program *p, ag_error *err)
+{
+    const sp_spec *s = p->spec;
+    ag_graph *g = &p->sample;
+    ag_graph_init(g, &p->params, &p->rng);
+    g->training = 0;
+    p->has_sample = 1;
+    ev_ctx c = {.p = p, .g = g};
+    pv img;
+    int rc = ev_eval(&c, s->sample.image, &img, err);
+    free(c.env);
+    if (rc) return AG_ERR;
+    if (img.kind != PV_TENSOR || img.node->shape.ndim < 2)
+        return ag_errorf(err, s->sample.image->loc, "sample: 'image' must give a batch of images, [N, ...]");
+    int64_t per = ag_numel(&img.node->shape) / img.node->shape.d[0];
+    int64_t px = (int64_t)p->rows * p->cols;
+    if (per != px && per != 3 * px)
+        return ag_errorf(err, s->sample.image->loc,
+                         "sample: each image has %lld values, but the data's images are %dx%d (%lld values)",
+                         (long long)per, p->rows, p->cols, (long long)px);
+    p->image = img.node;
+    p->image_channels = (int)(per / px);
+    p->image_count = img.node->shape.d[0];
+    p->grid_rows = s->sample.rows;
+    p->grid_cols = s->sample.cols;
+    if (!p->grid_cols) {
+        p->grid_cols = (int)ceil(sqrt((double)p->image_count));
+        p->grid_rows = (p->image_count + p->grid_cols - 1) / p->grid_cols;
+    }
+    if ((int64_t)p->grid_rows * p->grid_cols < p->image_count)
+        return ag_errorf(err, s->sample.loc, "sample: %d images do not fit a %dx%d grid", p->image_count,
+                         p->grid_rows, p->grid_cols);
+    if (s->sample.has_range) {
+        p->image_lo = s->sample.lo, p->image_hi = s->sample.hi;
+    } else if (isfinite(img.lo) && isfinite(img.hi) && img.lo < img.hi) {
+        p->image_lo = img.lo, p->image_hi = img.hi;
+    } else {
+        p->image_lo = p->image_hi = 0; /* from the values, at each sampling */
+    }
+    return ag_graph_plan(g, 1, err);
+}
+
+/* ---------------------------------------------------------------- build -- */
+
+int pg_build(pg_program *p, const sp_spec *s, int rows, int cols, int classes, ag_error *err)
+{
+    memset(p, 0, sizeof *p);
+    p->spec = s;
+    p->rows = rows;
+    p->cols = cols;
+    p->classes = classes;
+    rng_seed(&p->rng, s->seed);
+    ag_params_init(&p->params);
+    p->nmodels = s->nmodels;
+    p->models = ag_xcalloc((size_t)s->nmodels, sizeof *p->models);
+    for (int k = 0; k < s->nmodels; k++) p->models[k].spec = &s->models[k];
+
+    if (declare_models(p, err)) return AG_ERR;
+    ag_params_alloc(&p->params);
+    init_params(p);
+    if (make_optims(p, err)) return AG_ERR;
+    ag_graph_init(&p->step, &p->params, &p->rng);
+    if (compile_step(p, err) || check_coverage(p, err) || plan_step(p, err)) return AG_ERR;
+    if (s->has_sample && compile_sample(p, err)) return AG_ERR;
+    return AG_OK;
+}
+
+void pg_free(pg_program *p)
+{
+    for (int k = 0; k < p->nmodels; k++) free(p->models[k].slots);
+    free(p->models);
+    if (p->optims)
+        for (int k = 0; k < p->spec->noptims; k++) opt_free(&p->optims[k]);
+    free(p->optims);
+    free(p->segs);
+    free(p->logs);
+    free(p->log_names);
+    ag_graph_free(&p->step);
+    if (p->has_sample) ag_graph_free(&p->sample);
+    ag_params_free(&p->params);
+    memset(p, 0, sizeof *p);
+}
+
+/* -------------------------------------------------------------- running -- */
+
+int pg_train_step(pg_program *p, int batch)
+{
+    ag_graph *g = &p->step;
+    ag_graph_set_batch(g, batch);
+    for (int k = 0; k < p->nsegs; k++) {
+        const pg_segment *sg = &p->segs[k];
+        if (ag_forward(g, sg->from, sg->to)) return AG_ERR;
+        if (sg->optim < 0) continue;
+        ag_backward(g, sg->bw);
+        opt_step(&p->optims[sg->optim]);
+    }
+    return AG_OK;
+}
+
+int pg_eval_step(pg_program *p, int batch)
+{
+    ag_graph *g = &p->step;
+    ag_graph_set_batch(g, batch);
+    g->training = 0;
+    int rc = ag_forward(g, 0, g->n);
+    g->training = 1;
+    return rc;
+}
+
+int pg_sample(pg_program *p, ag_error *err)
+{
+    if (ag_forward(&p->sample, 0, p->sample.n)) {
+        *err = p->sample.err;
+        return AG_ERR;
+    }
+    return AG_OK;
+}
+
+int64_t pg_model_params(const pg_program *p, int k) { return p->models[k].params; }
+int64_t pg_model_flops(const pg_program *p, int k) { return p->models[k].flops; }
+
+static void print_count(FILE *out, int64_t n)
+{
+    /* 559,632: thousands separated, as a reader counts them. */
+    char buf[32];
+    int len = snprintf(buf, sizeof buf, "%lld", (long long)n);
+    for (int k = 0; k < len; k++) {
+        fputc(buf[k], out);
+        if ((len - k - 1) % 3 == 0 && k != len - 1) fputc(',', out);
+    }
+}
+
+void pg_print_summary(const pg_program *p, FILE *out)
+{
+    char buf[64];
+    for (int k = 0; k < p->nmodels; k++) {
+        const pg_model *m = &p->models[k];
+        fprintf(out, "model %s", m->spec->name);
+        for (int j = 0; j < m->spec->ninputs; j++) {
+            ag_shape s = m->spec->inputs[j];
+            s.ndim++;
+            for (int d = s.ndim - 1; d > 0; d--) s.d[d] = s.d[d - 1];
+            fprintf(out, "%s%s %s", j ? ", " : " (", m->spec->input_names[j], ag_shape_str(&s, 1, buf, sizeof buf));
+        }
+        fprintf(out, ")\n");
+        fprintf(out, "  %-28s %-16s %12s %12s\n", "layer", "output", "params", "FLOPs");
+        for (int j = 0; j < m->nslots; j++) {
+            const ly_slot *s = &m->slots[j];
+            fprintf(out, "  %-28s %-16s %12lld %12lld\n", s->label,
+                    ag_shape_str(&s->out, s->out_batched, buf, sizeof buf), (long long)s->params,
+                    (long long)s->flops);
+        }
+        fprintf(out, "  total: ");
+        print_count(out, m->params);
+        fprintf(out, " parameters, ");
+        print_count(out, m->flops);
+        fprintf(out, " FLOPs per sample\n\n");
+    }
+    const sp_spec *s = p->spec;
+    fprintf(out, "step: %d nodes, %lld floats planned for batch %d\n", p->step.n,
+            (long long)p->step.slab_floats, s->data.batch);
+    for (int k = 0; k < p->nsegs; k++) {
+        const pg_segment *sg = &p->segs[k];
+        if (sg->optim < 0)
+            fprintf(out, "  forward %d nodes\n", sg->to - sg->from);
+        else
+            fprintf(out, "  forward %d nodes, then update %s: backward through %d nodes\n", sg->to - sg->from,
+                    s->optims[sg->optim].name, sg->bw->nsteps);
+    }
+}

@@ -1,0 +1,532 @@
+/* spec.c — a spec's YAML checked section by section into an sp_spec. */
+#include "aigc/spec.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aigc/suggest.h"
+
+/* ------------------------------------------------------------- overrides -- */
+
+static yt_node *scalar_node(ar_arena *a, const char *text, ag_loc loc)
+{
+    yt_node *n = ar_alloc(a, sizeof *n);
+    n->kind = YT_SCALAR;
+    n->loc = loc;
+    n->text = ar_strdup(a, text);
+    n->len = strlen(text);
+    n->raw = n->text;
+    return n;
+}
+
+/* "train.epochs=5": walks the mappings along the dotted path, creating the missing
+ * ones, and puts the value there as a plain scalar. Its place in messages is the
+ * override itself. */
+static int apply_set(sp_spec *s, const char *text, ag_error *err)
+{
+    ag_loc loc = {ar_strdup(&s->arena, text), 0, 0};
+    const char *eq = strchr(text, '=');
+    if (!eq || eq == text)
+        return ag_errorf(err, (ag_loc){0}, "--set %s: expected KEY=VALUE, like train.epochs=5", text);
+    char *path = ar_strndup(&s->arena, text, (size_t)(eq - text));
+    loc.file = ar_strdup(&s->arena, "--set");
+    loc.file = ar_strndup(&s->arena, text, strlen(text));
+    yt_node *map = s->doc.root;
+    for (char *key = path, *dot;; key = dot + 1) {
+        dot = strchr(key, '.');
+        if (dot) *dot = 0;
+        if (!*key) return ag_errorf(err, (ag_loc){0}, "--set %s: empty key in the path", text);
+        if (map->kind != YT_MAP)
+            return ag_errorf(err, (ag_loc){0}, "--set %s: '%s' is not inside a mapping", text, key);
+        yt_pair *hit = NULL;
+        for (size_t k = 0; k < map->n; k++)
+            if (strcmp(map->pairs[k].key->text, key) == 0) hit = &map->pairs[k];
+        if (!hit) {
+            yt_pair *pairs = ar_alloc(&s->arena, (map->n + 1) * sizeof *pairs);
+            if (map->n) memcpy(pairs, map->pairs, map->n * sizeof *pairs);
+            map->pairs = pairs;
+            hit = &pairs[map->n++];
+            hit->key = scalar_node(&s->arena, key, loc);
+            if (dot) {
+                hit->value = ar_alloc(&s->arena, sizeof(yt_node));
+                hit->value->kind = YT_MAP;
+                hit->value->loc = loc;
+            }
+        }
+        if (!dot) {
+            hit->value = scalar_node(&s->arena, eq + 1, loc);
+            return AG_OK;
+        }
+        map = hit->value;
+    }
+}
+
+/* ---------------------------------------------------------------- helpers -- */
+
+static const char *key_of(const yt_pair *p) { return p->key->text; }
+
+static int get_int(const yt_node *map, const char *key, long lo, long hi, long dflt, long *out,
+                   ag_error *err)
+{
+    const yt_node *n = yt_get(map, key);
+    if (!n) {
+        *out = dflt;
+        return AG_OK;
+    }
+    return yt_int(n, key, lo, hi, out, err);
+}
+
+static int get_str(const yt_node *map, const char *key, const char *dflt, const char **out,
+                   ag_error *err)
+{
+    const yt_node *n = yt_get(map, key);
+    if (!n) {
+        *out = dflt;
+        return AG_OK;
+    }
+    return yt_str(n, key, out, err);
+}
+
+static int parse_expr(sp_spec *s, const yt_node *n, const char *what, ex_node **out,
+                      ag_error *err)
+{
+    const char *str;
+    if (yt_str(n, what, &str, err)) return AG_ERR;
+    ag_loc at;
+    const char *text = yt_expr_text(n, &at);
+    return ex_parse_expr(&s->arena, text, at, out, err);
+}
+
+/* A per-sample shape: 784 or [1, 28, 28]. */
+static int parse_shape(const yt_node *n, const char *what, ag_shape *out, ag_error *err)
+{
+    long v;
+    if (n->kind == YT_SCALAR) {
+        if (yt_int(n, what, 1, 1L << 24, &v, err)) return AG_ERR;
+        *out = ag_shape1((int)v);
+        return AG_OK;
+    }
+    if (n->kind != YT_SEQ || n->n < 1 || n->n > AG_MAX_DIMS - 1)
+        return ag_errorf(err, n->loc, "'%s' must be a size or a list of 1 to %d sizes", what,
+                         AG_MAX_DIMS - 1);
+    out->ndim = (int)n->n;
+    for (size_t k = 0; k < n->n; k++) {
+        if (yt_int(n->items[k], what, 1, 1L << 24, &v, err)) return AG_ERR;
+        out->d[k] = (int)v;
+    }
+    return AG_OK;
+}
+
+/* ------------------------------------------------------------------- data -- */
+
+typedef struct sp_dataset_info {
+    const char *name;
+    const char *default_path;
+} sp_dataset_info;
+
+static const sp_dataset_info datasets[] = {
+    {"mnist", "data/mnist"},
+    {"fashion-mnist", "/usr/share/datasets/fashion-mnist"},
+};
+
+static int load_data(sp_spec *s, const yt_node *n, ag_error *err)
+{
+    static const char *const keys[] = {"dataset", "path", "batch", "shuffle", "x", NULL};
+    if (yt_want(n, YT_MAP, "data", err) || yt_check_keys(n, keys, "data", err)) return AG_ERR;
+    sp_data *d = &s->data;
+    d->loc = n->loc;
+    const yt_node *ds = yt_need(n, "dataset", err);
+    if (!ds || yt_str(ds, "dataset", &d->dataset, err)) return AG_ERR;
+    const sp_dataset_info *info = NULL;
+    sg_best best;
+    sg_init(&best, d->dataset);
+    for (size_t k = 0; k < AG_COUNTOF(datasets); k++) {
+        if (strcmp(datasets[k].name, d->dataset) == 0) info = &datasets[k];
+        sg_offer(&best, datasets[k].name);
+    }
+    if (!info) {
+        char hint[96];
+        return ag_errorf(err, ds->loc, "unknown dataset '%s'%s (known: mnist, fashion-mnist)",
+                         d->dataset, sg_hint(&best, hint, sizeof hint));
+    }
+    const yt_node *p = yt_get(n, "path");
+    d->path_loc = p ? p->loc : ds->loc;
+    if (get_str(n, "path", info->default_path, &d->path, err)) return AG_ERR;
+    long batch;
+    if (get_int(n, "batch", 1, 65536, 64, &batch, err)) return AG_ERR;
+    d->batch = (int)batch;
+    d->shuffle = 1;
+    const yt_node *sh = yt_get(n, "shuffle");
+    if (sh && yt_bool(sh, "shuffle", &d->shuffle, err)) return AG_ERR;
+    const yt_node *x = yt_get(n, "x");
+    if (x) return parse_expr(s, x, "x", &d->x, err);
+    return ex_parse_expr(&s->arena, "flatten(pixels / 255)", n->loc, &d->x, err);
+}
+
+/* ----------------------------------------------------------------- models -- */
+
+/* "linear 256", "leaky_relu 0.2", "dropout p=0.3". */
+static int parse_layer(sp_spec *s, const yt_node *n, sp_layer *L, ag_error *err)
+{
+    const char *text;
+    if (yt_str(n, "layer", &text, err)) return AG_ERR;
+    L->loc = n->loc;
+    const char *p = text;
+    int col = 0;
+    for (int w = 0;; w++) {
+        while (*p == ' ' || *p == '\t') p++;
+        if (!*p) break;
+        const char *start = p;
+        while (*p && *p != ' ' && *p != '\t') p++;
+        char *word = ar_strndup(&s->arena, start, (size_t)(p - start));
+        ag_loc wl = n->loc;
+        col = (int)(start - text);
+        if (!n->quoted) wl.col += col;
+        if (w == 0) {
+            L->kind = word;
+            continue;
+        }
+        if (L->nargs == SP_MAX_LAYER_ARGS)
+            return ag_errorf(err, wl, "layer '%s' takes at most %d arguments", L->kind,
+                             SP_MAX_LAYER_ARGS);
+        char *eq = strchr(word, '=');
+        const char *num = word;
+        if (eq) {
+            *eq = 0;
+            L->keys[L->nargs] = word;
+            num = eq + 1;
+        } else if (L->nargs && L->keys[L->nargs - 1]) {
+            return ag_errorf(err, wl, "a positional argument cannot follow 'key=value' ones");
+        }
+        char *end;
+        errno = 0;
+        double v = strtod(num, &end);
+        if (end == num || *end || errno || !isfinite(v))
+            return ag_errorf(err, wl, "layer '%s': expected a number, got '%s'", L->kind, num);
+        L->args[L->nargs++] = v;
+    }
+    if (!L->kind) return ag_errorf(err, n->loc, "empty layer");
+    return AG_OK;
+}
+
+static int load_model(sp_spec *s, const yt_pair *pair, sp_model *m, ag_error *err)
+{
+    static const char *const keys[] = {"in", "layers", "nodes", "outputs", NULL};
+    const yt_node *n = pair->value;
+    m->name = key_of(pair);
+    m->loc = pair->key->loc;
+    if (yt_want(n, YT_MAP, m->name, err) || yt_check_keys(n, keys, m->name, err)) return AG_ERR;
+    const yt_node *in = yt_need(n, "in", err);
+    if (!in) return AG_ERR;
+    if (in->kind == YT_MAP) {
+        if (in->n < 1 || in->n > SP_MAX_INPUTS)
+            return ag_errorf(err, in->loc, "a model takes 1 to %d inputs", SP_MAX_INPUTS);
+        m->ninputs = (int)in->n;
+        for (size_t k = 0; k < in->n; k++) {
+            m->input_names[k] = key_of(&in->pairs[k]);
+            if (parse_shape(in->pairs[k].value, m->input_names[k], &m->inputs[k], err))
+                return AG_ERR;
+        }
+    } else {
+        m->ninputs = 1;
+        m->input_names[0] = "x";
+        if (parse_shape(in, "in", &m->inputs[0], err)) return AG_ERR;
+    }
+
+    const yt_node *layers = yt_get(n, "layers"), *nodes = yt_get(n, "nodes");
+    if (!!layers == !!nodes)
+        return ag_errorf(err, m->loc, "model '%s' needs either 'layers' (a stack) or 'nodes' (a graph)",
+                         m->name);
+    if (layers) {
+        if (yt_get(n, "outputs"))
+            return ag_errorf(err, yt_get(n, "outputs")->loc, "'outputs' belongs to a graph model (with 'nodes'); a stack has one output");
+        if (m->ninputs != 1)
+            return ag_errorf(err, in->loc, "a stack of layers takes one input; use 'nodes' for several");
+        if (yt_want(layers, YT_SEQ, "layers", err)) return AG_ERR;
+        if (layers->n == 0) return ag_errorf(err, layers->loc, "'layers' is empty");
+        m->nlayers = (int)layers->n;
+        m->layers = ar_alloc(&s->arena, layers->n * sizeof *m->layers);
+        for (size_t k = 0; k < layers->n; k++)
+            if (parse_layer(s, layers->items[k], &m->layers[k], err)) return AG_ERR;
+        return AG_OK;
+    }
+    if (yt_want(nodes, YT_MAP, "nodes", err)) return AG_ERR;
+    if (nodes->n == 0) return ag_errorf(err, nodes->loc, "'nodes' is empty");
+    m->nnodes = (int)nodes->n;
+    m->nodes = ar_alloc(&s->arena, nodes->n * sizeof *m->nodes);
+    for (size_t k = 0; k < nodes->n; k++) {
+        sp_gnode *gn = &m->nodes[k];
+        gn->name = key_of(&nodes->pairs[k]);
+        gn->loc = nodes->pairs[k].key->loc;
+        if (parse_expr(s, nodes->pairs[k].value, gn->name, &gn->expr, err)) return AG_ERR;
+    }
+    const yt_node *outs = yt_get(n, "outputs");
+    if (!outs) {
+        /* The last node is the output, as the last layer of a stack is. */
+        m->noutputs = 1;
+        m->outputs = ar_alloc(&s->arena, sizeof *m->outputs);
+        m->output_locs = ar_alloc(&s->arena, sizeof *m->output_locs);
+        m->outputs[0] = m->nodes[m->nnodes - 1].name;
+        m->output_locs[0] = m->nodes[m->nnodes - 1].loc;
+        return AG_OK;
+    }
+    size_t no = outs->kind == YT_SEQ ? outs->n : 1;
+    if (no < 1) return ag_errorf(err, outs->loc, "'outputs' is empty");
+    m->noutputs = (int)no;
+    m->outputs = ar_alloc(&s->arena, no * sizeof *m->outputs);
+    m->output_locs = ar_alloc(&s->arena, no * sizeof *m->output_locs);
+    for (size_t k = 0; k < no; k++) {
+        const yt_node *o = outs->kind == YT_SEQ ? outs->items[k] : outs;
+        if (yt_str(o, "outputs", &m->outputs[k], err)) return AG_ERR;
+        m->output_locs[k] = o->loc;
+    }
+    return AG_OK;
+}
+
+static int load_models(sp_spec *s, const yt_node *n, ag_error *err)
+{
+    if (yt_want(n, YT_MAP, "models", err)) return AG_ERR;
+    if (n->n == 0) return ag_errorf(err, n->loc, "'models' is empty");
+    s->nmodels = (int)n->n;
+    s->models = ar_alloc(&s->arena, n->n * sizeof *s->models);
+    for (size_t k = 0; k < n->n; k++)
+        if (load_model(s, &n->pairs[k], &s->models[k], err)) return AG_ERR;
+    return AG_OK;
+}
+
+/* ------------------------------------------------------------------ train -- */
+
+static int load_optim(sp_spec *s, const yt_pair *pair, sp_optim *o, ag_error *err)
+{
+    const yt_node *n = pair->value;
+    o->name = key_of(pair);
+    o->loc = pair->key->loc;
+    if (yt_want(n, YT_MAP, o->name, err)) return AG_ERR;
+    const yt_node *type = yt_need(n, "type", err);
+    const char *tname;
+    if (!type || yt_str(type, "type", &tname, err)) return AG_ERR;
+    o->kind = opt_kind_by_name(tname);
+    if (o->kind == OPT_COUNT) {
+        sg_best b;
+        sg_init(&b, tname);
+        for (int k = 0; k < OPT_COUNT; k++) sg_offer(&b, opt_kind_name((opt_kind)k));
+        char hint[96];
+        return ag_errorf(err, type->loc, "unknown optimizer type '%s'%s (known: sgd, adam, adamw)",
+                         tname, sg_hint(&b, hint, sizeof hint));
+    }
+    o->h = opt_defaults(o->kind);
+
+    /* The keys this kind accepts: type, params, betas, and its hyper-parameters. */
+    const char *allowed[40] = {"type", "params"};
+    int na = 2;
+    if (o->kind != OPT_SGD) allowed[na++] = "betas";
+    for (int k = 0; k < opt_nfields && na < 39; k++)
+        if (opt_fields[k].kinds & (1u << o->kind)) allowed[na++] = opt_fields[k].name;
+    allowed[na] = NULL;
+    if (yt_check_keys(n, allowed, o->name, err)) return AG_ERR;
+
+    for (size_t k = 0; k < n->n; k++) {
+        const char *key = key_of(&n->pairs[k]);
+        const yt_node *v = n->pairs[k].value;
+        const opt_field *f = opt_field_by_name(o->kind, key);
+        if (!f) continue;
+        void *at = (char *)&o->h + f->offset;
+        if (f->is_bool) {
+            if (yt_bool(v, key, (int *)at, err)) return AG_ERR;
+        } else if (yt_float(v, key, -INFINITY, INFINITY, (double *)at, err)) {
+            return AG_ERR;
+        }
+    }
+    const yt_node *betas = yt_get(n, "betas");
+    if (betas) {
+        if (betas->kind != YT_SEQ || betas->n != 2)
+            return ag_errorf(err, betas->loc, "'betas' must be a list of two numbers, like [0.5, 0.999]");
+        if (yt_float(betas->items[0], "betas", 0, 1, &o->h.beta1, err) ||
+            yt_float(betas->items[1], "betas", 0, 1, &o->h.beta2, err))
+            return AG_ERR;
+    }
+    if (opt_check(o->kind, &o->h, n->loc, err)) return AG_ERR;
+
+    const yt_node *params = yt_need(n, "params", err);
+    if (!params) return AG_ERR;
+    size_t np = params->kind == YT_SEQ ? params->n : 1;
+    if (np == 0) return ag_errorf(err, params->loc, "'params' names no model");
+    o->nmodels = (int)np;
+    o->models = ar_alloc(&s->arena, np * sizeof *o->models);
+    o->model_locs = ar_alloc(&s->arena, np * sizeof *o->model_locs);
+    for (size_t k = 0; k < np; k++) {
+        const yt_node *m = params->kind == YT_SEQ ? params->items[k] : params;
+        if (yt_str(m, "params", &o->models[k], err)) return AG_ERR;
+        o->model_locs[k] = m->loc;
+        if (!sp_find_model(s, o->models[k])) {
+            sg_best b;
+            sg_init(&b, o->models[k]);
+            for (int j = 0; j < s->nmodels; j++) sg_offer(&b, s->models[j].name);
+            char hint[96];
+            return ag_errorf(err, m->loc, "'params' names no model '%s'%s", o->models[k],
+                             sg_hint(&b, hint, sizeof hint));
+        }
+    }
+    return AG_OK;
+}
+
+/* A step statement. `- update opt: loss` is a statement to us but a one-pair mapping
+ * to YAML (a colon and a space): read that mapping as the statement it spells. */
+static int parse_stmt(sp_spec *s, const yt_node *n, ex_stmt **out, ag_error *err)
+{
+    ag_loc at;
+    if (n->kind == YT_MAP && n->n == 1 && !n->pairs[0].key->quoted &&
+        strncmp(n->pairs[0].key->text, "update", 6) == 0) {
+        const yt_node *key = n->pairs[0].key, *val = n->pairs[0].value;
+        /* The key alone is "update OPT", a statement missing its loss: parse it with
+         * an empty loss to reuse the parser's checks of the optimizer name. */
+        char *text = ar_alloc(&s->arena, key->len + 4);
+        snprintf(text, key->len + 4, "%s: 0", key->text);
+        if (ex_parse_stmt(&s->arena, text, key->loc, out, err)) return AG_ERR;
+        if ((*out)->kind != EX_UPDATE)
+            return ag_errorf(err, key->loc, "expected 'update OPTIMIZER: LOSS'");
+        if (yt_want(val, YT_SCALAR, "the loss", err)) return AG_ERR;
+        const char *vt = yt_expr_text(val, &at);
+        return ex_parse_expr(&s->arena, vt, at, &(*out)->expr, err);
+    }
+    const char *str;
+    if (yt_str(n, "step", &str, err)) return AG_ERR;
+    const char *text = yt_expr_text(n, &at);
+    return ex_parse_stmt(&s->arena, text, at, out, err);
+}
+
+static int load_train(sp_spec *s, const yt_node *n, ag_error *err)
+{
+    static const char *const keys[] = {"epochs", "optimizers", "step", "log", "log_every", NULL};
+    if (yt_want(n, YT_MAP, "train", err) || yt_check_keys(n, keys, "train", err)) return AG_ERR;
+    long v;
+    const yt_node *ep = yt_need(n, "epochs", err);
+    if (!ep || yt_int(ep, "epochs", 1, 1000000, &v, err)) return AG_ERR;
+    s->epochs = (int)v;
+    if (get_int(n, "log_every", 1, INT_MAX, 50, &v, err)) return AG_ERR;
+    s->log_every = (int)v;
+
+    const yt_node *opts = yt_need(n, "optimizers", err);
+    if (!opts || yt_want(opts, YT_MAP, "optimizers", err)) return AG_ERR;
+    if (opts->n == 0) return ag_errorf(err, opts->loc, "'optimizers' is empty");
+    s->noptims = (int)opts->n;
+    s->optims = ar_alloc(&s->arena, opts->n * sizeof *s->optims);
+    for (size_t k = 0; k < opts->n; k++)
+        if (load_optim(s, &opts->pairs[k], &s->optims[k], err)) return AG_ERR;
+
+    const yt_node *step = yt_need(n, "step", err);
+    if (!step || yt_want(step, YT_SEQ, "step", err)) return AG_ERR;
+    if (step->n == 0) return ag_errorf(err, step->loc, "'step' is empty");
+    s->nsteps = (int)step->n;
+    s->steps = ar_alloc(&s->arena, step->n * sizeof *s->steps);
+    for (size_t k = 0; k < step->n; k++)
+        if (parse_stmt(s, step->items[k], &s->steps[k], err)) return AG_ERR;
+
+    const yt_node *log = yt_get(n, "log");
+    if (log) {
+        size_t nl = log->kind == YT_SEQ ? log->n : 1;
+        s->nlogs = (int)nl;
+        s->logs = ar_alloc(&s->arena, (nl ? nl : 1) * sizeof *s->logs);
+        s->log_locs = ar_alloc(&s->arena, (nl ? nl : 1) * sizeof *s->log_locs);
+        for (size_t k = 0; k < nl; k++) {
+            const yt_node *e = log->kind == YT_SEQ ? log->items[k] : log;
+            if (yt_str(e, "log", &s->logs[k], err)) return AG_ERR;
+            s->log_locs[k] = e->loc;
+        }
+    }
+    return AG_OK;
+}
+
+/* ----------------------------------------------------------------- sample -- */
+
+static int load_sample(sp_spec *s, const yt_node *n, ag_error *err)
+{
+    static const char *const keys[] = {"image", "grid", "range", NULL};
+    if (yt_want(n, YT_MAP, "sample", err) || yt_check_keys(n, keys, "sample", err)) return AG_ERR;
+    sp_sample *sm = &s->sample;
+    sm->loc = n->loc;
+    const yt_node *img = yt_need(n, "image", err);
+    if (!img || parse_expr(s, img, "image", &sm->image, err)) return AG_ERR;
+    const yt_node *grid = yt_get(n, "grid");
+    if (grid) {
+        const char *g;
+        int used = 0;
+        if (yt_str(grid, "grid", &g, err)) return AG_ERR;
+        if (sscanf(g, "%dx%d%n", &sm->rows, &sm->cols, &used) != 2 || g[used] || sm->rows < 1 ||
+            sm->cols < 1 || sm->rows > 1024 || sm->cols > 1024)
+            return ag_errorf(err, grid->loc, "'grid' must be ROWSxCOLS, like 8x8, got '%s'", g);
+    }
+    const yt_node *range = yt_get(n, "range");
+    if (range) {
+        double lo, hi;
+        if (range->kind != YT_SEQ || range->n != 2)
+            return ag_errorf(err, range->loc, "'range' must be a list [low, high], like [-1, 1]");
+        if (yt_float(range->items[0], "range", -INFINITY, INFINITY, &lo, err) ||
+            yt_float(range->items[1], "range", -INFINITY, INFINITY, &hi, err))
+            return AG_ERR;
+        if (!(lo < hi)) return ag_errorf(err, range->loc, "'range' must have low < high");
+        sm->has_range = 1;
+        sm->lo = (float)lo;
+        sm->hi = (float)hi;
+    }
+    s->has_sample = 1;
+    return AG_OK;
+}
+
+/* ------------------------------------------------------------------ spec -- */
+
+int sp_load(sp_spec *s, const char *path, const sp_set *sets, int nsets, ag_error *err)
+{
+    static const char *const keys[] = {"name", "seed", "data", "models", "train", "sample",
+                                       "hooks", NULL};
+    memset(s, 0, sizeof *s);
+    ar_init(&s->arena, 0);
+    s->path = path;
+    if (yt_load_file(&s->doc, &s->arena, path, err)) return AG_ERR;
+    const yt_node *root = s->doc.root;
+    if (yt_want(root, YT_MAP, "the spec", err)) return AG_ERR;
+    for (int k = 0; k < nsets; k++)
+        if (apply_set(s, sets[k].text, err)) return AG_ERR;
+    if (yt_check_keys(root, keys, NULL, err)) return AG_ERR;
+
+    const yt_node *name = yt_need(root, "name", err);
+    if (!name || yt_str(name, "name", &s->name, err)) return AG_ERR;
+    for (const char *c = s->name; *c; c++)
+        if (!(*c == '-' || *c == '_' || *c == '.' || (*c >= '0' && *c <= '9') ||
+              (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z')) || s->name[0] == '.')
+            return ag_errorf(err, name->loc, "'name' names the run directory: use letters, digits, '-', '_' and '.' only");
+    long seed;
+    if (get_int(root, "seed", 0, LONG_MAX, 0, &seed, err)) return AG_ERR;
+    s->seed = (uint64_t)seed;
+
+    const yt_node *n;
+    if (!(n = yt_need(root, "data", err)) || load_data(s, n, err)) return AG_ERR;
+    if (!(n = yt_need(root, "models", err)) || load_models(s, n, err)) return AG_ERR;
+    if (!(n = yt_need(root, "train", err)) || load_train(s, n, err)) return AG_ERR;
+    if ((n = yt_get(root, "sample")) && load_sample(s, n, err)) return AG_ERR;
+    if ((n = yt_get(root, "hooks"))) {
+        s->hooks_loc = n->loc;
+        if (yt_str(n, "hooks", &s->hooks, err)) return AG_ERR;
+    }
+    return AG_OK;
+}
+
+void sp_free(sp_spec *s) { ar_free(&s->arena); }
+
+const sp_model *sp_find_model(const sp_spec *s, const char *name)
+{
+    for (int k = 0; k < s->nmodels; k++)
+        if (strcmp(s->models[k].name, name) == 0) return &s->models[k];
+    return NULL;
+}
+
+int sp_find_optim(const sp_spec *s, const char *name)
+{
+    for (int k = 0; k < s->noptims; k++)
+        if (strcmp(s->optims[k].name, name) == 0) return k;
+    return -1;
+}

@@ -1,0 +1,495 @@
+/* yaml.c — libyaml events into a located tree; typed getters; error excerpts. */
+#include "aigc/yaml.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <yaml.h>
+
+#include "aigc/suggest.h"
+
+/* ---- building the tree ---------------------------------------------------------- */
+
+typedef struct yt_frame {
+    yt_node *node;
+    size_t base; /* where its children start on the scratch stack */
+} yt_frame;
+
+typedef struct yt_builder {
+    ar_arena *a;
+    yt_doc *doc;
+    ag_error *err;
+    /* Byte offset of each line start: libyaml marks count characters, and a raw
+     * slice of the source needs bytes. */
+    size_t *lines;
+    size_t nlines;
+    /* Children of the open collections, copied into the arena when one closes, so
+     * that each collection is one exact-size array. */
+    yt_node **scratch;
+    size_t top, cap;
+    yt_frame frames[YT_MAX_DEPTH];
+    int depth;
+} yt_builder;
+
+static ag_loc mark_loc(const yt_builder *b, yaml_mark_t m)
+{
+    return (ag_loc){b->doc->file, (int)m.line + 1, (int)m.column + 1};
+}
+
+static int is_cont_byte(unsigned char c) { return (c & 0xC0) == 0x80; }
+
+static void index_lines(yt_builder *b)
+{
+    const char *s = b->doc->src;
+    size_t n = b->doc->src_len, cap = 64;
+    b->lines = ag_xmalloc(cap * sizeof *b->lines);
+    /* libyaml skips a byte order mark without counting it as a column. */
+    b->lines[0] = n >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0;
+    b->nlines = 1;
+    for (size_t i = b->lines[0]; i < n; i++) {
+        if (s[i] != '\n' && s[i] != '\r') continue;
+        if (s[i] == '\r' && i + 1 < n && s[i + 1] == '\n') i++;
+        if (b->nlines == cap) b->lines = ag_xrealloc(b->lines, (cap *= 2) * sizeof *b->lines);
+        b->lines[b->nlines++] = i + 1;
+    }
+}
+
+/* The byte offset of a mark, or SIZE_MAX when the mark does not fit the text (libyaml
+ * converted UTF-16 input, or counted a line break that is not \n or \r). */
+static size_t mark_offset(const yt_builder *b, yaml_mark_t m)
+{
+    if (m.line >= b->nlines) return SIZE_MAX;
+    const char *s = b->doc->src;
+    size_t i = b->lines[m.line], end = b->doc->src_len;
+    for (size_t col = 0; col < m.column; col++) {
+        if (i >= end || s[i] == '\n' || s[i] == '\r') return SIZE_MAX;
+        i++;
+        while (i < end && is_cont_byte((unsigned char)s[i])) i++;
+    }
+    return i;
+}
+
+static void scratch_push(yt_builder *b, yt_node *n)
+{
+    if (b->top == b->cap) {
+        b->cap = b->cap ? 2 * b->cap : 64;
+        b->scratch = ag_xrealloc(b->scratch, b->cap * sizeof *b->scratch);
+    }
+    b->scratch[b->top++] = n;
+}
+
+/* Attach a new node to the open collection (or make it the root), checking the rules
+ * that apply to mapping keys. */
+static int attach(yt_builder *b, yt_node *n)
+{
+    if (b->depth == 0) {
+        b->doc->root = n;
+        return AG_OK;
+    }
+    const yt_frame *f = &b->frames[b->depth - 1];
+    if (f->node->kind == YT_MAP && (b->top - f->base) % 2 == 0) {
+        if (n->kind != YT_SCALAR)
+            return ag_errorf(b->err, n->loc, "a mapping key must be a plain value, not %s",
+                             n->kind == YT_MAP ? "a mapping" : "a list");
+        for (size_t i = f->base; i < b->top; i += 2) {
+            const yt_node *k = b->scratch[i];
+            if (k->len == n->len && memcmp(k->text, n->text, n->len) == 0)
+                return ag_errorf(b->err, n->loc, "duplicate key '%s' (first at %d:%d)",
+                                 n->text, k->loc.line, k->loc.col);
+        }
+    }
+    scratch_push(b, n);
+    return AG_OK;
+}
+
+static int refuse_properties(yt_builder *b, yaml_mark_t at, const yaml_char_t *anchor,
+                             const yaml_char_t *tag)
+{
+    if (anchor)
+        return ag_errorf(b->err, mark_loc(b, at),
+                         "anchors are not supported ('&%s'); write the value out",
+                         (const char *)anchor);
+    if (tag)
+        return ag_errorf(b->err, mark_loc(b, at), "tags are not supported ('%s')",
+                         (const char *)tag);
+    return AG_OK;
+}
+
+static int on_scalar(yt_builder *b, const yaml_event_t *e)
+{
+    if (refuse_properties(b, e->start_mark, e->data.scalar.anchor, e->data.scalar.tag))
+        return AG_ERR;
+    yt_node *n = ar_alloc(b->a, sizeof *n);
+    n->kind = YT_SCALAR;
+    n->loc = mark_loc(b, e->start_mark);
+    n->len = e->data.scalar.length;
+    n->text = ar_strndup(b->a, (const char *)e->data.scalar.value, n->len);
+    n->quoted = e->data.scalar.style != YAML_PLAIN_SCALAR_STYLE;
+    if (!n->quoted) {
+        size_t from = mark_offset(b, e->start_mark), to = mark_offset(b, e->end_mark);
+        if (from == SIZE_MAX || to == SIZE_MAX || to < from)
+            n->raw = NULL;
+        else if (e->start_mark.line == e->end_mark.line)
+            n->raw = n->text;
+        else
+            n->raw = ar_strndup(b->a, b->doc->src + from, to - from);
+    }
+    return attach(b, n);
+}
+
+static int on_start(yt_builder *b, const yaml_event_t *e, yt_kind kind)
+{
+    const yaml_char_t *anchor = kind == YT_MAP ? e->data.mapping_start.anchor
+                                               : e->data.sequence_start.anchor;
+    const yaml_char_t *tag = kind == YT_MAP ? e->data.mapping_start.tag
+                                            : e->data.sequence_start.tag;
+    if (refuse_properties(b, e->start_mark, anchor, tag)) return AG_ERR;
+    yt_node *n = ar_alloc(b->a, sizeof *n);
+    n->kind = kind;
+    n->loc = mark_loc(b, e->start_mark);
+    if (b->depth == YT_MAX_DEPTH)
+        return ag_errorf(b->err, n->loc, "nested deeper than %d levels", YT_MAX_DEPTH);
+    if (attach(b, n)) return AG_ERR;
+    b->frames[b->depth++] = (yt_frame){n, b->top};
+    return AG_OK;
+}
+
+static void on_end(yt_builder *b)
+{
+    AG_ASSERT(b->depth > 0);
+    yt_frame f = b->frames[--b->depth];
+    size_t count = b->top - f.base;
+    yt_node **kids = b->scratch + f.base;
+    if (f.node->kind == YT_SEQ) {
+        f.node->n = count;
+        f.node->items = ar_alloc(b->a, count * sizeof *f.node->items);
+        memcpy(f.node->items, kids, count * sizeof *kids);
+    } else {
+        AG_ASSERT(count % 2 == 0);
+        f.node->n = count / 2;
+        f.node->pairs = ar_alloc(b->a, f.node->n * sizeof *f.node->pairs);
+        for (size_t i = 0; i < f.node->n; i++)
+            f.node->pairs[i] = (yt_pair){kids[2 * i], kids[2 * i + 1]};
+    }
+    b->top = f.base;
+}
+
+/* libyaml's reader reports a byte offset, not a mark. */
+static ag_loc offset_loc(const yt_builder *b, size_t off)
+{
+    ag_loc loc = {b->doc->file, 1, 1};
+    for (size_t i = 0; i < off && i < b->doc->src_len; i++) {
+        char c = b->doc->src[i];
+        if (c == '\n') {
+            loc.line++;
+            loc.col = 1;
+        } else if (!is_cont_byte((unsigned char)c)) {
+            loc.col++;
+        }
+    }
+    return loc;
+}
+
+static int parse_error(yt_builder *b, const yaml_parser_t *p)
+{
+    const char *problem = p->problem ? p->problem : "malformed YAML";
+    switch (p->error) {
+    case YAML_MEMORY_ERROR:
+        return ag_errorf(b->err, (ag_loc){b->doc->file, 0, 0}, "out of memory while parsing");
+    case YAML_READER_ERROR:
+        if (p->problem_value != -1)
+            return ag_errorf(b->err, offset_loc(b, p->problem_offset), "%s (byte 0x%02X)",
+                             problem, (unsigned)p->problem_value);
+        return ag_errorf(b->err, offset_loc(b, p->problem_offset), "%s", problem);
+    default:
+        if (p->context)
+            return ag_errorf(b->err, mark_loc(b, p->problem_mark), "%s (%s at %d:%d)",
+                             problem, p->context, (int)p->context_mark.line + 1,
+                             (int)p->context_mark.column + 1);
+        return ag_errorf(b->err, mark_loc(b, p->problem_mark), "%s", problem);
+    }
+}
+
+/* One event; *done is set at the end of the stream. */
+static int on_event(yt_builder *b, const yaml_event_t *e, int *done)
+{
+    switch (e->type) {
+    case YAML_DOCUMENT_START_EVENT:
+        if (b->doc->root)
+            return ag_errorf(b->err, mark_loc(b, e->start_mark),
+                             "a second document; a spec is a single YAML document");
+        return AG_OK;
+    case YAML_STREAM_END_EVENT:
+        *done = 1;
+        if (!b->doc->root)
+            return ag_errorf(b->err, (ag_loc){b->doc->file, 0, 0},
+                             "empty file; expected a YAML document");
+        return AG_OK;
+    case YAML_ALIAS_EVENT:
+        return ag_errorf(b->err, mark_loc(b, e->start_mark),
+                         "aliases are not supported ('*%s'); write the value out",
+                         (const char *)e->data.alias.anchor);
+    case YAML_SCALAR_EVENT: return on_scalar(b, e);
+    case YAML_SEQUENCE_START_EVENT: return on_start(b, e, YT_SEQ);
+    case YAML_MAPPING_START_EVENT: return on_start(b, e, YT_MAP);
+    case YAML_SEQUENCE_END_EVENT:
+    case YAML_MAPPING_END_EVENT: on_end(b); return AG_OK;
+    default: return AG_OK; /* stream start, document end, no event */
+    }
+}
+
+int yt_load_string(yt_doc *doc, ar_arena *a, const char *file, const char *text,
+                   size_t len, ag_error *err)
+{
+    doc->root = NULL;
+    doc->file = ar_strdup(a, file);
+    doc->src = ar_strndup(a, text, len);
+    doc->src_len = len;
+
+    yt_builder b = {.a = a, .doc = doc, .err = err};
+    index_lines(&b);
+    yaml_parser_t p;
+    if (!yaml_parser_initialize(&p)) {
+        free(b.lines);
+        return ag_errorf(err, (ag_loc){doc->file, 0, 0}, "out of memory while parsing");
+    }
+    yaml_parser_set_input_string(&p, (const unsigned char *)doc->src, len);
+    int status = AG_OK, done = 0;
+    while (!done && status == AG_OK) {
+        yaml_event_t e;
+        if (!yaml_parser_parse(&p, &e)) {
+            status = parse_error(&b, &p);
+            break;
+        }
+        status = on_event(&b, &e, &done);
+        yaml_event_delete(&e);
+    }
+    yaml_parser_delete(&p);
+    free(b.lines);
+    free(b.scratch);
+    if (status != AG_OK) doc->root = NULL;
+    return status;
+}
+
+int yt_load_file(yt_doc *doc, ar_arena *a, const char *path, ag_error *err)
+{
+    doc->root = NULL;
+    doc->file = ar_strdup(a, path);
+    doc->src = NULL;
+    doc->src_len = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return ag_errorf(err, (ag_loc){doc->file, 0, 0}, "cannot open: %s", strerror(errno));
+    size_t len = 0, cap = 4096;
+    char *buf = ag_xmalloc(cap);
+    for (size_t got; (got = fread(buf + len, 1, cap - len, f)) > 0;) {
+        len += got;
+        if (len == cap) buf = ag_xrealloc(buf, cap *= 2);
+    }
+    int failed = ferror(f);
+    fclose(f);
+    int status = failed ? ag_errorf(err, (ag_loc){doc->file, 0, 0}, "cannot read: %s",
+                                    strerror(errno))
+                        : yt_load_string(doc, a, path, buf, len, err);
+    free(buf);
+    return status;
+}
+
+/* ---- access ----------------------------------------------------------------------- */
+
+const yt_node *yt_get(const yt_node *map, const char *key)
+{
+    AG_ASSERT(map && map->kind == YT_MAP);
+    for (size_t i = 0; i < map->n; i++)
+        if (strcmp(map->pairs[i].key->text, key) == 0) return map->pairs[i].value;
+    return NULL;
+}
+
+const yt_node *yt_need(const yt_node *map, const char *key, ag_error *err)
+{
+    const yt_node *v = yt_get(map, key);
+    if (!v) ag_errorf(err, map->loc, "missing key '%s'", key);
+    return v;
+}
+
+static int is_empty(const yt_node *n)
+{
+    return n->kind == YT_SCALAR && !n->quoted && n->len == 0;
+}
+
+/* What the user wrote, for "got ...": a kind, or the text (shortened). */
+static const char *describe(const yt_node *n, char *buf, size_t size)
+{
+    if (n->kind == YT_MAP) return "a mapping";
+    if (n->kind == YT_SEQ) return "a list";
+    if (is_empty(n)) return "an empty value";
+    const char *fmt = n->quoted ? "the quoted string '%.*s%s'" : "'%.*s%s'";
+    snprintf(buf, size, fmt, n->len > 40 ? 37 : (int)n->len, n->text, n->len > 40 ? "..." : "");
+    return buf;
+}
+
+static int wrong(const yt_node *n, const char *name, const char *want, ag_error *err)
+{
+    char buf[96];
+    return ag_errorf(err, n->loc, "'%s' must be %s, got %s", name, want, describe(n, buf, sizeof buf));
+}
+
+int yt_want(const yt_node *n, yt_kind kind, const char *name, ag_error *err)
+{
+    static const char *const want[] = {"a single value", "a list", "a mapping"};
+    if (n->kind == kind && !(kind == YT_SCALAR && is_empty(n))) return AG_OK;
+    return wrong(n, name, want[kind], err);
+}
+
+static int plain_text_is(const yt_node *n, const char *chars)
+{
+    return n->kind == YT_SCALAR && !n->quoted && n->len > 0 && strspn(n->text, chars) == n->len;
+}
+
+int yt_int(const yt_node *n, const char *name, long min, long max, long *out,
+           ag_error *err)
+{
+    char want[96];
+    if (min == LONG_MIN && max == LONG_MAX)
+        snprintf(want, sizeof want, "an integer");
+    else if (min == LONG_MIN)
+        snprintf(want, sizeof want, "an integer <= %ld", max);
+    else if (max == LONG_MAX)
+        snprintf(want, sizeof want, "an integer >= %ld", min);
+    else
+        snprintf(want, sizeof want, "an integer in [%ld, %ld]", min, max);
+    if (!plain_text_is(n, "+-0123456789")) return wrong(n, name, want, err);
+    char *end;
+    errno = 0;
+    long v = strtol(n->text, &end, 10);
+    if (end == n->text || *end || errno == ERANGE || v < min || v > max)
+        return wrong(n, name, want, err);
+    *out = v;
+    return AG_OK;
+}
+
+static int is_inf_word(const char *s)
+{
+    if (*s == '+' || *s == '-') s++;
+    if (*s == '.') s++;
+    return strcasecmp(s, "inf") == 0;
+}
+
+int yt_float(const yt_node *n, const char *name, double min, double max, double *out,
+             ag_error *err)
+{
+    char want[96];
+    if (isinf(min) && isinf(max))
+        snprintf(want, sizeof want, "a number");
+    else if (isinf(min))
+        snprintf(want, sizeof want, "a number <= %g", max);
+    else if (isinf(max))
+        snprintf(want, sizeof want, "a number >= %g", min);
+    else
+        snprintf(want, sizeof want, "a number in [%g, %g]", min, max);
+    double v;
+    if (n->kind == YT_SCALAR && !n->quoted && is_inf_word(n->text)) {
+        v = n->text[0] == '-' ? -INFINITY : INFINITY;
+    } else {
+        /* strtod alone would also take hex floats, nan and "infinity". */
+        if (!plain_text_is(n, "+-.0123456789eE")) return wrong(n, name, want, err);
+        char *end;
+        errno = 0;
+        v = strtod(n->text, &end);
+        if (end == n->text || *end || (errno == ERANGE && isinf(v)))
+            return wrong(n, name, want, err);
+    }
+    if (!(v >= min && v <= max)) return wrong(n, name, want, err);
+    *out = v;
+    return AG_OK;
+}
+
+int yt_bool(const yt_node *n, const char *name, int *out, ag_error *err)
+{
+    if (n->kind == YT_SCALAR && !n->quoted) {
+        if (strcasecmp(n->text, "true") == 0) return *out = 1, AG_OK;
+        if (strcasecmp(n->text, "false") == 0) return *out = 0, AG_OK;
+    }
+    return wrong(n, name, "true or false", err);
+}
+
+int yt_str(const yt_node *n, const char *name, const char **out, ag_error *err)
+{
+    if (n->kind != YT_SCALAR || is_empty(n)) return wrong(n, name, "a string", err);
+    *out = n->text;
+    return AG_OK;
+}
+
+int yt_check_keys(const yt_node *map, const char *const *allowed, const char *where,
+                  ag_error *err)
+{
+    AG_ASSERT(map->kind == YT_MAP);
+    for (size_t i = 0; i < map->n; i++) {
+        const yt_node *k = map->pairs[i].key;
+        sg_best best;
+        sg_init(&best, k->text);
+        int known = 0;
+        for (const char *const *a = allowed; *a && !known; a++) {
+            known = strcmp(*a, k->text) == 0;
+            sg_offer(&best, *a);
+        }
+        if (known) continue;
+        char hint[96];
+        sg_hint(&best, hint, sizeof hint);
+        if (where) return ag_errorf(err, k->loc, "unknown key '%s' in '%s'%s", k->text, where, hint);
+        return ag_errorf(err, k->loc, "unknown key '%s'%s", k->text, hint);
+    }
+    return AG_OK;
+}
+
+const char *yt_expr_text(const yt_node *n, ag_loc *at)
+{
+    AG_ASSERT(n->kind == YT_SCALAR);
+    *at = n->loc;
+    if (!n->quoted) return n->raw ? n->raw : n->text;
+    at->col++;
+    return n->text;
+}
+
+/* ---- error excerpts ------------------------------------------------------------- */
+
+void yt_annotate(ag_error *err, const yt_doc *doc)
+{
+    if (!doc->file || !doc->src) return;
+    size_t flen = strlen(doc->file);
+    const char *m = err->msg;
+    if (strncmp(m, doc->file, flen) != 0 || m[flen] != ':') return;
+    char *end;
+    long line = strtol(m + flen + 1, &end, 10);
+    if (*end != ':' || line < 1) return;
+    long col = strtol(end + 1, &end, 10);
+    if (*end != ':' || col < 1) return;
+
+    const char *s = doc->src, *stop = doc->src + doc->src_len;
+    if (doc->src_len >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0) s += 3; /* not a column */
+    for (long l = 1; l < line && s < stop; s++)
+        if (*s == '\n') l++;
+    if (s >= stop && line > 1) return;
+    const char *eol = s;
+    while (eol < stop && *eol != '\n' && *eol != '\r') eol++;
+
+    size_t used = strlen(err->msg), room = sizeof err->msg - used;
+    int k = snprintf(err->msg + used, room, "\n  %ld | %.*s\n  %*s | ", line, (int)(eol - s), s,
+                     snprintf(NULL, 0, "%ld", line), "");
+    if (k < 0 || (size_t)k >= room) return;
+    used += (size_t)k;
+    /* Copy tabs so that the caret lines up however the terminal expands them. */
+    long c = 1;
+    for (const char *p = s; c < col && p < eol && used + 2 < sizeof err->msg; p++) {
+        if (is_cont_byte((unsigned char)*p)) continue;
+        err->msg[used++] = *p == '\t' ? '\t' : ' ';
+        c++;
+    }
+    if (used + 2 <= sizeof err->msg) {
+        err->msg[used++] = '^';
+        err->msg[used] = 0;
+    }
+}

@@ -1,0 +1,27 @@
+#!/bin/sh
+# Installs what aigc-run needs to build and test on Debian 12, when it is missing.
+# Runs apt-get only when a package is absent, so a second run is quick and needs no
+# network. Needs root (or sudo) for the install itself.
+set -eu
+
+# Build: compiler, pkg-config, and the libraries the Makefile asks pkg-config about.
+# The pthread flavour of OpenBLAS: its thread count is set by the runtime (--threads).
+# Test: prove (perl). Data for the full-size runs: Fashion-MNIST.
+PKGS="build-essential pkg-config libyaml-dev liblua5.4-dev libopenblas-pthread-dev
+libopenblas0-pthread zlib1g-dev libpng-dev perl"
+[ "${1:-}" = "--with-data" ] && PKGS="$PKGS dataset-fashion-mnist"
+
+missing=""
+for p in $PKGS; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+        missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+
+echo "install-deps: installing$missing" >&2
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $missing >&2

@@ -1,0 +1,399 @@
+/*
+ * test_idx.c — the IDX reader: the committed MNIST subset loads as documented, and
+ * every malformed file ends in its exact message. Fixtures are built in a temp dir.
+ */
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "aigc/idx.h"
+#include "tap.h"
+
+static char tmpdir[] = "/tmp/aigc-test-idx-XXXXXX";
+
+/* ---- fixtures ---------------------------------------------------------------- */
+
+static const char *in_tmp(const char *name)
+{
+    static char buf[4][512];
+    static int next;
+    char *p = buf[next++ % 4];
+    snprintf(p, sizeof buf[0], "%s/%s", tmpdir, name);
+    return p;
+}
+
+/* An IDX header for ndims dims followed by payload bytes i * 7 mod 256. */
+static size_t make_idx(uint8_t *buf, int type, int ndims, const uint32_t *dims,
+                       size_t payload)
+{
+    size_t n = 0;
+    buf[n++] = 0;
+    buf[n++] = 0;
+    buf[n++] = (uint8_t)type;
+    buf[n++] = (uint8_t)ndims;
+    for (int i = 0; i < ndims; i++)
+        for (int s = 24; s >= 0; s -= 8) buf[n++] = (uint8_t)(dims[i] >> s);
+    for (size_t i = 0; i < payload; i++) buf[n++] = (uint8_t)(i * 7);
+    return n;
+}
+
+static void write_raw(const char *path, const uint8_t *buf, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(buf, 1, n, f) != n || fclose(f) != 0) {
+        perror(path);
+        exit(2);
+    }
+}
+
+static size_t write_gz(const char *path, const uint8_t *buf, size_t n)
+{
+    gzFile f = gzopen(path, "wb9");
+    if (!f || gzwrite(f, buf, (unsigned)n) != (int)n || gzclose(f) != Z_OK) {
+        perror(path);
+        exit(2);
+    }
+    struct stat st;
+    stat(path, &st);
+    return (size_t)st.st_size;
+}
+
+static uint8_t scratch[1 << 16];
+
+/* Labels 0..count-1 mod 10 as a 1-d IDX file. */
+static size_t make_labels(uint8_t *buf, uint32_t count)
+{
+    size_t n = make_idx(buf, 0x08, 1, &count, 0);
+    for (uint32_t i = 0; i < count; i++) buf[n++] = (uint8_t)(i % 10);
+    return n;
+}
+
+static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    return remove(path);
+}
+
+/* Loads path, expecting failure with exactly want. */
+static void expect_load_error(const char *path, const char *want, const char *what)
+{
+    idx_array a;
+    ag_error err = {{0}};
+    int rc = idx_load(path, &a, &err);
+    ok(rc == AG_ERR && a.data == NULL, "%s: refused", what);
+    is_str(err.msg, want, "%s: message", what);
+}
+
+/* ---- the committed subset ---------------------------------------------------- */
+
+static void test_committed_subset(void)
+{
+    /* The per-digit counts scripts/mnist-to-idx.js printed when it made the files. */
+    static const int train_digits[10] = {907, 1031, 901, 922, 884, 783, 903, 961, 823, 885};
+    static const int test_digits[10] = {94, 96, 90, 110, 96, 80, 111, 109, 121, 93};
+    static const struct {
+        const char *split;
+        int count;
+        const int *digits;
+    } splits[] = {{"train", 9000, train_digits}, {"t10k", 1000, test_digits}};
+
+    for (size_t s = 0; s < AG_COUNTOF(splits); s++) {
+        idx_dataset d;
+        ag_error err = {{0}};
+        int rc = idx_load_split("data/mnist", splits[s].split, &d, &err);
+        if (!ok(rc == AG_OK, "data/mnist %s loads", splits[s].split)) {
+            diag("%s", err.msg);
+            continue;
+        }
+        ok(d.count == splits[s].count && d.rows == 28 && d.cols == 28,
+           "%s: %d images of 28x28 (got %lld of %dx%d)", splits[s].split, splits[s].count,
+           (long long)d.count, d.rows, d.cols);
+        ok(d.images.size == d.count * 784 && d.labels.size == d.count,
+           "%s: sizes agree with the header", splits[s].split);
+        ok(d.classes == 10, "%s: labels are 0..9", splits[s].split);
+
+        int hist[256] = {0}, same = 1;
+        for (int64_t i = 0; i < d.count; i++) hist[d.labels.data[i]]++;
+        for (int k = 0; k < 10; k++) same &= hist[k] == splits[s].digits[k];
+        ok(same, "%s: per-digit counts as converted", splits[s].split);
+
+        int lo = 255, hi = 0;
+        for (int64_t i = 0; i < d.images.size; i++) {
+            if (d.images.data[i] < lo) lo = d.images.data[i];
+            if (d.images.data[i] > hi) hi = d.images.data[i];
+        }
+        ok(lo == 0 && hi == 255, "%s: pixels span 0..255 (got %d..%d)", splits[s].split, lo,
+           hi);
+        idx_dataset_free(&d);
+        ok(d.images.data == NULL && d.count == 0, "%s: free empties the dataset",
+           splits[s].split);
+    }
+}
+
+/* Full size, when the Debian package dataset-fashion-mnist is installed. */
+static void test_fashion_mnist(void)
+{
+    static const char dir[] = "/usr/share/datasets/fashion-mnist";
+    if (access(dir, R_OK) != 0) {
+        ok(1, "Fashion-MNIST # SKIP %s not installed", dir);
+        return;
+    }
+    idx_dataset train, test;
+    ag_error err = {{0}};
+    int rc = idx_load_split(dir, "train", &train, &err);
+    if (rc == AG_OK) rc = idx_load_split(dir, "t10k", &test, &err);
+    if (!ok(rc == AG_OK, "Fashion-MNIST loads")) {
+        diag("%s", err.msg);
+        return;
+    }
+    ok(train.count == 60000 && test.count == 10000 && train.rows == 28 && train.cols == 28 &&
+           train.classes == 10 && test.classes == 10,
+       "Fashion-MNIST: 60000 + 10000 images of 28x28 in 10 classes");
+    idx_dataset_free(&train);
+    idx_dataset_free(&test);
+}
+
+/* ---- well-formed files ------------------------------------------------------- */
+
+static void test_good_files(void)
+{
+    static uint8_t buf[256];
+    uint32_t dims[3] = {3, 2, 2};
+    size_t n = make_idx(buf, 0x08, 3, dims, 12);
+    write_raw(in_tmp("good.idx"), buf, n);
+    write_gz(in_tmp("good.idx.gz"), buf, n);
+    /* gzip is detected by content: a compressed file without ".gz" still loads. */
+    write_gz(in_tmp("good-gz-unnamed"), buf, n);
+
+    const char *names[] = {"good.idx", "good.idx.gz", "good-gz-unnamed"};
+    for (size_t i = 0; i < AG_COUNTOF(names); i++) {
+        idx_array a;
+        ag_error err = {{0}};
+        int rc = idx_load(in_tmp(names[i]), &a, &err);
+        if (!ok(rc == AG_OK, "%s loads", names[i])) {
+            diag("%s", err.msg);
+            continue;
+        }
+        ok(a.ndims == 3 && a.dims[0] == 3 && a.dims[1] == 2 && a.dims[2] == 2 &&
+               a.item_size == 4 && a.size == 12,
+           "%s: dims [3, 2, 2]", names[i]);
+        ok(memcmp(a.data, buf + 16, 12) == 0, "%s: payload bytes", names[i]);
+        idx_free(&a);
+    }
+
+    /* A split mixing a raw images file and gzipped labels. */
+    mkdir(in_tmp("split"), 0755);
+    write_raw(in_tmp("split/train-images-idx3-ubyte"), buf, n);
+    write_gz(in_tmp("split/train-labels-idx1-ubyte.gz"), scratch, make_labels(scratch, 3));
+    idx_dataset d;
+    ag_error err = {{0}};
+    int rc = idx_load_split(in_tmp("split"), "train", &d, &err);
+    ok(rc == AG_OK, "split of raw images and gzipped labels loads");
+    if (rc != AG_OK) diag("%s", err.msg);
+    ok(d.count == 3 && d.rows == 2 && d.cols == 2 && d.classes == 3,
+       "split: 3 images of 2x2, labels 0..2");
+    idx_dataset_free(&d);
+}
+
+/* ---- malformed files --------------------------------------------------------- */
+
+static void test_bad_files(void)
+{
+    static uint8_t buf[8192];
+    char want[1024];
+    uint32_t dims[3] = {3, 2, 2};
+    size_t n;
+
+    write_raw(in_tmp("empty"), buf, 0);
+    snprintf(want, sizeof want, "%s: not an IDX file: only 0 bytes", in_tmp("empty"));
+    expect_load_error(in_tmp("empty"), want, "empty file");
+
+    write_raw(in_tmp("png"), (const uint8_t *)"\x89PNG\r\n\x1a\n", 8);
+    snprintf(want, sizeof want,
+             "%s: not an IDX file: starts with 89 50 4e 47, expected 00 00 08 and a "
+             "dimension count", in_tmp("png"));
+    expect_load_error(in_tmp("png"), want, "wrong magic");
+
+    n = make_idx(buf, 0x0D, 3, dims, 48);
+    write_gz(in_tmp("float.gz"), buf, n);
+    snprintf(want, sizeof want,
+             "%s: IDX element type 0x0d (float32) is not supported, only unsigned bytes (0x08)",
+             in_tmp("float.gz"));
+    expect_load_error(in_tmp("float.gz"), want, "float32 elements");
+
+    n = make_idx(buf, 0x08, 0, dims, 0);
+    write_raw(in_tmp("nodims"), buf, n);
+    snprintf(want, sizeof want, "%s: IDX header has 0 dimensions, expected 1 to 4",
+             in_tmp("nodims"));
+    expect_load_error(in_tmp("nodims"), want, "zero dimensions");
+
+    n = make_idx(buf, 0x08, 3, dims, 12);
+    write_raw(in_tmp("cut-header"), buf, 9);
+    snprintf(want, sizeof want, "%s: truncated: the IDX header needs 16 bytes, file holds 9",
+             in_tmp("cut-header"));
+    expect_load_error(in_tmp("cut-header"), want, "header cut short");
+
+    uint32_t zero_rows[3] = {3, 0, 2};
+    n = make_idx(buf, 0x08, 3, zero_rows, 0);
+    write_raw(in_tmp("zero-rows"), buf, n);
+    snprintf(want, sizeof want,
+             "%s: IDX header gives dimension 2 as 0, expected 1 to 65536", in_tmp("zero-rows"));
+    expect_load_error(in_tmp("zero-rows"), want, "a zero extent");
+
+    uint32_t huge[3] = {2000000000, 65536, 65536};
+    n = make_idx(buf, 0x08, 3, huge, 0);
+    write_raw(in_tmp("huge"), buf, n);
+    snprintf(want, sizeof want,
+             "%s: IDX header promises 2000000000 images of 65536x65536, more than 17179869184 "
+             "bytes", in_tmp("huge"));
+    expect_load_error(in_tmp("huge"), want, "an absurd size");
+
+    /* The example from the brief: a header for 9000 digits over 1234 bytes of pixels. */
+    uint32_t mnist[3] = {9000, 28, 28};
+    n = make_idx(buf, 0x08, 3, mnist, 1234);
+    write_raw(in_tmp("train-images-idx3-ubyte"), buf, n);
+    snprintf(want, sizeof want,
+             "%s: truncated: header promises 9000 images of 28x28 (7056000 bytes), file "
+             "holds 1234", in_tmp("train-images-idx3-ubyte"));
+    expect_load_error(in_tmp("train-images-idx3-ubyte"), want, "truncated raw file");
+
+    n = make_idx(buf, 0x08, 3, dims, 14);
+    write_raw(in_tmp("trailing"), buf, n);
+    snprintf(want, sizeof want,
+             "%s: trailing data: header promises 3 images of 2x2 (12 bytes), file holds 14",
+             in_tmp("trailing"));
+    expect_load_error(in_tmp("trailing"), want, "trailing bytes");
+
+    n = make_labels(buf, 5);
+    write_gz(in_tmp("labels-trailing.gz"), buf, n + 1);
+    snprintf(want, sizeof want,
+             "%s: trailing data: header promises 5 labels (5 bytes), file holds 6",
+             in_tmp("labels-trailing.gz"));
+    expect_load_error(in_tmp("labels-trailing.gz"), want, "trailing bytes, gzipped labels");
+}
+
+/* Cuts the gzip file at path to keep bytes. */
+static void cut_file(const char *path, size_t keep)
+{
+    if (truncate(path, (off_t)keep) != 0) {
+        perror(path);
+        exit(2);
+    }
+}
+
+static void test_bad_gzip(void)
+{
+    static uint8_t buf[8192];
+    char want[1024];
+    uint32_t dims[3] = {10, 28, 28};
+    size_t n = make_idx(buf, 0x08, 3, dims, 7840);
+
+    /* Cut mid-stream: fewer pixels than promised; how many depends on deflate. */
+    size_t gz = write_gz(in_tmp("half.gz"), buf, n);
+    cut_file(in_tmp("half.gz"), gz / 2);
+    idx_array a;
+    ag_error err = {{0}};
+    ok(idx_load(in_tmp("half.gz"), &a, &err) == AG_ERR, "gzip cut in half: refused");
+    snprintf(want, sizeof want,
+             "%s: truncated: header promises 10 images of 28x28 (7840 bytes), file holds ",
+             in_tmp("half.gz"));
+    ok(strncmp(err.msg, want, strlen(want)) == 0, "gzip cut in half: message");
+    diag("%s", err.msg);
+
+    /* Cut inside the 8-byte trailer: every pixel arrived, the checksum did not. */
+    gz = write_gz(in_tmp("no-trailer.gz"), buf, n);
+    cut_file(in_tmp("no-trailer.gz"), gz - 3);
+    snprintf(want, sizeof want, "%s: truncated: the gzip stream is cut short",
+             in_tmp("no-trailer.gz"));
+    expect_load_error(in_tmp("no-trailer.gz"), want, "gzip without its trailer");
+
+    /* A flipped byte inside the deflate data. */
+    gz = write_gz(in_tmp("corrupt.gz"), buf, n);
+    FILE *f = fopen(in_tmp("corrupt.gz"), "r+b");
+    fseek(f, (long)gz - 12, SEEK_SET);
+    int c = fgetc(f);
+    fseek(f, (long)gz - 12, SEEK_SET);
+    fputc(c ^ 0x55, f);
+    fclose(f);
+    err.msg[0] = 0;
+    ok(idx_load(in_tmp("corrupt.gz"), &a, &err) == AG_ERR, "corrupt gzip: refused");
+    snprintf(want, sizeof want, "%s: corrupt gzip data: ", in_tmp("corrupt.gz"));
+    ok(strncmp(err.msg, want, strlen(want)) == 0, "corrupt gzip: message");
+    diag("%s", err.msg);
+}
+
+/* ---- splits ------------------------------------------------------------------ */
+
+static void expect_split_error(const char *dir, const char *want, const char *what)
+{
+    idx_dataset d;
+    ag_error err = {{0}};
+    int rc = idx_load_split(dir, "train", &d, &err);
+    ok(rc == AG_ERR && d.images.data == NULL && d.labels.data == NULL, "%s: refused", what);
+    is_str(err.msg, want, "%s: message", what);
+}
+
+static void test_bad_splits(void)
+{
+    static uint8_t buf[256];
+    char want[1024];
+    uint32_t dims[3] = {3, 2, 2};
+    size_t n = make_idx(buf, 0x08, 3, dims, 12);
+
+    snprintf(want, sizeof want, "%s: No such file or directory", in_tmp("nowhere"));
+    expect_split_error(in_tmp("nowhere"), want, "missing directory");
+
+    snprintf(want, sizeof want, "%s: not a directory", in_tmp("good.idx"));
+    expect_split_error(in_tmp("good.idx"), want, "a file for a directory");
+
+    mkdir(in_tmp("no-labels"), 0755);
+    write_gz(in_tmp("no-labels/train-images-idx3-ubyte.gz"), buf, n);
+    snprintf(want, sizeof want,
+             "%s: no train labels: looked for train-labels-idx1-ubyte and "
+             "train-labels-idx1-ubyte.gz", in_tmp("no-labels"));
+    expect_split_error(in_tmp("no-labels"), want, "missing labels");
+
+    mkdir(in_tmp("mismatch"), 0755);
+    write_gz(in_tmp("mismatch/train-images-idx3-ubyte.gz"), buf, n);
+    write_raw(in_tmp("mismatch/train-labels-idx1-ubyte"), scratch, make_labels(scratch, 2));
+    snprintf(want, sizeof want, "%s holds 3 images but %s holds 2 labels",
+             in_tmp("mismatch/train-images-idx3-ubyte.gz"),
+             in_tmp("mismatch/train-labels-idx1-ubyte"));
+    expect_split_error(in_tmp("mismatch"), want, "count mismatch");
+
+    mkdir(in_tmp("swapped"), 0755);
+    write_raw(in_tmp("swapped/train-images-idx3-ubyte"), scratch, make_labels(scratch, 3));
+    write_raw(in_tmp("swapped/train-labels-idx1-ubyte"), buf, n);
+    snprintf(want, sizeof want,
+             "%s: expected images (IDX magic 00 00 08 03), found a 1-dimensional IDX file",
+             in_tmp("swapped/train-images-idx3-ubyte"));
+    expect_split_error(in_tmp("swapped"), want, "labels where images belong");
+
+    mkdir(in_tmp("empty-split"), 0755);
+    uint32_t none[3] = {0, 28, 28};
+    write_raw(in_tmp("empty-split/train-images-idx3-ubyte"), buf,
+              make_idx(buf, 0x08, 3, none, 0));
+    write_raw(in_tmp("empty-split/train-labels-idx1-ubyte"), scratch, make_labels(scratch, 0));
+    snprintf(want, sizeof want, "%s: holds no images",
+             in_tmp("empty-split/train-images-idx3-ubyte"));
+    expect_split_error(in_tmp("empty-split"), want, "no images");
+}
+
+int main(void)
+{
+    if (!mkdtemp(tmpdir)) {
+        perror("mkdtemp");
+        return 2;
+    }
+    test_committed_subset();
+    test_fashion_mnist();
+    test_good_files();
+    test_bad_files();
+    test_bad_gzip();
+    test_bad_splits();
+    nftw(tmpdir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+    return tap_done();
+}

@@ -1,0 +1,492 @@
+/* test_ops_nn.c — leaves, matmul, linear, the losses and dropout: finite-difference
+ * gradients for every case, then the values and messages a user relies on. */
+#include "aigc/graph.h"
+#include "gradcheck.h"
+#include "tap.h"
+
+/* A graph with no parameters, for forward-only checks. Lives where it was declared: the
+ * graph points at the fixture's generator. */
+typedef struct fixture {
+    rng r;
+    ag_params ps;
+    ag_graph g;
+} fixture;
+
+static void fx_init(fixture *f, uint64_t seed)
+{
+    rng_seed(&f->r, seed);
+    ag_params_init(&f->ps);
+    ag_params_alloc(&f->ps);
+    ag_graph_init(&f->g, &f->ps, &f->r);
+}
+
+static int fx_plan(fixture *f, ag_node *out)
+{
+    ag_error err;
+    if (!out) return ok(0, "graph builds: %s", f->g.err.msg);
+    if (ag_graph_plan(&f->g, 1, &err) != AG_OK) return ok(0, "graph plans: %s", err.msg);
+    return 1;
+}
+
+static void fx_free(fixture *f)
+{
+    ag_graph_free(&f->g);
+    ag_params_free(&f->ps);
+}
+
+static void set(ag_node *n, const float *v)
+{
+    memcpy(n->data, v, (size_t)ag_numel(&n->shape) * sizeof *v);
+}
+
+/* Mean and standard deviation, in double. */
+static void stats(const float *x, int64_t n, double *mean, double *std)
+{
+    double s = 0, ss = 0;
+    for (int64_t k = 0; k < n; k++) s += x[k];
+    *mean = s / (double)n;
+    for (int64_t k = 0; k < n; k++) ss += (x[k] - *mean) * (x[k] - *mean);
+    *std = sqrt(ss / (double)n);
+}
+
+/* ------------------------------------------------------------- gradients -- */
+
+typedef struct mm_ctx {
+    int ta, tb;
+} mm_ctx;
+
+static ag_node *build_matmul(ag_graph *g, ag_node **in, void *ctx)
+{
+    const mm_ctx *c = ctx;
+    return ag_matmul(g, in[0], in[1], c->ta, c->tb);
+}
+
+/* Shapes of op(A) = [.., m, k] and op(B) = [k, n] stored as the transpose flags say. */
+static void grad_matmul(const char *what, int lead_a, int lead_b, int ta, int tb)
+{
+    int m = 3, k = 4, n = 5;
+    int lead[2] = {2, 3};
+    ag_shape a = {lead_a + 2, {0}}, b = {lead_b + 2, {0}};
+    for (int j = 0; j < lead_a; j++) a.d[j] = lead[j];
+    for (int j = 0; j < lead_b; j++) b.d[j] = lead[j];
+    a.d[lead_a] = ta ? k : m;
+    a.d[lead_a + 1] = ta ? m : k;
+    b.d[lead_b] = tb ? n : k;
+    b.d[lead_b + 1] = tb ? k : n;
+    gc_input in[2] = {{a, -1, 1, 0, 0}, {b, -1, 1, 0, 0}};
+    char name[96];
+    snprintf(name, sizeof name, "matmul %s ta=%d tb=%d", what, ta, tb);
+    gc_check(name, 2, in, build_matmul, &(mm_ctx){ta, tb});
+}
+
+static void test_grad_matmul(void)
+{
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++) {
+            grad_matmul("2-D @ 2-D", 0, 0, ta, tb);
+            grad_matmul("3-D @ shared 2-D", 1, 0, ta, tb);
+            grad_matmul("3-D @ 3-D", 1, 1, ta, tb);
+            grad_matmul("4-D @ 4-D", 2, 2, ta, tb);
+        }
+    grad_matmul("4-D @ shared 2-D", 2, 0, 0, 1);
+}
+
+static ag_node *build_linear(ag_graph *g, ag_node **in, void *ctx)
+{
+    return ag_linear(g, in[0], in[1], ctx ? in[2] : NULL);
+}
+
+static void test_grad_linear(void)
+{
+    int bias = 1;
+    gc_input in2[3] = {{ag_shape2(3, 5), -1, 1, 0, 0},
+                       {ag_shape2(4, 5), -1, 1, 0, 0},
+                       {ag_shape1(4), -1, 1, 0, 0}};
+    gc_check("linear [3, 5] with bias", 3, in2, build_linear, &bias);
+    gc_check("linear [3, 5] without bias", 2, in2, build_linear, NULL);
+    gc_input in3[3] = {{ag_shape3(2, 3, 5), -1, 1, 0, 0},
+                       {ag_shape2(4, 5), -1, 1, 0, 0},
+                       {ag_shape1(4), -1, 1, 0, 0}};
+    gc_check("linear [2, 3, 5] with bias", 3, in3, build_linear, &bias);
+    gc_check("linear [2, 3, 5] without bias", 2, in3, build_linear, NULL);
+}
+
+typedef struct loss_ctx {
+    ag_op op;
+    ag_reduction red;
+} loss_ctx;
+
+static ag_node *build_loss(ag_graph *g, ag_node **in, void *ctx)
+{
+    const loss_ctx *c = ctx;
+    return ag_loss(g, c->op, in[0], in[1], c->red);
+}
+
+/* bce and bce_with_logits: the target is data, with no gradient. l1 keeps its operands
+ * apart, so that no step of the difference crosses the kink at a = b. */
+static void test_grad_losses(void)
+{
+    const struct {
+        ag_op op;
+        gc_input in[2];
+    } cases[] = {
+        {AG_OP_BCE, {{ag_shape2(3, 4), 0.2f, 0.8f, 0, 0}, {ag_shape2(3, 4), 0, 1, 0, 1}}},
+        {AG_OP_BCE_LOGITS, {{ag_shape2(3, 4), -3, 3, 0, 0}, {ag_shape2(3, 4), 0, 1, 0, 1}}},
+        {AG_OP_MSE, {{ag_shape2(3, 4), -1, 1, 0, 0}, {ag_shape2(3, 4), -1, 1, 0, 0}}},
+        {AG_OP_L1, {{ag_shape2(3, 4), -1, 0, 0, 0}, {ag_shape2(3, 4), 0.5f, 1.5f, 0, 0}}},
+        {AG_OP_CROSS_ENTROPY, {{ag_shape2(4, 5), -2, 2, 0, 0}, {ag_shape1(4), 0, 5, 1, 0}}},
+        {AG_OP_KL_NORMAL, {{ag_shape2(3, 4), -1, 1, 0, 0}, {ag_shape2(3, 4), -1, 1, 0, 0}}},
+    };
+    const char *reds[] = {"mean", "sum", "none"};
+    for (size_t k = 0; k < AG_COUNTOF(cases); k++)
+        for (int red = AG_RED_MEAN; red <= AG_RED_NONE; red++) {
+            char name[96];
+            snprintf(name, sizeof name, "%s (%s)", ag_op_defs[cases[k].op]->name, reds[red]);
+            gc_check(name, 2, cases[k].in, build_loss, &(loss_ctx){cases[k].op, red});
+        }
+}
+
+typedef struct dropout_ctx {
+    float p;
+    int training;
+} dropout_ctx;
+
+static ag_node *build_dropout(ag_graph *g, ag_node **in, void *ctx)
+{
+    const dropout_ctx *c = ctx;
+    g->training = c->training;
+    return ag_dropout(g, in[0], c->p);
+}
+
+static void test_grad_dropout(void)
+{
+    gc_input in[1] = {{ag_shape2(6, 7), -1, 1, 0, 0}};
+    gc_check("dropout p=0.3 (training)", 1, in, build_dropout, &(dropout_ctx){0.3f, 1});
+    gc_check("dropout p=0.3 (evaluation)", 1, in, build_dropout, &(dropout_ctx){0.3f, 0});
+}
+
+/* x * detach(x): the detached factor is a constant, so the gradient is x, not 2x. */
+static void test_detach(void)
+{
+    rng r;
+    rng_seed(&r, 3);
+    ag_params ps;
+    ag_params_init(&ps);
+    int px = ag_params_add(&ps, "x", ag_shape1(5), (ag_loc){0});
+    ag_params_alloc(&ps);
+    ag_graph g;
+    ag_graph_init(&g, &ps, &r);
+    ag_node *x = ag_param(&g, px), *d = ag_detach(&g, x);
+    ag_node *loss = ag_sum(&g, ag_binary(&g, AG_OP_MUL, x, d));
+    ag_error err;
+    ag_bwplan *bw = loss ? ag_backward_plan(&g, loss, &px, 1, &err) : NULL;
+    if (!bw || ag_graph_plan(&g, 1, &err) != AG_OK) {
+        ok(0, "detach graph plans: %s", loss ? err.msg : g.err.msg);
+    } else {
+        const float v[5] = {-2, -0.5f, 0, 1, 3};
+        set(x, v);
+        ag_forward(&g, 0, g.n);
+        ag_backward(&g, bw);
+        int same = 1, grad_is_x = 1;
+        for (int k = 0; k < 5; k++) {
+            same &= d->data[k] == v[k];
+            grad_is_x &= x->grad[k] == v[k];
+        }
+        ok(same, "detach(x) has x's values");
+        ok(grad_is_x, "d/dx sum(x * detach(x)) = x: nothing flows through detach");
+        ok(d->grad == NULL, "detach gets no gradient buffer");
+    }
+    ag_graph_free(&g);
+    ag_params_free(&ps);
+}
+
+/* The bce target is data: even as a parameter, it receives nothing. */
+static void test_bce_target_gets_no_gradient(void)
+{
+    rng r;
+    rng_seed(&r, 3);
+    ag_params ps;
+    ag_params_init(&ps);
+    int pp = ag_params_add(&ps, "p", ag_shape1(4), (ag_loc){0});
+    int pt = ag_params_add(&ps, "t", ag_shape1(4), (ag_loc){0});
+    ag_params_alloc(&ps);
+    ag_graph g;
+    ag_graph_init(&g, &ps, &r);
+    ag_node *p = ag_param(&g, pp), *t = ag_param(&g, pt);
+    ag_node *l1 = ag_loss(&g, AG_OP_BCE, p, t, AG_RED_SUM);
+    ag_node *l2 = ag_loss(&g, AG_OP_BCE_LOGITS, p, t, AG_RED_SUM);
+    ag_node *loss = ag_binary(&g, AG_OP_ADD, l1, l2);
+    ag_error err;
+    ag_bwplan *bw = loss ? ag_backward_plan(&g, loss, (int[]){pp, pt}, 2, &err) : NULL;
+    if (!bw || ag_graph_plan(&g, 1, &err) != AG_OK) {
+        ok(0, "bce graph plans: %s", loss ? err.msg : g.err.msg);
+    } else {
+        set(p, (const float[]){0.2f, 0.4f, 0.6f, 0.8f});
+        set(t, (const float[]){0, 0.5f, 1, 0.25f});
+        ag_forward(&g, 0, g.n);
+        ag_backward(&g, bw);
+        int zero = 1, nonzero = 1;
+        for (int k = 0; k < 4; k++) {
+            zero &= t->grad[k] == 0;
+            nonzero &= p->grad[k] != 0;
+        }
+        ok(zero && nonzero, "bce and bce_with_logits give the input a gradient, the target none");
+    }
+    ag_graph_free(&g);
+    ag_params_free(&ps);
+}
+
+/* ---------------------------------------------------------------- leaves -- */
+
+static void test_random_leaves(void)
+{
+    fixture f;
+    fx_init(&f, 42);
+    ag_node *x = ag_input(&f.g, "x", ag_shape2(1000, 100), 0);
+    ag_node *full = ag_full_like(&f.g, x, 2.5f);
+    ag_node *zn = ag_randn_like(&f.g, x), *zu = ag_rand_like(&f.g, x);
+    ag_node *n = ag_randn(&f.g, ag_shape2(1000, 100), 0, 2, 3);
+    ag_node *u = ag_rand(&f.g, ag_shape2(1000, 100), 0, -1, 3);
+    if (fx_plan(&f, u) && full && zn && zu && n) {
+        int64_t len = 100000;
+        ag_forward(&f.g, 0, f.g.n);
+        int all = 1;
+        for (int64_t k = 0; k < len; k++) all &= full->data[k] == 2.5f;
+        ok(all && ag_shape_eq(&full->shape, &x->shape), "full_like fills x's shape with 2.5");
+        double mean, std;
+        stats(zn->data, len, &mean, &std);
+        is_close(mean, 0, 0.02, 0, "randn_like: mean 0");
+        is_close(std, 1, 0.02, 0, "randn_like: std 1");
+        stats(n->data, len, &mean, &std);
+        is_close(mean, 2, 0.05, 0, "randn(2, 3): mean 2");
+        is_close(std, 3, 0.05, 0, "randn(2, 3): std 3");
+        stats(zu->data, len, &mean, &std);
+        is_close(mean, 0.5, 0.01, 0, "rand_like: mean 1/2");
+        is_close(std, sqrt(1.0 / 12), 0.01, 0, "rand_like: std 1/sqrt(12)");
+        int in_range = 1;
+        for (int64_t k = 0; k < len; k++) in_range &= u->data[k] >= -1 && u->data[k] < 3;
+        stats(u->data, len, &mean, &std);
+        ok(in_range, "rand(-1, 3) stays in [-1, 3)");
+        is_close(mean, 1, 0.02, 0, "rand(-1, 3): mean 1");
+        float first = zn->data[0];
+        ag_forward(&f.g, 0, f.g.n);
+        ok(zn->data[0] != first, "random leaves draw again at every forward");
+    }
+    fx_free(&f);
+}
+
+/* The same seed, the same draws. */
+static void test_random_leaves_repeat(void)
+{
+    float got[2][8];
+    for (int run = 0; run < 2; run++) {
+        fixture f;
+        fx_init(&f, 9);
+        ag_node *z = ag_randn(&f.g, ag_shape1(8), 0, 0, 1);
+        if (fx_plan(&f, z)) {
+            ag_forward(&f.g, 0, f.g.n);
+            memcpy(got[run], z->data, sizeof got[run]);
+        }
+        fx_free(&f);
+    }
+    ok(memcmp(got[0], got[1], sizeof got[0]) == 0, "randn repeats under the same seed");
+}
+
+/* --------------------------------------------------------------- dropout -- */
+
+static void test_dropout_behaviour(void)
+{
+    fixture f;
+    fx_init(&f, 17);
+    ag_node *x = ag_full(&f.g, ag_shape2(200, 500), 0, 1.0f);
+    ag_node *y = ag_dropout(&f.g, x, 0.3f);
+    if (fx_plan(&f, y)) {
+        int64_t len = 100000, zeros = 0, scaled = 0;
+        ag_forward(&f.g, 0, f.g.n);
+        for (int64_t k = 0; k < len; k++) {
+            zeros += y->data[k] == 0;
+            scaled += fabsf(y->data[k] - 1 / 0.7f) < 1e-6f;
+        }
+        is_close((double)zeros / len, 0.3, 0.01, 0, "training: about p of the elements are zeroed");
+        ok(zeros + scaled == len, "training: the rest are scaled by 1 / (1 - p)");
+        f.g.training = 0;
+        ag_forward(&f.g, 0, f.g.n);
+        int same = 1;
+        for (int64_t k = 0; k < len; k++) same &= y->data[k] == 1.0f;
+        ok(same, "evaluation: dropout is the identity");
+    }
+    fx_free(&f);
+}
+
+/* ---------------------------------------------------------------- losses -- */
+
+/* A forward-only loss on given values. */
+static float loss_value(ag_op op, ag_reduction red, ag_shape sa, const float *a,
+                        ag_shape sb, const float *b, float *each)
+{
+    fixture f;
+    fx_init(&f, 1);
+    ag_node *na = ag_input(&f.g, "a", sa, 0), *nb = ag_input(&f.g, "b", sb, 0);
+    ag_node *l = ag_loss(&f.g, op, na, nb, red);
+    float v = NAN;
+    if (fx_plan(&f, l)) {
+        set(na, a);
+        set(nb, b);
+        if (ag_forward(&f.g, 0, f.g.n) != AG_OK)
+            diag("forward failed: %s", f.g.err.msg);
+        else if (each)
+            memcpy(each, l->data, (size_t)ag_numel(&l->shape) * sizeof *each);
+        else
+            v = l->data[0];
+    }
+    fx_free(&f);
+    return v;
+}
+
+static void test_loss_values(void)
+{
+    /* PyTorch clamps each log at -100: a sure-and-wrong prediction costs 100. */
+    float each[4];
+    loss_value(AG_OP_BCE, AG_RED_NONE, ag_shape1(4), (const float[]){0, 1, 0, 1}, ag_shape1(4),
+               (const float[]){1, 0, 0, 1}, each);
+    is_close(each[0], 100, 1e-4, 0, "bce(p=0, t=1) = 100");
+    is_close(each[1], 100, 1e-4, 0, "bce(p=1, t=0) = 100");
+    ok(each[2] == 0 && each[3] == 0, "bce(0, 0) = bce(1, 1) = 0");
+    is_close(loss_value(AG_OP_BCE, AG_RED_MEAN, ag_shape1(2), (const float[]){0.25f, 0.5f},
+                        ag_shape1(2), (const float[]){1, 0.5f}, NULL),
+             (-log(0.25) + log(2.0)) / 2, 1e-6, 1e-6, "bce mean of known values");
+
+    const float x[6] = {-4, -1.5f, -0.2f, 0.3f, 2, 3.5f}, t[6] = {0, 1, 0.3f, 0.7f, 1, 0};
+    float p[6], want[6], got[6];
+    for (int k = 0; k < 6; k++) p[k] = 1 / (1 + expf(-x[k]));
+    loss_value(AG_OP_BCE, AG_RED_NONE, ag_shape1(6), p, ag_shape1(6), t, want);
+    loss_value(AG_OP_BCE_LOGITS, AG_RED_NONE, ag_shape1(6), x, ag_shape1(6), t, got);
+    int agree = 1;
+    for (int k = 0; k < 6; k++) agree &= tap_close(got[k], want[k], 1e-5, 1e-4);
+    ok(agree, "bce_with_logits(x, t) = bce(sigmoid(x), t)");
+    is_close(loss_value(AG_OP_BCE_LOGITS, AG_RED_SUM, ag_shape1(2), (const float[]){-200, 200},
+                        ag_shape1(2), (const float[]){0, 1}, NULL),
+             0, 1e-12, 0, "bce_with_logits saturates without overflow");
+
+    /* Rows: log(e + e^2 + e^3) - 3 and log 3. */
+    const float logits[6] = {1, 2, 3, 0, 0, 0}, cls[2] = {2, 1};
+    double ce0 = log(exp(1.0) + exp(2.0) + exp(3.0)) - 3, ce1 = log(3.0);
+    is_close(loss_value(AG_OP_CROSS_ENTROPY, AG_RED_MEAN, ag_shape2(2, 3), logits, ag_shape1(2),
+                        cls, NULL), (ce0 + ce1) / 2, 1e-6, 1e-6, "cross_entropy mean over rows");
+    is_close(loss_value(AG_OP_CROSS_ENTROPY, AG_RED_SUM, ag_shape2(2, 3), logits, ag_shape1(2),
+                        cls, NULL), ce0 + ce1, 1e-6, 1e-6, "cross_entropy sum");
+
+    const float zero[3] = {0, 0, 0}, one[3] = {1, 1, 1};
+    ok(loss_value(AG_OP_KL_NORMAL, AG_RED_SUM, ag_shape1(3), zero, ag_shape1(3), zero, NULL) == 0,
+       "kl_normal(0, 0) = 0");
+    is_close(loss_value(AG_OP_KL_NORMAL, AG_RED_SUM, ag_shape1(3), one, ag_shape1(3), zero, NULL),
+             1.5, 1e-6, 0, "kl_normal(mu = 1, logvar = 0) = mu^2 / 2 per element");
+    is_close(loss_value(AG_OP_MSE, AG_RED_MEAN, ag_shape1(3), (const float[]){1, 2, 3},
+                        ag_shape1(3), (const float[]){1, 0, 6}, NULL),
+             13.0 / 3, 1e-6, 1e-6, "mse mean");
+    is_close(loss_value(AG_OP_L1, AG_RED_SUM, ag_shape1(3), (const float[]){1, 2, 3},
+                        ag_shape1(3), (const float[]){1, 0, 6}, NULL),
+             5, 1e-6, 0, "l1 sum");
+}
+
+/* ------------------------------------------------------------- messages -- */
+
+static const ag_loc spec_loc = {"specs/vae.yaml", 21, 13};
+
+static void test_bce_target_range(void)
+{
+    fixture f;
+    fx_init(&f, 1);
+    ag_graph_set_loc(&f.g, spec_loc);
+    ag_node *p = ag_input(&f.g, "p", ag_shape1(4), 0), *t = ag_input(&f.g, "t", ag_shape1(4), 0);
+    ag_node *l = ag_loss(&f.g, AG_OP_BCE, p, t, AG_RED_SUM);
+    if (fx_plan(&f, l)) {
+        set(p, (const float[]){0.5f, 0.5f, 0.5f, 0.5f});
+        set(t, (const float[]){0, 1, -0.5f, 1});
+        ok(ag_forward(&f.g, 0, f.g.n) == AG_ERR, "bce with a target of -0.5 fails");
+        is_str(f.g.err.msg,
+               "specs/vae.yaml:21:13: bce: target -0.5 at element 2 is outside [0, 1]; bce "
+               "targets are probabilities (is the data scaled to [-1, 1]?)",
+               "the message names the value, the element and the likely cause");
+    }
+    fx_free(&f);
+
+    fx_init(&f, 1);
+    p = ag_input(&f.g, "p", ag_shape1(2), 0);
+    t = ag_input(&f.g, "t", ag_shape1(2), 0);
+    l = ag_loss(&f.g, AG_OP_BCE, p, t, AG_RED_SUM);
+    if (fx_plan(&f, l)) {
+        set(p, (const float[]){0.5f, 1.5f});
+        set(t, (const float[]){0, 1});
+        ok(ag_forward(&f.g, 0, f.g.n) == AG_ERR, "bce with an input of 1.5 fails");
+        is_str(f.g.err.msg,
+               "bce: input 1.5 at element 1 is outside [0, 1]; bce takes probabilities (end "
+               "the model with sigmoid, or use bce_with_logits)",
+               "the message suggests sigmoid or bce_with_logits");
+    }
+    fx_free(&f);
+}
+
+static void test_cross_entropy_index(void)
+{
+    fixture f;
+    fx_init(&f, 1);
+    ag_node *x = ag_input(&f.g, "x", ag_shape2(2, 3), 0), *t = ag_input(&f.g, "t", ag_shape1(2), 0);
+    ag_node *l = ag_loss(&f.g, AG_OP_CROSS_ENTROPY, x, t, AG_RED_MEAN);
+    if (fx_plan(&f, l)) {
+        set(x, (const float[]){0, 0, 0, 0, 0, 0});
+        set(t, (const float[]){1, 3});
+        ok(ag_forward(&f.g, 0, f.g.n) == AG_ERR, "cross_entropy with class 3 of 3 fails");
+        is_str(f.g.err.msg, "cross_entropy: target 3 in row 1 is not a class index in [0, 3)",
+               "the message names the target, the row and the range");
+    }
+    fx_free(&f);
+}
+
+static void test_shape_messages(void)
+{
+    fixture f;
+    fx_init(&f, 1);
+    ag_graph_set_loc(&f.g, spec_loc);
+    ag_node *x = ag_input(&f.g, "x", ag_shape2(0, 100), 1);
+    ag_node *w = ag_input(&f.g, "w", ag_shape2(400, 784), 0);
+    ok(!ag_linear(&f.g, x, w, NULL), "linear refuses 100 features for a 784-input weight");
+    is_str(f.g.err.msg,
+           "specs/vae.yaml:21:13: linear: input has 100 features but the weight expects 784",
+           "the message names both sizes");
+    ag_node *w2 = ag_input(&f.g, "w2", ag_shape2(400, 100), 0);
+    ok(!ag_linear(&f.g, x, w2, ag_input(&f.g, "b", ag_shape1(300), 0)),
+       "a bias of the wrong size");
+    is_str(f.g.err.msg,
+           "specs/vae.yaml:21:13: linear: the bias has shape [300] but the weight has 400 "
+           "outputs", "the message names the bias shape and the output count");
+    ag_node *y = ag_linear(&f.g, x, w2, NULL);
+    char buf[64];
+    is_str(y ? ag_shape_str(&y->shape, y->batched, buf, sizeof buf) : f.g.err.msg, "[B, 400]",
+           "linear of [B, 100] by [400, 100] is [B, 400]");
+    ag_node *t = ag_input(&f.g, "t", ag_shape2(0, 784), 1);
+    ok(!ag_loss(&f.g, AG_OP_MSE, y, t, AG_RED_MEAN), "mse of different shapes");
+    is_str(f.g.err.msg,
+           "specs/vae.yaml:21:13: mse: the target has shape [B, 784] but the input has shape "
+           "[B, 400]", "the message names both shapes");
+    fx_free(&f);
+}
+
+int main(void)
+{
+    ag_set_threads(1);
+    test_grad_matmul();
+    test_grad_linear();
+    test_grad_losses();
+    test_grad_dropout();
+    test_detach();
+    test_bce_target_gets_no_gradient();
+    test_random_leaves();
+    test_random_leaves_repeat();
+    test_dropout_behaviour();
+    test_loss_values();
+    test_bce_target_range();
+    test_cross_entropy_index();
+    test_shape_messages();
+    return tap_done();
+}
