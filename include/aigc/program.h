@@ -47,6 +47,9 @@ typedef struct pg_program {
     pg_segment *segs;
     int nlogs;
     ag_node **logs;        /* the logged scalars, in the spec's order */
+    ag_loc *node_stmt;     /* per step node: the statement that made it */
+    int nstmt_nodes;
+    ag_loc stmt_loc;       /* the statement being compiled */
     const char **log_names;
 
     int has_sample;

@@ -51,7 +51,8 @@ static int parse_int_arg(const char *opt, const char *v, long lo, long hi, long 
     errno = 0;
     long n = strtol(v, &end, 10);
     if (!*v || *end || errno || n < lo || n > hi) {
-        fprintf(stderr, "aigc-run: %s expects a whole number in [%ld, %ld], got '%s'\n", opt, lo, hi, v);
+        fprintf(stderr, "aigc-run: %s expects a whole number in [%ld, %ld], got '%s'\nTry 'aigc-run --help'.\n",
+                opt, lo, hi, v);
         return -1;
     }
     *out = n;
@@ -108,11 +109,10 @@ static int parse_args(int argc, char **argv, cli_args *a, char *setbuf, size_t s
             }
             continue;
         }
-        if (!a->spec && (!strcmp(s, "check") || !strcmp(s, "train")) && k + 1 < argc && strcmp(a->command, "check")) {
-            if (k == 1) {
-                a->command = s;
-                continue;
-            }
+        /* The command comes first; a spec file named "check" is ./check. */
+        if (k == 1 && (!strcmp(s, "check") || !strcmp(s, "train"))) {
+            a->command = s;
+            continue;
         }
         if (a->spec) return bad_usage("unexpected argument '%s'", s);
         a->spec = s;

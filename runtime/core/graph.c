@@ -206,6 +206,7 @@ void ag_graph_set_batch(ag_graph *g, int batch)
 int ag_forward(ag_graph *g, int from, int to)
 {
     AG_ASSERT(g->planned && from >= 0 && to <= g->n);
+    g->failed = 0;  /* each run starts clean: a failure is reported once, by its caller */
     for (int k = from; k < to; k++) {
         ag_node *n = g->nodes[k];
         void (*fwd)(ag_graph *, ag_node *) = ag_op_defs[n->op]->forward;

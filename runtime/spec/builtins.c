@@ -86,7 +86,7 @@ static int dims_of(const ex_node *call, const pv *a, int na, ag_shape *s, int *b
 static int b_randn(ev_ctx *c, const ex_node *call, pv *a, int na, pv *o, int *no, ag_error *err)
 {
     ag_shape s;
-    int batched;
+    int batched = 0;
     if (dims_of(call, a, na, &s, &batched, err)) return AG_ERR;
     return built(c, ag_randn(c->g, s, batched, 0, 1), -INFINITY, INFINITY, call, o, no, err);
 }
@@ -94,7 +94,7 @@ static int b_randn(ev_ctx *c, const ex_node *call, pv *a, int na, pv *o, int *no
 static int b_rand(ev_ctx *c, const ex_node *call, pv *a, int na, pv *o, int *no, ag_error *err)
 {
     ag_shape s;
-    int batched;
+    int batched = 0;
     if (dims_of(call, a, na, &s, &batched, err)) return AG_ERR;
     return built(c, ag_rand(c->g, s, batched, 0, 1), 0, 1, call, o, no, err);
 }
@@ -102,7 +102,7 @@ static int b_rand(ev_ctx *c, const ex_node *call, pv *a, int na, pv *o, int *no,
 static int b_zeros(ev_ctx *c, const ex_node *call, pv *a, int na, pv *o, int *no, ag_error *err)
 {
     ag_shape s;
-    int batched;
+    int batched = 0;
     float v = strcmp(call->text, "ones") == 0 ? 1.0f : 0.0f;
     if (dims_of(call, a, na, &s, &batched, err)) return AG_ERR;
     return built(c, ag_full(c->g, s, batched, v), v, v, call, o, no, err);
@@ -129,7 +129,7 @@ static int b_detach(ev_ctx *c, const ex_node *call, pv *a, int na, pv *o, int *n
 /* split(x, n): n equal parts along the last axis (or axis=); chunk is the same. */
 static int b_split(ev_ctx *c, const ex_node *call, pv *a, int na, pv *o, int *no, ag_error *err)
 {
-    int n, axis;
+    int n = 0, axis = 0;
     if (want_tensor(call, &a[0], "input", err) || want_int(call, &a[1], "parts", 1, EV_MAX_OUT, &n, err) ||
         opt_int(call, &a[2], "axis", -AG_MAX_DIMS, AG_MAX_DIMS - 1, -1, &axis, err))
         return AG_ERR;
@@ -182,7 +182,7 @@ static int b_concat(ev_ctx *c, const ex_node *call, pv *a, int na, pv *o, int *n
 /* cycle(n, k): 0, 1, ..., k-1, 0, 1, ...: labels for a grid of conditional samples. */
 static int b_cycle(ev_ctx *c, const ex_node *call, pv *a, int na, pv *o, int *no, ag_error *err)
 {
-    int n, k;
+    int n = 0, k = 0;
     if (want_int(call, &a[0], "count", 1, 1 << 24, &n, err) ||
         want_int(call, &a[1], "period", 1, 1 << 24, &k, err))
         return AG_ERR;
@@ -199,7 +199,7 @@ static int b_flatten(ev_ctx *c, const ex_node *call, pv *a, int na, pv *o, int *
 
 static int b_one_hot(ev_ctx *c, const ex_node *call, pv *a, int na, pv *o, int *no, ag_error *err)
 {
-    int classes;
+    int classes = 0;
     if (want_tensor(call, &a[0], "labels", err) ||
         want_int(call, &a[1], "classes", 1, 1 << 24, &classes, err))
         return AG_ERR;
@@ -217,7 +217,7 @@ typedef struct bi_unary {
 
 static const bi_unary unaries[] = {
     {"exp", AG_OP_EXP, exp},     {"log", AG_OP_LOG, log},   {"sqrt", AG_OP_SQRT, sqrt},
-    {"tanh", AG_OP_TANH, tanh},  {"abs", AG_OP_ABS, NULL},
+    {"abs", AG_OP_ABS, NULL},
 };
 
 static int b_unary(ev_ctx *c, const ex_node *call, pv *a, int na, pv *o, int *no, ag_error *err)
@@ -260,14 +260,14 @@ static int b_clamp(ev_ctx *c, const ex_node *call, pv *a, int na, pv *o, int *no
 static int b_reduce(ev_ctx *c, const ex_node *call, pv *a, int na, pv *o, int *no, ag_error *err)
 {
     if (want_tensor(call, &a[0], "input", err)) return AG_ERR;
-    int mean = strcmp(call->text, "mean") == 0, keep;
+    int mean = strcmp(call->text, "mean") == 0, keep = 0;
     if (opt_int(call, &a[2], "keepdim", 0, 1, 0, &keep, err)) return AG_ERR;
     ag_graph_set_loc(c->g, call->loc);
     ag_node *y;
     if (a[1].kind == PV_NONE) {
         y = mean ? ag_mean(c->g, a[0].node) : ag_sum(c->g, a[0].node);
     } else {
-        int axis;
+        int axis = 0;
         if (want_int(call, &a[1], "axis", -AG_MAX_DIMS, AG_MAX_DIMS - 1, &axis, err)) return AG_ERR;
         y = mean ? ag_mean_axis(c->g, a[0].node, axis, keep) : ag_sum_axis(c->g, a[0].node, axis, keep);
     }
@@ -277,7 +277,7 @@ static int b_reduce(ev_ctx *c, const ex_node *call, pv *a, int na, pv *o, int *n
 
 static int b_softmax(ev_ctx *c, const ex_node *call, pv *a, int na, pv *o, int *no, ag_error *err)
 {
-    int axis, log_ = strcmp(call->text, "log_softmax") == 0;
+    int axis = 0, log_ = strcmp(call->text, "log_softmax") == 0;
     if (want_tensor(call, &a[0], "input", err) ||
         opt_int(call, &a[1], "axis", -AG_MAX_DIMS, AG_MAX_DIMS - 1, -1, &axis, err))
         return AG_ERR;

@@ -42,6 +42,8 @@ static int undefined(const ev_ctx *c, const ex_node *e, int is_call, ag_error *e
     }
     for (int k = c->nenv - 1; k >= c->scope; k--) sg_offer(&b, c->env[k].name);
     if (!c->model) sg_offer(&b, "batch");
+    static const char *const reductions[] = {"mean", "sum", "none"}; /* bce(p, x, sum) */
+    for (size_t k = 0; k < AG_COUNTOF(reductions); k++) sg_offer(&b, reductions[k]);
     return ag_errorf(err, e->loc, "undefined name '%s'%s", e->text, sg_hint(&b, hint, sizeof hint));
 }
 
@@ -188,7 +190,7 @@ static int call_layer(ev_ctx *c, const ly_def *d, const ex_node *e, pv *out, ag_
     int n = 0;
     for (size_t k = 1; k < e->nargs; k++) {
         if (n == SP_MAX_LAYER_ARGS) return ag_errorf(err, e->args[k].value->loc, "%s: too many arguments", d->name);
-        pv v;
+        pv v = {0};
         if (ev_eval(c, e->args[k].value, &v, err)) return AG_ERR;
         if (v.kind != PV_NUM) return ag_errorf(err, e->args[k].value->loc, "%s: expected a number", d->name);
         vals[n] = v.num;
@@ -371,6 +373,9 @@ int ev_call_model(ev_ctx *c, pg_model *m, const pv *args, int nargs, ag_loc loc,
                 rc = ag_errorf(err, sm->nodes[k].loc, "node '%s' gives %d values; a node holds one", c->node, nv);
             if (rc == AG_OK) ev_bind(c, sm->nodes[k].name, v[0]);
         }
+        if (rc == AG_OK && sm->noutputs > EV_MAX_OUT)
+            rc = ag_errorf(err, sm->output_locs[EV_MAX_OUT], "model '%s' has %d outputs, more than the %d a model can give",
+                           sm->name, sm->noutputs, EV_MAX_OUT);
         for (int k = 0; k < sm->noutputs && rc == AG_OK; k++) {
             const pv *v = ev_lookup(c, sm->outputs[k]);
             if (!v) {

@@ -62,7 +62,7 @@ typedef struct ev_ctx {
     pg_model *model;
     int cursor;            /* next slot */
     const char *node;      /* graph-form node being built, or NULL in a stack */
-    int node_layers;       /* layers used so far by that node */
+    int node_layers;       /* layers with parameters used so far by that node */
     int layer_index;       /* stack position */
 } ev_ctx;
 

@@ -188,7 +188,7 @@ int ly_apply(ev_ctx *c, const ly_def *d, const double *args, const pv *x, ag_loc
         s->loc = loc;
         memcpy(s->args, args, sizeof s->args);
         /* Stacks name parameters by position, like torch.nn.Sequential; graph models
-         * by node, numbered when a node holds several layers. */
+         * by node, numbered from the second layer with parameters in one node. */
         char prefix[200], label[96];
         if (c->node && c->node_layers == 0)
             snprintf(prefix, sizeof prefix, "%s.%s", m->spec->name, c->node);
@@ -207,7 +207,7 @@ int ly_apply(ev_ctx *c, const ly_def *d, const double *args, const pv *x, ag_loc
         s = &m->slots[c->cursor];
     }
     c->cursor++;
-    if (c->node) c->node_layers++;
+    if (c->node && d->declare) c->node_layers++;
     ag_graph_set_loc(c->g, loc);
     ag_node *y = d->apply(c, s, x->node);
     if (!y) {

@@ -109,10 +109,13 @@ static int compile_update(pg_program *p, ev_ctx *c, const ex_stmt *st, int *seg_
                          sg_hint(&b, hint, sizeof hint));
     }
     pv loss;
-    if (ev_eval(c, st->expr, &loss, err) || (loss.kind == PV_BATCH)) return AG_ERR;
-    if (loss.kind != PV_TENSOR || ag_numel(&loss.node->shape) != 1 || loss.node->batched) {
-        char buf[64] = "a number";
-        if (loss.kind == PV_TENSOR) ag_shape_str(&loss.node->shape, loss.node->batched, buf, sizeof buf);
+    if (ev_eval(c, st->expr, &loss, err)) return AG_ERR;
+    if (loss.kind != PV_TENSOR)
+        return ag_errorf(err, st->expr->loc, "update %s: the loss is a constant; it must be computed from the models",
+                         st->names[0]);
+    if (ag_numel(&loss.node->shape) != 1 || loss.node->batched) {
+        char buf[64];
+        ag_shape_str(&loss.node->shape, loss.node->batched, buf, sizeof buf);
         return ag_errorf(err, st->expr->loc, "update %s: the loss must be a single number, got %s "
                          "(reduce it with mean or sum)", st->names[0], buf);
     }
@@ -120,6 +123,17 @@ static int compile_update(pg_program *p, ev_ctx *c, const ex_stmt *st, int *seg_
     *sg = (pg_segment){*seg_from, p->step.n, o, loss.node, NULL};
     *seg_from = p->step.n;
     return AG_OK;
+}
+
+/* Nodes made inside a model carry the layer's place; errors about the step want the
+ * statement's too. Records loc for the nodes made since the last call. */
+static void stmt_of_nodes(pg_program *p, ag_loc loc)
+{
+    int n = p->step.n;
+    p->node_stmt = ag_xrealloc(p->node_stmt, (size_t)(n ? n : 1) * sizeof *p->node_stmt);
+    for (int k = p->nstmt_nodes; k < n; k++) p->node_stmt[k] = p->stmt_loc;
+    p->nstmt_nodes = n;
+    p->stmt_loc = loc;
 }
 
 static int compile_step(pg_program *p, ag_error *err)
@@ -146,6 +160,7 @@ static int compile_step(pg_program *p, ag_error *err)
     int seg_from = 0;
     for (int k = 0; k < s->nsteps; k++) {
         const ex_stmt *st = s->steps[k];
+        stmt_of_nodes(p, st->loc);
         if (st->kind == EX_UPDATE) {
             if (compile_update(p, &c, st, &seg_from, err)) goto out;
             continue;
@@ -171,6 +186,7 @@ static int compile_step(pg_program *p, ag_error *err)
             ev_bind(&c, st->names[j], v[j]);
         }
     }
+    stmt_of_nodes(p, (ag_loc){0});
     if (seg_from < g->n) p->segs[p->nsegs++] = (pg_segment){seg_from, g->n, -1, NULL, NULL};
 
     /* The metrics: what the spec logs, else every update's loss. */
@@ -233,6 +249,40 @@ static int check_coverage(pg_program *p, ag_error *err)
     return AG_OK;
 }
 
+/* A backward pass through a node computed before an earlier update, whose backward
+ * reads a weight that update changed, would mix old activations with new weights.
+ * PyTorch refuses this at run time ("modified by an inplace operation"); we refuse
+ * it before training, at the node. */
+static int check_stale(pg_program *p, int k, ag_error *err)
+{
+    const pg_segment *sg = &p->segs[k];
+    int *idx = ag_xmalloc((size_t)(p->params.n ? p->params.n : 1) * sizeof *idx);
+    for (int st = 0; st < sg->bw->nsteps; st++) {
+        const ag_node *n = sg->bw->steps[st].node;
+        if (n->id >= sg->from) continue;
+        for (int j = 0; j < k; j++) {
+            const pg_segment *up = &p->segs[j];
+            if (up->optim < 0 || up->to <= n->id) continue;
+            int np = collect_params(p, &p->spec->optims[up->optim], idx);
+            for (int q = 0; q < n->nsrc; q++) {
+                if (n->src[q]->op != AG_OP_PARAM) continue;
+                for (int r = 0; r < np; r++)
+                    if (idx[r] == n->src[q]->i[0]) {
+                        const char *changed = p->params.p[idx[r]].name;
+                        free(idx);
+                        return ag_errorf(err, p->node_stmt[n->id],
+                                         "update %s would differentiate a value computed here, before 'update %s' "
+                                         "changed %s; compute it again after that update",
+                                         p->spec->optims[sg->optim].name, p->spec->optims[up->optim].name,
+                                         changed);
+                    }
+            }
+        }
+    }
+    free(idx);
+    return AG_OK;
+}
+
 static int plan_step(pg_program *p, ag_error *err)
 {
     const sp_spec *s = p->spec;
@@ -248,6 +298,10 @@ static int plan_step(pg_program *p, ag_error *err)
             free(idx);
             return ag_errorf(err, sg->loss->loc, "update %s: this loss does not depend on %s%s, the parameters '%s' updates",
                              o->name, o->models[0], o->nmodels > 1 ? " or the other models" : "", o->name);
+        }
+        if (check_stale(p, k, err)) {
+            free(idx);
+            return AG_ERR;
         }
     }
     free(idx);
@@ -333,6 +387,7 @@ void pg_free(pg_program *p)
     free(p->segs);
     free(p->logs);
     free(p->log_names);
+    free(p->node_stmt);
     ag_graph_free(&p->step);
     if (p->has_sample) ag_graph_free(&p->sample);
     ag_params_free(&p->params);

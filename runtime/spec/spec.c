@@ -28,13 +28,15 @@ static yt_node *scalar_node(ar_arena *a, const char *text, ag_loc loc)
  * override itself. */
 static int apply_set(sp_spec *s, const char *text, ag_error *err)
 {
-    ag_loc loc = {ar_strdup(&s->arena, text), 0, 0};
     const char *eq = strchr(text, '=');
     if (!eq || eq == text)
         return ag_errorf(err, (ag_loc){0}, "--set %s: expected KEY=VALUE, like train.epochs=5", text);
     char *path = ar_strndup(&s->arena, text, (size_t)(eq - text));
-    loc.file = ar_strdup(&s->arena, "--set");
-    loc.file = ar_strndup(&s->arena, text, strlen(text));
+    /* No line: messages about the value read "--set train.epochs=0: ...". */
+    size_t len = strlen(text) + sizeof "--set ";
+    char *file = ar_alloc(&s->arena, len);
+    snprintf(file, len, "--set %s", text);
+    ag_loc loc = {file, 0, 0};
     yt_node *map = s->doc.root;
     for (char *key = path, *dot;; key = dot + 1) {
         dot = strchr(key, '.');

@@ -437,8 +437,12 @@ int yt_check_keys(const yt_node *map, const char *const *allowed, const char *wh
             sg_offer(&best, *a);
         }
         if (known) continue;
-        char hint[96];
+        char hint[160];
         sg_hint(&best, hint, sizeof hint);
+        /* `{image: G(randn(64, 100))}`: in a flow mapping the comma ends the value. */
+        if (!hint[0] && strpbrk(k->text, "()"))
+            snprintf(hint, sizeof hint, " (a comma inside {...} ends a value: quote the expression, or write "
+                                        "the mapping one key per line)");
         if (where) return ag_errorf(err, k->loc, "unknown key '%s' in '%s'%s", k->text, where, hint);
         return ag_errorf(err, k->loc, "unknown key '%s'%s", k->text, hint);
     }

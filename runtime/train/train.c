@@ -14,20 +14,39 @@
 
 /* ------------------------------------------------------------------ data -- */
 
+/* Whether any file of the split is there, raw or gzip. */
+static int split_present(const char *dir, const char *split)
+{
+    static const char *const names[] = {"images-idx3-ubyte", "labels-idx1-ubyte", "images-idx3-ubyte.gz",
+                                        "labels-idx1-ubyte.gz"};
+    char path[4200];
+    for (size_t k = 0; k < AG_COUNTOF(names); k++) {
+        snprintf(path, sizeof path, "%s/%s-%s", dir, split, names[k]);
+        if (access(path, F_OK) == 0) return 1;
+    }
+    return 0;
+}
+
 int tr_load_data(const sp_spec *s, tr_data *d, ag_error *err)
 {
     memset(d, 0, sizeof *d);
     ag_error e;
     if (idx_load_split(s->data.path, "train", &d->train, &e))
         return ag_errorf(err, s->data.path_loc, "cannot load the training data: %s", e.msg);
-    /* The test split is optional: without it there is no test loss. */
-    if (idx_load_split(s->data.path, "t10k", &d->test, &e) == AG_OK) {
-        if (d->test.rows != d->train.rows || d->test.cols != d->train.cols) {
+    /* The test split is optional: without it there is no test loss. But a test file
+     * that is there and broken is an error, not a quiet lack of test loss. */
+    if (split_present(s->data.path, "t10k")) {
+        if (idx_load_split(s->data.path, "t10k", &d->test, &e)) {
             tr_free_data(d);
-            return ag_errorf(err, s->data.path_loc, "the test images are %dx%d but the training images %dx%d",
-                             d->test.rows, d->test.cols, d->train.rows, d->train.cols);
+            return ag_errorf(err, s->data.path_loc, "cannot load the test data: %s", e.msg);
         }
         d->has_test = 1;
+        if (d->test.rows != d->train.rows || d->test.cols != d->train.cols) {
+            ag_errorf(err, s->data.path_loc, "the test images are %dx%d but the training images %dx%d",
+                      d->test.rows, d->test.cols, d->train.rows, d->train.cols);
+            tr_free_data(d);
+            return AG_ERR;
+        }
     }
     return AG_OK;
 }

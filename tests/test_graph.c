@@ -1,0 +1,514 @@
+/*
+ * test_graph.c — the engine core: backward plans, gradient accumulation, batch
+ * changes, errors, determinism, the index ops and aliasing.
+ *
+ * The plans are checked on a GAN-shaped graph, where getting them wrong is silent:
+ * the generator's update must not touch the discriminator's gradients, and detach
+ * must keep the discriminator's pass out of the generator.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "aigc/graph.h"
+#include "gradcheck.h"
+#include "tap.h"
+
+static const ag_loc no_loc = {0};
+
+static void fill(rng *r, float *x, int64_t n) { rng_fill_uniform(r, x, n, -1.0f, 1.0f); }
+
+static int all_equal(const float *x, int64_t n, float v)
+{
+    for (int64_t k = 0; k < n; k++)
+        if (x[k] != v) return 0;
+    return 1;
+}
+
+static int any_nonzero(const float *x, int64_t n)
+{
+    for (int64_t k = 0; k < n; k++)
+        if (x[k] != 0.0f) return 1;
+    return 0;
+}
+
+static int plan_has(const ag_bwplan *p, const ag_node *n)
+{
+    for (int k = 0; k < p->nzero; k++)
+        if (p->zero[k] == n) return 1;
+    for (int k = 0; k < p->nsteps; k++)
+        if (p->steps[k].node == n) return 1;
+    return 0;
+}
+
+static unsigned need_of(const ag_bwplan *p, const ag_node *n)
+{
+    for (int k = 0; k < p->nsteps; k++)
+        if (p->steps[k].node == n) return p->steps[k].need;
+    return 0;
+}
+
+/* ---- backward plans on a GAN ---------------------------------------------------- */
+
+enum { GW, GB, DW, DB };  /* parameter indices */
+
+/* D(h) = sigmoid(linear(h, Dw, Db)) */
+static ag_node *disc(ag_graph *g, ag_node *h)
+{
+    return ag_unary(g, AG_OP_SIGMOID, ag_linear(g, h, ag_param(g, DW), ag_param(g, DB)));
+}
+
+static void test_gan_plans(void)
+{
+    rng r;
+    rng_seed(&r, 7);
+    ag_params ps;
+    ag_params_init(&ps);
+    ag_params_add(&ps, "G.0.weight", ag_shape2(4, 3), no_loc);
+    ag_params_add(&ps, "G.0.bias", ag_shape1(4), no_loc);
+    ag_params_add(&ps, "D.0.weight", ag_shape2(1, 4), no_loc);
+    ag_params_add(&ps, "D.0.bias", ag_shape1(1), no_loc);
+    ag_params_alloc(&ps);
+    fill(&r, ps.data, ps.total);
+
+    ag_graph g;
+    ag_graph_init(&g, &ps, &r);
+    ag_node *x = ag_input(&g, "x", ag_shape2(0, 4), 1);
+    ag_node *z = ag_randn(&g, ag_shape2(0, 3), 1, 0, 1);
+    ag_node *fake = ag_unary(&g, AG_OP_TANH, ag_linear(&g, z, ag_param(&g, GW), ag_param(&g, GB)));
+    ag_node *dx = disc(&g, x);
+    ag_node *l_real = ag_loss(&g, AG_OP_BCE, dx, ag_full_like(&g, dx, 1), AG_RED_MEAN);
+    ag_node *df = disc(&g, ag_detach(&g, fake));
+    ag_node *l_fake = ag_loss(&g, AG_OP_BCE, df, ag_full_like(&g, df, 0), AG_RED_MEAN);
+    ag_node *loss_d = ag_binary(&g, AG_OP_ADD, l_real, l_fake);
+    ag_node *dg_lin = ag_linear(&g, fake, ag_param(&g, DW), ag_param(&g, DB));
+    ag_node *dg = ag_unary(&g, AG_OP_SIGMOID, dg_lin);
+    ag_node *loss_g = ag_loss(&g, AG_OP_BCE, dg, ag_full_like(&g, dg, 1), AG_RED_MEAN);
+    if (!ok(loss_g != NULL, "GAN graph builds")) {
+        diag("%s", g.err.msg);
+        return;
+    }
+    ok(g.n == 22, "GAN graph has 22 nodes (got %d)", g.n);
+
+    ag_error err;
+    ag_bwplan *pd = ag_backward_plan(&g, loss_d, (int[]){DW, DB}, 2, &err);
+    ag_bwplan *pg = ag_backward_plan(&g, loss_g, (int[]){GW, GB}, 2, &err);
+    ok(pd && pg, "both plans are made");
+    ok(ag_graph_plan(&g, 8, &err) == AG_OK, "GAN graph plans at batch 8");
+    if (!pd || !pg) return;
+
+    /* loss_D: add, two bce, two sigmoid, two linear over D; zeroed also Dw, Db. */
+    ok(pd->nsteps == 7, "loss_D plan: 7 backward steps (got %d)", pd->nsteps);
+    ok(pd->nzero == 9, "loss_D plan: 9 grads zeroed (got %d)", pd->nzero);
+    /* loss_G: bce, sigmoid, linear over D (input only), tanh, linear over G. */
+    ok(pg->nsteps == 5, "loss_G plan: 5 backward steps (got %d)", pg->nsteps);
+    ok(pg->nzero == 7, "loss_G plan: 7 grads zeroed (got %d)", pg->nzero);
+
+    ag_node *gw = g.param_node[GW], *gb = g.param_node[GB];
+    ag_node *dw = g.param_node[DW], *db = g.param_node[DB];
+    ok(!plan_has(pd, gw) && !plan_has(pd, gb) && !plan_has(pd, fake) && !plan_has(pd, z),
+       "detach keeps G out of loss_D's plan");
+    ok(!plan_has(pg, dw) && !plan_has(pg, db) && !plan_has(pg, dx) && !plan_has(pg, df),
+       "loss_G's plan holds neither D's params nor D's real/fake passes");
+    ok(need_of(pg, dg_lin) == 1u, "loss_G's plan asks D's linear for its input grad only (need %u)",
+       need_of(pg, dg_lin));
+    ok(pd->steps[0].node == loss_d, "a plan starts at its loss");
+    ok(need_of(pg, fake->src[0]) == 6u, "loss_G's plan asks G's linear for W and b, not the noise (need %u)",
+       need_of(pg, fake->src[0]));
+
+    fill(&r, x->data, 8 * 4);
+    ag_graph_set_batch(&g, 8);
+    ok(ag_forward(&g, 0, g.n) == AG_OK, "GAN forward runs");
+
+    /* The G pass leaves D's grads as they were. */
+    for (int k = 0; k < 4; k++) dw->grad[k] = 42.0f;
+    db->grad[0] = 42.0f;
+    ag_backward(&g, pg);
+    ok(all_equal(dw->grad, 4, 42.0f) && db->grad[0] == 42.0f, "loss_G's backward leaves D's grads untouched");
+    ok(any_nonzero(gw->grad, 12) && any_nonzero(gb->grad, 4), "loss_G's backward fills G's grads");
+
+    /* The D pass leaves G's grads as they were. */
+    for (int k = 0; k < 12; k++) gw->grad[k] = -7.0f;
+    for (int k = 0; k < 4; k++) gb->grad[k] = -7.0f;
+    ag_backward(&g, pd);
+    ok(all_equal(gw->grad, 12, -7.0f) && all_equal(gb->grad, 4, -7.0f),
+       "loss_D's backward leaves G's grads untouched (detach)");
+    ok(any_nonzero(dw->grad, 4) && dw->grad[0] != 42.0f, "loss_D's backward fills D's grads");
+
+    ag_graph_free(&g);
+    ag_params_free(&ps);
+}
+
+/* ---- a parameter used twice ----------------------------------------------------- */
+
+/* Two calls of one model M(h) = linear(h, W, b): M(tanh(M(x))). */
+static ag_node *build_twice(ag_graph *g, ag_node **in, void *ctx)
+{
+    ag_node *h = ag_unary(g, AG_OP_TANH, ag_linear(g, in[2], in[0], in[1]));
+    return ag_linear(g, h, in[0], in[1]);
+}
+
+static void test_shared_param(void)
+{
+    gc_input in[] = {
+        {.shape = ag_shape2(3, 3), .lo = -1, .hi = 1},
+        {.shape = ag_shape1(3), .lo = -1, .hi = 1},
+        {.shape = ag_shape2(4, 3), .lo = -1, .hi = 1, .no_grad = 1},
+    };
+    gc_check("a model called twice: both calls' gradients meet in W and b", 3, in, build_twice, NULL);
+
+    /* By hand: loss = sum(linear(x1, W) + linear(x2, W)), so dW[o][i] = sum_r x1[r][i] + x2[r][i]. */
+    rng r;
+    rng_seed(&r, 3);
+    ag_params ps;
+    ag_params_init(&ps);
+    int w = ag_params_add(&ps, "M.weight", ag_shape2(2, 3), no_loc);
+    ag_params_alloc(&ps);
+    fill(&r, ps.data, ps.total);
+    ag_graph g;
+    ag_graph_init(&g, &ps, &r);
+    ag_node *x1 = ag_input(&g, "x1", ag_shape2(0, 3), 1);
+    ag_node *x2 = ag_input(&g, "x2", ag_shape2(0, 3), 1);
+    ag_node *y1 = ag_linear(&g, x1, ag_param(&g, w), NULL);
+    ag_node *y2 = ag_linear(&g, x2, ag_param(&g, w), NULL);
+    ok(y1 && y2 && y1->src[1] == y2->src[1], "one node per parameter, however many calls");
+    ag_node *loss = ag_sum(&g, ag_binary(&g, AG_OP_ADD, y1, y2));
+    ag_error err;
+    ag_bwplan *bw = ag_backward_plan(&g, loss, &w, 1, &err);
+    ok(bw && ag_graph_plan(&g, 4, &err) == AG_OK, "plans");
+    fill(&r, x1->data, 12);
+    fill(&r, x2->data, 12);
+    ag_forward(&g, 0, g.n);
+    ag_backward(&g, bw);
+    double worst = 0;
+    for (int o = 0; o < 2; o++)
+        for (int i = 0; i < 3; i++) {
+            double want = 0;
+            for (int row = 0; row < 4; row++) want += x1->data[row * 3 + i] + x2->data[row * 3 + i];
+            worst = fmax(worst, fabs(ps.p[w].grad[o * 3 + i] - want));
+        }
+    ok(worst < 1e-5, "dW is the sum over both calls (worst error %.2g)", worst);
+    ag_graph_free(&g);
+    ag_params_free(&ps);
+}
+
+/* ---- dynamic batch -------------------------------------------------------------- */
+
+typedef struct small_net {
+    ag_graph g;
+    ag_node *x, *out, *loss;
+    ag_bwplan *bw;
+} small_net;
+
+/* A graph whose values depend on the batch several ways: a mean over the batch, a
+ * reshape, a concat, the batch size as a value. */
+static int small_net_build(small_net *n, ag_params *ps, rng *r, int max_batch)
+{
+    ag_graph *g = &n->g;
+    ag_graph_init(g, ps, r);
+    n->x = ag_input(g, "x", ag_shape3(0, 2, 3), 1);
+    ag_node *flat = ag_flatten(g, n->x);
+    ag_node *h = ag_unary(g, AG_OP_TANH, ag_linear(g, flat, ag_param(g, 0), ag_param(g, 1)));
+    ag_node *cat = ag_concat(g, 2, (ag_node *[]){h, flat}, 1);
+    ag_node *centered = ag_binary(g, AG_OP_SUB, cat, ag_mean_axis(g, cat, 0, 1));
+    n->out = ag_softmax(g, centered, -1);
+    ag_node *per = ag_binary(g, AG_OP_DIV, ag_sum(g, ag_binary(g, AG_OP_MUL, n->out, cat)), ag_batch_size(g));
+    n->loss = per;
+    ag_error err;
+    if (!n->loss) return AG_ERR;
+    n->bw = ag_backward_plan(g, n->loss, (int[]){0, 1}, 2, &err);
+    if (!n->bw) return AG_ERR;
+    return ag_graph_plan(g, max_batch, &err);
+}
+
+static void test_dynamic_batch(void)
+{
+    rng r;
+    rng_seed(&r, 11);
+    ag_params ps;
+    ag_params_init(&ps);
+    ag_params_add(&ps, "fc.weight", ag_shape2(4, 6), no_loc);
+    ag_params_add(&ps, "fc.bias", ag_shape1(4), no_loc);
+    ag_params_alloc(&ps);
+    fill(&r, ps.data, ps.total);
+
+    float data[8 * 6];
+    fill(&r, data, 8 * 6);
+
+    small_net big, small;
+    int built = small_net_build(&big, &ps, &r, 8) == AG_OK;
+    built &= small_net_build(&small, &ps, &r, 3) == AG_OK;
+    if (!ok(built, "the same graph plans at batch 8 and at batch 3")) return;
+
+    ag_graph_set_batch(&big.g, 8);
+    memcpy(big.x->data, data, sizeof data);
+    ag_forward(&big.g, 0, big.g.n);
+    ag_backward(&big.g, big.bw);
+    ok(big.out->shape.d[0] == 8, "batch 8: output has 8 rows");
+
+    ag_graph_set_batch(&big.g, 3);
+    ok(big.out->shape.d[0] == 3 && big.out->shape.d[1] == 10, "batch 3: output shape follows [3, 10]");
+    memcpy(big.x->data, data, 3 * 6 * sizeof(float));
+    ag_forward(&big.g, 0, big.g.n);
+    ag_backward(&big.g, big.bw);
+    float out8[3 * 10], loss8 = big.loss->data[0], gw8[24], gb8[4];
+    memcpy(out8, big.out->data, sizeof out8);
+    memcpy(gw8, ps.p[0].grad, sizeof gw8);
+    memcpy(gb8, ps.p[1].grad, sizeof gb8);
+
+    memcpy(small.x->data, data, 3 * 6 * sizeof(float));
+    ag_forward(&small.g, 0, small.g.n);
+    ag_backward(&small.g, small.bw);
+    double worst = 0;
+    for (int k = 0; k < 30; k++) worst = fmax(worst, fabs(out8[k] - small.out->data[k]));
+    ok(worst < 1e-6, "batch 3 on a graph planned for 8: outputs match a graph planned at 3 (%.2g)", worst);
+    is_close(loss8, small.loss->data[0], 1e-6, 1e-6, "batch 3: same loss");
+    worst = 0;
+    for (int k = 0; k < 24; k++) worst = fmax(worst, fabs(gw8[k] - ps.p[0].grad[k]));
+    for (int k = 0; k < 4; k++) worst = fmax(worst, fabs(gb8[k] - ps.p[1].grad[k]));
+    ok(worst < 1e-6, "batch 3: same parameter gradients (%.2g)", worst);
+
+    ag_graph_set_batch(&big.g, 8);
+    ok(big.out->shape.d[0] == 8, "back to batch 8");
+
+    ag_graph_free(&big.g);
+    ag_graph_free(&small.g);
+    ag_params_free(&ps);
+}
+
+/* ---- grads are zeroed at each backward ------------------------------------------ */
+
+static void test_backward_zeroes(void)
+{
+    rng r;
+    rng_seed(&r, 5);
+    ag_params ps;
+    ag_params_init(&ps);
+    int w = ag_params_add(&ps, "w", ag_shape2(3, 4), no_loc);
+    ag_params_alloc(&ps);
+    fill(&r, ps.data, ps.total);
+    ag_graph g;
+    ag_graph_init(&g, &ps, &r);
+    ag_node *x = ag_input(&g, "x", ag_shape2(0, 4), 1);
+    ag_node *loss = ag_mean(&g, ag_unary(&g, AG_OP_TANH, ag_linear(&g, x, ag_param(&g, w), NULL)));
+    ag_error err;
+    ag_bwplan *bw = ag_backward_plan(&g, loss, &w, 1, &err);
+    ag_graph_plan(&g, 2, &err);
+    fill(&r, x->data, 8);
+    ag_forward(&g, 0, g.n);
+    ag_backward(&g, bw);
+    float first[12];
+    memcpy(first, ps.p[w].grad, sizeof first);
+    ag_backward(&g, bw);
+    ok(any_nonzero(first, 12) && memcmp(first, ps.p[w].grad, sizeof first) == 0,
+       "two backward calls give the same grads, not doubled");
+    ag_graph_free(&g);
+    ag_params_free(&ps);
+}
+
+/* ---- errors --------------------------------------------------------------------- */
+
+static void test_errors(void)
+{
+    rng r;
+    rng_seed(&r, 1);
+    ag_params ps;
+    ag_params_init(&ps);
+    int w = ag_params_add(&ps, "w", ag_shape2(1, 4), no_loc);
+    ag_params_alloc(&ps);
+    ag_graph g;
+    ag_graph_init(&g, &ps, &r);
+    ag_error err;
+
+    ag_graph_set_loc(&g, (ag_loc){"spec.yaml", 3, 5});
+    ag_node *x = ag_input(&g, "x", ag_shape2(0, 4), 1);
+    ag_node *y = ag_linear(&g, x, ag_param(&g, w), NULL);
+    ok(ag_backward_plan(&g, y, &w, 1, &err) == NULL, "a batched loss has no plan");
+    is_str(err.msg, "spec.yaml:3:5: a loss must be a single number, this one has shape [B, 1]",
+           "non-scalar loss: message");
+
+    ag_graph_set_loc(&g, (ag_loc){"spec.yaml", 9, 2});
+    ag_node *v = ag_sum_axis(&g, ag_full(&g, ag_shape2(2, 3), 0, 1), 0, 0);
+    ok(v && ag_backward_plan(&g, v, &w, 1, &err) == NULL, "a [3] loss has no plan");
+    is_str(err.msg, "spec.yaml:9:2: a loss must be a single number, this one has shape [3]",
+           "non-scalar unbatched loss: message");
+
+    ag_graph_set_loc(&g, (ag_loc){"spec.yaml", 4, 1});
+    ag_node *lx = ag_mean(&g, x);
+    ok(ag_backward_plan(&g, lx, &w, 1, &err) == NULL, "a loss of the data alone has no plan");
+    is_str(err.msg, "spec.yaml:4:1: this loss does not depend on any of the parameters it should update",
+           "loss without params: message");
+    ag_node *ld = ag_mean(&g, ag_detach(&g, y));
+    ok(ag_backward_plan(&g, ld, &w, 1, &err) == NULL, "a loss reaching the params only through detach has no plan");
+    is_str(err.msg, "spec.yaml:4:1: this loss does not depend on any of the parameters it should update",
+           "loss through detach: message");
+
+    ag_graph_set_loc(&g, (ag_loc){"spec.yaml", 3, 5});
+    ag_node *bad = ag_linear(&g, ag_input(&g, "h", ag_shape2(0, 5), 1), ag_param(&g, w), NULL);
+    ok(bad == NULL, "linear with 5 features into a weight for 4 fails");
+    is_str(g.err.msg, "spec.yaml:3:5: linear: input has 5 features but the weight expects 4",
+           "linear shape error: message with the node's place");
+    ag_graph_set_loc(&g, (ag_loc){"spec.yaml", 12, 7});
+    ag_node *sum = ag_binary(&g, AG_OP_ADD, x, ag_full(&g, ag_shape2(64, 4), 0, 0));
+    ok(sum == NULL, "a batched [B, 4] plus a fixed [64, 4] fails");
+    is_str(g.err.msg, "spec.yaml:12:7: add: shapes [B, 4] and [64, 4] do not broadcast",
+           "broadcast error: message");
+    ok(ag_unary(&g, AG_OP_TANH, sum) == NULL && strcmp(g.err.msg, "spec.yaml:12:7: add: shapes [B, 4] and [64, 4] do not broadcast") == 0,
+       "a NULL source passes through and keeps the first message");
+    ag_graph_set_loc(&g, (ag_loc){"spec.yaml", 2, 1});
+    ag_node *rs = ag_reshape(&g, x, 2, (const int[]){-1, 3});
+    ok(rs == NULL, "reshape of [B, 4] to [-1, 3] fails");
+    is_str(g.err.msg, "spec.yaml:2:1: reshape: cannot reshape [B, 4] to [-1, 3]: a sample has 4 values, not 3",
+           "reshape error: message");
+    ag_graph_free(&g);
+    ag_params_free(&ps);
+}
+
+/* ---- determinism ---------------------------------------------------------------- */
+
+static void draw(uint64_t seed, float *out1, float *out2)
+{
+    rng r;
+    rng_seed(&r, seed);
+    ag_params ps;
+    ag_params_init(&ps);
+    ag_params_alloc(&ps);
+    ag_graph g;
+    ag_graph_init(&g, &ps, &r);
+    ag_node *a = ag_randn(&g, ag_shape2(5, 7), 0, 0, 1);
+    ag_node *b = ag_randn(&g, ag_shape2(0, 3), 1, 2, 0.5f);
+    ag_error err;
+    ag_graph_plan(&g, 4, &err);
+    ag_forward(&g, 0, g.n);
+    memcpy(out1, a->data, 35 * sizeof(float));
+    memcpy(out1 + 35, b->data, 12 * sizeof(float));
+    ag_forward(&g, 0, g.n);
+    memcpy(out2, a->data, 35 * sizeof(float));
+    memcpy(out2 + 35, b->data, 12 * sizeof(float));
+    ag_graph_free(&g);
+    ag_params_free(&ps);
+}
+
+static void test_determinism(void)
+{
+    float a1[47], a2[47], b1[47], b2[47], c1[47], c2[47];
+    draw(123, a1, a2);
+    draw(123, b1, b2);
+    draw(124, c1, c2);
+    ok(memcmp(a1, b1, sizeof a1) == 0 && memcmp(a2, b2, sizeof a2) == 0,
+       "two graphs seeded alike draw bit-identical randn values, forward after forward");
+    ok(memcmp(a1, a2, sizeof a1) != 0, "each forward draws fresh values");
+    ok(memcmp(a1, c1, sizeof a1) != 0, "another seed draws other values");
+}
+
+/* ---- index ops ------------------------------------------------------------------ */
+
+static void test_index_ops(void)
+{
+    rng r;
+    rng_seed(&r, 1);
+    ag_params ps;
+    ag_params_init(&ps);
+    ag_params_alloc(&ps);
+    ag_graph g;
+    ag_graph_init(&g, &ps, &r);
+    ag_graph_set_loc(&g, (ag_loc){"spec.yaml", 7, 2});
+    ag_node *idx = ag_input(&g, "labels", ag_shape1(0), 1);
+    ag_node *oh = ag_one_hot(&g, idx, 3);
+    ag_node *cyc = ag_cycle(&g, 7, 3);
+    ag_node *bs = ag_batch_size(&g);
+    ag_error err;
+    if (!ok(oh && cyc && bs && ag_graph_plan(&g, 8, &err) == AG_OK, "one_hot, cycle, batch_size build")) return;
+    ok(oh->batched && oh->shape.ndim == 2 && oh->shape.d[1] == 3, "one_hot of [B] is [B, 3]");
+
+    ag_graph_set_batch(&g, 4);
+    memcpy(idx->data, (float[]){0, 2, 1, 2}, 4 * sizeof(float));
+    ok(ag_forward(&g, 0, g.n) == AG_OK, "forward runs");
+    const float want_oh[] = {1, 0, 0, 0, 0, 1, 0, 1, 0, 0, 0, 1};
+    ok(memcmp(oh->data, want_oh, sizeof want_oh) == 0, "one_hot([0, 2, 1, 2], 3)");
+    const float want_cyc[] = {0, 1, 2, 0, 1, 2, 0};
+    ok(memcmp(cyc->data, want_cyc, sizeof want_cyc) == 0, "cycle(7, 3) = 0 1 2 0 1 2 0");
+    ok(bs->data[0] == 4.0f, "batch_size is 4 at batch 4");
+    ag_graph_set_batch(&g, 8);
+    ag_forward(&g, 0, g.n);
+    ok(bs->data[0] == 8.0f, "batch_size follows ag_graph_set_batch to 8");
+    ag_graph_set_batch(&g, 1);
+    ag_forward(&g, 0, g.n);
+    ok(bs->data[0] == 1.0f, "and down to 1");
+
+    const struct {
+        float v;
+        const char *msg;
+    } bad[] = {
+        {3, "spec.yaml:7:2: one_hot: index 3 is not a class in [0, 3)"},
+        {-1, "spec.yaml:7:2: one_hot: index -1 is not a class in [0, 3)"},
+        {1.5f, "spec.yaml:7:2: one_hot: index 1.5 is not a class in [0, 3)"},
+    };
+    for (size_t k = 0; k < AG_COUNTOF(bad); k++) {
+        g.failed = 0;
+        ag_graph_set_batch(&g, 2);
+        idx->data[0] = 0;
+        idx->data[1] = bad[k].v;
+        ok(ag_forward(&g, 0, g.n) == AG_ERR && g.failed, "one_hot of %g fails", bad[k].v);
+        is_str(g.err.msg, bad[k].msg, "one_hot of %g: message", bad[k].v);
+    }
+    ag_graph_free(&g);
+
+    ag_graph_init(&g, &ps, &r);
+    ag_graph_set_loc(&g, (ag_loc){"spec.yaml", 8, 3});
+    ok(ag_cycle(&g, 4, 0) == NULL, "cycle with period 0 fails");
+    is_str(g.err.msg, "spec.yaml:8:3: cycle: the period must be at least 1, got 0", "cycle period: message");
+    ag_graph_free(&g);
+    ag_params_free(&ps);
+}
+
+/* ---- aliasing ------------------------------------------------------------------- */
+
+static void test_aliasing(void)
+{
+    rng r;
+    rng_seed(&r, 9);
+    ag_params ps;
+    ag_params_init(&ps);
+    int w = ag_params_add(&ps, "w", ag_shape2(2, 3), no_loc);
+    ag_params_alloc(&ps);
+    fill(&r, ps.data, ps.total);
+    ag_graph g;
+    ag_graph_init(&g, &ps, &r);
+    ag_node *x = ag_input(&g, "x", ag_shape3(0, 2, 3), 1);
+    ag_node *flat = ag_flatten(&g, x);
+    ag_node *det = ag_detach(&g, x);
+    ag_node *wr = ag_reshape(&g, ag_param(&g, w), 1, (const int[]){-1});
+    ag_node *c = ag_input(&g, "c", ag_shape1(6), 0);
+    ag_node *loss = ag_sum(&g, ag_binary(&g, AG_OP_MUL, wr, c));
+    ag_error err;
+    ag_bwplan *bw = ag_backward_plan(&g, loss, &w, 1, &err);
+    ok(bw && ag_graph_plan(&g, 4, &err) == AG_OK, "plans");
+    ok(flat->data == x->data && det->data == x->data, "flatten and detach share their source's data");
+    ok(wr->data == ps.p[w].data && wr->grad == ps.p[w].grad, "a reshaped parameter shares its data and grad");
+    ok(flat->shape.ndim == 2 && flat->shape.d[1] == 6, "flatten of [B, 2, 3] is [B, 6]");
+
+    ag_graph_set_batch(&g, 2);
+    fill(&r, x->data, 12);
+    for (int k = 0; k < 6; k++) c->data[k] = (float)(k + 1);
+    ag_forward(&g, 0, g.n);
+    ok(flat->data[7] == x->data[7] && det->data[11] == x->data[11], "values seen through the aliases");
+    ag_backward(&g, bw);
+    int good = 1;
+    for (int k = 0; k < 6; k++) good &= ps.p[w].grad[k] == (float)(k + 1);
+    ok(good, "the gradient through a reshape lands in the parameter");
+    ag_graph_free(&g);
+    ag_params_free(&ps);
+}
+
+int main(void)
+{
+    test_gan_plans();
+    test_shared_param();
+    test_dynamic_batch();
+    test_backward_zeroes();
+    test_errors();
+    test_determinism();
+    test_index_ops();
+    test_aliasing();
+    return tap_done();
+}

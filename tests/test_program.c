@@ -1,0 +1,423 @@
+/*
+ * test_program.c — the spec compiler: a spec's models, step and checks turned into
+ * graphs by pg_build.
+ *
+ * Each case writes a small spec to a temporary .yaml file, loads it with sp_load and
+ * builds it for 28x28 images of 10 classes (data/mnist's shape; no data is read).
+ * Error cases assert the whole message, FILE:LINE:COL first: the place is part of the
+ * contract, since it is how a user finds the mistake.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "aigc/program.h"
+#include "aigc/spec.h"
+#include "tap.h"
+
+/* The data section every case shares: lines 1 to 6 of each spec. */
+#define HEAD(x)                                                                        \
+    "name: t\n"                                                                        \
+    "seed: 1\n"                                                                        \
+    "data:\n"                                                                          \
+    "  dataset: mnist\n"                                                               \
+    "  path: data/mnist\n"                                                             \
+    "  x: " x "\n"
+
+typedef struct tcase {
+    char path[64];
+    sp_spec s;
+    pg_program p;
+    int loaded, built;
+    ag_error err;
+} tcase;
+
+/* Writes text to a fresh temporary spec file, loads it and builds it. AG_OK when both
+ * succeed; otherwise the message is in t->err. */
+static int build(tcase *t, const char *text)
+{
+    memset(t, 0, sizeof *t);
+    snprintf(t->path, sizeof t->path, "/tmp/aigc-test-XXXXXX.yaml");
+    int fd = mkstemps(t->path, 5);
+    if (fd < 0) {
+        snprintf(t->err.msg, sizeof t->err.msg, "cannot make a temporary file");
+        return AG_ERR;
+    }
+    size_t len = strlen(text);
+    int wrote = write(fd, text, len) == (ssize_t)len;
+    close(fd);
+    if (!wrote) {
+        snprintf(t->err.msg, sizeof t->err.msg, "cannot write %s", t->path);
+        return AG_ERR;
+    }
+    if (sp_load(&t->s, t->path, NULL, 0, &t->err)) return AG_ERR;
+    t->loaded = 1;
+    int rc = pg_build(&t->p, &t->s, 28, 28, 10, &t->err);
+    t->built = 1;  /* pg_free cleans up after a failed build too */
+    return rc;
+}
+
+static void release(tcase *t)
+{
+    if (t->built) pg_free(&t->p);
+    if (t->loaded) sp_free(&t->s);
+    unlink(t->path);
+}
+
+/* The message must be exactly "PATH:LINE:COL: want". */
+static void expect_error(const char *name, const char *text, int line, int col, const char *want)
+{
+    tcase t;
+    int rc = build(&t, text);
+    char full[1200];
+    snprintf(full, sizeof full, "%s:%d:%d: %s", t.path, line, col, want);
+    ok(rc == AG_ERR, "%s: the build fails", name);
+    is_str(t.err.msg, full, "%s: message", name);
+    release(&t);
+}
+
+static int model_index(const pg_program *p, const char *name)
+{
+    for (int k = 0; k < p->nmodels; k++)
+        if (strcmp(p->spec->models[k].name, name) == 0) return k;
+    return -1;
+}
+
+/* ---- parameter counts and FLOPs ------------------------------------------------- */
+
+static void test_counts(void)
+{
+    sp_spec s;
+    pg_program p;
+    ag_error err;
+    if (ok(sp_load(&s, "specs/gan.yaml", NULL, 0, &err) == AG_OK && pg_build(&p, &s, 28, 28, 10, &err) == AG_OK,
+           "specs/gan.yaml builds")) {
+        ok(pg_model_params(&p, model_index(&p, "G")) == 559632, "G has 559,632 parameters (%lld)",
+           (long long)pg_model_params(&p, model_index(&p, "G")));
+        ok(pg_model_params(&p, model_index(&p, "D")) == 533505, "D has 533,505 parameters (%lld)",
+           (long long)pg_model_params(&p, model_index(&p, "D")));
+        ok(p.params.total == 559632 + 533505, "the parameter slab holds both models exactly");
+        ok(p.params.n == 12 && strcmp(p.params.p[0].name, "G.0.weight") == 0 &&
+               strcmp(p.params.p[11].name, "D.4.bias") == 0,
+           "parameters named like torch.nn.Sequential, G's first");
+        /* Two updates: D's, then G's. */
+        ok(p.nsegs == 2, "the GAN step has 2 segments (%d)", p.nsegs);
+        ok(p.nsegs == 2 && p.segs[0].optim == 0 && p.segs[1].optim == 1, "opt_D's segment, then opt_G's");
+        ok(p.nsegs == 2 && p.segs[0].to == p.segs[1].from && p.segs[1].to == p.step.n,
+           "the segments cover the step in order");
+        ok(p.nlogs == 2 && strcmp(p.log_names[0], "loss_D") == 0 && strcmp(p.log_names[1], "loss_G") == 0,
+           "logs loss_D and loss_G");
+        for (int k = 0; k < 5 * 28 * 28; k++) p.pixels->data[k] = (float)(k % 256);
+        ok(pg_train_step(&p, 5) == AG_OK && isfinite(p.logs[0]->data[0]) && isfinite(p.logs[1]->data[0]),
+           "a GAN step at batch 5 gives finite losses (%g, %g)", p.logs[0]->data[0], p.logs[1]->data[0]);
+        pg_free(&p);
+    } else {
+        diag("%s", err.msg);
+    }
+    sp_free(&s);
+
+    if (ok(sp_load(&s, "specs/vae.yaml", NULL, 0, &err) == AG_OK && pg_build(&p, &s, 28, 28, 10, &err) == AG_OK,
+           "specs/vae.yaml builds")) {
+        int64_t enc = pg_model_params(&p, model_index(&p, "encoder"));
+        int64_t dec = pg_model_params(&p, model_index(&p, "decoder"));
+        ok(enc == 330040 && dec == 322784, "encoder 330,040 and decoder 322,784 parameters (%lld, %lld)",
+           (long long)enc, (long long)dec);
+        ok(enc + dec == 652824, "the VAE has 652,824 parameters");
+        ok(p.nsegs == 2 && p.segs[0].optim == 0 && p.segs[1].optim == -1,
+           "the VAE step: an update, then a plain tail for loss_per_image");
+        pg_free(&p);
+    } else {
+        diag("%s", err.msg);
+    }
+    sp_free(&s);
+
+    tcase t;
+    int rc = build(&t, HEAD("flatten(pixels / 255)")
+                   "models:\n"
+                   "  lin: {in: 784, layers: [linear 10]}\n"
+                   "train:\n"
+                   "  epochs: 1\n"
+                   "  optimizers:\n"
+                   "    opt: {type: sgd, lr: 0.1, params: lin}\n"
+                   "  step:\n"
+                   "    - loss = cross_entropy(lin(x), label)\n"
+                   "    - update opt: loss\n");
+    if (ok(rc == AG_OK, "a single linear model builds") || (diag("%s", t.err.msg), 0)) {
+        ok(pg_model_flops(&t.p, 0) == 2 * 784 * 10 + 10, "linear 784 -> 10: 2*784*10 + 10 FLOPs per sample (%lld)",
+           (long long)pg_model_flops(&t.p, 0));
+        ok(pg_model_params(&t.p, 0) == 7850, "and 7,850 parameters");
+        ok(t.p.nsegs == 1 && t.p.segs[0].optim == 0, "one segment, ending in the update");
+    }
+    release(&t);
+}
+
+/* ---- a graph-form model --------------------------------------------------------- */
+
+static const char graph_spec[] = HEAD("flatten(pixels / 255)")
+    "models:\n"
+    "  net:\n"
+    "    in: {a: 784, b: 10}\n"
+    "    nodes:\n"
+    "      h: 'relu(linear(concat(a, b), 64))'\n"
+    "      score: 'linear(h, 1)'\n"
+    "      logits: 'linear(h, 10, bias=0)'\n"
+    "    outputs: [score, logits]\n"
+    "train:\n"
+    "  epochs: 1\n"
+    "  optimizers:\n"
+    "    opt: {type: adam, lr: 1e-3, params: net}\n"
+    "  step:\n"
+    "    - score, logits = net(x, one_hot(label, 10))\n"
+    "    - loss = mean(score * score) + cross_entropy(logits, label)\n"
+    "    - update opt: loss\n";
+
+static void test_graph_model(void)
+{
+    tcase t;
+    if (!ok(build(&t, graph_spec) == AG_OK, "a graph-form model with two inputs and two outputs builds")) {
+        diag("%s", t.err.msg);
+        release(&t);
+        return;
+    }
+    const ag_params *ps = &t.p.params;
+    const char *want[] = {"net.h.weight", "net.h.bias", "net.score.weight", "net.score.bias", "net.logits.weight"};
+    int good = ps->n == (int)AG_COUNTOF(want);
+    for (size_t k = 0; good && k < AG_COUNTOF(want); k++) good = strcmp(ps->p[k].name, want[k]) == 0;
+    ok(good, "parameters are named <model>.<node>.weight/bias, in node order");
+    int h = ag_params_find(ps, "net.h.weight");
+    ok(h >= 0 && ps->p[h].shape.d[0] == 64 && ps->p[h].shape.d[1] == 794, "net.h.weight is [64, 794]");
+    ok(pg_model_params(&t.p, 0) == 794 * 64 + 64 + 64 + 1 + 64 * 10, "net's parameter count");
+
+    enum { B = 5 };
+    for (int k = 0; k < B * 28 * 28; k++) t.p.pixels->data[k] = (float)(k % 2);
+    for (int k = 0; k < B; k++) t.p.labels->data[k] = (float)(k % 10);
+    ok(pg_train_step(&t.p, B) == AG_OK, "a training step at batch 5 runs");
+    float loss = t.p.logs[0]->data[0];
+    ok(t.p.nlogs == 1 && isfinite(loss) && loss > 0, "the logged loss is finite (%g)", loss);
+    ok(pg_train_step(&t.p, B) == AG_OK && isfinite(t.p.logs[0]->data[0]), "and again");
+    ok(pg_eval_step(&t.p, 3) == AG_OK && isfinite(t.p.logs[0]->data[0]), "an eval step at batch 3 runs");
+    release(&t);
+}
+
+/* ---- errors --------------------------------------------------------------------- */
+
+/* Two models, two optimizers: the scaffold most error cases edit one line of. */
+#define GAN_MODELS                                                                     \
+    "models:\n"                                                                        \
+    "  G: {in: 100, layers: [linear 784, tanh]}\n"                                     \
+    "  D: {in: 784, layers: [linear 1, sigmoid]}\n"
+
+#define GAN_OPTIMS                                                                     \
+    "train:\n"                                                                         \
+    "  epochs: 1\n"                                                                    \
+    "  optimizers:\n"                                                                  \
+    "    opt_D: {type: adam, lr: 2e-4, params: D}\n"                                   \
+    "    opt_G: {type: adam, lr: 2e-4, params: G}\n"                                   \
+    "  step:\n"
+
+static void test_errors(void)
+{
+    /* Line 16 is the first step statement of the GAN scaffold; its text starts at
+     * column 7. Every place below points at the offending text itself. */
+    expect_error("shape mismatch at a model call",
+                 HEAD("flatten(pixels / 255)") GAN_MODELS GAN_OPTIMS
+                 "    - fake = G(randn(batch, 50))\n"
+                 "    - update opt_D: bce(D(x), 1) + bce(D(detach(fake)), 0)\n"
+                 "    - update opt_G: bce(D(fake), 1)\n",
+                 16, 16, "model 'G' expects input [B, 100], got [B, 50]");
+    expect_error("undefined name",
+                 HEAD("flatten(pixels / 255)") GAN_MODELS GAN_OPTIMS
+                 "    - fake = G(randn(batch, 100))\n"
+                 "    - update opt_D: bce(D(x), 1) + bce(D(detach(fak)), 0)\n"
+                 "    - update opt_G: bce(D(fake), 1)\n",
+                 17, 49, "undefined name 'fak'; did you mean 'fake'?");
+    expect_error("unknown function",
+                 HEAD("flatten(pixels / 255)") GAN_MODELS GAN_OPTIMS
+                 "    - fake = G(randn(batch, 100))\n"
+                 "    - update opt_D: bce(D(x), 1) + bce(D(detatch(fake)), 0)\n"
+                 "    - update opt_G: bce(D(fake), 1)\n",
+                 17, 42, "unknown function or model 'detatch'; did you mean 'detach'?");
+    expect_error("a model no update trains",
+                 HEAD("flatten(pixels / 255)") GAN_MODELS
+                 "  E: {in: 784, layers: [linear 3]}\n"
+                 GAN_OPTIMS
+                 "    - fake = G(randn(batch, 100))\n"
+                 "    - update opt_D: bce(D(x), 1) + bce(D(detach(fake)), 0) + mean(E(x))\n"
+                 "    - update opt_G: bce(D(fake), 1)\n",
+                 10, 3, "model 'E' has 2355 parameters but no optimizer updates them; add it to an optimizer's 'params'");
+    expect_error("an optimizer never used",
+                 HEAD("flatten(pixels / 255)") GAN_MODELS GAN_OPTIMS
+                 "    - fake = G(randn(batch, 100))\n"
+                 "    - update opt_D: bce(D(x), 1) + bce(D(fake), 0)\n",
+                 14, 5, "optimizer 'opt_G' is never used: add 'update opt_G: LOSS' to the step");
+    expect_error("a bce target outside [0, 1]",
+                 HEAD("flatten(pixels / 255 * 2 - 1)")
+                 "models:\n"
+                 "  AE: {in: 784, layers: [linear 784, sigmoid]}\n"
+                 "train:\n"
+                 "  epochs: 1\n"
+                 "  optimizers:\n"
+                 "    opt: {type: adam, lr: 1e-3, params: AE}\n"
+                 "  step:\n"
+                 "    - update opt: bce(AE(x), x)\n",
+                 14, 30,
+                 "bce: the target takes values in [-1, 1], but bce targets must lie in [0, 1] "
+                 "(scale the data with pixels / 255, not to [-1, 1])");
+    expect_error("split into unequal parts",
+                 HEAD("flatten(pixels / 255)")
+                 "models:\n"
+                 "  M: {in: 261, layers: [linear 1]}\n"
+                 "train:\n"
+                 "  epochs: 1\n"
+                 "  optimizers:\n"
+                 "    opt: {type: sgd, lr: 0.1, params: M}\n"
+                 "  step:\n"
+                 "    - a, b, c = split(x, 3)\n"
+                 "    - update opt: mean(M(a))\n",
+                 14, 17, "split: 784 elements along axis -1 do not split into 3 equal parts");
+    expect_error("tuple count mismatch",
+                 HEAD("flatten(pixels / 255)")
+                 "models:\n"
+                 "  M: {in: 392, layers: [linear 1]}\n"
+                 "train:\n"
+                 "  epochs: 1\n"
+                 "  optimizers:\n"
+                 "    opt: {type: sgd, lr: 0.1, params: M}\n"
+                 "  step:\n"
+                 "    - a, b, c = split(x, 2)\n"
+                 "    - update opt: mean(M(a))\n",
+                 14, 7, "3 names on the left, but the right side gives 2 values");
+    expect_error("a graph model's output names a missing node",
+                 HEAD("flatten(pixels / 255)")
+                 "models:\n"
+                 "  net:\n"
+                 "    in: 784\n"
+                 "    nodes:\n"
+                 "      h: 'linear(x, 16)'\n"
+                 "      out: 'linear(h, 1)'\n"
+                 "    outputs: [out, hh]\n"
+                 "train:\n"
+                 "  epochs: 1\n"
+                 "  optimizers:\n"
+                 "    opt: {type: sgd, lr: 0.1, params: net}\n"
+                 "  step:\n"
+                 "    - a, b = net(x)\n"
+                 "    - update opt: mean(a)\n",
+                 13, 20, "model 'net' has no node 'hh'; did you mean 'h'?");
+    expect_error("unknown layer in a stack",
+                 HEAD("flatten(pixels / 255)")
+                 "models:\n"
+                 "  M: {in: 784, layers: [linear 10, rellu, linear 1]}\n"
+                 "train:\n"
+                 "  epochs: 1\n"
+                 "  optimizers:\n"
+                 "    opt: {type: sgd, lr: 0.1, params: M}\n"
+                 "  step:\n"
+                 "    - update opt: mean(M(x))\n",
+                 8, 36, "unknown layer 'rellu'; did you mean 'relu'?");
+    expect_error("a layer with parameters in the step",
+                 HEAD("flatten(pixels / 255)")
+                 "models:\n"
+                 "  M: {in: 784, layers: [linear 1]}\n"
+                 "train:\n"
+                 "  epochs: 1\n"
+                 "  optimizers:\n"
+                 "    opt: {type: sgd, lr: 0.1, params: M}\n"
+                 "  step:\n"
+                 "    - update opt: mean(M(linear(x, 784)))\n",
+                 14, 26, "'linear' has parameters: use it inside a model, not in the step");
+    expect_error("a model called with too many inputs",
+                 HEAD("flatten(pixels / 255)") GAN_MODELS GAN_OPTIMS
+                 "    - fake = G(randn(batch, 100), x)\n"
+                 "    - update opt_D: bce(D(x), 1) + bce(D(detach(fake)), 0)\n"
+                 "    - update opt_G: bce(D(fake), 1)\n",
+                 16, 14, "model 'G' takes 1 input, got 2");
+    /* `batch` alone used to fail with no message at all. */
+    expect_error("the batch size as a loss",
+                 HEAD("flatten(pixels / 255)")
+                 "models:\n"
+                 "  M: {in: 784, layers: [linear 1]}\n"
+                 "train:\n"
+                 "  epochs: 1\n"
+                 "  optimizers:\n"
+                 "    opt: {type: sgd, lr: 0.1, params: M}\n"
+                 "  step:\n"
+                 "    - l = mean(M(x))\n"
+                 "    - update opt: batch\n",
+                 15, 19, "update opt: the loss is a constant; it must be computed from the models");
+    /* More outputs than a call can hold used to overflow the evaluator's buffer. */
+    expect_error("a graph model with 17 outputs",
+                 HEAD("flatten(pixels / 255)")
+                 "models:\n"
+                 "  net:\n"
+                 "    in: 784\n"
+                 "    nodes: {h: 'linear(x, 2)'}\n"
+                 "    outputs: [h, h, h, h, h, h, h, h, h, h, h, h, h, h, h, h, h]\n"
+                 "train:\n"
+                 "  epochs: 1\n"
+                 "  optimizers:\n"
+                 "    opt: {type: sgd, lr: 0.1, params: net}\n"
+                 "  step:\n"
+                 "    - update opt: mean(net(x))\n",
+                 11, 63, "model 'net' has 17 outputs, more than the 16 a model can give");
+    /* d = D(fake) before opt_D's update, differentiated after it: PyTorch refuses the
+     * same at run time; we refuse it at the statement that made the stale value. */
+    expect_error("a value computed before an update that changed its weights",
+                 HEAD("flatten(pixels / 255 * 2 - 1)") GAN_MODELS GAN_OPTIMS
+                 "    - fake = G(randn(batch, 100))\n"
+                 "    - d = D(fake)\n"
+                 "    - update opt_D: bce(D(x), 1) + bce(D(detach(fake)), 0)\n"
+                 "    - update opt_G: bce(d, 1)\n",
+                 17, 7, "update opt_G would differentiate a value computed here, before 'update opt_D' changed "
+                 "D.0.weight; compute it again after that update");
+}
+
+/* ---- training reduces the loss -------------------------------------------------- */
+
+static void test_training(void)
+{
+    tcase t;
+    int rc = build(&t, HEAD("flatten(pixels / 255)")
+                   "  batch: 16\n"
+                   "models:\n"
+                   "  clf: {in: 784, layers: [linear 32, relu, linear 10]}\n"
+                   "train:\n"
+                   "  epochs: 1\n"
+                   "  optimizers:\n"
+                   "    opt: {type: adam, lr: 1e-3, params: clf}\n"
+                   "  step:\n"
+                   "    - loss = cross_entropy(clf(x), label)\n"
+                   "    - update opt: loss\n");
+    if (!ok(rc == AG_OK, "a classifier spec builds")) {
+        diag("%s", t.err.msg);
+        release(&t);
+        return;
+    }
+    enum { B = 16 };
+    rng r;
+    rng_seed(&r, 42);
+    for (int k = 0; k < B * 28 * 28; k++) t.p.pixels->data[k] = floorf(256 * rng_uniform(&r));
+    for (int k = 0; k < B; k++) t.p.labels->data[k] = (float)rng_below(&r, 10);
+    float first = 0, last = 0;
+    int good = 1;
+    for (int step = 0; step < 50 && good; step++) {
+        good = pg_train_step(&t.p, B) == AG_OK;
+        if (step == 0) first = t.p.logs[0]->data[0];
+        last = t.p.logs[0]->data[0];
+    }
+    ok(good, "50 training steps run");
+    ok(isfinite(first) && isfinite(last) && last < 0.5f * first,
+       "the loss falls by more than half on a fixed batch (%.4f -> %.4f)", first, last);
+    release(&t);
+}
+
+int main(void)
+{
+    test_counts();
+    test_graph_model();
+    test_errors();
+    test_training();
+    return tap_done();
+}
