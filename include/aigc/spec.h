@@ -107,8 +107,6 @@ typedef struct sp_spec {
     int log_every;           /* steps between metric rows */
     int has_sample;
     sp_sample sample;
-    const char *hooks;
-    ag_loc hooks_loc;
 } sp_spec;
 
 /* An override from the command line: "train.epochs=5". */

@@ -470,6 +470,13 @@ void pg_print_summary(const pg_program *p, FILE *out)
         fprintf(out, " FLOPs per sample\n\n");
     }
     const sp_spec *s = p->spec;
+    int64_t params = 0, flops = 0;
+    for (int k = 0; k < p->nmodels; k++) params += p->models[k].params, flops += p->models[k].flops;
+    fprintf(out, "all models: ");
+    print_count(out, params);
+    fprintf(out, " parameters, ");
+    print_count(out, flops);
+    fprintf(out, " FLOPs per sample\n\n");
     fprintf(out, "step: %d nodes, %lld floats planned for batch %d\n", p->step.n,
             (long long)p->step.slab_floats, s->data.batch);
     for (int k = 0; k < p->nsegs; k++) {

@@ -510,10 +510,11 @@ int sp_load(sp_spec *s, const char *path, const sp_set *sets, int nsets, ag_erro
     if (!(n = yt_need(root, "models", err)) || load_models(s, n, err)) return AG_ERR;
     if (!(n = yt_need(root, "train", err)) || load_train(s, n, err)) return AG_ERR;
     if ((n = yt_get(root, "sample")) && load_sample(s, n, err)) return AG_ERR;
-    if ((n = yt_get(root, "hooks"))) {
-        s->hooks_loc = n->loc;
-        if (yt_str(n, "hooks", &s->hooks, err)) return AG_ERR;
-    }
+    /* The brief's spec names Lua hooks; refusing the key beats ignoring it silently
+     * until the Lua bridge exists. */
+    if ((n = yt_get(root, "hooks")))
+        return ag_errorf(err, n->loc,
+                         "'hooks': Lua hooks are not available in this version of aigc-run");
     return AG_OK;
 }
 

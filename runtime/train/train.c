@@ -240,7 +240,7 @@ int tr_run(pg_program *p, const tr_data *d, const tr_options *o, ag_error *err)
             int n = (int)(tr->count - at < batch ? tr->count - at : batch);
             fill_batch(p, tr, order, at, n);
             if (pg_train_step(p, n)) {
-                rc = ag_errorf(err, (ag_loc){0}, "%s\n(epoch %d, step %lld)", p->step.err.msg, epoch,
+                rc = ag_errorf(err, (ag_loc){0}, "%s (epoch %d, step %lld)", p->step.err.msg, epoch,
                                (long long)step + 1);
                 break;
             }

@@ -1,0 +1,56 @@
+#!/bin/sh
+# The command line: usage errors exit 2 with a pointer to --help; --help and --version
+# exit 0; --set overrides are checked like the spec text they replace.
+. "$(dirname "$0")/lib.sh"
+
+S=tests/specs
+
+# m) usage errors
+expect_error 2 "aigc-run: no spec given"
+is "$(sed -n 2p "$ERR")" "Try 'aigc-run --help'." "no spec: points at --help"
+expect_error 2 "aigc-run: no spec given" check
+expect_error 2 "aigc-run: unknown option '--frobnicate'" --frobnicate specs/gan.yaml
+is "$(sed -n 2p "$ERR")" "Try 'aigc-run --help'." "unknown option: points at --help"
+expect_error 2 "aigc-run: --epochs expects a whole number in [1, 1000000], got 'abc'" specs/gan.yaml --epochs abc
+expect_error 2 "aigc-run: --epochs expects a whole number in [1, 1000000], got '0'" specs/gan.yaml --epochs 0
+expect_error 2 "aigc-run: --seed expects a whole number in [0, 9223372036854775807], got '-1'" check specs/gan.yaml --seed -1
+expect_error 2 "aigc-run: --threads expects a whole number in [1, 256], got '0'" check specs/gan.yaml --threads 0
+expect_error 2 "aigc-run: --out needs a value" specs/gan.yaml --out
+expect_error 2 "aigc-run: --progress takes bar, lines or auto, not 'fancy'" specs/gan.yaml --progress fancy
+expect_error 2 "aigc-run: unexpected argument 'specs/vae.yaml'" check specs/gan.yaml specs/vae.yaml
+
+# n) --help and --version
+run --help
+is "$RC" 0 "--help exits 0"
+like "$(sed -n 1p "$OUT")" "usage: aigc-run *" "--help prints the usage on stdout"
+[ ! -s "$ERR" ]
+ok $? "--help: nothing on stderr"
+run -h
+is "$RC" 0 "-h exits 0"
+run check specs/gan.yaml --help
+is "$RC" 0 "--help after other arguments exits 0"
+like "$(sed -n 1p "$OUT")" "usage: aigc-run *" "--help after other arguments prints the usage"
+run --version
+is "$RC" 0 "--version exits 0"
+like "$(cat "$OUT")" "aigc-run [0-9]*.[0-9]*.[0-9]*" "--version prints 'aigc-run X.Y.Z'"
+
+# q) --set overrides: checked against the same ranges, placed at the override
+expect_error 1 "--set train.epochs=0: 'epochs' must be an integer in [1, 1000000], got '0'" \
+    check specs/vae.yaml --set train.epochs=0
+expect_error 1 "--set train.epoch=3: unknown key 'epoch' in 'train'; did you mean 'epochs'?" \
+    check specs/vae.yaml --set train.epoch=3
+expect_error 1 "--set data.batch=0: 'batch' must be an integer in [1, 65536], got '0'" \
+    check specs/vae.yaml --set data.batch=0
+expect_error 1 "--set batch32: expected KEY=VALUE, like train.epochs=5" \
+    check specs/vae.yaml --set batch32
+run check specs/vae.yaml --set data.batch=32
+is "$RC" 0 "--set data.batch=32: check exits 0"
+grep -q "planned for batch 32\$" "$OUT"
+ok $? "--set data.batch=32: the step is planned for batch 32"
+
+# An override trains: 9,000 images in batches of 32 are 282 steps.
+run $S/tiny-ae.yaml --set data.batch=32 --set train.epochs=1 --out "$TMP/ae" --progress lines
+is "$RC" 0 "--set data.batch=32: a run exits 0"
+is "$(json_field "$TMP/ae/metrics.jsonl" epoch 1 step)" 282 "--set data.batch=32: 282 steps in the epoch"
+
+done_testing
