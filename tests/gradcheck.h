@@ -52,7 +52,7 @@ static inline int gc_check_opts(const char *name, int nin, const gc_input *in, g
     rng_seed(&r, o.seed ? o.seed : 1234);
     ag_params ps;
     ag_params_init(&ps);
-    int pidx[GC_MAX_IN], np = 0;
+    int pidx[GC_MAX_IN] = {0}, np = 0;
     for (int k = 0; k < nin; k++) {
         if (in[k].integer || in[k].no_grad) continue;
         char pname[16];

@@ -57,7 +57,7 @@
 #include "aigc/base.h"
 #include "aigc/rng.h"
 
-enum { AG_MAX_DIMS = 4, AG_MAX_SRC = 4, AG_MAX_FP = 4, AG_MAX_IP = 8 };
+enum { AG_MAX_DIMS = 4, AG_MAX_SRC = 5, AG_MAX_FP = 4, AG_MAX_IP = 8 };
 
 typedef struct ag_shape {
     int ndim;
@@ -121,7 +121,7 @@ typedef enum ag_op {
     AG_OP_MEAN_AXIS,
     /* shape */
     AG_OP_RESHAPE,      /* to i[0..ndim-1], ndim i[4]; one -1 is inferred. Aliases src 0. */
-    AG_OP_CONCAT,       /* 2 to 4 sources along axis i[0] */
+    AG_OP_CONCAT,       /* 2 to AG_MAX_SRC sources along axis i[0] */
     AG_OP_SLICE,        /* [i[1], i[2]) along axis i[0] */
     AG_OP_GATHER,       /* torch.gather(src0, i[0], index=src1), indices stored as floats */
     AG_OP_ONE_HOT,      /* class indices [...] as floats -> [..., i[0]]; no gradient */
@@ -139,6 +139,22 @@ typedef enum ag_op {
     AG_OP_KL_NORMAL,    /* (mu, logvar): -0.5 * (1 + logvar - mu^2 - exp(logvar)) */
     /* regularization */
     AG_OP_DROPOUT,      /* p f[0]; identity when the graph is not training */
+    /* convolution, NCHW (runtime/ops/conv.c, pool.c) */
+    AG_OP_CONV2D,       /* x, W [C_out, C_in, kH, kW] (, b [C_out]); stride i[0], i[1]
+                         * (h, w), padding i[2], i[3] */
+    AG_OP_CONV_TRANSPOSE2D, /* x, W [C_in, C_out, kH, kW] (, b); as conv2d, and
+                             * output_padding i[4], i[5] */
+    AG_OP_AVG_POOL2D,   /* square kernel i[0], stride i[1]; no padding */
+    AG_OP_UPSAMPLE_NEAREST2D, /* integer scale i[0] */
+    /* normalization, embedding, attention (runtime/ops/norm.c, embed.c, attention.c,
+     * masked_linear.c) */
+    AG_OP_LAYER_NORM,   /* x [..., C] (, weight [C] (, bias [C])) over the last dim; eps f[0] */
+    AG_OP_GROUP_NORM,   /* x [N, C, ...] (, weight [C] (, bias [C])); groups i[0], eps f[0] */
+    AG_OP_BATCH_NORM,   /* x [N, C, ...], weight, bias, running_mean, running_var [C]; eps f[0], momentum f[1] */
+    AG_OP_EMBEDDING,    /* weight [V, D], indices [...] as floats -> [..., D]; no gradient to the indices */
+    AG_OP_CAUSAL_ATTENTION, /* qkv [B, T, 3C] -> [B, T, C]; heads i[0] */
+    AG_OP_TIMESTEP_EMBEDDING, /* t [N] -> [N, i[0]], sinusoidal; no gradient */
+    AG_OP_MASKED_LINEAR, /* x [..., in], W [out, in], mask [out, in] (, b [out]); the mask gets no gradient */
     AG_OP_COUNT
 } ag_op;
 
@@ -278,6 +294,28 @@ ag_node *ag_linear(ag_graph *g, ag_node *x, ag_node *w, ag_node *b /* may be NUL
 /* Losses. */
 ag_node *ag_loss(ag_graph *g, ag_op op, ag_node *a, ag_node *b, ag_reduction red);
 ag_node *ag_dropout(ag_graph *g, ag_node *x, float p);
+
+/* Convolution on [N, C, H, W], PyTorch's semantics and weight layouts (square stride,
+ * padding and output_padding; the ops take them per dim in i[]). b may be NULL. */
+ag_node *ag_conv2d(ag_graph *g, ag_node *x, ag_node *w, ag_node *b, int stride, int padding);
+ag_node *ag_conv_transpose2d(ag_graph *g, ag_node *x, ag_node *w, ag_node *b, int stride,
+                             int padding, int output_padding);
+ag_node *ag_avg_pool2d(ag_graph *g, ag_node *x, int kernel, int stride); /* stride 0: kernel */
+ag_node *ag_upsample_nearest2d(ag_graph *g, ag_node *x, int scale);
+
+/* Normalization, embedding and attention. layer_norm's and group_norm's b may be NULL,
+ * and their w too when b is. The running statistics of batch_norm are nodes (parameters
+ * that no optimizer updates) which a training forward updates in place, with PyTorch's
+ * momentum (0.1 there). */
+ag_node *ag_layer_norm(ag_graph *g, ag_node *x, ag_node *w, ag_node *b, float eps);
+ag_node *ag_group_norm(ag_graph *g, ag_node *x, int groups, ag_node *w, ag_node *b, float eps);
+ag_node *ag_batch_norm(ag_graph *g, ag_node *x, ag_node *w, ag_node *b, ag_node *running_mean,
+                       ag_node *running_var, float eps, float momentum);
+ag_node *ag_embedding(ag_graph *g, ag_node *weight, ag_node *index);
+ag_node *ag_causal_attention(ag_graph *g, ag_node *qkv, int heads);
+ag_node *ag_timestep_embedding(ag_graph *g, ag_node *t, int dim);
+ag_node *ag_masked_linear(ag_graph *g, ag_node *x, ag_node *w, ag_node *mask,
+                          ag_node *b /* may be NULL */);
 
 /* Backward plans; must all be made before ag_graph_plan. params are indices into
  * g->params. Fails when loss is not a scalar or depends on none of the params. */

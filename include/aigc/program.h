@@ -35,7 +35,8 @@ typedef struct pg_segment {
 typedef struct pg_program {
     const sp_spec *spec;
     ag_params params;
-    rng rng;               /* draws of the graphs: noise, dropout, initial weights */
+    rng rng;               /* the training's draws: initial weights, noise, dropout */
+    rng sample_rng;        /* the sample graph's draws */
     int nmodels;
     pg_model *models;
     opt_optimizer *optims;
@@ -72,8 +73,9 @@ void pg_free(pg_program *p);
 int pg_train_step(pg_program *p, int batch);
 /* The same statements, no updates, dropout off: for the test split. */
 int pg_eval_step(pg_program *p, int batch);
-/* Runs the sample graph; the images are p->image->data. */
-int pg_sample(pg_program *p, ag_error *err);
+/* Runs the sample graph with its noise drawn from seed; the images are
+ * p->image->data. */
+int pg_sample(pg_program *p, uint64_t seed, ag_error *err);
 
 /* `aigc-run check`: every model's layers with output shapes, parameter counts and
  * FLOPs per sample; then the step's segments. */

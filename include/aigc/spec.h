@@ -24,7 +24,7 @@
 #include "aigc/optim.h"
 #include "aigc/yaml.h"
 
-enum { SP_MAX_INPUTS = 4, SP_MAX_LAYER_ARGS = 4 };
+enum { SP_MAX_INPUTS = 4, SP_MAX_LAYER_ARGS = 6 };
 
 /* One entry of a layer stack, "linear 256" or "leaky_relu 0.2". */
 typedef struct sp_layer {

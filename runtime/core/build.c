@@ -159,3 +159,69 @@ ag_node *ag_loss(ag_graph *g, ag_op op, ag_node *a, ag_node *b, ag_reduction red
 }
 
 ag_node *ag_dropout(ag_graph *g, ag_node *x, float p) { return new1(g, AG_OP_DROPOUT, x, F(p), NULL); }
+
+ag_node *ag_conv2d(ag_graph *g, ag_node *x, ag_node *w, ag_node *b, int stride, int padding)
+{
+    int n = b ? 3 : 2;
+    return ag_new(g, AG_OP_CONV2D, n, (ag_node *const[]){x, w, b}, NULL,
+                  I(stride, stride, padding, padding));
+}
+
+ag_node *ag_conv_transpose2d(ag_graph *g, ag_node *x, ag_node *w, ag_node *b, int stride,
+                             int padding, int output_padding)
+{
+    int n = b ? 3 : 2;
+    return ag_new(g, AG_OP_CONV_TRANSPOSE2D, n, (ag_node *const[]){x, w, b}, NULL,
+                  I(stride, stride, padding, padding, output_padding, output_padding));
+}
+
+ag_node *ag_avg_pool2d(ag_graph *g, ag_node *x, int kernel, int stride)
+{
+    return new1(g, AG_OP_AVG_POOL2D, x, NULL, I(kernel, stride ? stride : kernel));
+}
+
+ag_node *ag_upsample_nearest2d(ag_graph *g, ag_node *x, int scale)
+{
+    return new1(g, AG_OP_UPSAMPLE_NEAREST2D, x, NULL, I(scale));
+}
+
+ag_node *ag_layer_norm(ag_graph *g, ag_node *x, ag_node *w, ag_node *b, float eps)
+{
+    AG_ASSERT(w || !b);
+    return ag_new(g, AG_OP_LAYER_NORM, 1 + !!w + !!b, (ag_node *const[]){x, w, b}, F(eps), NULL);
+}
+
+ag_node *ag_group_norm(ag_graph *g, ag_node *x, int groups, ag_node *w, ag_node *b, float eps)
+{
+    AG_ASSERT(w || !b);
+    return ag_new(g, AG_OP_GROUP_NORM, 1 + !!w + !!b, (ag_node *const[]){x, w, b}, F(eps),
+                  I(groups));
+}
+
+ag_node *ag_batch_norm(ag_graph *g, ag_node *x, ag_node *w, ag_node *b, ag_node *running_mean,
+                       ag_node *running_var, float eps, float momentum)
+{
+    return ag_new(g, AG_OP_BATCH_NORM, 5, (ag_node *const[]){x, w, b, running_mean, running_var},
+                  F(eps, momentum), NULL);
+}
+
+ag_node *ag_embedding(ag_graph *g, ag_node *weight, ag_node *index)
+{
+    return new2(g, AG_OP_EMBEDDING, weight, index, NULL, NULL);
+}
+
+ag_node *ag_causal_attention(ag_graph *g, ag_node *qkv, int heads)
+{
+    return new1(g, AG_OP_CAUSAL_ATTENTION, qkv, NULL, I(heads));
+}
+
+ag_node *ag_timestep_embedding(ag_graph *g, ag_node *t, int dim)
+{
+    return new1(g, AG_OP_TIMESTEP_EMBEDDING, t, NULL, I(dim));
+}
+
+ag_node *ag_masked_linear(ag_graph *g, ag_node *x, ag_node *w, ag_node *mask, ag_node *b)
+{
+    return ag_new(g, AG_OP_MASKED_LINEAR, b ? 4 : 3, (ag_node *const[]){x, w, mask, b}, NULL,
+                  NULL);
+}

@@ -32,7 +32,9 @@ typedef struct ly_def ly_def;
 typedef struct ly_slot {
     const ly_def *def;
     double args[SP_MAX_LAYER_ARGS];
-    int param[2], nparam;
+    int param[4], nparam;
+    int ntrain;            /* param[0..ntrain) are trained; the rest are buffers
+                            * (batch_norm's running statistics) */
     const char *label;     /* how check prints it: "linear 256", or a node's name */
     ag_shape out;          /* output shape at batch 1 */
     int out_batched;
@@ -90,6 +92,11 @@ struct ly_def {
     void (*range)(const double *args, float *lo, float *hi);
     /* PyTorch's default initialization of the slot's parameters. */
     void (*init)(const ly_slot *s, ag_params *ps, rng *r);
+    /* FLOPs per sample for output y; NULL: one per output value (and linear's own
+     * count from declare). */
+    int64_t (*flops)(const ly_slot *s, const ag_node *y);
+    /* Bit k set: argument k must be a whole number (sizes, strides). */
+    unsigned whole;
 };
 
 const ly_def *ly_find(const char *name);

@@ -65,6 +65,7 @@ static int linear_declare(ev_ctx *c, ly_slot *s, ag_node *x, const char *prefix,
         snprintf(name, sizeof name, "%s.bias", prefix);
         s->param[s->nparam++] = ag_params_add(&c->p->params, name, ag_shape1(out), s->loc);
     }
+    s->ntrain = s->nparam;
     s->params = (int64_t)in * out + (s->args[1] != 0 ? out : 0);
     s->flops = 2 * (int64_t)in * out + (s->args[1] != 0 ? out : 0);
     return AG_OK;
@@ -100,23 +101,207 @@ ACT_APPLY(gelu_apply, ag_unary(c->g, AG_OP_GELU, x))
 ACT_APPLY(dropout_apply, ag_dropout(c->g, x, (float)s->args[0]))
 ACT_APPLY(flatten_apply, ag_flatten(c->g, x))
 
+
+/* ---------------------------------------------------------- convolution -- */
+
+static int add_param(ev_ctx *c, ly_slot *s, const char *prefix, const char *what, ag_shape shape)
+{
+    char name[256];
+    snprintf(name, sizeof name, "%s.%s", prefix, what);
+    s->param[s->nparam++] = ag_params_add(&c->p->params, name, shape, s->loc);
+    return s->nparam - 1;
+}
+
+static int want_images(const ly_slot *s, const ag_node *x, ag_error *err)
+{
+    if (x->shape.ndim == 4) return AG_OK;
+    char buf[64];
+    return ag_errorf(err, s->loc, "%s: the input must be images [B, C, H, W], got %s", s->def->name,
+                     ag_shape_str(&x->shape, x->batched, buf, sizeof buf));
+}
+
+/* conv2d OUT KERNEL [stride] [padding] [bias]: weight [OUT, C, K, K] as nn.Conv2d. */
+static int conv_declare(ev_ctx *c, ly_slot *s, ag_node *x, const char *prefix, ag_error *err)
+{
+    if (want_images(s, x, err)) return AG_ERR;
+    int in = x->shape.d[1], out = (int)s->args[0], k = (int)s->args[1];
+    int transposed = !strcmp(s->def->name, "conv_transpose2d");
+    int has_bias = s->args[transposed ? 5 : 4] != 0;
+    add_param(c, s, prefix, "weight", transposed ? ag_shape4(in, out, k, k) : ag_shape4(out, in, k, k));
+    if (has_bias) add_param(c, s, prefix, "bias", ag_shape1(out));
+    s->ntrain = s->nparam;
+    s->params = (int64_t)in * out * k * k + (has_bias ? out : 0);
+    return AG_OK;
+}
+
+static ag_node *conv_apply(ev_ctx *c, const ly_slot *s, ag_node *x)
+{
+    ag_node *w = ag_param(c->g, s->param[0]), *b = s->nparam > 1 ? ag_param(c->g, s->param[1]) : NULL;
+    if (!strcmp(s->def->name, "conv_transpose2d"))
+        return ag_conv_transpose2d(c->g, x, w, b, (int)s->args[2], (int)s->args[3], (int)s->args[4]);
+    return ag_conv2d(c->g, x, w, b, (int)s->args[2], (int)s->args[3]);
+}
+
+/* nn.Conv2d and nn.ConvTranspose2d draw like nn.Linear with fan_in taken from the
+ * weight's dims 1.. (for the transposed layout that is C_out * K * K). */
+static void conv_init(const ly_slot *s, ag_params *ps, rng *r)
+{
+    const ag_parameter *w = &ps->p[s->param[0]];
+    int fan_in = w->shape.d[1] * w->shape.d[2] * w->shape.d[3];
+    init_linear(r, w->data, s->nparam > 1 ? ps->p[s->param[1]].data : NULL, fan_in, w->shape.d[0]);
+}
+
+/* A multiply and an add per weight and output position. */
+static int64_t conv_flops(const ly_slot *s, const ag_node *y)
+{
+    int64_t positions = (int64_t)y->shape.d[2] * y->shape.d[3];
+    int64_t weights = s->params - (s->nparam > 1 ? y->shape.d[1] : 0);
+    return 2 * weights * positions + (s->nparam > 1 ? y->shape.d[1] * positions : 0);
+}
+
+static ag_node *avg_pool_apply(ev_ctx *c, const ly_slot *s, ag_node *x)
+{
+    return ag_avg_pool2d(c->g, x, (int)s->args[0], (int)s->args[1]);
+}
+
+static ag_node *upsample_apply(ev_ctx *c, const ly_slot *s, ag_node *x)
+{
+    return ag_upsample_nearest2d(c->g, x, (int)s->args[0]);
+}
+
+/* reshape D1 [D2 [D3]]: each sample to the given shape, as x.view(B, D1, ...). */
+static ag_node *reshape_apply(ev_ctx *c, const ly_slot *s, ag_node *x)
+{
+    int dims[AG_MAX_DIMS] = {-1}, n = 1;
+    for (int k = 0; k < 3 && s->args[k] > 0; k++) dims[n++] = (int)s->args[k];
+    return ag_reshape(c->g, x, n, dims);
+}
+
+/* -------------------------------------------------------- normalization -- */
+
+/* The affine weight starts at 1 and the bias at 0, as in PyTorch's norm layers. */
+static void norm_init(const ly_slot *s, ag_params *ps, rng *r)
+{
+    const ag_parameter *w = &ps->p[s->param[0]], *b = &ps->p[s->param[1]];
+    init_constant(w->data, ag_numel(&w->shape), 1.0f);
+    init_zeros(b->data, ag_numel(&b->shape));
+    if (s->nparam == 4) { /* batch_norm's running mean 0 and running variance 1 */
+        init_zeros(ps->p[s->param[2]].data, ag_numel(&ps->p[s->param[2]].shape));
+        init_constant(ps->p[s->param[3]].data, ag_numel(&ps->p[s->param[3]].shape), 1.0f);
+    }
+}
+
+static int norm_declare(ev_ctx *c, ly_slot *s, ag_node *x, const char *prefix, ag_error *err)
+{
+    const char *kind = s->def->name;
+    if (x->shape.ndim < 2) return ag_errorf(err, s->loc, "%s: the input needs a feature dimension", kind);
+    int ch = !strcmp(kind, "layer_norm") ? x->shape.d[x->shape.ndim - 1] : x->shape.d[1];
+    if (!strcmp(kind, "group_norm") && ch % (int)s->args[0])
+        return ag_errorf(err, s->loc, "group_norm: %d channels do not split into %g groups", ch, s->args[0]);
+    add_param(c, s, prefix, "weight", ag_shape1(ch));
+    add_param(c, s, prefix, "bias", ag_shape1(ch));
+    s->ntrain = 2;
+    if (!strcmp(kind, "batch_norm")) {
+        /* PyTorch's buffer names, so that a state_dict loads as it is. */
+        add_param(c, s, prefix, "running_mean", ag_shape1(ch));
+        add_param(c, s, prefix, "running_var", ag_shape1(ch));
+    }
+    s->params = 2 * (int64_t)ch;
+    return AG_OK;
+}
+
+static ag_node *norm_apply(ev_ctx *c, const ly_slot *s, ag_node *x)
+{
+    ag_node *w = ag_param(c->g, s->param[0]), *b = ag_param(c->g, s->param[1]);
+    const char *kind = s->def->name;
+    if (!strcmp(kind, "layer_norm")) return ag_layer_norm(c->g, x, w, b, (float)s->args[0]);
+    if (!strcmp(kind, "group_norm")) return ag_group_norm(c->g, x, (int)s->args[0], w, b, (float)s->args[1]);
+    return ag_batch_norm(c->g, x, w, b, ag_param(c->g, s->param[2]), ag_param(c->g, s->param[3]),
+                         (float)s->args[0], (float)s->args[1]);
+}
+
+/* ------------------------------------------------------------ embedding -- */
+
+/* embedding VOCAB DIM: rows of a [VOCAB, DIM] table picked by integer inputs; N(0, 1)
+ * at the start, as nn.Embedding. */
+static int embedding_declare(ev_ctx *c, ly_slot *s, ag_node *x, const char *prefix, ag_error *err)
+{
+    add_param(c, s, prefix, "weight", ag_shape2((int)s->args[0], (int)s->args[1]));
+    s->ntrain = 1;
+    s->params = (int64_t)s->args[0] * (int64_t)s->args[1];
+    return AG_OK;
+}
+
+static ag_node *embedding_apply(ev_ctx *c, const ly_slot *s, ag_node *x)
+{
+    return ag_embedding(c->g, ag_param(c->g, s->param[0]), x);
+}
+
+static void embedding_init(const ly_slot *s, ag_params *ps, rng *r)
+{
+    const ag_parameter *w = &ps->p[s->param[0]];
+    init_normal(r, w->data, ag_numel(&w->shape), 0.0f, 1.0f);
+}
+
+static ag_node *time_embedding_apply(ev_ctx *c, const ly_slot *s, ag_node *x)
+{
+    return ag_timestep_embedding(c->g, x, (int)s->args[0]);
+}
+
 /* ---------------------------------------------------------------- table -- */
 
+/* Arguments: names, defaults, [lo, hi] ranges; `nrequired` leading ones must be given;
+ * `whole` marks the ones that must be whole numbers (bit k for argument k). */
+#define ARGS(...) .arg_names = {__VA_ARGS__}
 static const ly_def layers[] = {
-    {"linear", 2, 1, {"out", "bias"}, {0, 1}, {1, 0}, {1 << 24, 1}, linear_declare,
-     linear_apply, NULL, linear_init},
-    {"relu", 0, 0, {0}, {0}, {0}, {0}, NULL, relu_apply, range_relu, NULL},
-    {"leaky_relu", 1, 0, {"slope"}, {0.01}, {0}, {INFINITY}, NULL, leaky_apply, range_leaky, NULL},
-    {"elu", 1, 0, {"alpha"}, {1.0}, {0}, {INFINITY}, NULL, elu_apply, range_elu, NULL},
-    {"tanh", 0, 0, {0}, {0}, {0}, {0}, NULL, tanh_apply, range_tanh, NULL},
-    {"sigmoid", 0, 0, {0}, {0}, {0}, {0}, NULL, sigmoid_apply, range_sigmoid, NULL},
-    {"softplus", 2, 0, {"beta", "threshold"}, {1, 20}, {1e-6, 0}, {INFINITY, INFINITY}, NULL,
-     softplus_apply, range_softplus, NULL},
-    {"silu", 0, 0, {0}, {0}, {0}, {0}, NULL, silu_apply, range_silu, NULL},
-    {"gelu", 0, 0, {0}, {0}, {0}, {0}, NULL, gelu_apply, range_gelu, NULL},
-    {"dropout", 1, 0, {"p"}, {0.5}, {0}, {0.999}, NULL, dropout_apply, range_dropout, NULL},
-    {"flatten", 0, 0, {0}, {0}, {0}, {0}, NULL, flatten_apply, range_same, NULL},
+    {.name = "linear", .nargs = 2, .nrequired = 1, ARGS("out", "bias"), .arg_defaults = {0, 1},
+     .arg_lo = {1, 0}, .arg_hi = {1 << 24, 1}, .whole = 0x1, .declare = linear_declare,
+     .apply = linear_apply, .init = linear_init},
+    {.name = "relu", .apply = relu_apply, .range = range_relu},
+    {.name = "leaky_relu", .nargs = 1, ARGS("slope"), .arg_defaults = {0.01}, .arg_hi = {INFINITY},
+     .apply = leaky_apply, .range = range_leaky},
+    {.name = "elu", .nargs = 1, ARGS("alpha"), .arg_defaults = {1.0}, .arg_hi = {INFINITY},
+     .apply = elu_apply, .range = range_elu},
+    {.name = "tanh", .apply = tanh_apply, .range = range_tanh},
+    {.name = "sigmoid", .apply = sigmoid_apply, .range = range_sigmoid},
+    {.name = "softplus", .nargs = 2, ARGS("beta", "threshold"), .arg_defaults = {1, 20},
+     .arg_lo = {1e-6, 0}, .arg_hi = {INFINITY, INFINITY}, .apply = softplus_apply,
+     .range = range_softplus},
+    {.name = "silu", .apply = silu_apply, .range = range_silu},
+    {.name = "gelu", .apply = gelu_apply, .range = range_gelu},
+    {.name = "dropout", .nargs = 1, ARGS("p"), .arg_defaults = {0.5}, .arg_hi = {0.999},
+     .apply = dropout_apply, .range = range_dropout},
+    {.name = "flatten", .apply = flatten_apply, .range = range_same},
+    {.name = "reshape", .nargs = 3, .nrequired = 1, ARGS("d1", "d2", "d3"), .arg_lo = {1, 0, 0},
+     .arg_hi = {1 << 24, 1 << 24, 1 << 24}, .whole = 0x7, .apply = reshape_apply,
+     .range = range_same},
+    {.name = "conv2d", .nargs = 5, .nrequired = 2, ARGS("out", "kernel", "stride", "padding", "bias"),
+     .arg_defaults = {0, 0, 1, 0, 1}, .arg_lo = {1, 1, 1, 0, 0}, .arg_hi = {1 << 16, 64, 64, 64, 1},
+     .whole = 0xf, .declare = conv_declare, .apply = conv_apply, .init = conv_init,
+     .flops = conv_flops},
+    {.name = "conv_transpose2d", .nargs = 6, .nrequired = 2,
+     ARGS("out", "kernel", "stride", "padding", "output_padding", "bias"),
+     .arg_defaults = {0, 0, 1, 0, 0, 1}, .arg_lo = {1, 1, 1, 0, 0, 0},
+     .arg_hi = {1 << 16, 64, 64, 64, 63, 1}, .whole = 0x1f, .declare = conv_declare,
+     .apply = conv_apply, .init = conv_init, .flops = conv_flops},
+    {.name = "avg_pool", .nargs = 2, .nrequired = 1, ARGS("kernel", "stride"), .arg_lo = {1, 0},
+     .arg_hi = {64, 64}, .whole = 0x3, .apply = avg_pool_apply, .range = range_same},
+    {.name = "upsample", .nargs = 1, .nrequired = 1, ARGS("scale"), .arg_lo = {1}, .arg_hi = {64},
+     .whole = 0x1, .apply = upsample_apply, .range = range_same},
+    {.name = "layer_norm", .nargs = 1, ARGS("eps"), .arg_defaults = {1e-5}, .arg_hi = {1},
+     .declare = norm_declare, .apply = norm_apply, .init = norm_init},
+    {.name = "group_norm", .nargs = 2, .nrequired = 1, ARGS("groups", "eps"),
+     .arg_defaults = {0, 1e-5}, .arg_lo = {1, 0}, .arg_hi = {1 << 16, 1}, .whole = 0x1,
+     .declare = norm_declare, .apply = norm_apply, .init = norm_init},
+    {.name = "batch_norm", .nargs = 2, ARGS("eps", "momentum"), .arg_defaults = {1e-5, 0.1},
+     .arg_hi = {1, 1}, .declare = norm_declare, .apply = norm_apply, .init = norm_init},
+    {.name = "embedding", .nargs = 2, .nrequired = 2, ARGS("vocab", "dim"), .arg_lo = {1, 1},
+     .arg_hi = {1 << 24, 1 << 16}, .whole = 0x3, .declare = embedding_declare,
+     .apply = embedding_apply, .init = embedding_init},
+    {.name = "time_embedding", .nargs = 1, .nrequired = 1, ARGS("dim"), .arg_lo = {2},
+     .arg_hi = {1 << 16}, .whole = 0x1, .apply = time_embedding_apply},
 };
+#undef ARGS
 
 const ly_def *ly_find(const char *name)
 {
@@ -166,8 +351,9 @@ int ly_args(const ly_def *d, const double *vals, const char *const *keys, int n,
     for (int k = 0; k < d->nrequired; k++)
         if (!set[k]) return ag_errorf(err, loc, "%s needs its '%s', like '%s 256'", d->name,
                                       d->arg_names[k], d->name);
-    if (d == &layers[0] && args[0] != floor(args[0]))
-        return ag_errorf(err, loc, "linear: 'out' must be a whole number, got %g", args[0]);
+    for (int k = 0; k < d->nargs; k++)
+        if ((d->whole >> k & 1) && args[k] != floor(args[k]))
+            return ag_errorf(err, loc, "%s: '%s' must be a whole number, got %g", d->name, d->arg_names[k], args[k]);
     return AG_OK;
 }
 
@@ -218,7 +404,10 @@ int ly_apply(ev_ctx *c, const ly_def *d, const double *args, const pv *x, ag_loc
         s->out = y->shape;
         s->out_batched = y->batched;
         int64_t per = ag_numel(&y->shape) / (y->batched && y->shape.d[0] ? y->shape.d[0] : 1);
-        if (!d->declare) s->flops = per;
+        if (d->flops)
+            s->flops = d->flops(s, y);
+        else if (!d->declare || !s->flops)
+            s->flops = per;
     }
     float lo = x->lo, hi = x->hi;
     if (d->range)

@@ -60,7 +60,7 @@ static int collect_params(pg_program *p, const sp_optim *o, int *out)
     for (int k = 0; k < o->nmodels; k++) {
         const pg_model *m = model_named(p, o->models[k]);
         for (int j = 0; j < m->nslots; j++)
-            for (int q = 0; q < m->slots[j].nparam; q++) out[n++] = m->slots[j].param[q];
+            for (int q = 0; q < m->slots[j].ntrain; q++) out[n++] = m->slots[j].param[q];
     }
     return n;
 }
@@ -314,7 +314,7 @@ static int compile_sample(pg_program *p, ag_error *err)
 {
     const sp_spec *s = p->spec;
     ag_graph *g = &p->sample;
-    ag_graph_init(g, &p->params, &p->rng);
+    ag_graph_init(g, &p->params, &p->sample_rng);
     g->training = 0;
     p->has_sample = 1;
     ev_ctx c = {.p = p, .g = g};
@@ -420,8 +420,11 @@ int pg_eval_step(pg_program *p, int batch)
     return rc;
 }
 
-int pg_sample(pg_program *p, ag_error *err)
+int pg_sample(pg_program *p, uint64_t seed, ag_error *err)
 {
+    /* The same seed draws the same noise: the grids of successive epochs show one
+     * set of latent points as training moves them. */
+    rng_seed(&p->sample_rng, seed);
     if (ag_forward(&p->sample, 0, p->sample.n)) {
         *err = p->sample.err;
         return AG_ERR;

@@ -154,7 +154,7 @@ static int mkdirs(const char *path, ag_error *err)
 
 static int write_samples(pg_program *p, const char *dir, int epoch, ag_error *err)
 {
-    if (pg_sample(p, err)) return AG_ERR;
+    if (pg_sample(p, p->spec->seed, err)) return AG_ERR;
     float lo = p->image_lo, hi = p->image_hi;
     const float *x = p->image->data;
     int64_t n = ag_numel(&p->image->shape);
@@ -195,18 +195,24 @@ static int nonfinite(const pg_program *p, int *which)
 
 static int evaluate(pg_program *p, const idx_dataset *ds, tr_means *m, ag_error *err)
 {
-    int batch = p->spec->data.batch;
+    int batch = p->spec->data.batch, rc = AG_OK;
     memset(m, 0, sizeof *m);
-    for (int64_t at = 0; at < ds->count; at += batch) {
+    /* The same noise at every evaluation, from a generator of its own: test losses
+     * compare across epochs, and evaluating never shifts the training's draws. */
+    rng eval_rng, *train_rng = p->step.rng;
+    rng_seed(&eval_rng, p->spec->seed ^ 0xe7a1ull);
+    p->step.rng = &eval_rng;
+    for (int64_t at = 0; at < ds->count && rc == AG_OK; at += batch) {
         int n = (int)(ds->count - at < batch ? ds->count - at : batch);
         fill_batch(p, ds, NULL, at, n);
         if (pg_eval_step(p, n)) {
             *err = p->step.err;
-            return AG_ERR;
+            rc = AG_ERR;
         }
         means_add(m, p, n);
     }
-    return AG_OK;
+    p->step.rng = train_rng;
+    return rc;
 }
 
 int tr_run(pg_program *p, const tr_data *d, const tr_options *o, ag_error *err)
