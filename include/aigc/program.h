@@ -49,6 +49,9 @@ typedef struct pg_program {
     int nlogs;
     ag_node **logs;        /* the logged scalars, in the spec's order */
     ag_loc *node_stmt;     /* per step node: the statement that made it */
+    int nnamed;            /* the step's named tensors, for hooks */
+    const char **named;
+    ag_node **named_nodes;
     int nstmt_nodes;
     ag_loc stmt_loc;       /* the statement being compiled */
     const char **log_names;

@@ -82,6 +82,7 @@ typedef struct sp_data {
 typedef struct sp_sample {
     ex_node *image;
     ag_loc loc;
+    int count;               /* `n` in the image expression: how many to draw */
     int rows, cols;          /* the grid */
     int has_range;
     float lo, hi;            /* value range mapped to black..white */
@@ -105,8 +106,12 @@ typedef struct sp_spec {
     const char **logs;
     ag_loc *log_locs;
     int log_every;           /* steps between metric rows */
+    int ckpt_every;          /* steps between checkpoints; 0: at each epoch's end only */
+    int ckpt_keep;           /* numbered checkpoints kept beside `last` */
     int has_sample;
     sp_sample sample;
+    const char *hooks;       /* a Lua script, or NULL */
+    ag_loc hooks_loc;
 } sp_spec;
 
 /* An override from the command line: "train.epochs=5". */

@@ -19,6 +19,9 @@
 typedef struct tr_options {
     const char *out_dir;   /* NULL: runs/NAME */
     int progress;          /* -1 auto (terminal or not), 0 plain lines, 1 live bar */
+    const char *resume;    /* a run directory or a checkpoint to continue, or NULL */
+    int unsafe_hooks;      /* hooks may use io and os */
+    int warn_hooks;        /* a failing hook is reported and training goes on */
 } tr_options;
 
 typedef struct tr_data {
@@ -30,6 +33,16 @@ typedef struct tr_data {
 int tr_load_data(const sp_spec *s, tr_data *d, ag_error *err);
 void tr_free_data(tr_data *d);
 
+/* Trains. A checkpoint `last` (NAME.safetensors + NAME.state) is written in the run
+ * directory after every epoch, every train.checkpoint.every steps, when a hook asks,
+ * and when a hook fails; with --resume the run continues from one exactly. */
 int tr_run(pg_program *p, const tr_data *d, const tr_options *o, ag_error *err);
+
+/* The sample section's grid into path, its noise drawn from seed. */
+int tr_write_samples(pg_program *p, const char *path, uint64_t seed, ag_error *err);
+
+/* The logged values' means over the test split, as lines "test_NAME VALUE" or as one
+ * JSON object. */
+int tr_evaluate(pg_program *p, const tr_data *d, FILE *out, int json, ag_error *err);
 
 #endif

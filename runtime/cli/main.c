@@ -4,7 +4,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
+#include "aigc/ckpt.h"
+#include "aigc/hooks.h"
 #include "aigc/program.h"
 #include "aigc/spec.h"
 #include "aigc/train.h"
@@ -16,25 +19,39 @@ static const char usage[] =
     "usage: aigc-run [train] SPEC [options]     train the models of a spec\n"
     "       aigc-run check SPEC [options]       validate a spec; print models, shapes,\n"
     "                                           parameter counts and FLOPs per sample\n"
+    "       aigc-run sample SPEC --checkpoint F [-n N] [-o FILE.png] [--seed S]\n"
+    "                                           draw the spec's sample: section\n"
+    "       aigc-run eval SPEC --checkpoint F [--json]\n"
+    "                                           the logged values over the test split\n"
     "\n"
     "options:\n"
-    "  --set KEY=VALUE   override a spec value, like --set train.epochs=5 (repeatable)\n"
-    "  --epochs N        the same as --set train.epochs=N\n"
-    "  --seed N          the same as --set seed=N\n"
-    "  --out DIR         write the run here instead of runs/NAME\n"
-    "  --threads N       BLAS threads (default 1: the same results on every machine)\n"
-    "  --progress MODE   bar, lines or auto (default: a bar on a terminal)\n"
-    "  -h, --help        this text\n"
-    "  --version         the version\n";
+    "  --set KEY=VALUE     override a spec value, like --set train.epochs=5 (repeatable)\n"
+    "  --epochs N          the same as --set train.epochs=N\n"
+    "  --seed N            the same as --set seed=N\n"
+    "  --out DIR           write the run here instead of runs/NAME\n"
+    "  --resume [DIR|F]    continue a run exactly: from DIR/last (default: the run's\n"
+    "                      directory) or from checkpoint F\n"
+    "  --init F            start training from the weights in F (safetensors)\n"
+    "  --checkpoint F      the weights for sample and eval (a run directory means its last)\n"
+    "  -n N                sample: how many (the same as --set sample.count=N)\n"
+    "  -o FILE             sample: where to write the grid (default: samples.png)\n"
+    "  --json              eval: one JSON object instead of lines\n"
+    "  --threads N         BLAS threads (default 1: the same results on every machine)\n"
+    "  --progress MODE     bar, lines or auto (default: a bar on a terminal)\n"
+    "  --unsafe-hooks      let the spec's Lua hooks use io and os\n"
+    "  --hook-errors MODE  fail (default: save a checkpoint and stop) or warn (go on)\n"
+    "  -h, --help          this text\n"
+    "  --version           the version\n";
 
 typedef struct cli_args {
     const char *command;
     const char *spec;
     sp_set sets[64];
     int nsets;
-    const char *out;
-    int threads;
-    int progress;
+    char setbuf[1024];
+    size_t setused;
+    const char *out, *resume, *init, *checkpoint, *image;
+    int threads, progress, json, unsafe_hooks, warn_hooks;
 } cli_args;
 
 static int bad_usage(const char *fmt, const char *arg)
@@ -59,17 +76,87 @@ static int parse_int_arg(const char *opt, const char *v, long lo, long hi, long 
     return 0;
 }
 
+/* An override made from an option: --epochs 5 is --set train.epochs=5. */
+static int add_set(cli_args *a, const char *key, long n)
+{
+    if (a->nsets == (int)AG_COUNTOF(a->sets)) return bad_usage("too many overrides (%s)", key);
+    int len = snprintf(a->setbuf + a->setused, sizeof a->setbuf - a->setused, "%s=%ld", key, n);
+    a->sets[a->nsets++].text = a->setbuf + a->setused;
+    a->setused += (size_t)len + 1;
+    return -1;
+}
+
+typedef enum cli_opt {
+    O_SET, O_EPOCHS, O_SEED, O_OUT, O_THREADS, O_PROGRESS, O_RESUME, O_INIT, O_CHECKPOINT, O_COUNT,
+    O_IMAGE, O_JSON, O_UNSAFE_HOOKS, O_HOOK_ERRORS
+} cli_opt;
+
+static const struct {
+    const char *name;
+    cli_opt opt;
+    int value; /* 1: takes a value; 2: an optional one */
+} options[] = {
+    {"--set", O_SET, 1},           {"--epochs", O_EPOCHS, 1},     {"--seed", O_SEED, 1},
+    {"--out", O_OUT, 1},           {"--threads", O_THREADS, 1},   {"--progress", O_PROGRESS, 1},
+    {"--resume", O_RESUME, 2},     {"--init", O_INIT, 1},         {"--checkpoint", O_CHECKPOINT, 1},
+    {"-n", O_COUNT, 1},            {"-o", O_IMAGE, 1},            {"--json", O_JSON, 0},
+    {"--unsafe-hooks", O_UNSAFE_HOOKS, 0}, {"--hook-errors", O_HOOK_ERRORS, 1},
+};
+
+static int set_option(cli_args *a, cli_opt opt, const char *name, const char *v)
+{
+    long n;
+    switch (opt) {
+    case O_SET:
+        if (a->nsets == (int)AG_COUNTOF(a->sets)) return bad_usage("too many overrides (%s)", name);
+        a->sets[a->nsets++].text = v;
+        return -1;
+    case O_EPOCHS:
+        return parse_int_arg(name, v, 1, 1000000, &n) ? EXIT_USAGE : add_set(a, "train.epochs", n);
+    case O_SEED: return parse_int_arg(name, v, 0, LONG_MAX, &n) ? EXIT_USAGE : add_set(a, "seed", n);
+    case O_COUNT: return parse_int_arg(name, v, 1, 4096, &n) ? EXIT_USAGE : add_set(a, "sample.count", n);
+    case O_THREADS:
+        if (parse_int_arg(name, v, 1, 256, &n)) return EXIT_USAGE;
+        a->threads = (int)n;
+        return -1;
+    case O_OUT: a->out = v; return -1;
+    case O_RESUME: a->resume = v ? v : ""; return -1;
+    case O_INIT: a->init = v; return -1;
+    case O_CHECKPOINT: a->checkpoint = v; return -1;
+    case O_IMAGE: a->image = v; return -1;
+    case O_JSON: a->json = 1; return -1;
+    case O_UNSAFE_HOOKS: a->unsafe_hooks = 1; return -1;
+    case O_HOOK_ERRORS:
+        if (strcmp(v, "warn") && strcmp(v, "fail"))
+            return bad_usage("--hook-errors takes fail or warn, not '%s'", v);
+        a->warn_hooks = !strcmp(v, "warn");
+        return -1;
+    case O_PROGRESS:
+        if (!strcmp(v, "bar")) a->progress = 1;
+        else if (!strcmp(v, "lines")) a->progress = 0;
+        else if (!strcmp(v, "auto")) a->progress = -1;
+        else return bad_usage("--progress takes bar, lines or auto, not '%s'", v);
+        return -1;
+    }
+    AG_ASSERT(0);
+}
+
+static int is_spec_path(const char *s)
+{
+    size_t n = strlen(s);
+    return (n > 5 && !strcmp(s + n - 5, ".yaml")) || (n > 4 && !strcmp(s + n - 4, ".yml"));
+}
+
 /* Returns -1 to go on, or an exit code. */
-static int parse_args(int argc, char **argv, cli_args *a, char *setbuf, size_t setbuf_len)
+static int parse_args(int argc, char **argv, cli_args *a)
 {
     memset(a, 0, sizeof *a);
     a->threads = 1;
     a->progress = -1;
     a->command = "train";
-    size_t used = 0;
+    static const char *const commands[] = {"train", "check", "sample", "eval"};
     for (int k = 1; k < argc; k++) {
         const char *s = argv[k];
-        const char *v = k + 1 < argc ? argv[k + 1] : NULL;
         if (!strcmp(s, "-h") || !strcmp(s, "--help")) {
             fputs(usage, stdout);
             return 0;
@@ -79,38 +166,27 @@ static int parse_args(int argc, char **argv, cli_args *a, char *setbuf, size_t s
             return 0;
         }
         if (s[0] == '-' && s[1]) {
-            static const char *const with_value[] = {"--set", "--epochs", "--seed", "--out", "--threads", "--progress"};
-            int known = 0;
-            for (size_t j = 0; j < AG_COUNTOF(with_value); j++) known |= !strcmp(s, with_value[j]);
-            if (!known) return bad_usage("unknown option '%s'", s);
-            if (!v) return bad_usage("%s needs a value", s);
-            k++;
-            if (a->nsets == (int)AG_COUNTOF(a->sets)) return bad_usage("too many overrides (%s)", s);
-            long n;
-            if (!strcmp(s, "--set")) {
-                a->sets[a->nsets++].text = v;
-            } else if (!strcmp(s, "--epochs") || !strcmp(s, "--seed")) {
-                if (parse_int_arg(s, v, !strcmp(s, "--seed") ? 0 : 1, !strcmp(s, "--seed") ? LONG_MAX : 1000000, &n))
-                    return EXIT_USAGE;
-                int len = snprintf(setbuf + used, setbuf_len - used, "%s=%ld",
-                                   !strcmp(s, "--seed") ? "seed" : "train.epochs", n);
-                a->sets[a->nsets++].text = setbuf + used;
-                used += (size_t)len + 1;
-            } else if (!strcmp(s, "--out")) {
-                a->out = v;
-            } else if (!strcmp(s, "--threads")) {
-                if (parse_int_arg(s, v, 1, 256, &n)) return EXIT_USAGE;
-                a->threads = (int)n;
-            } else {
-                if (!strcmp(v, "bar")) a->progress = 1;
-                else if (!strcmp(v, "lines")) a->progress = 0;
-                else if (!strcmp(v, "auto")) a->progress = -1;
-                else return bad_usage("--progress takes bar, lines or auto, not '%s'", v);
+            int found = -1;
+            for (size_t j = 0; j < AG_COUNTOF(options); j++)
+                if (!strcmp(s, options[j].name)) found = (int)j;
+            if (found < 0) return bad_usage("unknown option '%s'", s);
+            const char *v = NULL;
+            /* --resume's directory is optional: a following spec file is not it. */
+            if (options[found].value == 2 && k + 1 < argc && argv[k + 1][0] != '-' &&
+                !(is_spec_path(argv[k + 1]) && !a->spec))
+                v = argv[++k];
+            else if (options[found].value == 1) {
+                if (k + 1 >= argc) return bad_usage("%s needs a value", s);
+                v = argv[++k];
             }
+            int rc = set_option(a, options[found].opt, s, v);
+            if (rc >= 0) return rc;
             continue;
         }
         /* The command comes first; a spec file named "check" is ./check. */
-        if (k == 1 && (!strcmp(s, "check") || !strcmp(s, "train"))) {
+        int is_command = 0;
+        for (size_t j = 0; j < AG_COUNTOF(commands) && k == 1; j++) is_command |= !strcmp(s, commands[j]);
+        if (is_command) {
             a->command = s;
             continue;
         }
@@ -118,6 +194,10 @@ static int parse_args(int argc, char **argv, cli_args *a, char *setbuf, size_t s
         a->spec = s;
     }
     if (!a->spec) return bad_usage("%s", "no spec given");
+    int sampling = !strcmp(a->command, "sample") || !strcmp(a->command, "eval");
+    if (sampling && !a->checkpoint) return bad_usage("%s needs --checkpoint FILE", a->command);
+    if (!sampling && a->checkpoint) return bad_usage("%s", "--checkpoint is for sample and eval; to continue training use --resume");
+    if (a->resume && a->init) return bad_usage("%s", "--resume and --init exclude each other");
     return -1;
 }
 
@@ -129,11 +209,59 @@ static int fail(const ag_error *err, const sp_spec *s)
     return 1;
 }
 
+/* A run directory stands for its last checkpoint. */
+static const char *weights_path(const char *f, char *buf, size_t n)
+{
+    struct stat sb;
+    if (stat(f, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        snprintf(buf, n, "%s/last.safetensors", f);
+        return buf;
+    }
+    return f;
+}
+
+static int run_command(const cli_args *a, sp_spec *s, pg_program *p, const tr_data *d, ag_error *err)
+{
+    char buf[4200];
+    if (!strcmp(a->command, "check")) {
+        /* A hook script that does not load is a spec error like any other. */
+        if (s->hooks) {
+            lh_state *L;
+            ag_error e;
+            if (lh_open(&L, s->hooks, &(lh_options){.unsafe = a->unsafe_hooks}, &e))
+                return ag_errorf(err, s->hooks_loc, "%s", e.msg);
+            lh_close(L);
+        }
+        pg_print_summary(p, stdout);
+        return AG_OK;
+    }
+    if (a->checkpoint || a->init) {
+        const char *f = weights_path(a->checkpoint ? a->checkpoint : a->init, buf, sizeof buf);
+        if (ck_load_weights(f, &p->params, err)) return AG_ERR;
+    }
+    if (!strcmp(a->command, "sample")) {
+        const char *out = a->image ? a->image : "samples.png";
+        if (tr_write_samples(p, out, s->seed, err)) return AG_ERR;
+        printf("%s\n", out);
+        return AG_OK;
+    }
+    if (!strcmp(a->command, "eval")) return tr_evaluate(p, d, stdout, a->json, err);
+    char resume_dir[4200];
+    const char *resume = a->resume;
+    if (resume && !*resume) {
+        /* Plain --resume: the run's own directory. */
+        snprintf(resume_dir, sizeof resume_dir, "%s%s", a->out ? a->out : "runs/", a->out ? "" : s->name);
+        resume = resume_dir;
+    }
+    tr_options o = {.out_dir = a->out, .progress = a->progress, .resume = resume,
+                    .unsafe_hooks = a->unsafe_hooks, .warn_hooks = a->warn_hooks};
+    return tr_run(p, d, &o, err);
+}
+
 int main(int argc, char **argv)
 {
     cli_args a;
-    char setbuf[1024];
-    int rc = parse_args(argc, argv, &a, setbuf, sizeof setbuf);
+    int rc = parse_args(argc, argv, &a);
     if (rc >= 0) return rc;
     ag_set_threads(a.threads);
 
@@ -152,14 +280,9 @@ int main(int argc, char **argv)
     }
     pg_program p;
     rc = 0;
-    if (pg_build(&p, &s, d.train.rows, d.train.cols, d.train.classes, &err)) {
+    if (pg_build(&p, &s, d.train.rows, d.train.cols, d.train.classes, &err) ||
+        run_command(&a, &s, &p, &d, &err))
         rc = fail(&err, &s);
-    } else if (!strcmp(a.command, "check")) {
-        pg_print_summary(&p, stdout);
-    } else {
-        tr_options o = {.out_dir = a.out, .progress = a.progress};
-        if (tr_run(&p, &d, &o, &err)) rc = fail(&err, &s);
-    }
     pg_free(&p);
     tr_free_data(&d);
     sp_free(&s);

@@ -184,6 +184,19 @@ static int compile_step(pg_program *p, ag_error *err)
             }
             v[j].loc = st->name_locs[j];
             ev_bind(&c, st->names[j], v[j]);
+            if (v[j].kind == PV_TENSOR) {
+                /* Hooks read the step's named values; the last binding of a name wins. */
+                int at = p->nnamed;
+                for (int q = 0; q < p->nnamed; q++)
+                    if (!strcmp(p->named[q], st->names[j])) at = q;
+                if (at == p->nnamed) {
+                    p->named = ag_xrealloc(p->named, (size_t)(at + 1) * sizeof *p->named);
+                    p->named_nodes = ag_xrealloc(p->named_nodes, (size_t)(at + 1) * sizeof *p->named_nodes);
+                    p->nnamed++;
+                }
+                p->named[at] = st->names[j];
+                p->named_nodes[at] = v[j].node;
+            }
         }
     }
     stmt_of_nodes(p, (ag_loc){0});
@@ -318,6 +331,8 @@ static int compile_sample(pg_program *p, ag_error *err)
     g->training = 0;
     p->has_sample = 1;
     ev_ctx c = {.p = p, .g = g};
+    /* `n`: how many samples, from the section's count (or --set sample.count). */
+    ev_bind(&c, "n", (pv){.kind = PV_NUM, .num = s->sample.count, .loc = s->sample.loc});
     pv img;
     int rc = ev_eval(&c, s->sample.image, &img, err);
     free(c.env);
@@ -388,6 +403,8 @@ void pg_free(pg_program *p)
     free(p->logs);
     free(p->log_names);
     free(p->node_stmt);
+    free(p->named);
+    free(p->named_nodes);
     ag_graph_free(&p->step);
     if (p->has_sample) ag_graph_free(&p->sample);
     ag_params_free(&p->params);

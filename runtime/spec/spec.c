@@ -403,7 +403,8 @@ static int parse_stmt(sp_spec *s, const yt_node *n, ex_stmt **out, ag_error *err
 
 static int load_train(sp_spec *s, const yt_node *n, ag_error *err)
 {
-    static const char *const keys[] = {"epochs", "optimizers", "step", "log", "log_every", NULL};
+    static const char *const keys[] = {"epochs", "optimizers", "step", "log", "log_every",
+                                       "checkpoint", NULL};
     if (yt_want(n, YT_MAP, "train", err) || yt_check_keys(n, keys, "train", err)) return AG_ERR;
     long v;
     const yt_node *ep = yt_need(n, "epochs", err);
@@ -411,6 +412,16 @@ static int load_train(sp_spec *s, const yt_node *n, ag_error *err)
     s->epochs = (int)v;
     if (get_int(n, "log_every", 1, INT_MAX, 50, &v, err)) return AG_ERR;
     s->log_every = (int)v;
+    const yt_node *ck = yt_get(n, "checkpoint");
+    if (ck) {
+        static const char *const ck_keys[] = {"every", "keep", NULL};
+        if (yt_want(ck, YT_MAP, "checkpoint", err) || yt_check_keys(ck, ck_keys, "checkpoint", err) ||
+            get_int(ck, "every", 0, INT_MAX, 0, &v, err))
+            return AG_ERR;
+        s->ckpt_every = (int)v;
+        if (get_int(ck, "keep", 0, 1000, 0, &v, err)) return AG_ERR;
+        s->ckpt_keep = (int)v;
+    }
 
     const yt_node *opts = yt_need(n, "optimizers", err);
     if (!opts || yt_want(opts, YT_MAP, "optimizers", err)) return AG_ERR;
@@ -447,10 +458,13 @@ static int load_train(sp_spec *s, const yt_node *n, ag_error *err)
 
 static int load_sample(sp_spec *s, const yt_node *n, ag_error *err)
 {
-    static const char *const keys[] = {"image", "grid", "range", NULL};
+    static const char *const keys[] = {"image", "grid", "range", "count", NULL};
     if (yt_want(n, YT_MAP, "sample", err) || yt_check_keys(n, keys, "sample", err)) return AG_ERR;
     sp_sample *sm = &s->sample;
     sm->loc = n->loc;
+    long count;
+    if (get_int(n, "count", 1, 4096, 64, &count, err)) return AG_ERR;
+    sm->count = (int)count;
     const yt_node *img = yt_need(n, "image", err);
     if (!img || parse_expr(s, img, "image", &sm->image, err)) return AG_ERR;
     const yt_node *grid = yt_get(n, "grid");
@@ -510,11 +524,10 @@ int sp_load(sp_spec *s, const char *path, const sp_set *sets, int nsets, ag_erro
     if (!(n = yt_need(root, "models", err)) || load_models(s, n, err)) return AG_ERR;
     if (!(n = yt_need(root, "train", err)) || load_train(s, n, err)) return AG_ERR;
     if ((n = yt_get(root, "sample")) && load_sample(s, n, err)) return AG_ERR;
-    /* The brief's spec names Lua hooks; refusing the key beats ignoring it silently
-     * until the Lua bridge exists. */
-    if ((n = yt_get(root, "hooks")))
-        return ag_errorf(err, n->loc,
-                         "'hooks': Lua hooks are not available in this version of aigc-run");
+    if ((n = yt_get(root, "hooks"))) {
+        s->hooks_loc = n->loc;
+        if (yt_str(n, "hooks", &s->hooks, err)) return AG_ERR;
+    }
     return AG_OK;
 }
 

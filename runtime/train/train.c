@@ -6,10 +6,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "aigc/ckpt.h"
+#include "aigc/hooks.h"
 #include "aigc/png.h"
 
 /* ------------------------------------------------------------------ data -- */
@@ -152,9 +155,11 @@ static int mkdirs(const char *path, ag_error *err)
     return AG_OK;
 }
 
-static int write_samples(pg_program *p, const char *dir, int epoch, ag_error *err)
+/* Writes the sample section's grid to path; its noise comes from the spec's seed. */
+int tr_write_samples(pg_program *p, const char *path, uint64_t seed, ag_error *err)
 {
-    if (pg_sample(p, p->spec->seed, err)) return AG_ERR;
+    if (!p->has_sample) return ag_errorf(err, (ag_loc){0}, "%s has no sample: section", p->spec->path);
+    if (pg_sample(p, seed, err)) return AG_ERR;
     float lo = p->image_lo, hi = p->image_hi;
     const float *x = p->image->data;
     int64_t n = ag_numel(&p->image->shape);
@@ -164,22 +169,30 @@ static int write_samples(pg_program *p, const char *dir, int epoch, ag_error *er
             if (isfinite(x[k])) lo = fminf(lo, x[k]), hi = fmaxf(hi, x[k]);
         if (!(lo < hi)) lo = 0, hi = 1;
     }
-    char path[4200];
-    snprintf(path, sizeof path, "%s/samples-epoch-%03d.png", dir, epoch);
     return img_write_grid(path, x, p->image_count, p->rows, p->cols, p->image_channels, p->grid_rows,
                           p->grid_cols, lo, hi, 2, err);
 }
 
 /* ------------------------------------------------------------------- run -- */
 
+enum { TR_MAX_LOGS = 64 };
+
 typedef struct tr_means {
-    double sum[64];
+    double sum[TR_MAX_LOGS];
     int64_t count;
 } tr_means;
 
+/* What exact resume needs beyond the checkpoint module's fields: the epoch's running
+ * means, so the epoch row comes out the same, and how much of the metrics file the
+ * checkpoint had seen, so rows written after it are dropped on resume. */
+typedef struct tr_record {
+    tr_means train;
+    int64_t metrics_bytes;
+} tr_record;
+
 static void means_add(tr_means *m, const pg_program *p, int n)
 {
-    for (int k = 0; k < p->nlogs && k < 64; k++) m->sum[k] += (double)p->logs[k]->data[0] * n;
+    for (int k = 0; k < p->nlogs && k < TR_MAX_LOGS; k++) m->sum[k] += (double)p->logs[k]->data[0] * n;
     m->count += n;
 }
 
@@ -215,92 +228,400 @@ static int evaluate(pg_program *p, const idx_dataset *ds, tr_means *m, ag_error 
     return rc;
 }
 
+int tr_evaluate(pg_program *p, const tr_data *d, FILE *out, int json, ag_error *err)
+{
+    if (!d->has_test) return ag_errorf(err, p->spec->data.path_loc, "the data has no test split (t10k files)");
+    tr_means m;
+    if (evaluate(p, &d->test, &m, err)) return AG_ERR;
+    if (json) fputc('{', out);
+    for (int k = 0; k < p->nlogs; k++) {
+        double v = m.sum[k] / (double)m.count;
+        if (json) {
+            fprintf(out, "%s\"test_%s\":", k ? "," : "", p->log_names[k]);
+            json_num(out, v);
+        } else {
+            fprintf(out, "test_%s %.6g\n", p->log_names[k], v);
+        }
+    }
+    if (json) fprintf(out, "%s\"images\":%lld}\n", p->nlogs ? "," : "", (long long)m.count);
+    return AG_OK;
+}
+
+/* Everything a run carries from step to step. */
+typedef struct tr_run_state {
+    pg_program *p;
+    const tr_data *d;
+    const tr_options *o;
+    char dir[4096];
+    char metrics_path[4200];
+    FILE *mf;
+    int32_t *order;
+    rng data_rng;
+    int epoch;              /* 1-based, the one in progress */
+    int64_t cursor;         /* next position in order */
+    int64_t step;
+    tr_record rec;
+    tr_progress pr;
+    lh_state *hooks;
+    lh_run hr;
+    lh_optim *hoptims;
+    lh_tensor *htensors;
+    double *hvalues, *htest;
+    int stop;
+} tr_run_state;
+
+static const char *const *optim_names(const sp_spec *s, const char **buf)
+{
+    for (int k = 0; k < s->noptims; k++) buf[k] = s->optims[k].name;
+    return buf;
+}
+
+/* A name for the resolved spec: FNV-1a over its text. Informational: resume checks
+ * the parameters and optimizers themselves, so that epochs or lr may change. */
+static void spec_hash(const sp_spec *s, char *buf, size_t n)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t k = 0; k < s->doc.src_len; k++) h = (h ^ (unsigned char)s->doc.src[k]) * 0x100000001b3ull;
+    snprintf(buf, n, "%016llx", (unsigned long long)h);
+}
+
+static ck_run ck_view(tr_run_state *st, rng **rngs, const char **names, char *hash, size_t hlen)
+{
+    pg_program *p = st->p;
+    spec_hash(p->spec, hash, hlen);
+    rngs[0] = &p->rng;
+    rngs[1] = &st->data_rng;
+    return (ck_run){.spec_name = p->spec->name, .spec_hash = hash, .params = &p->params,
+                    .noptims = p->spec->noptims, .optims = p->optims,
+                    .optim_names = optim_names(p->spec, names), .nrngs = 2, .rngs = rngs,
+                    .order = st->order, .norder = st->d->train.count, .cursor = st->cursor,
+                    .epoch = st->epoch, .step = st->step, .extra = &st->rec,
+                    .extra_len = sizeof st->rec};
+}
+
+static int save(tr_run_state *st, const char *name, ag_error *err)
+{
+    rng *rngs[2];
+    const char *names[64];
+    char hash[32];
+    fflush(st->mf);
+    st->rec.metrics_bytes = ftell(st->mf);
+    ck_run r = ck_view(st, rngs, names, hash, sizeof hash);
+    return ck_save(st->dir, name, &r, err);
+}
+
+static int is_snapshot(const struct dirent *e)
+{
+    size_t n = strlen(e->d_name);
+    return !strncmp(e->d_name, "step-", 5) && n > 6 && !strcmp(e->d_name + n - 6, ".state");
+}
+
+/* `last` always; with train.checkpoint.keep K, numbered ones too, K at most. */
+static int checkpoint(tr_run_state *st, ag_error *err)
+{
+    const sp_spec *s = st->p->spec;
+    if (save(st, "last", err)) return AG_ERR;
+    if (s->ckpt_keep == 0) return AG_OK;
+    char name[64];
+    snprintf(name, sizeof name, "step-%08lld", (long long)st->step);
+    if (save(st, name, err)) return AG_ERR;
+    /* Zero-padded step numbers sort by name; the oldest go first. */
+    struct dirent **list;
+    int n = scandir(st->dir, &list, is_snapshot, alphasort);
+    for (int k = 0; k < n; k++) {
+        if (k < n - s->ckpt_keep) {
+            char path[4400];
+            size_t len = strlen(list[k]->d_name) - 6;
+            snprintf(path, sizeof path, "%s/%.*s.state", st->dir, (int)len, list[k]->d_name);
+            unlink(path);
+            snprintf(path, sizeof path, "%s/%.*s.safetensors", st->dir, (int)len, list[k]->d_name);
+            unlink(path);
+        }
+        free(list[k]);
+    }
+    if (n >= 0) free(list);
+    return AG_OK;
+}
+
+/* --resume takes a run directory (its `last`) or a checkpoint's path, with or without
+ * its .safetensors or .state ending. */
+static int resume(tr_run_state *st, const char *from, ag_error *err)
+{
+    char dir[4096], name[512];
+    struct stat sb;
+    if (stat(from, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        snprintf(dir, sizeof dir, "%s", from);
+        snprintf(name, sizeof name, "last");
+    } else {
+        const char *slash = strrchr(from, '/');
+        snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - from) : 1, slash ? from : ".");
+        snprintf(name, sizeof name, "%s", slash ? slash + 1 : from);
+        char *dot = strrchr(name, '.');
+        if (dot && (!strcmp(dot, ".safetensors") || !strcmp(dot, ".state"))) *dot = 0;
+    }
+    rng *rngs[2];
+    const char *names[64];
+    char hash[32];
+    ck_run r = ck_view(st, rngs, names, hash, sizeof hash);
+    r.spec_hash = NULL; /* a changed epoch count or learning rate may resume */
+    if (ck_load(dir, name, &r, err)) return AG_ERR;
+    st->epoch = r.epoch;
+    st->cursor = r.cursor;
+    st->step = r.step;
+    return AG_OK;
+}
+
+/* ----------------------------------------------------------------- hooks -- */
+
+static void hook_print(void *ctx, const char *line)
+{
+    const tr_run_state *st = ctx;
+    if (st->pr.live) fputs("\r\033[K", stderr);
+    fprintf(stderr, "%s\n", line);
+}
+
+static int hooks_open(tr_run_state *st, ag_error *err)
+{
+    const pg_program *p = st->p;
+    const sp_spec *s = p->spec;
+    if (!s->hooks) return AG_OK;
+    lh_options lo = {.unsafe = st->o->unsafe_hooks, .warn = st->o->warn_hooks, .print = hook_print,
+                     .print_ctx = st};
+    ag_error e;
+    if (lh_open(&st->hooks, s->hooks, &lo, &e)) return ag_errorf(err, s->hooks_loc, "%s", e.msg);
+    st->hoptims = ag_xcalloc((size_t)s->noptims, sizeof *st->hoptims);
+    for (int k = 0; k < s->noptims; k++) st->hoptims[k] = (lh_optim){s->optims[k].name, p->optims[k].groups[0].lr, 0};
+    st->htensors = ag_xcalloc((size_t)(p->nnamed ? p->nnamed : 1), sizeof *st->htensors);
+    st->hvalues = ag_xcalloc((size_t)(p->nlogs ? p->nlogs : 1), sizeof *st->hvalues);
+    st->htest = ag_xcalloc((size_t)(p->nlogs ? p->nlogs : 1), sizeof *st->htest);
+    int64_t batch = s->data.batch;
+    st->hr = (lh_run){.name = s->name, .dir = st->dir, .epochs = s->epochs,
+                      .steps_per_epoch = (st->d->train.count + batch - 1) / batch, .noptims = s->noptims,
+                      .optims = st->hoptims, .tensors = st->htensors};
+    return AG_OK;
+}
+
+static void hooks_close(tr_run_state *st)
+{
+    if (st->hooks) lh_close(st->hooks);
+    free(st->hoptims);
+    free(st->htensors);
+    free(st->hvalues);
+    free(st->htest);
+}
+
+/* Calls a callback, then acts on what it asked for. */
+static int hook(tr_run_state *st, lh_event ev, const tr_means *train, const tr_means *test, ag_error *err)
+{
+    pg_program *p = st->p;
+    lh_run *r = &st->hr;
+    r->epoch = st->epoch;
+    r->step = st->step;
+    r->samples = st->step ? st->step * p->spec->data.batch : 0;
+    r->seconds = now() - st->pr.start;
+    for (int k = 0; k < p->nlogs; k++)
+        st->hvalues[k] = train ? train->sum[k] / (double)(train->count ? train->count : 1) : p->logs[k]->data[0];
+    r->loss = (lh_scalars){p->nlogs, p->log_names, st->hvalues};
+    r->test = (lh_scalars){0, p->log_names, st->htest};
+    if (test && test->count) {
+        for (int k = 0; k < p->nlogs; k++) st->htest[k] = test->sum[k] / (double)test->count;
+        r->test.n = p->nlogs;
+    }
+    r->ntensors = ev == LH_ON_STEP ? p->nnamed : 0;
+    for (int k = 0; k < r->ntensors; k++)
+        st->htensors[k] = (lh_tensor){p->named[k], p->named_nodes[k]->data, p->named_nodes[k]->shape};
+
+    int rc = lh_call(st->hooks, ev, r, err);
+    if (rc == LH_WARNED) {
+        hook_print(st, err->msg);
+        rc = AG_OK;
+    }
+    if (rc) return AG_ERR;
+    for (int k = 0; k < r->noptims; k++)
+        if (r->optims[k].changed) opt_set_lr(&p->optims[k], -1, r->optims[k].lr);
+    for (int k = 0; k < r->nsample_requests; k++) {
+        char path[4400];
+        const lh_sample_request *q = &r->sample_requests[k];
+        if (q->path[0] == '/' || !q->path[0])
+            snprintf(path, sizeof path, "%s", q->path[0] ? q->path : "");
+        else
+            snprintf(path, sizeof path, "%s/%s", st->dir, q->path);
+        if (!q->path[0])
+            snprintf(path, sizeof path, "%s/samples-step-%08lld-%d.png", st->dir, (long long)st->step, k);
+        if (tr_write_samples(p, path, p->spec->seed, err)) return AG_ERR;
+    }
+    if (r->save_checkpoint && checkpoint(st, err)) return AG_ERR;
+    if (r->stop && !st->stop) {
+        st->stop = 1;
+        hook_print(st, r->stop_reason[0] ? r->stop_reason : "stopped by the hook script");
+    }
+    lh_clear(r);
+    return AG_OK;
+}
+
+/* The hook's extra scalars go into the next metrics row. */
+static void hook_logs(tr_run_state *st)
+{
+    for (int k = 0; k < st->hr.nlogs; k++) {
+        fprintf(st->mf, ",\"%s\":", st->hr.logs[k].name);
+        json_num(st->mf, st->hr.logs[k].value);
+    }
+    st->hr.nlogs = 0;
+}
+
+/* ---------------------------------------------------------------- epochs -- */
+
+static int train_epoch(tr_run_state *st, ag_error *err)
+{
+    pg_program *p = st->p;
+    const sp_spec *s = p->spec;
+    const idx_dataset *tr = &st->d->train;
+    int batch = s->data.batch;
+    double epoch_start = now();
+    int64_t first = st->cursor;
+    while (st->cursor < tr->count && !st->stop) {
+        int n = (int)(tr->count - st->cursor < batch ? tr->count - st->cursor : batch);
+        fill_batch(p, tr, st->order, st->cursor, n);
+        if (pg_train_step(p, n))
+            return ag_errorf(err, (ag_loc){0}, "%s (epoch %d, step %lld)", p->step.err.msg, st->epoch,
+                             (long long)st->step + 1);
+        st->step++;
+        st->cursor += n;
+        int bad;
+        if (nonfinite(p, &bad))
+            return ag_errorf(err, (ag_loc){0}, "training diverged: '%s' is %g at epoch %d, step %lld",
+                             p->log_names[bad], p->logs[bad]->data[0], st->epoch, (long long)st->step);
+        means_add(&st->rec.train, p, n);
+        if (st->hooks && lh_has(st->hooks, LH_ON_STEP) && hook(st, LH_ON_STEP, NULL, NULL, err)) return AG_ERR;
+        if (st->step % s->log_every == 0) {
+            fprintf(st->mf, "{\"kind\":\"step\",\"epoch\":%d,\"step\":%lld,\"seconds\":%.3f", st->epoch,
+                    (long long)st->step, now() - st->pr.start);
+            for (int k = 0; k < p->nlogs; k++) {
+                fprintf(st->mf, ",\"%s\":", p->log_names[k]);
+                json_num(st->mf, p->logs[k]->data[0]);
+            }
+            hook_logs(st);
+            fputs("}\n", st->mf);
+        }
+        if (s->ckpt_every && st->step % s->ckpt_every == 0 && checkpoint(st, err)) return AG_ERR;
+        progress(&st->pr, p, st->epoch, st->cursor - first, tr->count - first, epoch_start, 0);
+    }
+    progress(&st->pr, p, st->epoch, st->cursor - first, tr->count - first, epoch_start, 1);
+    if (st->pr.live) fputc('\n', stderr);
+    return AG_OK;
+}
+
+static int end_epoch(tr_run_state *st, ag_error *err)
+{
+    pg_program *p = st->p;
+    const sp_spec *s = p->spec;
+    tr_means test = {0}, *train = &st->rec.train;
+    if (st->d->has_test && evaluate(p, &st->d->test, &test, err)) return AG_ERR;
+    if (st->hooks && st->d->has_test && hook(st, LH_ON_EVAL, train, &test, err)) return AG_ERR;
+    if (st->hooks && hook(st, LH_ON_EPOCH_END, train, &test, err)) return AG_ERR;
+
+    FILE *mf = st->mf;
+    fprintf(mf, "{\"kind\":\"epoch\",\"epoch\":%d,\"step\":%lld,\"seconds\":%.3f", st->epoch,
+            (long long)st->step, now() - st->pr.start);
+    printf("epoch %d/%d", st->epoch, s->epochs);
+    for (int k = 0; k < p->nlogs; k++) {
+        double v = train->sum[k] / (double)(train->count ? train->count : 1);
+        fprintf(mf, ",\"train_%s\":", p->log_names[k]);
+        json_num(mf, v);
+        printf("  %s %.4f", p->log_names[k], v);
+    }
+    for (int k = 0; k < p->nlogs && test.count; k++) {
+        double v = test.sum[k] / (double)test.count;
+        fprintf(mf, ",\"test_%s\":", p->log_names[k]);
+        json_num(mf, v);
+        printf("  test_%s %.4f", p->log_names[k], v);
+    }
+    hook_logs(st);
+    fputs("}\n", mf);
+    fflush(mf);
+    printf("\n");
+    fflush(stdout);
+    if (p->has_sample) {
+        char path[4300];
+        snprintf(path, sizeof path, "%s/samples-epoch-%03d.png", st->dir, st->epoch);
+        if (tr_write_samples(p, path, s->seed, err)) return AG_ERR;
+    }
+    memset(train, 0, sizeof *train);
+    return checkpoint(st, err);
+}
+
+static int run_epochs(tr_run_state *st, ag_error *err)
+{
+    const sp_spec *s = st->p->spec;
+    const idx_dataset *tr = &st->d->train;
+    if (st->hooks && hook(st, LH_ON_START, NULL, NULL, err)) return AG_ERR;
+    for (;;) {
+        if (st->cursor == tr->count) {
+            /* The epoch in the record is over: the next one starts in a new order. */
+            if (st->epoch >= s->epochs || st->stop) break;
+            st->epoch++;
+            st->cursor = 0;
+            if (s->data.shuffle) rng_shuffle(&st->data_rng, st->order, tr->count);
+        }
+        if (train_epoch(st, err)) return AG_ERR;
+        if (st->cursor < tr->count) break; /* stopped by a hook mid-epoch */
+        if (end_epoch(st, err)) return AG_ERR;
+    }
+    if (st->stop && st->cursor < tr->count && checkpoint(st, err)) return AG_ERR;
+    return st->hooks ? hook(st, LH_ON_END, NULL, NULL, err) : AG_OK;
+}
+
 int tr_run(pg_program *p, const tr_data *d, const tr_options *o, ag_error *err)
 {
     const sp_spec *s = p->spec;
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s", o->out_dir ? o->out_dir : "runs");
-    if (!o->out_dir) snprintf(dir, sizeof dir, "runs/%s", s->name);
-    if (mkdirs(dir, err)) return AG_ERR;
-    char path[4200];
-    snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
-    FILE *mf = fopen(path, "w");
-    if (!mf) return ag_errorf(err, (ag_loc){0}, "%s: cannot write the metrics: %s", path, strerror(errno));
+    tr_run_state *st = ag_xcalloc(1, sizeof *st);
+    st->p = p;
+    st->d = d;
+    st->o = o;
+    if (o->out_dir)
+        snprintf(st->dir, sizeof st->dir, "%s", o->out_dir);
+    else
+        snprintf(st->dir, sizeof st->dir, "runs/%s", s->name);
+    snprintf(st->metrics_path, sizeof st->metrics_path, "%s/metrics.jsonl", st->dir);
+    st->pr = (tr_progress){.live = o->progress < 0 ? isatty(2) : o->progress, .start = now()};
 
     const idx_dataset *tr = &d->train;
-    int32_t *order = ag_xmalloc((size_t)tr->count * sizeof *order);
-    for (int64_t k = 0; k < tr->count; k++) order[k] = (int32_t)k;
+    st->order = ag_xmalloc((size_t)tr->count * sizeof *st->order);
+    for (int64_t k = 0; k < tr->count; k++) st->order[k] = (int32_t)k;
     /* The data order has its own generator, so that changing the model (and with it
      * the draws of noise) does not change which images come together. */
-    rng data_rng;
-    rng_seed(&data_rng, s->seed ^ 0x5eedda7aull);
+    rng_seed(&st->data_rng, s->seed ^ 0x5eedda7aull);
+    st->cursor = tr->count; /* "epoch 0 is over" */
 
-    tr_progress pr = {.live = o->progress < 0 ? isatty(2) : o->progress, .start = now()};
-    int batch = s->data.batch, rc = AG_OK;
-    int64_t step = 0;
-    for (int epoch = 1; epoch <= s->epochs && rc == AG_OK; epoch++) {
-        if (s->data.shuffle) rng_shuffle(&data_rng, order, tr->count);
-        double epoch_start = now();
-        tr_means train = {0};
-        for (int64_t at = 0; at < tr->count; at += batch) {
-            int n = (int)(tr->count - at < batch ? tr->count - at : batch);
-            fill_batch(p, tr, order, at, n);
-            if (pg_train_step(p, n)) {
-                rc = ag_errorf(err, (ag_loc){0}, "%s (epoch %d, step %lld)", p->step.err.msg, epoch,
-                               (long long)step + 1);
-                break;
-            }
-            step++;
-            int bad;
-            if (nonfinite(p, &bad)) {
-                rc = ag_errorf(err, (ag_loc){0}, "training diverged: '%s' is %g at epoch %d, step %lld",
-                               p->log_names[bad], p->logs[bad]->data[0], epoch, (long long)step);
-                break;
-            }
-            means_add(&train, p, n);
-            if (step % s->log_every == 0) {
-                fprintf(mf, "{\"kind\":\"step\",\"epoch\":%d,\"step\":%lld,\"seconds\":%.3f", epoch,
-                        (long long)step, now() - pr.start);
-                for (int k = 0; k < p->nlogs; k++) {
-                    fprintf(mf, ",\"%s\":", p->log_names[k]);
-                    json_num(mf, p->logs[k]->data[0]);
-                }
-                fputs("}\n", mf);
-            }
-            progress(&pr, p, epoch, at + n, tr->count, epoch_start, 0);
-        }
-        if (rc) break;
-        progress(&pr, p, epoch, tr->count, tr->count, epoch_start, 1);
-        if (pr.live) fputc('\n', stderr);
-
-        tr_means test = {0};
-        if (d->has_test && evaluate(p, &d->test, &test, err)) {
-            rc = AG_ERR;
-            break;
-        }
-        fprintf(mf, "{\"kind\":\"epoch\",\"epoch\":%d,\"step\":%lld,\"seconds\":%.3f", epoch, (long long)step,
-                now() - pr.start);
-        printf("epoch %d/%d", epoch, s->epochs);
-        for (int k = 0; k < p->nlogs; k++) {
-            double v = train.sum[k] / (double)train.count;
-            fprintf(mf, ",\"train_%s\":", p->log_names[k]);
-            json_num(mf, v);
-            printf("  %s %.4f", p->log_names[k], v);
-        }
-        for (int k = 0; k < p->nlogs && test.count; k++) {
-            double v = test.sum[k] / (double)test.count;
-            fprintf(mf, ",\"test_%s\":", p->log_names[k]);
-            json_num(mf, v);
-            printf("  test_%s %.4f", p->log_names[k], v);
-        }
-        fputs("}\n", mf);
-        fflush(mf);
-        printf("\n");
-        fflush(stdout);
-        if (p->has_sample && write_samples(p, dir, epoch, err)) rc = AG_ERR;
+    int rc = mkdirs(st->dir, err);
+    if (rc == AG_OK && o->resume) {
+        rc = resume(st, o->resume, err);
+        /* Rows written after the checkpoint belong to the lost part of the run. */
+        if (rc == AG_OK && truncate(st->metrics_path, st->rec.metrics_bytes) != 0)
+            rc = ag_errorf(err, (ag_loc){0}, "%s: cannot trim to the checkpoint: %s", st->metrics_path,
+                           strerror(errno));
     }
-    free(order);
-    if (fclose(mf) && rc == AG_OK)
-        rc = ag_errorf(err, (ag_loc){0}, "%s: cannot write the metrics: %s", path, strerror(errno));
+    if (rc == AG_OK) {
+        st->mf = fopen(st->metrics_path, o->resume ? "a" : "w");
+        if (!st->mf)
+            rc = ag_errorf(err, (ag_loc){0}, "%s: cannot write the metrics: %s", st->metrics_path,
+                           strerror(errno));
+    }
+    if (rc == AG_OK) rc = hooks_open(st, err);
+    if (rc == AG_OK) {
+        rc = run_epochs(st, err);
+        if (rc && st->hooks && strstr(err->msg, "hook '")) {
+            /* A broken hook loses no training: the run so far is saved first. */
+            ag_error e2;
+            if (checkpoint(st, &e2) == AG_OK)
+                snprintf(err->msg + strlen(err->msg), sizeof err->msg - strlen(err->msg),
+                         "\n(the run so far is saved in %s/last)", st->dir);
+        }
+    }
+    if (st->mf && fclose(st->mf) && rc == AG_OK)
+        rc = ag_errorf(err, (ag_loc){0}, "%s: cannot write the metrics: %s", st->metrics_path, strerror(errno));
+    hooks_close(st);
+    free(st->order);
+    free(st);
     return rc;
 }

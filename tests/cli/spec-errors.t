@@ -72,8 +72,8 @@ ok $? "a spec error leaves no run directory"
 # A spec that does not exist.
 expect_error 1 "$S/no-such-spec.yaml: cannot open: No such file or directory" check $S/no-such-spec.yaml
 
-# Lua hooks are not in this version yet: the key is refused, never ignored.
-expect_error 1 "$S/hooks.yaml:10:8: 'hooks': Lua hooks are not available in this version of aigc-run" \
+# A hook script that is not there is reported at the spec's hooks: line.
+expect_error 1 "$S/hooks.yaml:10:8: scripts/log.lua: cannot open the hook script: No such file or directory" \
     check $S/hooks.yaml
 
 done_testing
