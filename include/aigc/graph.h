@@ -155,6 +155,7 @@ typedef enum ag_op {
     AG_OP_CAUSAL_ATTENTION, /* qkv [B, T, 3C] -> [B, T, C]; heads i[0] */
     AG_OP_TIMESTEP_EMBEDDING, /* t [N] -> [N, i[0]], sinusoidal; no gradient */
     AG_OP_MASKED_LINEAR, /* x [..., in], W [out, in], mask [out, in] (, b [out]); the mask gets no gradient */
+    AG_OP_INTERPOLATE,  /* a, b [m, ...] -> [m * i[0], ...]: i[0] steps from a to b per row */
     AG_OP_COUNT
 } ag_op;
 
@@ -284,6 +285,7 @@ ag_node *ag_concat(ag_graph *g, int n, ag_node *const *xs, int axis);
 ag_node *ag_slice(ag_graph *g, ag_node *x, int axis, int start, int end);
 ag_node *ag_gather(ag_graph *g, ag_node *x, int axis, ag_node *index);
 ag_node *ag_one_hot(ag_graph *g, ag_node *index, int classes);
+ag_node *ag_interpolate(ag_graph *g, ag_node *a, ag_node *b, int steps);
 ag_node *ag_softmax(ag_graph *g, ag_node *x, int axis);
 ag_node *ag_log_softmax(ag_graph *g, ag_node *x, int axis);
 

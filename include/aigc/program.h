@@ -24,6 +24,18 @@
 
 typedef struct pg_model pg_model;
 
+/* A sample section, built for inference. */
+typedef struct pg_sampler {
+    const sp_sample *spec;
+    ag_graph graph;
+    ag_node *pixels, *labels; /* [count, H, W], [count]: the caller writes test images */
+    ag_node *image;
+    int count;             /* n */
+    int images, channels;  /* of the image expression's result */
+    int grid_rows, grid_cols;
+    float lo, hi;          /* mapped to black..white; equal: from the values */
+} pg_sampler;
+
 /* One update point of the step. */
 typedef struct pg_segment {
     int from, to;          /* forward nodes [from, to) */
@@ -56,12 +68,8 @@ typedef struct pg_program {
     ag_loc stmt_loc;       /* the statement being compiled */
     const char **log_names;
 
-    int has_sample;
-    ag_graph sample;       /* the spec's sample: section, built for inference */
-    ag_node *image;
-    float image_lo, image_hi; /* mapped to black..white; equal: from the values */
-    int image_count, image_channels;
-    int grid_rows, grid_cols;
+    int nsamples;
+    pg_sampler *samples;   /* one per section of the spec's sample: */
 
     int rows, cols;        /* of the data's images */
     int classes;
@@ -76,9 +84,9 @@ void pg_free(pg_program *p);
 int pg_train_step(pg_program *p, int batch);
 /* The same statements, no updates, dropout off: for the test split. */
 int pg_eval_step(pg_program *p, int batch);
-/* Runs the sample graph with its noise drawn from seed; the images are
- * p->image->data. */
-int pg_sample(pg_program *p, uint64_t seed, ag_error *err);
+/* Runs sample section k with its noise drawn from seed, after the caller wrote its
+ * pixels and labels; the images are p->samples[k].image->data. */
+int pg_sample(pg_program *p, int k, uint64_t seed, ag_error *err);
 
 /* `aigc-run check`: every model's layers with output shapes, parameter counts and
  * FLOPs per sample; then the step's segments. */

@@ -80,10 +80,13 @@ typedef struct sp_data {
 } sp_data;
 
 typedef struct sp_sample {
+    const char *name;        /* "sample" for a lone section */
+    int nsteps;
+    ex_stmt **steps;         /* assignments run before the image */
     ex_node *image;
     ag_loc loc;
-    int count;               /* `n` in the image expression: how many to draw */
-    int rows, cols;          /* the grid */
+    int count;               /* `n` in the expressions: how many to draw */
+    int rows, cols;          /* the grid; 0: as square as fits */
     int has_range;
     float lo, hi;            /* value range mapped to black..white */
 } sp_sample;
@@ -108,8 +111,9 @@ typedef struct sp_spec {
     int log_every;           /* steps between metric rows */
     int ckpt_every;          /* steps between checkpoints; 0: at each epoch's end only */
     int ckpt_keep;           /* numbered checkpoints kept beside `last` */
-    int has_sample;
-    sp_sample sample;
+    int nsamples;
+    sp_sample *samples;      /* the first is the one drawn after each epoch */
+    int sample_count;        /* > 0: overrides every section's count (-n) */
     const char *hooks;       /* a Lua script, or NULL */
     ag_loc hooks_loc;
 } sp_spec;
@@ -124,5 +128,6 @@ void sp_free(sp_spec *s);
 
 const sp_model *sp_find_model(const sp_spec *s, const char *name);
 int sp_find_optim(const sp_spec *s, const char *name);
+const sp_sample *sp_find_sample(const sp_spec *s, const char *name);
 
 #endif

@@ -38,8 +38,9 @@ void tr_free_data(tr_data *d);
  * and when a hook fails; with --resume the run continues from one exactly. */
 int tr_run(pg_program *p, const tr_data *d, const tr_options *o, ag_error *err);
 
-/* The sample section's grid into path, its noise drawn from seed. */
-int tr_write_samples(pg_program *p, const char *path, uint64_t seed, ag_error *err);
+/* Sample section k's grid into path, its noise drawn from seed, test_x from d. */
+int tr_write_samples(pg_program *p, int k, const tr_data *d, const char *path, uint64_t seed,
+                     ag_error *err);
 
 /* The logged values' means over the test split, as lines "test_NAME VALUE" or as one
  * JSON object. */

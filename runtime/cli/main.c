@@ -10,6 +10,7 @@
 #include "aigc/hooks.h"
 #include "aigc/program.h"
 #include "aigc/spec.h"
+#include "aigc/suggest.h"
 #include "aigc/train.h"
 
 /* Exit codes: 0 done, 1 a problem with the spec, the data or the run, 2 bad usage. */
@@ -33,8 +34,9 @@ static const char usage[] =
     "                      directory) or from checkpoint F\n"
     "  --init F            start training from the weights in F (safetensors)\n"
     "  --checkpoint F      the weights for sample and eval (a run directory means its last)\n"
-    "  -n N                sample: how many (the same as --set sample.count=N)\n"
+    "  -n N                sample: how many to draw (n in the section's expressions)\n"
     "  -o FILE             sample: where to write the grid (default: samples.png)\n"
+    "  --section NAME      sample: which section of sample: (default: the first)\n"
     "  --json              eval: one JSON object instead of lines\n"
     "  --threads N         BLAS threads (default 1: the same results on every machine)\n"
     "  --progress MODE     bar, lines or auto (default: a bar on a terminal)\n"
@@ -50,8 +52,8 @@ typedef struct cli_args {
     int nsets;
     char setbuf[1024];
     size_t setused;
-    const char *out, *resume, *init, *checkpoint, *image;
-    int threads, progress, json, unsafe_hooks, warn_hooks;
+    const char *out, *resume, *init, *checkpoint, *image, *section;
+    int threads, progress, json, unsafe_hooks, warn_hooks, count;
 } cli_args;
 
 static int bad_usage(const char *fmt, const char *arg)
@@ -88,7 +90,7 @@ static int add_set(cli_args *a, const char *key, long n)
 
 typedef enum cli_opt {
     O_SET, O_EPOCHS, O_SEED, O_OUT, O_THREADS, O_PROGRESS, O_RESUME, O_INIT, O_CHECKPOINT, O_COUNT,
-    O_IMAGE, O_JSON, O_UNSAFE_HOOKS, O_HOOK_ERRORS
+    O_IMAGE, O_JSON, O_UNSAFE_HOOKS, O_HOOK_ERRORS, O_SECTION
 } cli_opt;
 
 static const struct {
@@ -101,6 +103,7 @@ static const struct {
     {"--resume", O_RESUME, 2},     {"--init", O_INIT, 1},         {"--checkpoint", O_CHECKPOINT, 1},
     {"-n", O_COUNT, 1},            {"-o", O_IMAGE, 1},            {"--json", O_JSON, 0},
     {"--unsafe-hooks", O_UNSAFE_HOOKS, 0}, {"--hook-errors", O_HOOK_ERRORS, 1},
+    {"--section", O_SECTION, 1},
 };
 
 static int set_option(cli_args *a, cli_opt opt, const char *name, const char *v)
@@ -114,7 +117,11 @@ static int set_option(cli_args *a, cli_opt opt, const char *name, const char *v)
     case O_EPOCHS:
         return parse_int_arg(name, v, 1, 1000000, &n) ? EXIT_USAGE : add_set(a, "train.epochs", n);
     case O_SEED: return parse_int_arg(name, v, 0, LONG_MAX, &n) ? EXIT_USAGE : add_set(a, "seed", n);
-    case O_COUNT: return parse_int_arg(name, v, 1, 4096, &n) ? EXIT_USAGE : add_set(a, "sample.count", n);
+    case O_COUNT:
+        if (parse_int_arg(name, v, 1, 4096, &n)) return EXIT_USAGE;
+        a->count = (int)n;
+        return -1;
+    case O_SECTION: a->section = v; return -1;
     case O_THREADS:
         if (parse_int_arg(name, v, 1, 256, &n)) return EXIT_USAGE;
         a->threads = (int)n;
@@ -240,8 +247,22 @@ static int run_command(const cli_args *a, sp_spec *s, pg_program *p, const tr_da
         if (ck_load_weights(f, &p->params, err)) return AG_ERR;
     }
     if (!strcmp(a->command, "sample")) {
+        int k = 0;
+        if (p->nsamples == 0) return ag_errorf(err, (ag_loc){s->path, 0, 0}, "the spec has no sample: section");
+        if (a->section) {
+            const sp_sample *sec = sp_find_sample(s, a->section);
+            if (!sec) {
+                sg_best b;
+                sg_init(&b, a->section);
+                for (int j = 0; j < s->nsamples; j++) sg_offer(&b, s->samples[j].name);
+                char hint[96];
+                return ag_errorf(err, (ag_loc){s->path, 0, 0}, "no sample section '%s'%s", a->section,
+                                 sg_hint(&b, hint, sizeof hint));
+            }
+            k = (int)(sec - s->samples);
+        }
         const char *out = a->image ? a->image : "samples.png";
-        if (tr_write_samples(p, out, s->seed, err)) return AG_ERR;
+        if (tr_write_samples(p, k, d, out, s->seed, err)) return AG_ERR;
         printf("%s\n", out);
         return AG_OK;
     }
@@ -272,6 +293,7 @@ int main(int argc, char **argv)
         sp_free(&s);
         return rc;
     }
+    s.sample_count = a.count;
     tr_data d;
     if (tr_load_data(&s, &d, &err)) {
         rc = fail(&err, &s);

@@ -225,3 +225,8 @@ ag_node *ag_masked_linear(ag_graph *g, ag_node *x, ag_node *w, ag_node *mask, ag
     return ag_new(g, AG_OP_MASKED_LINEAR, b ? 4 : 3, (ag_node *const[]){x, w, mask, b}, NULL,
                   NULL);
 }
+
+ag_node *ag_interpolate(ag_graph *g, ag_node *a, ag_node *b, int steps)
+{
+    return new2(g, AG_OP_INTERPOLATE, a, b, NULL, I(steps));
+}

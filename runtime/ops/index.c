@@ -1,4 +1,5 @@
-/* index.c — ops that turn class indices into values, and the batch size as a value. */
+/* index.c — ops that make values from positions: one-hot classes, the batch size,
+ * cycles of labels, and interpolations between rows. */
 #include <math.h>
 
 #include "aigc/graph.h"
@@ -62,3 +63,53 @@ static void cycle_forward(ag_graph *g, ag_node *n)
 }
 
 const ag_op_def ag_def_cycle = {.name = "cycle", .infer = cycle_infer, .forward = cycle_forward};
+
+/* ------------------------------------------------------------ interpolate -- */
+
+/* Row r of a and b gives steps rows r*steps + j = a + (b - a) * j / (steps - 1): a
+ * latent walk from one encoded image to another. */
+static int interpolate_infer(ag_node *n, ag_error *err)
+{
+    const ag_node *a = n->src[0], *b = n->src[1];
+    if (!ag_shape_eq(&a->shape, &b->shape) || a->shape.ndim < 1)
+        return ag_errorf(err, n->loc, "interpolate: the two ends must have one shape [rows, ...]");
+    if (n->i[0] < 2) return ag_errorf(err, n->loc, "interpolate: give at least 2 steps, got %d", n->i[0]);
+    n->shape = a->shape;
+    n->shape.d[0] *= n->i[0];
+    return AG_OK;
+}
+
+static void interpolate_forward(ag_graph *g, ag_node *n)
+{
+    const ag_node *a = n->src[0];
+    int steps = n->i[0];
+    int64_t rows = a->shape.d[0], width = ag_numel(&a->shape) / rows;
+    for (int64_t r = 0; r < rows; r++)
+        for (int j = 0; j < steps; j++) {
+            float t = (float)j / (float)(steps - 1);
+            const float *x = a->data + r * width, *y = n->src[1]->data + r * width;
+            float *out = n->data + (r * steps + j) * width;
+            for (int64_t k = 0; k < width; k++) out[k] = x[k] + (y[k] - x[k]) * t;
+        }
+}
+
+static void interpolate_backward(ag_graph *g, ag_node *n, unsigned need)
+{
+    const ag_node *a = n->src[0];
+    int steps = n->i[0];
+    int64_t rows = a->shape.d[0], width = ag_numel(&a->shape) / rows;
+    for (int64_t r = 0; r < rows; r++)
+        for (int j = 0; j < steps; j++) {
+            float t = (float)j / (float)(steps - 1);
+            const float *dy = n->grad + (r * steps + j) * width;
+            for (int s = 0; s < 2; s++) {
+                if (!(need >> s & 1)) continue;
+                float w = s ? t : 1 - t, *dx = n->src[s]->grad + r * width;
+                for (int64_t k = 0; k < width; k++) dx[k] += w * dy[k];
+            }
+        }
+}
+
+const ag_op_def ag_def_interpolate = {
+    .name = "interpolate", .min_src = 2, .max_src = 2, .infer = interpolate_infer,
+    .forward = interpolate_forward, .backward = interpolate_backward};

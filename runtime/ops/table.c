@@ -23,7 +23,8 @@
     X(UPSAMPLE_NEAREST2D, upsample_nearest2d)         \
     X(LAYER_NORM, layer_norm) X(GROUP_NORM, group_norm) X(BATCH_NORM, batch_norm)     \
     X(EMBEDDING, embedding) X(CAUSAL_ATTENTION, causal_attention)                      \
-    X(TIMESTEP_EMBEDDING, timestep_embedding) X(MASKED_LINEAR, masked_linear)
+    X(TIMESTEP_EMBEDDING, timestep_embedding) X(MASKED_LINEAR, masked_linear) \
+    X(INTERPOLATE, interpolate)
 
 #define DECLARE(E, name) extern const ag_op_def ag_def_##name;
 OPS(DECLARE)

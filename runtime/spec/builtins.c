@@ -190,6 +190,17 @@ static int b_cycle(ev_ctx *c, const ex_node *call, pv *a, int na, pv *o, int *no
     return built(c, ag_cycle(c->g, n, k), 0, (float)(k - 1), call, o, no, err);
 }
 
+static int b_interpolate(ev_ctx *c, const ex_node *call, pv *a, int na, pv *o, int *no, ag_error *err)
+{
+    int steps = 0;
+    if (want_tensor(call, &a[0], "a", err) || want_tensor(call, &a[1], "b", err) ||
+        want_int(call, &a[2], "steps", 2, 1024, &steps, err))
+        return AG_ERR;
+    ag_graph_set_loc(c->g, call->loc);
+    return built(c, ag_interpolate(c->g, a[0].node, a[1].node, steps), fminf(a[0].lo, a[1].lo),
+                 fmaxf(a[0].hi, a[1].hi), call, o, no, err);
+}
+
 static int b_flatten(ev_ctx *c, const ex_node *call, pv *a, int na, pv *o, int *no, ag_error *err)
 {
     if (want_tensor(call, &a[0], "input", err)) return AG_ERR;
@@ -375,6 +386,7 @@ static const bi_def builtins[] = {
     {"flatten", 1, {"input"}, 0, b_flatten},
     {"one_hot", 2, {"labels", "classes"}, 0, b_one_hot},
     {"cycle", 2, {"count", "period"}, 0, b_cycle},
+    {"interpolate", 3, {"a", "b", "steps"}, 0, b_interpolate},
     {"exp", 1, {"input"}, 0, b_unary},
     {"log", 1, {"input"}, 0, b_unary},
     {"sqrt", 1, {"input"}, 0, b_unary},

@@ -323,46 +323,79 @@ static int plan_step(pg_program *p, ag_error *err)
 
 /* -------------------------------------------------------------- sample -- */
 
-static int compile_sample(pg_program *p, ag_error *err)
+/* Assignments of a sample section's steps. */
+static int compile_assignments(ev_ctx *c, ex_stmt *const *steps, int n, ag_error *err)
+{
+    for (int k = 0; k < n; k++) {
+        const ex_stmt *st = steps[k];
+        if (st->kind != EX_ASSIGN)
+            return ag_errorf(err, st->loc, "a sample step assigns names; updates belong to train.step");
+        pv v[EV_MAX_OUT];
+        int nv;
+        if (ev_eval_multi(c, st->expr, v, &nv, err)) return AG_ERR;
+        if ((size_t)nv != st->nnames)
+            return ag_errorf(err, st->loc, "%zu name%s on the left, but the right side gives %d value%s",
+                             st->nnames, st->nnames == 1 ? "" : "s", nv, nv == 1 ? "" : "s");
+        for (size_t j = 0; j < st->nnames; j++) ev_bind(c, st->names[j], v[j]);
+    }
+    return AG_OK;
+}
+
+static int compile_sample(pg_program *p, int k, ag_error *err)
 {
     const sp_spec *s = p->spec;
-    ag_graph *g = &p->sample;
+    const sp_sample *sm = &s->samples[k];
+    pg_sampler *q = &p->samples[k];
+    ag_graph *g = &q->graph;
     ag_graph_init(g, &p->params, &p->sample_rng);
     g->training = 0;
-    p->has_sample = 1;
+    q->spec = sm;
+    q->count = s->sample_count > 0 ? s->sample_count : sm->count;
     ev_ctx c = {.p = p, .g = g};
-    /* `n`: how many samples, from the section's count (or --set sample.count). */
-    ev_bind(&c, "n", (pv){.kind = PV_NUM, .num = s->sample.count, .loc = s->sample.loc});
+    /* n: how many to draw; test_x and test_label: the test split's first n images,
+     * through the data's transform, for reconstructions and interpolations. */
+    ev_bind(&c, "n", (pv){.kind = PV_NUM, .num = q->count, .loc = sm->loc});
+    ag_graph_set_loc(g, s->data.loc);
+    q->pixels = ag_input(g, "pixels", ag_shape3(q->count, p->rows, p->cols), 0);
+    q->labels = ag_input(g, "labels", ag_shape1(q->count), 0);
+    ev_bind(&c, "pixels", ev_tensor(q->pixels, 0, 255, s->data.loc));
+    pv test_x;
+    int rc = ev_eval(&c, s->data.x, &test_x, err);
+    if (rc == AG_OK) {
+        ev_bind(&c, "test_x", test_x);
+        ev_bind(&c, "test_label", ev_tensor(q->labels, 0, (float)(p->classes - 1), s->data.loc));
+        rc = compile_assignments(&c, sm->steps, sm->nsteps, err);
+    }
     pv img;
-    int rc = ev_eval(&c, s->sample.image, &img, err);
+    if (rc == AG_OK) rc = ev_eval(&c, sm->image, &img, err);
     free(c.env);
     if (rc) return AG_ERR;
     if (img.kind != PV_TENSOR || img.node->shape.ndim < 2)
-        return ag_errorf(err, s->sample.image->loc, "sample: 'image' must give a batch of images, [N, ...]");
+        return ag_errorf(err, sm->image->loc, "%s: 'image' must give a batch of images, [N, ...]", sm->name);
     int64_t per = ag_numel(&img.node->shape) / img.node->shape.d[0];
     int64_t px = (int64_t)p->rows * p->cols;
     if (per != px && per != 3 * px)
-        return ag_errorf(err, s->sample.image->loc,
-                         "sample: each image has %lld values, but the data's images are %dx%d (%lld values)",
-                         (long long)per, p->rows, p->cols, (long long)px);
-    p->image = img.node;
-    p->image_channels = (int)(per / px);
-    p->image_count = img.node->shape.d[0];
-    p->grid_rows = s->sample.rows;
-    p->grid_cols = s->sample.cols;
-    if (!p->grid_cols) {
-        p->grid_cols = (int)ceil(sqrt((double)p->image_count));
-        p->grid_rows = (p->image_count + p->grid_cols - 1) / p->grid_cols;
+        return ag_errorf(err, sm->image->loc,
+                         "%s: each image has %lld values, but the data's images are %dx%d (%lld values)",
+                         sm->name, (long long)per, p->rows, p->cols, (long long)px);
+    q->image = img.node;
+    q->channels = (int)(per / px);
+    q->images = img.node->shape.d[0];
+    q->grid_rows = sm->rows;
+    q->grid_cols = sm->cols;
+    if (!q->grid_cols) {
+        q->grid_cols = (int)ceil(sqrt((double)q->images));
+        q->grid_rows = (q->images + q->grid_cols - 1) / q->grid_cols;
     }
-    if ((int64_t)p->grid_rows * p->grid_cols < p->image_count)
-        return ag_errorf(err, s->sample.loc, "sample: %d images do not fit a %dx%d grid", p->image_count,
-                         p->grid_rows, p->grid_cols);
-    if (s->sample.has_range) {
-        p->image_lo = s->sample.lo, p->image_hi = s->sample.hi;
+    if ((int64_t)q->grid_rows * q->grid_cols < q->images)
+        return ag_errorf(err, sm->loc, "%s: %d images do not fit a %dx%d grid", sm->name, q->images,
+                         q->grid_rows, q->grid_cols);
+    if (sm->has_range) {
+        q->lo = sm->lo, q->hi = sm->hi;
     } else if (isfinite(img.lo) && isfinite(img.hi) && img.lo < img.hi) {
-        p->image_lo = img.lo, p->image_hi = img.hi;
+        q->lo = img.lo, q->hi = img.hi;
     } else {
-        p->image_lo = p->image_hi = 0; /* from the values, at each sampling */
+        q->lo = q->hi = 0; /* from the values, at each sampling */
     }
     return ag_graph_plan(g, 1, err);
 }
@@ -388,7 +421,10 @@ int pg_build(pg_program *p, const sp_spec *s, int rows, int cols, int classes, a
     if (make_optims(p, err)) return AG_ERR;
     ag_graph_init(&p->step, &p->params, &p->rng);
     if (compile_step(p, err) || check_coverage(p, err) || plan_step(p, err)) return AG_ERR;
-    if (s->has_sample && compile_sample(p, err)) return AG_ERR;
+    p->nsamples = s->nsamples;
+    p->samples = ag_xcalloc((size_t)(s->nsamples ? s->nsamples : 1), sizeof *p->samples);
+    for (int k = 0; k < s->nsamples; k++)
+        if (compile_sample(p, k, err)) return AG_ERR;
     return AG_OK;
 }
 
@@ -406,7 +442,8 @@ void pg_free(pg_program *p)
     free(p->named);
     free(p->named_nodes);
     ag_graph_free(&p->step);
-    if (p->has_sample) ag_graph_free(&p->sample);
+    for (int k = 0; k < p->nsamples; k++) ag_graph_free(&p->samples[k].graph);
+    free(p->samples);
     ag_params_free(&p->params);
     memset(p, 0, sizeof *p);
 }
@@ -437,13 +474,14 @@ int pg_eval_step(pg_program *p, int batch)
     return rc;
 }
 
-int pg_sample(pg_program *p, uint64_t seed, ag_error *err)
+int pg_sample(pg_program *p, int k, uint64_t seed, ag_error *err)
 {
     /* The same seed draws the same noise: the grids of successive epochs show one
      * set of latent points as training moves them. */
     rng_seed(&p->sample_rng, seed);
-    if (ag_forward(&p->sample, 0, p->sample.n)) {
-        *err = p->sample.err;
+    ag_graph *g = &p->samples[k].graph;
+    if (ag_forward(g, 0, g->n)) {
+        *err = g->err;
         return AG_ERR;
     }
     return AG_OK;

@@ -456,15 +456,25 @@ static int load_train(sp_spec *s, const yt_node *n, ag_error *err)
 
 /* ----------------------------------------------------------------- sample -- */
 
-static int load_sample(sp_spec *s, const yt_node *n, ag_error *err)
+/* One section: an image expression over n draws (and the test split's first n
+ * images as test_x and test_label), optional statements before it, and the grid. */
+static int load_section(sp_spec *s, const char *name, const yt_node *n, sp_sample *sm, ag_error *err)
 {
-    static const char *const keys[] = {"image", "grid", "range", "count", NULL};
-    if (yt_want(n, YT_MAP, "sample", err) || yt_check_keys(n, keys, "sample", err)) return AG_ERR;
-    sp_sample *sm = &s->sample;
+    static const char *const keys[] = {"image", "steps", "grid", "range", "count", NULL};
+    if (yt_want(n, YT_MAP, name, err) || yt_check_keys(n, keys, name, err)) return AG_ERR;
+    sm->name = name;
     sm->loc = n->loc;
     long count;
     if (get_int(n, "count", 1, 4096, 64, &count, err)) return AG_ERR;
     sm->count = (int)count;
+    const yt_node *steps = yt_get(n, "steps");
+    if (steps) {
+        if (yt_want(steps, YT_SEQ, "steps", err)) return AG_ERR;
+        sm->nsteps = (int)steps->n;
+        sm->steps = ar_alloc(&s->arena, (steps->n ? steps->n : 1) * sizeof *sm->steps);
+        for (size_t k = 0; k < steps->n; k++)
+            if (parse_stmt(s, steps->items[k], &sm->steps[k], err)) return AG_ERR;
+    }
     const yt_node *img = yt_need(n, "image", err);
     if (!img || parse_expr(s, img, "image", &sm->image, err)) return AG_ERR;
     const yt_node *grid = yt_get(n, "grid");
@@ -489,8 +499,31 @@ static int load_sample(sp_spec *s, const yt_node *n, ag_error *err)
         sm->lo = (float)lo;
         sm->hi = (float)hi;
     }
-    s->has_sample = 1;
     return AG_OK;
+}
+
+/* `sample:` is one section (it has an image) or named sections. */
+static int load_sample(sp_spec *s, const yt_node *n, ag_error *err)
+{
+    if (yt_want(n, YT_MAP, "sample", err)) return AG_ERR;
+    if (yt_get(n, "image")) {
+        s->nsamples = 1;
+        s->samples = ar_alloc(&s->arena, sizeof *s->samples);
+        return load_section(s, "sample", n, &s->samples[0], err);
+    }
+    if (n->n == 0) return ag_errorf(err, n->loc, "'sample' is empty: give an image, or named sections");
+    s->nsamples = (int)n->n;
+    s->samples = ar_alloc(&s->arena, n->n * sizeof *s->samples);
+    for (size_t k = 0; k < n->n; k++)
+        if (load_section(s, key_of(&n->pairs[k]), n->pairs[k].value, &s->samples[k], err)) return AG_ERR;
+    return AG_OK;
+}
+
+const sp_sample *sp_find_sample(const sp_spec *s, const char *name)
+{
+    for (int k = 0; k < s->nsamples; k++)
+        if (strcmp(s->samples[k].name, name) == 0) return &s->samples[k];
+    return NULL;
 }
 
 /* ------------------------------------------------------------------ spec -- */

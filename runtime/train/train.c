@@ -155,22 +155,30 @@ static int mkdirs(const char *path, ag_error *err)
     return AG_OK;
 }
 
-/* Writes the sample section's grid to path; its noise comes from the spec's seed. */
-int tr_write_samples(pg_program *p, const char *path, uint64_t seed, ag_error *err)
+int tr_write_samples(pg_program *p, int k, const tr_data *d, const char *path, uint64_t seed,
+                     ag_error *err)
 {
-    if (!p->has_sample) return ag_errorf(err, (ag_loc){0}, "%s has no sample: section", p->spec->path);
-    if (pg_sample(p, seed, err)) return AG_ERR;
-    float lo = p->image_lo, hi = p->image_hi;
-    const float *x = p->image->data;
-    int64_t n = ag_numel(&p->image->shape);
+    pg_sampler *q = &p->samples[k];
+    /* test_x: the test split's first images, repeated when it holds fewer. */
+    if (d->has_test)
+        for (int j = 0; j < q->count; j += (int)d->test.count) {
+            int n = (int)(q->count - j < d->test.count ? q->count - j : d->test.count);
+            int64_t px = (int64_t)p->rows * p->cols;
+            for (int64_t i = 0; i < n * px; i++) q->pixels->data[j * px + i] = d->test.images.data[i];
+            for (int i = 0; i < n; i++) q->labels->data[j + i] = d->test.labels.data[i];
+        }
+    if (pg_sample(p, k, seed, err)) return AG_ERR;
+    float lo = q->lo, hi = q->hi;
+    const float *x = q->image->data;
+    int64_t n = ag_numel(&q->image->shape);
     if (!(lo < hi)) {
         lo = INFINITY, hi = -INFINITY;
-        for (int64_t k = 0; k < n; k++)
-            if (isfinite(x[k])) lo = fminf(lo, x[k]), hi = fmaxf(hi, x[k]);
+        for (int64_t j = 0; j < n; j++)
+            if (isfinite(x[j])) lo = fminf(lo, x[j]), hi = fmaxf(hi, x[j]);
         if (!(lo < hi)) lo = 0, hi = 1;
     }
-    return img_write_grid(path, x, p->image_count, p->rows, p->cols, p->image_channels, p->grid_rows,
-                          p->grid_cols, lo, hi, 2, err);
+    return img_write_grid(path, x, q->images, p->rows, p->cols, q->channels, q->grid_rows, q->grid_cols, lo,
+                          hi, 2, err);
 }
 
 /* ------------------------------------------------------------------- run -- */
@@ -269,6 +277,20 @@ typedef struct tr_run_state {
     double *hvalues, *htest;
     int stop;
 } tr_run_state;
+
+/* After each epoch every section: the first as samples-epoch-NNN.png, the others
+ * under their names. */
+static int epoch_samples(tr_run_state *st, ag_error *err)
+{
+    pg_program *p = st->p;
+    for (int k = 0; k < p->nsamples; k++) {
+        char path[4400];
+        snprintf(path, sizeof path, "%s/%s-epoch-%03d.png", st->dir, k ? p->samples[k].spec->name : "samples",
+                 st->epoch);
+        if (tr_write_samples(p, k, st->d, path, p->spec->seed, err)) return AG_ERR;
+    }
+    return AG_OK;
+}
 
 static const char *const *optim_names(const sp_spec *s, const char **buf)
 {
@@ -448,7 +470,12 @@ static int hook(tr_run_state *st, lh_event ev, const tr_means *train, const tr_m
             snprintf(path, sizeof path, "%s/%s", st->dir, q->path);
         if (!q->path[0])
             snprintf(path, sizeof path, "%s/samples-step-%08lld-%d.png", st->dir, (long long)st->step, k);
-        if (tr_write_samples(p, path, p->spec->seed, err)) return AG_ERR;
+        int sec = 0;
+        for (int j = 0; j < p->nsamples && q->section[0]; j++)
+            if (!strcmp(p->samples[j].spec->name, q->section)) sec = j;
+        if (p->nsamples == 0)
+            return ag_errorf(err, p->spec->hooks_loc, "aigc.sample: the spec has no sample: section");
+        if (tr_write_samples(p, sec, st->d, path, p->spec->seed, err)) return AG_ERR;
     }
     if (r->save_checkpoint && checkpoint(st, err)) return AG_ERR;
     if (r->stop && !st->stop) {
@@ -541,11 +568,7 @@ static int end_epoch(tr_run_state *st, ag_error *err)
     fflush(mf);
     printf("\n");
     fflush(stdout);
-    if (p->has_sample) {
-        char path[4300];
-        snprintf(path, sizeof path, "%s/samples-epoch-%03d.png", st->dir, st->epoch);
-        if (tr_write_samples(p, path, s->seed, err)) return AG_ERR;
-    }
+    if (epoch_samples(st, err)) return AG_ERR;
     memset(train, 0, sizeof *train);
     return checkpoint(st, err);
 }
