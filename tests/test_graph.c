@@ -500,6 +500,48 @@ static void test_aliasing(void)
     ag_params_free(&ps);
 }
 
+/* interpolate: rows walk from a to b; the gradient splits between the ends. */
+static ag_node *build_interpolate(ag_graph *g, ag_node **in, void *ctx)
+{
+    return ag_interpolate(g, in[0], in[1], *(int *)ctx);
+}
+
+static void test_interpolate(void)
+{
+    gc_input ends[2] = {{ag_shape2(3, 4), -1, 1, 0, 0}, {ag_shape2(3, 4), -1, 1, 0, 0}};
+    int steps = 5;
+    gc_check("interpolate [3, 4] in 5 steps", 2, ends, build_interpolate, &steps);
+    gc_input images[2] = {{ag_shape4(2, 1, 3, 3), -2, 2, 0, 0}, {ag_shape4(2, 1, 3, 3), -2, 2, 0, 0}};
+    steps = 2;
+    gc_check("interpolate [2, 1, 3, 3] in 2 steps", 2, images, build_interpolate, &steps);
+
+    rng r;
+    rng_seed(&r, 3);
+    ag_params ps;
+    ag_params_init(&ps);
+    ag_params_alloc(&ps);
+    ag_graph g;
+    ag_graph_init(&g, &ps, &r);
+    ag_node *a = ag_input(&g, "a", ag_shape2(1, 2), 0), *b = ag_input(&g, "b", ag_shape2(1, 2), 0);
+    ag_node *y = ag_interpolate(&g, a, b, 3);
+    ag_error err;
+    ok(y && ag_graph_plan(&g, 1, &err) == AG_OK, "interpolate builds");
+    a->data[0] = 0, a->data[1] = 4, b->data[0] = 2, b->data[1] = 0;
+    ag_forward(&g, 0, g.n);
+    const float want[6] = {0, 4, 1, 2, 2, 0};
+    int same = 1;
+    for (int k = 0; k < 6; k++) same &= y->data[k] == want[k];
+    ok(same, "interpolate's rows: a, the midpoint, b");
+    ag_graph_free(&g);
+    ag_graph_init(&g, &ps, &r);
+    a = ag_input(&g, "a", ag_shape2(1, 2), 0), b = ag_input(&g, "b", ag_shape2(1, 2), 0);
+    ag_graph_set_loc(&g, (ag_loc){"spec.yaml", 2, 9});
+    ok(!ag_interpolate(&g, a, b, 1), "one step is refused");
+    is_str(g.err.msg, "spec.yaml:2:9: interpolate: give at least 2 steps, got 1", "one step: message");
+    ag_graph_free(&g);
+    ag_params_free(&ps);
+}
+
 int main(void)
 {
     test_gan_plans();
@@ -510,5 +552,6 @@ int main(void)
     test_determinism();
     test_index_ops();
     test_aliasing();
+    test_interpolate();
     return tap_done();
 }
