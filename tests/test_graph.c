@@ -542,6 +542,58 @@ static void test_interpolate(void)
     ag_params_free(&ps);
 }
 
+/* randint draws whole numbers in [0, high), all of them; at() looks a table up per
+ * sample, with a default outside it, shaped to broadcast against images. */
+static void test_schedule_ops(void)
+{
+    rng r;
+    rng_seed(&r, 9);
+    ag_params ps;
+    ag_params_init(&ps);
+    ag_params_alloc(&ps);
+    ag_graph g;
+    ag_graph_init(&g, &ps, &r);
+    ag_node *ix = ag_randint(&g, ag_shape1(1), 1, 5);
+    ag_node *table = ag_input(&g, "table", ag_shape1(5), 0);
+    ag_node *at = ag_table_at(&g, table, ix, -1.0f, 4);
+    ag_error err;
+    ok(at && ag_graph_plan(&g, 4000, &err) == AG_OK, "randint and table_at build");
+    ok(at->shape.ndim == 4 && at->shape.d[1] == 1 && at->shape.d[3] == 1 && at->batched,
+       "table_at shapes [B] to [B, 1, 1, 1]");
+    for (int k = 0; k < 5; k++) table->data[k] = 10.0f * k;
+    ag_forward(&g, 0, g.n);
+    int counts[5] = {0}, whole = 1, looked_up = 1;
+    for (int k = 0; k < 4000; k++) {
+        float v = ix->data[k];
+        whole &= v == floorf(v) && v >= 0 && v < 5;
+        if (whole) counts[(int)v]++;
+        looked_up &= at->data[k] == 10.0f * v;
+    }
+    ok(whole, "randint gives whole numbers in [0, 5)");
+    int even = 1;
+    for (int k = 0; k < 5; k++) even &= counts[k] > 700 && counts[k] < 900;
+    ok(even, "each of the 5 values comes about 800 times in 4000 (%d %d %d %d %d)", counts[0], counts[1],
+       counts[2], counts[3], counts[4]);
+    ok(looked_up, "table_at reads table[index]");
+    ag_graph_free(&g);
+
+    ag_graph_init(&g, &ps, &r);
+    ag_node *idx = ag_input(&g, "t", ag_shape1(3), 0);
+    table = ag_input(&g, "table", ag_shape1(2), 0);
+    ag_graph_set_loc(&g, (ag_loc){"spec.yaml", 4, 7});
+    at = ag_table_at(&g, table, idx, 1.0f, 0);
+    ok(at && ag_graph_plan(&g, 1, &err) == AG_OK && at->shape.ndim == 1, "table_at keeps the index's shape");
+    table->data[0] = 0.5f, table->data[1] = 0.25f;
+    idx->data[0] = -1, idx->data[1] = 1, idx->data[2] = 2;
+    ok(ag_forward(&g, 0, g.n) == AG_OK && at->data[0] == 1.0f && at->data[1] == 0.25f && at->data[2] == 1.0f,
+       "an index outside the table gives the default");
+    idx->data[1] = 0.5f;
+    ok(ag_forward(&g, 0, g.n) == AG_ERR, "a fractional index fails");
+    is_str(g.err.msg, "spec.yaml:4:7: at: index 0.5 is not a whole number", "fractional index: message");
+    ag_graph_free(&g);
+    ag_params_free(&ps);
+}
+
 int main(void)
 {
     test_gan_plans();
@@ -553,5 +605,6 @@ int main(void)
     test_index_ops();
     test_aliasing();
     test_interpolate();
+    test_schedule_ops();
     return tap_done();
 }

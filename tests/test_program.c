@@ -413,11 +413,84 @@ static void test_training(void)
     release(&t);
 }
 
+/* A sample section's loop carries x from pass to pass; the schedule's tables are
+ * constants. x starts at 0 and each pass for t = 9..0 adds alpha_bar[t - 1] (1 where
+ * t - 1 leaves the table), so x ends at 1 + sum of alpha_bar[0..8]. */
+static void test_sampling_loop(void)
+{
+    tcase t;
+    int rc = build(&t, HEAD("flatten(pixels / 255)")
+                   "schedule: {kind: linear, steps: 10, beta_start: 0.01, beta_end: 0.1}\n"
+                   "models:\n"
+                   "  M: {in: 784, layers: [linear 1]}\n"
+                   "train:\n"
+                   "  epochs: 1\n"
+                   "  optimizers: {opt: {type: sgd, lr: 0.1, params: M}}\n"
+                   "  step:\n"
+                   "    - s = randint(T, batch)\n"
+                   "    - loss = mse(M(x), at(alpha_bar, s, like=M(x)))\n"
+                   "    - update opt: loss\n"
+                   "sample:\n"
+                   "  walk:\n"
+                   "    count: 3\n"
+                   "    steps:\n"
+                   "      - x = zeros(n, 784)\n"
+                   "    loop:\n"
+                   "      var: t\n"
+                   "      from: 9\n"
+                   "      to: 0\n"
+                   "      steps:\n"
+                   "        - x = x + at(alpha_bar, t - 1, like=x)\n"
+                   "    image: x\n");
+    if (!ok(rc == AG_OK, "a spec with a schedule and a sampling loop builds")) {
+        diag("%s", t.err.msg);
+        release(&t);
+        return;
+    }
+    double bar = 1, want = 1;
+    for (int k = 0; k < 10; k++) {
+        bar *= 1 - (0.01 + (0.1 - 0.01) * k / 9);
+        if (k < 9) want += bar;
+    }
+    ag_error err;
+    ok(pg_sample(&t.p, 0, 1, &err) == AG_OK, "the loop runs");
+    const pg_sampler *q = &t.p.samples[0];
+    int same = 1;
+    for (int k = 0; k < 3 * 784; k++) same &= fabs(q->image->data[k] - want) < 1e-5;
+    ok(same, "x after 10 passes is 1 + sum(alpha_bar[0..8]) = %.6f (got %.6f)", want, q->image->data[0]);
+    ok(pg_sample(&t.p, 0, 1, &err) == AG_OK && fabs(q->image->data[0] - want) < 1e-5,
+       "a second sampling starts again from the loop's initial value");
+    ok(fabs(t.p.sched[2][9] - bar) < 1e-6, "alpha_bar[T-1] is the product of 1 - beta");
+    release(&t);
+
+    expect_error("a loop that changes a carried value's shape",
+                 HEAD("flatten(pixels / 255)")
+                 "models:\n"
+                 "  M: {in: 784, layers: [linear 1]}\n"
+                 "train:\n"
+                 "  epochs: 1\n"
+                 "  optimizers: {opt: {type: sgd, lr: 0.1, params: M}}\n"
+                 "  step:\n"
+                 "    - update opt: mean(M(x))\n"
+                 "sample:\n"
+                 "  steps:\n"
+                 "    - x = zeros(n, 784)\n"
+                 "  loop:\n"
+                 "    var: t\n"
+                 "    from: 0\n"
+                 "    to: 3\n"
+                 "    steps:\n"
+                 "      - x = M(x)\n"
+                 "  image: x\n",
+                 18, 5, "loop: 'x' is [64, 784] before the loop but [64, 1] after a pass");
+}
+
 int main(void)
 {
     test_counts();
     test_graph_model();
     test_errors();
     test_training();
+    test_sampling_loop();
     return tap_done();
 }

@@ -156,6 +156,9 @@ typedef enum ag_op {
     AG_OP_TIMESTEP_EMBEDDING, /* t [N] -> [N, i[0]], sinusoidal; no gradient */
     AG_OP_MASKED_LINEAR, /* x [..., in], W [out, in], mask [out, in] (, b [out]); the mask gets no gradient */
     AG_OP_INTERPOLATE,  /* a, b [m, ...] -> [m * i[0], ...]: i[0] steps from a to b per row */
+    AG_OP_RANDINT,      /* integers uniform in [0, i[0]), drawn at every forward */
+    AG_OP_TABLE_AT,     /* table [T], index [N...] -> table[index], f[0] where the index is
+                         * outside [0, T); shaped [N, 1, ...] to rank i[0] (0: as index) */
     AG_OP_COUNT
 } ag_op;
 
@@ -286,6 +289,8 @@ ag_node *ag_slice(ag_graph *g, ag_node *x, int axis, int start, int end);
 ag_node *ag_gather(ag_graph *g, ag_node *x, int axis, ag_node *index);
 ag_node *ag_one_hot(ag_graph *g, ag_node *index, int classes);
 ag_node *ag_interpolate(ag_graph *g, ag_node *a, ag_node *b, int steps);
+ag_node *ag_randint(ag_graph *g, ag_shape shape, int batched, int high);
+ag_node *ag_table_at(ag_graph *g, ag_node *table, ag_node *index, float outside, int rank);
 ag_node *ag_softmax(ag_graph *g, ag_node *x, int axis);
 ag_node *ag_log_softmax(ag_graph *g, ag_node *x, int axis);
 

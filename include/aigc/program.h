@@ -34,6 +34,12 @@ typedef struct pg_sampler {
     int images, channels;  /* of the image expression's result */
     int grid_rows, grid_cols;
     float lo, hi;          /* mapped to black..white; equal: from the values */
+    /* loop: nodes [loop_begin, loop_end) run once per value of loop_var; carried
+     * values go from carry_out back to carry_in after each pass. */
+    int loop_begin, loop_end;
+    ag_node *loop_var;
+    int ncarry;
+    ag_node **carry_init, **carry_in, **carry_out;
 } pg_sampler;
 
 /* One update point of the step. */
@@ -43,6 +49,14 @@ typedef struct pg_segment {
     ag_node *loss;
     ag_bwplan *bw;
 } pg_segment;
+
+/* A constant table in a graph: an input node written once after planning. */
+typedef struct pg_const {
+    ag_graph *graph;
+    ag_node *node;
+    const char *name;
+    const float *values;
+} pg_const;
 
 typedef struct pg_program {
     const sp_spec *spec;
@@ -70,6 +84,12 @@ typedef struct pg_program {
 
     int nsamples;
     pg_sampler *samples;   /* one per section of the spec's sample: */
+
+    /* The diffusion schedule's tables, [T] each: beta, alpha, alpha_bar. */
+    int sched_steps;
+    float *sched[3];
+    int nconsts;
+    pg_const *consts;
 
     int rows, cols;        /* of the data's images */
     int classes;

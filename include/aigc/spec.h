@@ -83,13 +83,33 @@ typedef struct sp_sample {
     const char *name;        /* "sample" for a lone section */
     int nsteps;
     ex_stmt **steps;         /* assignments run before the image */
+    /* loop: the statements of loop_steps run for var = from, from + by, ... to */
+    int has_loop;
+    const char *loop_var;
+    int loop_from, loop_to, loop_by;
+    int nloop_steps;
+    ex_stmt **loop_steps;
+    ag_loc loop_loc;
     ex_node *image;
     ag_loc loc;
     int count;               /* `n` in the expressions: how many to draw */
+    int each_epoch;          /* drawn after every epoch (default true) */
     int rows, cols;          /* the grid; 0: as square as fits */
     int has_range;
     float lo, hi;            /* value range mapped to black..white */
 } sp_sample;
+
+/* A diffusion noise schedule: T steps of beta, and alpha = 1 - beta, alpha_bar its
+ * running product, as constants [T] in every expression. */
+typedef enum sp_schedule_kind { SP_SCHEDULE_LINEAR, SP_SCHEDULE_COSINE } sp_schedule_kind;
+
+typedef struct sp_schedule {
+    sp_schedule_kind kind;
+    int steps;
+    double beta_start, beta_end; /* linear */
+    double s;                    /* cosine: the offset of Nichol and Dhariwal */
+    ag_loc loc;
+} sp_schedule;
 
 typedef struct sp_spec {
     ar_arena arena;
@@ -114,6 +134,8 @@ typedef struct sp_spec {
     int nsamples;
     sp_sample *samples;      /* the first is the one drawn after each epoch */
     int sample_count;        /* > 0: overrides every section's count (-n) */
+    int has_schedule;
+    sp_schedule schedule;
     const char *hooks;       /* a Lua script, or NULL */
     ag_loc hooks_loc;
 } sp_spec;

@@ -230,3 +230,13 @@ ag_node *ag_interpolate(ag_graph *g, ag_node *a, ag_node *b, int steps)
 {
     return new2(g, AG_OP_INTERPOLATE, a, b, NULL, I(steps));
 }
+
+ag_node *ag_randint(ag_graph *g, ag_shape shape, int batched, int high)
+{
+    return ag_leaf(g, AG_OP_RANDINT, shape, batched, NULL, I(high));
+}
+
+ag_node *ag_table_at(ag_graph *g, ag_node *table, ag_node *index, float outside, int rank)
+{
+    return new2(g, AG_OP_TABLE_AT, table, index, F(outside), I(rank));
+}

@@ -1,5 +1,6 @@
 /* index.c — ops that make values from positions: one-hot classes, the batch size,
- * cycles of labels, and interpolations between rows. */
+ * cycles of labels, interpolations between rows, random integers, and lookups in
+ * per-timestep tables (a diffusion schedule). */
 #include <math.h>
 
 #include "aigc/graph.h"
@@ -113,3 +114,57 @@ static void interpolate_backward(ag_graph *g, ag_node *n, unsigned need)
 const ag_op_def ag_def_interpolate = {
     .name = "interpolate", .min_src = 2, .max_src = 2, .infer = interpolate_infer,
     .forward = interpolate_forward, .backward = interpolate_backward};
+
+/* ---------------------------------------------------------------- randint -- */
+
+static int randint_infer(ag_node *n, ag_error *err)
+{
+    if (n->i[0] < 1) return ag_errorf(err, n->loc, "randint: the bound must be at least 1, got %d", n->i[0]);
+    return AG_OK;
+}
+
+/* rng_below is exact: no value is likelier than another, whatever the bound. */
+static void randint_forward(ag_graph *g, ag_node *n)
+{
+    int64_t len = ag_numel(&n->shape);
+    for (int64_t k = 0; k < len; k++) n->data[k] = (float)rng_below(g->rng, (uint64_t)n->i[0]);
+}
+
+const ag_op_def ag_def_randint = {.name = "randint", .infer = randint_infer, .forward = randint_forward};
+
+/* --------------------------------------------------------------- table_at -- */
+
+/* table[t] per sample, shaped [N, 1, 1, 1] to broadcast against images: the schedule
+ * values a diffusion step needs. Tables are constants and indices integers, so no
+ * gradient flows to either. */
+static int table_at_infer(ag_node *n, ag_error *err)
+{
+    const ag_node *t = n->src[0], *ix = n->src[1];
+    if (t->shape.ndim != 1) return ag_errorf(err, n->loc, "at: the table must be 1-D, a value per timestep");
+    int rank = n->i[0] ? n->i[0] : ix->shape.ndim;
+    if (rank < ix->shape.ndim || rank > AG_MAX_DIMS)
+        return ag_errorf(err, n->loc, "at: cannot shape %d-D indices to rank %d", ix->shape.ndim, rank);
+    n->shape = ix->shape;
+    for (int k = ix->shape.ndim; k < rank; k++) n->shape.d[k] = 1;
+    n->shape.ndim = rank;
+    n->batched = ix->batched;
+    return AG_OK;
+}
+
+static void table_at_forward(ag_graph *g, ag_node *n)
+{
+    const ag_node *t = n->src[0], *ix = n->src[1];
+    int64_t len = ag_numel(&ix->shape), size = t->shape.d[0];
+    for (int64_t k = 0; k < len; k++) {
+        float v = ix->data[k];
+        if (v != floorf(v)) {
+            ag_fail(g, n, "at: index %g is not a whole number", v);
+            return;
+        }
+        n->data[k] = v >= 0 && v < size ? t->data[(int64_t)v] : n->f[0];
+    }
+}
+
+const ag_op_def ag_def_table_at = {
+    .name = "table_at", .min_src = 2, .max_src = 2, .flags = AG_DEF_NO_GRAD,
+    .infer = table_at_infer, .forward = table_at_forward};

@@ -99,6 +99,38 @@ static int b_rand(ev_ctx *c, const ex_node *call, pv *a, int na, pv *o, int *no,
     return built(c, ag_rand(c->g, s, batched, 0, 1), 0, 1, call, o, no, err);
 }
 
+/* randint(T, batch): integers uniform in [0, T), one per sample. */
+static int b_randint(ev_ctx *c, const ex_node *call, pv *a, int na, pv *o, int *no, ag_error *err)
+{
+    int high = 0;
+    if (want_int(call, &a[0], "high", 1, 1 << 24, &high, err)) return AG_ERR;
+    ag_shape s;
+    int batched = 0;
+    if (dims_of(call, a + 1, na - 1, &s, &batched, err)) return AG_ERR;
+    ag_graph_set_loc(c->g, call->loc);
+    return built(c, ag_randint(c->g, s, batched, high), 0, (float)(high - 1), call, o, no, err);
+}
+
+/* at(table, t, like=x, outside=1): table[t] per sample, shaped to broadcast against x;
+ * `outside` where t leaves the table (alpha_bar before step 0 is 1). */
+static int b_at(ev_ctx *c, const ex_node *call, pv *a, int na, pv *o, int *no, ag_error *err)
+{
+    if (want_tensor(call, &a[0], "table", err) || want_tensor(call, &a[1], "index", err)) return AG_ERR;
+    int rank = 0;
+    if (a[2].kind != PV_NONE) {
+        if (want_tensor(call, &a[2], "like", err)) return AG_ERR;
+        rank = a[2].node->shape.ndim;
+    }
+    float outside = 1.0f;
+    if (a[3].kind == PV_NUM)
+        outside = (float)a[3].num;
+    else if (a[3].kind != PV_NONE)
+        return ag_errorf(err, a[3].loc, "at: 'outside' must be a number");
+    ag_graph_set_loc(c->g, call->loc);
+    return built(c, ag_table_at(c->g, a[0].node, a[1].node, outside, rank), fminf(a[0].lo, outside),
+                 fmaxf(a[0].hi, outside), call, o, no, err);
+}
+
 static int b_zeros(ev_ctx *c, const ex_node *call, pv *a, int na, pv *o, int *no, ag_error *err)
 {
     ag_shape s;
@@ -373,6 +405,8 @@ static int b_loss(ev_ctx *c, const ex_node *call, pv *a, int na, pv *o, int *no,
 static const bi_def builtins[] = {
     {"randn", 1, {"d0", "d1", "d2", "d3"}, 1, b_randn},
     {"rand", 1, {"d0", "d1", "d2", "d3"}, 1, b_rand},
+    {"randint", 2, {"high", "d0", "d1", "d2", "d3"}, 1, b_randint},
+    {"at", 2, {"table", "index", "like", "outside"}, 0, b_at},
     {"zeros", 1, {"d0", "d1", "d2", "d3"}, 1, b_zeros},
     {"ones", 1, {"d0", "d1", "d2", "d3"}, 1, b_zeros},
     {"randn_like", 1, {"input"}, 0, b_like},

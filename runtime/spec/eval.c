@@ -47,6 +47,35 @@ static int undefined(const ev_ctx *c, const ex_node *e, int is_call, ag_error *e
     return ag_errorf(err, e->loc, "undefined name '%s'%s", e->text, sg_hint(&b, hint, sizeof hint));
 }
 
+/* The schedule's names: T, and the tables beta, alpha, alpha_bar as constants [T]
+ * (one node per graph and name, filled when the graph is planned). */
+static int ev_constant(ev_ctx *c, const ex_node *e, pv *out)
+{
+    static const char *const tables[] = {"beta", "alpha", "alpha_bar"};
+    pg_program *p = c->p;
+    if (!strcmp(e->text, "T")) {
+        *out = (pv){.kind = PV_NUM, .num = p->sched_steps, .loc = e->loc};
+        return 1;
+    }
+    for (int k = 0; k < 3; k++) {
+        if (strcmp(e->text, tables[k])) continue;
+        ag_node *n = NULL;
+        for (int j = 0; j < p->nconsts && !n; j++)
+            if (p->consts[j].graph == c->g && !strcmp(p->consts[j].name, tables[k])) n = p->consts[j].node;
+        if (!n) {
+            ag_graph_set_loc(c->g, e->loc);
+            n = ag_input(c->g, tables[k], ag_shape1(p->sched_steps), 0);
+            p->consts = ag_xrealloc(p->consts, (size_t)(p->nconsts + 1) * sizeof *p->consts);
+            p->consts[p->nconsts++] = (pg_const){c->g, n, tables[k], p->sched[k]};
+        }
+        float lo = INFINITY, hi = -INFINITY;
+        for (int j = 0; j < p->sched_steps; j++) lo = fminf(lo, p->sched[k][j]), hi = fmaxf(hi, p->sched[k][j]);
+        *out = ev_tensor(n, lo, hi, e->loc);
+        return 1;
+    }
+    return 0;
+}
+
 /* ---------------------------------------------------------- arithmetic -- */
 
 static void sort2(float *lo, float *hi)
@@ -260,6 +289,7 @@ int ev_eval_multi(ev_ctx *c, const ex_node *e, pv *outs, int *nout, ag_error *er
             outs[0].loc = e->loc;
             return AG_OK;
         }
+        if (c->p->sched_steps && ev_constant(c, e, outs)) return AG_OK;
         if (!c->model && strcmp(e->text, "batch") == 0) {
             outs[0] = (pv){.kind = PV_BATCH, .loc = e->loc};
             return AG_OK;

@@ -154,7 +154,12 @@ static void conv_init(const ly_slot *s, ag_params *ps, rng *r)
 /* A multiply and an add per weight and output position. */
 static int64_t conv_flops(const ly_slot *s, const ag_node *y)
 {
+    /* A transposed convolution multiplies each weight once per input position. */
     int64_t positions = (int64_t)y->shape.d[2] * y->shape.d[3];
+    if (!strcmp(s->def->name, "conv_transpose2d")) {
+        int k = (int)s->args[1], st = (int)s->args[2], pad = (int)s->args[3], op = (int)s->args[4];
+        positions = (int64_t)((y->shape.d[2] + 2 * pad - k - op) / st + 1) * ((y->shape.d[3] + 2 * pad - k - op) / st + 1);
+    }
     int64_t weights = s->params - (s->nparam > 1 ? y->shape.d[1] : 0);
     return 2 * weights * positions + (s->nparam > 1 ? y->shape.d[1] * positions : 0);
 }

@@ -7,6 +7,43 @@
 #include "aigc/suggest.h"
 #include "eval.h"
 
+/* --------------------------------------------------------------- schedule -- */
+
+/* beta_t, alpha_t = 1 - beta_t, alpha_bar_t = prod alpha_s, in double then float:
+ * linear as in Ho et al., cosine as in Nichol and Dhariwal (beta capped at 0.999). */
+static void make_schedule(pg_program *p, const sp_schedule *sc)
+{
+    int T = sc->steps;
+    p->sched_steps = T;
+    for (int k = 0; k < 3; k++) p->sched[k] = ag_xmalloc((size_t)T * sizeof(float));
+    double bar = 1;
+    for (int t = 0; t < T; t++) {
+        double beta;
+        if (sc->kind == SP_SCHEDULE_LINEAR) {
+            beta = T == 1 ? sc->beta_start : sc->beta_start + (sc->beta_end - sc->beta_start) * t / (T - 1);
+        } else {
+            double f0 = cos(sc->s / (1 + sc->s) * M_PI / 2);
+            double f1 = cos(((double)t / T + sc->s) / (1 + sc->s) * M_PI / 2);
+            double f2 = cos(((double)(t + 1) / T + sc->s) / (1 + sc->s) * M_PI / 2);
+            beta = fmin(1 - (f2 * f2 / (f0 * f0)) / (f1 * f1 / (f0 * f0)), 0.999);
+        }
+        bar *= 1 - beta;
+        p->sched[0][t] = (float)beta;
+        p->sched[1][t] = (float)(1 - beta);
+        p->sched[2][t] = (float)bar;
+    }
+}
+
+/* Plans a graph and writes its constant tables, which no forward overwrites. */
+static int plan_with_constants(pg_program *p, ag_graph *g, int batch, ag_error *err)
+{
+    if (ag_graph_plan(g, batch, err)) return AG_ERR;
+    for (int k = 0; k < p->nconsts; k++)
+        if (p->consts[k].graph == g)
+            memcpy(p->consts[k].node->data, p->consts[k].values, (size_t)p->sched_steps * sizeof(float));
+    return AG_OK;
+}
+
 /* ----------------------------------------------------------- declaring -- */
 
 /* Each model is built once on a scratch graph at batch 1: that declares its
@@ -318,7 +355,7 @@ static int plan_step(pg_program *p, ag_error *err)
         }
     }
     free(idx);
-    return ag_graph_plan(&p->step, s->data.batch, err);
+    return plan_with_constants(p, &p->step, s->data.batch, err);
 }
 
 /* -------------------------------------------------------------- sample -- */
@@ -339,6 +376,59 @@ static int compile_assignments(ev_ctx *c, ex_stmt *const *steps, int n, ag_error
         for (size_t j = 0; j < st->nnames; j++) ev_bind(c, st->names[j], v[j]);
     }
     return AG_OK;
+}
+
+/* The names a loop's statements assign that exist before it are carried from one
+ * pass to the next: each gets an input node the loop reads, written from the value
+ * the pass ends with. */
+static int compile_loop(pg_program *p, pg_sampler *q, ev_ctx *c, ag_error *err)
+{
+    const sp_sample *sm = q->spec;
+    ag_graph *g = c->g;
+    int cap = 0;
+    for (int k = 0; k < sm->nloop_steps; k++) cap += (int)sm->loop_steps[k]->nnames;
+    q->carry_init = ag_xcalloc((size_t)(cap ? cap : 1), sizeof *q->carry_init);
+    q->carry_in = ag_xcalloc((size_t)(cap ? cap : 1), sizeof *q->carry_in);
+    q->carry_out = ag_xcalloc((size_t)(cap ? cap : 1), sizeof *q->carry_out);
+    const char **names = ag_xcalloc((size_t)(cap ? cap : 1), sizeof *names);
+    ag_graph_set_loc(g, sm->loop_loc);
+    for (int k = 0; k < sm->nloop_steps; k++)
+        for (size_t j = 0; j < sm->loop_steps[k]->nnames; j++) {
+            const char *name = sm->loop_steps[k]->names[j];
+            const pv *v = ev_lookup(c, name);
+            int seen = 0;
+            for (int i = 0; i < q->ncarry; i++) seen |= !strcmp(names[i], name);
+            if (!v || seen || v->kind != PV_TENSOR) continue;
+            pv carried = *v;
+            q->carry_init[q->ncarry] = v->node;
+            carried.node = ag_input(g, name, v->node->shape, 0);
+            carried.lo = -INFINITY, carried.hi = INFINITY; /* the loop may move it anywhere */
+            q->carry_in[q->ncarry] = carried.node;
+            names[q->ncarry++] = name;
+            ev_bind(c, name, carried);
+        }
+    int lo = sm->loop_from < sm->loop_to ? sm->loop_from : sm->loop_to;
+    int hi = sm->loop_from < sm->loop_to ? sm->loop_to : sm->loop_from;
+    q->loop_var = ag_input(g, sm->loop_var, ag_shape1(q->count), 0);
+    ev_bind(c, sm->loop_var, ev_tensor(q->loop_var, (float)lo, (float)hi, sm->loop_loc));
+    q->loop_begin = g->n;
+    int rc = compile_assignments(c, sm->loop_steps, sm->nloop_steps, err);
+    q->loop_end = g->n;
+    for (int k = 0; k < q->ncarry && rc == AG_OK; k++) {
+        const pv *v = ev_lookup(c, names[k]);
+        if (v->kind != PV_TENSOR || !ag_shape_eq(&v->node->shape, &q->carry_in[k]->shape)) {
+            char a[64], b[64];
+            rc = ag_errorf(err, sm->loop_loc, "loop: '%s' is %s before the loop but %s after a pass", names[k],
+                           ag_shape_str(&q->carry_in[k]->shape, 0, a, sizeof a),
+                           v->kind == PV_TENSOR ? ag_shape_str(&v->node->shape, 0, b, sizeof b) : "not a tensor");
+            break;
+        }
+        q->carry_out[k] = v->node;
+        /* After the loop the name is its carried value. */
+        ev_bind(c, names[k], ev_tensor(q->carry_in[k], -INFINITY, INFINITY, sm->loop_loc));
+    }
+    free(names);
+    return rc;
 }
 
 static int compile_sample(pg_program *p, int k, ag_error *err)
@@ -366,6 +456,7 @@ static int compile_sample(pg_program *p, int k, ag_error *err)
         ev_bind(&c, "test_label", ev_tensor(q->labels, 0, (float)(p->classes - 1), s->data.loc));
         rc = compile_assignments(&c, sm->steps, sm->nsteps, err);
     }
+    if (rc == AG_OK && sm->has_loop) rc = compile_loop(p, q, &c, err);
     pv img;
     if (rc == AG_OK) rc = ev_eval(&c, sm->image, &img, err);
     free(c.env);
@@ -397,7 +488,7 @@ static int compile_sample(pg_program *p, int k, ag_error *err)
     } else {
         q->lo = q->hi = 0; /* from the values, at each sampling */
     }
-    return ag_graph_plan(g, 1, err);
+    return plan_with_constants(p, g, 1, err);
 }
 
 /* ---------------------------------------------------------------- build -- */
@@ -411,6 +502,7 @@ int pg_build(pg_program *p, const sp_spec *s, int rows, int cols, int classes, a
     p->classes = classes;
     rng_seed(&p->rng, s->seed);
     ag_params_init(&p->params);
+    if (s->has_schedule) make_schedule(p, &s->schedule);
     p->nmodels = s->nmodels;
     p->models = ag_xcalloc((size_t)s->nmodels, sizeof *p->models);
     for (int k = 0; k < s->nmodels; k++) p->models[k].spec = &s->models[k];
@@ -441,8 +533,15 @@ void pg_free(pg_program *p)
     free(p->node_stmt);
     free(p->named);
     free(p->named_nodes);
+    for (int k = 0; k < 3; k++) free(p->sched[k]);
+    free(p->consts);
     ag_graph_free(&p->step);
-    for (int k = 0; k < p->nsamples; k++) ag_graph_free(&p->samples[k].graph);
+    for (int k = 0; k < p->nsamples; k++) {
+        ag_graph_free(&p->samples[k].graph);
+        free(p->samples[k].carry_init);
+        free(p->samples[k].carry_in);
+        free(p->samples[k].carry_out);
+    }
     free(p->samples);
     ag_params_free(&p->params);
     memset(p, 0, sizeof *p);
@@ -479,12 +578,28 @@ int pg_sample(pg_program *p, int k, uint64_t seed, ag_error *err)
     /* The same seed draws the same noise: the grids of successive epochs show one
      * set of latent points as training moves them. */
     rng_seed(&p->sample_rng, seed);
-    ag_graph *g = &p->samples[k].graph;
-    if (ag_forward(g, 0, g->n)) {
-        *err = g->err;
-        return AG_ERR;
+    pg_sampler *q = &p->samples[k];
+    ag_graph *g = &q->graph;
+    const sp_sample *sm = q->spec;
+    int rc = AG_OK;
+    if (!sm->has_loop) {
+        rc = ag_forward(g, 0, g->n);
+    } else {
+        rc = ag_forward(g, 0, q->loop_begin);
+        for (int j = 0; j < q->ncarry; j++)
+            memcpy(q->carry_in[j]->data, q->carry_init[j]->data, (size_t)ag_numel(&q->carry_in[j]->shape) * sizeof(float));
+        for (int v = sm->loop_from; rc == AG_OK && (sm->loop_by > 0 ? v <= sm->loop_to : v >= sm->loop_to);
+             v += sm->loop_by) {
+            for (int j = 0; j < q->count; j++) q->loop_var->data[j] = (float)v;
+            rc = ag_forward(g, q->loop_begin, q->loop_end);
+            for (int j = 0; j < q->ncarry; j++)
+                memcpy(q->carry_in[j]->data, q->carry_out[j]->data,
+                       (size_t)ag_numel(&q->carry_in[j]->shape) * sizeof(float));
+        }
+        if (rc == AG_OK) rc = ag_forward(g, q->loop_end, g->n);
     }
-    return AG_OK;
+    if (rc) *err = g->err;
+    return rc;
 }
 
 int64_t pg_model_params(const pg_program *p, int k) { return p->models[k].params; }

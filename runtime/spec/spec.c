@@ -112,8 +112,9 @@ static int parse_shape(const yt_node *n, const char *what, ag_shape *out, ag_err
         *out = ag_shape1((int)v);
         return AG_OK;
     }
-    if (n->kind != YT_SEQ || n->n < 1 || n->n > AG_MAX_DIMS - 1)
-        return ag_errorf(err, n->loc, "'%s' must be a size or a list of 1 to %d sizes", what,
+    /* [] is one number per sample, like a diffusion timestep. */
+    if (n->kind != YT_SEQ || n->n > AG_MAX_DIMS - 1)
+        return ag_errorf(err, n->loc, "'%s' must be a size or a list of up to %d sizes", what,
                          AG_MAX_DIMS - 1);
     out->ndim = (int)n->n;
     for (size_t k = 0; k < n->n; k++) {
@@ -456,11 +457,68 @@ static int load_train(sp_spec *s, const yt_node *n, ag_error *err)
 
 /* ----------------------------------------------------------------- sample -- */
 
+/* loop: {var: t, from: 999, to: 0, by: -1, steps: [...]}: the reverse process of a
+ * diffusion model, or pixel-by-pixel generation. */
+static int load_loop(sp_spec *s, const yt_node *n, sp_sample *sm, ag_error *err)
+{
+    static const char *const keys[] = {"var", "from", "to", "by", "steps", NULL};
+    if (yt_want(n, YT_MAP, "loop", err) || yt_check_keys(n, keys, "loop", err)) return AG_ERR;
+    sm->has_loop = 1;
+    sm->loop_loc = n->loc;
+    const yt_node *v;
+    long from, to, by;
+    if (!(v = yt_need(n, "var", err)) || yt_str(v, "var", &sm->loop_var, err)) return AG_ERR;
+    if (!(v = yt_need(n, "from", err)) || yt_int(v, "from", -(1L << 24), 1L << 24, &from, err)) return AG_ERR;
+    if (!(v = yt_need(n, "to", err)) || yt_int(v, "to", -(1L << 24), 1L << 24, &to, err)) return AG_ERR;
+    if (get_int(n, "by", -(1L << 24), 1L << 24, to >= from ? 1 : -1, &by, err)) return AG_ERR;
+    if (by == 0 || (to - from) / by < 0)
+        return ag_errorf(err, n->loc, "loop: 'by' %ld never goes from %ld to %ld", by, from, to);
+    sm->loop_from = (int)from, sm->loop_to = (int)to, sm->loop_by = (int)by;
+    const yt_node *steps = yt_need(n, "steps", err);
+    if (!steps || yt_want(steps, YT_SEQ, "steps", err)) return AG_ERR;
+    sm->nloop_steps = (int)steps->n;
+    sm->loop_steps = ar_alloc(&s->arena, (steps->n ? steps->n : 1) * sizeof *sm->loop_steps);
+    for (size_t k = 0; k < steps->n; k++)
+        if (parse_stmt(s, steps->items[k], &sm->loop_steps[k], err)) return AG_ERR;
+    return AG_OK;
+}
+
+/* schedule: {kind: linear, steps: 1000, beta_start: 1e-4, beta_end: 0.02} or
+ * {kind: cosine, steps: 1000, s: 0.008}. */
+static int load_schedule(sp_spec *s, const yt_node *n, ag_error *err)
+{
+    static const char *const keys[] = {"kind", "steps", "beta_start", "beta_end", "s", NULL};
+    if (yt_want(n, YT_MAP, "schedule", err) || yt_check_keys(n, keys, "schedule", err)) return AG_ERR;
+    sp_schedule *sc = &s->schedule;
+    sc->loc = n->loc;
+    const char *kind;
+    if (get_str(n, "kind", "linear", &kind, err)) return AG_ERR;
+    if (!strcmp(kind, "linear"))
+        sc->kind = SP_SCHEDULE_LINEAR;
+    else if (!strcmp(kind, "cosine"))
+        sc->kind = SP_SCHEDULE_COSINE;
+    else
+        return ag_errorf(err, yt_get(n, "kind")->loc, "schedule: 'kind' is linear or cosine, not '%s'", kind);
+    long steps;
+    if (get_int(n, "steps", 1, 100000, 1000, &steps, err)) return AG_ERR;
+    sc->steps = (int)steps;
+    sc->beta_start = 1e-4, sc->beta_end = 0.02, sc->s = 0.008;
+    const yt_node *v;
+    if ((v = yt_get(n, "beta_start")) && yt_float(v, "beta_start", 0, 1, &sc->beta_start, err)) return AG_ERR;
+    if ((v = yt_get(n, "beta_end")) && yt_float(v, "beta_end", 0, 1, &sc->beta_end, err)) return AG_ERR;
+    if ((v = yt_get(n, "s")) && yt_float(v, "s", 0, 1, &sc->s, err)) return AG_ERR;
+    if (!(sc->beta_start <= sc->beta_end) || sc->beta_end >= 1)
+        return ag_errorf(err, n->loc, "schedule: need 0 <= beta_start <= beta_end < 1");
+    s->has_schedule = 1;
+    return AG_OK;
+}
+
 /* One section: an image expression over n draws (and the test split's first n
  * images as test_x and test_label), optional statements before it, and the grid. */
 static int load_section(sp_spec *s, const char *name, const yt_node *n, sp_sample *sm, ag_error *err)
 {
-    static const char *const keys[] = {"image", "steps", "grid", "range", "count", NULL};
+    static const char *const keys[] = {"image", "steps", "loop", "grid", "range", "count", "each_epoch",
+                                       NULL};
     if (yt_want(n, YT_MAP, name, err) || yt_check_keys(n, keys, name, err)) return AG_ERR;
     sm->name = name;
     sm->loc = n->loc;
@@ -475,6 +533,11 @@ static int load_section(sp_spec *s, const char *name, const yt_node *n, sp_sampl
         for (size_t k = 0; k < steps->n; k++)
             if (parse_stmt(s, steps->items[k], &sm->steps[k], err)) return AG_ERR;
     }
+    sm->each_epoch = 1;
+    const yt_node *each = yt_get(n, "each_epoch");
+    if (each && yt_bool(each, "each_epoch", &sm->each_epoch, err)) return AG_ERR;
+    const yt_node *loop = yt_get(n, "loop");
+    if (loop && load_loop(s, loop, sm, err)) return AG_ERR;
     const yt_node *img = yt_need(n, "image", err);
     if (!img || parse_expr(s, img, "image", &sm->image, err)) return AG_ERR;
     const yt_node *grid = yt_get(n, "grid");
@@ -530,8 +593,8 @@ const sp_sample *sp_find_sample(const sp_spec *s, const char *name)
 
 int sp_load(sp_spec *s, const char *path, const sp_set *sets, int nsets, ag_error *err)
 {
-    static const char *const keys[] = {"name", "seed", "data", "models", "train", "sample",
-                                       "hooks", NULL};
+    static const char *const keys[] = {"name", "seed", "data", "schedule", "models", "train",
+                                       "sample", "hooks", NULL};
     memset(s, 0, sizeof *s);
     ar_init(&s->arena, 0);
     s->path = path;
@@ -554,6 +617,7 @@ int sp_load(sp_spec *s, const char *path, const sp_set *sets, int nsets, ag_erro
 
     const yt_node *n;
     if (!(n = yt_need(root, "data", err)) || load_data(s, n, err)) return AG_ERR;
+    if ((n = yt_get(root, "schedule")) && load_schedule(s, n, err)) return AG_ERR;
     if (!(n = yt_need(root, "models", err)) || load_models(s, n, err)) return AG_ERR;
     if (!(n = yt_need(root, "train", err)) || load_train(s, n, err)) return AG_ERR;
     if ((n = yt_get(root, "sample")) && load_sample(s, n, err)) return AG_ERR;

@@ -155,8 +155,7 @@ static int mkdirs(const char *path, ag_error *err)
     return AG_OK;
 }
 
-int tr_write_samples(pg_program *p, int k, const tr_data *d, const char *path, uint64_t seed,
-                     ag_error *err)
+int tr_draw_samples(pg_program *p, int k, const tr_data *d, uint64_t seed, ag_error *err)
 {
     pg_sampler *q = &p->samples[k];
     /* test_x: the test split's first images, repeated when it holds fewer. */
@@ -167,7 +166,14 @@ int tr_write_samples(pg_program *p, int k, const tr_data *d, const char *path, u
             for (int64_t i = 0; i < n * px; i++) q->pixels->data[j * px + i] = d->test.images.data[i];
             for (int i = 0; i < n; i++) q->labels->data[j + i] = d->test.labels.data[i];
         }
-    if (pg_sample(p, k, seed, err)) return AG_ERR;
+    return pg_sample(p, k, seed, err);
+}
+
+int tr_write_samples(pg_program *p, int k, const tr_data *d, const char *path, uint64_t seed,
+                     ag_error *err)
+{
+    pg_sampler *q = &p->samples[k];
+    if (tr_draw_samples(p, k, d, seed, err)) return AG_ERR;
     float lo = q->lo, hi = q->hi;
     const float *x = q->image->data;
     int64_t n = ag_numel(&q->image->shape);
@@ -214,10 +220,39 @@ static int nonfinite(const pg_program *p, int *which)
     return 0;
 }
 
-static int evaluate(pg_program *p, const idx_dataset *ds, tr_means *m, ag_error *err)
+ag_node *tr_logits(const pg_program *p)
+{
+    for (int k = 0; k < p->nnamed; k++) {
+        const ag_node *n = p->named_nodes[k];
+        if (!strcmp(p->named[k], "logits"))
+            return n->batched && n->shape.ndim == 2 && n->shape.d[1] == p->classes ? p->named_nodes[k] : NULL;
+    }
+    return NULL;
+}
+
+/* How many rows of logits [n, classes] have their largest value at the label (the
+ * first of equal ones, like torch.argmax). */
+static int64_t count_correct(const ag_node *logits, const float *labels, int n)
+{
+    int64_t c = logits->shape.d[1], right = 0;
+    for (int k = 0; k < n; k++) {
+        const float *row = logits->data + k * c;
+        int64_t best = 0;
+        for (int64_t j = 1; j < c; j++)
+            if (row[j] > row[best]) best = j;
+        right += best == (int64_t)labels[k];
+    }
+    return right;
+}
+
+/* The test means of the logged values, and with a `logits` tensor, how many test
+ * images it classifies right (*correct; -1 without one). */
+static int evaluate(pg_program *p, const idx_dataset *ds, tr_means *m, int64_t *correct, ag_error *err)
 {
     int batch = p->spec->data.batch, rc = AG_OK;
+    const ag_node *logits = tr_logits(p);
     memset(m, 0, sizeof *m);
+    *correct = logits ? 0 : -1;
     /* The same noise at every evaluation, from a generator of its own: test losses
      * compare across epochs, and evaluating never shifts the training's draws. */
     rng eval_rng, *train_rng = p->step.rng;
@@ -231,6 +266,7 @@ static int evaluate(pg_program *p, const idx_dataset *ds, tr_means *m, ag_error 
             rc = AG_ERR;
         }
         means_add(m, p, n);
+        if (logits && rc == AG_OK) *correct += count_correct(logits, p->labels->data, n);
     }
     p->step.rng = train_rng;
     return rc;
@@ -240,7 +276,8 @@ int tr_evaluate(pg_program *p, const tr_data *d, FILE *out, int json, ag_error *
 {
     if (!d->has_test) return ag_errorf(err, p->spec->data.path_loc, "the data has no test split (t10k files)");
     tr_means m;
-    if (evaluate(p, &d->test, &m, err)) return AG_ERR;
+    int64_t correct;
+    if (evaluate(p, &d->test, &m, &correct, err)) return AG_ERR;
     if (json) fputc('{', out);
     for (int k = 0; k < p->nlogs; k++) {
         double v = m.sum[k] / (double)m.count;
@@ -251,7 +288,14 @@ int tr_evaluate(pg_program *p, const tr_data *d, FILE *out, int json, ag_error *
             fprintf(out, "test_%s %.6g\n", p->log_names[k], v);
         }
     }
-    if (json) fprintf(out, "%s\"images\":%lld}\n", p->nlogs ? "," : "", (long long)m.count);
+    if (correct >= 0) {
+        double acc = (double)correct / (double)m.count;
+        if (json)
+            fprintf(out, "%s\"test_accuracy\":%.9g", p->nlogs ? "," : "", acc);
+        else
+            fprintf(out, "test_accuracy %.4f\n", acc);
+    }
+    if (json) fprintf(out, "%s\"images\":%lld}\n", p->nlogs || correct >= 0 ? "," : "", (long long)m.count);
     return AG_OK;
 }
 
@@ -284,6 +328,7 @@ static int epoch_samples(tr_run_state *st, ag_error *err)
 {
     pg_program *p = st->p;
     for (int k = 0; k < p->nsamples; k++) {
+        if (!p->samples[k].spec->each_epoch) continue;
         char path[4400];
         snprintf(path, sizeof path, "%s/%s-epoch-%03d.png", st->dir, k ? p->samples[k].spec->name : "samples",
                  st->epoch);
@@ -390,6 +435,9 @@ static int resume(tr_run_state *st, const char *from, ag_error *err)
     st->epoch = r.epoch;
     st->cursor = r.cursor;
     st->step = r.step;
+    /* The hooks' run.lr shows the learning rates the checkpoint restored. */
+    for (int k = 0; st->hoptims && k < st->p->spec->noptims; k++)
+        st->hoptims[k].lr = st->p->optims[k].groups[0].lr;
     return AG_OK;
 }
 
@@ -543,7 +591,8 @@ static int end_epoch(tr_run_state *st, ag_error *err)
     pg_program *p = st->p;
     const sp_spec *s = p->spec;
     tr_means test = {0}, *train = &st->rec.train;
-    if (st->d->has_test && evaluate(p, &st->d->test, &test, err)) return AG_ERR;
+    int64_t correct = -1;
+    if (st->d->has_test && evaluate(p, &st->d->test, &test, &correct, err)) return AG_ERR;
     if (st->hooks && st->d->has_test && hook(st, LH_ON_EVAL, train, &test, err)) return AG_ERR;
     if (st->hooks && hook(st, LH_ON_EPOCH_END, train, &test, err)) return AG_ERR;
 
@@ -563,6 +612,11 @@ static int end_epoch(tr_run_state *st, ag_error *err)
         json_num(mf, v);
         printf("  test_%s %.4f", p->log_names[k], v);
     }
+    if (correct >= 0 && test.count) {
+        double acc = (double)correct / (double)test.count;
+        fprintf(mf, ",\"test_accuracy\":%.9g", acc);
+        printf("  test_accuracy %.4f", acc);
+    }
     hook_logs(st);
     fputs("}\n", mf);
     fflush(mf);
@@ -579,6 +633,10 @@ static int run_epochs(tr_run_state *st, ag_error *err)
     const idx_dataset *tr = &st->d->train;
     if (st->hooks && hook(st, LH_ON_START, NULL, NULL, err)) return AG_ERR;
     for (;;) {
+        /* A checkpoint taken after an epoch's last step but before its end was recorded
+         * (a hook failed in on_eval or on_epoch_end, or asked for a save there): on
+         * resume, that epoch ends first, its running means still in the record. */
+        if (st->cursor == tr->count && st->rec.train.count && end_epoch(st, err)) return AG_ERR;
         if (st->cursor == tr->count) {
             /* The epoch in the record is over: the next one starts in a new order. */
             if (st->epoch >= s->epochs || st->stop) break;
@@ -616,7 +674,10 @@ int tr_run(pg_program *p, const tr_data *d, const tr_options *o, ag_error *err)
     rng_seed(&st->data_rng, s->seed ^ 0x5eedda7aull);
     st->cursor = tr->count; /* "epoch 0 is over" */
 
-    int rc = mkdirs(st->dir, err);
+    /* The hook script loads first: one that does not compile stops the run before the
+     * run directory, and an earlier run's metrics there, are touched. */
+    int rc = hooks_open(st, err);
+    if (rc == AG_OK) rc = mkdirs(st->dir, err);
     if (rc == AG_OK && o->resume) {
         rc = resume(st, o->resume, err);
         /* Rows written after the checkpoint belong to the lost part of the run. */
@@ -630,7 +691,6 @@ int tr_run(pg_program *p, const tr_data *d, const tr_options *o, ag_error *err)
             rc = ag_errorf(err, (ag_loc){0}, "%s: cannot write the metrics: %s", st->metrics_path,
                            strerror(errno));
     }
-    if (rc == AG_OK) rc = hooks_open(st, err);
     if (rc == AG_OK) {
         rc = run_epochs(st, err);
         if (rc && st->hooks && strstr(err->msg, "hook '")) {
