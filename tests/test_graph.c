@@ -594,6 +594,43 @@ static void test_schedule_ops(void)
     ag_params_free(&ps);
 }
 
+/* threshold binarizes; bernoulli draws 1 with probability p, and refuses a p outside
+ * [0, 1] with its place. */
+static void test_bits(void)
+{
+    rng r;
+    rng_seed(&r, 11);
+    ag_params ps;
+    ag_params_init(&ps);
+    ag_params_alloc(&ps);
+    ag_graph g;
+    ag_graph_init(&g, &ps, &r);
+    ag_node *x = ag_input(&g, "x", ag_shape1(4), 0);
+    ag_node *bits = ag_threshold(&g, x, 127.0f);
+    ag_node *p = ag_input(&g, "p", ag_shape1(10000), 0);
+    ag_graph_set_loc(&g, (ag_loc){"spec.yaml", 8, 3});
+    ag_node *draw = ag_bernoulli(&g, p);
+    ag_error err;
+    ok(bits && draw && ag_graph_plan(&g, 1, &err) == AG_OK, "threshold and bernoulli build");
+    x->data[0] = 0, x->data[1] = 127, x->data[2] = 128, x->data[3] = 255;
+    for (int k = 0; k < 10000; k++) p->data[k] = k < 5000 ? 0.25f : (k < 7500 ? 0.0f : 1.0f);
+    ok(ag_forward(&g, 0, g.n) == AG_OK, "they run");
+    ok(bits->data[0] == 0 && bits->data[1] == 0 && bits->data[2] == 1 && bits->data[3] == 1,
+       "threshold: 1 above the level, 0 at or below it");
+    int ones = 0, exact = 1;
+    for (int k = 0; k < 5000; k++) ones += draw->data[k] == 1.0f;
+    for (int k = 5000; k < 10000; k++) exact &= draw->data[k] == (k < 7500 ? 0.0f : 1.0f);
+    /* 5000 draws at p = 1/4: 1250 expected, standard deviation about 31. */
+    ok(ones > 1100 && ones < 1400, "bernoulli(0.25) gives about a quarter ones (%d of 5000)", ones);
+    ok(exact, "bernoulli(0) is 0 and bernoulli(1) is 1");
+    p->data[3] = 1.5f;
+    ok(ag_forward(&g, 0, g.n) == AG_ERR, "a probability above 1 fails");
+    is_str(g.err.msg, "spec.yaml:8:3: bernoulli: probability 1.5 at element 3 is outside [0, 1]",
+           "bernoulli: message");
+    ag_graph_free(&g);
+    ag_params_free(&ps);
+}
+
 int main(void)
 {
     test_gan_plans();
@@ -606,5 +643,6 @@ int main(void)
     test_aliasing();
     test_interpolate();
     test_schedule_ops();
+    test_bits();
     return tap_done();
 }

@@ -485,6 +485,53 @@ static void test_sampling_loop(void)
                  18, 5, "loop: 'x' is [64, 784] before the loop but [64, 1] after a pass");
 }
 
+/* MADE's masks make it autoregressive: flipping pixel j changes no output at or
+ * before j, and some output after j does depend on it. */
+static void test_made_causality(void)
+{
+    tcase t;
+    int rc = build(&t, HEAD("flatten(threshold(pixels, 127))")
+                   "  batch: 2\n"
+                   "models:\n"
+                   "  m: {in: 784, layers: [made 64, relu, made 64, relu, made_output 784]}\n"
+                   "train:\n"
+                   "  epochs: 1\n"
+                   "  optimizers: {opt: {type: adam, params: m}}\n"
+                   "  step:\n"
+                   "    - logits = m(x)\n"
+                   "    - loss = bce_with_logits(logits, x, sum)\n"
+                   "    - update opt: loss\n");
+    if (!ok(rc == AG_OK, "a MADE spec builds")) {
+        diag("%s", t.err.msg);
+        release(&t);
+        return;
+    }
+    ag_node *logits = NULL;
+    for (int k = 0; k < t.p.nnamed; k++)
+        if (!strcmp(t.p.named[k], "logits")) logits = t.p.named_nodes[k];
+    rng r;
+    rng_seed(&r, 5);
+    for (int k = 0; k < 2 * 784; k++) t.p.pixels->data[k] = rng_uniform(&r) < 0.3f ? 255.0f : 0.0f;
+    static float before[784];
+    int causal = 1, depends = 1;
+    static const int flips[] = {0, 1, 100, 400, 700};
+    for (size_t f = 0; f < AG_COUNTOF(flips); f++) {
+        int j = flips[f];
+        pg_eval_step(&t.p, 2);
+        memcpy(before, logits->data, sizeof before);
+        t.p.pixels->data[j] = 255.0f - t.p.pixels->data[j];
+        pg_eval_step(&t.p, 2);
+        for (int d = 0; d <= j; d++) causal &= logits->data[d] == before[d];
+        int later = 0;
+        for (int d = j + 1; d < 784; d++) later |= logits->data[d] != before[d];
+        if (!later) diag("pixel %d changes nothing after it", j);
+        depends &= later;
+    }
+    ok(causal, "flipping pixel j leaves outputs 0..j unchanged");
+    ok(depends, "flipping pixel j changes some output after j");
+    release(&t);
+}
+
 int main(void)
 {
     test_counts();
@@ -492,5 +539,6 @@ int main(void)
     test_errors();
     test_training();
     test_sampling_loop();
+    test_made_causality();
     return tap_done();
 }

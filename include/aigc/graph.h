@@ -157,6 +157,8 @@ typedef enum ag_op {
     AG_OP_MASKED_LINEAR, /* x [..., in], W [out, in], mask [out, in] (, b [out]); the mask gets no gradient */
     AG_OP_INTERPOLATE,  /* a, b [m, ...] -> [m * i[0], ...]: i[0] steps from a to b per row */
     AG_OP_RANDINT,      /* integers uniform in [0, i[0]), drawn at every forward */
+    AG_OP_THRESHOLD,    /* 1 where x > f[0], else 0; no gradient */
+    AG_OP_BERNOULLI,    /* 1 with probability p = src0 (in [0, 1]), drawn at every forward */
     AG_OP_TABLE_AT,     /* table [T], index [N...] -> table[index], f[0] where the index is
                          * outside [0, T); shaped [N, 1, ...] to rank i[0] (0: as index) */
     AG_OP_COUNT
@@ -290,6 +292,8 @@ ag_node *ag_gather(ag_graph *g, ag_node *x, int axis, ag_node *index);
 ag_node *ag_one_hot(ag_graph *g, ag_node *index, int classes);
 ag_node *ag_interpolate(ag_graph *g, ag_node *a, ag_node *b, int steps);
 ag_node *ag_randint(ag_graph *g, ag_shape shape, int batched, int high);
+ag_node *ag_threshold(ag_graph *g, ag_node *x, float t);
+ag_node *ag_bernoulli(ag_graph *g, ag_node *p);
 ag_node *ag_table_at(ag_graph *g, ag_node *table, ag_node *index, float outside, int rank);
 ag_node *ag_softmax(ag_graph *g, ag_node *x, int axis);
 ag_node *ag_log_softmax(ag_graph *g, ag_node *x, int axis);

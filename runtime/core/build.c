@@ -240,3 +240,6 @@ ag_node *ag_table_at(ag_graph *g, ag_node *table, ag_node *index, float outside,
 {
     return new2(g, AG_OP_TABLE_AT, table, index, F(outside), I(rank));
 }
+
+ag_node *ag_threshold(ag_graph *g, ag_node *x, float t) { return new1(g, AG_OP_THRESHOLD, x, F(t), NULL); }
+ag_node *ag_bernoulli(ag_graph *g, ag_node *p) { return new1(g, AG_OP_BERNOULLI, p, NULL, NULL); }

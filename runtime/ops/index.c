@@ -1,6 +1,7 @@
 /* index.c — ops that make values from positions: one-hot classes, the batch size,
  * cycles of labels, interpolations between rows, random integers, and lookups in
- * per-timestep tables (a diffusion schedule). */
+ * per-timestep tables (a diffusion schedule); and the two ops that turn values into
+ * bits: a threshold (binarized data) and Bernoulli draws (sampling pixel by pixel). */
 #include <math.h>
 
 #include "aigc/graph.h"
@@ -168,3 +169,40 @@ static void table_at_forward(ag_graph *g, ag_node *n)
 const ag_op_def ag_def_table_at = {
     .name = "table_at", .min_src = 2, .max_src = 2, .flags = AG_DEF_NO_GRAD,
     .infer = table_at_infer, .forward = table_at_forward};
+
+/* ------------------------------------------------------- threshold, bernoulli -- */
+
+static int same_shape_infer(ag_node *n, ag_error *err)
+{
+    n->shape = n->src[0]->shape;
+    return AG_OK;
+}
+
+static void threshold_forward(ag_graph *g, ag_node *n)
+{
+    const float *x = n->src[0]->data;
+    int64_t len = ag_numel(&n->shape);
+    for (int64_t k = 0; k < len; k++) n->data[k] = x[k] > n->f[0] ? 1.0f : 0.0f;
+}
+
+/* A step has no useful gradient: nothing flows back through it. */
+const ag_op_def ag_def_threshold = {
+    .name = "threshold", .min_src = 1, .max_src = 1, .flags = AG_DEF_NO_GRAD,
+    .infer = same_shape_infer, .forward = threshold_forward};
+
+static void bernoulli_forward(ag_graph *g, ag_node *n)
+{
+    const float *p = n->src[0]->data;
+    int64_t len = ag_numel(&n->shape);
+    for (int64_t k = 0; k < len; k++) {
+        if (!(p[k] >= 0 && p[k] <= 1)) {
+            ag_fail(g, n, "bernoulli: probability %g at element %lld is outside [0, 1]", p[k], (long long)k);
+            return;
+        }
+        n->data[k] = rng_uniform(g->rng) < p[k] ? 1.0f : 0.0f;
+    }
+}
+
+const ag_op_def ag_def_bernoulli = {
+    .name = "bernoulli", .min_src = 1, .max_src = 1, .flags = AG_DEF_NO_GRAD,
+    .infer = same_shape_infer, .forward = bernoulli_forward};

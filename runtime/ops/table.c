@@ -24,7 +24,8 @@
     X(LAYER_NORM, layer_norm) X(GROUP_NORM, group_norm) X(BATCH_NORM, batch_norm)     \
     X(EMBEDDING, embedding) X(CAUSAL_ATTENTION, causal_attention)                      \
     X(TIMESTEP_EMBEDDING, timestep_embedding) X(MASKED_LINEAR, masked_linear) \
-    X(INTERPOLATE, interpolate) X(RANDINT, randint) X(TABLE_AT, table_at)
+    X(INTERPOLATE, interpolate) X(RANDINT, randint) X(TABLE_AT, table_at) \
+    X(THRESHOLD, threshold) X(BERNOULLI, bernoulli)
 
 #define DECLARE(E, name) extern const ag_op_def ag_def_##name;
 OPS(DECLARE)

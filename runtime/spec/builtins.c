@@ -233,6 +233,21 @@ static int b_interpolate(ev_ctx *c, const ex_node *call, pv *a, int na, pv *o, i
                  fmaxf(a[0].hi, a[1].hi), call, o, no, err);
 }
 
+/* threshold(x, t): 1 where x > t (binarized data); bernoulli(p): a draw per element. */
+static int b_bits(ev_ctx *c, const ex_node *call, pv *a, int na, pv *o, int *no, ag_error *err)
+{
+    if (want_tensor(call, &a[0], "input", err)) return AG_ERR;
+    ag_graph_set_loc(c->g, call->loc);
+    if (!strcmp(call->text, "bernoulli")) {
+        if (!(a[0].lo >= 0 && a[0].hi <= 1) && isfinite(a[0].lo) && isfinite(a[0].hi))
+            return ag_errorf(err, a[0].loc, "bernoulli: the probabilities take values in [%g, %g], not in [0, 1]",
+                             a[0].lo, a[0].hi);
+        return built(c, ag_bernoulli(c->g, a[0].node), 0, 1, call, o, no, err);
+    }
+    if (a[1].kind != PV_NUM) return ag_errorf(err, a[1].kind ? a[1].loc : call->loc, "threshold: the level must be a number");
+    return built(c, ag_threshold(c->g, a[0].node, (float)a[1].num), 0, 1, call, o, no, err);
+}
+
 static int b_flatten(ev_ctx *c, const ex_node *call, pv *a, int na, pv *o, int *no, ag_error *err)
 {
     if (want_tensor(call, &a[0], "input", err)) return AG_ERR;
@@ -421,6 +436,8 @@ static const bi_def builtins[] = {
     {"one_hot", 2, {"labels", "classes"}, 0, b_one_hot},
     {"cycle", 2, {"count", "period"}, 0, b_cycle},
     {"interpolate", 3, {"a", "b", "steps"}, 0, b_interpolate},
+    {"threshold", 2, {"input", "level"}, 0, b_bits},
+    {"bernoulli", 1, {"p"}, 0, b_bits},
     {"exp", 1, {"input"}, 0, b_unary},
     {"log", 1, {"input"}, 0, b_unary},
     {"sqrt", 1, {"input"}, 0, b_unary},

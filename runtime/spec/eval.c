@@ -369,6 +369,7 @@ int ev_call_model(ev_ctx *c, pg_model *m, const pv *args, int nargs, ag_loc loc,
     c->model = m;
     c->cursor = 0;
     c->node = NULL;
+    c->made_deg = NULL;
     const sp_model *sm = m->spec;
     int rc = AG_OK;
     if (sm->nlayers) {

@@ -34,7 +34,8 @@ typedef struct ly_slot {
     double args[SP_MAX_LAYER_ARGS];
     int param[4], nparam;
     int ntrain;            /* param[0..ntrain) are trained; the rest are buffers
-                            * (batch_norm's running statistics) */
+                            * (batch_norm's running statistics, MADE's masks) */
+    const int *deg_in, *deg_out; /* MADE: the degrees its mask connects */
     const char *label;     /* how check prints it: "linear 256", or a node's name */
     ag_shape out;          /* output shape at batch 1 */
     int out_batched;
@@ -66,6 +67,8 @@ typedef struct ev_ctx {
     const char *node;      /* graph-form node being built, or NULL in a stack */
     int node_layers;       /* layers with parameters used so far by that node */
     int layer_index;       /* stack position */
+    const int *made_deg;   /* MADE: the degrees of the last masked layer's outputs */
+    int made_n, made_d;    /* their count; the autoregressive dimension */
 } ev_ctx;
 
 void ev_bind(ev_ctx *c, const char *name, pv v);

@@ -225,6 +225,63 @@ static ag_node *norm_apply(ev_ctx *c, const ly_slot *s, ag_node *x)
                          (float)s->args[0], (float)s->args[1]);
 }
 
+/* ----------------------------------------------------------------- MADE -- */
+
+/* Masked linear layers of MADE (Germain et al.): each unit has a degree; input d has
+ * degree d + 1 (the natural order), hidden units spread over 1 .. D-1, and a unit
+ * sees the units below of degree <= its own -- strictly less for the output layer, so
+ * output d depends only on inputs before d. The mask is a buffer, saved with the
+ * weights. */
+static int made_declare(ev_ctx *c, ly_slot *s, ag_node *x, const char *prefix, ag_error *err)
+{
+    int in = x->shape.d[x->shape.ndim - 1], out = (int)s->args[0];
+    int output = !strcmp(s->def->name, "made_output");
+    ar_arena *a = &c->p->params.arena;
+    if (!c->made_deg) { /* the first masked layer: the inputs themselves */
+        int *d = ar_alloc(a, (size_t)in * sizeof *d);
+        for (int k = 0; k < in; k++) d[k] = k + 1;
+        c->made_deg = d, c->made_n = c->made_d = in;
+    }
+    if (c->made_n != in)
+        return ag_errorf(err, s->loc, "%s: the input has %d features but the masked layer before gave %d",
+                         s->def->name, in, c->made_n);
+    int D = c->made_d;
+    if (output && out % D)
+        return ag_errorf(err, s->loc, "made_output: %d outputs are not a multiple of the %d inputs", out, D);
+    int *deg = ar_alloc(a, (size_t)out * sizeof *deg);
+    /* Hidden degrees spread evenly over 1 .. D-1, both ends included, so that every
+     * part of the order has units to pass it on, however few the units. */
+    for (int k = 0; k < out; k++)
+        deg[k] = output ? k % D + 1 : out > 1 && D > 2 ? 1 + (int)((int64_t)k * (D - 2) / (out - 1)) : 1;
+    s->deg_in = c->made_deg;
+    s->deg_out = deg;
+    c->made_deg = deg, c->made_n = out;
+    add_param(c, s, prefix, "weight", ag_shape2(out, in));
+    add_param(c, s, prefix, "bias", ag_shape1(out));
+    s->ntrain = 2;
+    add_param(c, s, prefix, "mask", ag_shape2(out, in));
+    s->params = (int64_t)in * out + out;
+    s->flops = 2 * (int64_t)in * out + out;
+    return AG_OK;
+}
+
+static ag_node *made_apply(ev_ctx *c, const ly_slot *s, ag_node *x)
+{
+    return ag_masked_linear(c->g, x, ag_param(c->g, s->param[0]), ag_param(c->g, s->param[2]),
+                            ag_param(c->g, s->param[1]));
+}
+
+static void made_init(const ly_slot *s, ag_params *ps, rng *r)
+{
+    const ag_parameter *w = &ps->p[s->param[0]], *m = &ps->p[s->param[2]];
+    init_linear(r, w->data, ps->p[s->param[1]].data, w->shape.d[1], w->shape.d[0]);
+    int out = m->shape.d[0], in = m->shape.d[1];
+    int strict = !strcmp(s->def->name, "made_output");
+    for (int o = 0; o < out; o++)
+        for (int i = 0; i < in; i++)
+            m->data[(int64_t)o * in + i] = strict ? s->deg_out[o] > s->deg_in[i] : s->deg_out[o] >= s->deg_in[i];
+}
+
 /* ------------------------------------------------------------ embedding -- */
 
 /* embedding VOCAB DIM: rows of a [VOCAB, DIM] table picked by integer inputs; N(0, 1)
@@ -300,6 +357,10 @@ static const ly_def layers[] = {
      .declare = norm_declare, .apply = norm_apply, .init = norm_init},
     {.name = "batch_norm", .nargs = 2, ARGS("eps", "momentum"), .arg_defaults = {1e-5, 0.1},
      .arg_hi = {1, 1}, .declare = norm_declare, .apply = norm_apply, .init = norm_init},
+    {.name = "made", .nargs = 1, .nrequired = 1, ARGS("out"), .arg_lo = {1}, .arg_hi = {1 << 20},
+     .whole = 0x1, .declare = made_declare, .apply = made_apply, .init = made_init},
+    {.name = "made_output", .nargs = 1, .nrequired = 1, ARGS("out"), .arg_lo = {1}, .arg_hi = {1 << 20},
+     .whole = 0x1, .declare = made_declare, .apply = made_apply, .init = made_init},
     {.name = "embedding", .nargs = 2, .nrequired = 2, ARGS("vocab", "dim"), .arg_lo = {1, 1},
      .arg_hi = {1 << 24, 1 << 16}, .whole = 0x3, .declare = embedding_declare,
      .apply = embedding_apply, .init = embedding_init},
