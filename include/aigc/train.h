@@ -42,9 +42,10 @@ int tr_run(pg_program *p, const tr_data *d, const tr_options *o, ag_error *err);
 int tr_write_samples(pg_program *p, int k, const tr_data *d, const char *path, uint64_t seed,
                      ag_error *err);
 
-/* Runs sample section k with its noise drawn from seed, test_x from d; the images are
- * then p->samples[k].image->data. */
-int tr_draw_samples(pg_program *p, int k, const tr_data *d, uint64_t seed, ag_error *err);
+/* Runs sample section k with its noise drawn from seed, test_x from d's test split
+ * starting at image first (wrapping around); the images are then
+ * p->samples[k].image->data. */
+int tr_draw_samples(pg_program *p, int k, const tr_data *d, int64_t first, uint64_t seed, ag_error *err);
 
 /* A classifier's logits: the step's tensor named `logits` when it is [B, classes],
  * else NULL. With one, evaluation also reports test_accuracy (argmax == label). */

@@ -472,8 +472,9 @@ static int compile_sample(pg_program *p, int k, ag_error *err)
     q->image = img.node;
     q->channels = (int)(per / px);
     q->images = img.node->shape.d[0];
-    q->grid_rows = sm->rows;
-    q->grid_cols = sm->cols;
+    /* A count from the command line (-n) lays the grid out anew. */
+    q->grid_rows = s->sample_count > 0 ? 0 : sm->rows;
+    q->grid_cols = s->sample_count > 0 ? 0 : sm->cols;
     if (!q->grid_cols) {
         q->grid_cols = (int)ceil(sqrt((double)q->images));
         q->grid_rows = (q->images + q->grid_cols - 1) / q->grid_cols;

@@ -427,6 +427,8 @@ static int load_train(sp_spec *s, const yt_node *n, ag_error *err)
     const yt_node *opts = yt_need(n, "optimizers", err);
     if (!opts || yt_want(opts, YT_MAP, "optimizers", err)) return AG_ERR;
     if (opts->n == 0) return ag_errorf(err, opts->loc, "'optimizers' is empty");
+    /* The training loop keeps per-optimizer and per-scalar records of fixed size. */
+    if (opts->n > 16) return ag_errorf(err, opts->loc, "at most 16 optimizers, got %zu", opts->n);
     s->noptims = (int)opts->n;
     s->optims = ar_alloc(&s->arena, opts->n * sizeof *s->optims);
     for (size_t k = 0; k < opts->n; k++)
@@ -443,6 +445,7 @@ static int load_train(sp_spec *s, const yt_node *n, ag_error *err)
     const yt_node *log = yt_get(n, "log");
     if (log) {
         size_t nl = log->kind == YT_SEQ ? log->n : 1;
+        if (nl > 64) return ag_errorf(err, log->loc, "'log' takes at most 64 names, got %zu", nl);
         s->nlogs = (int)nl;
         s->logs = ar_alloc(&s->arena, (nl ? nl : 1) * sizeof *s->logs);
         s->log_locs = ar_alloc(&s->arena, (nl ? nl : 1) * sizeof *s->log_locs);

@@ -155,41 +155,55 @@ static int mkdirs(const char *path, ag_error *err)
     return AG_OK;
 }
 
-int tr_draw_samples(pg_program *p, int k, const tr_data *d, uint64_t seed, ag_error *err)
+int tr_draw_samples(pg_program *p, int k, const tr_data *d, int64_t first, uint64_t seed, ag_error *err)
 {
     pg_sampler *q = &p->samples[k];
-    /* test_x: the test split's first images, repeated when it holds fewer. */
-    if (d->has_test)
-        for (int j = 0; j < q->count; j += (int)d->test.count) {
-            int n = (int)(q->count - j < d->test.count ? q->count - j : d->test.count);
-            int64_t px = (int64_t)p->rows * p->cols;
-            for (int64_t i = 0; i < n * px; i++) q->pixels->data[j * px + i] = d->test.images.data[i];
-            for (int i = 0; i < n; i++) q->labels->data[j + i] = d->test.labels.data[i];
+    /* test_x: the test split's images from first on, wrapping around its end. */
+    if (d->has_test) {
+        int64_t px = (int64_t)p->rows * p->cols, at = first % d->test.count;
+        for (int j = 0; j < q->count; j++, at = (at + 1) % d->test.count) {
+            const uint8_t *src = d->test.images.data + at * px;
+            for (int64_t i = 0; i < px; i++) q->pixels->data[j * px + i] = src[i];
+            q->labels->data[j] = d->test.labels.data[at];
         }
+    }
     return pg_sample(p, k, seed, err);
 }
 
-int tr_write_samples(pg_program *p, int k, const tr_data *d, const char *path, uint64_t seed,
-                     ag_error *err)
+/* The first `limit` images (all when 0) of section k into a PNG grid; a limit other
+ * than the section's own count lays them out as square as fits. */
+static int write_grid(pg_program *p, int k, const tr_data *d, const char *path, uint64_t seed, int limit,
+                      ag_error *err)
 {
     pg_sampler *q = &p->samples[k];
-    if (tr_draw_samples(p, k, d, seed, err)) return AG_ERR;
+    if (tr_draw_samples(p, k, d, 0, seed, err)) return AG_ERR;
+    int images = q->images, rows = q->grid_rows, cols = q->grid_cols;
+    if (limit > 0 && limit < images) {
+        images = limit;
+        cols = (int)ceil(sqrt((double)images));
+        rows = (images + cols - 1) / cols;
+    }
     float lo = q->lo, hi = q->hi;
     const float *x = q->image->data;
-    int64_t n = ag_numel(&q->image->shape);
+    int64_t n = ag_numel(&q->image->shape) / q->images * images;
     if (!(lo < hi)) {
         lo = INFINITY, hi = -INFINITY;
         for (int64_t j = 0; j < n; j++)
             if (isfinite(x[j])) lo = fminf(lo, x[j]), hi = fmaxf(hi, x[j]);
         if (!(lo < hi)) lo = 0, hi = 1;
     }
-    return img_write_grid(path, x, q->images, p->rows, p->cols, q->channels, q->grid_rows, q->grid_cols, lo,
-                          hi, 2, err);
+    return img_write_grid(path, x, images, p->rows, p->cols, q->channels, rows, cols, lo, hi, 2, err);
+}
+
+int tr_write_samples(pg_program *p, int k, const tr_data *d, const char *path, uint64_t seed,
+                     ag_error *err)
+{
+    return write_grid(p, k, d, path, seed, 0, err);
 }
 
 /* ------------------------------------------------------------------- run -- */
 
-enum { TR_MAX_LOGS = 64 };
+enum { TR_MAX_LOGS = 64, TR_MAX_OPTIMS = 16 };
 
 typedef struct tr_means {
     double sum[TR_MAX_LOGS];
@@ -202,6 +216,9 @@ typedef struct tr_means {
 typedef struct tr_record {
     tr_means train;
     int64_t metrics_bytes;
+    /* The spec's learning rates when saved: a resume whose spec changed one takes the
+     * new one; otherwise the saved rate stands (a hook's schedule may have moved it). */
+    double spec_lr[TR_MAX_OPTIMS];
 } tr_record;
 
 static void means_add(tr_means *m, const pg_program *p, int n)
@@ -306,6 +323,7 @@ typedef struct tr_run_state {
     const tr_options *o;
     char dir[4096];
     char metrics_path[4200];
+    char resume_dir[4096];  /* the directory of the checkpoint resumed from */
     FILE *mf;
     int32_t *order;
     rng data_rng;
@@ -373,6 +391,8 @@ static int save(tr_run_state *st, const char *name, ag_error *err)
     char hash[32];
     fflush(st->mf);
     st->rec.metrics_bytes = ftell(st->mf);
+    for (int k = 0; k < st->p->spec->noptims && k < TR_MAX_OPTIMS; k++)
+        st->rec.spec_lr[k] = st->p->spec->optims[k].h.lr;
     ck_run r = ck_view(st, rngs, names, hash, sizeof hash);
     return ck_save(st->dir, name, &r, err);
 }
@@ -435,9 +455,49 @@ static int resume(tr_run_state *st, const char *from, ag_error *err)
     st->epoch = r.epoch;
     st->cursor = r.cursor;
     st->step = r.step;
+    snprintf(st->resume_dir, sizeof st->resume_dir, "%s", dir);
+    for (int k = 0; k < st->p->spec->noptims && k < TR_MAX_OPTIMS; k++)
+        if (st->p->spec->optims[k].h.lr != st->rec.spec_lr[k])
+            opt_set_lr(&st->p->optims[k], -1, st->p->spec->optims[k].h.lr);
     /* The hooks' run.lr shows the learning rates the checkpoint restored. */
     for (int k = 0; st->hoptims && k < st->p->spec->noptims; k++)
         st->hoptims[k].lr = st->p->optims[k].groups[0].lr;
+    return AG_OK;
+}
+
+/* The metrics up to the checkpoint. Its own run's file is cut there: rows written after
+ * it belong to the lost part of the run. Resuming into another directory, that much of
+ * the checkpoint's run is copied (none when its metrics are gone), so that an earlier
+ * file there is replaced whole, never cut at a foreign offset. */
+static int resume_metrics(tr_run_state *st, ag_error *err)
+{
+    struct stat a, b;
+    if (stat(st->resume_dir, &a) == 0 && stat(st->dir, &b) == 0 && a.st_dev == b.st_dev &&
+        a.st_ino == b.st_ino) {
+        if (truncate(st->metrics_path, st->rec.metrics_bytes) != 0)
+            return ag_errorf(err, (ag_loc){0}, "%s: cannot trim to the checkpoint: %s", st->metrics_path,
+                             strerror(errno));
+        return AG_OK;
+    }
+    char from[4200];
+    snprintf(from, sizeof from, "%s/metrics.jsonl", st->resume_dir);
+    FILE *in = fopen(from, "rb"), *out = fopen(st->metrics_path, "wb");
+    int64_t left = in ? st->rec.metrics_bytes : 0;
+    char buf[65536];
+    while (out && left > 0) {
+        size_t n = fread(buf, 1, left < (int64_t)sizeof buf ? (size_t)left : sizeof buf, in);
+        if (n == 0 || fwrite(buf, 1, n, out) != n) break;
+        left -= (int64_t)n;
+    }
+    int bad = !out || ferror(out);
+    if (in) fclose(in);
+    if (out && fclose(out)) bad = 1;
+    if (bad)
+        return ag_errorf(err, (ag_loc){0}, "%s: cannot write the metrics: %s", st->metrics_path,
+                         strerror(errno));
+    if (left > 0)
+        return ag_errorf(err, (ag_loc){0}, "%s: shorter than the %lld bytes its checkpoint has seen", from,
+                         (long long)st->rec.metrics_bytes);
     return AG_OK;
 }
 
@@ -518,12 +578,19 @@ static int hook(tr_run_state *st, lh_event ev, const tr_means *train, const tr_m
             snprintf(path, sizeof path, "%s/%s", st->dir, q->path);
         if (!q->path[0])
             snprintf(path, sizeof path, "%s/samples-step-%08lld-%d.png", st->dir, (long long)st->step, k);
-        int sec = 0;
+        int sec = q->section[0] ? -1 : 0;
         for (int j = 0; j < p->nsamples && q->section[0]; j++)
             if (!strcmp(p->samples[j].spec->name, q->section)) sec = j;
         if (p->nsamples == 0)
             return ag_errorf(err, p->spec->hooks_loc, "aigc.sample: the spec has no sample: section");
-        if (tr_write_samples(p, sec, st->d, path, p->spec->seed, err)) return AG_ERR;
+        if (sec < 0)
+            return ag_errorf(err, p->spec->hooks_loc, "aigc.sample: the spec has no sample section '%s'",
+                             q->section);
+        /* n draws at most the section's count: its graph is planned for that many. */
+        if (q->n > p->samples[sec].images)
+            return ag_errorf(err, p->spec->hooks_loc, "aigc.sample: n = %d, but section '%s' draws %d",
+                             q->n, p->samples[sec].spec->name, p->samples[sec].images);
+        if (write_grid(p, sec, st->d, path, p->spec->seed, q->n, err)) return AG_ERR;
     }
     if (r->save_checkpoint && checkpoint(st, err)) return AG_ERR;
     if (r->stop && !st->stop) {
@@ -680,10 +747,7 @@ int tr_run(pg_program *p, const tr_data *d, const tr_options *o, ag_error *err)
     if (rc == AG_OK) rc = mkdirs(st->dir, err);
     if (rc == AG_OK && o->resume) {
         rc = resume(st, o->resume, err);
-        /* Rows written after the checkpoint belong to the lost part of the run. */
-        if (rc == AG_OK && truncate(st->metrics_path, st->rec.metrics_bytes) != 0)
-            rc = ag_errorf(err, (ag_loc){0}, "%s: cannot trim to the checkpoint: %s", st->metrics_path,
-                           strerror(errno));
+        if (rc == AG_OK) rc = resume_metrics(st, err);
     }
     if (rc == AG_OK) {
         st->mf = fopen(st->metrics_path, o->resume ? "a" : "w");

@@ -1,0 +1,100 @@
+#!/bin/sh
+# aigc-run sample and eval from a checkpoint of specs/vae.yaml (one epoch): the grid's
+# PNG and its size, the seed, the test loss (the run's own figure, as lines or JSON);
+# usage errors; a missing, truncated or corrupt checkpoint; and --init, a new run that
+# starts from the checkpoint's weights.
+. "$(dirname "$0")/lib.sh"
+
+# A PNG's size from its IHDR: WIDTHxHEIGHT.
+png_size() {
+    od -An -tu1 -j16 -N8 "$1" | awk '{ printf "%dx%d", (($1 * 256 + $2) * 256 + $3) * 256 + $4, (($5 * 256 + $6) * 256 + $7) * 256 + $8 }'
+}
+is_png() {
+    [ "$(od -An -tx1 -N8 "$1" 2>/dev/null | tr -d ' ')" = 89504e470d0a1a0a ]
+}
+
+VAE="specs/vae.yaml --progress lines --set train.log_every=10"
+# shellcheck disable=SC2086 # $VAE is a list of arguments
+run $VAE --epochs 1 --out "$TMP/vae"
+is "$RC" 0 "one epoch of specs/vae.yaml exits 0"
+CK=$TMP/vae
+
+# sample: a PNG grid of 28x28 images 2 pixels apart, so N columns are 30N + 2 wide
+run sample specs/vae.yaml --checkpoint "$CK" -o "$TMP/64.png"
+is "$RC" 0 "sample exits 0"
+is "$(cat "$OUT")" "$TMP/64.png" "sample prints the file it wrote"
+is_png "$TMP/64.png"
+ok $? "sample writes a PNG"
+is "$(png_size "$TMP/64.png")" 242x242 "the prior section's 64 images: an 8x8 grid, 242x242"
+run sample specs/vae.yaml --checkpoint "$CK" -n 16 -o "$TMP/16.png"
+is "$RC" 0 "sample -n 16 exits 0"
+is_png "$TMP/16.png" && [ "$(png_size "$TMP/16.png")" = 122x122 ]
+ok $? "sample -n 16: a 4x4 grid, 122x122 (got $(png_size "$TMP/16.png"))"
+run sample specs/vae.yaml --checkpoint "$CK" -n 16 --set sample.prior.grid=4x4 -o "$TMP/16g.png"
+is "$(png_size "$TMP/16g.png")" 122x122 "sample -n 16 with a 4x4 grid: 122x122"
+! cmp -s "$TMP/16.png" "$TMP/64.png"
+ok $? "-n 16 draws another grid than the default 64"
+run sample specs/vae.yaml --checkpoint "$CK" --section reconstruction -o "$TMP/rec.png"
+is "$RC,$(png_size "$TMP/rec.png")" 0,242x242 "--section reconstruction: 32 test images and their reconstructions, 8x8"
+
+# the seed: the same one reproduces the grid, another changes it
+run sample specs/vae.yaml --checkpoint "$CK" --seed 7 -o "$TMP/seed7a.png"
+run sample specs/vae.yaml --checkpoint "$CK" --seed 7 -o "$TMP/seed7b.png"
+run sample specs/vae.yaml --checkpoint "$CK" --seed 8 -o "$TMP/seed8.png"
+is_png "$TMP/seed7a.png" && cmp -s "$TMP/seed7a.png" "$TMP/seed7b.png"
+ok $? "--seed 7 twice: the same grid, byte for byte"
+is_png "$TMP/seed8.png" && ! cmp -s "$TMP/seed7a.png" "$TMP/seed8.png" && ! cmp -s "$TMP/seed7a.png" "$TMP/64.png"
+ok $? "--seed 8, and the spec's seed 0: other grids"
+
+# eval: the test loss per image, the figure the run logged for its epoch
+want=$(json_field "$CK/metrics.jsonl" epoch 1 test_loss_per_image)
+is_number "$want"
+ok $? "the run logged a test loss ($want)"
+run eval specs/vae.yaml --checkpoint "$CK"
+is "$RC" 0 "eval exits 0"
+is "$(cat "$OUT")" "test_loss_per_image $(awk -v v="$want" 'BEGIN { printf "%.6g", v }')" \
+    "eval prints test_loss_per_image, the run's own test loss"
+run eval specs/vae.yaml --checkpoint "$CK/last.safetensors" --json
+is "$RC" 0 "eval --json exits 0"
+is "$(cat "$OUT")" "{\"test_loss_per_image\":$want,\"images\":1000}" \
+    "eval --json prints one object: the test loss and images 1000"
+
+# usage errors
+expect_error 2 "aigc-run: eval needs --checkpoint FILE" eval specs/vae.yaml
+expect_error 2 "aigc-run: sample needs --checkpoint FILE" sample specs/vae.yaml -o "$TMP/x.png"
+expect_error 2 "aigc-run: --resume and --init exclude each other" specs/vae.yaml --init "$CK" --resume "$CK"
+[ ! -e "$TMP/x.png" ]
+ok $? "a usage error writes no grid"
+
+# a missing, truncated or corrupt checkpoint: exit 1, the message starts with its path
+F=$TMP/missing.safetensors
+expect_error 1 "$F: cannot open: No such file or directory" eval specs/vae.yaml --checkpoint "$F"
+F=$TMP/truncated.safetensors
+head -c 100000 "$CK/last.safetensors" >"$F"
+run eval specs/vae.yaml --checkpoint "$F"
+is "$RC" 1 "a truncated checkpoint: exit 1"
+like "$ERR1" "$F: tensor 'encoder.0.weight': data_offsets * run past the data section *" \
+    "a truncated checkpoint: the message names the file and the tensor that runs past its end"
+F=$TMP/flipped.safetensors
+cp "$CK/last.safetensors" "$F"
+printf 'XX' | dd of="$F" bs=1 seek=12 conv=notrunc 2>/dev/null # "__metadata__" -> "__XXtadata__"
+run sample specs/vae.yaml --checkpoint "$F" -o "$TMP/flipped.png"
+is "$RC" 1 "a corrupt header: exit 1"
+like "$ERR1" "$F: *" "a corrupt header: the message starts with the file"
+[ ! -e "$TMP/flipped.png" ] && [ ! -s "$OUT" ]
+ok $? "a corrupt checkpoint: no grid written, nothing on stdout"
+
+# --init: a new run from the checkpoint's weights starts far lower than one from scratch
+# shellcheck disable=SC2086
+run $VAE --epochs 1 --out "$TMP/init" --init "$CK"
+is "$RC" 0 "--init DIR exits 0"
+scratch=$(sed -n 1p "$CK/metrics.jsonl" | sed -n 's/.*"loss_per_image":\([^,}]*\).*/\1/p')
+init=$(sed -n 1p "$TMP/init/metrics.jsonl" | sed -n 's/.*"loss_per_image":\([^,}]*\).*/\1/p')
+less "$init" "$(awk -v v="$scratch" 'BEGIN { print v * 0.7 }')"
+ok $? "at step 10, the loss from the trained weights is under 70% of the loss from scratch ($init vs $scratch)"
+e_scratch=$(json_field "$CK/metrics.jsonl" epoch 1 train_loss_per_image)
+e_init=$(json_field "$TMP/init/metrics.jsonl" epoch 1 train_loss_per_image)
+less "$e_init" "$(awk -v v="$e_scratch" 'BEGIN { print v * 0.85 }')"
+ok $? "the first epoch's mean loss is lower by more than 15% ($e_init vs $e_scratch)"
+
+done_testing

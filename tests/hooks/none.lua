@@ -1,0 +1,1 @@
+-- none.lua: no callbacks; a run with it is a run without hooks.
