@@ -9,6 +9,7 @@
 #include "aigc/ckpt.h"
 #include "aigc/hooks.h"
 #include "aigc/program.h"
+#include "aigc/quality.h"
 #include "aigc/spec.h"
 #include "aigc/suggest.h"
 #include "aigc/train.h"
@@ -24,6 +25,11 @@ static const char usage[] =
     "                                           draw the spec's sample: section\n"
     "       aigc-run eval SPEC --checkpoint F [--json]\n"
     "                                           the logged values over the test split\n"
+    "                                           (and the accuracy of a classifier)\n"
+    "       aigc-run eval SPEC --checkpoint F --quality CSPEC[:CF] [-n N] [--json]\n"
+    "                                           sample quality: N images of a sample:\n"
+    "                                           section, measured with classifier CSPEC\n"
+    "                                           (weights CF, default runs/NAME/last)\n"
     "\n"
     "options:\n"
     "  --set KEY=VALUE     override a spec value, like --set train.epochs=5 (repeatable)\n"
@@ -34,9 +40,14 @@ static const char usage[] =
     "                      directory) or from checkpoint F\n"
     "  --init F            start training from the weights in F (safetensors)\n"
     "  --checkpoint F      the weights for sample and eval (a run directory means its last)\n"
-    "  -n N                sample: how many to draw (n in the section's expressions)\n"
+    "  -n N                sample: how many to draw (n in the section's expressions);\n"
+    "                      eval --quality: how many to measure (default: the test split's)\n"
+    "  --quality CSPEC[:CF]\n"
+    "                      eval: the Frechet distance of the classifier's features to the\n"
+    "                      test split's, the classifier score and the class histogram\n"
     "  -o FILE             sample: where to write the grid (default: samples.png)\n"
-    "  --section NAME      sample: which section of sample: (default: the first)\n"
+    "  --section NAME      sample, eval --quality: which section of sample: (default:\n"
+    "                      the first)\n"
     "  --json              eval: one JSON object instead of lines\n"
     "  --threads N         BLAS threads (default 1: the same results on every machine)\n"
     "  --progress MODE     bar, lines or auto (default: a bar on a terminal)\n"
@@ -53,6 +64,8 @@ typedef struct cli_args {
     char setbuf[1024];
     size_t setused;
     const char *out, *resume, *init, *checkpoint, *image, *section;
+    char quality_spec[4096];   /* --quality CSPEC[:CF], split */
+    const char *quality, *quality_weights;
     int threads, progress, json, unsafe_hooks, warn_hooks, count;
 } cli_args;
 
@@ -90,7 +103,7 @@ static int add_set(cli_args *a, const char *key, long n)
 
 typedef enum cli_opt {
     O_SET, O_EPOCHS, O_SEED, O_OUT, O_THREADS, O_PROGRESS, O_RESUME, O_INIT, O_CHECKPOINT, O_COUNT,
-    O_IMAGE, O_JSON, O_UNSAFE_HOOKS, O_HOOK_ERRORS, O_SECTION
+    O_IMAGE, O_JSON, O_UNSAFE_HOOKS, O_HOOK_ERRORS, O_SECTION, O_QUALITY
 } cli_opt;
 
 static const struct {
@@ -103,8 +116,10 @@ static const struct {
     {"--resume", O_RESUME, 2},     {"--init", O_INIT, 1},         {"--checkpoint", O_CHECKPOINT, 1},
     {"-n", O_COUNT, 1},            {"-o", O_IMAGE, 1},            {"--json", O_JSON, 0},
     {"--unsafe-hooks", O_UNSAFE_HOOKS, 0}, {"--hook-errors", O_HOOK_ERRORS, 1},
-    {"--section", O_SECTION, 1},
+    {"--section", O_SECTION, 1},   {"--quality", O_QUALITY, 1},
 };
+
+static int is_spec_path(const char *s);
 
 static int set_option(cli_args *a, cli_opt opt, const char *name, const char *v)
 {
@@ -118,10 +133,25 @@ static int set_option(cli_args *a, cli_opt opt, const char *name, const char *v)
         return parse_int_arg(name, v, 1, 1000000, &n) ? EXIT_USAGE : add_set(a, "train.epochs", n);
     case O_SEED: return parse_int_arg(name, v, 0, LONG_MAX, &n) ? EXIT_USAGE : add_set(a, "seed", n);
     case O_COUNT:
-        if (parse_int_arg(name, v, 1, 4096, &n)) return EXIT_USAGE;
+        if (parse_int_arg(name, v, 1, 1000000, &n)) return EXIT_USAGE;
         a->count = (int)n;
         return -1;
     case O_SECTION: a->section = v; return -1;
+    case O_QUALITY: {
+        /* CSPEC:CF: the spec ends in .yaml or .yml, so a colon after that splits. */
+        if (snprintf(a->quality_spec, sizeof a->quality_spec, "%s", v) >= (int)sizeof a->quality_spec)
+            return bad_usage("--quality: '%s' is too long", v);
+        a->quality = a->quality_spec;
+        char *colon = strrchr(a->quality_spec, ':');
+        if (colon) {
+            *colon = 0;
+            if (is_spec_path(a->quality_spec)) a->quality_weights = colon + 1;
+            else *colon = ':';
+        }
+        if (!is_spec_path(a->quality))
+            return bad_usage("--quality takes a classifier spec (.yaml), optionally :WEIGHTS, not '%s'", v);
+        return -1;
+    }
     case O_THREADS:
         if (parse_int_arg(name, v, 1, 256, &n)) return EXIT_USAGE;
         a->threads = (int)n;
@@ -205,6 +235,9 @@ static int parse_args(int argc, char **argv, cli_args *a)
     if (sampling && !a->checkpoint) return bad_usage("%s needs --checkpoint FILE", a->command);
     if (!sampling && a->checkpoint) return bad_usage("%s", "--checkpoint is for sample and eval; to continue training use --resume");
     if (a->resume && a->init) return bad_usage("%s", "--resume and --init exclude each other");
+    if (a->quality && strcmp(a->command, "eval")) return bad_usage("%s", "--quality is for eval");
+    if (a->count > 4096 && strcmp(a->command, "eval"))
+        return bad_usage("%s", "-n expects a whole number in [1, 4096] for sample");
     return -1;
 }
 
@@ -227,6 +260,44 @@ static const char *weights_path(const char *f, char *buf, size_t n)
     return f;
 }
 
+/* --section NAME's index into the sample sections (the first without it). */
+static int find_section(const cli_args *a, const sp_spec *s, const pg_program *p, int *k, ag_error *err)
+{
+    *k = 0;
+    if (p->nsamples == 0) return ag_errorf(err, (ag_loc){s->path, 0, 0}, "the spec has no sample: section");
+    if (!a->section) return AG_OK;
+    const sp_sample *sec = sp_find_sample(s, a->section);
+    if (!sec) {
+        sg_best b;
+        sg_init(&b, a->section);
+        for (int j = 0; j < s->nsamples; j++) sg_offer(&b, s->samples[j].name);
+        char hint[96];
+        return ag_errorf(err, (ag_loc){s->path, 0, 0}, "no sample section '%s'%s", a->section,
+                         sg_hint(&b, hint, sizeof hint));
+    }
+    *k = (int)(sec - s->samples);
+    return AG_OK;
+}
+
+/* Quality draws this many images per run of the sample graph (n in its expressions). */
+enum { QUALITY_DRAW = 250 };
+
+/* eval --quality: a sample section (the first, or --section), measured with the
+ * classifier. */
+static int quality(const cli_args *a, const sp_spec *s, pg_program *p, const tr_data *d, ag_error *err)
+{
+    int k;
+    if (find_section(a, s, p, &k, err)) return AG_ERR;
+    qm_classifier c;
+    if (qm_classifier_open(&c, a->quality, a->quality_weights, err)) return AG_ERR;
+    int64_t n = a->count ? a->count : c.data.test.count;
+    qm_report r;
+    int rc = qm_measure(p, k, d, &c, n, s->seed, &r, err);
+    if (rc == AG_OK) qm_print(&r, stdout, a->json);
+    qm_classifier_close(&c);
+    return rc;
+}
+
 static int run_command(const cli_args *a, sp_spec *s, pg_program *p, const tr_data *d, ag_error *err)
 {
     char buf[4200];
@@ -247,25 +318,14 @@ static int run_command(const cli_args *a, sp_spec *s, pg_program *p, const tr_da
         if (ck_load_weights(f, &p->params, err)) return AG_ERR;
     }
     if (!strcmp(a->command, "sample")) {
-        int k = 0;
-        if (p->nsamples == 0) return ag_errorf(err, (ag_loc){s->path, 0, 0}, "the spec has no sample: section");
-        if (a->section) {
-            const sp_sample *sec = sp_find_sample(s, a->section);
-            if (!sec) {
-                sg_best b;
-                sg_init(&b, a->section);
-                for (int j = 0; j < s->nsamples; j++) sg_offer(&b, s->samples[j].name);
-                char hint[96];
-                return ag_errorf(err, (ag_loc){s->path, 0, 0}, "no sample section '%s'%s", a->section,
-                                 sg_hint(&b, hint, sizeof hint));
-            }
-            k = (int)(sec - s->samples);
-        }
+        int k;
+        if (find_section(a, s, p, &k, err)) return AG_ERR;
         const char *out = a->image ? a->image : "samples.png";
         if (tr_write_samples(p, k, d, out, s->seed, err)) return AG_ERR;
         printf("%s\n", out);
         return AG_OK;
     }
+    if (!strcmp(a->command, "eval") && a->quality) return quality(a, s, p, d, err);
     if (!strcmp(a->command, "eval")) return tr_evaluate(p, d, stdout, a->json, err);
     char resume_dir[4200];
     const char *resume = a->resume;
@@ -294,6 +354,11 @@ int main(int argc, char **argv)
         return rc;
     }
     s.sample_count = a.count;
+    if (a.quality) {
+        /* Measuring draws in pieces and writes no grid: the grid need not fit. */
+        s.sample_count = a.count && a.count < QUALITY_DRAW ? a.count : QUALITY_DRAW;
+        for (int k = 0; k < s.nsamples; k++) s.samples[k].rows = s.samples[k].cols = 0;
+    }
     tr_data d;
     if (tr_load_data(&s, &d, &err)) {
         rc = fail(&err, &s);
