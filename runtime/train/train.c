@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -613,6 +614,43 @@ static void hook_logs(tr_run_state *st)
 
 /* ---------------------------------------------------------------- epochs -- */
 
+/* A logged value went NaN or infinite: name it, and the first node of the step that
+ * made a non-finite value, at its statement (and its layer, inside a model). */
+static int diverged(tr_run_state *st, int bad, ag_error *err)
+{
+    const pg_program *p = st->p;
+    const ag_graph *g = &p->step;
+    float v = p->logs[bad]->data[0];
+    const char *what = isnan(v) ? "NaN" : v > 0 ? "+infinity" : "-infinity";
+    for (int k = 0; k < g->n; k++) {
+        const ag_node *n = g->nodes[k];
+        int64_t len = ag_numel(&n->shape);
+        int finite = 1;
+        for (int64_t j = 0; j < len && finite && n->data; j++) finite = isfinite(n->data[j]);
+        if (finite) continue;
+        char where[512] = "";
+        if (n->loc.file && (n->loc.line != p->node_stmt[k].line || n->loc.file != p->node_stmt[k].file))
+            snprintf(where, sizeof where, " (the layer at %s:%d:%d)", n->loc.file, n->loc.line, n->loc.col);
+        return ag_errorf(err, p->node_stmt[k],
+                         "training diverged at epoch %d, step %lld: '%s' is %s; the first non-finite value "
+                         "comes from %s in this statement%s",
+                         st->epoch, (long long)st->step, p->log_names[bad], what, ag_op_defs[n->op]->name,
+                         where);
+    }
+    return ag_errorf(err, (ag_loc){0}, "training diverged at epoch %d, step %lld: '%s' is %s", st->epoch,
+                     (long long)st->step, p->log_names[bad], what);
+}
+
+/* SIGINT or SIGTERM: the step in progress finishes, a checkpoint is saved, the run
+ * stops. A second signal ends the process at once. */
+static volatile sig_atomic_t tr_signal;
+
+static void on_signal(int sig)
+{
+    if (tr_signal) _exit(128 + sig);
+    tr_signal = sig;
+}
+
 static int train_epoch(tr_run_state *st, ag_error *err)
 {
     pg_program *p = st->p;
@@ -621,7 +659,7 @@ static int train_epoch(tr_run_state *st, ag_error *err)
     int batch = s->data.batch;
     double epoch_start = now();
     int64_t first = st->cursor;
-    while (st->cursor < tr->count && !st->stop) {
+    while (st->cursor < tr->count && !st->stop && !tr_signal) {
         int n = (int)(tr->count - st->cursor < batch ? tr->count - st->cursor : batch);
         fill_batch(p, tr, st->order, st->cursor, n);
         if (pg_train_step(p, n))
@@ -630,9 +668,7 @@ static int train_epoch(tr_run_state *st, ag_error *err)
         st->step++;
         st->cursor += n;
         int bad;
-        if (nonfinite(p, &bad))
-            return ag_errorf(err, (ag_loc){0}, "training diverged: '%s' is %g at epoch %d, step %lld",
-                             p->log_names[bad], p->logs[bad]->data[0], st->epoch, (long long)st->step);
+        if (nonfinite(p, &bad)) return diverged(st, bad, err);
         means_add(&st->rec.train, p, n);
         if (st->hooks && lh_has(st->hooks, LH_ON_STEP) && hook(st, LH_ON_STEP, NULL, NULL, err)) return AG_ERR;
         if (st->step % s->log_every == 0) {
@@ -706,14 +742,21 @@ static int run_epochs(tr_run_state *st, ag_error *err)
         if (st->cursor == tr->count && st->rec.train.count && end_epoch(st, err)) return AG_ERR;
         if (st->cursor == tr->count) {
             /* The epoch in the record is over: the next one starts in a new order. */
-            if (st->epoch >= s->epochs || st->stop) break;
+            if (st->epoch >= s->epochs || st->stop || tr_signal) break;
             st->epoch++;
             st->cursor = 0;
             if (s->data.shuffle) rng_shuffle(&st->data_rng, st->order, tr->count);
         }
         if (train_epoch(st, err)) return AG_ERR;
+        if (tr_signal) break;
         if (st->cursor < tr->count) break; /* stopped by a hook mid-epoch */
         if (end_epoch(st, err)) return AG_ERR;
+    }
+    if (tr_signal) {
+        if (checkpoint(st, err)) return AG_ERR;
+        return ag_errorf(err, (ag_loc){0},
+                         "interrupted by %s at epoch %d, step %lld: saved %s/last; continue with --resume",
+                         tr_signal == SIGINT ? "SIGINT" : "SIGTERM", st->epoch, (long long)st->step, st->dir);
     }
     if (st->stop && st->cursor < tr->count && checkpoint(st, err)) return AG_ERR;
     return st->hooks ? hook(st, LH_ON_END, NULL, NULL, err) : AG_OK;
@@ -755,6 +798,11 @@ int tr_run(pg_program *p, const tr_data *d, const tr_options *o, ag_error *err)
             rc = ag_errorf(err, (ag_loc){0}, "%s: cannot write the metrics: %s", st->metrics_path,
                            strerror(errno));
     }
+    struct sigaction sa = {.sa_handler = on_signal}, old_int, old_term;
+    sigemptyset(&sa.sa_mask);
+    tr_signal = 0;
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
     if (rc == AG_OK) {
         rc = run_epochs(st, err);
         if (rc && st->hooks && strstr(err->msg, "hook '")) {
@@ -767,6 +815,8 @@ int tr_run(pg_program *p, const tr_data *d, const tr_options *o, ag_error *err)
     }
     if (st->mf && fclose(st->mf) && rc == AG_OK)
         rc = ag_errorf(err, (ag_loc){0}, "%s: cannot write the metrics: %s", st->metrics_path, strerror(errno));
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
     hooks_close(st);
     free(st->order);
     free(st);
