@@ -83,3 +83,52 @@ clean:
 	rm -rf build build-san aigc-run aigc-run-san
 
 -include $(LIB_OBJ:.o=.d) $(TEST_BIN:.t=.d)
+
+# make fuzz: the libFuzzer harnesses of tests/fuzz/ (docs/fuzzing.md) — the spec loader,
+# the expression parser, the IDX, safetensors and checkpoint readers — built with clang
+# under ASan and UBSan in $(BUILD)/fuzz/, each run FUZZ_SECONDS (default 60) from its
+# seeds. Findings land in $(BUILD)/fuzz/crashes/TARGET/. Needs clang and its libFuzzer
+# runtime (sh scripts/install-deps.sh --with-fuzz); the rest of the build does not.
+FUZZ_TARGETS ?= spec expr idx safetensors ckpt
+FUZZ_SECONDS ?= 60
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+.PHONY: fuzz fuzz-build
+fuzz: fuzz-build
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	    mkdir -p $(BUILD)/fuzz/corpus/$$t $(BUILD)/fuzz/crashes/$$t; \
+	    echo "fuzz: $$t for $(FUZZ_SECONDS) s"; \
+	    dict=; [ -f tests/fuzz/$$t.dict ] && dict=-dict=tests/fuzz/$$t.dict; \
+	    $(BUILD)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 \
+	        $$dict -artifact_prefix=$(BUILD)/fuzz/crashes/$$t/ $(BUILD)/fuzz/corpus/$$t tests/fuzz/corpus/$$t; \
+	done
+
+fuzz-build:
+	@printf 'int LLVMFuzzerTestOneInput(const char *d, long n) { return 0; }\n' | \
+	    clang -x c -fsanitize=fuzzer -o /dev/null - 2>/dev/null || { echo \
+	    "make fuzz needs clang and libFuzzer: run sh scripts/install-deps.sh --with-fuzz" >&2; exit 1; }
+	$(MAKE) BUILD=$(BUILD)/fuzz CC=clang CFLAGS="-O1 -g -fsanitize=fuzzer-no-link $(FUZZ_SAN)" \
+	    $(BUILD)/fuzz/libaigc.a
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	    echo "clang ... -o $(BUILD)/fuzz/fuzz_$$t"; \
+	    clang $(ALL_CFLAGS) -O1 -g -fsanitize=fuzzer $(FUZZ_SAN) tests/fuzz/fuzz_$$t.c \
+	        $(BUILD)/fuzz/libaigc.a $(LDLIBS) -o $(BUILD)/fuzz/fuzz_$$t; \
+	done
+
+# make bench: one Fashion-MNIST epoch of the GAN and the VAE, measured against this
+# machine's sgemm throughput (scripts/bench.sh; docs/performance.md). A benchmark, not a
+# test: nothing in it fails on a time. BENCH_ARGS="--threads 2 --reps 5" changes the runs.
+bench: aigc-run $(BUILD)/tests/bench/sgemm_probe
+	PROBE=$(BUILD)/tests/bench/sgemm_probe scripts/bench.sh $(BENCH_ARGS)
+
+$(BUILD)/tests/bench/sgemm_probe: tests/bench/sgemm_probe.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LDLIBS)
+
+# make quality: the quality report (scripts/quality.sh; docs/quality.md): trains each
+# family's spec for a stated budget on the embedded MNIST subset and on Fashion-MNIST
+# (skipped if absent) under runs/quality/, measures the samples, and rewrites the measured
+# part of docs/quality.md and docs/img/quality/. About 15 min of CPU.
+# QUALITY_ARGS="--seed 1 --threads 2" changes the runs.
+.PHONY: quality
+quality: aigc-run
+	sh scripts/quality.sh --no-build $(QUALITY_ARGS)

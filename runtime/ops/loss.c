@@ -68,8 +68,20 @@ static int pair_infer(ag_node *n, ag_error *err)
 /* --------------------------------------------------------------------- bce -- */
 
 /* -(t log p + (1 - t) log(1 - p)), each log clamped at -100 so that p = 0 or 1 costs
- * 100 rather than infinity. Both operands are range-checked: a target outside [0, 1]
- * (data left in [-1, 1]) would make the loss negative and the training silently wrong. */
+ * 100 rather than infinity. The logs are most of the loss's time, so they are taken in
+ * float, as PyTorch does; logf(1 - p) stands for log1pf(-p), 3 times slower here, and
+ * the rounding of 1 - p moves it by 3e-8 at most. The log whose weight is 0 is skipped:
+ * a GAN's targets are all 0 or all 1, and 0 times a clamped log is 0 anyway. */
+static inline double bce_term(float p, float t)
+{
+    float lp = t != 0 ? logf(p) : 0, lq = t != 1 ? logf(1.0f - p) : 0;
+    lp = lp > -100.0f ? lp : -100.0f;
+    lq = lq > -100.0f ? lq : -100.0f;
+    return -((double)t * lp + (1.0 - t) * lq);
+}
+
+/* Both operands are range-checked: a target outside [0, 1] (data left in [-1, 1]) would
+ * make the loss negative and the training silently wrong. */
 static void bce_forward(ag_graph *g, ag_node *n)
 {
     const float *p = n->src[0]->data, *t = n->src[1]->data;
@@ -90,8 +102,7 @@ static void bce_forward(ag_graph *g, ag_node *n)
                     p[k], (long long)k);
             return;
         }
-        double lp = fmax(log(p[k]), -100.0), lq = fmax(log1p(-(double)p[k]), -100.0);
-        loss_put(n, k, -(t[k] * lp + (1.0 - t[k]) * lq), &acc);
+        loss_put(n, k, bce_term(p[k], t[k]), &acc);
     }
     loss_reduce(n, acc, len);
 }

@@ -1,0 +1,136 @@
+#!/bin/sh
+# bench.sh — one Fashion-MNIST epoch of specs/gan.yaml and specs/vae.yaml, measured
+# against this machine's own sgemm throughput (tests/bench/sgemm_probe.c, run here at
+# the same thread count). A benchmark, not a test: it asserts no time. `make bench`
+# builds the probe and runs this; docs/performance.md explains the figures.
+#
+#   scripts/bench.sh [--threads "1 2"] [--reps N] [--out FILE]
+#
+# Every figure is the median of N runs (default 3): other work on the machine makes single
+# runs noisy. Per spec and thread count it reports
+#   wall       the whole command (/usr/bin/time): data loading, the epoch, the test
+#              split's evaluation, the sample grids, the checkpoint
+#   samples/s  the training loop alone (its last progress line)
+#   GFLOP/s    the training FLOPs per sample (below) times samples/s
+#   of sgemm   that as a fraction of the probe's rate for the models' own sgemm shapes
+#              ("mix") and for a 2048-square sgemm (the BLAS's best case)
+#   RSS        peak resident memory (/usr/bin/time)
+# and the time of `aigc-run check specs/gan.yaml`.
+#
+# Training FLOPs per sample, from the forward FLOPs F_m per model and F1_m of its first
+# layer that `aigc-run check` prints, counting a layer's backward as one forward's worth
+# for its weight gradient plus one for its input gradient, when the input needs one:
+#   gan: G once; D on real, on detached fake, on fake again for the G step: 3 F_D.
+#        D step backward through D twice, without the input gradient of D's first layer:
+#        2 (2 F_D - F1_D). G step backward: input gradients only through D (F_D), then
+#        G without its first layer's input gradient (2 F_G - F1_G).
+#        total = 3 F_G + 8 F_D - 2 F1_D - F1_G
+#   vae: encoder and decoder once; backward through both, no input gradient for the
+#        encoder's first layer: total = 3 F_enc + 3 F_dec - F1_enc
+# Element-wise work (activations, the reparameterization, the losses, Adam) is not
+# counted: it is what separates the achieved rate from the sgemm one.
+#
+# Environment: AIGC_RUN (default ./aigc-run), PROBE (default build/tests/bench/sgemm_probe),
+# DATA (default /usr/share/datasets/fashion-mnist).
+set -eu
+
+threads="1 2"
+reps=3
+out=runs/bench/results.txt
+while [ $# -gt 0 ]; do
+    case $1 in
+    --threads) threads=$2; shift 2 ;;
+    --reps) reps=$2; shift 2 ;;
+    --out) out=$2; shift 2 ;;
+    -h | --help) sed -n '2,9p' "$0"; exit 0 ;;
+    *) echo "bench.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
+    esac
+done
+
+AIGC_RUN=${AIGC_RUN:-./aigc-run}
+PROBE=${PROBE:-build/tests/bench/sgemm_probe}
+DATA=${DATA:-/usr/share/datasets/fashion-mnist}
+for f in "$AIGC_RUN" "$PROBE"; do
+    [ -x "$f" ] || { echo "bench.sh: $f is missing (run make bench)" >&2; exit 1; }
+done
+[ -e "$DATA/train-images-idx3-ubyte.gz" ] || [ -e "$DATA/train-images-idx3-ubyte" ] || {
+    echo "bench.sh: no Fashion-MNIST in $DATA (Debian: apt-get install dataset-fashion-mnist)" >&2
+    exit 1
+}
+[ -x /usr/bin/time ] || { echo "bench.sh: /usr/bin/time is missing (Debian: apt-get install time)" >&2; exit 1; }
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+mkdir -p "$(dirname "$out")"
+
+# The median of the numbers on stdin, one a line.
+median() { sort -g | awk '{v[NR] = $1} END {print NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+
+# flops SPEC: the training FLOPs per sample, by the formulas above.
+flops() {
+    "$AIGC_RUN" check "specs/$1.yaml" | awk -v spec="$1" '
+        /^model / { m = $2; first = 1; next }
+        m != "" && first && $1 != "layer" { f1[m] = $NF; first = 0 }
+        /^  total: / { gsub(",", ""); f[m] = $4 }
+        END {
+            if (spec == "gan") print 3 * f["G"] + 8 * f["D"] - 2 * f1["D"] - f1["G"]
+            else if (spec == "vae") print 3 * f["encoder"] + 3 * f["decoder"] - f1["encoder"]
+        }'
+}
+
+# The check command's time, in milliseconds.
+check_ms=$(for i in 1 2 3 4 5; do
+    /usr/bin/time -f %e -o "$tmp/time" "$AIGC_RUN" check specs/gan.yaml >/dev/null
+    awk '{print $1 * 1000}' "$tmp/time"
+done | median)
+
+{
+    echo "aigc-run bench, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, medians of $reps runs"
+    echo "$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
+    echo "check specs/gan.yaml: $check_ms ms"
+    echo
+    printf '%-4s %3s %8s %10s %8s %13s %13s %8s\n' spec thr "wall s" samples/s GFLOP/s "of sgemm mix" "of 2048^2" "RSS MB"
+} >"$tmp/table"
+
+for t in $threads; do
+    "$PROBE" -t "$t" gan=100,256,512,784+784,512,256,1 vae=784,400,40+20,400,784 >"$tmp/probe-$t"
+    cat "$tmp/probe-$t" >>"$tmp/probes"
+    square=$(awk '/^square/ {print $3}' "$tmp/probe-$t")
+    for spec in gan vae; do
+        mix=$(awk -v s="$spec" '$1 == "mix" && $2 == s {print $3}' "$tmp/probe-$t")
+        fl=$(flops "$spec")
+        : >"$tmp/runs"
+        r=1
+        while [ "$r" -le "$reps" ]; do
+            /usr/bin/time -f '%e %M' -o "$tmp/time" "$AIGC_RUN" "specs/$spec.yaml" \
+                --set data.dataset=fashion-mnist --set "data.path=$DATA" --epochs 1 \
+                --threads "$t" --progress lines --out "$tmp/run" >/dev/null 2>"$tmp/err" || {
+                cat "$tmp/err" >&2
+                exit 1
+            }
+            rate=$(awk '/samples\/s/ {for (i = 1; i < NF; i++) if ($(i + 1) == "samples/s") r = $i} END {print r}' "$tmp/err")
+            echo "$(cat "$tmp/time") $rate" >>"$tmp/runs"
+            r=$((r + 1))
+        done
+        wall=$(awk '{print $1}' "$tmp/runs" | median)
+        rss=$(awk '{print $2 / 1024}' "$tmp/runs" | median)
+        sps=$(awk '{print $3}' "$tmp/runs" | median)
+        awk -v s="$spec" -v t="$t" -v w="$wall" -v sps="$sps" -v fl="$fl" -v mix="$mix" \
+            -v sq="$square" -v rss="$rss" 'BEGIN {
+                gf = fl * sps * 1e-9
+                printf "%-4s %3d %8.2f %10.0f %8.1f %7.0f%% of %-4.0f %5.0f%% of %-4.0f %8.0f\n",
+                    s, t, w, sps, gf, 100 * gf / mix, mix, 100 * gf / sq, sq, rss
+            }' >>"$tmp/table"
+    done
+done
+
+{
+    echo
+    echo "training FLOPs per sample: gan $(flops gan), vae $(flops vae)"
+    echo
+    echo "sgemm probe (GFLOP/s):"
+    cat "$tmp/probes"
+} >>"$tmp/table"
+cp "$tmp/table" "$out"
+cat "$out"
+echo "(written to $out)"

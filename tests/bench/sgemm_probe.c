@@ -1,0 +1,151 @@
+/* sgemm_probe.c — this machine's cblas_sgemm throughput, the ceiling that
+ * scripts/bench.sh measures a training run against.
+ *
+ *     sgemm_probe [-t THREADS] [-b BATCH] [-q SQUARE] NAME=W0,W1,...,Wn[+W0,...] ...
+ *
+ * Each NAME=... is a set of MLPs by their layer widths, joined by '+' (the GAN's
+ * generator and discriminator are gan=100,256,512,784+784,512,256,1). Per linear layer in -> out at batch B (B rows), a training step makes three
+ * sgemms, in the dimension letters of runtime/ops/linalg.c (C [M, N] = op(A) [M, K] op(B)):
+ *
+ *     forward  y  = x W^T     M = B,   N = out, K = in    (A plain, B transposed)
+ *     input    dx = dy W      M = B,   N = in,  K = out   (both plain)
+ *     weight   dW = dy^T x    M = out, N = in,  K = B     (A transposed)
+ *
+ * Printed: the rate of each, then per model the rate of all its sgemms run back to
+ * back as a step runs them ("mix"), then a large square sgemm (the BLAS's best case).
+ * Lines are "key value..." so that a script can pick them out. Each figure is the median
+ * of 5 rounds of at least 0.1 s, because other work on the machine makes single runs
+ * noisy.
+ */
+#include <cblas.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+enum { ROUNDS = 5, MAX_LAYERS = 32, MAX_GEMMS = 256 };
+
+typedef struct gemm {
+    int ta, tb, m, n, k;
+    const char *what;
+} gemm;
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Operands big enough for every gemm of the run, filled once with small values. */
+static float *buf_a, *buf_b, *buf_c;
+
+static void run(const gemm *g)
+{
+    int lda = g->ta ? g->m : g->k, ldb = g->tb ? g->k : g->n;
+    cblas_sgemm(CblasRowMajor, g->ta ? CblasTrans : CblasNoTrans,
+                g->tb ? CblasTrans : CblasNoTrans, g->m, g->n, g->k, 1.0f, buf_a, lda, buf_b,
+                ldb, 0.0f, buf_c, g->n);
+}
+
+/* GFLOP/s of running gemms [0, n) back to back: the median over ROUNDS rounds. */
+static double rate(const gemm *gs, int n)
+{
+    double flops = 0;
+    for (int i = 0; i < n; i++) flops += 2.0 * gs[i].m * gs[i].n * gs[i].k;
+    for (int i = 0; i < n; i++) run(&gs[i]); /* warm the caches and the BLAS threads */
+    double r[ROUNDS];
+    for (int round = 0; round < ROUNDS; round++) {
+        long reps = 0;
+        double t0 = now(), t;
+        do {
+            for (int i = 0; i < n; i++) run(&gs[i]);
+            reps++;
+            t = now() - t0;
+        } while (t < 0.1);
+        r[round] = flops * (double)reps / t * 1e-9;
+    }
+    qsort(r, ROUNDS, sizeof r[0], cmp_double);
+    return r[ROUNDS / 2];
+}
+
+static void usage(void)
+{
+    fputs("usage: sgemm_probe [-t THREADS] [-b BATCH] [-q SQUARE] NAME=W0,W1,...,Wn ...\n",
+          stderr);
+    exit(2);
+}
+
+int main(int argc, char **argv)
+{
+    int threads = 1, batch = 64, square = 2048, argi = 1;
+    for (; argi + 1 < argc && argv[argi][0] == '-'; argi += 2) {
+        int v = atoi(argv[argi + 1]);
+        if (v < 1) usage();
+        if (!strcmp(argv[argi], "-t")) threads = v;
+        else if (!strcmp(argv[argi], "-b")) batch = v;
+        else if (!strcmp(argv[argi], "-q")) square = v;
+        else usage();
+    }
+    if (argi >= argc) usage();
+    openblas_set_num_threads(threads);
+    printf("threads %d\nbatch %d\n", threads, batch);
+
+    /* The largest operand is the square one or a weight matrix. */
+    size_t biggest = (size_t)square * square;
+    int widths[MAX_LAYERS + 1];
+    for (int a = argi; a < argc; a++) {
+        const char *eq = strchr(argv[a], '=');
+        if (!eq) usage();
+        for (const char *s = eq + 1; *s;) {
+            char *end;
+            long w = strtol(s, &end, 10);
+            if (end == s || w < 1 || w > 1 << 16 || (*end && *end != ',' && *end != '+'))
+                usage();
+            size_t need = (size_t)w * (size_t)(w > batch ? w : batch);
+            if (need > biggest) biggest = need;
+            s = *end ? end + 1 : end;
+        }
+    }
+    buf_a = malloc(biggest * sizeof(float));
+    buf_b = malloc(biggest * sizeof(float));
+    buf_c = malloc(biggest * sizeof(float));
+    if (!buf_a || !buf_b || !buf_c) return perror("sgemm_probe"), 1;
+    for (size_t i = 0; i < biggest; i++) buf_a[i] = buf_b[i] = buf_c[i] = (float)(i % 7) * 0.01f;
+
+    for (int a = argi; a < argc; a++) {
+        const char *name = argv[a], *eq = strchr(name, '=');
+        gemm gs[MAX_GEMMS];
+        int ng = 0, nw = 0;
+        for (const char *s = eq + 1; *s;) {
+            char *end;
+            if (nw > MAX_LAYERS || ng + 3 > MAX_GEMMS) usage();
+            widths[nw++] = (int)strtol(s, &end, 10);
+            if (nw >= 2) {
+                int in = widths[nw - 2], out = widths[nw - 1];
+                gs[ng++] = (gemm){0, 1, batch, out, in, "forward"};
+                gs[ng++] = (gemm){0, 0, batch, in, out, "input"};
+                gs[ng++] = (gemm){1, 0, out, in, batch, "weight"};
+            }
+            if (*end == '+') nw = 0; /* the next MLP */
+            s = *end ? end + 1 : end;
+        }
+        if (ng == 0) usage();
+        for (int i = 0; i < ng; i++)
+            printf("gemm %.*s %-7s M=%d N=%d K=%d %.2f GFLOP/s\n", (int)(eq - name), name,
+                   gs[i].what, gs[i].m, gs[i].n, gs[i].k, rate(&gs[i], 1));
+        printf("mix %.*s %.2f GFLOP/s\n", (int)(eq - name), name, rate(gs, ng));
+    }
+    gemm sq = {0, 0, square, square, square, "square"};
+    printf("square %d %.2f GFLOP/s\n", square, rate(&sq, 1));
+    free(buf_a);
+    free(buf_b);
+    free(buf_c);
+    return 0;
+}
