@@ -240,6 +240,7 @@ struct ag_graph {
     ag_error err;
     ag_loc loc;             /* stamped on the nodes made next */
     int64_t slab_floats;    /* planned memory, for reports */
+    int64_t max_bytes;      /* ag_graph_plan refuses a larger slab; 0: no limit */
 };
 
 void ag_graph_init(ag_graph *g, ag_params *ps, rng *r);

@@ -134,6 +134,7 @@ typedef struct sp_spec {
     int nsamples;
     sp_sample *samples;      /* the first is the one drawn after each epoch */
     int sample_count;        /* > 0: overrides every section's count (-n) */
+    int64_t max_memory;      /* bytes the run may plan; 0: no limit (--max-memory) */
     int has_schedule;
     sp_schedule schedule;
     const char *hooks;       /* a Lua script, or NULL */

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "aigc/ckpt.h"
 #include "aigc/hooks.h"
@@ -50,6 +51,7 @@ static const char usage[] =
     "                      the first)\n"
     "  --json              eval: one JSON object instead of lines\n"
     "  --threads N         BLAS threads (default 1: the same results on every machine)\n"
+    "  --max-memory MB     refuse a spec that plans more (default: 80% of physical memory)\n"
     "  --progress MODE     bar, lines or auto (default: a bar on a terminal)\n"
     "  --unsafe-hooks      let the spec's Lua hooks use io and os\n"
     "  --hook-errors MODE  fail (default: save a checkpoint and stop) or warn (go on)\n"
@@ -67,6 +69,7 @@ typedef struct cli_args {
     char quality_spec[4096];   /* --quality CSPEC[:CF], split */
     const char *quality, *quality_weights;
     int threads, progress, json, unsafe_hooks, warn_hooks, count;
+    int64_t max_memory;
 } cli_args;
 
 static int bad_usage(const char *fmt, const char *arg)
@@ -103,7 +106,7 @@ static int add_set(cli_args *a, const char *key, long n)
 
 typedef enum cli_opt {
     O_SET, O_EPOCHS, O_SEED, O_OUT, O_THREADS, O_PROGRESS, O_RESUME, O_INIT, O_CHECKPOINT, O_COUNT,
-    O_IMAGE, O_JSON, O_UNSAFE_HOOKS, O_HOOK_ERRORS, O_SECTION, O_QUALITY
+    O_IMAGE, O_JSON, O_UNSAFE_HOOKS, O_HOOK_ERRORS, O_SECTION, O_MAX_MEMORY, O_QUALITY
 } cli_opt;
 
 static const struct {
@@ -116,7 +119,7 @@ static const struct {
     {"--resume", O_RESUME, 2},     {"--init", O_INIT, 1},         {"--checkpoint", O_CHECKPOINT, 1},
     {"-n", O_COUNT, 1},            {"-o", O_IMAGE, 1},            {"--json", O_JSON, 0},
     {"--unsafe-hooks", O_UNSAFE_HOOKS, 0}, {"--hook-errors", O_HOOK_ERRORS, 1},
-    {"--section", O_SECTION, 1},   {"--quality", O_QUALITY, 1},
+    {"--section", O_SECTION, 1},   {"--max-memory", O_MAX_MEMORY, 1},   {"--quality", O_QUALITY, 1},
 };
 
 static int is_spec_path(const char *s);
@@ -137,6 +140,10 @@ static int set_option(cli_args *a, cli_opt opt, const char *name, const char *v)
         a->count = (int)n;
         return -1;
     case O_SECTION: a->section = v; return -1;
+    case O_MAX_MEMORY:
+        if (parse_int_arg(name, v, 1, 1L << 30, &n)) return EXIT_USAGE;
+        a->max_memory = (int64_t)n << 20;
+        return -1;
     case O_QUALITY: {
         /* CSPEC:CF: the spec ends in .yaml or .yml, so a colon after that splits. */
         if (snprintf(a->quality_spec, sizeof a->quality_spec, "%s", v) >= (int)sizeof a->quality_spec)
@@ -354,6 +361,10 @@ int main(int argc, char **argv)
         return rc;
     }
     s.sample_count = a.count;
+    /* By default a share of physical memory: a spec too big for the machine is
+     * refused with its size, before anything is allocated. */
+    s.max_memory = a.max_memory ? a.max_memory
+                                : (int64_t)sysconf(_SC_PHYS_PAGES) * sysconf(_SC_PAGE_SIZE) / 10 * 8;
     if (a.quality) {
         /* Measuring draws in pieces and writes no grid: the grid need not fit. */
         s.sample_count = a.count && a.count < QUALITY_DRAW ? a.count : QUALITY_DRAW;

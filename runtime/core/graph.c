@@ -162,6 +162,10 @@ int ag_graph_plan(ag_graph *g, int max_batch, ag_error *err)
         if (n->op != AG_OP_PARAM && n->has_grad && !(fl & AG_DEF_ALIAS_GRAD)) total += numel;
         total += round_up(n->aux_numel);
     }
+    /* Refused before anything is allocated: a spec error, not an out-of-memory exit. */
+    if (g->max_bytes && total * (int64_t)sizeof(float) > (g->max_bytes > 0 ? g->max_bytes : 1))
+        return ag_errorf(err, (ag_loc){0}, "the graph needs %lld MB at batch %d, more than the %lld MB left under the memory limit (--max-memory)",
+                         (long long)(total * (int64_t)sizeof(float) >> 20), max_batch, (long long)(g->max_bytes >> 20));
     float *slab = total ? ar_alloc(&g->arena, (size_t)total * sizeof(float)) : NULL;
     g->slab_floats = total;
 

@@ -355,7 +355,14 @@ static int plan_step(pg_program *p, ag_error *err)
         }
     }
     free(idx);
-    return plan_with_constants(p, &p->step, s->data.batch, err);
+    if (plan_with_constants(p, &p->step, s->data.batch, err)) {
+        if (!strncmp(err->msg, "the graph needs", 15)) {
+            ag_error e = *err;
+            return ag_errorf(err, s->data.loc, "the training step: %s", e.msg);
+        }
+        return AG_ERR;
+    }
+    return AG_OK;
 }
 
 /* -------------------------------------------------------------- sample -- */
@@ -376,6 +383,14 @@ static int compile_assignments(ev_ctx *c, ex_stmt *const *steps, int n, ag_error
         for (size_t j = 0; j < st->nnames; j++) ev_bind(c, st->names[j], v[j]);
     }
     return AG_OK;
+}
+
+/* What the run has planned so far: parameters with their state, and the graphs. */
+static int64_t need_bytes(const pg_program *p)
+{
+    int64_t n = p->params.total * (int64_t)sizeof(float) * 5 + p->step.slab_floats * (int64_t)sizeof(float);
+    for (int k = 0; k < p->nsamples; k++) n += p->samples[k].graph.slab_floats * (int64_t)sizeof(float);
+    return n;
 }
 
 /* The names a loop's statements assign that exist before it are carried from one
@@ -439,6 +454,7 @@ static int compile_sample(pg_program *p, int k, ag_error *err)
     ag_graph *g = &q->graph;
     ag_graph_init(g, &p->params, &p->sample_rng);
     g->training = 0;
+    g->max_bytes = s->max_memory ? s->max_memory - need_bytes(p) : 0;
     q->spec = sm;
     q->count = s->sample_count > 0 ? s->sample_count : sm->count;
     ev_ctx c = {.p = p, .g = g};
@@ -509,10 +525,20 @@ int pg_build(pg_program *p, const sp_spec *s, int rows, int cols, int classes, a
     for (int k = 0; k < s->nmodels; k++) p->models[k].spec = &s->models[k];
 
     if (declare_models(p, err)) return AG_ERR;
+    /* Values, gradients and up to three optimizer moments per parameter, checked
+     * before any of it is allocated. */
+    int64_t need = p->params.total * (int64_t)sizeof(float) * 5;
+    if (s->max_memory && need > s->max_memory)
+        return ag_errorf(err, s->models[0].loc,
+                         "the models have %lld parameters: with their gradients and optimizer state %lld MB, "
+                         "more than the memory limit of %lld MB (--max-memory)",
+                         (long long)p->params.total, (long long)(need >> 20), (long long)(s->max_memory >> 20));
     ag_params_alloc(&p->params);
     init_params(p);
     if (make_optims(p, err)) return AG_ERR;
     ag_graph_init(&p->step, &p->params, &p->rng);
+    /* The graphs share what the parameters leave of the limit. */
+    p->step.max_bytes = s->max_memory ? s->max_memory - need : 0;
     if (compile_step(p, err) || check_coverage(p, err) || plan_step(p, err)) return AG_ERR;
     p->nsamples = s->nsamples;
     p->samples = ag_xcalloc((size_t)(s->nsamples ? s->nsamples : 1), sizeof *p->samples);
