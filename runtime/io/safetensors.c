@@ -19,6 +19,10 @@ static ag_loc sf_at_impl(const char *path) { return (ag_loc){path, 0, 0}; }
 
 int64_t sf_numel(const sf_tensor *t)
 {
+    /* A file's empty tensor may have other sizes far beyond int64_t together
+     * ([2^62, 2^62, 0]; sf_open checks the product only when it is not 0). */
+    for (int k = 0; k < t->ndim; k++)
+        if (t->shape[k] == 0) return 0;
     int64_t n = 1;
     for (int k = 0; k < t->ndim; k++) n *= t->shape[k];
     return n;

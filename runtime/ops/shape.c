@@ -7,6 +7,8 @@
 #include <math.h>
 #include <string.h>
 
+#include <stdint.h>
+
 #include "aigc/graph.h"
 #include "axis.h"
 
@@ -33,6 +35,8 @@ static int reshape_infer(ag_node *n, ag_error *err)
                              "reshape: bad new shape %s: dims must be positive, with at "
                              "most one -1",
                              ws);
+        } else if (known > INT64_MAX / want.d[k]) {
+            return ag_errorf(err, n->loc, "reshape: the new shape %s has too many values", ws);
         } else {
             known *= want.d[k];
         }

@@ -454,6 +454,11 @@ int ly_apply(ev_ctx *c, const ly_def *d, const double *args, const pv *x, ag_loc
                 k += snprintf(label + k, sizeof label - (size_t)k, " %g", args[j]);
         s->label = ar_strdup(&c->p->params.arena, label);  /* lives as long as the program */
         if (d->declare && d->declare(c, s, x->node, prefix, err)) return AG_ERR;
+        /* Each layer holds at most 2^48 values (sizes are capped at 2^24): a store past
+         * 2^40 is refused here, long before its count could overflow. */
+        if (c->p->params.total > (int64_t)1 << 40)
+            return ag_errorf(err, loc, "the models have more than 2^40 parameters (%lld); no machine holds them",
+                             (long long)c->p->params.total);
     } else {
         AG_ASSERT(c->cursor < m->nslots && m->slots[c->cursor].def == d);
         s = &m->slots[c->cursor];

@@ -527,7 +527,8 @@ int pg_build(pg_program *p, const sp_spec *s, int rows, int cols, int classes, a
     if (declare_models(p, err)) return AG_ERR;
     /* Values, gradients and up to three optimizer moments per parameter, checked
      * before any of it is allocated. */
-    int64_t need = p->params.total * (int64_t)sizeof(float) * 5;
+    int64_t per = (int64_t)sizeof(float) * 5;
+    int64_t need = p->params.total > INT64_MAX / per ? INT64_MAX : p->params.total * per;
     if (s->max_memory && need > s->max_memory)
         return ag_errorf(err, s->models[0].loc,
                          "the models have %lld parameters: with their gradients and optimizer state %lld MB, "

@@ -117,9 +117,15 @@ static int parse_shape(const yt_node *n, const char *what, ag_shape *out, ag_err
         return ag_errorf(err, n->loc, "'%s' must be a size or a list of up to %d sizes", what,
                          AG_MAX_DIMS - 1);
     out->ndim = (int)n->n;
+    int64_t values = 1;
     for (size_t k = 0; k < n->n; k++) {
         if (yt_int(n->items[k], what, 1, 1L << 24, &v, err)) return AG_ERR;
         out->d[k] = (int)v;
+        /* The same bound for the whole sample as for one size: every product of
+         * sizes later (numel, batch times sample) then stays far inside int64_t. */
+        if ((values *= v) > 1L << 24)
+            return ag_errorf(err, n->loc, "'%s' must hold at most %ld values per sample", what,
+                             1L << 24);
     }
     return AG_OK;
 }
