@@ -37,7 +37,7 @@ int ag_errorf(ag_error *err, ag_loc loc, const char *fmt, ...)
 static void *oom(size_t n)
 {
     fprintf(stderr, "aigc-run: out of memory (asked for %zu bytes)\n", n);
-    exit(2);
+    exit(1); /* a run that cannot go on, like any other run error; 2 is bad usage */
 }
 
 void *ag_xmalloc(size_t n)

@@ -616,6 +616,7 @@ int sp_load(sp_spec *s, const char *path, const sp_set *sets, int nsets, ag_erro
 
     const yt_node *name = yt_need(root, "name", err);
     if (!name || yt_str(name, "name", &s->name, err)) return AG_ERR;
+    if (!*s->name) return ag_errorf(err, name->loc, "'name' is empty; it names the run directory");
     for (const char *c = s->name; *c; c++)
         if (!(*c == '-' || *c == '_' || *c == '.' || (*c >= '0' && *c <= '9') ||
               (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z')) || s->name[0] == '.')

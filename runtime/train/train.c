@@ -339,6 +339,7 @@ typedef struct tr_run_state {
     lh_tensor *htensors;
     double *hvalues, *htest;
     int stop;
+    int hook_failed;        /* the last callback raised: the run is saved before it ends */
 } tr_run_state;
 
 /* After each epoch every section: the first as samples-epoch-NNN.png, the others
@@ -563,6 +564,7 @@ static int hook(tr_run_state *st, lh_event ev, const tr_means *train, const tr_m
         st->htensors[k] = (lh_tensor){p->named[k], p->named_nodes[k]->data, p->named_nodes[k]->shape};
 
     int rc = lh_call(st->hooks, ev, r, err);
+    st->hook_failed = rc == AG_ERR;
     if (rc == LH_WARNED) {
         hook_print(st, err->msg);
         rc = AG_OK;
@@ -805,7 +807,7 @@ int tr_run(pg_program *p, const tr_data *d, const tr_options *o, ag_error *err)
     sigaction(SIGTERM, &sa, &old_term);
     if (rc == AG_OK) {
         rc = run_epochs(st, err);
-        if (rc && st->hooks && strstr(err->msg, "hook '")) {
+        if (rc && st->hook_failed) {
             /* A broken hook loses no training: the run so far is saved first. */
             ag_error e2;
             if (checkpoint(st, &e2) == AG_OK)
