@@ -7,6 +7,7 @@
 #include "aigc/graph.h"
 #include "golden.h"
 #include "gradcheck.h"
+#include "fixture.h"
 #include "tap.h"
 
 /* ------------------------------------------------------------ references -- */
@@ -105,28 +106,7 @@ static void ref_upsample(const ag_shape *xs, int s, const float *x, float *y)
                 y[(p * h * s + oy) * w * s + ox] = x[(p * h + oy / s) * w + ox / s];
 }
 
-/* -------------------------------------------------------------- fixtures -- */
-
-/* A graph with no parameters, for forward-only checks. */
-typedef struct fixture {
-    rng r;
-    ag_params ps;
-    ag_graph g;
-} fixture;
-
-static void fx_init(fixture *f, uint64_t seed)
-{
-    rng_seed(&f->r, seed);
-    ag_params_init(&f->ps);
-    ag_params_alloc(&f->ps);
-    ag_graph_init(&f->g, &f->ps, &f->r);
-}
-
-static void fx_free(fixture *f)
-{
-    ag_graph_free(&f->g);
-    ag_params_free(&f->ps);
-}
+/* ---------------------------------------------------------------- checks -- */
 
 static float max_abs_diff(const float *a, const float *b, int64_t n)
 {

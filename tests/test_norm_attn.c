@@ -6,37 +6,8 @@
 #include "aigc/graph.h"
 #include "golden.h"
 #include "gradcheck.h"
+#include "fixture.h"
 #include "tap.h"
-
-/* A graph with no parameters, for forward-only checks. Lives where it was declared: the
- * graph points at the fixture's generator. */
-typedef struct fixture {
-    rng r;
-    ag_params ps;
-    ag_graph g;
-} fixture;
-
-static void fx_init(fixture *f, uint64_t seed)
-{
-    rng_seed(&f->r, seed);
-    ag_params_init(&f->ps);
-    ag_params_alloc(&f->ps);
-    ag_graph_init(&f->g, &f->ps, &f->r);
-}
-
-static int fx_plan(fixture *f, ag_node *out)
-{
-    ag_error err;
-    if (!out) return ok(0, "graph builds: %s", f->g.err.msg);
-    if (ag_graph_plan(&f->g, 1, &err) != AG_OK) return ok(0, "graph plans: %s", err.msg);
-    return 1;
-}
-
-static void fx_free(fixture *f)
-{
-    ag_graph_free(&f->g);
-    ag_params_free(&f->ps);
-}
 
 static void fill_uniform(rng *r, ag_node *n, float lo, float hi)
 {

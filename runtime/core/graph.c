@@ -40,29 +40,25 @@ static int infer(ag_graph *g, ag_node *n, ag_error *err)
     return def->infer ? def->infer(n, err) : AG_OK;
 }
 
-ag_node *ag_new(ag_graph *g, ag_op op, int nsrc, ag_node *const *src, const float *f,
-                const int *ip)
+/* A node stamped with the graph's place and the op's parameters, not yet added. */
+static ag_node *make_node(ag_graph *g, ag_op op, const float *f, const int *ip)
 {
     AG_ASSERT(!g->planned);
     AG_ASSERT(op >= 0 && op < AG_OP_COUNT);
-    const ag_op_def *def = ag_op_defs[op];
-    AG_ASSERT(nsrc >= def->min_src && nsrc <= def->max_src);
-    for (int k = 0; k < nsrc; k++)
-        if (!src[k]) return NULL;  /* an earlier builder failed and said why */
-
     ag_node *n = ar_alloc(&g->arena, sizeof *n);
     n->op = op;
     n->id = g->n;
-    n->nsrc = nsrc;
     n->loc = g->loc;
-    for (int k = 0; k < nsrc; k++) {
-        n->src[k] = src[k];
-        n->batched |= src[k]->batched;
-    }
     if (f) memcpy(n->f, f, sizeof n->f);
     if (ip) memcpy(n->i, ip, sizeof n->i);
-    if (infer(g, n, &g->err) != AG_OK) return NULL;
+    return n;
+}
 
+/* Infers n's shape and appends it in execution order; NULL (the message in g->err)
+ * when the shapes do not fit. */
+static ag_node *add_node(ag_graph *g, ag_node *n)
+{
+    if (infer(g, n, &g->err) != AG_OK) return NULL;
     if (g->n == g->cap) {
         g->cap = g->cap ? 2 * g->cap : 64;
         g->nodes = ag_xrealloc(g->nodes, (size_t)g->cap * sizeof *g->nodes);
@@ -71,25 +67,30 @@ ag_node *ag_new(ag_graph *g, ag_op op, int nsrc, ag_node *const *src, const floa
     return n;
 }
 
+ag_node *ag_new(ag_graph *g, ag_op op, int nsrc, ag_node *const *src, const float *f,
+                const int *ip)
+{
+    AG_ASSERT(op >= 0 && op < AG_OP_COUNT);
+    const ag_op_def *def = ag_op_defs[op];
+    AG_ASSERT(nsrc >= def->min_src && nsrc <= def->max_src);
+    for (int k = 0; k < nsrc; k++)
+        if (!src[k]) return NULL;  /* an earlier builder failed and said why */
+    ag_node *n = make_node(g, op, f, ip);
+    n->nsrc = nsrc;
+    for (int k = 0; k < nsrc; k++) {
+        n->src[k] = src[k];
+        n->batched |= src[k]->batched;
+    }
+    return add_node(g, n);
+}
+
 ag_node *ag_leaf(ag_graph *g, ag_op op, ag_shape shape, int batched, const float *f,
                  const int *ip)
 {
-    AG_ASSERT(!g->planned);
-    ag_node *n = ar_alloc(&g->arena, sizeof *n);
-    n->op = op;
-    n->id = g->n;
-    n->loc = g->loc;
+    ag_node *n = make_node(g, op, f, ip);
     n->shape = shape;
     n->batched = batched && shape.ndim > 0;
-    if (f) memcpy(n->f, f, sizeof n->f);
-    if (ip) memcpy(n->i, ip, sizeof n->i);
-    if (infer(g, n, &g->err) != AG_OK) return NULL;
-    if (g->n == g->cap) {
-        g->cap = g->cap ? 2 * g->cap : 64;
-        g->nodes = ag_xrealloc(g->nodes, (size_t)g->cap * sizeof *g->nodes);
-    }
-    g->nodes[g->n++] = n;
-    return n;
+    return add_node(g, n);
 }
 
 ag_node *ag_param(ag_graph *g, int index)
