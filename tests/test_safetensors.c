@@ -267,10 +267,10 @@ static void test_truncated(void)
     free(full);
 
     refused(make_raw((uint64_t)100 << 20 | 1, "{}", 0),
-            "header length 104857601 is absurd (the limit is 104857600 bytes)",
+            "header length 104857601 is absurd (the limit is 104857600 bytes): not a safetensors file?",
             "a header over 100 MB");
     refused(make_raw(UINT64_MAX, "{}", 0),
-            "header length 18446744073709551615 is absurd (the limit is 104857600 bytes)",
+            "header length 18446744073709551615 is absurd (the limit is 104857600 bytes): not a safetensors file?",
             "a header length of 2^64 - 1");
     refused(make_raw(3, "{}", 0), "header length 3 runs past the end of the file (10 bytes)",
             "a header length one past the end");

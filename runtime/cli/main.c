@@ -245,6 +245,11 @@ static int parse_args(int argc, char **argv, cli_args *a)
     if (a->quality && strcmp(a->command, "eval")) return bad_usage("%s", "--quality is for eval");
     if (a->count > 4096 && strcmp(a->command, "eval"))
         return bad_usage("%s", "-n expects a whole number in [1, 4096] for sample");
+    /* An option the command does not use is a mistake to report, not to ignore. */
+    if (!sampling && (a->image || a->section || a->json || a->count))
+        return bad_usage("%s", "-n, -o, --section and --json are for sample and eval");
+    if (!strcmp(a->command, "eval") && a->image) return bad_usage("%s", "-o is for sample");
+    if (!strcmp(a->command, "sample") && a->json) return bad_usage("%s", "--json is for eval");
     return -1;
 }
 

@@ -691,7 +691,7 @@ static int sf_open_impl(sf_file *f, int fd, const char *path, ag_error *err)
     uint64_t hlen = 0;
     for (int k = 0; k < 8; k++) hlen |= (uint64_t)len8[k] << (8 * k);
     if (hlen > SF_MAX_HEADER)
-        return ag_errorf(err, at, "header length %llu is absurd (the limit is %llu bytes)",
+        return ag_errorf(err, at, "header length %llu is absurd (the limit is %llu bytes): not a safetensors file?",
                          (unsigned long long)hlen, (unsigned long long)SF_MAX_HEADER);
     if (hlen > size - 8)
         return ag_errorf(err, at, "header length %llu runs past the end of the file (%llu bytes)",

@@ -53,4 +53,10 @@ run $S/tiny-ae.yaml --set data.batch=32 --set train.epochs=1 --out "$TMP/ae" --p
 is "$RC" 0 "--set data.batch=32: a run exits 0"
 is "$(json_field "$TMP/ae/metrics.jsonl" epoch 1 step)" 282 "--set data.batch=32: 282 steps in the epoch"
 
+# Options a command does not use are reported, not ignored.
+expect_error 2 "aigc-run: -n, -o, --section and --json are for sample and eval" check specs/vae.yaml --section prior
+expect_error 2 "aigc-run: -n, -o, --section and --json are for sample and eval" specs/vae.yaml -o x.png
+expect_error 2 "aigc-run: -o is for sample" eval specs/vae.yaml --checkpoint runs/vae -o x.png
+expect_error 2 "aigc-run: --json is for eval" sample specs/vae.yaml --checkpoint runs/vae --json
+
 done_testing
