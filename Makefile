@@ -128,7 +128,7 @@ $(BUILD)/tests/bench/sgemm_probe: tests/bench/sgemm_probe.c
 # make quality: the quality report (scripts/quality.sh; docs/quality.md): trains each
 # family's spec for a stated budget on the embedded MNIST subset and on Fashion-MNIST
 # (skipped if absent) under runs/quality/, measures the samples, and rewrites the measured
-# part of docs/quality.md and docs/img/quality/. About 15 min of CPU.
+# part of docs/quality.md and docs/img/quality/. About 12 min of CPU on one thread.
 # QUALITY_ARGS="--seed 1 --threads 2" changes the runs.
 .PHONY: quality
 quality: aigc-run
