@@ -135,7 +135,7 @@ typedef enum ag_op {
     AG_OP_BCE_LOGITS,   /* (logits, target) */
     AG_OP_MSE,
     AG_OP_L1,
-    AG_OP_CROSS_ENTROPY, /* (logits [N, C], class indices [N] as floats) */
+    AG_OP_CROSS_ENTROPY, /* (logits [..., C], class indices [...] as floats) */
     AG_OP_KL_NORMAL,    /* (mu, logvar): -0.5 * (1 + logvar - mu^2 - exp(logvar)) */
     /* regularization */
     AG_OP_DROPOUT,      /* p f[0]; identity when the graph is not training */
@@ -161,6 +161,8 @@ typedef enum ag_op {
     AG_OP_BERNOULLI,    /* 1 with probability p = src0 (in [0, 1]), drawn at every forward */
     AG_OP_TABLE_AT,     /* table [T], index [N...] -> table[index], f[0] where the index is
                          * outside [0, T); shaped [N, 1, ...] to rank i[0] (0: as index) */
+    AG_OP_CATEGORICAL,  /* logits [..., V] -> [...]: an index drawn from softmax(logits) at every
+                         * forward, among the i[0] largest logits (0: all) */
     AG_OP_COUNT
 } ag_op;
 
@@ -295,6 +297,7 @@ ag_node *ag_interpolate(ag_graph *g, ag_node *a, ag_node *b, int steps);
 ag_node *ag_randint(ag_graph *g, ag_shape shape, int batched, int high);
 ag_node *ag_threshold(ag_graph *g, ag_node *x, float t);
 ag_node *ag_bernoulli(ag_graph *g, ag_node *p);
+ag_node *ag_categorical(ag_graph *g, ag_node *logits, int top_k /* 0: all */);
 ag_node *ag_table_at(ag_graph *g, ag_node *table, ag_node *index, float outside, int rank);
 ag_node *ag_softmax(ag_graph *g, ag_node *x, int axis);
 ag_node *ag_log_softmax(ag_graph *g, ag_node *x, int axis);

@@ -68,12 +68,13 @@ typedef struct pg_program {
     opt_optimizer *optims;
 
     ag_graph step;         /* the training step over one batch */
-    ag_node *pixels;       /* [B, H, W] inputs written per batch */
+    ag_node *pixels;       /* [B, H, W] inputs written per batch; text: `tokens` [B, cols] */
     ag_node *labels;       /* [B] */
     int nsegs;
     pg_segment *segs;
     int nlogs;
     ag_node **logs;        /* the logged scalars, in the spec's order */
+    int nll_log;           /* train.nll's index in logs, -1 without one */
     ag_loc *node_stmt;     /* per step node: the statement that made it */
     int nnamed;            /* the step's named tensors, for hooks */
     const char **named;
@@ -95,7 +96,9 @@ typedef struct pg_program {
     int classes;
 } pg_program;
 
-/* rows, cols and classes describe the data (its images are rows x cols). */
+/* rows, cols and classes describe the data: its images are rows x cols in classes
+ * classes; for text (the spec's data.kind), its windows are 1 x cols tokens (context + 1)
+ * and classes is the vocabulary's size. */
 int pg_build(pg_program *p, const sp_spec *s, int rows, int cols, int classes, ag_error *err);
 void pg_free(pg_program *p);
 

@@ -69,13 +69,19 @@ typedef struct sp_optim {
     ag_loc *model_locs;
 } sp_optim;
 
+/* What a data set's items are: images with labels (IDX files), or windows of text. */
+typedef enum sp_data_kind { SP_DATA_IMAGES, SP_DATA_TEXT } sp_data_kind;
+
 typedef struct sp_data {
-    const char *dataset;     /* "mnist" or "fashion-mnist": IDX image files */
+    const char *dataset;     /* "mnist", "fashion-mnist" (IDX image files) or "text" */
+    sp_data_kind kind;
     const char *path;
     ag_loc path_loc;
     int batch;
     int shuffle;
-    ex_node *x;              /* the transform of `pixels` into the model input x */
+    ex_node *x;              /* the transform of `pixels` (or `tokens`) into x */
+    int context;             /* text: the tokens a model sees; windows hold one more */
+    double test_fraction;    /* text: the share of the corpus held out for testing */
     ag_loc loc;
 } sp_data;
 
@@ -129,6 +135,9 @@ typedef struct sp_spec {
     const char **logs;
     ag_loc *log_locs;
     int log_every;           /* steps between metric rows */
+    const char *nll;         /* train.nll: the logged value that is a negative log-likelihood
+                              * in nats (per image, or per token for text); NULL: none */
+    ag_loc nll_loc;
     int ckpt_every;          /* steps between checkpoints; 0: at each epoch's end only */
     int ckpt_keep;           /* numbered checkpoints kept beside `last` */
     int nsamples;

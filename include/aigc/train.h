@@ -15,6 +15,7 @@
 
 #include "aigc/idx.h"
 #include "aigc/program.h"
+#include "aigc/text.h"
 
 typedef struct tr_options {
     const char *out_dir;   /* NULL: runs/NAME */
@@ -24,9 +25,15 @@ typedef struct tr_options {
     int warn_hooks;        /* a failing hook is reported and training goes on */
 } tr_options;
 
+/* The items of both splits: images with labels, or for text, windows of context + 1
+ * token ids stored as images of one row (labels all 0), with classes set to the
+ * vocabulary's size. Either way, training draws items, and an epoch's order, cursor
+ * and exact resume are the same code. */
 typedef struct tr_data {
     idx_dataset train, test;
     int has_test;
+    sp_data_kind kind;
+    tx_corpus text;        /* kind SP_DATA_TEXT: the corpus, for its vocabulary */
 } tr_data;
 
 /* Loads the spec's data set; messages start with the spec's data.path location. */

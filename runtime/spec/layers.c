@@ -305,6 +305,27 @@ static void embedding_init(const ly_slot *s, ag_params *ps, rng *r)
     init_normal(r, w->data, ag_numel(&w->shape), 0.0f, 1.0f);
 }
 
+/* pos_embedding: a learned [T, C] table added to x [B, T, C], one row per position
+ * (GPT-2's wpe, with the positions 0 .. T-1 of every window); N(0, 1) at the start, as
+ * nn.Embedding. */
+static int pos_embedding_declare(ev_ctx *c, ly_slot *s, ag_node *x, const char *prefix, ag_error *err)
+{
+    if (x->shape.ndim != 3) {
+        char buf[64];
+        return ag_errorf(err, s->loc, "pos_embedding: the input must be [B, T, C], got %s",
+                         ag_shape_str(&x->shape, x->batched, buf, sizeof buf));
+    }
+    add_param(c, s, prefix, "weight", ag_shape2(x->shape.d[1], x->shape.d[2]));
+    s->ntrain = 1;
+    s->params = (int64_t)x->shape.d[1] * x->shape.d[2];
+    return AG_OK;
+}
+
+static ag_node *pos_embedding_apply(ev_ctx *c, const ly_slot *s, ag_node *x)
+{
+    return ag_binary(c->g, AG_OP_ADD, x, ag_param(c->g, s->param[0]));
+}
+
 static ag_node *time_embedding_apply(ev_ctx *c, const ly_slot *s, ag_node *x)
 {
     return ag_timestep_embedding(c->g, x, (int)s->args[0]);
@@ -366,6 +387,8 @@ static const ly_def layers[] = {
      .apply = embedding_apply, .init = embedding_init},
     {.name = "time_embedding", .nargs = 1, .nrequired = 1, ARGS("dim"), .arg_lo = {2},
      .arg_hi = {1 << 16}, .whole = 0x1, .apply = time_embedding_apply},
+    {.name = "pos_embedding", .declare = pos_embedding_declare, .apply = pos_embedding_apply,
+     .init = embedding_init},
 };
 #undef ARGS
 

@@ -130,7 +130,25 @@ static int make_optims(pg_program *p, ag_error *err)
 /* Names the data defines for the step. */
 static int find_reserved(const char *name)
 {
-    return !strcmp(name, "pixels") || !strcmp(name, "label") || !strcmp(name, "x") || !strcmp(name, "batch");
+    return !strcmp(name, "pixels") || !strcmp(name, "label") || !strcmp(name, "x") || !strcmp(name, "batch") ||
+           !strcmp(name, "tokens");
+}
+
+/* The input node of n data items (dim 0 follows the batch when batched), bound by its
+ * name: `pixels` [N, H, W] in [0, 255] for images, `tokens` [N, context + 1] holding
+ * ids in [0, vocab) for text. */
+static ag_node *data_items(pg_program *p, ev_ctx *c, int n, int batched)
+{
+    const sp_data *d = &p->spec->data;
+    ag_graph_set_loc(c->g, d->loc);
+    if (d->kind == SP_DATA_TEXT) {
+        ag_node *t = ag_input(c->g, "tokens", ag_shape2(n, p->cols), batched);
+        ev_bind(c, "tokens", ev_tensor(t, 0, (float)(p->classes - 1), d->loc));
+        return t;
+    }
+    ag_node *px = ag_input(c->g, "pixels", ag_shape3(n, p->rows, p->cols), batched);
+    ev_bind(c, "pixels", ev_tensor(px, 0, 255, d->loc));
+    return px;
 }
 
 static int compile_update(pg_program *p, ev_ctx *c, const ex_stmt *st, int *seg_from, ag_error *err)
@@ -180,15 +198,14 @@ static int compile_step(pg_program *p, ag_error *err)
     ev_ctx c = {.p = p, .g = g};
     int rc = AG_ERR;
 
-    ag_graph_set_loc(g, s->data.loc);
-    p->pixels = ag_input(g, "pixels", ag_shape3(1, p->rows, p->cols), 1);
+    int text = s->data.kind == SP_DATA_TEXT;
+    p->pixels = data_items(p, &c, 1, 1);
     p->labels = ag_input(g, "labels", ag_shape1(1), 1);
-    ev_bind(&c, "pixels", ev_tensor(p->pixels, 0, 255, s->data.loc));
-    ev_bind(&c, "label", ev_tensor(p->labels, 0, (float)(p->classes - 1), s->data.loc));
+    if (!text) ev_bind(&c, "label", ev_tensor(p->labels, 0, (float)(p->classes - 1), s->data.loc));
     pv x;
     if (ev_eval(&c, s->data.x, &x, err)) goto out;
     if (x.kind != PV_TENSOR) {
-        ag_errorf(err, s->data.x->loc, "'x' must be a tensor computed from pixels");
+        ag_errorf(err, s->data.x->loc, "'x' must be a tensor computed from %s", text ? "tokens" : "pixels");
         goto out;
     }
     ev_bind(&c, "x", x);
@@ -266,6 +283,18 @@ static int compile_step(pg_program *p, ag_error *err)
             p->log_names[p->nlogs] = st->expr->text;
             p->logs[p->nlogs++] = ev_lookup(&c, st->expr->text)->node;
         }
+    }
+    p->nll_log = -1;
+    for (int k = 0; k < p->nlogs && s->nll; k++)
+        if (!strcmp(p->log_names[k], s->nll)) p->nll_log = k;
+    if (s->nll && p->nll_log < 0) {
+        sg_best b;
+        sg_init(&b, s->nll);
+        for (int k = 0; k < p->nlogs; k++) sg_offer(&b, p->log_names[k]);
+        char hint[96];
+        ag_errorf(err, s->nll_loc, "'nll' names '%s', which is not a logged value%s", s->nll,
+                  sg_hint(&b, hint, sizeof hint));
+        goto out;
     }
     rc = AG_OK;
 out:
@@ -461,15 +490,14 @@ static int compile_sample(pg_program *p, int k, ag_error *err)
     /* n: how many to draw; test_x and test_label: the test split's first n images,
      * through the data's transform, for reconstructions and interpolations. */
     ev_bind(&c, "n", (pv){.kind = PV_NUM, .num = q->count, .loc = sm->loc});
-    ag_graph_set_loc(g, s->data.loc);
-    q->pixels = ag_input(g, "pixels", ag_shape3(q->count, p->rows, p->cols), 0);
+    q->pixels = data_items(p, &c, q->count, 0);
     q->labels = ag_input(g, "labels", ag_shape1(q->count), 0);
-    ev_bind(&c, "pixels", ev_tensor(q->pixels, 0, 255, s->data.loc));
     pv test_x;
     int rc = ev_eval(&c, s->data.x, &test_x, err);
     if (rc == AG_OK) {
         ev_bind(&c, "test_x", test_x);
-        ev_bind(&c, "test_label", ev_tensor(q->labels, 0, (float)(p->classes - 1), s->data.loc));
+        if (s->data.kind == SP_DATA_IMAGES)
+            ev_bind(&c, "test_label", ev_tensor(q->labels, 0, (float)(p->classes - 1), s->data.loc));
         rc = compile_assignments(&c, sm->steps, sm->nsteps, err);
     }
     if (rc == AG_OK && sm->has_loop) rc = compile_loop(p, q, &c, err);

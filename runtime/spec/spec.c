@@ -134,18 +134,21 @@ static int parse_shape(const yt_node *n, const char *what, ag_shape *out, ag_err
 
 typedef struct sp_dataset_info {
     const char *name;
-    const char *default_path;
+    const char *default_path; /* NULL: the spec must give one */
+    sp_data_kind kind;
 } sp_dataset_info;
 
 static const sp_dataset_info datasets[] = {
-    {"mnist", "data/mnist"},
-    {"fashion-mnist", "/usr/share/datasets/fashion-mnist"},
+    {"mnist", "data/mnist", SP_DATA_IMAGES},
+    {"fashion-mnist", "/usr/share/datasets/fashion-mnist", SP_DATA_IMAGES},
+    {"text", NULL, SP_DATA_TEXT},
 };
 
 static int load_data(sp_spec *s, const yt_node *n, ag_error *err)
 {
-    static const char *const keys[] = {"dataset", "path", "batch", "shuffle", "x", NULL};
-    if (yt_want(n, YT_MAP, "data", err) || yt_check_keys(n, keys, "data", err)) return AG_ERR;
+    static const char *const image_keys[] = {"dataset", "path", "batch", "shuffle", "x", NULL};
+    static const char *const text_keys[] = {"dataset", "path", "batch", "shuffle", "x", "context", "test", NULL};
+    if (yt_want(n, YT_MAP, "data", err)) return AG_ERR;
     sp_data *d = &s->data;
     d->loc = n->loc;
     const yt_node *ds = yt_need(n, "dataset", err);
@@ -159,11 +162,16 @@ static int load_data(sp_spec *s, const yt_node *n, ag_error *err)
     }
     if (!info) {
         char hint[96];
-        return ag_errorf(err, ds->loc, "unknown dataset '%s'%s (known: mnist, fashion-mnist)",
+        return ag_errorf(err, ds->loc, "unknown dataset '%s'%s (known: mnist, fashion-mnist, text)",
                          d->dataset, sg_hint(&best, hint, sizeof hint));
     }
+    d->kind = info->kind;
+    if (yt_check_keys(n, d->kind == SP_DATA_TEXT ? text_keys : image_keys, "data", err)) return AG_ERR;
     const yt_node *p = yt_get(n, "path");
     d->path_loc = p ? p->loc : ds->loc;
+    if (!p && !info->default_path)
+        return ag_errorf(err, n->loc, "data: a %s dataset needs a 'path' (a file, or a directory of files)",
+                         d->dataset);
     if (get_str(n, "path", info->default_path, &d->path, err)) return AG_ERR;
     long batch;
     if (get_int(n, "batch", 1, 65536, 64, &batch, err)) return AG_ERR;
@@ -171,9 +179,18 @@ static int load_data(sp_spec *s, const yt_node *n, ag_error *err)
     d->shuffle = 1;
     const yt_node *sh = yt_get(n, "shuffle");
     if (sh && yt_bool(sh, "shuffle", &d->shuffle, err)) return AG_ERR;
+    if (d->kind == SP_DATA_TEXT) {
+        long context;
+        if (get_int(n, "context", 1, 4096, 64, &context, err)) return AG_ERR;
+        d->context = (int)context;
+        d->test_fraction = 0.1;
+        const yt_node *t = yt_get(n, "test");
+        if (t && yt_float(t, "test", 0, 0.5, &d->test_fraction, err)) return AG_ERR;
+    }
     const yt_node *x = yt_get(n, "x");
     if (x) return parse_expr(s, x, "x", &d->x, err);
-    return ex_parse_expr(&s->arena, "flatten(pixels / 255)", n->loc, &d->x, err);
+    return ex_parse_expr(&s->arena, d->kind == SP_DATA_TEXT ? "tokens" : "flatten(pixels / 255)", n->loc,
+                         &d->x, err);
 }
 
 /* ----------------------------------------------------------------- models -- */
@@ -411,7 +428,7 @@ static int parse_stmt(sp_spec *s, const yt_node *n, ex_stmt **out, ag_error *err
 static int load_train(sp_spec *s, const yt_node *n, ag_error *err)
 {
     static const char *const keys[] = {"epochs", "optimizers", "step", "log", "log_every",
-                                       "checkpoint", NULL};
+                                       "checkpoint", "nll", NULL};
     if (yt_want(n, YT_MAP, "train", err) || yt_check_keys(n, keys, "train", err)) return AG_ERR;
     long v;
     const yt_node *ep = yt_need(n, "epochs", err);
@@ -419,6 +436,11 @@ static int load_train(sp_spec *s, const yt_node *n, ag_error *err)
     s->epochs = (int)v;
     if (get_int(n, "log_every", 1, INT_MAX, 50, &v, err)) return AG_ERR;
     s->log_every = (int)v;
+    const yt_node *nll = yt_get(n, "nll");
+    if (nll) {
+        if (yt_str(nll, "nll", &s->nll, err)) return AG_ERR;
+        s->nll_loc = nll->loc;
+    }
     const yt_node *ck = yt_get(n, "checkpoint");
     if (ck) {
         static const char *const ck_keys[] = {"every", "keep", NULL};

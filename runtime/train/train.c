@@ -31,34 +31,71 @@ static int split_present(const char *dir, const char *split)
     return 0;
 }
 
-int tr_load_data(const sp_spec *s, tr_data *d, ag_error *err)
+static int load_images(const sp_spec *s, tr_data *d, ag_error *err)
 {
-    memset(d, 0, sizeof *d);
     ag_error e;
     if (idx_load_split(s->data.path, "train", &d->train, &e))
         return ag_errorf(err, s->data.path_loc, "cannot load the training data: %s", e.msg);
     /* The test split is optional: without it there is no test loss. But a test file
      * that is there and broken is an error, not a quiet lack of test loss. */
     if (split_present(s->data.path, "t10k")) {
-        if (idx_load_split(s->data.path, "t10k", &d->test, &e)) {
-            tr_free_data(d);
+        if (idx_load_split(s->data.path, "t10k", &d->test, &e))
             return ag_errorf(err, s->data.path_loc, "cannot load the test data: %s", e.msg);
-        }
         d->has_test = 1;
-        if (d->test.rows != d->train.rows || d->test.cols != d->train.cols) {
-            ag_errorf(err, s->data.path_loc, "the test images are %dx%d but the training images %dx%d",
-                      d->test.rows, d->test.cols, d->train.rows, d->train.cols);
-            tr_free_data(d);
-            return AG_ERR;
-        }
+        if (d->test.rows != d->train.rows || d->test.cols != d->train.cols)
+            return ag_errorf(err, s->data.path_loc, "the test images are %dx%d but the training images %dx%d",
+                             d->test.rows, d->test.cols, d->train.rows, d->train.cols);
     }
     return AG_OK;
+}
+
+static int load_text(const sp_spec *s, tr_data *d, ag_error *err)
+{
+    ag_error e;
+    const sp_data *sd = &s->data;
+    if (tx_load(sd->path, sd->test_fraction, &d->text, &e))
+        return ag_errorf(err, sd->path_loc, "cannot load the text: %s", e.msg);
+    int len = sd->context + 1;
+    if (d->text.ntrain < len)
+        return ag_errorf(err, sd->path_loc,
+                         "%s: the training split holds %lld bytes, fewer than one window of context + 1 = %d; "
+                         "use a smaller context or more text", sd->path, (long long)d->text.ntrain, len);
+    if (sd->test_fraction > 0 && d->text.ntest < len)
+        return ag_errorf(err, sd->path_loc,
+                         "%s: the test split holds %lld bytes, fewer than one window of context + 1 = %d; "
+                         "raise data.test, or set it to 0 for no test split", sd->path,
+                         (long long)d->text.ntest, len);
+    tx_windows(d->text.train, d->text.ntrain, len, &d->train);
+    if (sd->test_fraction > 0) {
+        tx_windows(d->text.test, d->text.ntest, len, &d->test);
+        d->has_test = 1;
+    }
+    /* The program sees the vocabulary as the number of classes of every token. */
+    d->train.classes = d->test.classes = d->text.vocab;
+    return AG_OK;
+}
+
+/* One loader per kind of data, indexed by sp_data_kind. */
+static int (*const loaders[])(const sp_spec *, tr_data *, ag_error *) = {
+    [SP_DATA_IMAGES] = load_images,
+    [SP_DATA_TEXT] = load_text,
+};
+
+int tr_load_data(const sp_spec *s, tr_data *d, ag_error *err)
+{
+    memset(d, 0, sizeof *d);
+    d->kind = s->data.kind;
+    AG_ASSERT((size_t)d->kind < AG_COUNTOF(loaders));
+    if (loaders[d->kind](s, d, err) == AG_OK) return AG_OK;
+    tr_free_data(d);
+    return AG_ERR;
 }
 
 void tr_free_data(tr_data *d)
 {
     idx_dataset_free(&d->train);
-    if (d->has_test) idx_dataset_free(&d->test);
+    idx_dataset_free(&d->test);
+    tx_free(&d->text);
     memset(d, 0, sizeof *d);
 }
 
@@ -290,30 +327,53 @@ static int evaluate(pg_program *p, const idx_dataset *ds, tr_means *m, int64_t *
     return rc;
 }
 
+/* One more "name value" of the evaluation, as a line or a JSON member. */
+static void eval_put(FILE *out, int json, int *first, const char *name, double v, const char *fmt)
+{
+    if (json) {
+        fprintf(out, "%s\"%s\":", *first ? "" : ",", name);
+        json_num(out, v);
+    } else {
+        fprintf(out, "%s ", name);
+        fprintf(out, fmt, v);
+        fputc('\n', out);
+    }
+    *first = 0;
+}
+
 int tr_evaluate(pg_program *p, const tr_data *d, FILE *out, int json, ag_error *err)
 {
-    if (!d->has_test) return ag_errorf(err, p->spec->data.path_loc, "the data has no test split (t10k files)");
+    if (!d->has_test)
+        return ag_errorf(err, p->spec->data.path_loc, d->kind == SP_DATA_TEXT
+                         ? "the data has no test split (data.test is 0)" : "the data has no test split (t10k files)");
     tr_means m;
     int64_t correct;
     if (evaluate(p, &d->test, &m, &correct, err)) return AG_ERR;
+    int first = 1;
     if (json) fputc('{', out);
     for (int k = 0; k < p->nlogs; k++) {
-        double v = m.sum[k] / (double)m.count;
-        if (json) {
-            fprintf(out, "%s\"test_%s\":", k ? "," : "", p->log_names[k]);
-            json_num(out, v);
-        } else {
-            fprintf(out, "test_%s %.6g\n", p->log_names[k], v);
-        }
+        char name[160];
+        snprintf(name, sizeof name, "test_%s", p->log_names[k]);
+        eval_put(out, json, &first, name, m.sum[k] / (double)m.count, "%.6g");
     }
-    if (correct >= 0) {
-        double acc = (double)correct / (double)m.count;
-        if (json)
-            fprintf(out, "%s\"test_accuracy\":%.9g", p->nlogs ? "," : "", acc);
-        else
-            fprintf(out, "test_accuracy %.4f\n", acc);
+    if (correct >= 0) eval_put(out, json, &first, "test_accuracy", (double)correct / (double)m.count, "%.4f");
+    /* train.nll, in the unit each kind of data is measured in: nats per image, or bits
+     * per character beside what the characters' frequencies alone would give. */
+    int64_t chars = d->test.count * (d->test.cols - 1);
+    if (p->nll_log >= 0 && d->kind == SP_DATA_TEXT) {
+        eval_put(out, json, &first, "test_bits_per_char", m.sum[p->nll_log] / (double)m.count / M_LN2, "%.4f");
+        /* The targets of window k are test tokens 1 + k (cols - 1) onwards. */
+        eval_put(out, json, &first, "unigram_bits_per_char", tx_unigram_bits(&d->text, 1, chars), "%.4f");
+    } else if (p->nll_log >= 0) {
+        eval_put(out, json, &first, "test_nats_per_image", m.sum[p->nll_log] / (double)m.count, "%.4f");
     }
-    if (json) fprintf(out, "%s\"images\":%lld}\n", p->nlogs || correct >= 0 ? "," : "", (long long)m.count);
+    if (d->kind == SP_DATA_TEXT) {
+        eval_put(out, json, &first, "windows", (double)m.count, "%.0f");
+        eval_put(out, json, &first, "characters", (double)chars, "%.0f");
+    } else if (json) {
+        eval_put(out, json, &first, "images", (double)m.count, "%.0f");
+    }
+    if (json) fputs("}\n", out);
     return AG_OK;
 }
 

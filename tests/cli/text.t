@@ -1,0 +1,67 @@
+#!/bin/sh
+# Text data and the character transformer: the data's errors at the spec's place, a
+# short real training run on the small fixture text (the loss falls), eval in bits per
+# character beside the unigram baseline, and exact resume for text like for images.
+. "$(dirname "$0")/lib.sh"
+
+S=tests/specs
+GPT=$S/tiny-gpt.yaml
+
+# The data's mistakes, each at the spec's place, exit code 1.
+expect_error 1 "--set data.path=tests/data/nosuch: cannot load the text: tests/data/nosuch: No such file or directory" \
+    check $GPT --set data.path=tests/data/nosuch
+: >"$TMP/empty.txt"
+expect_error 1 "--set data.path=$TMP/empty.txt: cannot load the text: $TMP/empty.txt: no text: the file is empty" \
+    check $GPT --set data.path="$TMP/empty.txt"
+mkdir "$TMP/emptydir"
+expect_error 1 "--set data.path=$TMP/emptydir: cannot load the text: $TMP/emptydir: no text: the directory holds no non-empty regular files (hidden files, symlinks and *.dat are skipped)" \
+    check $GPT --set data.path="$TMP/emptydir"
+printf 'a short text' >"$TMP/short.txt"
+expect_error 1 "--set data.path=$TMP/short.txt: $TMP/short.txt: the training split holds 11 bytes, fewer than one window of context + 1 = 17; use a smaller context or more text" \
+    check $GPT --set data.path="$TMP/short.txt" --set data.test=0.1
+expect_error 1 "--set data.path=$TMP/short.txt: $TMP/short.txt: the test split holds 1 bytes, fewer than one window of context + 1 = 5; raise data.test, or set it to 0 for no test split" \
+    check $GPT --set data.path="$TMP/short.txt" --set data.context=4 --set data.test=0.1
+expect_error 1 "$S/text-no-path.yaml:3:3: data: a text dataset needs a 'path' (a file, or a directory of files)" \
+    check $S/text-no-path.yaml
+expect_error 1 "--set data.test=0.7: 'test' must be a number in [0, 0.5], got '0.7'" check $GPT --set data.test=0.7
+expect_error 1 "--set data.context=5: unknown key 'context' in 'data'" check $S/tiny-ae.yaml --set data.context=5
+expect_error 1 "--set train.nll=los: 'nll' names 'los', which is not a logged value; did you mean 'loss'?" \
+    check $GPT --set train.nll=los
+expect_error 1 "$S/tiny-gpt.yaml:23:32: model 'gpt' expects input [B, 16], got [B, 32]" check $GPT --set data.context=32
+
+# A short real run: the loss falls, and the test split beats the unigram baseline.
+run $GPT --out "$TMP/gpt" --progress lines
+is "$RC" 0 "tiny-gpt trains on the fixture text"
+first=$(json_field "$TMP/gpt/metrics.jsonl" epoch 1 train_loss)
+last=$(json_field "$TMP/gpt/metrics.jsonl" epoch 3 train_loss)
+less "$last" "$first"
+ok $? "the training loss falls from epoch 1 ($first) to epoch 3 ($last)"
+run eval $GPT --checkpoint "$TMP/gpt"
+is "$RC" 0 "eval of tiny-gpt"
+bpc=$(sed -n 's/^test_bits_per_char //p' "$OUT")
+unigram=$(sed -n 's/^unigram_bits_per_char //p' "$OUT")
+is "$(sed -n 's/ .*//p' "$OUT" | tr '\n' ' ')" "test_loss test_bits_per_char unigram_bits_per_char windows characters " \
+    "eval reports the loss, bits per character, the unigram baseline and the sizes"
+is "$(sed -n 's/^characters //p' "$OUT")" 192 "12 test windows of 16 targets"
+loss=$(sed -n 's/^test_loss //p' "$OUT")
+awk -v l="$loss" -v b="$bpc" 'BEGIN { d = l / log(2) - b; exit !(d < 1e-3 && d > -1e-3) }'
+ok $? "bits per character are the test loss in nats / ln 2 ($loss, $bpc)"
+less "$bpc" "$unigram"
+ok $? "the model beats the unigram baseline ($bpc < $unigram bits per character)"
+run eval $GPT --checkpoint "$TMP/gpt" --json
+like "$(cat "$OUT")" '{"test_loss":*,"test_bits_per_char":*,"unigram_bits_per_char":*,"windows":12,"characters":192}' \
+    "eval --json holds the same"
+expect_error 1 "$S/tiny-gpt.yaml:6:9: the data has no test split (data.test is 0)" \
+    eval $GPT --checkpoint "$TMP/gpt" --set data.test=0
+
+# Exact resume: 2 epochs, then the 3rd from the checkpoint, ends as 3 in one go.
+run $GPT --out "$TMP/gpt2" --progress lines --epochs 2
+run $GPT --out "$TMP/gpt2" --progress lines --resume
+is "$RC" 0 "a text run resumes"
+strip() { sed -n '/"kind":"epoch","epoch":3,/p' "$1" | sed 's/"seconds":[0-9.]*,//'; }
+is "$(strip "$TMP/gpt2/metrics.jsonl")" "$(strip "$TMP/gpt/metrics.jsonl")" \
+    "the resumed run's third epoch is the uninterrupted run's"
+cmp -s "$TMP/gpt/last.safetensors" "$TMP/gpt2/last.safetensors"
+ok $? "and its weights are the same, bit for bit"
+
+done_testing
