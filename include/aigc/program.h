@@ -29,6 +29,8 @@ typedef struct pg_sampler {
     const sp_sample *spec;
     ag_graph graph;
     ag_node *pixels, *labels; /* [count, H, W], [count]: the caller writes test images */
+    ag_node *inputs[SP_MAX_SAMPLE_INPUTS]; /* per spec input: [count, H, W] for an image,
+                                            * which the caller writes; NULL for a number */
     ag_node *image;
     int count;             /* n */
     int images, channels;  /* of the image expression's result */

@@ -42,6 +42,12 @@ int tr_run(pg_program *p, const tr_data *d, const tr_options *o, ag_error *err);
 int tr_write_samples(pg_program *p, int k, const tr_data *d, const char *path, uint64_t seed,
                      ag_error *err);
 
+/* Writes sample section k's image inputs (its `inputs:` of kind image) from their PNG
+ * files; an input with no file, an unreadable file or one of the wrong size is an
+ * error. tr_draw_samples calls it; tr_run calls it before training, so that a section
+ * drawn each epoch fails at the start and not after the first epoch. */
+int tr_sample_inputs(pg_program *p, int k, ag_error *err);
+
 /* Runs sample section k with its noise drawn from seed, test_x from d's test split
  * starting at image first (wrapping around); the images are then
  * p->samples[k].image->data. */

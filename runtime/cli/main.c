@@ -49,6 +49,8 @@ static const char usage[] =
     "  -o FILE             sample: where to write the grid (default: samples.png)\n"
     "  --section NAME      sample, eval --quality: which section of sample: (default:\n"
     "                      the first)\n"
+    "  --input NAME=VALUE  set an input of the sample sections (a number, or a PNG for\n"
+    "                      an image input), of --section's only when given (repeatable)\n"
     "  --json              eval: one JSON object instead of lines\n"
     "  --threads N         BLAS threads (default 1: the same results on every machine)\n"
     "  --max-memory MB     refuse a spec that plans more (default: 80% of physical memory)\n"
@@ -63,6 +65,8 @@ typedef struct cli_args {
     const char *spec;
     sp_set sets[64];
     int nsets;
+    sp_set inputs[SP_MAX_SAMPLE_INPUTS];
+    int ninputs;
     char setbuf[1024];
     size_t setused;
     const char *out, *resume, *init, *checkpoint, *image, *section;
@@ -106,7 +110,8 @@ static int add_set(cli_args *a, const char *key, long n)
 
 typedef enum cli_opt {
     O_SET, O_EPOCHS, O_SEED, O_OUT, O_THREADS, O_PROGRESS, O_RESUME, O_INIT, O_CHECKPOINT, O_COUNT,
-    O_IMAGE, O_JSON, O_UNSAFE_HOOKS, O_HOOK_ERRORS, O_SECTION, O_MAX_MEMORY, O_QUALITY
+    O_IMAGE, O_JSON, O_UNSAFE_HOOKS, O_HOOK_ERRORS, O_SECTION, O_MAX_MEMORY, O_QUALITY,
+    O_INPUT
 } cli_opt;
 
 static const struct {
@@ -120,6 +125,7 @@ static const struct {
     {"-n", O_COUNT, 1},            {"-o", O_IMAGE, 1},            {"--json", O_JSON, 0},
     {"--unsafe-hooks", O_UNSAFE_HOOKS, 0}, {"--hook-errors", O_HOOK_ERRORS, 1},
     {"--section", O_SECTION, 1},   {"--max-memory", O_MAX_MEMORY, 1},   {"--quality", O_QUALITY, 1},
+    {"--input", O_INPUT, 1},
 };
 
 static int is_spec_path(const char *s);
@@ -140,6 +146,10 @@ static int set_option(cli_args *a, cli_opt opt, const char *name, const char *v)
         a->count = (int)n;
         return -1;
     case O_SECTION: a->section = v; return -1;
+    case O_INPUT:
+        if (a->ninputs == (int)AG_COUNTOF(a->inputs)) return bad_usage("too many inputs (%s)", name);
+        a->inputs[a->ninputs++].text = v;
+        return -1;
     case O_MAX_MEMORY:
         if (parse_int_arg(name, v, 1, 1L << 30, &n)) return EXIT_USAGE;
         a->max_memory = (int64_t)n << 20;
@@ -366,6 +376,13 @@ int main(int argc, char **argv)
         return rc;
     }
     s.sample_count = a.count;
+    /* An unknown --section is reported with the command; the inputs go to every
+     * section then. */
+    if (sp_set_inputs(&s, a.section && sp_find_sample(&s, a.section) ? a.section : NULL, a.inputs, a.ninputs, &err)) {
+        fprintf(stderr, "aigc-run: %s\nTry 'aigc-run --help'.\n", err.msg);
+        sp_free(&s);
+        return EXIT_USAGE;
+    }
     /* By default a share of physical memory: a spec too big for the machine is
      * refused with its size, before anything is allocated. */
     s.max_memory = a.max_memory ? a.max_memory

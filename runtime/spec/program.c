@@ -465,6 +465,18 @@ static int compile_sample(pg_program *p, int k, ag_error *err)
     q->pixels = ag_input(g, "pixels", ag_shape3(q->count, p->rows, p->cols), 0);
     q->labels = ag_input(g, "labels", ag_shape1(q->count), 0);
     ev_bind(&c, "pixels", ev_tensor(q->pixels, 0, 255, s->data.loc));
+    /* The section's inputs: numbers are constants; images are written per draw. */
+    for (int j = 0; j < sm->ninputs; j++) {
+        const sp_input *in = &sm->inputs[j];
+        if (in->kind == SP_INPUT_NUMBER) {
+            ev_bind(&c, in->name, (pv){.kind = PV_NUM, .num = in->number, .loc = in->loc});
+            continue;
+        }
+        ag_graph_set_loc(g, in->loc);
+        q->inputs[j] = ag_input(g, in->name, ag_shape3(q->count, p->rows, p->cols), 0);
+        ev_bind(&c, in->name, ev_tensor(q->inputs[j], 0, 255, in->loc));
+    }
+    ag_graph_set_loc(g, s->data.loc);
     pv test_x;
     int rc = ev_eval(&c, s->data.x, &test_x, err);
     if (rc == AG_OK) {

@@ -156,9 +156,37 @@ static int mkdirs(const char *path, ag_error *err)
     return AG_OK;
 }
 
+int tr_sample_inputs(pg_program *p, int k, ag_error *err)
+{
+    pg_sampler *q = &p->samples[k];
+    const sp_sample *sm = q->spec;
+    int64_t px = (int64_t)p->rows * p->cols;
+    for (int j = 0; j < sm->ninputs; j++) {
+        const sp_input *in = &sm->inputs[j];
+        if (in->kind != SP_INPUT_IMAGE) continue;
+        if (!in->path)
+            return ag_errorf(err, in->loc, "sample section '%s' needs an image for its input '%s': "
+                             "give --input %s=FILE.png", sm->name, in->name, in->name);
+        img_gray img;
+        if (img_read_gray(in->path, &img, err)) return AG_ERR;
+        if (img.h != p->rows || img.w != p->cols) {
+            ag_errorf(err, (ag_loc){0}, "%s: the image is %dx%d, but the data's images are %dx%d (input '%s')",
+                      in->path, img.w, img.h, p->cols, p->rows, in->name);
+            img_gray_free(&img);
+            return AG_ERR;
+        }
+        /* Every draw of the section starts from the same image. */
+        for (int r = 0; r < q->count; r++)
+            for (int64_t i = 0; i < px; i++) q->inputs[j]->data[r * px + i] = img.pixels[i];
+        img_gray_free(&img);
+    }
+    return AG_OK;
+}
+
 int tr_draw_samples(pg_program *p, int k, const tr_data *d, int64_t first, uint64_t seed, ag_error *err)
 {
     pg_sampler *q = &p->samples[k];
+    if (tr_sample_inputs(p, k, err)) return AG_ERR;
     /* test_x: the test split's images from first on, wrapping around its end. */
     if (d->has_test) {
         int64_t px = (int64_t)p->rows * p->cols, at = first % d->test.count;
@@ -789,6 +817,8 @@ int tr_run(pg_program *p, const tr_data *d, const tr_options *o, ag_error *err)
     /* The hook script loads first: one that does not compile stops the run before the
      * run directory, and an earlier run's metrics there, are touched. */
     int rc = hooks_open(st, err);
+    for (int k = 0; k < p->nsamples && rc == AG_OK; k++)
+        if (p->samples[k].spec->each_epoch) rc = tr_sample_inputs(p, k, err);
     if (rc == AG_OK) rc = mkdirs(st->dir, err);
     if (rc == AG_OK && o->resume) {
         rc = resume(st, o->resume, err);
