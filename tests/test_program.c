@@ -532,6 +532,50 @@ static void test_made_causality(void)
     release(&t);
 }
 
+/* specs/char-gpt.yaml is causal: changing the token at position j changes no output
+ * (the next-token logits) before j, and changes the one at j. Built for windows of 65
+ * tokens in a vocabulary of 100; no data is read. */
+static void test_char_gpt_causality(void)
+{
+    sp_spec s;
+    pg_program p;
+    ag_error err;
+    int rc = sp_load(&s, "specs/char-gpt.yaml", NULL, 0, &err);
+    if (rc == AG_OK) rc = pg_build(&p, &s, 1, 65, 100, &err);
+    if (!ok(rc == AG_OK, "specs/char-gpt.yaml builds for windows of 65 tokens")) {
+        diag("%s", err.msg);
+        return;
+    }
+    ag_node *logits = NULL;
+    for (int k = 0; k < p.step.n; k++)
+        if (p.step.nodes[k]->op == AG_OP_CROSS_ENTROPY) logits = p.step.nodes[k]->src[0];
+    ok(logits && logits->shape.ndim == 3 && logits->shape.d[1] == 64 && logits->shape.d[2] == 100,
+       "its logits are [B, 64, 100]");
+    rng r;
+    rng_seed(&r, 3);
+    for (int k = 0; k < 2 * 65; k++) p.pixels->data[k] = (float)rng_below(&r, 100);
+    static float before[2 * 64 * 100];
+    int causal = 1, depends = 1;
+    static const int flips[] = {0, 1, 31, 63};
+    for (size_t f = 0; f < AG_COUNTOF(flips); f++) {
+        int j = flips[f];
+        pg_eval_step(&p, 2);
+        memcpy(before, logits->data, sizeof before);
+        float *tok = &p.pixels->data[65 + j]; /* the second window's position j */
+        *tok = (float)(((int)*tok + 1) % 100);
+        pg_eval_step(&p, 2);
+        for (int k = 0; k < 64 * 100; k++) causal &= logits->data[k] == before[k]; /* the first window */
+        for (int k = 64 * 100; k < (64 + j) * 100; k++) causal &= logits->data[k] == before[k];
+        int at = 0;
+        for (int k = (64 + j) * 100; k < (65 + j) * 100; k++) at |= logits->data[k] != before[k];
+        depends &= at;
+    }
+    ok(causal, "char-gpt: changing the token at j leaves every output before j unchanged");
+    ok(depends, "char-gpt: and changes the output at j");
+    pg_free(&p);
+    sp_free(&s);
+}
+
 int main(void)
 {
     test_counts();
@@ -540,5 +584,6 @@ int main(void)
     test_training();
     test_sampling_loop();
     test_made_causality();
+    test_char_gpt_causality();
     return tap_done();
 }

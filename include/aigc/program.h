@@ -29,7 +29,11 @@ typedef struct pg_sampler {
     const sp_sample *spec;
     ag_graph graph;
     ag_node *pixels, *labels; /* [count, H, W], [count]: the caller writes test images */
-    ag_node *image;
+    ag_node *inputs[SP_MAX_SAMPLE_INPUTS]; /* per spec input: [count, H, W] for an image,
+                                            * [count, length] for text, which the caller
+                                            * writes; NULL for a number */
+    ag_node *image;        /* the result: images, or token ids [count, L] for text */
+    int text;              /* the result is text (the spec's `text:`) */
     int count;             /* n */
     int images, channels;  /* of the image expression's result */
     int grid_rows, grid_cols;
@@ -37,6 +41,7 @@ typedef struct pg_sampler {
     /* loop: nodes [loop_begin, loop_end) run once per value of loop_var; carried
      * values go from carry_out back to carry_in after each pass. */
     int loop_begin, loop_end;
+    int loop_from, loop_to, loop_by; /* the spec's bounds, evaluated */
     ag_node *loop_var;
     int ncarry;
     ag_node **carry_init, **carry_in, **carry_out;

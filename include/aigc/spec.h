@@ -24,7 +24,7 @@
 #include "aigc/optim.h"
 #include "aigc/yaml.h"
 
-enum { SP_MAX_INPUTS = 4, SP_MAX_LAYER_ARGS = 6 };
+enum { SP_MAX_INPUTS = 4, SP_MAX_LAYER_ARGS = 6, SP_MAX_SAMPLE_INPUTS = 16 };
 
 /* One entry of a layer stack, "linear 256" or "leaky_relu 0.2". */
 typedef struct sp_layer {
@@ -85,18 +85,38 @@ typedef struct sp_data {
     ag_loc loc;
 } sp_data;
 
+/* A value a sample section takes from its user: `inputs: {temperature: 0.8,
+ * mask: {image: ~}}`, set from the command line with --input NAME=VALUE. */
+typedef enum sp_input_kind { SP_INPUT_NUMBER, SP_INPUT_IMAGE, SP_INPUT_TEXT } sp_input_kind;
+
+typedef struct sp_input {
+    const char *name;
+    sp_input_kind kind;
+    double number;           /* NUMBER: bound as a constant */
+    const char *path;        /* IMAGE: a PNG the size of the data's images, read as
+                              * pixels [n, H, W] in 0..255; NULL until given */
+    const char *text;        /* TEXT: bytes, read as token ids [n, length] in the text
+                              * data's vocabulary */
+    ag_loc loc;
+} sp_input;
+
 typedef struct sp_sample {
     const char *name;        /* "sample" for a lone section */
+    int ninputs;
+    sp_input *inputs;
     int nsteps;
     ex_stmt **steps;         /* assignments run before the image */
-    /* loop: the statements of loop_steps run for var = from, from + by, ... to */
+    /* loop: the statements of loop_steps run for var = from, from + by, ... to; the
+     * bounds are expressions of numbers (an input's, a prompt's length), whole numbers
+     * when compiled; by NULL: 1 or -1, towards to */
     int has_loop;
     const char *loop_var;
-    int loop_from, loop_to, loop_by;
+    ex_node *loop_from, *loop_to, *loop_by;
     int nloop_steps;
     ex_stmt **loop_steps;
     ag_loc loop_loc;
-    ex_node *image;
+    ex_node *image;          /* the result: a batch of images, */
+    ex_node *text;           /* or of token ids [n, L], decoded to text (one is NULL) */
     ag_loc loc;
     int count;               /* `n` in the expressions: how many to draw */
     int each_epoch;          /* drawn after every epoch (default true) */
@@ -161,5 +181,10 @@ void sp_free(sp_spec *s);
 const sp_model *sp_find_model(const sp_spec *s, const char *name);
 int sp_find_optim(const sp_spec *s, const char *name);
 const sp_sample *sp_find_sample(const sp_spec *s, const char *name);
+
+/* --input NAME=VALUE: sets the input NAME of the section called `section`, or, when
+ * section is NULL, of every section that has one; a value that does not suit the
+ * input's kind, or a name no section declares, is an error. */
+int sp_set_inputs(sp_spec *s, const char *section, const sp_set *sets, int nsets, ag_error *err);
 
 #endif

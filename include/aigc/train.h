@@ -45,9 +45,18 @@ void tr_free_data(tr_data *d);
  * and when a hook fails; with --resume the run continues from one exactly. */
 int tr_run(pg_program *p, const tr_data *d, const tr_options *o, ag_error *err);
 
-/* Sample section k's grid into path, its noise drawn from seed, test_x from d. */
+/* Sample section k's grid into path, its noise drawn from seed, test_x from d; a text
+ * section's texts (its token ids decoded with d's vocabulary) instead, path "-" for
+ * stdout, each after a "--- sample K of N" line when there are several. */
 int tr_write_samples(pg_program *p, int k, const tr_data *d, const char *path, uint64_t seed,
                      ag_error *err);
+
+/* Writes sample section k's image inputs (its `inputs:` of kind image) from their PNG
+ * files, and its text inputs as token ids in d's vocabulary; an input with no file, an
+ * unreadable file or one of the wrong size, or text with a byte the vocabulary lacks,
+ * is an error. tr_draw_samples calls it; tr_run calls it before training, so that a section
+ * drawn each epoch fails at the start and not after the first epoch. */
+int tr_sample_inputs(pg_program *p, int k, const tr_data *d, ag_error *err);
 
 /* Runs sample section k with its noise drawn from seed, test_x from d's test split
  * starting at image first (wrapping around); the images are then

@@ -301,11 +301,11 @@ static int b_attention(ev_ctx *c, const ex_node *call, pv *a, int na, pv *o, int
 }
 
 /* categorical(logits, top_k=K): a class index per row of logits [..., V], drawn from
- * their softmax (among the K largest). Temperature is a division: logits / 0.8. */
+ * their softmax (among the K largest; 0: all). Temperature is a division: logits / 0.8. */
 static int b_categorical(ev_ctx *c, const ex_node *call, pv *a, int na, pv *o, int *no, ag_error *err)
 {
     int k = 0;
-    if (want_tensor(call, &a[0], "logits", err) || opt_int(call, &a[1], "top_k", 1, 1 << 24, 0, &k, err))
+    if (want_tensor(call, &a[0], "logits", err) || opt_int(call, &a[1], "top_k", 0, 1 << 24, 0, &k, err))
         return AG_ERR;
     ag_node *x = a[0].node;
     ag_graph_set_loc(c->g, call->loc);

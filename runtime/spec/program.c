@@ -425,10 +425,30 @@ static int64_t need_bytes(const pg_program *p)
 /* The names a loop's statements assign that exist before it are carried from one
  * pass to the next: each gets an input node the loop reads, written from the value
  * the pass ends with. */
+/* A loop bound: an expression that must come to a whole number. */
+static int loop_bound(ev_ctx *c, const ex_node *e, const char *what, int *out, ag_error *err)
+{
+    pv v;
+    if (ev_eval(c, e, &v, err)) return AG_ERR;
+    if (v.kind != PV_NUM || v.num != floor(v.num) || fabs(v.num) > (1 << 24))
+        return ag_errorf(err, e->loc, "loop: '%s' must come to a whole number in [-16777216, 16777216]%s", what,
+                         v.kind == PV_NUM ? "" : ", not a tensor");
+    *out = (int)v.num;
+    return AG_OK;
+}
+
 static int compile_loop(pg_program *p, pg_sampler *q, ev_ctx *c, ag_error *err)
 {
     const sp_sample *sm = q->spec;
     ag_graph *g = c->g;
+    if (loop_bound(c, sm->loop_from, "from", &q->loop_from, err) ||
+        loop_bound(c, sm->loop_to, "to", &q->loop_to, err))
+        return AG_ERR;
+    q->loop_by = q->loop_to >= q->loop_from ? 1 : -1;
+    if (sm->loop_by && loop_bound(c, sm->loop_by, "by", &q->loop_by, err)) return AG_ERR;
+    if (q->loop_by == 0 || ((int64_t)q->loop_to - q->loop_from) / q->loop_by < 0)
+        return ag_errorf(err, sm->loop_loc, "loop: 'by' %d never goes from %d to %d", q->loop_by, q->loop_from,
+                         q->loop_to);
     int cap = 0;
     for (int k = 0; k < sm->nloop_steps; k++) cap += (int)sm->loop_steps[k]->nnames;
     q->carry_init = ag_xcalloc((size_t)(cap ? cap : 1), sizeof *q->carry_init);
@@ -451,8 +471,8 @@ static int compile_loop(pg_program *p, pg_sampler *q, ev_ctx *c, ag_error *err)
             names[q->ncarry++] = name;
             ev_bind(c, name, carried);
         }
-    int lo = sm->loop_from < sm->loop_to ? sm->loop_from : sm->loop_to;
-    int hi = sm->loop_from < sm->loop_to ? sm->loop_to : sm->loop_from;
+    int lo = q->loop_from < q->loop_to ? q->loop_from : q->loop_to;
+    int hi = q->loop_from < q->loop_to ? q->loop_to : q->loop_from;
     q->loop_var = ag_input(g, sm->loop_var, ag_shape1(q->count), 0);
     ev_bind(c, sm->loop_var, ev_tensor(q->loop_var, (float)lo, (float)hi, sm->loop_loc));
     q->loop_begin = g->n;
@@ -475,6 +495,21 @@ static int compile_loop(pg_program *p, pg_sampler *q, ev_ctx *c, ag_error *err)
     return rc;
 }
 
+/* A text input: token ids [n, length], one row per draw, length its bytes. */
+static int text_input(pg_program *p, pg_sampler *q, ev_ctx *c, int j, ag_error *err)
+{
+    const sp_input *in = &q->spec->inputs[j];
+    if (p->spec->data.kind != SP_DATA_TEXT)
+        return ag_errorf(err, in->loc, "input '%s' is text, but the data are images; text needs dataset: text "
+                         "and its vocabulary", in->name);
+    size_t len = strlen(in->text);
+    if (len == 0) return ag_errorf(err, in->loc, "input '%s' is empty: give at least one character", in->name);
+    if (len > 1 << 20) return ag_errorf(err, in->loc, "input '%s' is longer than 1048576 bytes", in->name);
+    q->inputs[j] = ag_input(c->g, in->name, ag_shape2(q->count, (int)len), 0);
+    ev_bind(c, in->name, ev_tensor(q->inputs[j], 0, (float)(p->classes - 1), in->loc));
+    return AG_OK;
+}
+
 static int compile_sample(pg_program *p, int k, ag_error *err)
 {
     const sp_spec *s = p->spec;
@@ -492,8 +527,26 @@ static int compile_sample(pg_program *p, int k, ag_error *err)
     ev_bind(&c, "n", (pv){.kind = PV_NUM, .num = q->count, .loc = sm->loc});
     q->pixels = data_items(p, &c, q->count, 0);
     q->labels = ag_input(g, "labels", ag_shape1(q->count), 0);
+    /* The section's inputs: numbers are constants; images and text are written per
+     * draw. */
+    int rc = AG_OK;
+    for (int j = 0; j < sm->ninputs && rc == AG_OK; j++) {
+        const sp_input *in = &sm->inputs[j];
+        if (in->kind == SP_INPUT_NUMBER) {
+            ev_bind(&c, in->name, (pv){.kind = PV_NUM, .num = in->number, .loc = in->loc});
+            continue;
+        }
+        ag_graph_set_loc(g, in->loc);
+        if (in->kind == SP_INPUT_TEXT) {
+            rc = text_input(p, q, &c, j, err);
+            continue;
+        }
+        q->inputs[j] = ag_input(g, in->name, ag_shape3(q->count, p->rows, p->cols), 0);
+        ev_bind(&c, in->name, ev_tensor(q->inputs[j], 0, 255, in->loc));
+    }
+    ag_graph_set_loc(g, s->data.loc);
     pv test_x;
-    int rc = ev_eval(&c, s->data.x, &test_x, err);
+    if (rc == AG_OK) rc = ev_eval(&c, s->data.x, &test_x, err);
     if (rc == AG_OK) {
         ev_bind(&c, "test_x", test_x);
         if (s->data.kind == SP_DATA_IMAGES)
@@ -502,9 +555,21 @@ static int compile_sample(pg_program *p, int k, ag_error *err)
     }
     if (rc == AG_OK && sm->has_loop) rc = compile_loop(p, q, &c, err);
     pv img;
-    if (rc == AG_OK) rc = ev_eval(&c, sm->image, &img, err);
+    if (rc == AG_OK) rc = ev_eval(&c, sm->text ? sm->text : sm->image, &img, err);
     free(c.env);
     if (rc) return AG_ERR;
+    if (sm->text) {
+        if (img.kind != PV_TENSOR || img.node->shape.ndim != 2)
+            return ag_errorf(err, sm->text->loc, "%s: 'text' must give token ids [N, L], one row per text",
+                             sm->name);
+        if (s->data.kind != SP_DATA_TEXT)
+            return ag_errorf(err, sm->text->loc, "%s: 'text' needs dataset: text, whose vocabulary turns "
+                             "token ids into bytes", sm->name);
+        q->image = img.node;
+        q->text = 1;
+        q->images = img.node->shape.d[0];
+        return plan_with_constants(p, g, 1, err);
+    }
     if (img.kind != PV_TENSOR || img.node->shape.ndim < 2)
         return ag_errorf(err, sm->image->loc, "%s: 'image' must give a batch of images, [N, ...]", sm->name);
     int64_t per = ag_numel(&img.node->shape) / img.node->shape.d[0];
@@ -644,8 +709,8 @@ int pg_sample(pg_program *p, int k, uint64_t seed, ag_error *err)
         rc = ag_forward(g, 0, q->loop_begin);
         for (int j = 0; j < q->ncarry; j++)
             memcpy(q->carry_in[j]->data, q->carry_init[j]->data, (size_t)ag_numel(&q->carry_in[j]->shape) * sizeof(float));
-        for (int v = sm->loop_from; rc == AG_OK && (sm->loop_by > 0 ? v <= sm->loop_to : v >= sm->loop_to);
-             v += sm->loop_by) {
+        for (int v = q->loop_from; rc == AG_OK && (q->loop_by > 0 ? v <= q->loop_to : v >= q->loop_to);
+             v += q->loop_by) {
             for (int j = 0; j < q->count; j++) q->loop_var->data[j] = (float)v;
             rc = ag_forward(g, q->loop_begin, q->loop_end);
             for (int j = 0; j < q->ncarry; j++)

@@ -497,14 +497,10 @@ static int load_loop(sp_spec *s, const yt_node *n, sp_sample *sm, ag_error *err)
     sm->has_loop = 1;
     sm->loop_loc = n->loc;
     const yt_node *v;
-    long from, to, by;
     if (!(v = yt_need(n, "var", err)) || yt_str(v, "var", &sm->loop_var, err)) return AG_ERR;
-    if (!(v = yt_need(n, "from", err)) || yt_int(v, "from", -(1L << 24), 1L << 24, &from, err)) return AG_ERR;
-    if (!(v = yt_need(n, "to", err)) || yt_int(v, "to", -(1L << 24), 1L << 24, &to, err)) return AG_ERR;
-    if (get_int(n, "by", -(1L << 24), 1L << 24, to >= from ? 1 : -1, &by, err)) return AG_ERR;
-    if (by == 0 || (to - from) / by < 0)
-        return ag_errorf(err, n->loc, "loop: 'by' %ld never goes from %ld to %ld", by, from, to);
-    sm->loop_from = (int)from, sm->loop_to = (int)to, sm->loop_by = (int)by;
+    if (!(v = yt_need(n, "from", err)) || parse_expr(s, v, "from", &sm->loop_from, err)) return AG_ERR;
+    if (!(v = yt_need(n, "to", err)) || parse_expr(s, v, "to", &sm->loop_to, err)) return AG_ERR;
+    if ((v = yt_get(n, "by")) && parse_expr(s, v, "by", &sm->loop_by, err)) return AG_ERR;
     const yt_node *steps = yt_need(n, "steps", err);
     if (!steps || yt_want(steps, YT_SEQ, "steps", err)) return AG_ERR;
     sm->nloop_steps = (int)steps->n;
@@ -544,12 +540,64 @@ static int load_schedule(sp_spec *s, const yt_node *n, ag_error *err)
     return AG_OK;
 }
 
+/* inputs: {NAME: NUMBER, NAME: {image: FILE-or-~}, NAME: {text: STRING}}. */
+static int load_inputs(sp_spec *s, const yt_node *n, sp_sample *sm, ag_error *err)
+{
+    static const char *const taken[] = {"n", "pixels", "test_x", "test_label"};
+    static const char *const kinds[] = {"image", "text", NULL};
+    if (yt_want(n, YT_MAP, "inputs", err)) return AG_ERR;
+    if (n->n > SP_MAX_SAMPLE_INPUTS)
+        return ag_errorf(err, n->loc, "'inputs' has %zu entries; at most %d", n->n, SP_MAX_SAMPLE_INPUTS);
+    sm->ninputs = (int)n->n;
+    sm->inputs = ar_alloc(&s->arena, (n->n ? n->n : 1) * sizeof *sm->inputs);
+    for (size_t k = 0; k < n->n; k++) {
+        const yt_pair *pr = &n->pairs[k];
+        sp_input *in = &sm->inputs[k];
+        in->name = key_of(pr);
+        in->loc = pr->key->loc;
+        if (!ex_is_name(in->name))
+            return ag_errorf(err, in->loc, "input '%s': a name is a letter or '_', then letters, digits and '_'",
+                             in->name);
+        for (size_t j = 0; j < AG_COUNTOF(taken); j++)
+            if (!strcmp(in->name, taken[j]))
+                return ag_errorf(err, in->loc, "input '%s': the section already has '%s'; choose another name",
+                                 in->name, in->name);
+        const yt_node *v = pr->value;
+        if (v->kind == YT_MAP) {
+            if (yt_check_keys(v, kinds, in->name, err)) return AG_ERR;
+            const yt_node *txt = yt_get(v, "text");
+            if (txt) {
+                if (v->n != 1)
+                    return ag_errorf(err, v->loc, "input '%s': either 'image' or 'text', not both", in->name);
+                in->kind = SP_INPUT_TEXT;
+                if (yt_str(txt, "text", &in->text, err)) return AG_ERR;
+                continue;
+            }
+            const yt_node *img = yt_need(v, "image", err);
+            if (!img) return AG_ERR;
+            in->kind = SP_INPUT_IMAGE;
+            /* ~ (or nothing): the user must give the file. */
+            if (img->kind == YT_SCALAR && img->len && strcmp(img->text, "~") && strcmp(img->text, "null")) {
+                if (yt_str(img, "image", &in->path, err)) return AG_ERR;
+            } else if (img->kind != YT_SCALAR) {
+                return ag_errorf(err, img->loc, "input '%s': 'image' is a PNG file, or ~ to require one", in->name);
+            }
+            continue;
+        }
+        in->kind = SP_INPUT_NUMBER;
+        if (v->kind != YT_SCALAR || yt_float(v, in->name, -HUGE_VAL, HUGE_VAL, &in->number, err))
+            return ag_errorf(err, v->loc, "input '%s' is a number (its default), {image: FILE} for an image, "
+                             "or {text: STRING} for text", in->name);
+    }
+    return AG_OK;
+}
+
 /* One section: an image expression over n draws (and the test split's first n
  * images as test_x and test_label), optional statements before it, and the grid. */
 static int load_section(sp_spec *s, const char *name, const yt_node *n, sp_sample *sm, ag_error *err)
 {
     static const char *const keys[] = {"image", "steps", "loop", "grid", "range", "count", "each_epoch",
-                                       NULL};
+                                       "inputs", "text", NULL};
     if (yt_want(n, YT_MAP, name, err) || yt_check_keys(n, keys, name, err)) return AG_ERR;
     sm->name = name;
     sm->loc = n->loc;
@@ -564,13 +612,18 @@ static int load_section(sp_spec *s, const char *name, const yt_node *n, sp_sampl
         for (size_t k = 0; k < steps->n; k++)
             if (parse_stmt(s, steps->items[k], &sm->steps[k], err)) return AG_ERR;
     }
+    const yt_node *inputs = yt_get(n, "inputs");
+    if (inputs && load_inputs(s, inputs, sm, err)) return AG_ERR;
     sm->each_epoch = 1;
     const yt_node *each = yt_get(n, "each_epoch");
     if (each && yt_bool(each, "each_epoch", &sm->each_epoch, err)) return AG_ERR;
     const yt_node *loop = yt_get(n, "loop");
     if (loop && load_loop(s, loop, sm, err)) return AG_ERR;
-    const yt_node *img = yt_need(n, "image", err);
-    if (!img || parse_expr(s, img, "image", &sm->image, err)) return AG_ERR;
+    const yt_node *img = yt_get(n, "image"), *txt = yt_get(n, "text");
+    if (img && txt)
+        return ag_errorf(err, txt->loc, "%s: a section gives 'image' or 'text', not both", name);
+    if (txt) return parse_expr(s, txt, "text", &sm->text, err);
+    if (!(img = yt_need(n, "image", err)) || parse_expr(s, img, "image", &sm->image, err)) return AG_ERR;
     const yt_node *grid = yt_get(n, "grid");
     if (grid) {
         const char *g;
@@ -600,7 +653,7 @@ static int load_section(sp_spec *s, const char *name, const yt_node *n, sp_sampl
 static int load_sample(sp_spec *s, const yt_node *n, ag_error *err)
 {
     if (yt_want(n, YT_MAP, "sample", err)) return AG_ERR;
-    if (yt_get(n, "image")) {
+    if (yt_get(n, "image") || yt_get(n, "text")) {
         s->nsamples = 1;
         s->samples = ar_alloc(&s->arena, sizeof *s->samples);
         return load_section(s, "sample", n, &s->samples[0], err);
@@ -618,6 +671,60 @@ const sp_sample *sp_find_sample(const sp_spec *s, const char *name)
     for (int k = 0; k < s->nsamples; k++)
         if (strcmp(s->samples[k].name, name) == 0) return &s->samples[k];
     return NULL;
+}
+
+/* One --input NAME=VALUE into one declared input; where is the override's text. */
+static int set_input(sp_input *in, const char *value, const char *where, ag_error *err)
+{
+    if (in->kind == SP_INPUT_IMAGE) {
+        if (!*value) return ag_errorf(err, (ag_loc){0}, "%s: '%s' is an image: give a PNG file", where, in->name);
+        in->path = value;
+        return AG_OK;
+    }
+    if (in->kind == SP_INPUT_TEXT) {
+        in->text = value;
+        return AG_OK;
+    }
+    char *end;
+    errno = 0;
+    double v = strtod(value, &end);
+    if (!*value || *end || errno || !isfinite(v))
+        return ag_errorf(err, (ag_loc){0}, "%s: '%s' is a number, got '%s'", where, in->name, value);
+    in->number = v;
+    return AG_OK;
+}
+
+int sp_set_inputs(sp_spec *s, const char *section, const sp_set *sets, int nsets, ag_error *err)
+{
+    for (int k = 0; k < nsets; k++) {
+        const char *text = sets[k].text, *eq = strchr(text, '=');
+        char where[256];
+        snprintf(where, sizeof where, "--input %s", text);
+        if (!eq || eq == text) return ag_errorf(err, (ag_loc){0}, "%s: expected NAME=VALUE, like temperature=0.8", where);
+        size_t len = (size_t)(eq - text);
+        int hits = 0;
+        sg_best b;
+        sg_init(&b, ar_strndup(&s->arena, text, len));
+        for (int j = 0; j < s->nsamples; j++) {
+            sp_sample *sm = &s->samples[j];
+            if (section && strcmp(sm->name, section)) continue;
+            for (int i = 0; i < sm->ninputs; i++) {
+                sg_offer(&b, sm->inputs[i].name);
+                if (strlen(sm->inputs[i].name) != len || strncmp(sm->inputs[i].name, text, len)) continue;
+                if (set_input(&sm->inputs[i], eq + 1, where, err)) return AG_ERR;
+                hits++;
+            }
+        }
+        if (!hits) {
+            char hint[96];
+            if (section)
+                return ag_errorf(err, (ag_loc){0}, "%s: sample section '%s' has no input '%.*s'%s", where, section,
+                                 (int)len, text, sg_hint(&b, hint, sizeof hint));
+            return ag_errorf(err, (ag_loc){0}, "%s: no sample section has an input '%.*s'%s", where, (int)len, text,
+                             sg_hint(&b, hint, sizeof hint));
+        }
+    }
+    return AG_OK;
 }
 
 /* ------------------------------------------------------------------ spec -- */

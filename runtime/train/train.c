@@ -193,9 +193,56 @@ static int mkdirs(const char *path, ag_error *err)
     return AG_OK;
 }
 
+/* A text input's bytes as token ids, the same row for every draw. */
+static int text_input(pg_program *p, int k, int j, const tr_data *d, ag_error *err)
+{
+    pg_sampler *q = &p->samples[k];
+    const sp_input *in = &q->spec->inputs[j];
+    int64_t len = q->inputs[j]->shape.d[1];
+    for (int64_t i = 0; i < len; i++) {
+        unsigned char b = (unsigned char)in->text[i];
+        if (d->text.id[b] < 0)
+            return ag_errorf(err, in->loc, "input '%s': the byte %s%c%s(0x%02x) at offset %lld is not in the "
+                             "vocabulary of %s (%d bytes)", in->name, b >= 32 && b < 127 ? "'" : "",
+                             b >= 32 && b < 127 ? b : ' ', b >= 32 && b < 127 ? "' " : "", b, (long long)i,
+                             p->spec->data.path, d->text.vocab);
+        for (int r = 0; r < q->count; r++) q->inputs[j]->data[r * len + i] = d->text.id[b];
+    }
+    return AG_OK;
+}
+
+int tr_sample_inputs(pg_program *p, int k, const tr_data *d, ag_error *err)
+{
+    pg_sampler *q = &p->samples[k];
+    const sp_sample *sm = q->spec;
+    int64_t px = (int64_t)p->rows * p->cols;
+    for (int j = 0; j < sm->ninputs; j++) {
+        const sp_input *in = &sm->inputs[j];
+        if (in->kind == SP_INPUT_TEXT && text_input(p, k, j, d, err)) return AG_ERR;
+        if (in->kind != SP_INPUT_IMAGE) continue;
+        if (!in->path)
+            return ag_errorf(err, in->loc, "sample section '%s' needs an image for its input '%s': "
+                             "give --input %s=FILE.png", sm->name, in->name, in->name);
+        img_gray img;
+        if (img_read_gray(in->path, &img, err)) return AG_ERR;
+        if (img.h != p->rows || img.w != p->cols) {
+            ag_errorf(err, (ag_loc){0}, "%s: the image is %dx%d, but the data's images are %dx%d (input '%s')",
+                      in->path, img.w, img.h, p->cols, p->rows, in->name);
+            img_gray_free(&img);
+            return AG_ERR;
+        }
+        /* Every draw of the section starts from the same image. */
+        for (int r = 0; r < q->count; r++)
+            for (int64_t i = 0; i < px; i++) q->inputs[j]->data[r * px + i] = img.pixels[i];
+        img_gray_free(&img);
+    }
+    return AG_OK;
+}
+
 int tr_draw_samples(pg_program *p, int k, const tr_data *d, int64_t first, uint64_t seed, ag_error *err)
 {
     pg_sampler *q = &p->samples[k];
+    if (tr_sample_inputs(p, k, d, err)) return AG_ERR;
     /* test_x: the test split's images from first on, wrapping around its end. */
     if (d->has_test) {
         int64_t px = (int64_t)p->rows * p->cols, at = first % d->test.count;
@@ -208,13 +255,46 @@ int tr_draw_samples(pg_program *p, int k, const tr_data *d, int64_t first, uint6
     return pg_sample(p, k, seed, err);
 }
 
+/* The first n texts of a text section, decoded: to stdout for "-", else to a file,
+ * written whole under a temporary name and renamed. */
+static int write_text(pg_program *p, int k, const tr_data *d, const char *path, int n, ag_error *err)
+{
+    const ag_node *ids = p->samples[k].image;
+    int64_t len = ids->shape.d[1];
+    for (int64_t j = 0; j < (int64_t)n * len; j++) {
+        float v = ids->data[j];
+        if (!(v >= 0 && v < d->text.vocab && v == floorf(v)))
+            return ag_errorf(err, p->samples[k].spec->text->loc, "%s: 'text' gives the token id %g, not one "
+                             "of the vocabulary's [0, %d)", p->samples[k].spec->name, v, d->text.vocab);
+    }
+    int out = strcmp(path, "-") != 0;
+    char tmp[4400];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = out ? fopen(tmp, "wb") : stdout;
+    if (!f) return ag_errorf(err, (ag_loc){0}, "%s: %s", tmp, strerror(errno));
+    for (int r = 0; r < n; r++) {
+        if (n > 1) fprintf(f, "%s--- sample %d of %d\n", r ? "\n" : "", r + 1, n);
+        for (int64_t j = 0; j < len; j++) fputc(d->text.bytes[(int)ids->data[r * len + j]], f);
+        fputc('\n', f);
+    }
+    if (!out) return fflush(f) ? ag_errorf(err, (ag_loc){0}, "stdout: %s", strerror(errno)) : AG_OK;
+    if (fclose(f) != 0 || rename(tmp, path) != 0) {
+        ag_errorf(err, (ag_loc){0}, "%s: %s", path, strerror(errno));
+        unlink(tmp);
+        return AG_ERR;
+    }
+    return AG_OK;
+}
+
 /* The first `limit` images (all when 0) of section k into a PNG grid; a limit other
- * than the section's own count lays them out as square as fits. */
+ * than the section's own count lays them out as square as fits. A text section writes
+ * its texts instead. */
 static int write_grid(pg_program *p, int k, const tr_data *d, const char *path, uint64_t seed, int limit,
                       ag_error *err)
 {
     pg_sampler *q = &p->samples[k];
     if (tr_draw_samples(p, k, d, 0, seed, err)) return AG_ERR;
+    if (q->text) return write_text(p, k, d, path, limit > 0 && limit < q->images ? limit : q->images, err);
     int images = q->images, rows = q->grid_rows, cols = q->grid_cols;
     if (limit > 0 && limit < images) {
         images = limit;
@@ -403,15 +483,15 @@ typedef struct tr_run_state {
 } tr_run_state;
 
 /* After each epoch every section: the first as samples-epoch-NNN.png, the others
- * under their names. */
+ * under their names; a text section as .txt. */
 static int epoch_samples(tr_run_state *st, ag_error *err)
 {
     pg_program *p = st->p;
     for (int k = 0; k < p->nsamples; k++) {
         if (!p->samples[k].spec->each_epoch) continue;
         char path[4400];
-        snprintf(path, sizeof path, "%s/%s-epoch-%03d.png", st->dir, k ? p->samples[k].spec->name : "samples",
-                 st->epoch);
+        snprintf(path, sizeof path, "%s/%s-epoch-%03d.%s", st->dir, k ? p->samples[k].spec->name : "samples",
+                 st->epoch, p->samples[k].text ? "txt" : "png");
         if (tr_write_samples(p, k, st->d, path, p->spec->seed, err)) return AG_ERR;
     }
     return AG_OK;
@@ -849,6 +929,8 @@ int tr_run(pg_program *p, const tr_data *d, const tr_options *o, ag_error *err)
     /* The hook script loads first: one that does not compile stops the run before the
      * run directory, and an earlier run's metrics there, are touched. */
     int rc = hooks_open(st, err);
+    for (int k = 0; k < p->nsamples && rc == AG_OK; k++)
+        if (p->samples[k].spec->each_epoch) rc = tr_sample_inputs(p, k, d, err);
     if (rc == AG_OK) rc = mkdirs(st->dir, err);
     if (rc == AG_OK && o->resume) {
         rc = resume(st, o->resume, err);
