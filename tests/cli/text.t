@@ -64,4 +64,36 @@ is "$(strip "$TMP/gpt2/metrics.jsonl")" "$(strip "$TMP/gpt/metrics.jsonl")" \
 cmp -s "$TMP/gpt/last.safetensors" "$TMP/gpt2/last.safetensors"
 ok $? "and its weights are the same, bit for bit"
 
+# Sampling from a prompt: the spec's loop draws byte by byte; the texts go to stdout.
+run sample $GPT --checkpoint "$TMP/gpt" --prompt "A stitch" --length 30 --temperature 0.5 -n 3
+is "$RC" 0 "sample from a prompt"
+is "$(grep -c '^--- sample [123] of 3$' "$OUT")" 3 "three texts, each after its header line"
+is "$(grep -c '^A stitch' "$OUT")" 3 "each text starts with the prompt"
+printable=$(grep -v '^--- sample' "$OUT" | tr -d '\n' | LC_ALL=C tr -d '[:print:]' | wc -c)
+is "$printable" 0 "the texts are printable"
+run sample $GPT --checkpoint "$TMP/gpt" --prompt "A stitch" --length 30 --temperature 0.5 -n 3
+cp "$OUT" "$TMP/first.txt"
+run sample $GPT --checkpoint "$TMP/gpt" --prompt "A stitch" --length 30 --temperature 0.5 -n 3 -o "$TMP/s.txt"
+is "$(cat "$OUT")" "$TMP/s.txt" "-o writes the texts to a file and prints its name"
+cmp -s "$TMP/s.txt" "$TMP/first.txt"
+ok $? "the same seed draws the same texts"
+ls "$TMP/gpt"/samples-epoch-003.txt >/dev/null 2>&1
+ok $? "training writes the section's texts after each epoch"
+
+# Sampling's mistakes.
+expect_error 1 "$S/tiny-gpt.yaml:31:5: input 'prompt': the byte 'Z' (0x5a) at offset 0 is not in the vocabulary of tests/data/text (41 bytes)" \
+    sample $GPT --checkpoint "$TMP/gpt" --prompt Zebra
+expect_error 1 "$S/tiny-gpt.yaml:31:5: input 'prompt' is empty: give at least one character" \
+    sample $GPT --checkpoint "$TMP/gpt" --prompt ""
+expect_error 1 "$S/tiny-gpt.yaml:37:22: zeros: 'size' must be a whole number in [1, 16777216]" \
+    sample $GPT --checkpoint "$TMP/gpt" --length 2.5
+expect_error 1 "--set sample.loop.to=window: loop: 'to' must come to a whole number in [-16777216, 16777216], not a tensor" \
+    check $GPT --set sample.loop.to=window
+expect_error 1 "$S/tiny-gpt.yaml:46:9: sample: a section gives 'image' or 'text', not both" \
+    check $GPT --set sample.image=out
+expect_error 1 "$S/text-input-images.yaml:15:5: input 'prompt' is text, but the data are images; text needs dataset: text and its vocabulary" \
+    check $S/text-input-images.yaml
+expect_error 1 "$S/text-input-images.yaml:16:9: sample: 'text' needs dataset: text, whose vocabulary turns token ids into bytes" \
+    check $S/text-input-images.yaml --set sample.inputs.prompt=1
+
 done_testing
