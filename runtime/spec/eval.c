@@ -386,6 +386,7 @@ int ev_call_model(ev_ctx *c, pg_model *m, const pv *args, int nargs, ag_loc loc,
     c->cursor = 0;
     c->node = NULL;
     c->made_deg = NULL;
+    c->made_order = NULL;
     const sp_model *sm = m->spec;
     int rc = AG_OK;
     if (sm->nlayers) {

@@ -89,6 +89,7 @@ expect_error 1 "$S/tiny-gpt.yaml:37:22: zeros: 'size' must be a whole number in 
     sample $GPT --checkpoint "$TMP/gpt" --length 2.5
 expect_error 1 "--set sample.loop.to=window: loop: 'to' must come to a whole number in [-16777216, 16777216], not a tensor" \
     check $GPT --set sample.loop.to=window
+expect_error 1 "$S/tiny-gpt.yaml:39:5: loop: 'by' -1 never goes from 0 to 39" check $GPT --set sample.loop.by=-1
 expect_error 1 "$S/tiny-gpt.yaml:46:9: sample: a section gives 'image' or 'text', not both" \
     check $GPT --set sample.image=out
 expect_error 1 "$S/text-input-images.yaml:15:5: input 'prompt' is text, but the data are images; text needs dataset: text and its vocabulary" \
