@@ -13,6 +13,8 @@
 #ifndef AIGC_TRAIN_H
 #define AIGC_TRAIN_H
 
+#include <stdio.h>
+
 #include "aigc/idx.h"
 #include "aigc/program.h"
 #include "aigc/text.h"
@@ -39,6 +41,9 @@ typedef struct tr_data {
 /* Loads the spec's data set; messages start with the spec's data.path location. */
 int tr_load_data(const sp_spec *s, tr_data *d, ag_error *err);
 void tr_free_data(tr_data *d);
+/* `aigc-run check`: for text, what was read: files, bytes, the vocabulary, the split
+ * and its windows. Nothing for images. */
+void tr_print_data(const sp_spec *s, const tr_data *d, FILE *out);
 
 /* Trains. A checkpoint `last` (NAME.safetensors + NAME.state) is written in the run
  * directory after every epoch, every train.checkpoint.every steps, when a hook asks,

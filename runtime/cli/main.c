@@ -354,6 +354,7 @@ static int run_command(const cli_args *a, sp_spec *s, pg_program *p, const tr_da
                 return ag_errorf(err, s->hooks_loc, "%s", e.msg);
             lh_close(L);
         }
+        tr_print_data(s, d, stdout);
         pg_print_summary(p, stdout);
         return AG_OK;
     }

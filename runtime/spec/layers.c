@@ -67,7 +67,9 @@ static int linear_declare(ev_ctx *c, ly_slot *s, ag_node *x, const char *prefix,
     }
     s->ntrain = s->nparam;
     s->params = (int64_t)in * out + (s->args[1] != 0 ? out : 0);
-    s->flops = 2 * (int64_t)in * out + (s->args[1] != 0 ? out : 0);
+    /* Once per position of a sequence [B, T, in]: x is declared at batch 1. */
+    int64_t rows = ag_numel(&x->shape) / in;
+    s->flops = (2 * (int64_t)in * out + (s->args[1] != 0 ? out : 0)) * rows;
     return AG_OK;
 }
 

@@ -99,6 +99,16 @@ void tr_free_data(tr_data *d)
     memset(d, 0, sizeof *d);
 }
 
+void tr_print_data(const sp_spec *s, const tr_data *d, FILE *out)
+{
+    if (d->kind != SP_DATA_TEXT) return;
+    const tx_corpus *c = &d->text;
+    fprintf(out, "data: text from %s: %d file%s, %lld bytes, a vocabulary of %d bytes\n", s->data.path, c->nfiles,
+            c->nfiles == 1 ? "" : "s", (long long)c->size, c->vocab);
+    fprintf(out, "  train %lld bytes: %lld windows of %d; test %lld bytes: %lld windows\n\n", (long long)c->ntrain,
+            (long long)d->train.count, d->train.cols, (long long)c->ntest, (long long)d->test.count);
+}
+
 /* Bytes to floats per batch: the data set stays uint8, a quarter of the memory. */
 static void fill_batch(pg_program *p, const idx_dataset *ds, const int32_t *order, int64_t at, int n)
 {

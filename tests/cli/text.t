@@ -29,6 +29,12 @@ expect_error 1 "--set train.nll=los: 'nll' names 'los', which is not a logged va
     check $GPT --set train.nll=los
 expect_error 1 "$S/tiny-gpt.yaml:23:32: model 'gpt' expects input [B, 16], got [B, 32]" check $GPT --set data.context=32
 
+# check reports what was read: the fixture directory's two texts (its copy of one, its
+# .dat index and its symlink skipped).
+run check $GPT
+is "$(sed -n 1,2p "$OUT")" "data: text from tests/data/text: 2 files, 1975 bytes, a vocabulary of 41 bytes
+  train 1775 bytes: 110 windows of 17; test 200 bytes: 12 windows" "check describes the corpus, its split and windows"
+
 # A short real run: the loss falls, and the test split beats the unigram baseline.
 run $GPT --out "$TMP/gpt" --progress lines
 is "$RC" 0 "tiny-gpt trains on the fixture text"
