@@ -70,6 +70,17 @@ is "$(strip "$TMP/gpt2/metrics.jsonl")" "$(strip "$TMP/gpt/metrics.jsonl")" \
 cmp -s "$TMP/gpt/last.safetensors" "$TMP/gpt2/last.safetensors"
 ok $? "and its weights are the same, bit for bit"
 
+# specs/char-gpt.yaml itself, on the fixture text for two short epochs: it trains, its
+# loss falls, and its sample section writes printable texts that start with the prompt.
+run specs/char-gpt.yaml --set data.path=tests/data/text --set data.test=0.25 --epochs 2 --out "$TMP/cg" \
+    --progress lines --set sample.inputs.length=20 --set sample.count=2
+is "$RC" 0 "specs/char-gpt.yaml trains on the fixture text"
+less "$(json_field "$TMP/cg/metrics.jsonl" epoch 2 train_loss)" "$(json_field "$TMP/cg/metrics.jsonl" epoch 1 train_loss)"
+ok $? "its loss falls"
+is "$(grep -c '^The ' "$TMP/cg/samples-epoch-002.txt")" 2 "its two texts continue the prompt"
+is "$(grep -v '^--- sample' "$TMP/cg/samples-epoch-002.txt" | tr -d '\n' | LC_ALL=C tr -d '[:print:]' | wc -c)" 0 \
+    "and are printable"
+
 # Sampling from a prompt: the spec's loop draws byte by byte; the texts go to stdout.
 run sample $GPT --checkpoint "$TMP/gpt" --prompt "A stitch" --length 30 --temperature 0.5 -n 3
 is "$RC" 0 "sample from a prompt"
