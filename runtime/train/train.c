@@ -729,8 +729,6 @@ static int hook(tr_run_state *st, lh_event ev, const tr_means *train, const tr_m
             snprintf(path, sizeof path, "%s", q->path[0] ? q->path : "");
         else
             snprintf(path, sizeof path, "%s/%s", st->dir, q->path);
-        if (!q->path[0])
-            snprintf(path, sizeof path, "%s/samples-step-%08lld-%d.png", st->dir, (long long)st->step, k);
         int sec = q->section[0] ? -1 : 0;
         for (int j = 0; j < p->nsamples && q->section[0]; j++)
             if (!strcmp(p->samples[j].spec->name, q->section)) sec = j;
@@ -739,6 +737,9 @@ static int hook(tr_run_state *st, lh_event ev, const tr_means *train, const tr_m
         if (sec < 0)
             return ag_errorf(err, p->spec->hooks_loc, "aigc.sample: the spec has no sample section '%s'",
                              q->section);
+        if (!q->path[0])
+            snprintf(path, sizeof path, "%s/samples-step-%08lld-%d.%s", st->dir, (long long)st->step, k,
+                     p->samples[sec].text ? "txt" : "png");
         /* n draws at most the section's count: its graph is planned for that many. */
         if (q->n > p->samples[sec].images)
             return ag_errorf(err, p->spec->hooks_loc, "aigc.sample: n = %d, but section '%s' draws %d",

@@ -114,4 +114,11 @@ expect_error 1 "$S/text-input-images.yaml:15:5: input 'prompt' is text, but the 
 expect_error 1 "$S/text-input-images.yaml:16:9: sample: 'text' needs dataset: text, whose vocabulary turns token ids into bytes" \
     check $S/text-input-images.yaml --set sample.inputs.prompt=1
 
+# For images, train.nll is reported in nats per image (MADE's unit).
+run $S/tiny-ae.yaml --out "$TMP/ae" --progress lines --set data.batch=500
+run eval $S/tiny-ae.yaml --checkpoint "$TMP/ae" --set train.nll=loss
+is "$(sed -n 's/ .*//p' "$OUT" | tr '\n' ' ')" "test_loss test_nats_per_image " "eval names train.nll's value in nats per image"
+run eval $S/tiny-ae.yaml --checkpoint "$TMP/ae" --set train.nll=loss --json
+like "$(cat "$OUT")" '{"test_loss":*,"test_nats_per_image":*,"images":1000}' "and in JSON"
+
 done_testing
