@@ -543,7 +543,7 @@ static int load_schedule(sp_spec *s, const yt_node *n, ag_error *err)
 /* inputs: {NAME: NUMBER, NAME: {image: FILE-or-~}, NAME: {text: STRING}}. */
 static int load_inputs(sp_spec *s, const yt_node *n, sp_sample *sm, ag_error *err)
 {
-    static const char *const taken[] = {"n", "pixels", "test_x", "test_label"};
+    static const char *const taken[] = {"n", "pixels", "test_x", "test_label", "tokens"};
     static const char *const kinds[] = {"image", "text", NULL};
     if (yt_want(n, YT_MAP, "inputs", err)) return AG_ERR;
     if (n->n > SP_MAX_SAMPLE_INPUTS)

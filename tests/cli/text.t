@@ -109,6 +109,10 @@ expect_error 1 "--set sample.loop.to=window: loop: 'to' must come to a whole num
 expect_error 1 "$S/tiny-gpt.yaml:39:5: loop: 'by' -1 never goes from 0 to 39" check $GPT --set sample.loop.by=-1
 expect_error 1 "$S/tiny-gpt.yaml:46:9: sample: a section gives 'image' or 'text', not both" \
     check $GPT --set sample.image=out
+expect_error 1 "$S/tiny-gpt.yaml:31:13: input 'prompt': either 'image' or 'text', not both" \
+    check $GPT --set sample.inputs.prompt.image=x.png
+expect_error 1 "--set sample.inputs.tokens=1: input 'tokens': the section already has 'tokens'; choose another name" \
+    check $GPT --set sample.inputs.tokens=1
 expect_error 1 "$S/text-input-images.yaml:15:5: input 'prompt' is text, but the data are images; text needs dataset: text and its vocabulary" \
     check $S/text-input-images.yaml
 expect_error 1 "$S/text-input-images.yaml:16:9: sample: 'text' needs dataset: text, whose vocabulary turns token ids into bytes" \
