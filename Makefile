@@ -83,7 +83,7 @@ install: all
 clean:
 	rm -rf build build-san aigc-run aigc-run-san
 
--include $(LIB_OBJ:.o=.d) $(TEST_BIN:.t=.d)
+-include $(LIB_OBJ:.o=.d) $(TEST_BIN:.t=.d) $(BUILD)/$(MAIN_SRC:.c=.d)
 
 # make fuzz: the libFuzzer harnesses of tests/fuzz/ (docs/fuzzing.md) — the spec loader,
 # the expression parser, the IDX, safetensors and checkpoint readers — built with clang
