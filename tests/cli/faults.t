@@ -105,4 +105,10 @@ is "$RC" 1 "... exit 1"
 expect_error 1 "$S/overflow.yaml:15:7: training diverged at epoch 1, step 1: 'update opt' made a weight non-finite from a finite loss and gradients; lower the learning rate" \
     $S/overflow.yaml --out "$TMP/skip5" --progress lines
 
+# A run directory that cannot be made: reported before any training (the full disk and
+# read-only cases are in disk.t).
+: >"$TMP/file"
+expect_error 1 "$TMP/file/run: cannot create the run directory: Not a directory" \
+    tests/specs/tiny-ae.yaml --out "$TMP/file/run" --progress lines
+
 done_testing
