@@ -99,6 +99,7 @@ typedef struct pg_program {
 
     int rows, cols;        /* of the data's images */
     int classes;
+    int bad_seg;           /* the segment of a PG_SKIPPED or PG_OVERFLOWED step */
 } pg_program;
 
 /* rows, cols and classes describe the data: its images are rows x cols in classes
@@ -108,7 +109,11 @@ int pg_build(pg_program *p, const sp_spec *s, int rows, int cols, int classes, a
 void pg_free(pg_program *p);
 
 /* One training step on the batch already written into p->pixels and p->labels.
- * AG_ERR when an op failed (p->step.err). */
+ * AG_ERR when an op failed (p->step.err). With train.on_nan: skip, PG_SKIPPED when the
+ * loss or a gradient of segment p->bad_seg's update was non-finite: that update and the
+ * rest of the step did not run; PG_OVERFLOWED when that update, from finite values,
+ * made a parameter non-finite (a learning rate far too large). */
+enum { PG_SKIPPED = 2, PG_OVERFLOWED = 3 };
 int pg_train_step(pg_program *p, int batch);
 /* The same statements, no updates, dropout off: for the test split. */
 int pg_eval_step(pg_program *p, int batch);

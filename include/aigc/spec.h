@@ -160,6 +160,10 @@ typedef struct sp_spec {
     ag_loc nll_loc;
     int ckpt_every;          /* steps between checkpoints; 0: at each epoch's end only */
     int ckpt_keep;           /* numbered checkpoints kept beside `last` */
+    int on_nan_skip;         /* train.on_nan: skip: a batch with a non-finite loss or
+                              * gradient makes no update (else the run stops) */
+    int max_skipped;         /* skipped batches in a row before the run stops anyway */
+    ag_loc on_nan_loc;
     int nsamples;
     sp_sample *samples;      /* the first is the one drawn after each epoch */
     int sample_count;        /* > 0: overrides every section's count (-n) */

@@ -679,7 +679,13 @@ int pg_train_step(pg_program *p, int batch)
         if (ag_forward(g, sg->from, sg->to)) return AG_ERR;
         if (sg->optim < 0) continue;
         ag_backward(g, sg->bw);
-        opt_step(&p->optims[sg->optim]);
+        opt_optimizer *o = &p->optims[sg->optim];
+        p->bad_seg = k;
+        /* No update from a non-finite loss or gradient: it is left out, and so are the
+         * statements after it, which would see it made. */
+        if (p->spec->on_nan_skip && (!isfinite(sg->loss->data[0]) || !opt_grads_finite(o))) return PG_SKIPPED;
+        opt_step(o);
+        if (p->spec->on_nan_skip && !opt_params_finite(o)) return PG_OVERFLOWED;
     }
     return AG_OK;
 }
