@@ -57,6 +57,10 @@ typedef struct sp_model {
     int noutputs;
     const char **outputs;
     ag_loc *output_locs;
+    /* `ema: DECAY`: an exponential moving average of the weights, for sampling and
+     * evaluation; `ema_warmup: true` ramps the decay up over the first updates. */
+    int has_ema, ema_warmup;
+    double ema_decay;
 } sp_model;
 
 typedef struct sp_optim {

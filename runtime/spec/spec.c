@@ -241,11 +241,18 @@ static int parse_layer(sp_spec *s, const yt_node *n, sp_layer *L, ag_error *err)
 
 static int load_model(sp_spec *s, const yt_pair *pair, sp_model *m, ag_error *err)
 {
-    static const char *const keys[] = {"in", "layers", "nodes", "outputs", NULL};
+    static const char *const keys[] = {"in", "layers", "nodes", "outputs", "ema", "ema_warmup",
+                                       NULL};
     const yt_node *n = pair->value;
     m->name = key_of(pair);
     m->loc = pair->key->loc;
     if (yt_want(n, YT_MAP, m->name, err) || yt_check_keys(n, keys, m->name, err)) return AG_ERR;
+    const yt_node *ema = yt_get(n, "ema"), *warm = yt_get(n, "ema_warmup");
+    if (ema && yt_float(ema, "ema", 0, 1, &m->ema_decay, err)) return AG_ERR;
+    if (warm && !ema)
+        return ag_errorf(err, warm->loc, "'ema_warmup' needs 'ema', the decay, on the same model");
+    if (warm && yt_bool(warm, "ema_warmup", &m->ema_warmup, err)) return AG_ERR;
+    m->has_ema = ema != NULL;
     const yt_node *in = yt_need(n, "in", err);
     if (!in) return AG_ERR;
     if (in->kind == YT_MAP) {

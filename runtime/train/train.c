@@ -395,7 +395,8 @@ static int64_t count_correct(const ag_node *logits, const float *labels, int n)
 }
 
 /* The test means of the logged values, and with a `logits` tensor, how many test
- * images it classifies right (*correct; -1 without one). */
+ * images it classifies right (*correct; -1 without one). A model with `ema:` is
+ * evaluated with its averaged weights, the ones its samples are drawn with. */
 static int evaluate(pg_program *p, const idx_dataset *ds, tr_means *m, int64_t *correct, ag_error *err)
 {
     int batch = p->spec->data.batch, rc = AG_OK;
@@ -407,6 +408,7 @@ static int evaluate(pg_program *p, const idx_dataset *ds, tr_means *m, int64_t *
     rng eval_rng, *train_rng = p->step.rng;
     rng_seed(&eval_rng, p->spec->seed ^ 0xe7a1ull);
     p->step.rng = &eval_rng;
+    pg_ema_swap(p);
     for (int64_t at = 0; at < ds->count && rc == AG_OK; at += batch) {
         int n = (int)(ds->count - at < batch ? ds->count - at : batch);
         fill_batch(p, ds, NULL, at, n);
@@ -417,6 +419,7 @@ static int evaluate(pg_program *p, const idx_dataset *ds, tr_means *m, int64_t *
         means_add(m, p, n);
         if (logits && rc == AG_OK) *correct += count_correct(logits, p->labels->data, n);
     }
+    pg_ema_swap(p);
     p->step.rng = train_rng;
     return rc;
 }
