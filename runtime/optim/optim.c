@@ -4,6 +4,7 @@
  * vector kernels fuse some multiply-adds (add with alpha, addcmul), ours round twice:
  * the results differ by an ulp per operation, not in formula. */
 #include "aigc/optim.h"
+#include "aigc/pool.h"
 
 #include <math.h>
 #include <string.h>
@@ -281,6 +282,22 @@ void opt_free(opt_optimizer *o)
     memset(o, 0, sizeof *o);
 }
 
+/* One range of one group, cut into chunks for the pool: every element's update reads
+ * only its own values, so the cut changes no bit. */
+typedef struct opt_job {
+    opt_update_fn update;
+    const opt_coef *c;
+    float *p, *s;
+    const float *g;
+    int64_t stride;
+} opt_job;
+
+static void opt_piece(void *ctx, int64_t lo, int64_t hi)
+{
+    const opt_job *j = ctx;
+    j->update(j->c, j->p + lo, j->g + lo, j->s ? j->s + lo : NULL, j->stride, hi - lo);
+}
+
 void opt_step(opt_optimizer *o)
 {
     const opt_def *d = &opt_defs[o->kind];
@@ -291,8 +308,10 @@ void opt_step(opt_optimizer *o)
         d->coef(&c, &o->h, gr, o->step);
         for (int k = 0; k < gr->nranges; k++) {
             const opt_range *r = &gr->ranges[k];
-            d->update(&c, o->ps->data + r->offset, o->ps->grad + r->offset,
-                   o->state ? o->state + r->state : NULL, o->covered, r->n);
+            opt_job j = {d->update, &c, o->ps->data + r->offset,
+                         o->state ? o->state + r->state : NULL, o->ps->grad + r->offset,
+                         o->covered};
+            tp_for(r->n, 1 << 13, opt_piece, &j);
         }
     }
 }

@@ -164,7 +164,7 @@ is "$(cat "$TMP/io-unsafe/io.txt" 2>/dev/null)" "written by hooks-ae" "the hook 
 hooks --out "$TMP/csv" --set hooks=scripts/hooks/log_csv.lua --unsafe-hooks
 is "$RC" 0 "scripts/hooks/log_csv.lua with --unsafe-hooks exits 0"
 like "$(cat "$TMP/csv/hooks.csv" 2>/dev/null)" "epoch,step,seconds,train_loss,test_loss,lr_opt
-1,71,*,0.435271155,0.274999655,0.001
+1,71,*,0.435271155,0.274999659,0.001
 2,142,*,0.257672172,0.245029083,0.001" "log_csv.lua writes a header and a row per epoch, the metrics' values"
 
 # j) aigc.sample and aigc.save_checkpoint at step 10
