@@ -67,6 +67,7 @@ fi
 
 if [ "$only" != c ]; then
     # The slice: the first N images of each split, with the header's count set to N.
+    # shellcheck disable=SC2059 # the format is the byte, as an octal escape
     be32() {
         printf "\\$(printf %03o $(($1 >> 24 & 255)))\\$(printf %03o $(($1 >> 16 & 255)))"
         printf "\\$(printf %03o $(($1 >> 8 & 255)))\\$(printf %03o $(($1 & 255)))"
