@@ -816,7 +816,7 @@ static int diverged(tr_run_state *st, int bad, ag_error *err)
     return nonfinite_at(st, p->step.n, (ag_loc){0}, head, err);
 }
 
-/* The update statement of segment k (segments end at the updates, in order). */
+/* The update statement of segment seg (segments end at the updates, in order). */
 static const ex_stmt *update_stmt(const pg_program *p, int seg)
 {
     int nth = 0;
