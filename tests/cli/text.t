@@ -42,6 +42,9 @@ first=$(json_field "$TMP/gpt/metrics.jsonl" epoch 1 train_loss)
 last=$(json_field "$TMP/gpt/metrics.jsonl" epoch 3 train_loss)
 less "$last" "$first"
 ok $? "the training loss falls from epoch 1 ($first) to epoch 3 ($last)"
+awk -v b="$(json_field "$TMP/gpt/metrics.jsonl" epoch 3 test_bits_per_char)" \
+    -v l="$(json_field "$TMP/gpt/metrics.jsonl" epoch 3 test_loss)" 'BEGIN { d = l / log(2) - b; exit !(b > 0 && d < 1e-6 && d > -1e-6) }'
+ok $? "the epoch rows hold the test loss in bits per character"
 run eval $GPT --checkpoint "$TMP/gpt"
 is "$RC" 0 "eval of tiny-gpt"
 bpc=$(sed -n 's/^test_bits_per_char //p' "$OUT")
