@@ -143,7 +143,7 @@ static const cv_case conv_cases[] = {
     {1, 1, 5, 5, 1, 3, 3, 1, 1, 0, 0, 0, 0, 0},
     {2, 3, 7, 6, 4, 3, 3, 2, 2, 1, 1, 0, 0, 1},   /* batch, non-square, stride 2 */
     {2, 3, 8, 8, 5, 4, 4, 2, 2, 1, 1, 0, 0, 1},   /* a DCGAN discriminator layer */
-    {3, 2, 6, 5, 3, 1, 1, 1, 1, 0, 0, 0, 0, 1},   /* 1x1: no unfolding */
+    {3, 2, 6, 5, 3, 1, 1, 1, 1, 0, 0, 0, 0, 1},   /* 1x1 */
     {2, 4, 6, 6, 2, 1, 1, 2, 2, 0, 0, 0, 0, 0},   /* 1x1 with a stride does unfold */
     {2, 2, 5, 7, 3, 3, 3, 1, 1, 2, 2, 0, 0, 0},   /* padding 2 */
     {1, 3, 9, 7, 2, 4, 3, 2, 1, 1, 2, 0, 0, 1},   /* every parameter differs per dim */
@@ -153,7 +153,7 @@ static const cv_case conv_cases[] = {
 static const cv_case convt_cases[] = {
     {2, 3, 4, 5, 2, 4, 4, 2, 2, 1, 1, 0, 0, 1},   /* a DCGAN generator layer: doubles */
     {1, 2, 3, 3, 3, 3, 3, 2, 2, 1, 1, 1, 1, 1},   /* output_padding 1 */
-    {2, 3, 4, 4, 2, 1, 1, 1, 1, 0, 0, 0, 0, 0},   /* 1x1: no folding */
+    {2, 3, 4, 4, 2, 1, 1, 1, 1, 0, 0, 0, 0, 0},   /* 1x1 */
     {2, 2, 3, 5, 3, 3, 3, 1, 1, 0, 0, 0, 0, 0},
     {1, 2, 4, 3, 2, 3, 3, 1, 1, 2, 2, 0, 0, 1},   /* padding 2 */
     {1, 3, 3, 4, 2, 4, 3, 2, 1, 1, 0, 1, 0, 0},   /* every parameter differs per dim */
@@ -487,6 +487,84 @@ typedef struct err_case {
     const char *msg;
 } err_case;
 
+/* A batch larger than one sgemm's chunk (runtime/ops/conv.c: 16 images of this size
+ * need two chunks, 13 + 3): the output and every gradient of L = sum(y R) against the
+ * references. A convolution's input gradient is the transposed convolution of R with
+ * the same weight, and the other way round; the weight gradient is a sum per tap. */
+static void check_chunked(int transposed)
+{
+    const cv_case t = transposed ? (cv_case){16, 8, 32, 32, 16, 3, 3, 1, 1, 1, 1, 0, 0, 1}
+                                 : (cv_case){16, 16, 32, 32, 8, 3, 3, 1, 1, 1, 1, 0, 0, 1};
+    const cv_case adj = {t.n, t.co, t.h, t.w, t.c, t.kh, t.kw, 1, 1, 1, 1, 0, 0, 0};
+    const char *name = transposed ? "conv_transpose2d in chunks" : "conv2d in chunks";
+    ag_shape ys = ref_out_shape(&t, transposed);
+    ag_params ps;
+    ag_params_init(&ps);
+    int ix = ag_params_add(&ps, "x", ag_shape4(t.n, t.c, t.h, t.w), (ag_loc){0});
+    int iw = ag_params_add(&ps, "w", weight_shape(&t, transposed), (ag_loc){0});
+    int ib = ag_params_add(&ps, "b", ag_shape1(t.co), (ag_loc){0});
+    ag_params_alloc(&ps);
+    rng r;
+    rng_seed(&r, 5);
+    rng_fill_uniform(&r, ps.data, ps.total, -1, 1);
+    ag_graph g;
+    ag_graph_init(&g, &ps, &r);
+    ag_node *x = ag_param(&g, ix), *w = ag_param(&g, iw), *b = ag_param(&g, ib);
+    ag_node *rr = ag_input(&g, "r", ys, 0);
+    ag_node *y = build_conv_case(&g, &t, transposed, x, w, b);
+    ag_node *loss = ag_sum(&g, ag_binary(&g, AG_OP_MUL, y, rr));
+    ag_error err;
+    ag_bwplan *bw = loss ? ag_backward_plan(&g, loss, (int[]){ix, iw, ib}, 3, &err) : NULL;
+    if (!bw || ag_graph_plan(&g, 1, &err) != AG_OK) {
+        ok(0, "%s: builds and plans: %s", name, bw ? err.msg : g.err.msg);
+        ag_graph_free(&g);
+        ag_params_free(&ps);
+        return;
+    }
+    int64_t nx = ag_numel(&x->shape), ny = ag_numel(&ys);
+    rng_fill_uniform(&r, rr->data, ny, -1, 1);
+    ag_forward(&g, 0, g.n);
+    ag_backward(&g, bw);
+    float *ref = malloc((size_t)(ny > nx ? ny : nx) * sizeof *ref);
+    (transposed ? ref_conv_transpose2d : ref_conv2d)(&t, x->data, w->data, b->data, ref);
+    is_close(max_abs_diff(y->data, ref, ny), 0, 1e-5, 0, "%s: the output", name);
+    (transposed ? ref_conv2d : ref_conv_transpose2d)(&adj, rr->data, w->data, NULL, ref);
+    is_close(max_abs_diff(x->grad, ref, nx), 0, 1e-4, 0, "%s: the input gradient", name);
+    /* conv2d's dW[o][c][i][j] pairs x[c] with R[o]; conv_transpose2d's dW[c][o][i][j]
+     * pairs x[c] with R[o] shifted the other way: both are x against R at a tap. */
+    const float *img = transposed ? rr->data : x->data, *grid = transposed ? x->data : rr->data;
+    int ci = transposed ? t.co : t.c, cg = transposed ? t.c : t.co;
+    float worst = 0, bworst = 0;
+    for (int o = 0; o < cg; o++) {
+        for (int c = 0; c < ci; c++)
+            for (int i = 0; i < t.kh; i++)
+                for (int j = 0; j < t.kw; j++) {
+                    double s = 0;
+                    for (int n = 0; n < t.n; n++)
+                        for (int oy = 0; oy < t.h; oy++)
+                            for (int ox = 0; ox < t.w; ox++) {
+                                int iy = oy - 1 + i, jx = ox - 1 + j;
+                                if (iy >= 0 && iy < t.h && jx >= 0 && jx < t.w)
+                                    s += (double)img[((n * ci + c) * t.h + iy) * t.w + jx] *
+                                         grid[((n * cg + o) * t.h + oy) * t.w + ox];
+                            }
+                    float got = w->grad[((o * ci + c) * t.kh + i) * t.kw + j];
+                    worst = fmaxf(worst, fabsf(got - (float)s));
+                }
+    }
+    for (int o = 0; o < t.co; o++) {
+        double s = 0;
+        for (int n = 0; n < t.n; n++)
+            for (int p = 0; p < t.h * t.w; p++) s += rr->data[(n * t.co + o) * t.h * t.w + p];
+        bworst = fmaxf(bworst, fabsf(b->grad[o] - (float)s));
+    }
+    is_close(worst, 0, 1e-3, 0, "%s: the weight gradient", name);
+    is_close(bworst, 0, 1e-3, 0, "%s: the bias gradient", name);
+    free(ref);
+    ag_graph_free(&g);
+    ag_params_free(&ps);
+}
+
 static void test_errors(void)
 {
     static const err_case cases[] = {
@@ -561,6 +639,8 @@ int main(void)
     test_grad();
     test_golden();
     test_dynamic_batch();
+    check_chunked(0);
+    check_chunked(1);
     test_errors();
     return tap_done();
 }

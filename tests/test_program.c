@@ -485,6 +485,108 @@ static void test_sampling_loop(void)
                  18, 5, "loop: 'x' is [64, 784] before the loop but [64, 1] after a pass");
 }
 
+/* ---- exponential moving averages --------------------------------------------- */
+
+/* M has `ema:`, N has none. After each SGD step the average follows
+ * ema = d ema + (1 - d) w from the initial weights, computed here by hand; with warmup
+ * d = min(decay, (1 + k) / (10 + k)) at step k. Sampling runs with the average and
+ * leaves the live weights in place; N has no average and its sample is its own. */
+static void check_ema(int warmup)
+{
+    tcase t;
+    char text[1400];
+    snprintf(text, sizeof text, HEAD("flatten(pixels / 255)")
+             "  batch: 8\n"
+             "models:\n"
+             "  M:\n"
+             "    in: 4\n"
+             "    layers: [linear 784]\n"
+             "    ema: 0.75\n"
+             "%s"
+             "  N: {in: 784, layers: [linear 4]}\n"
+             "train:\n"
+             "  epochs: 1\n"
+             "  optimizers:\n"
+             "    opt: {type: sgd, lr: 0.01, params: M}\n"
+             "    opt_n: {type: sgd, lr: 0.01, params: N}\n"
+             "  step:\n"
+             "    - update opt: mse(M(N(x)), x)\n"
+             "    - update opt_n: mean(N(x) ** 2)\n"
+             "sample:\n"
+             "  m:\n"
+             "    count: 2\n"
+             "    image: M(ones(n, 4))\n"
+             "  n:\n"
+             "    count: 2\n"
+             "    image: concat(N(ones(n, 784)), zeros(n, 780))\n",
+             warmup ? "    ema_warmup: true\n" : "");
+    const char *name = warmup ? "ema with warmup" : "ema";
+    if (!ok(build(&t, text) == AG_OK, "%s: the spec builds", name)) {
+        diag("%s", t.err.msg);
+        release(&t);
+        return;
+    }
+    ag_params *ps = &t.p.params;
+    int iw = ag_params_find(ps, "M.0.weight"), ib = ag_params_find(ps, "M.0.bias");
+    int ew = ag_params_find(ps, "ema.M.0.weight"), eb = ag_params_find(ps, "ema.M.0.bias");
+    ok(iw >= 0 && ew >= 0 && eb >= 0 && ag_params_find(ps, "ema.N.0.weight") < 0 &&
+       ps->n == 6, "%s: M's averages are parameters ema.M.0.weight and ema.M.0.bias; N has none", name);
+    int64_t nw = 784 * 4 + 784;
+    ok(t.p.nema == 1 && t.p.ema[0].nruns == 1 && t.p.ema[0].runs[0].len == nw,
+       "%s: M's weight and bias are averaged as one run of floats", name);
+    float *want = malloc((size_t)nw * sizeof *want);
+    memcpy(want, ps->p[iw].data, (size_t)nw * sizeof *want);
+    int same = !memcmp(ps->p[ew].data, want, (size_t)nw * sizeof *want);
+    ok(same, "%s: the average starts as the initial weights", name);
+    rng r;
+    rng_seed(&r, 3);
+    for (int k = 0; k < 8 * 28 * 28; k++) t.p.pixels->data[k] = floorf(256 * rng_uniform(&r));
+    float worst = 0;
+    for (int step = 1; step <= 4; step++) {
+        pg_train_step(&t.p, 8);
+        double d = 0.75;
+        if (warmup && (1.0 + step) / (10.0 + step) < d) d = (1.0 + step) / (10.0 + step);
+        for (int64_t k = 0; k < nw; k++) {
+            want[k] = (float)d * want[k] + (1 - (float)d) * ps->p[iw].data[k];
+            worst = fmaxf(worst, fabsf(ps->p[ew].data[k] - want[k]));
+        }
+    }
+    is_close(worst, 0, 1e-7, 0, "%s: after 4 steps the average is d ema + (1 - d) w, step by step", name);
+    float live = ps->p[iw].data[0];
+    ag_error err;
+    ok(pg_sample(&t.p, 0, 1, &err) == AG_OK, "%s: M's section samples", name);
+    double img = ps->p[eb].data[0];
+    for (int j = 0; j < 4; j++) img += ps->p[ew].data[j];
+    is_close(t.p.samples[0].image->data[0], img, 1e-4, 1e-5,
+             "%s: the sample is the averaged model's output", name);
+    ok(ps->p[iw].data[0] == live && ps->p[ib].data[0] != ps->p[eb].data[0],
+       "%s: after sampling the live weights are back in place", name);
+    int in = ag_params_find(ps, "N.0.weight"), inb = ag_params_find(ps, "N.0.bias");
+    ok(pg_sample(&t.p, 1, 1, &err) == AG_OK, "%s: N's section samples", name);
+    img = ps->p[inb].data[0];
+    for (int j = 0; j < 784; j++) img += ps->p[in].data[j];
+    is_close(t.p.samples[1].image->data[0], img, 1e-4, 1e-5,
+             "%s: a model without ema samples with its own weights", name);
+    free(want);
+    release(&t);
+}
+
+static void test_ema(void)
+{
+    check_ema(0);
+    check_ema(1);
+    expect_error("ema_warmup without ema",
+                 HEAD("flatten(pixels / 255)")
+                 "models:\n"
+                 "  M: {in: 784, layers: [linear 1], ema_warmup: true}\n",
+                 8, 48, "'ema_warmup' needs 'ema', the decay, on the same model");
+    expect_error("an ema decay above 1",
+                 HEAD("flatten(pixels / 255)")
+                 "models:\n"
+                 "  M: {in: 784, layers: [linear 1], ema: 1.5}\n",
+                 8, 41, "'ema' must be a number in [0, 1], got '1.5'");
+}
+
 /* MADE's masks make it autoregressive: flipping pixel j changes no output at or
  * before j, and some output after j does depend on it. */
 static void test_made_causality(void)
@@ -652,5 +754,6 @@ int main(void)
     test_made_causality();
     test_char_gpt_causality();
     test_made_orders();
+    test_ema();
     return tap_done();
 }

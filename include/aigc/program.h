@@ -47,6 +47,27 @@ typedef struct pg_sampler {
     ag_node **carry_init, **carry_in, **carry_out;
 } pg_sampler;
 
+/* The exponential moving average of one model's weights (its `ema:`). The averages are
+ * parameters of the store, named "ema.MODEL...." after the model's own ("ema.G.0.weight"
+ * averages "G.0.weight"), so checkpoints keep them and --resume restores them. After
+ * each step of an optimizer that trains the model, with d the decay (with warmup,
+ * min(decay, (1 + k) / (10 + k)) after the optimizer's k-th step):
+ *     ema = d * ema + (1 - d) * w
+ * over runs of floats that are contiguous in both (one run when the model's weights
+ * are). */
+typedef struct pg_ema_run {
+    int64_t live, avg, len;   /* offsets into the store's slab, in floats */
+} pg_ema_run;
+
+typedef struct pg_ema {
+    int model;
+    float decay;
+    int warmup;
+    int nruns;
+    pg_ema_run *runs;
+    unsigned char *by_optim;  /* per optimizer of the spec: it trains this model */
+} pg_ema;
+
 /* One update point of the step. */
 typedef struct pg_segment {
     int from, to;          /* forward nodes [from, to) */
@@ -99,6 +120,9 @@ typedef struct pg_program {
 
     int rows, cols;        /* of the data's images */
     int classes;
+    int bad_seg;           /* the segment of a PG_SKIPPED or PG_OVERFLOWED step */
+    int nema;
+    pg_ema *ema;
 } pg_program;
 
 /* rows, cols and classes describe the data: its images are rows x cols in classes
@@ -108,12 +132,21 @@ int pg_build(pg_program *p, const sp_spec *s, int rows, int cols, int classes, a
 void pg_free(pg_program *p);
 
 /* One training step on the batch already written into p->pixels and p->labels.
- * AG_ERR when an op failed (p->step.err). */
+ * AG_ERR when an op failed (p->step.err). With train.on_nan: skip, PG_SKIPPED when the
+ * loss or a gradient of segment p->bad_seg's update was non-finite: that update and the
+ * rest of the step did not run; PG_OVERFLOWED when that update, from finite values,
+ * made a parameter non-finite (a learning rate far too large). */
+enum { PG_SKIPPED = 2, PG_OVERFLOWED = 3 };
 int pg_train_step(pg_program *p, int batch);
 /* The same statements, no updates, dropout off: for the test split. */
 int pg_eval_step(pg_program *p, int batch);
-/* Runs sample section k with its noise drawn from seed, after the caller wrote its
- * pixels and labels; the images are p->samples[k].image->data. */
+/* Exchanges the weights of every model that has an `ema:` with their averages, so the
+ * same graphs run either; a second call undoes the first. pg_sample does it around each
+ * sampling, tr_evaluate around evaluation. */
+void pg_ema_swap(pg_program *p);
+/* Runs sample section k, with the models' averages where they have them, its noise
+ * drawn from seed, after the caller wrote its pixels and labels; the images are
+ * p->samples[k].image->data. */
 int pg_sample(pg_program *p, int k, uint64_t seed, ag_error *err);
 
 /* `aigc-run check`: every model's layers with output shapes, parameter counts and

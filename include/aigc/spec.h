@@ -57,6 +57,10 @@ typedef struct sp_model {
     int noutputs;
     const char **outputs;
     ag_loc *output_locs;
+    /* `ema: DECAY`: an exponential moving average of the weights, for sampling and
+     * evaluation; `ema_warmup: true` ramps the decay up over the first updates. */
+    int has_ema, ema_warmup;
+    double ema_decay;
 } sp_model;
 
 typedef struct sp_optim {
@@ -160,6 +164,10 @@ typedef struct sp_spec {
     ag_loc nll_loc;
     int ckpt_every;          /* steps between checkpoints; 0: at each epoch's end only */
     int ckpt_keep;           /* numbered checkpoints kept beside `last` */
+    int on_nan_skip;         /* train.on_nan: skip: a batch with a non-finite loss or
+                              * gradient makes no update (else the run stops) */
+    int max_skipped;         /* skipped batches in a row before the run stops anyway */
+    ag_loc on_nan_loc;
     int nsamples;
     sp_sample *samples;      /* the first is the one drawn after each epoch */
     int sample_count;        /* > 0: overrides every section's count (-n) */

@@ -4,16 +4,22 @@
  * Letters, for the whole file: N images in the batch; the "image" side of a convolution
  * is the tensor whose k x k patches are unfolded (conv2d's input, conv_transpose2d's
  * output), C channels, H x W; the "grid" side has one position per kernel placement,
- * GH x GW (conv2d's output, conv_transpose2d's input). The column matrix of one image is
- * [K, P]: K = C kh kw rows (c, i, j), P = GH GW columns (oy, ox), and
+ * GH x GW (conv2d's output, conv_transpose2d's input), CG channels. The column matrix of
+ * one image is [K, P]: K = C kh kw rows (c, i, j), P = GH GW columns (oy, ox), and
  *
  *     col[(c kh + i) kw + j][oy GW + ox] = img[c][oy sh - ph + i][ox sw - pw + j]
  *
  * (0 outside the image). conv2d is y = W col; conv_transpose2d is its adjoint, the
- * col2im (fold, +=) of W^T x. So one image costs one sgemm either way, and the column
- * matrix of one image is the only scratch (n->aux), rebuilt in backward rather than
- * kept for the whole batch: a batch of column matrices would be k^2 times the input.
- * A 1x1 kernel with stride 1 and no padding needs no unfolding: col is the image.
+ * col2im (fold, +=) of W^T x.
+ *
+ * One image's sgemm is small (a 7x7 grid has P = 49 columns) and BLAS threads spend
+ * more time waking than working on it, so a chunk of G images goes through one sgemm:
+ * their column matrices side by side, [K, G P], and the grid side gathered from
+ * [G, CG, P] to [CG, G P] (a copy of P floats per row, cheap next to the unfolding).
+ * G is as large as a fixed scratch budget allows, so the scratch (n->aux: the columns,
+ * then the gathered grid) is planned with the graph and bounded whatever the batch:
+ * a whole batch of column matrices would be k^2 times the input. Backward rebuilds the
+ * columns rather than keeping them from forward, for the same reason.
  *
  * Parameters: i[0], i[1] stride (h, w); i[2], i[3] padding (h, w); conv_transpose2d
  * also i[4], i[5] output_padding (h, w). Weights have PyTorch's layouts: conv2d
@@ -24,18 +30,31 @@
 #include "aigc/graph.h"
 #include "axis.h"
 
+/* Floats of scratch per convolution node: 8 MB. In specs/ddpm.yaml's U-Net that is 4
+ * to 8 images per sgemm at 28x28, 16 to 38 at 14x14 and 7x7, where it matters most. */
+enum { CV_SCRATCH_FLOATS = 1 << 21 };
+
 typedef struct cv_geom {
     int c, h, w;    /* the image side */
     int gh, gw;     /* the grid side */
     int kh, kw, sh, sw, ph, pw;
+    int cg;         /* the grid side's channels */
 } cv_geom;
 
 static int64_t cv_rows(const cv_geom *q) { return (int64_t)q->c * q->kh * q->kw; }
 static int64_t cv_cols(const cv_geom *q) { return (int64_t)q->gh * q->gw; }
 
-static int cv_direct(const cv_geom *q)
+/* Images per sgemm for a batch of nb: as many as the budget holds, at least one. */
+static int cv_group(const cv_geom *q, int nb)
 {
-    return q->kh == 1 && q->kw == 1 && q->sh == 1 && q->sw == 1 && q->ph == 0 && q->pw == 0;
+    int64_t g = CV_SCRATCH_FLOATS / ((cv_rows(q) + q->cg) * cv_cols(q));
+    if (g < 1) g = 1;
+    return (int)(g < nb ? g : nb);
+}
+
+static int64_t cv_scratch(const cv_geom *q, int nb)
+{
+    return (cv_rows(q) + q->cg) * cv_cols(q) * cv_group(q, nb);
 }
 
 /* The grid positions [*lo, *hi) whose image coordinate o * stride + off lies in
@@ -50,14 +69,13 @@ static void cv_span(int off, int stride, int len, int grid, int *lo, int *hi)
     *hi = b;
 }
 
-/* img [C, H, W] -> col [K, P]. */
-static void cv_im2col(const cv_geom *q, const float *img, float *col)
+/* img [C, H, W] -> col [K, P], whose rows lie ld floats apart. */
+static void cv_im2col(const cv_geom *q, const float *img, float *col, int64_t ld)
 {
-    int64_t P = cv_cols(q);
     for (int c = 0; c < q->c; c++)
         for (int i = 0; i < q->kh; i++)
             for (int j = 0; j < q->kw; j++) {
-                float *row = col + ((int64_t)(c * q->kh + i) * q->kw + j) * P;
+                float *row = col + ((int64_t)(c * q->kh + i) * q->kw + j) * ld;
                 int off = j - q->pw, lo, hi;
                 cv_span(off, q->sw, q->w, q->gw, &lo, &hi);
                 for (int oy = 0; oy < q->gh; oy++) {
@@ -79,14 +97,13 @@ static void cv_im2col(const cv_geom *q, const float *img, float *col)
             }
 }
 
-/* col [K, P] -> img [C, H, W], accumulating: the adjoint of cv_im2col. */
-static void cv_col2im(const cv_geom *q, const float *col, float *img)
+/* col [K, P] (rows ld apart) -> img [C, H, W], accumulating: the adjoint of cv_im2col. */
+static void cv_col2im(const cv_geom *q, const float *col, int64_t ld, float *img)
 {
-    int64_t P = cv_cols(q);
     for (int c = 0; c < q->c; c++)
         for (int i = 0; i < q->kh; i++)
             for (int j = 0; j < q->kw; j++) {
-                const float *row = col + ((int64_t)(c * q->kh + i) * q->kw + j) * P;
+                const float *row = col + ((int64_t)(c * q->kh + i) * q->kw + j) * ld;
                 int off = j - q->pw, lo, hi;
                 cv_span(off, q->sw, q->w, q->gw, &lo, &hi);
                 for (int oy = 0; oy < q->gh; oy++) {
@@ -100,6 +117,44 @@ static void cv_col2im(const cv_geom *q, const float *col, float *img)
                         for (int ox = lo; ox < hi; ox++) dst[ox * q->sw] += r[ox];
                 }
             }
+}
+
+/* One chunk of gn images: the unfolded image side of each, side by side. */
+static void cv_im2col_chunk(const cv_geom *q, const float *img, int gn, float *col)
+{
+    int64_t P = cv_cols(q), is = (int64_t)q->c * q->h * q->w;
+    for (int g = 0; g < gn; g++) cv_im2col(q, img + g * is, col + g * P, gn * P);
+}
+
+static void cv_col2im_chunk(const cv_geom *q, const float *col, int gn, float *img)
+{
+    int64_t P = cv_cols(q), is = (int64_t)q->c * q->h * q->w;
+    for (int g = 0; g < gn; g++) cv_col2im(q, col + g * P, gn * P, img + g * is);
+}
+
+/* The grid side of gn images, t [gn, CG, P] -> grid [CG, gn P]. */
+static void cv_gather(const cv_geom *q, const float *t, int gn, float *grid)
+{
+    int64_t P = cv_cols(q);
+    for (int g = 0; g < gn; g++)
+        for (int c = 0; c < q->cg; c++)
+            memcpy(grid + (c * (int64_t)gn + g) * P, t + (g * (int64_t)q->cg + c) * P,
+                   (size_t)P * sizeof *grid);
+}
+
+/* grid [CG, gn P] -> t [gn, CG, P]: assigned, or with add accumulated. */
+static void cv_scatter(const cv_geom *q, const float *grid, int gn, float *t, int add)
+{
+    int64_t P = cv_cols(q);
+    for (int g = 0; g < gn; g++)
+        for (int c = 0; c < q->cg; c++) {
+            const float *src = grid + (c * (int64_t)gn + g) * P;
+            float *dst = t + (g * (int64_t)q->cg + c) * P;
+            if (add)
+                for (int64_t p = 0; p < P; p++) dst[p] += src[p];
+            else
+                memcpy(dst, src, (size_t)P * sizeof *dst);
+        }
 }
 
 /* Every plane [P] of y [N, C, P] starts as its channel's bias, or 0. */
@@ -164,7 +219,8 @@ static cv_geom conv_geom(const ag_node *n)
     return (cv_geom){.c = x->d[1], .h = x->d[2], .w = x->d[3],
                      .gh = n->shape.d[2], .gw = n->shape.d[3],
                      .kh = w->d[2], .kw = w->d[3],
-                     .sh = n->i[0], .sw = n->i[1], .ph = n->i[2], .pw = n->i[3]};
+                     .sh = n->i[0], .sw = n->i[1], .ph = n->i[2], .pw = n->i[3],
+                     .cg = w->d[0]};
 }
 
 static int conv_infer(ag_node *n, ag_error *err)
@@ -179,63 +235,53 @@ static int conv_infer(ag_node *n, ag_error *err)
     n->shape = ag_shape4(x->d[0], w->d[0], (hp - w->d[2]) / n->i[0] + 1,
                          (wp - w->d[3]) / n->i[1] + 1);
     cv_geom q = conv_geom(n);
-    n->aux_numel = cv_direct(&q) ? 0 : cv_rows(&q) * cv_cols(&q);
+    n->aux_numel = cv_scratch(&q, x->d[0]);
     return AG_OK;
 }
 
-/* y_n [C_out, P] = W [C_out, K] col_n [K, P] (+ bias). */
+/* Per chunk: y [C_out, gn P] = W [C_out, K] col [K, gn P] (+ bias), scattered to y. */
 static void conv_forward(ag_graph *g, ag_node *n)
 {
     const ag_node *x = n->src[0], *w = n->src[1];
     cv_geom q = conv_geom(n);
-    int nb = x->shape.d[0], c_out = w->shape.d[0];
+    int nb = x->shape.d[0], G = cv_group(&q, nb);
     int64_t K = cv_rows(&q), P = cv_cols(&q), xs = (int64_t)q.c * q.h * q.w;
     const float *bias = n->nsrc > 2 ? n->src[2]->data : NULL;
-    if (bias) cv_fill_bias(n->data, bias, (int64_t)nb * c_out, c_out, P);
-    for (int b = 0; b < nb; b++) {
-        const float *col = x->data + b * xs;
-        if (!cv_direct(&q)) {
-            cv_im2col(&q, col, n->aux);
-            col = n->aux;
-        }
-        ag_sgemm(0, 0, c_out, (int)P, (int)K, 1.0f, w->data, (int)K, col, (int)P,
-                 bias ? 1.0f : 0.0f, n->data + b * c_out * P, (int)P);
+    float *col = n->aux, *grid = n->aux + K * P * G;
+    for (int b0 = 0; b0 < nb; b0 += G) {
+        int gn = nb - b0 < G ? nb - b0 : G;
+        int ld = (int)(gn * P);
+        cv_im2col_chunk(&q, x->data + b0 * xs, gn, col);
+        if (bias) cv_fill_bias(grid, bias, q.cg, q.cg, ld);
+        ag_sgemm(0, 0, q.cg, ld, (int)K, 1.0f, w->data, (int)K, col, ld, bias ? 1.0f : 0.0f,
+                 grid, ld);
+        cv_scatter(&q, grid, gn, n->data + b0 * q.cg * P, 0);
     }
 }
 
-/* dW += dy_n col_n^T; dx_n += col2im(W^T dy_n); db += sums of dy. The column matrix is
- * rebuilt for dW, then the same scratch holds W^T dy_n. */
+/* Per chunk, with dy gathered to [C_out, gn P]: dW += dy col^T (col rebuilt), then the
+ * column scratch takes W^T dy, folded into dx. db += the sums of dy. */
 static void conv_backward(ag_graph *g, ag_node *n, unsigned need)
 {
     const ag_node *x = n->src[0], *w = n->src[1];
     cv_geom q = conv_geom(n);
-    int nb = x->shape.d[0], c_out = w->shape.d[0];
+    int nb = x->shape.d[0], G = cv_group(&q, nb);
     int64_t K = cv_rows(&q), P = cv_cols(&q), xs = (int64_t)q.c * q.h * q.w;
-    int direct = cv_direct(&q);
-    for (int b = 0; b < nb; b++) {
-        const float *dy = n->grad + b * c_out * P;
+    float *col = n->aux, *grid = n->aux + K * P * G;
+    for (int b0 = 0; b0 < nb && (need & 3u); b0 += G) {
+        int gn = nb - b0 < G ? nb - b0 : G;
+        int ld = (int)(gn * P);
+        cv_gather(&q, n->grad + b0 * q.cg * P, gn, grid);
         if (need & 2u) {
-            const float *col = x->data + b * xs;
-            if (!direct) {
-                cv_im2col(&q, col, n->aux);
-                col = n->aux;
-            }
-            ag_sgemm(0, 1, c_out, (int)K, (int)P, 1.0f, dy, (int)P, col, (int)P, 1.0f,
-                     w->grad, (int)K);
+            cv_im2col_chunk(&q, x->data + b0 * xs, gn, col);
+            ag_sgemm(0, 1, q.cg, (int)K, ld, 1.0f, grid, ld, col, ld, 1.0f, w->grad, (int)K);
         }
         if (need & 1u) {
-            float *dx = x->grad + b * xs;
-            if (direct) {
-                ag_sgemm(1, 0, (int)K, (int)P, c_out, 1.0f, w->data, (int)K, dy, (int)P, 1.0f,
-                         dx, (int)P);
-            } else {
-                ag_sgemm(1, 0, (int)K, (int)P, c_out, 1.0f, w->data, (int)K, dy, (int)P, 0.0f,
-                         n->aux, (int)P);
-                cv_col2im(&q, n->aux, dx);
-            }
+            ag_sgemm(1, 0, (int)K, ld, q.cg, 1.0f, w->data, (int)K, grid, ld, 0.0f, col, ld);
+            cv_col2im_chunk(&q, col, gn, x->grad + b0 * xs);
         }
     }
-    if (need & 4u) cv_bias_grad(n->src[2]->grad, n->grad, (int64_t)nb * c_out, c_out, P);
+    if (need & 4u) cv_bias_grad(n->src[2]->grad, n->grad, (int64_t)nb * q.cg, q.cg, P);
 }
 
 const ag_op_def ag_def_conv2d = {.name = "conv2d", .min_src = 2, .max_src = 3,
@@ -250,7 +296,8 @@ static cv_geom convt_geom(const ag_node *n)
     return (cv_geom){.c = w->d[1], .h = n->shape.d[2], .w = n->shape.d[3],
                      .gh = x->d[2], .gw = x->d[3],
                      .kh = w->d[2], .kw = w->d[3],
-                     .sh = n->i[0], .sw = n->i[1], .ph = n->i[2], .pw = n->i[3]};
+                     .sh = n->i[0], .sw = n->i[1], .ph = n->i[2], .pw = n->i[3],
+                     .cg = w->d[0]};
 }
 
 static int convt_infer(ag_node *n, ag_error *err)
@@ -272,52 +319,51 @@ static int convt_infer(ag_node *n, ag_error *err)
                          ho, wo, n->i[2], n->i[3], x->d[2], x->d[3], w->d[2], w->d[3]);
     n->shape = ag_shape4(x->d[0], w->d[1], ho, wo);
     cv_geom q = convt_geom(n);
-    n->aux_numel = cv_direct(&q) ? 0 : cv_rows(&q) * cv_cols(&q);
+    n->aux_numel = cv_scratch(&q, x->d[0]);
     return AG_OK;
 }
 
-/* y_n [C_out, H, W] = col2im(W^T x_n) (+ bias), W seen as [C_in, K]. */
+/* Per chunk, with x gathered to [C_in, gn P]: y += col2im(W^T x), W seen as [C_in, K];
+ * y starts as the bias. */
 static void convt_forward(ag_graph *g, ag_node *n)
 {
     const ag_node *x = n->src[0], *w = n->src[1];
     cv_geom q = convt_geom(n);
-    int nb = x->shape.d[0], c_in = w->shape.d[0];
+    int nb = x->shape.d[0], G = cv_group(&q, nb);
     int64_t K = cv_rows(&q), P = cv_cols(&q), ys = (int64_t)q.c * q.h * q.w;
     const float *bias = n->nsrc > 2 ? n->src[2]->data : NULL;
+    float *col = n->aux, *grid = n->aux + K * P * G;
     cv_fill_bias(n->data, bias, (int64_t)nb * q.c, q.c, (int64_t)q.h * q.w);
-    for (int b = 0; b < nb; b++) {
-        const float *xb = x->data + b * c_in * P;
-        float *y = n->data + b * ys;
-        if (cv_direct(&q)) {
-            ag_sgemm(1, 0, (int)K, (int)P, c_in, 1.0f, w->data, (int)K, xb, (int)P, 1.0f, y,
-                     (int)P);
-        } else {
-            ag_sgemm(1, 0, (int)K, (int)P, c_in, 1.0f, w->data, (int)K, xb, (int)P, 0.0f,
-                     n->aux, (int)P);
-            cv_col2im(&q, n->aux, y);
-        }
+    for (int b0 = 0; b0 < nb; b0 += G) {
+        int gn = nb - b0 < G ? nb - b0 : G;
+        int ld = (int)(gn * P);
+        cv_gather(&q, x->data + b0 * q.cg * P, gn, grid);
+        ag_sgemm(1, 0, (int)K, ld, q.cg, 1.0f, w->data, (int)K, grid, ld, 0.0f, col, ld);
+        cv_col2im_chunk(&q, col, gn, n->data + b0 * ys);
     }
 }
 
-/* With col_n = im2col(dy_n): dx_n += W col_n, dW += x_n col_n^T, db += sums of dy. */
+/* Per chunk, with col = im2col(dy): dW += x col^T (x gathered to [C_in, gn P]), then
+ * the grid scratch takes W col, scattered into dx. db += the sums of dy. */
 static void convt_backward(ag_graph *g, ag_node *n, unsigned need)
 {
     const ag_node *x = n->src[0], *w = n->src[1];
     cv_geom q = convt_geom(n);
-    int nb = x->shape.d[0], c_in = w->shape.d[0];
+    int nb = x->shape.d[0], G = cv_group(&q, nb);
     int64_t K = cv_rows(&q), P = cv_cols(&q), ys = (int64_t)q.c * q.h * q.w;
-    for (int b = 0; b < nb && (need & 3u); b++) {
-        const float *col = n->grad + b * ys;
-        if (!cv_direct(&q)) {
-            cv_im2col(&q, col, n->aux);
-            col = n->aux;
+    float *col = n->aux, *grid = n->aux + K * P * G;
+    for (int b0 = 0; b0 < nb && (need & 3u); b0 += G) {
+        int gn = nb - b0 < G ? nb - b0 : G;
+        int ld = (int)(gn * P);
+        cv_im2col_chunk(&q, n->grad + b0 * ys, gn, col);
+        if (need & 2u) {
+            cv_gather(&q, x->data + b0 * q.cg * P, gn, grid);
+            ag_sgemm(0, 1, q.cg, (int)K, ld, 1.0f, grid, ld, col, ld, 1.0f, w->grad, (int)K);
         }
-        if (need & 1u)
-            ag_sgemm(0, 0, c_in, (int)P, (int)K, 1.0f, w->data, (int)K, col, (int)P, 1.0f,
-                     x->grad + b * c_in * P, (int)P);
-        if (need & 2u)
-            ag_sgemm(0, 1, c_in, (int)K, (int)P, 1.0f, x->data + b * c_in * P, (int)P, col,
-                     (int)P, 1.0f, w->grad, (int)K);
+        if (need & 1u) {
+            ag_sgemm(0, 0, q.cg, ld, (int)K, 1.0f, w->data, (int)K, col, ld, 0.0f, grid, ld);
+            cv_scatter(&q, grid, gn, x->grad + b0 * q.cg * P, 1);
+        }
     }
     if (need & 4u)
         cv_bias_grad(n->src[2]->grad, n->grad, (int64_t)nb * q.c, q.c, (int64_t)q.h * q.w);

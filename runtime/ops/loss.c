@@ -114,11 +114,18 @@ static void bce_backward(ag_graph *g, ag_node *n, unsigned need)
     const float *p = n->src[0]->data, *t = n->src[1]->data;
     float *dp = n->src[0]->grad;
     int64_t len = ag_numel(&n->src[0]->shape);
-    for (int64_t k = 0; k < len; k++)
-        dp[k] += loss_dy(n, k, len) * (p[k] - t[k]) / fmaxf(p[k] * (1 - p[k]), 1e-12f);
+    int assign = g->bw_assign & 1u; /* a loop-invariant test: GCC unswitches the loop */
+    for (int64_t k = 0; k < len; k++) {
+        float d = loss_dy(n, k, len) * (p[k] - t[k]) / fmaxf(p[k] * (1 - p[k]), 1e-12f);
+        if (assign)
+            dp[k] = d;
+        else
+            dp[k] += d;
+    }
 }
 
-const ag_op_def ag_def_bce = {.name = "bce", .min_src = 2, .max_src = 2, .infer = pair_infer,
+const ag_op_def ag_def_bce = {.name = "bce", .min_src = 2, .max_src = 2,
+                              .flags = AG_DEF_BW_ASSIGN, .infer = pair_infer,
                               .forward = bce_forward, .backward = bce_backward};
 
 /* --------------------------------------------------------- bce_with_logits -- */

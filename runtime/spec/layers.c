@@ -462,7 +462,7 @@ int ly_args(const ly_def *d, const double *vals, const char *const *keys, int n,
         if (set[at]) return ag_errorf(err, loc, "%s: '%s' given twice", d->name, d->arg_names[at]);
         set[at] = 1;
         if (!(vals[k] >= d->arg_lo[at] && vals[k] <= d->arg_hi[at]))
-            return ag_errorf(err, loc, "%s: '%s' must be in [%g, %g], got %g", d->name,
+            return ag_errorf(err, loc, "%s: '%s' must be in [%.15g, %.15g], got %.15g", d->name,
                              d->arg_names[at], d->arg_lo[at], d->arg_hi[at], vals[k]);
         args[at] = vals[k];
     }

@@ -125,6 +125,92 @@ static int make_optims(pg_program *p, ag_error *err)
     return AG_OK;
 }
 
+/* ----------------------------------------------------------------- ema -- */
+
+/* The averages are declared after every model's own parameters, one per parameter of
+ * the model (buffers too: the averaged model is a whole model to run). */
+static void declare_ema(pg_program *p)
+{
+    const sp_spec *s = p->spec;
+    int n = 0;
+    for (int k = 0; k < p->nmodels; k++) n += s->models[k].has_ema;
+    p->nema = n;
+    p->ema = ag_xcalloc((size_t)(n ? n : 1), sizeof *p->ema);
+    pg_ema *e = p->ema;
+    for (int k = 0; k < p->nmodels; k++) {
+        const sp_model *sm = &s->models[k];
+        if (!sm->has_ema) continue;
+        const pg_model *m = &p->models[k];
+        int np = 0;
+        for (int j = 0; j < m->nslots; j++) np += m->slots[j].nparam;
+        *e = (pg_ema){.model = k, .decay = (float)sm->ema_decay, .warmup = sm->ema_warmup};
+        e->runs = ag_xcalloc((size_t)(np ? np : 1), sizeof *e->runs);
+        e->by_optim = ag_xcalloc((size_t)(s->noptims ? s->noptims : 1), 1);
+        for (int o = 0; o < s->noptims; o++)
+            for (int q = 0; q < s->optims[o].nmodels; q++)
+                e->by_optim[o] |= strcmp(s->optims[o].models[q], sm->name) == 0;
+        for (int j = 0; j < m->nslots; j++)
+            for (int q = 0; q < m->slots[j].nparam; q++) {
+                const ag_parameter *w = &p->params.p[m->slots[j].param[q]];
+                char name[512];
+                snprintf(name, sizeof name, "ema.%s", w->name);
+                ag_shape shape = w->shape;
+                int64_t live = w->offset, len = ag_numel(&shape);
+                /* Adding may move the store's array: w is not used after it. */
+                int ia = ag_params_add(&p->params, name, shape, w->loc);
+                int64_t avg = p->params.p[ia].offset;
+                pg_ema_run *last = e->nruns ? &e->runs[e->nruns - 1] : NULL;
+                if (last && last->live + last->len == live && last->avg + last->len == avg)
+                    last->len += len;
+                else
+                    e->runs[e->nruns++] = (pg_ema_run){live, avg, len};
+            }
+        e++;
+    }
+}
+
+/* The average starts as the initialized weights, as PyTorch's deepcopy of the model. */
+static void init_ema(pg_program *p)
+{
+    for (int k = 0; k < p->nema; k++)
+        for (int r = 0; r < p->ema[k].nruns; r++) {
+            const pg_ema_run *u = &p->ema[k].runs[r];
+            memcpy(p->params.data + u->avg, p->params.data + u->live, (size_t)u->len * sizeof(float));
+        }
+}
+
+static void update_ema(pg_program *p, int optim)
+{
+    for (int k = 0; k < p->nema; k++) {
+        const pg_ema *e = &p->ema[k];
+        if (!e->by_optim[optim]) continue;
+        float d = e->decay;
+        if (e->warmup) {
+            double n = (double)p->optims[optim].step;
+            if ((1 + n) / (10 + n) < d) d = (float)((1 + n) / (10 + n));
+        }
+        for (int r = 0; r < e->nruns; r++) {
+            const float *w = p->params.data + e->runs[r].live;
+            float *a = p->params.data + e->runs[r].avg;
+            for (int64_t i = 0; i < e->runs[r].len; i++) a[i] = d * a[i] + (1 - d) * w[i];
+        }
+    }
+}
+
+void pg_ema_swap(pg_program *p)
+{
+    for (int k = 0; k < p->nema; k++)
+        for (int r = 0; r < p->ema[k].nruns; r++) {
+            float *w = p->params.data + p->ema[k].runs[r].live;
+            float *a = p->params.data + p->ema[k].runs[r].avg;
+            for (int64_t i = 0; i < p->ema[k].runs[r].len; i++) {
+                float t = w[i];
+                w[i] = a[i];
+                a[i] = t;
+            }
+        }
+}
+
 /* ---------------------------------------------------------------- step -- */
 
 /* Names the data defines for the step. */
@@ -618,6 +704,7 @@ int pg_build(pg_program *p, const sp_spec *s, int rows, int cols, int classes, a
     for (int k = 0; k < s->nmodels; k++) p->models[k].spec = &s->models[k];
 
     if (declare_models(p, err)) return AG_ERR;
+    declare_ema(p);
     /* Values, gradients and up to three optimizer moments per parameter, checked
      * before any of it is allocated. */
     int64_t per = (int64_t)sizeof(float) * 5;
@@ -629,6 +716,7 @@ int pg_build(pg_program *p, const sp_spec *s, int rows, int cols, int classes, a
                          (long long)p->params.total, (long long)(need >> 20), (long long)(s->max_memory >> 20));
     ag_params_alloc(&p->params);
     init_params(p);
+    init_ema(p);
     if (make_optims(p, err)) return AG_ERR;
     ag_graph_init(&p->step, &p->params, &p->rng);
     /* The graphs share what the parameters leave of the limit. */
@@ -656,6 +744,11 @@ void pg_free(pg_program *p)
     free(p->named_nodes);
     for (int k = 0; k < 3; k++) free(p->sched[k]);
     free(p->consts);
+    for (int k = 0; k < p->nema; k++) {
+        free(p->ema[k].runs);
+        free(p->ema[k].by_optim);
+    }
+    free(p->ema);
     ag_graph_free(&p->step);
     for (int k = 0; k < p->nsamples; k++) {
         ag_graph_free(&p->samples[k].graph);
@@ -679,7 +772,14 @@ int pg_train_step(pg_program *p, int batch)
         if (ag_forward(g, sg->from, sg->to)) return AG_ERR;
         if (sg->optim < 0) continue;
         ag_backward(g, sg->bw);
-        opt_step(&p->optims[sg->optim]);
+        opt_optimizer *o = &p->optims[sg->optim];
+        p->bad_seg = k;
+        /* No update from a non-finite loss or gradient: it is left out, and so are the
+         * statements after it, which would see it made. */
+        if (p->spec->on_nan_skip && (!isfinite(sg->loss->data[0]) || !opt_grads_finite(o))) return PG_SKIPPED;
+        opt_step(o);
+        if (p->spec->on_nan_skip && !opt_params_finite(o)) return PG_OVERFLOWED;
+        update_ema(p, sg->optim);
     }
     return AG_OK;
 }
@@ -699,6 +799,7 @@ int pg_sample(pg_program *p, int k, uint64_t seed, ag_error *err)
     /* The same seed draws the same noise: the grids of successive epochs show one
      * set of latent points as training moves them. */
     rng_seed(&p->sample_rng, seed);
+    pg_ema_swap(p);
     pg_sampler *q = &p->samples[k];
     ag_graph *g = &q->graph;
     const sp_sample *sm = q->spec;
@@ -719,6 +820,7 @@ int pg_sample(pg_program *p, int k, uint64_t seed, ag_error *err)
         }
         if (rc == AG_OK) rc = ag_forward(g, q->loop_end, g->n);
     }
+    pg_ema_swap(p);
     if (rc) *err = g->err;
     return rc;
 }
@@ -761,7 +863,11 @@ void pg_print_summary(const pg_program *p, FILE *out)
         print_count(out, m->params);
         fprintf(out, " parameters, ");
         print_count(out, m->flops);
-        fprintf(out, " FLOPs per sample\n\n");
+        fprintf(out, " FLOPs per sample\n");
+        if (m->spec->has_ema)
+            fprintf(out, "  ema: decay %g%s, as ema.%s.*\n", m->spec->ema_decay,
+                    m->spec->ema_warmup ? " with warmup" : "", m->spec->name);
+        fputc('\n', out);
     }
     const sp_spec *s = p->spec;
     int64_t params = 0, flops = 0;

@@ -241,11 +241,18 @@ static int parse_layer(sp_spec *s, const yt_node *n, sp_layer *L, ag_error *err)
 
 static int load_model(sp_spec *s, const yt_pair *pair, sp_model *m, ag_error *err)
 {
-    static const char *const keys[] = {"in", "layers", "nodes", "outputs", NULL};
+    static const char *const keys[] = {"in", "layers", "nodes", "outputs", "ema", "ema_warmup",
+                                       NULL};
     const yt_node *n = pair->value;
     m->name = key_of(pair);
     m->loc = pair->key->loc;
     if (yt_want(n, YT_MAP, m->name, err) || yt_check_keys(n, keys, m->name, err)) return AG_ERR;
+    const yt_node *ema = yt_get(n, "ema"), *warm = yt_get(n, "ema_warmup");
+    if (ema && yt_float(ema, "ema", 0, 1, &m->ema_decay, err)) return AG_ERR;
+    if (warm && !ema)
+        return ag_errorf(err, warm->loc, "'ema_warmup' needs 'ema', the decay, on the same model");
+    if (warm && yt_bool(warm, "ema_warmup", &m->ema_warmup, err)) return AG_ERR;
+    m->has_ema = ema != NULL;
     const yt_node *in = yt_need(n, "in", err);
     if (!in) return AG_ERR;
     if (in->kind == YT_MAP) {
@@ -361,9 +368,11 @@ static int load_optim(sp_spec *s, const yt_pair *pair, sp_optim *o, ag_error *er
         const opt_field *f = opt_field_by_name(o->kind, key);
         if (!f) continue;
         void *at = (char *)&o->h + f->offset;
+        /* Each value is checked where it stands, so the caret points at it. */
         if (f->is_bool) {
             if (yt_bool(v, key, (int *)at, err)) return AG_ERR;
-        } else if (yt_float(v, key, -INFINITY, INFINITY, (double *)at, err)) {
+        } else if (yt_float(v, key, -INFINITY, INFINITY, (double *)at, err) ||
+                   opt_check_value(o->kind, f, *(double *)at, v->loc, err)) {
             return AG_ERR;
         }
     }
@@ -371,11 +380,15 @@ static int load_optim(sp_spec *s, const yt_pair *pair, sp_optim *o, ag_error *er
     if (betas) {
         if (betas->kind != YT_SEQ || betas->n != 2)
             return ag_errorf(err, betas->loc, "'betas' must be a list of two numbers, like [0.5, 0.999]");
-        if (yt_float(betas->items[0], "betas", 0, 1, &o->h.beta1, err) ||
-            yt_float(betas->items[1], "betas", 0, 1, &o->h.beta2, err))
+        if (yt_float(betas->items[0], "betas", -INFINITY, INFINITY, &o->h.beta1, err) ||
+            opt_check_value(o->kind, opt_field_by_name(o->kind, "beta1"), o->h.beta1, betas->items[0]->loc, err) ||
+            yt_float(betas->items[1], "betas", -INFINITY, INFINITY, &o->h.beta2, err) ||
+            opt_check_value(o->kind, opt_field_by_name(o->kind, "beta2"), o->h.beta2, betas->items[1]->loc, err))
             return AG_ERR;
     }
-    if (opt_check(o->kind, &o->h, n->loc, err)) return AG_ERR;
+    /* What is left to check spans two keys (nesterov with momentum and dampening). */
+    const yt_node *nesterov = yt_get(n, "nesterov");
+    if (opt_check(o->kind, &o->h, nesterov ? nesterov->loc : n->loc, err)) return AG_ERR;
 
     const yt_node *params = yt_need(n, "params", err);
     if (!params) return AG_ERR;
@@ -425,10 +438,28 @@ static int parse_stmt(sp_spec *s, const yt_node *n, ex_stmt **out, ag_error *err
     return ex_parse_stmt(&s->arena, text, at, out, err);
 }
 
+/* on_nan: stop (the default) or skip; max_skipped only means something with skip. */
+static int load_on_nan(sp_spec *s, const yt_node *train, ag_error *err)
+{
+    const char *mode;
+    const yt_node *on = yt_get(train, "on_nan"), *max = yt_get(train, "max_skipped");
+    if (get_str(train, "on_nan", "stop", &mode, err)) return AG_ERR;
+    if (strcmp(mode, "stop") && strcmp(mode, "skip"))
+        return ag_errorf(err, on->loc, "'on_nan' takes stop or skip, not '%s'", mode);
+    s->on_nan_skip = !strcmp(mode, "skip");
+    s->on_nan_loc = on ? on->loc : train->loc;
+    if (max && !s->on_nan_skip)
+        return ag_errorf(err, max->loc, "'max_skipped' needs 'on_nan: skip'");
+    long v;
+    if (get_int(train, "max_skipped", 1, 1000000, 10, &v, err)) return AG_ERR;
+    s->max_skipped = (int)v;
+    return AG_OK;
+}
+
 static int load_train(sp_spec *s, const yt_node *n, ag_error *err)
 {
     static const char *const keys[] = {"epochs", "optimizers", "step", "log", "log_every",
-                                       "checkpoint", "nll", NULL};
+                                       "checkpoint", "nll", "on_nan", "max_skipped", NULL};
     if (yt_want(n, YT_MAP, "train", err) || yt_check_keys(n, keys, "train", err)) return AG_ERR;
     long v;
     const yt_node *ep = yt_need(n, "epochs", err);
@@ -451,6 +482,7 @@ static int load_train(sp_spec *s, const yt_node *n, ag_error *err)
         if (get_int(ck, "keep", 0, 1000, 0, &v, err)) return AG_ERR;
         s->ckpt_keep = (int)v;
     }
+    if (load_on_nan(s, n, err)) return AG_ERR;
 
     const yt_node *opts = yt_need(n, "optimizers", err);
     if (!opts || yt_want(opts, YT_MAP, "optimizers", err)) return AG_ERR;

@@ -146,7 +146,7 @@ static void fmt_time(char *buf, size_t n, double s)
 }
 
 static void progress(tr_progress *pr, const pg_program *p, int epoch, int64_t done, int64_t total,
-                     double epoch_start, int final)
+                     int64_t skipped, double epoch_start, int final)
 {
     double t = now();
     /* A live bar redraws ten times a second; a log file gets a line every 10 s. */
@@ -169,6 +169,8 @@ static void progress(tr_progress *pr, const pg_program *p, int epoch, int64_t do
     k += snprintf(line + k, sizeof line - (size_t)k, " %.0f samples/s ETA %s", rate, eta);
     for (int j = 0; j < p->nlogs && k < (int)sizeof line - 40; j++)
         k += snprintf(line + k, sizeof line - (size_t)k, " %s %.4g", p->log_names[j], p->logs[j]->data[0]);
+    if (skipped && k < (int)sizeof line - 40)
+        snprintf(line + k, sizeof line - (size_t)k, " skipped %lld", (long long)skipped);
     fputs(line, stderr);
     if (!pr->live) fputc('\n', stderr);
     fflush(stderr);
@@ -347,6 +349,8 @@ typedef struct tr_record {
     /* The spec's learning rates when saved: a resume whose spec changed one takes the
      * new one; otherwise the saved rate stands (a hook's schedule may have moved it). */
     double spec_lr[TR_MAX_OPTIMS];
+    /* train.on_nan: skip: batches skipped in this epoch, and in a row up to now. */
+    int64_t skipped, skipped_in_row;
 } tr_record;
 
 static void means_add(tr_means *m, const pg_program *p, int n)
@@ -391,7 +395,8 @@ static int64_t count_correct(const ag_node *logits, const float *labels, int n)
 }
 
 /* The test means of the logged values, and with a `logits` tensor, how many test
- * images it classifies right (*correct; -1 without one). */
+ * images it classifies right (*correct; -1 without one). A model with `ema:` is
+ * evaluated with its averaged weights, the ones its samples are drawn with. */
 static int evaluate(pg_program *p, const idx_dataset *ds, tr_means *m, int64_t *correct, ag_error *err)
 {
     int batch = p->spec->data.batch, rc = AG_OK;
@@ -403,6 +408,7 @@ static int evaluate(pg_program *p, const idx_dataset *ds, tr_means *m, int64_t *
     rng eval_rng, *train_rng = p->step.rng;
     rng_seed(&eval_rng, p->spec->seed ^ 0xe7a1ull);
     p->step.rng = &eval_rng;
+    pg_ema_swap(p);
     for (int64_t at = 0; at < ds->count && rc == AG_OK; at += batch) {
         int n = (int)(ds->count - at < batch ? ds->count - at : batch);
         fill_batch(p, ds, NULL, at, n);
@@ -413,6 +419,7 @@ static int evaluate(pg_program *p, const idx_dataset *ds, tr_means *m, int64_t *
         means_add(m, p, n);
         if (logits && rc == AG_OK) *correct += count_correct(logits, p->labels->data, n);
     }
+    pg_ema_swap(p);
     p->step.rng = train_rng;
     return rc;
 }
@@ -597,6 +604,10 @@ static int resume(tr_run_state *st, const char *from, ag_error *err)
         snprintf(name, sizeof name, "%s", slash ? slash + 1 : from);
         char *dot = strrchr(name, '.');
         if (dot && (!strcmp(dot, ".safetensors") || !strcmp(dot, ".state"))) *dot = 0;
+        char path[4700];
+        snprintf(path, sizeof path, "%s/%s.safetensors", dir, name);
+        if (stat(from, &sb) && stat(path, &sb))
+            return ag_errorf(err, (ag_loc){0}, "%s: no run directory or checkpoint to resume from", from);
     }
     rng *rngs[2];
     const char *names[64];
@@ -767,15 +778,14 @@ static void hook_logs(tr_run_state *st)
 
 /* ---------------------------------------------------------------- epochs -- */
 
-/* A logged value went NaN or infinite: name it, and the first node of the step that
- * made a non-finite value, at its statement (and its layer, inside a model). */
-static int diverged(tr_run_state *st, int bad, ag_error *err)
+/* The message `head`, placed at the statement that made the first non-finite value
+ * among the step's nodes [0, limit) (and its layer, inside a model); at `fallback` when
+ * none did. */
+static int nonfinite_at(const tr_run_state *st, int limit, ag_loc fallback, const char *head, ag_error *err)
 {
     const pg_program *p = st->p;
     const ag_graph *g = &p->step;
-    float v = p->logs[bad]->data[0];
-    const char *what = isnan(v) ? "NaN" : v > 0 ? "+infinity" : "-infinity";
-    for (int k = 0; k < g->n; k++) {
+    for (int k = 0; k < limit; k++) {
         const ag_node *n = g->nodes[k];
         int64_t len = ag_numel(&n->shape);
         int finite = 1;
@@ -784,14 +794,68 @@ static int diverged(tr_run_state *st, int bad, ag_error *err)
         char where[512] = "";
         if (n->loc.file && (n->loc.line != p->node_stmt[k].line || n->loc.file != p->node_stmt[k].file))
             snprintf(where, sizeof where, " (the layer at %s:%d:%d)", n->loc.file, n->loc.line, n->loc.col);
-        return ag_errorf(err, p->node_stmt[k],
-                         "training diverged at epoch %d, step %lld: '%s' is %s; the first non-finite value "
-                         "comes from %s in this statement%s",
-                         st->epoch, (long long)st->step, p->log_names[bad], what, ag_op_defs[n->op]->name,
-                         where);
+        return ag_errorf(err, p->node_stmt[k], "%s; the first non-finite value comes from %s in this statement%s",
+                         head, ag_op_defs[n->op]->name, where);
     }
-    return ag_errorf(err, (ag_loc){0}, "training diverged at epoch %d, step %lld: '%s' is %s", st->epoch,
-                     (long long)st->step, p->log_names[bad], what);
+    return ag_errorf(err, fallback, "%s", head);
+}
+
+static const char *nonfinite_name(float v)
+{
+    return isnan(v) ? "NaN" : v > 0 ? "+infinity" : "-infinity";
+}
+
+/* A logged value went NaN or infinite: name it, and the first node of the step that
+ * made a non-finite value. */
+static int diverged(tr_run_state *st, int bad, ag_error *err)
+{
+    const pg_program *p = st->p;
+    char head[512];
+    snprintf(head, sizeof head, "training diverged at epoch %d, step %lld: '%s' is %s", st->epoch,
+             (long long)st->step, p->log_names[bad], nonfinite_name(p->logs[bad]->data[0]));
+    return nonfinite_at(st, p->step.n, (ag_loc){0}, head, err);
+}
+
+/* The update statement of segment k (segments end at the updates, in order). */
+static const ex_stmt *update_stmt(const pg_program *p, int seg)
+{
+    int nth = 0;
+    for (int k = 0; k < seg; k++) nth += p->segs[k].optim >= 0;
+    for (int k = 0; k < p->spec->nsteps; k++)
+        if (p->spec->steps[k]->kind == EX_UPDATE && nth-- == 0) return p->spec->steps[k];
+    AG_ASSERT(!"a segment without its update statement");
+    return NULL;
+}
+
+/* train.on_nan: skip: the batch made no update from segment p->bad_seg on. Counted; an
+ * error once more than max_skipped batches in a row were skipped. */
+static int skip_batch(tr_run_state *st, ag_error *err)
+{
+    const pg_program *p = st->p;
+    st->rec.skipped++;
+    if (++st->rec.skipped_in_row <= p->spec->max_skipped) return AG_OK;
+    const pg_segment *sg = &p->segs[p->bad_seg];
+    const ex_stmt *u = update_stmt(p, p->bad_seg);
+    float v = sg->loss->data[0];
+    char head[512];
+    int k = snprintf(head, sizeof head,
+                     "training diverged at epoch %d, step %lld: %lld batches in a row skipped (max_skipped %d); ",
+                     st->epoch, (long long)st->step, (long long)st->rec.skipped_in_row, p->spec->max_skipped);
+    if (isfinite(v))
+        snprintf(head + k, sizeof head - (size_t)k, "a gradient of 'update %s' is not finite", u->names[0]);
+    else
+        snprintf(head + k, sizeof head - (size_t)k, "the loss of 'update %s' is %s", u->names[0], nonfinite_name(v));
+    return nonfinite_at(st, sg->to, u->loc, head, err);
+}
+
+/* Finite loss and gradients made a non-finite weight: no batch to skip can undo it. */
+static int overflowed(tr_run_state *st, ag_error *err)
+{
+    const ex_stmt *u = update_stmt(st->p, st->p->bad_seg);
+    return ag_errorf(err, u->loc,
+                     "training diverged at epoch %d, step %lld: 'update %s' made a weight non-finite from a "
+                     "finite loss and gradients; lower the learning rate",
+                     st->epoch, (long long)st->step, u->names[0]);
 }
 
 /* SIGINT or SIGTERM: the step in progress finishes, a checkpoint is saved, the run
@@ -802,6 +866,21 @@ static void on_signal(int sig)
 {
     if (tr_signal) _exit(128 + sig);
     tr_signal = sig;
+}
+
+/* A skipped batch's values are left out (null): they are not the step's. */
+static void step_row(tr_run_state *st, int skipped)
+{
+    const pg_program *p = st->p;
+    fprintf(st->mf, "{\"kind\":\"step\",\"epoch\":%d,\"step\":%lld,\"seconds\":%.3f", st->epoch,
+            (long long)st->step, now() - st->pr.start);
+    for (int k = 0; k < p->nlogs; k++) {
+        fprintf(st->mf, ",\"%s\":", p->log_names[k]);
+        json_num(st->mf, skipped ? NAN : p->logs[k]->data[0]);
+    }
+    if (p->spec->on_nan_skip) fprintf(st->mf, ",\"skipped\":%lld", (long long)st->rec.skipped);
+    hook_logs(st);
+    fputs("}\n", st->mf);
 }
 
 static int train_epoch(tr_run_state *st, ag_error *err)
@@ -815,29 +894,30 @@ static int train_epoch(tr_run_state *st, ag_error *err)
     while (st->cursor < tr->count && !st->stop && !tr_signal) {
         int n = (int)(tr->count - st->cursor < batch ? tr->count - st->cursor : batch);
         fill_batch(p, tr, st->order, st->cursor, n);
-        if (pg_train_step(p, n))
+        int rc = pg_train_step(p, n);
+        if (rc == AG_ERR)
             return ag_errorf(err, (ag_loc){0}, "%s (epoch %d, step %lld)", p->step.err.msg, st->epoch,
                              (long long)st->step + 1);
         st->step++;
         st->cursor += n;
-        int bad;
-        if (nonfinite(p, &bad)) return diverged(st, bad, err);
-        means_add(&st->rec.train, p, n);
-        if (st->hooks && lh_has(st->hooks, LH_ON_STEP) && hook(st, LH_ON_STEP, NULL, NULL, err)) return AG_ERR;
-        if (st->step % s->log_every == 0) {
-            fprintf(st->mf, "{\"kind\":\"step\",\"epoch\":%d,\"step\":%lld,\"seconds\":%.3f", st->epoch,
-                    (long long)st->step, now() - st->pr.start);
-            for (int k = 0; k < p->nlogs; k++) {
-                fprintf(st->mf, ",\"%s\":", p->log_names[k]);
-                json_num(st->mf, p->logs[k]->data[0]);
-            }
-            hook_logs(st);
-            fputs("}\n", st->mf);
+        if (rc == PG_OVERFLOWED) return overflowed(st, err);
+        if (rc == PG_SKIPPED) {
+            if (skip_batch(st, err)) return AG_ERR;
+        } else {
+            int bad;
+            if (nonfinite(p, &bad)) return diverged(st, bad, err);
+            st->rec.skipped_in_row = 0;
+            means_add(&st->rec.train, p, n);
         }
+        /* A failing hook still gets its step's row: the run is saved after it. */
+        int hrc = rc == AG_OK && st->hooks && lh_has(st->hooks, LH_ON_STEP) ? hook(st, LH_ON_STEP, NULL, NULL, err)
+                                                                           : AG_OK;
+        if (st->step % s->log_every == 0) step_row(st, rc == PG_SKIPPED);
+        if (hrc) return AG_ERR;
         if (s->ckpt_every && st->step % s->ckpt_every == 0 && checkpoint(st, err)) return AG_ERR;
-        progress(&st->pr, p, st->epoch, st->cursor - first, tr->count - first, epoch_start, 0);
+        progress(&st->pr, p, st->epoch, st->cursor - first, tr->count - first, st->rec.skipped, epoch_start, 0);
     }
-    progress(&st->pr, p, st->epoch, st->cursor - first, tr->count - first, epoch_start, 1);
+    progress(&st->pr, p, st->epoch, st->cursor - first, tr->count - first, st->rec.skipped, epoch_start, 1);
     if (st->pr.live) fputc('\n', stderr);
     return AG_OK;
 }
@@ -880,6 +960,10 @@ static int end_epoch(tr_run_state *st, ag_error *err)
         json_num(mf, bpc);
         printf("  test_bits_per_char %.4f", bpc);
     }
+    if (s->on_nan_skip) {
+        fprintf(mf, ",\"skipped\":%lld", (long long)st->rec.skipped);
+        if (st->rec.skipped) printf("  skipped %lld", (long long)st->rec.skipped);
+    }
     hook_logs(st);
     fputs("}\n", mf);
     fflush(mf);
@@ -887,6 +971,7 @@ static int end_epoch(tr_run_state *st, ag_error *err)
     fflush(stdout);
     if (epoch_samples(st, err)) return AG_ERR;
     memset(train, 0, sizeof *train);
+    st->rec.skipped = 0;
     return checkpoint(st, err);
 }
 
@@ -949,11 +1034,11 @@ int tr_run(pg_program *p, const tr_data *d, const tr_options *o, ag_error *err)
     int rc = hooks_open(st, err);
     for (int k = 0; k < p->nsamples && rc == AG_OK; k++)
         if (p->samples[k].spec->each_epoch) rc = tr_sample_inputs(p, k, d, err);
+    /* Loading the checkpoint touches no file: one that is not there (--resume into a
+     * directory that does not exist) leaves no run directory behind. */
+    if (rc == AG_OK && o->resume) rc = resume(st, o->resume, err);
     if (rc == AG_OK) rc = mkdirs(st->dir, err);
-    if (rc == AG_OK && o->resume) {
-        rc = resume(st, o->resume, err);
-        if (rc == AG_OK) rc = resume_metrics(st, err);
-    }
+    if (rc == AG_OK && o->resume) rc = resume_metrics(st, err);
     if (rc == AG_OK) {
         st->mf = fopen(st->metrics_path, o->resume ? "a" : "w");
         if (!st->mf)
