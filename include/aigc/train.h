@@ -5,7 +5,8 @@
  * A run writes into its directory (runs/NAME by default):
  *   metrics.jsonl           one JSON object per line: {"kind":"step", ...} every
  *                           log_every steps, {"kind":"epoch", ...} with train and test
- *                           means at each epoch's end
+ *                           means at each epoch's end (and, for text with train.nll,
+ *                           test_bits_per_char)
  *   samples-epoch-NNN.png   the spec's sample: section, after each epoch
  * Progress goes to stderr (a live bar on a terminal, a plain line at most every few
  * seconds otherwise); a summary line per epoch goes to stdout.

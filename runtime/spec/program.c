@@ -508,9 +508,6 @@ static int64_t need_bytes(const pg_program *p)
     return n;
 }
 
-/* The names a loop's statements assign that exist before it are carried from one
- * pass to the next: each gets an input node the loop reads, written from the value
- * the pass ends with. */
 /* A loop bound: an expression that must come to a whole number. */
 static int loop_bound(ev_ctx *c, const ex_node *e, const char *what, int *out, ag_error *err)
 {
@@ -523,6 +520,9 @@ static int loop_bound(ev_ctx *c, const ex_node *e, const char *what, int *out, a
     return AG_OK;
 }
 
+/* The names a loop's statements assign that exist before it are carried from one
+ * pass to the next: each gets an input node the loop reads, written from the value
+ * the pass ends with. */
 static int compile_loop(pg_program *p, pg_sampler *q, ev_ctx *c, ag_error *err)
 {
     const sp_sample *sm = q->spec;

@@ -953,6 +953,13 @@ static int end_epoch(tr_run_state *st, ag_error *err)
         fprintf(mf, ",\"test_accuracy\":%.9g", acc);
         printf("  test_accuracy %.4f", acc);
     }
+    /* Text is compared in bits per character: train.nll's test mean in that unit. */
+    if (p->nll_log >= 0 && st->d->kind == SP_DATA_TEXT && test.count) {
+        double bpc = test.sum[p->nll_log] / (double)test.count / M_LN2;
+        fprintf(mf, ",\"test_bits_per_char\":");
+        json_num(mf, bpc);
+        printf("  test_bits_per_char %.4f", bpc);
+    }
     if (s->on_nan_skip) {
         fprintf(mf, ",\"skipped\":%lld", (long long)st->rec.skipped);
         if (st->rec.skipped) printf("  skipped %lld", (long long)st->rec.skipped);

@@ -42,6 +42,9 @@ first=$(json_field "$TMP/gpt/metrics.jsonl" epoch 1 train_loss)
 last=$(json_field "$TMP/gpt/metrics.jsonl" epoch 3 train_loss)
 less "$last" "$first"
 ok $? "the training loss falls from epoch 1 ($first) to epoch 3 ($last)"
+awk -v b="$(json_field "$TMP/gpt/metrics.jsonl" epoch 3 test_bits_per_char)" \
+    -v l="$(json_field "$TMP/gpt/metrics.jsonl" epoch 3 test_loss)" 'BEGIN { d = l / log(2) - b; exit !(b > 0 && d < 1e-6 && d > -1e-6) }'
+ok $? "the epoch rows hold the test loss in bits per character"
 run eval $GPT --checkpoint "$TMP/gpt"
 is "$RC" 0 "eval of tiny-gpt"
 bpc=$(sed -n 's/^test_bits_per_char //p' "$OUT")
@@ -113,6 +116,12 @@ expect_error 1 "$S/tiny-gpt.yaml:31:13: input 'prompt': either 'image' or 'text'
     check $GPT --set sample.inputs.prompt.image=x.png
 expect_error 1 "--set sample.inputs.tokens=1: input 'tokens': the section already has 'tokens'; choose another name" \
     check $GPT --set sample.inputs.tokens=1
+{ sed -n '1,30p' $GPT; printf '    prompt: {text: "'; head -c 1048577 /dev/zero | tr '\0' a; printf '"}\n'
+    sed -n '32,$p' $GPT; } >"$TMP/huge.yaml"
+expect_error 1 "$TMP/huge.yaml:31:5: input 'prompt' is longer than 1048576 bytes" check "$TMP/huge.yaml"
+run sample $GPT --checkpoint "$TMP/gpt" --prompt "$(head -c 20000 /dev/zero | tr '\0' a)"
+is "$ERR1" "aigc-run: --prompt: the value is too long" "a --prompt of 20000 bytes: message"
+is "$RC" 2 "a --prompt of 20000 bytes: exit code 2"
 expect_error 1 "$S/text-input-images.yaml:15:5: input 'prompt' is text, but the data are images; text needs dataset: text and its vocabulary" \
     check $S/text-input-images.yaml
 expect_error 1 "$S/text-input-images.yaml:16:9: sample: 'text' needs dataset: text, whose vocabulary turns token ids into bytes" \
