@@ -38,10 +38,14 @@ void tr_free_data(tr_data *d);
  * and when a hook fails; with --resume the run continues from one exactly. */
 int tr_run(pg_program *p, const tr_data *d, const tr_options *o, ag_error *err);
 
-/* Sample section k's grid into path, its noise drawn from seed, test_x from d. */
+/* Sample section k's grid into path, its noise drawn from seed, test_x from d; with a
+ * strip, the strip too, into tr_strip_path(path). */
 int tr_write_samples(pg_program *p, int k, const tr_data *d, const char *path, uint64_t seed,
                      ag_error *err);
 
+/* Where a section's strip goes beside its grid: "a/b.png" -> "a/b-strip.png". AG_ERR
+ * when it does not fit in n bytes. */
+int tr_strip_path(const char *grid, char *buf, size_t n);
 /* Runs sample section k with its noise drawn from seed, test_x from d's test split
  * starting at image first (wrapping around); the images are then
  * p->samples[k].image->data. */

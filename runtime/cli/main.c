@@ -335,6 +335,7 @@ static int run_command(const cli_args *a, sp_spec *s, pg_program *p, const tr_da
         const char *out = a->image ? a->image : "samples.png";
         if (tr_write_samples(p, k, d, out, s->seed, err)) return AG_ERR;
         printf("%s\n", out);
+        if (p->samples[k].strip && tr_strip_path(out, buf, sizeof buf) == AG_OK) printf("%s\n", buf);
         return AG_OK;
     }
     if (!strcmp(a->command, "eval") && a->quality) return quality(a, s, p, d, err);

@@ -534,7 +534,7 @@ static int load_schedule(sp_spec *s, const yt_node *n, ag_error *err)
 static int load_section(sp_spec *s, const char *name, const yt_node *n, sp_sample *sm, ag_error *err)
 {
     static const char *const keys[] = {"image", "steps", "loop", "grid", "range", "count", "each_epoch",
-                                       NULL};
+                                       "strip", NULL};
     if (yt_want(n, YT_MAP, name, err) || yt_check_keys(n, keys, name, err)) return AG_ERR;
     sm->name = name;
     sm->loc = n->loc;
@@ -577,6 +577,18 @@ static int load_section(sp_spec *s, const char *name, const yt_node *n, sp_sampl
         sm->has_range = 1;
         sm->lo = (float)lo;
         sm->hi = (float)hi;
+    }
+    const yt_node *strip = yt_get(n, "strip");
+    if (strip) {
+        static const char *const strip_keys[] = {"every", NULL};
+        long every;
+        if (yt_want(strip, YT_MAP, "strip", err) || yt_check_keys(strip, strip_keys, "strip", err) ||
+            !yt_need(strip, "every", err) || get_int(strip, "every", 1, 1000000, 1, &every, err))
+            return AG_ERR;
+        if (!loop)
+            return ag_errorf(err, strip->loc, "%s: 'strip' records the passes of a loop, and this section has none",
+                             name);
+        sm->strip_every = (int)every;
     }
     return AG_OK;
 }
