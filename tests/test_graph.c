@@ -47,6 +47,13 @@ static unsigned need_of(const ag_bwplan *p, const ag_node *n)
     return 0;
 }
 
+static unsigned assign_of(const ag_bwplan *p, const ag_node *n)
+{
+    for (int k = 0; k < p->nsteps; k++)
+        if (p->steps[k].node == n) return p->steps[k].assign;
+    return 0;
+}
+
 /* ---- backward plans on a GAN ---------------------------------------------------- */
 
 enum { GW, GB, DW, DB };  /* parameter indices */
@@ -96,12 +103,21 @@ static void test_gan_plans(void)
     ok(ag_graph_plan(&g, 8, &err) == AG_OK, "GAN graph plans at batch 8");
     if (!pd || !pg) return;
 
-    /* loss_D: add, two bce, two sigmoid, two linear over D; zeroed also Dw, Db. */
+    /* loss_D: add, two bce, two sigmoid, two linear over D. Of the 9 grads, those that
+     * the first call to reach them writes outright are not zeroed: the sigmoids' (bce),
+     * the linears' (sigmoid), Dw's and Db's (the linear on the fake, in backward order).
+     * add, which broadcasts, adds into the two bce values: those 2 and the loss's own
+     * are zeroed. */
     ok(pd->nsteps == 7, "loss_D plan: 7 backward steps (got %d)", pd->nsteps);
-    ok(pd->nzero == 9, "loss_D plan: 9 grads zeroed (got %d)", pd->nzero);
-    /* loss_G: bce, sigmoid, linear over D (input only), tanh, linear over G. */
+    ok(pd->nzero == 3, "loss_D plan: 3 of 9 grads zeroed (got %d)", pd->nzero);
+    ok(assign_of(pd, dx->src[0]) == 0, "loss_D plan: the linear on real data adds into Dw and Db (assign %u)",
+       assign_of(pd, dx->src[0]));
+    ok(assign_of(pd, df->src[0]) == 6u, "loss_D plan: the linear on the fake writes Dw and Db (assign %u)",
+       assign_of(pd, df->src[0]));
+    /* loss_G: bce, sigmoid, linear over D (input only), tanh, linear over G: only the
+     * loss is zeroed. */
     ok(pg->nsteps == 5, "loss_G plan: 5 backward steps (got %d)", pg->nsteps);
-    ok(pg->nzero == 7, "loss_G plan: 7 grads zeroed (got %d)", pg->nzero);
+    ok(pg->nzero == 1, "loss_G plan: 1 of 7 grads zeroed (got %d)", pg->nzero);
 
     ag_node *gw = g.param_node[GW], *gb = g.param_node[GB];
     ag_node *dw = g.param_node[DW], *db = g.param_node[DB];
@@ -147,6 +163,17 @@ static ag_node *build_twice(ag_graph *g, ag_node **in, void *ctx)
     return ag_linear(g, h, in[0], in[1]);
 }
 
+/* A value with several consumers: the last one built is the first to reach h in
+ * backward, and writes h's grad (tanh); mul then adds to it twice. With a reshape of h
+ * among them, h's grad is shared with the reshape's and is zeroed instead. */
+static ag_node *build_fanout(ag_graph *g, ag_node **in, void *ctx)
+{
+    ag_node *h = ag_linear(g, in[2], in[0], in[1]);
+    ag_node *y = ag_binary(g, AG_OP_MUL, h, h);
+    if (ctx) y = ag_binary(g, AG_OP_ADD, y, ag_reshape(g, h, 2, (int[]){4, 3}));
+    return ag_binary(g, AG_OP_ADD, y, ag_unary(g, AG_OP_TANH, h));
+}
+
 static void test_shared_param(void)
 {
     gc_input in[] = {
@@ -155,6 +182,10 @@ static void test_shared_param(void)
         {.shape = ag_shape2(4, 3), .lo = -1, .hi = 1, .no_grad = 1},
     };
     gc_check("a model called twice: both calls' gradients meet in W and b", 3, in, build_twice, NULL);
+    gc_check("one value, three consumers: the first writes its grad, the others add", 3, in,
+             build_fanout, NULL);
+    gc_check("one value, four consumers, one a reshape: its grad is zeroed and added to", 3,
+             in, build_fanout, (void *)1);
 
     /* By hand: loss = sum(linear(x1, W) + linear(x2, W)), so dW[o][i] = sum_r x1[r][i] + x2[r][i]. */
     rng r;

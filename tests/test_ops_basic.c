@@ -55,6 +55,7 @@ static void grad_binary(void)
         {ag_shape2(2, 3), ag_shape0()},
         {ag_shape4(2, 1, 3, 1), ag_shape4(1, 2, 1, 2)},
         {ag_shape3(2, 3, 4), ag_shape3(2, 1, 4)},
+        {ag_shape3(2, 3, 4), ag_shape2(3, 4)}, /* pos_embedding: [B, T, C] + [T, C] */
     };
     const ag_op ops[] = {AG_OP_ADD, AG_OP_SUB, AG_OP_MUL, AG_OP_DIV};
     for (size_t o = 0; o < AG_COUNTOF(ops); o++)

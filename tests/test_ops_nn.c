@@ -106,6 +106,8 @@ static void test_grad_losses(void)
         {AG_OP_MSE, {{ag_shape2(3, 4), -1, 1, 0, 0}, {ag_shape2(3, 4), -1, 1, 0, 0}}},
         {AG_OP_L1, {{ag_shape2(3, 4), -1, 0, 0, 0}, {ag_shape2(3, 4), 0.5f, 1.5f, 0, 0}}},
         {AG_OP_CROSS_ENTROPY, {{ag_shape2(4, 5), -2, 2, 0, 0}, {ag_shape1(4), 0, 5, 1, 0}}},
+        /* a sequence: logits [B, T, V] and targets [B, T] */
+        {AG_OP_CROSS_ENTROPY, {{ag_shape3(2, 3, 5), -2, 2, 0, 0}, {ag_shape2(2, 3), 0, 5, 1, 0}}},
         {AG_OP_KL_NORMAL, {{ag_shape2(3, 4), -1, 1, 0, 0}, {ag_shape2(3, 4), -1, 1, 0, 0}}},
     };
     const char *reds[] = {"mean", "sum", "none"};
@@ -414,6 +416,63 @@ static void test_cross_entropy_index(void)
     fx_free(&f);
 }
 
+/* Logits [B, T, V] are rows like [B * T, V]: the same losses, row by row. */
+static void test_cross_entropy_sequence(void)
+{
+    fixture f;
+    fx_init(&f, 1);
+    ag_node *x3 = ag_input(&f.g, "x", ag_shape3(2, 2, 3), 0), *t2 = ag_input(&f.g, "t", ag_shape2(2, 2), 0);
+    ag_node *x2 = ag_reshape(&f.g, x3, 2, (const int[]){4, 3});
+    ag_node *t1 = ag_reshape(&f.g, t2, 1, (const int[]){4});
+    ok(!ag_loss(&f.g, AG_OP_CROSS_ENTROPY, x3, ag_input(&f.g, "t3", ag_shape2(2, 3), 0), AG_RED_MEAN),
+       "targets [2, 3] for logits [2, 2, 3] are refused");
+    is_str(f.g.err.msg, "cross_entropy: the targets have shape [2, 3] but the logits [2, 2, 3] need one "
+           "class index per row", "the message names both shapes");
+    ag_node *none = ag_loss(&f.g, AG_OP_CROSS_ENTROPY, x3, t2, AG_RED_NONE);
+    ag_node *a = ag_loss(&f.g, AG_OP_CROSS_ENTROPY, x3, t2, AG_RED_MEAN);
+    ag_node *b = ag_loss(&f.g, AG_OP_CROSS_ENTROPY, x2, t1, AG_RED_MEAN);
+    if (fx_plan(&f, b) && a && none) {
+        set(x3, (const float[]){1, 2, 3, -1, 0, 4, 2, 2, 0, 0.5f, -3, 1});
+        set(t2, (const float[]){2, 0, 1, 2});
+        ag_forward(&f.g, 0, f.g.n);
+        is_close(a->data[0], b->data[0], 1e-6, 1e-6, "cross_entropy of [2, 2, 3] logits is that of [4, 3]");
+        ok(none->shape.ndim == 2 && none->shape.d[0] == 2 && none->shape.d[1] == 2,
+           "cross_entropy with reduction none is shaped like the targets");
+    }
+    fx_free(&f);
+}
+
+/* Draws follow softmax(logits); top_k leaves only the k largest. */
+static void test_categorical(void)
+{
+    fixture f;
+    fx_init(&f, 7);
+    enum { N = 20000 };
+    ag_node *x = ag_input(&f.g, "x", ag_shape2(N, 4), 0);
+    ag_node *all = ag_categorical(&f.g, x, 0), *top2 = ag_categorical(&f.g, x, 2);
+    if (fx_plan(&f, top2) && all) {
+        const float row[4] = {0, logf(2), logf(3), logf(4)}; /* p = 1, 2, 3, 4 over 10 */
+        for (int r = 0; r < N; r++) memcpy(x->data + 4 * r, row, sizeof row);
+        ag_forward(&f.g, 0, f.g.n);
+        int count[4] = {0}, count2[4] = {0}, whole = 1;
+        for (int r = 0; r < N; r++) {
+            whole &= all->data[r] == floorf(all->data[r]) && all->data[r] >= 0 && all->data[r] < 4;
+            count[(int)all->data[r]]++;
+            count2[(int)top2->data[r]]++;
+        }
+        ok(whole && all->shape.ndim == 1 && all->shape.d[0] == N, "categorical: one class index per row");
+        for (int k = 0; k < 4; k++)
+            is_close((double)count[k] / N, (k + 1) / 10.0, 0.015, 0, "categorical: class %d drawn with p = %d/10",
+                     k, k + 1);
+        ok(count2[0] == 0 && count2[1] == 0, "categorical top_k=2: the two smallest logits are never drawn");
+        is_close((double)count2[3] / N, 4 / 7.0, 0.015, 0, "categorical top_k=2: class 3 drawn with p = 4/7");
+        x->data[5] = NAN;
+        ok(ag_forward(&f.g, 0, f.g.n) == AG_ERR, "categorical of a NaN logit fails");
+        is_str(f.g.err.msg, "categorical: logit nan at row 1, class 1", "the message names the row and class");
+    }
+    fx_free(&f);
+}
+
 static void test_shape_messages(void)
 {
     fixture f;
@@ -458,6 +517,8 @@ int main(void)
     test_loss_values();
     test_bce_target_range();
     test_cross_entropy_index();
+    test_cross_entropy_sequence();
+    test_categorical();
     test_shape_messages();
     return tap_done();
 }

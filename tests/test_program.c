@@ -714,6 +714,116 @@ static void test_made_causality(void)
     release(&t);
 }
 
+/* Other orders and connectivities: the outputs that flipping each pixel changes form an
+ * order -- no output depends on its own pixel, and no two on each other's -- and in
+ * the reversed order, output d depends only on pixels after d. */
+static void made_order_case(const char *layers, int reversed, const char *name)
+{
+    char text[2048];
+    snprintf(text, sizeof text, HEAD("flatten(threshold(pixels, 127))") "  batch: 1\n"
+             "models:\n"
+             "  m: {in: 784, layers: [%s]}\n"
+             "train:\n"
+             "  epochs: 1\n"
+             "  optimizers: {opt: {type: adam, params: m}}\n"
+             "  step:\n"
+             "    - logits = m(x)\n"
+             "    - loss = bce_with_logits(logits, x, sum)\n"
+             "    - update opt: loss\n", layers);
+    tcase t;
+    if (!ok(build(&t, text) == AG_OK, "%s: builds", name)) {
+        diag("%s", t.err.msg);
+        release(&t);
+        return;
+    }
+    ag_node *logits = NULL;
+    for (int k = 0; k < t.p.nnamed; k++)
+        if (!strcmp(t.p.named[k], "logits")) logits = t.p.named_nodes[k];
+    static unsigned char dep[784][784]; /* dep[d][j]: output d changes with pixel j */
+    static float before[784];
+    for (int k = 0; k < 784; k++) t.p.pixels->data[k] = k % 3 ? 0.0f : 255.0f;
+    pg_eval_step(&t.p, 1);
+    memcpy(before, logits->data, sizeof before);
+    for (int j = 0; j < 784; j++) {
+        t.p.pixels->data[j] = 255.0f - t.p.pixels->data[j];
+        pg_eval_step(&t.p, 1);
+        for (int d = 0; d < 784; d++) dep[d][j] = logits->data[d] != before[d];
+        t.p.pixels->data[j] = 255.0f - t.p.pixels->data[j];
+    }
+    int self = 0, both = 0, backwards = 0, any = 0;
+    for (int d = 0; d < 784; d++)
+        for (int j = 0; j < 784; j++) {
+            any |= dep[d][j];
+            self |= d == j && dep[d][j];
+            both |= d < j && dep[d][j] && dep[j][d];
+            backwards |= reversed && dep[d][j] && j <= d;
+        }
+    ok(any && !self && !both, "%s: no output depends on its own pixel, nor two on each other's", name);
+    if (reversed) ok(!backwards, "%s: output d depends only on pixels after d", name);
+    release(&t);
+}
+
+static void test_made_orders(void)
+{
+    made_order_case("made 64 order=1, relu, made 64, relu, made_output 784", 1, "MADE in reversed order");
+    made_order_case("made 64 order=2 connect=1 seed=3, relu, made 64 connect=1, relu, made_output 784", 0,
+                    "MADE in a random order, random connectivity");
+    expect_error("an order on a later masked layer",
+                 HEAD("flatten(threshold(pixels, 127))") "models:\n"
+                 "  m: {in: 784, layers: [made 64, relu, made 64 order=1, relu, made_output 784]}\n"
+                 "train:\n"
+                 "  epochs: 1\n"
+                 "  optimizers: {opt: {type: adam, params: m}}\n"
+                 "  step:\n"
+                 "    - loss = bce_with_logits(m(x), x, sum)\n"
+                 "    - update opt: loss\n",
+                 8, 40, "made: 'order' belongs to the first masked layer of the model, which fixes the inputs' order");
+}
+
+/* specs/char-gpt.yaml is causal: changing the token at position j changes no output
+ * (the next-token logits) before j, and changes the one at j. Built for windows of 65
+ * tokens in a vocabulary of 100; no data is read. */
+static void test_char_gpt_causality(void)
+{
+    sp_spec s;
+    pg_program p;
+    ag_error err;
+    int rc = sp_load(&s, "specs/char-gpt.yaml", NULL, 0, &err);
+    if (rc == AG_OK) rc = pg_build(&p, &s, 1, 65, 100, &err);
+    if (!ok(rc == AG_OK, "specs/char-gpt.yaml builds for windows of 65 tokens")) {
+        diag("%s", err.msg);
+        return;
+    }
+    ag_node *logits = NULL;
+    for (int k = 0; k < p.step.n; k++)
+        if (p.step.nodes[k]->op == AG_OP_CROSS_ENTROPY) logits = p.step.nodes[k]->src[0];
+    ok(logits && logits->shape.ndim == 3 && logits->shape.d[1] == 64 && logits->shape.d[2] == 100,
+       "its logits are [B, 64, 100]");
+    rng r;
+    rng_seed(&r, 3);
+    for (int k = 0; k < 2 * 65; k++) p.pixels->data[k] = (float)rng_below(&r, 100);
+    static float before[2 * 64 * 100];
+    int causal = 1, depends = 1;
+    static const int flips[] = {0, 1, 31, 63};
+    for (size_t f = 0; f < AG_COUNTOF(flips); f++) {
+        int j = flips[f];
+        pg_eval_step(&p, 2);
+        memcpy(before, logits->data, sizeof before);
+        float *tok = &p.pixels->data[65 + j]; /* the second window's position j */
+        *tok = (float)(((int)*tok + 1) % 100);
+        pg_eval_step(&p, 2);
+        for (int k = 0; k < 64 * 100; k++) causal &= logits->data[k] == before[k]; /* the first window */
+        for (int k = 64 * 100; k < (64 + j) * 100; k++) causal &= logits->data[k] == before[k];
+        int at = 0;
+        for (int k = (64 + j) * 100; k < (65 + j) * 100; k++) at |= logits->data[k] != before[k];
+        depends &= at;
+    }
+    ok(causal, "char-gpt: changing the token at j leaves every output before j unchanged");
+    ok(depends, "char-gpt: and changes the output at j");
+    pg_free(&p);
+    sp_free(&s);
+}
+
 int main(void)
 {
     test_counts();
@@ -722,6 +832,8 @@ int main(void)
     test_training();
     test_sampling_loop();
     test_made_causality();
+    test_char_gpt_causality();
+    test_made_orders();
     test_ema();
     test_strip();
     return tap_done();

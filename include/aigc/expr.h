@@ -86,6 +86,9 @@ typedef struct ex_stmt {
 
 int ex_parse_stmt(ar_arena *a, const char *text, ag_loc at, ex_stmt **out, ag_error *err);
 int ex_parse_expr(ar_arena *a, const char *text, ag_loc at, ex_node **out, ag_error *err);
+/* Whether text is a name the expressions can use: a letter or '_', then letters,
+ * digits and '_'. */
+int ex_is_name(const char *text);
 
 /* The tree as an s-expression, for tests and debugging: `(= z (randn batch 100))`,
  * `(= (mu logvar) (split (encoder x) 2))`, `(update opt loss)`, `(neg x)`,

@@ -37,8 +37,11 @@
  * ---------
  * ag_backward_plan(loss, params) finds the nodes that lie on a path from one of the
  * params to the loss and not through a detach; only those get a backward call, and each
- * call accumulates (+=) only into the sources that need it. Grad buffers of those nodes
- * and of the params are zeroed at the start of each ag_backward.
+ * call accumulates (+=) only into the sources that need it. A gradient is zeroed at the
+ * start of each ag_backward, unless the first backward call that reaches it can write
+ * it outright: an op flagged AG_DEF_BW_ASSIGN then finds that source's bit in
+ * g->bw_assign and stores its gradient instead of adding it (an sgemm with beta 0).
+ * The calls after it accumulate as usual.
  *
  * Errors
  * ------
@@ -135,7 +138,7 @@ typedef enum ag_op {
     AG_OP_BCE_LOGITS,   /* (logits, target) */
     AG_OP_MSE,
     AG_OP_L1,
-    AG_OP_CROSS_ENTROPY, /* (logits [N, C], class indices [N] as floats) */
+    AG_OP_CROSS_ENTROPY, /* (logits [..., C], class indices [...] as floats) */
     AG_OP_KL_NORMAL,    /* (mu, logvar): -0.5 * (1 + logvar - mu^2 - exp(logvar)) */
     /* regularization */
     AG_OP_DROPOUT,      /* p f[0]; identity when the graph is not training */
@@ -161,6 +164,8 @@ typedef enum ag_op {
     AG_OP_BERNOULLI,    /* 1 with probability p = src0 (in [0, 1]), drawn at every forward */
     AG_OP_TABLE_AT,     /* table [T], index [N...] -> table[index], f[0] where the index is
                          * outside [0, T); shaped [N, 1, ...] to rank i[0] (0: as index) */
+    AG_OP_CATEGORICAL,  /* logits [..., V] -> [...]: an index drawn from softmax(logits) at every
+                         * forward, among the i[0] largest logits (0: all) */
     AG_OP_COUNT
 } ag_op;
 
@@ -215,6 +220,7 @@ void ag_params_free(ag_params *ps);
 typedef struct ag_bstep {
     ag_node *node;
     unsigned need;
+    unsigned assign;        /* of need: sources this call writes rather than adds to */
 } ag_bstep;
 
 typedef struct ag_bwplan {
@@ -236,6 +242,7 @@ struct ag_graph {
     int batch, max_batch;
     int planned;
     int training;           /* dropout is active; 1 by default */
+    unsigned bw_assign;     /* during a backward call: its ag_bstep's assign */
     int failed;
     ag_error err;
     ag_loc loc;             /* stamped on the nodes made next */
@@ -295,6 +302,7 @@ ag_node *ag_interpolate(ag_graph *g, ag_node *a, ag_node *b, int steps);
 ag_node *ag_randint(ag_graph *g, ag_shape shape, int batched, int high);
 ag_node *ag_threshold(ag_graph *g, ag_node *x, float t);
 ag_node *ag_bernoulli(ag_graph *g, ag_node *p);
+ag_node *ag_categorical(ag_graph *g, ag_node *logits, int top_k /* 0: all */);
 ag_node *ag_table_at(ag_graph *g, ag_node *table, ag_node *index, float outside, int rank);
 ag_node *ag_softmax(ag_graph *g, ag_node *x, int axis);
 ag_node *ag_log_softmax(ag_graph *g, ag_node *x, int axis);
@@ -351,8 +359,9 @@ typedef struct ag_op_def {
      * writes a message located at n->loc and returns AG_ERR. */
     int (*infer)(ag_node *n, ag_error *err);
     void (*forward)(ag_graph *g, ag_node *n);
-    /* Accumulates into src[i]->grad for each bit i set in need. NULL for leaves and
-     * for ops with AG_DEF_NO_GRAD. */
+    /* Accumulates into src[i]->grad for each bit i set in need (with
+     * AG_DEF_BW_ASSIGN: writes it, for each bit set in g->bw_assign). NULL for leaves
+     * and for ops with AG_DEF_NO_GRAD. */
     void (*backward)(ag_graph *g, ag_node *n, unsigned need);
 } ag_op_def;
 
@@ -360,6 +369,8 @@ enum {
     AG_DEF_NO_GRAD = 1u << 0,    /* no gradient flows to any source */
     AG_DEF_ALIAS_DATA = 1u << 1, /* output data is src 0's data */
     AG_DEF_ALIAS_GRAD = 1u << 2, /* output grad is src 0's grad */
+    AG_DEF_BW_ASSIGN = 1u << 3,  /* backward writes every element of each needed source's
+                                  * grad once, and honours g->bw_assign */
 };
 
 extern const ag_op_def *const ag_op_defs[AG_OP_COUNT];
@@ -370,11 +381,14 @@ ag_op ag_op_by_name(const char *name);
 void ag_fail(ag_graph *g, const ag_node *n, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* OpenBLAS threads; the element-wise work is single-threaded for now. */
+/* n threads in all (include/aigc/pool.h): sgemms are cut in pieces, each run by
+ * single-threaded OpenBLAS on one of them, and so are the unary ops and the optimizers'
+ * updates. The same n gives the same bits; another n may round sgemms differently. */
 void ag_set_threads(int n);
 
 /* C = alpha * op(A) op(B) + beta * C, row-major, op = transpose when trans_*:
- * cblas_sgemm, and a naive loop kept as the reference the tests compare against. */
+ * cblas_sgemm, cut along C's longer side over the pool's threads when the pieces are
+ * big enough, and a naive loop kept as the reference the tests compare against. */
 void ag_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
               int lda, const float *b, int ldb, float beta, float *c, int ldc);
 void ag_sgemm_naive(int trans_a, int trans_b, int m, int n, int k, float alpha,

@@ -77,6 +77,8 @@ const opt_field *opt_field_by_name(opt_kind kind, const char *name);
 /* AG_ERR with a message at loc when a value is out of its range, or nesterov lacks
  * momentum or has dampening. */
 int opt_check(opt_kind kind, const opt_hyper *h, ag_loc loc, ag_error *err);
+/* One value of field f, its message at loc: a spec points at the value itself. */
+int opt_check_value(opt_kind kind, const opt_field *f, double x, ag_loc loc, ag_error *err);
 
 /* A contiguous run of elements of the store, updated as one. */
 typedef struct opt_range {
@@ -121,6 +123,11 @@ void opt_step(opt_optimizer *o);
 
 /* Takes effect from the next step; group -1 means every group. */
 void opt_set_lr(opt_optimizer *o, int group, double lr);
+
+/* Whether every gradient this optimizer would apply is finite (train.on_nan: skip
+ * looks before each update); and every parameter it covers (after one). */
+int opt_grads_finite(const opt_optimizer *o);
+int opt_params_finite(const opt_optimizer *o);
 
 /* The state slab, for checkpoints. */
 int64_t opt_state_floats(const opt_optimizer *o);

@@ -29,7 +29,11 @@ typedef struct pg_sampler {
     const sp_sample *spec;
     ag_graph graph;
     ag_node *pixels, *labels; /* [count, H, W], [count]: the caller writes test images */
-    ag_node *image;
+    ag_node *inputs[SP_MAX_SAMPLE_INPUTS]; /* per spec input: [count, H, W] for an image,
+                                            * [count, length] for text, which the caller
+                                            * writes; NULL for a number */
+    ag_node *image;        /* the result: images, or token ids [count, L] for text */
+    int text;              /* the result is text (the spec's `text:`) */
     int count;             /* n */
     int images, channels;  /* of the image expression's result */
     int grid_rows, grid_cols;
@@ -37,6 +41,7 @@ typedef struct pg_sampler {
     /* loop: nodes [loop_begin, loop_end) run once per value of loop_var; carried
      * values go from carry_out back to carry_in after each pass. */
     int loop_begin, loop_end;
+    int loop_from, loop_to, loop_by; /* the spec's bounds, evaluated */
     ag_node *loop_var;
     int ncarry;
     ag_node **carry_init, **carry_in, **carry_out;
@@ -93,12 +98,13 @@ typedef struct pg_program {
     opt_optimizer *optims;
 
     ag_graph step;         /* the training step over one batch */
-    ag_node *pixels;       /* [B, H, W] inputs written per batch */
+    ag_node *pixels;       /* [B, H, W] inputs written per batch; text: `tokens` [B, cols] */
     ag_node *labels;       /* [B] */
     int nsegs;
     pg_segment *segs;
     int nlogs;
     ag_node **logs;        /* the logged scalars, in the spec's order */
+    int nll_log;           /* train.nll's index in logs, -1 without one */
     ag_loc *node_stmt;     /* per step node: the statement that made it */
     int nnamed;            /* the step's named tensors, for hooks */
     const char **named;
@@ -118,16 +124,23 @@ typedef struct pg_program {
 
     int rows, cols;        /* of the data's images */
     int classes;
+    int bad_seg;           /* the segment of a PG_SKIPPED or PG_OVERFLOWED step */
     int nema;
     pg_ema *ema;
 } pg_program;
 
-/* rows, cols and classes describe the data (its images are rows x cols). */
+/* rows, cols and classes describe the data: its images are rows x cols in classes
+ * classes; for text (the spec's data.kind), its windows are 1 x cols tokens (context + 1)
+ * and classes is the vocabulary's size. */
 int pg_build(pg_program *p, const sp_spec *s, int rows, int cols, int classes, ag_error *err);
 void pg_free(pg_program *p);
 
 /* One training step on the batch already written into p->pixels and p->labels.
- * AG_ERR when an op failed (p->step.err). */
+ * AG_ERR when an op failed (p->step.err). With train.on_nan: skip, PG_SKIPPED when the
+ * loss or a gradient of segment p->bad_seg's update was non-finite: that update and the
+ * rest of the step did not run; PG_OVERFLOWED when that update, from finite values,
+ * made a parameter non-finite (a learning rate far too large). */
+enum { PG_SKIPPED = 2, PG_OVERFLOWED = 3 };
 int pg_train_step(pg_program *p, int batch);
 /* The same statements, no updates, dropout off: for the test split. */
 int pg_eval_step(pg_program *p, int batch);

@@ -24,7 +24,7 @@
 #include "aigc/optim.h"
 #include "aigc/yaml.h"
 
-enum { SP_MAX_INPUTS = 4, SP_MAX_LAYER_ARGS = 6 };
+enum { SP_MAX_INPUTS = 4, SP_MAX_LAYER_ARGS = 6, SP_MAX_SAMPLE_INPUTS = 16 };
 
 /* One entry of a layer stack, "linear 256" or "leaky_relu 0.2". */
 typedef struct sp_layer {
@@ -73,28 +73,54 @@ typedef struct sp_optim {
     ag_loc *model_locs;
 } sp_optim;
 
+/* What a data set's items are: images with labels (IDX files), or windows of text. */
+typedef enum sp_data_kind { SP_DATA_IMAGES, SP_DATA_TEXT } sp_data_kind;
+
 typedef struct sp_data {
-    const char *dataset;     /* "mnist" or "fashion-mnist": IDX image files */
+    const char *dataset;     /* "mnist", "fashion-mnist" (IDX image files) or "text" */
+    sp_data_kind kind;
     const char *path;
     ag_loc path_loc;
     int batch;
     int shuffle;
-    ex_node *x;              /* the transform of `pixels` into the model input x */
+    ex_node *x;              /* the transform of `pixels` (or `tokens`) into x */
+    int context;             /* text: the tokens a model sees; windows hold one more */
+    double test_fraction;    /* text: the share of the corpus held out for testing */
     ag_loc loc;
 } sp_data;
 
+/* A value a sample section takes from its user: `inputs: {temperature: 0.8,
+ * mask: {image: ~}}`, set from the command line with --input NAME=VALUE. */
+typedef enum sp_input_kind { SP_INPUT_NUMBER, SP_INPUT_IMAGE, SP_INPUT_TEXT } sp_input_kind;
+
+typedef struct sp_input {
+    const char *name;
+    sp_input_kind kind;
+    double number;           /* NUMBER: bound as a constant */
+    const char *path;        /* IMAGE: a PNG the size of the data's images, read as
+                              * pixels [n, H, W] in 0..255; NULL until given */
+    const char *text;        /* TEXT: bytes, read as token ids [n, length] in the text
+                              * data's vocabulary */
+    ag_loc loc;
+} sp_input;
+
 typedef struct sp_sample {
     const char *name;        /* "sample" for a lone section */
+    int ninputs;
+    sp_input *inputs;
     int nsteps;
     ex_stmt **steps;         /* assignments run before the image */
-    /* loop: the statements of loop_steps run for var = from, from + by, ... to */
+    /* loop: the statements of loop_steps run for var = from, from + by, ... to; the
+     * bounds are expressions of numbers (an input's, a prompt's length), whole numbers
+     * when compiled; by NULL: 1 or -1, towards to */
     int has_loop;
     const char *loop_var;
-    int loop_from, loop_to, loop_by;
+    ex_node *loop_from, *loop_to, *loop_by;
     int nloop_steps;
     ex_stmt **loop_steps;
     ag_loc loop_loc;
-    ex_node *image;
+    ex_node *image;          /* the result: a batch of images, */
+    ex_node *text;           /* or of token ids [n, L], decoded to text (one is NULL) */
     ag_loc loc;
     int count;               /* `n` in the expressions: how many to draw */
     int each_epoch;          /* drawn after every epoch (default true) */
@@ -134,8 +160,15 @@ typedef struct sp_spec {
     const char **logs;
     ag_loc *log_locs;
     int log_every;           /* steps between metric rows */
+    const char *nll;         /* train.nll: the logged value that is a negative log-likelihood
+                              * in nats (per image, or per token for text); NULL: none */
+    ag_loc nll_loc;
     int ckpt_every;          /* steps between checkpoints; 0: at each epoch's end only */
     int ckpt_keep;           /* numbered checkpoints kept beside `last` */
+    int on_nan_skip;         /* train.on_nan: skip: a batch with a non-finite loss or
+                              * gradient makes no update (else the run stops) */
+    int max_skipped;         /* skipped batches in a row before the run stops anyway */
+    ag_loc on_nan_loc;
     int nsamples;
     sp_sample *samples;      /* the first is the one drawn after each epoch */
     int sample_count;        /* > 0: overrides every section's count (-n) */
@@ -157,5 +190,10 @@ void sp_free(sp_spec *s);
 const sp_model *sp_find_model(const sp_spec *s, const char *name);
 int sp_find_optim(const sp_spec *s, const char *name);
 const sp_sample *sp_find_sample(const sp_spec *s, const char *name);
+
+/* --input NAME=VALUE: sets the input NAME of the section called `section`, or, when
+ * section is NULL, of every section that has one; a value that does not suit the
+ * input's kind, or a name no section declares, is an error. */
+int sp_set_inputs(sp_spec *s, const char *section, const sp_set *sets, int nsets, ag_error *err);
 
 #endif

@@ -13,8 +13,11 @@
 #ifndef AIGC_TRAIN_H
 #define AIGC_TRAIN_H
 
+#include <stdio.h>
+
 #include "aigc/idx.h"
 #include "aigc/program.h"
+#include "aigc/text.h"
 
 typedef struct tr_options {
     const char *out_dir;   /* NULL: runs/NAME */
@@ -24,28 +27,46 @@ typedef struct tr_options {
     int warn_hooks;        /* a failing hook is reported and training goes on */
 } tr_options;
 
+/* The items of both splits: images with labels, or for text, windows of context + 1
+ * token ids stored as images of one row (labels all 0), with classes set to the
+ * vocabulary's size. Either way, training draws items, and an epoch's order, cursor
+ * and exact resume are the same code. */
 typedef struct tr_data {
     idx_dataset train, test;
     int has_test;
+    sp_data_kind kind;
+    tx_corpus text;        /* kind SP_DATA_TEXT: the corpus, for its vocabulary */
 } tr_data;
 
 /* Loads the spec's data set; messages start with the spec's data.path location. */
 int tr_load_data(const sp_spec *s, tr_data *d, ag_error *err);
 void tr_free_data(tr_data *d);
+/* `aigc-run check`: for text, what was read: files, bytes, the vocabulary, the split
+ * and its windows. Nothing for images. */
+void tr_print_data(const sp_spec *s, const tr_data *d, FILE *out);
 
 /* Trains. A checkpoint `last` (NAME.safetensors + NAME.state) is written in the run
  * directory after every epoch, every train.checkpoint.every steps, when a hook asks,
  * and when a hook fails; with --resume the run continues from one exactly. */
 int tr_run(pg_program *p, const tr_data *d, const tr_options *o, ag_error *err);
 
-/* Sample section k's grid into path, its noise drawn from seed, test_x from d; with a
- * strip, the strip too, into tr_strip_path(path). */
+/* Sample section k's grid into path, its noise drawn from seed, test_x from d; a text
+ * section's texts (its token ids decoded with d's vocabulary) instead, path "-" for
+ * stdout, each after a "--- sample K of N" line when there are several. */
 int tr_write_samples(pg_program *p, int k, const tr_data *d, const char *path, uint64_t seed,
                      ag_error *err);
+
+/* Writes sample section k's image inputs (its `inputs:` of kind image) from their PNG
+ * files, and its text inputs as token ids in d's vocabulary; an input with no file, an
+ * unreadable file or one of the wrong size, or text with a byte the vocabulary lacks,
+ * is an error. tr_draw_samples calls it; tr_run calls it before training, so that a section
+ * drawn each epoch fails at the start and not after the first epoch. */
+int tr_sample_inputs(pg_program *p, int k, const tr_data *d, ag_error *err);
 
 /* Where a section's strip goes beside its grid: "a/b.png" -> "a/b-strip.png". AG_ERR
  * when it does not fit in n bytes. */
 int tr_strip_path(const char *grid, char *buf, size_t n);
+
 /* Runs sample section k with its noise drawn from seed, test_x from d's test split
  * starting at image first (wrapping around); the images are then
  * p->samples[k].image->data. */

@@ -46,11 +46,18 @@ static const char usage[] =
     "  --quality CSPEC[:CF]\n"
     "                      eval: the Frechet distance of the classifier's features to the\n"
     "                      test split's, the classifier score and the class histogram\n"
-    "  -o FILE             sample: where to write the grid (default: samples.png)\n"
+    "  -o FILE             sample: where to write the grid (default: samples.png), or a\n"
+    "                      text section's texts (default: stdout)\n"
     "  --section NAME      sample, eval --quality: which section of sample: (default:\n"
     "                      the first)\n"
+    "  --input NAME=VALUE  set an input of the sample sections (a number, or a PNG for\n"
+    "                      an image input), of --section's only when given (repeatable)\n"
+    "  --prompt TEXT       the same as --input prompt=TEXT (text models)\n"
+    "  --length N          the same as --input length=N\n"
+    "  --temperature T     the same as --input temperature=T\n"
     "  --json              eval: one JSON object instead of lines\n"
-    "  --threads N         BLAS threads (default 1: the same results on every machine)\n"
+    "  --threads N         worker threads, for sgemm, element-wise ops and updates\n"
+    "                      (default 1: the same results on every machine)\n"
     "  --max-memory MB     refuse a spec that plans more (default: 80% of physical memory)\n"
     "  --progress MODE     bar, lines or auto (default: a bar on a terminal)\n"
     "  --unsafe-hooks      let the spec's Lua hooks use io and os\n"
@@ -63,8 +70,12 @@ typedef struct cli_args {
     const char *spec;
     sp_set sets[64];
     int nsets;
+    sp_set inputs[SP_MAX_SAMPLE_INPUTS];
+    int ninputs;
     char setbuf[1024];
     size_t setused;
+    char inputbuf[16384];      /* NAME=VALUE of --prompt, --length and --temperature */
+    size_t inputused;
     const char *out, *resume, *init, *checkpoint, *image, *section;
     char quality_spec[4096];   /* --quality CSPEC[:CF], split */
     const char *quality, *quality_weights;
@@ -106,7 +117,8 @@ static int add_set(cli_args *a, const char *key, long n)
 
 typedef enum cli_opt {
     O_SET, O_EPOCHS, O_SEED, O_OUT, O_THREADS, O_PROGRESS, O_RESUME, O_INIT, O_CHECKPOINT, O_COUNT,
-    O_IMAGE, O_JSON, O_UNSAFE_HOOKS, O_HOOK_ERRORS, O_SECTION, O_MAX_MEMORY, O_QUALITY
+    O_IMAGE, O_JSON, O_UNSAFE_HOOKS, O_HOOK_ERRORS, O_SECTION, O_MAX_MEMORY, O_QUALITY,
+    O_INPUT, O_PROMPT, O_LENGTH, O_TEMPERATURE
 } cli_opt;
 
 static const struct {
@@ -120,9 +132,23 @@ static const struct {
     {"-n", O_COUNT, 1},            {"-o", O_IMAGE, 1},            {"--json", O_JSON, 0},
     {"--unsafe-hooks", O_UNSAFE_HOOKS, 0}, {"--hook-errors", O_HOOK_ERRORS, 1},
     {"--section", O_SECTION, 1},   {"--max-memory", O_MAX_MEMORY, 1},   {"--quality", O_QUALITY, 1},
+    {"--input", O_INPUT, 1},
+    {"--prompt", O_PROMPT, 1},     {"--length", O_LENGTH, 1},     {"--temperature", O_TEMPERATURE, 1},
 };
 
 static int is_spec_path(const char *s);
+
+/* --prompt TEXT is --input prompt=TEXT; likewise --length and --temperature. */
+static int add_input(cli_args *a, const char *name, const char *v)
+{
+    if (a->ninputs == (int)AG_COUNTOF(a->inputs)) return bad_usage("too many inputs (--%s)", name);
+    size_t left = sizeof a->inputbuf - a->inputused;
+    int len = snprintf(a->inputbuf + a->inputused, left, "%s=%s", name, v);
+    if (len < 0 || (size_t)len >= left) return bad_usage("--%s: the value is too long", name);
+    a->inputs[a->ninputs++].text = a->inputbuf + a->inputused;
+    a->inputused += (size_t)len + 1;
+    return -1;
+}
 
 static int set_option(cli_args *a, cli_opt opt, const char *name, const char *v)
 {
@@ -140,6 +166,13 @@ static int set_option(cli_args *a, cli_opt opt, const char *name, const char *v)
         a->count = (int)n;
         return -1;
     case O_SECTION: a->section = v; return -1;
+    case O_INPUT:
+        if (a->ninputs == (int)AG_COUNTOF(a->inputs)) return bad_usage("too many inputs (%s)", name);
+        a->inputs[a->ninputs++].text = v;
+        return -1;
+    case O_PROMPT: return add_input(a, "prompt", v);
+    case O_LENGTH: return add_input(a, "length", v);
+    case O_TEMPERATURE: return add_input(a, "temperature", v);
     case O_MAX_MEMORY:
         if (parse_int_arg(name, v, 1, 1L << 30, &n)) return EXIT_USAGE;
         a->max_memory = (int64_t)n << 20;
@@ -322,6 +355,7 @@ static int run_command(const cli_args *a, sp_spec *s, pg_program *p, const tr_da
                 return ag_errorf(err, s->hooks_loc, "%s", e.msg);
             lh_close(L);
         }
+        tr_print_data(s, d, stdout);
         pg_print_summary(p, stdout);
         return AG_OK;
     }
@@ -332,9 +366,10 @@ static int run_command(const cli_args *a, sp_spec *s, pg_program *p, const tr_da
     if (!strcmp(a->command, "sample")) {
         int k;
         if (find_section(a, s, p, &k, err)) return AG_ERR;
-        const char *out = a->image ? a->image : "samples.png";
+        /* Texts are results: stdout unless -o names a file. */
+        const char *out = a->image ? a->image : p->samples[k].text ? "-" : "samples.png";
         if (tr_write_samples(p, k, d, out, s->seed, err)) return AG_ERR;
-        printf("%s\n", out);
+        if (strcmp(out, "-")) printf("%s\n", out);
         if (p->samples[k].strip && tr_strip_path(out, buf, sizeof buf) == AG_OK) printf("%s\n", buf);
         return AG_OK;
     }
@@ -367,6 +402,13 @@ int main(int argc, char **argv)
         return rc;
     }
     s.sample_count = a.count;
+    /* An unknown --section is reported with the command; the inputs go to every
+     * section then. */
+    if (sp_set_inputs(&s, a.section && sp_find_sample(&s, a.section) ? a.section : NULL, a.inputs, a.ninputs, &err)) {
+        fprintf(stderr, "aigc-run: %s\nTry 'aigc-run --help'.\n", err.msg);
+        sp_free(&s);
+        return EXIT_USAGE;
+    }
     /* By default a share of physical memory: a spec too big for the machine is
      * refused with its size, before anything is allocated. */
     s.max_memory = a.max_memory ? a.max_memory

@@ -243,3 +243,7 @@ ag_node *ag_table_at(ag_graph *g, ag_node *table, ag_node *index, float outside,
 
 ag_node *ag_threshold(ag_graph *g, ag_node *x, float t) { return new1(g, AG_OP_THRESHOLD, x, F(t), NULL); }
 ag_node *ag_bernoulli(ag_graph *g, ag_node *p) { return new1(g, AG_OP_BERNOULLI, p, NULL, NULL); }
+ag_node *ag_categorical(ag_graph *g, ag_node *logits, int top_k)
+{
+    return new1(g, AG_OP_CATEGORICAL, logits, NULL, I(top_k));
+}

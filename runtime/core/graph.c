@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "aigc/graph.h"
+#include "aigc/pool.h"
 
 /* ---------------------------------------------------------------- building -- */
 
@@ -265,17 +266,44 @@ ag_bwplan *ag_backward_plan(ag_graph *g, ag_node *loss, const int *params, int n
     ag_bwplan *p = ar_alloc(&g->arena, sizeof *p);
     p->loss = loss;
     p->steps = ar_alloc(&g->arena, (size_t)nsteps * sizeof *p->steps);
-    p->zero = ar_alloc(&g->arena, (size_t)nzero * sizeof *p->zero);
     for (int k = loss->id; k >= 0; k--) {
         ag_node *n = g->nodes[k];
-        if (!anc[k] || !dep[k]) continue;
-        p->zero[p->nzero++] = n;
-        if (is_leaf(n)) continue;
+        if (!anc[k] || !dep[k] || is_leaf(n)) continue;
         unsigned need = 0;
         for (int s = 0; s < n->nsrc; s++)
             if (dep[n->src[s]->id]) need |= 1u << s;
-        p->steps[p->nsteps++] = (ag_bstep){n, need};
+        p->steps[p->nsteps++] = (ag_bstep){n, need, 0};
     }
+
+    /* The first call to reach a grad may write it instead of adding to it, which saves
+     * zeroing it: when its op writes every element once (AG_DEF_BW_ASSIGN), the source
+     * is not another of its needed sources too, and the buffer is not shared with
+     * another node through an aliased grad (reshape). */
+    char *shared = ag_xcalloc((size_t)g->n, 3), *reached = shared + g->n,
+         *assigned = reached + g->n;
+    for (int k = 0; k < g->n; k++)
+        if (ag_op_defs[g->nodes[k]->op]->flags & AG_DEF_ALIAS_GRAD)
+            shared[k] = shared[g->nodes[k]->src[0]->id] = 1;
+    for (int k = 0; k < p->nsteps; k++) {
+        ag_bstep *st = &p->steps[k];
+        int assigns = (ag_op_defs[st->node->op]->flags & AG_DEF_BW_ASSIGN) != 0;
+        for (int s = 0; s < st->node->nsrc; s++) {
+            const ag_node *src = st->node->src[s];
+            if (!(st->need >> s & 1u) || reached[src->id]) continue;
+            reached[src->id] = 1;
+            int uses = 0;
+            for (int t = 0; t < st->node->nsrc; t++)
+                uses += (st->need >> t & 1u) && st->node->src[t] == src;
+            if (assigns && uses == 1 && !shared[src->id]) {
+                st->assign |= 1u << s;
+                assigned[src->id] = 1;
+            }
+        }
+    }
+    p->zero = ar_alloc(&g->arena, (size_t)nzero * sizeof *p->zero);
+    for (int k = loss->id; k >= 0; k--)
+        if (anc[k] && dep[k] && !assigned[k]) p->zero[p->nzero++] = g->nodes[k];
+    free(shared);
     free(dep);
     return p;
 }
@@ -291,8 +319,16 @@ void ag_backward(ag_graph *g, const ag_bwplan *p)
     for (int k = 0; k < p->nsteps; k++) {
         const ag_bstep *s = &p->steps[k];
         void (*bwd)(ag_graph *, ag_node *, unsigned) = ag_op_defs[s->node->op]->backward;
+        g->bw_assign = s->assign;
         if (bwd) bwd(g, s->node, s->need);
     }
+    g->bw_assign = 0;
 }
 
-void ag_set_threads(int n) { openblas_set_num_threads(n); }
+void ag_set_threads(int n)
+{
+    /* The pool splits the sgemms itself, each piece on single-threaded OpenBLAS
+     * (docs/performance.md, Threading). */
+    openblas_set_num_threads(1);
+    tp_set_threads(n);
+}

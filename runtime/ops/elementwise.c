@@ -5,7 +5,9 @@
 #include <math.h>
 
 #include "aigc/graph.h"
+#include "aigc/pool.h"
 #include "axis.h"
+#include "vmath.h"
 
 /* ---- broadcasting --------------------------------------------------------------- */
 
@@ -177,14 +179,6 @@ static int unary_infer(ag_node *n, ag_error *err)
     return AG_OK;
 }
 
-/* Written so that exp never overflows: for x < 0 it uses e^x / (1 + e^x). */
-static inline float sigmoidf(float x)
-{
-    if (x >= 0) return 1.0f / (1.0f + expf(-x));
-    float e = expf(x);
-    return e / (1.0f + e);
-}
-
 /* torch.nn.Softplus: log(1 + e^(beta x)) / beta, and x itself once beta x > threshold
  * (where the two agree to float precision and the exp would overflow). */
 static inline float softplusf(float x, float beta, float threshold)
@@ -195,7 +189,7 @@ static inline float softplusf(float x, float beta, float threshold)
 /* d/dx x sigmoid(x) = s + x s (1 - s) */
 static inline float silu_grad(float x)
 {
-    float s = sigmoidf(x);
+    float s = vm_sigmoidf(x);
     return s * (1.0f + x * (1.0f - s));
 }
 
@@ -216,51 +210,81 @@ static inline float gelu_grad(float x)
 }
 
 /* A unary op from two expressions over x (the input), y (the output, in DERIV only) and
- * p (the node's scalars f[]): FWD gives y, DERIV gives dy/dx. */
+ * p0, p1 (the node's scalars f[0], f[1]): FWD gives y, DERIV gives dy/dx. Each element
+ * depends on its own input alone, so the pool may cut the loop anywhere. The scalars
+ * are plain locals: read through the node, which the output might alias, or copied into
+ * a local array, they keep GCC from vectorizing `x > 0 ? x : p0 * x`. */
+#define UNARY_GRAIN (1 << 12)
+typedef struct unary_bw {
+    const ag_node *n;
+    unsigned assign;
+} unary_bw;
+
 #define UNARY(name, FWD, DERIV)                                                        \
-    static void name##_forward(ag_graph *g, ag_node *n)                                \
+    static void name##_fw_range(void *ctx, int64_t lo, int64_t hi)                     \
     {                                                                                  \
-        const float *p = n->f, *xs = n->src[0]->data;                                  \
+        const ag_node *n = ctx;                                                        \
+        const float *xs = n->src[0]->data;                                             \
         float *ys = n->data;                                                           \
-        int64_t len = ag_numel(&n->shape);                                             \
-        (void)p;                                                                       \
-        for (int64_t k = 0; k < len; k++) {                                            \
+        const float p0 = n->f[0], p1 = n->f[1];                                        \
+        (void)p0;                                                                      \
+        (void)p1;                                                                      \
+        for (int64_t k = lo; k < hi; k++) {                                            \
             float x = xs[k];                                                           \
             ys[k] = (FWD);                                                             \
         }                                                                              \
     }                                                                                  \
+    static void name##_forward(ag_graph *g, ag_node *n)                                \
+    {                                                                                  \
+        tp_for(ag_numel(&n->shape), UNARY_GRAIN, name##_fw_range, n);                  \
+    }                                                                                  \
+    static void name##_bw_range(void *ctx, int64_t lo, int64_t hi)                     \
+    {                                                                                  \
+        const unary_bw *j = ctx;                                                       \
+        const ag_node *n = j->n;                                                       \
+        const float *xs = n->src[0]->data, *ys = n->data, *gy = n->grad;               \
+        float *gx = n->src[0]->grad;                                                   \
+        const float p0 = n->f[0], p1 = n->f[1];                                        \
+        (void)p0;                                                                      \
+        (void)p1;                                                                      \
+        if (j->assign)                                                                 \
+            for (int64_t k = lo; k < hi; k++) {                                        \
+                float x = xs[k], y = ys[k];                                            \
+                (void)x;                                                               \
+                (void)y;                                                               \
+                gx[k] = gy[k] * (DERIV);                                               \
+            }                                                                          \
+        else                                                                           \
+            for (int64_t k = lo; k < hi; k++) {                                        \
+                float x = xs[k], y = ys[k];                                            \
+                (void)x;                                                               \
+                (void)y;                                                               \
+                gx[k] += gy[k] * (DERIV);                                              \
+            }                                                                          \
+    }                                                                                  \
     static void name##_backward(ag_graph *g, ag_node *n, unsigned need)                \
     {                                                                                  \
-        if (!(need & 1u)) return;                                                      \
-        const float *p = n->f, *xs = n->src[0]->data, *ys = n->data, *gy = n->grad;    \
-        float *gx = n->src[0]->grad;                                                   \
-        int64_t len = ag_numel(&n->shape);                                             \
-        (void)p;                                                                       \
-        for (int64_t k = 0; k < len; k++) {                                            \
-            float x = xs[k], y = ys[k];                                                \
-            (void)x;                                                                   \
-            (void)y;                                                                   \
-            gx[k] += gy[k] * (DERIV);                                                  \
-        }                                                                              \
+        unary_bw j = {n, g->bw_assign & 1u};                                           \
+        if (need & 1u) tp_for(ag_numel(&n->shape), UNARY_GRAIN, name##_bw_range, &j);  \
     }                                                                                  \
-    const ag_op_def ag_def_##name = {#name, 1, 1, 0, unary_infer, name##_forward,     \
-                                     name##_backward};
+    const ag_op_def ag_def_##name = {#name, 1, 1, AG_DEF_BW_ASSIGN, unary_infer,      \
+                                     name##_forward, name##_backward};
 
 /*    name        y = FWD                       dy/dx = DERIV */
-UNARY(affine,     p[0] * x + p[1],              p[0])
-UNARY(rdiv,       p[0] / x,                     -y / x)
+UNARY(affine,     p0 * x + p1,                  p0)
+UNARY(rdiv,       p0 / x,                       -y / x)
 UNARY(neg,        -x,                           -1.0f)
-UNARY(exp,        expf(x),                      y)
+UNARY(exp,        vm_expf(x),                   y)
 UNARY(log,        logf(x),                      1.0f / x)
 UNARY(sqrt,       sqrtf(x),                     0.5f / y)
-UNARY(pow,        powf(x, p[0]),                p[0] * powf(x, p[0] - 1.0f))
+UNARY(pow,        powf(x, p0),                  p0 * powf(x, p0 - 1.0f))
 UNARY(abs,        fabsf(x),                     (float)((x > 0) - (x < 0)))
-UNARY(clamp,      fminf(fmaxf(x, p[0]), p[1]),  x >= p[0] && x <= p[1] ? 1.0f : 0.0f)
+UNARY(clamp,      fminf(fmaxf(x, p0), p1),      x >= p0 && x <= p1 ? 1.0f : 0.0f)
 UNARY(relu,       x > 0 ? x : 0.0f,             x > 0 ? 1.0f : 0.0f)
-UNARY(leaky_relu, x > 0 ? x : p[0] * x,         x > 0 ? 1.0f : p[0])
-UNARY(elu,        x > 0 ? x : p[0] * expm1f(x), x > 0 ? 1.0f : y + p[0])
-UNARY(tanh,       tanhf(x),                     1.0f - y * y)
-UNARY(sigmoid,    sigmoidf(x),                  y * (1.0f - y))
-UNARY(softplus,   softplusf(x, p[0], p[1]),     p[0] * x > p[1] ? 1.0f : sigmoidf(p[0] * x))
-UNARY(silu,       x * sigmoidf(x),              silu_grad(x))
+UNARY(leaky_relu, x > 0 ? x : p0 * x,           x > 0 ? 1.0f : p0)
+UNARY(elu,        x > 0 ? x : p0 * expm1f(x),   x > 0 ? 1.0f : y + p0)
+UNARY(tanh,       vm_tanhf(x),                  1.0f - y * y)
+UNARY(sigmoid,    vm_sigmoidf(x),               y * (1.0f - y))
+UNARY(softplus,   softplusf(x, p0, p1),         p0 * x > p1 ? 1.0f : vm_sigmoidf(p0 * x))
+UNARY(silu,       x * vm_sigmoidf(x),           silu_grad(x))
 UNARY(gelu,       geluf(x),                     gelu_grad(x))

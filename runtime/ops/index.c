@@ -1,8 +1,10 @@
 /* index.c — ops that make values from positions: one-hot classes, the batch size,
  * cycles of labels, interpolations between rows, random integers, and lookups in
  * per-timestep tables (a diffusion schedule); and the two ops that turn values into
- * bits: a threshold (binarized data) and Bernoulli draws (sampling pixel by pixel). */
+ * bits: a threshold (binarized data) and Bernoulli draws (sampling pixel by pixel);
+ * and categorical draws (sampling a token from logits). */
 #include <math.h>
+#include <stdlib.h>
 
 #include "aigc/graph.h"
 
@@ -206,3 +208,75 @@ static void bernoulli_forward(ag_graph *g, ag_node *n)
 const ag_op_def ag_def_bernoulli = {
     .name = "bernoulli", .min_src = 1, .max_src = 1, .flags = AG_DEF_NO_GRAD,
     .infer = same_shape_infer, .forward = bernoulli_forward};
+
+/* ------------------------------------------------------------- categorical -- */
+
+/* logits [..., V] -> one index per row, as a float. aux holds one row, sorted to find
+ * the k-th largest logit: the rows left are those at or above it (ties at the k-th
+ * value stay in). */
+static int categorical_infer(ag_node *n, ag_error *err)
+{
+    const ag_node *x = n->src[0];
+    if (x->shape.ndim < 1)
+        return ag_errorf(err, n->loc, "categorical: the logits need a class dimension, got a single number");
+    int v = x->shape.d[x->shape.ndim - 1];
+    if (n->i[0] < 0)
+        return ag_errorf(err, n->loc, "categorical: top_k must be at least 1, got %d", n->i[0]);
+    n->shape = x->shape;
+    n->shape.ndim--;
+    n->batched = x->batched && n->shape.ndim > 0;
+    n->aux_numel = v;
+    return AG_OK;
+}
+
+static int descending(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x < y) - (x > y);
+}
+
+static void categorical_forward(ag_graph *g, ag_node *n)
+{
+    const ag_node *x = n->src[0];
+    int v = x->shape.d[x->shape.ndim - 1], k = n->i[0] && n->i[0] < v ? n->i[0] : v;
+    int64_t rows = ag_numel(&n->shape);
+    for (int64_t r = 0; r < rows; r++) {
+        const float *row = x->data + r * v;
+        float mx = -INFINITY;
+        for (int j = 0; j < v; j++) {
+            if (isnan(row[j]) || row[j] == INFINITY) {
+                ag_fail(g, n, "categorical: logit %g at row %lld, class %d", row[j], (long long)r, j);
+                return;
+            }
+            mx = fmaxf(mx, row[j]);
+        }
+        if (mx == -INFINITY) {
+            ag_fail(g, n, "categorical: every logit of row %lld is -inf", (long long)r);
+            return;
+        }
+        float cut = -INFINITY;
+        if (k < v) {
+            for (int j = 0; j < v; j++) n->aux[j] = row[j];
+            qsort(n->aux, (size_t)v, sizeof *n->aux, descending);
+            cut = n->aux[k - 1];
+        }
+        double total = 0;
+        for (int j = 0; j < v; j++)
+            if (row[j] >= cut) total += exp((double)row[j] - mx);
+        /* The last kept class takes what rounding leaves of the draw. */
+        double u = rng_uniform(g->rng) * total, acc = 0;
+        int pick = -1;
+        for (int j = 0; j < v; j++) {
+            if (row[j] < cut) continue;
+            pick = j;
+            acc += exp((double)row[j] - mx);
+            if (u < acc) break;
+        }
+        n->data[r] = (float)pick;
+    }
+}
+
+/* A draw has no gradient: nothing flows back. */
+const ag_op_def ag_def_categorical = {
+    .name = "categorical", .min_src = 1, .max_src = 1, .flags = AG_DEF_NO_GRAD,
+    .infer = categorical_infer, .forward = categorical_forward};

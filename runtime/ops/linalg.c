@@ -8,8 +8,43 @@
 #include <string.h>
 
 #include "aigc/graph.h"
+#include "aigc/pool.h"
 
 /* ------------------------------------------------------------------- sgemm -- */
+
+static void blas_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha,
+                       const float *a, int lda, const float *b, int ldb, float beta, float *c,
+                       int ldc)
+{
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+                trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c,
+                ldc);
+}
+
+/* One sgemm cut along C's rows (by_rows) or columns, a piece per chunk of the pool. */
+typedef struct sgemm_job {
+    int trans_a, trans_b, m, n, k, lda, ldb, ldc, by_rows;
+    float alpha, beta;
+    const float *a, *b;
+    float *c;
+} sgemm_job;
+
+static void sgemm_piece(void *ctx, int64_t lo, int64_t hi)
+{
+    const sgemm_job *j = ctx;
+    int len = (int)(hi - lo);
+    if (j->by_rows) /* rows lo..hi of op(A) and C */
+        blas_sgemm(j->trans_a, j->trans_b, len, j->n, j->k, j->alpha,
+                   j->a + (j->trans_a ? lo : lo * j->lda), j->lda, j->b, j->ldb, j->beta,
+                   j->c + lo * j->ldc, j->ldc);
+    else /* columns lo..hi of op(B) and C */
+        blas_sgemm(j->trans_a, j->trans_b, j->m, len, j->k, j->alpha, j->a, j->lda,
+                   j->b + (j->trans_b ? lo * j->ldb : lo), j->ldb, j->beta, j->c + lo, j->ldc);
+}
+
+/* A piece of a split sgemm should carry at least this many multiply-adds, or waking a
+ * second thread costs more than it saves. */
+enum { SGEMM_MIN_PIECE = 1 << 17 };
 
 void ag_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
               int lda, const float *b, int ldb, float beta, float *c, int ldc)
@@ -19,9 +54,11 @@ void ag_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const 
         ag_sgemm_naive(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         return;
     }
-    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
-                trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c,
-                ldc);
+    /* Cut the longer side of C: at batch 64 that is the features, not the rows. */
+    sgemm_job j = {trans_a, trans_b, m, n, k, lda, ldb, ldc, m > n, alpha, beta, a, b, c};
+    int64_t len = j.by_rows ? m : n, per_unit = (int64_t)(j.by_rows ? n : m) * k;
+    int64_t grain = SGEMM_MIN_PIECE / per_unit;
+    tp_for(len, grain < 16 ? 16 : grain, sgemm_piece, &j);
 }
 
 void ag_sgemm_naive(int trans_a, int trans_b, int m, int n, int k, float alpha,
@@ -197,17 +234,22 @@ static void linear_backward(ag_graph *g, ag_node *n, unsigned need)
     int in = w->shape.d[1], out = w->shape.d[0];
     int rows = (int)(ag_numel(&x->shape) / in);
     const float *dy = n->grad;
+    unsigned assign = g->bw_assign;
     if (need & 1u) /* dx += dy W */
-        ag_sgemm(0, 0, rows, in, out, 1.0f, dy, out, w->data, in, 1.0f, x->grad, in);
+        ag_sgemm(0, 0, rows, in, out, 1.0f, dy, out, w->data, in, assign & 1u ? 0.0f : 1.0f,
+                 x->grad, in);
     if (need & 2u) /* dW += dy^T x */
-        ag_sgemm(1, 0, out, in, rows, 1.0f, dy, out, x->data, in, 1.0f, w->grad, in);
+        ag_sgemm(1, 0, out, in, rows, 1.0f, dy, out, x->data, in, assign & 2u ? 0.0f : 1.0f,
+                 w->grad, in);
     if (need & 4u) { /* db += the column sums of dy, row by row for the cache */
         float *db = n->src[2]->grad;
+        if (assign & 4u) memset(db, 0, (size_t)out * sizeof *db); /* a row, not a matrix */
         for (int r = 0; r < rows; r++)
             for (int j = 0; j < out; j++) db[j] += dy[(int64_t)r * out + j];
     }
 }
 
 const ag_op_def ag_def_linear = {.name = "linear", .min_src = 2, .max_src = 3,
-                                 .infer = linear_infer, .forward = linear_forward,
+                                 .flags = AG_DEF_BW_ASSIGN, .infer = linear_infer,
+                                 .forward = linear_forward,
                                  .backward = linear_backward};

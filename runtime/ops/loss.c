@@ -114,11 +114,18 @@ static void bce_backward(ag_graph *g, ag_node *n, unsigned need)
     const float *p = n->src[0]->data, *t = n->src[1]->data;
     float *dp = n->src[0]->grad;
     int64_t len = ag_numel(&n->src[0]->shape);
-    for (int64_t k = 0; k < len; k++)
-        dp[k] += loss_dy(n, k, len) * (p[k] - t[k]) / fmaxf(p[k] * (1 - p[k]), 1e-12f);
+    int assign = g->bw_assign & 1u; /* a loop-invariant test: GCC unswitches the loop */
+    for (int64_t k = 0; k < len; k++) {
+        float d = loss_dy(n, k, len) * (p[k] - t[k]) / fmaxf(p[k] * (1 - p[k]), 1e-12f);
+        if (assign)
+            dp[k] = d;
+        else
+            dp[k] += d;
+    }
 }
 
-const ag_op_def ag_def_bce = {.name = "bce", .min_src = 2, .max_src = 2, .infer = pair_infer,
+const ag_op_def ag_def_bce = {.name = "bce", .min_src = 2, .max_src = 2,
+                              .flags = AG_DEF_BW_ASSIGN, .infer = pair_infer,
                               .forward = bce_forward, .backward = bce_backward};
 
 /* --------------------------------------------------------- bce_with_logits -- */
@@ -208,37 +215,47 @@ const ag_op_def ag_def_l1 = {.name = "l1", .min_src = 2, .max_src = 2, .infer = 
 
 /* ----------------------------------------------------------- cross_entropy -- */
 
-/* logits [N, C], targets [N] holding class indices as floats. The softmax of each row
- * is kept in aux [N, C]: the backward is softmax - one_hot(target). */
+/* logits [..., C], targets [...] holding class indices as floats: one row of C logits
+ * per target, so [N, C] with [N] as in PyTorch, and [B, T, C] with [B, T] for a
+ * sequence (where PyTorch wants the classes in dim 1). Mean divides by the row count.
+ * The softmax of each row is kept in aux: the backward is softmax - one_hot(target). */
 static int ce_infer(ag_node *n, ag_error *err)
 {
     const ag_node *x = n->src[0], *t = n->src[1];
     char sx[64], st[64];
     ag_shape_str(&x->shape, x->batched, sx, sizeof sx);
     ag_shape_str(&t->shape, t->batched, st, sizeof st);
-    if (x->shape.ndim != 2)
-        return ag_errorf(err, n->loc, "cross_entropy: the logits must be [N, C], got %s", sx);
-    if (t->shape.ndim != 1 || t->shape.d[0] != x->shape.d[0])
+    if (x->shape.ndim < 2)
+        return ag_errorf(err, n->loc, "cross_entropy: the logits must be [N, C] or [..., C], got %s", sx);
+    int fits = t->shape.ndim == x->shape.ndim - 1;
+    for (int k = 0; fits && k < t->shape.ndim; k++) fits = t->shape.d[k] == x->shape.d[k];
+    if (!fits)
         return ag_errorf(err, n->loc,
                          "cross_entropy: the targets have shape %s but the logits %s need one "
                          "class index per row", st, sx);
     n->aux_numel = ag_numel(&x->shape);
     loss_shape(n, x);
-    if (n->i[0] == AG_RED_NONE) n->shape = ag_shape1(x->shape.d[0]);
+    if (n->i[0] == AG_RED_NONE) n->shape = t->shape;
     return AG_OK;
+}
+
+static int64_t ce_rows(const ag_node *n)
+{
+    return ag_numel(&n->src[1]->shape);
 }
 
 static void ce_forward(ag_graph *g, ag_node *n)
 {
     const float *x = n->src[0]->data, *t = n->src[1]->data;
-    int rows = n->src[0]->shape.d[0], c = n->src[0]->shape.d[1];
+    int64_t rows = ce_rows(n);
+    int c = n->src[0]->shape.d[n->src[0]->shape.ndim - 1];
     double acc = 0;
-    for (int r = 0; r < rows; r++) {
-        const float *xr = x + (int64_t)r * c;
-        float *pr = n->aux + (int64_t)r * c;
+    for (int64_t r = 0; r < rows; r++) {
+        const float *xr = x + r * c;
+        float *pr = n->aux + r * c;
         if (!(t[r] >= 0 && t[r] < c && t[r] == floorf(t[r]))) {
-            ag_fail(g, n, "cross_entropy: target %g in row %d is not a class index in [0, %d)",
-                    t[r], r, c);
+            ag_fail(g, n, "cross_entropy: target %g in row %lld is not a class index in [0, %d)",
+                    t[r], (long long)r, c);
             return;
         }
         float mx = xr[0];
@@ -256,10 +273,11 @@ static void ce_backward(ag_graph *g, ag_node *n, unsigned need)
 {
     if (!(need & 1u)) return;
     const float *t = n->src[1]->data;
-    int rows = n->src[0]->shape.d[0], c = n->src[0]->shape.d[1];
-    for (int r = 0; r < rows; r++) {
-        const float *pr = n->aux + (int64_t)r * c;
-        float *dr = n->src[0]->grad + (int64_t)r * c, dy = loss_dy(n, r, rows);
+    int64_t rows = ce_rows(n);
+    int c = n->src[0]->shape.d[n->src[0]->shape.ndim - 1];
+    for (int64_t r = 0; r < rows; r++) {
+        const float *pr = n->aux + r * c;
+        float *dr = n->src[0]->grad + r * c, dy = loss_dy(n, r, rows);
         for (int j = 0; j < c; j++) dr[j] += dy * pr[j];
         dr[(int)t[r]] -= dy;
     }

@@ -25,7 +25,8 @@
     X(EMBEDDING, embedding) X(CAUSAL_ATTENTION, causal_attention)                      \
     X(TIMESTEP_EMBEDDING, timestep_embedding) X(MASKED_LINEAR, masked_linear) \
     X(INTERPOLATE, interpolate) X(RANDINT, randint) X(TABLE_AT, table_at) \
-    X(THRESHOLD, threshold) X(BERNOULLI, bernoulli)
+    X(THRESHOLD, threshold) X(BERNOULLI, bernoulli) \
+    X(CATEGORICAL, categorical)
 
 #define DECLARE(E, name) extern const ag_op_def ag_def_##name;
 OPS(DECLARE)

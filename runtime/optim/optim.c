@@ -4,6 +4,7 @@
  * vector kernels fuse some multiply-adds (add with alpha, addcmul), ours round twice:
  * the results differ by an ulp per operation, not in formula. */
 #include "aigc/optim.h"
+#include "aigc/pool.h"
 
 #include <math.h>
 #include <string.h>
@@ -195,6 +196,16 @@ const opt_field *opt_field_by_name(opt_kind kind, const char *name)
     return NULL;
 }
 
+int opt_check_value(opt_kind kind, const opt_field *f, double x, ag_loc loc, ag_error *err)
+{
+    int above = f->hi_open ? !(x < f->hi) : !(x <= f->hi);
+    if (x >= f->lo && !above) return AG_OK;
+    if (isinf(f->hi))
+        return ag_errorf(err, loc, "%s: %s must be >= %g, got %g", opt_defs[kind].name, f->name, f->lo, x);
+    return ag_errorf(err, loc, "%s: %s must be in [%g, %g%c, got %g", opt_defs[kind].name, f->name, f->lo,
+                     f->hi, f->hi_open ? ')' : ']', x);
+}
+
 int opt_check(opt_kind kind, const opt_hyper *h, ag_loc loc, ag_error *err)
 {
     for (int k = 0; k < opt_nfields; k++) {
@@ -202,15 +213,7 @@ int opt_check(opt_kind kind, const opt_hyper *h, ag_loc loc, ag_error *err)
         if (!(f->kinds >> kind & 1u) || f->is_bool) continue;
         double x;
         memcpy(&x, (const char *)h + f->offset, sizeof x);
-        int above = f->hi_open ? !(x < f->hi) : !(x <= f->hi);
-        if (!(x >= f->lo) || above) {
-            if (isinf(f->hi))
-                return ag_errorf(err, loc, "%s: %s must be >= %g, got %g", opt_defs[kind].name,
-                                 f->name, f->lo, x);
-            return ag_errorf(err, loc, "%s: %s must be in [%g, %g%c, got %g",
-                             opt_defs[kind].name, f->name, f->lo, f->hi,
-                             f->hi_open ? ')' : ']', x);
-        }
+        if (opt_check_value(kind, f, x, loc, err)) return AG_ERR;
     }
     if (kind == OPT_SGD && h->nesterov && (h->momentum <= 0 || h->dampening != 0))
         return ag_errorf(err, loc,
@@ -279,6 +282,22 @@ void opt_free(opt_optimizer *o)
     memset(o, 0, sizeof *o);
 }
 
+/* One range of one group, cut into chunks for the pool: every element's update reads
+ * only its own values, so the cut changes no bit. */
+typedef struct opt_job {
+    opt_update_fn update;
+    const opt_coef *c;
+    float *p, *s;
+    const float *g;
+    int64_t stride;
+} opt_job;
+
+static void opt_piece(void *ctx, int64_t lo, int64_t hi)
+{
+    const opt_job *j = ctx;
+    j->update(j->c, j->p + lo, j->g + lo, j->s ? j->s + lo : NULL, j->stride, hi - lo);
+}
+
 void opt_step(opt_optimizer *o)
 {
     const opt_def *d = &opt_defs[o->kind];
@@ -289,8 +308,10 @@ void opt_step(opt_optimizer *o)
         d->coef(&c, &o->h, gr, o->step);
         for (int k = 0; k < gr->nranges; k++) {
             const opt_range *r = &gr->ranges[k];
-            d->update(&c, o->ps->data + r->offset, o->ps->grad + r->offset,
-                   o->state ? o->state + r->state : NULL, o->covered, r->n);
+            opt_job j = {d->update, &c, o->ps->data + r->offset,
+                         o->state ? o->state + r->state : NULL, o->ps->grad + r->offset,
+                         o->covered};
+            tp_for(r->n, 1 << 13, opt_piece, &j);
         }
     }
 }
@@ -301,5 +322,22 @@ void opt_set_lr(opt_optimizer *o, int group, double lr)
     for (int gi = 0; gi < o->ngroups; gi++)
         if (group < 0 || gi == group) o->groups[gi].lr = lr;
 }
+
+/* x * 0 is 0 for a finite x and NaN for an infinity or a NaN: one sum tells, in a loop
+ * the compiler can vectorize (no early exit). */
+static int covered_finite(const opt_optimizer *o, const float *base)
+{
+    float probe = 0;
+    for (int gi = 0; gi < o->ngroups; gi++)
+        for (int k = 0; k < o->groups[gi].nranges; k++) {
+            const opt_range *r = &o->groups[gi].ranges[k];
+            const float *x = base + r->offset;
+            for (int64_t j = 0; j < r->n; j++) probe += x[j] * 0.0f;
+        }
+    return probe == 0;
+}
+
+int opt_grads_finite(const opt_optimizer *o) { return covered_finite(o, o->ps->grad); }
+int opt_params_finite(const opt_optimizer *o) { return covered_finite(o, o->ps->data); }
 
 int64_t opt_state_floats(const opt_optimizer *o) { return o->nslices * o->covered; }

@@ -265,6 +265,54 @@ static int b_one_hot(ev_ctx *c, const ex_node *call, pv *a, int na, pv *o, int *
     return built(c, ag_one_hot(c->g, a[0].node, classes), 0, 1, call, o, no, err);
 }
 
+/* slice(x, start, end, axis=-1): x[..., start:end] along one axis; a negative start or
+ * end counts from the axis's end, as in Python. */
+static int b_slice(ev_ctx *c, const ex_node *call, pv *a, int na, pv *o, int *no, ag_error *err)
+{
+    int axis = 0, start = 0, end = 0;
+    if (want_tensor(call, &a[0], "input", err) ||
+        opt_int(call, &a[3], "axis", -AG_MAX_DIMS, AG_MAX_DIMS - 1, -1, &axis, err))
+        return AG_ERR;
+    ag_node *x = a[0].node;
+    int ax = axis < 0 ? axis + x->shape.ndim : axis;
+    if (ax < 0 || ax >= x->shape.ndim)
+        return ag_errorf(err, call->loc, "slice: axis %d is out of range for a %d-D input", axis, x->shape.ndim);
+    int len = x->shape.d[ax];
+    if (want_int(call, &a[1], "start", -len, len, &start, err) ||
+        opt_int(call, &a[2], "end", -len, len, len, &end, err))
+        return AG_ERR;
+    if (start < 0) start += len;
+    if (end < 0) end += len;
+    if (start >= end)
+        return ag_errorf(err, call->loc, "slice: [%d, %d) along axis %d is empty", start, end, axis);
+    ag_graph_set_loc(c->g, call->loc);
+    return built(c, ag_slice(c->g, x, ax, start, end), a[0].lo, a[0].hi, call, o, no, err);
+}
+
+/* causal_attention(qkv, heads): softmax(q k^T / sqrt(D)) v per head, each position
+ * attending to itself and the ones before; qkv [B, T, 3C] -> [B, T, C]. */
+static int b_attention(ev_ctx *c, const ex_node *call, pv *a, int na, pv *o, int *no, ag_error *err)
+{
+    int heads = 0;
+    if (want_tensor(call, &a[0], "qkv", err) || want_int(call, &a[1], "heads", 1, 1 << 16, &heads, err))
+        return AG_ERR;
+    ag_graph_set_loc(c->g, call->loc);
+    return built(c, ag_causal_attention(c->g, a[0].node, heads), -INFINITY, INFINITY, call, o, no, err);
+}
+
+/* categorical(logits, top_k=K): a class index per row of logits [..., V], drawn from
+ * their softmax (among the K largest; 0: all). Temperature is a division: logits / 0.8. */
+static int b_categorical(ev_ctx *c, const ex_node *call, pv *a, int na, pv *o, int *no, ag_error *err)
+{
+    int k = 0;
+    if (want_tensor(call, &a[0], "logits", err) || opt_int(call, &a[1], "top_k", 0, 1 << 24, 0, &k, err))
+        return AG_ERR;
+    ag_node *x = a[0].node;
+    ag_graph_set_loc(c->g, call->loc);
+    float hi = x->shape.ndim ? (float)(x->shape.d[x->shape.ndim - 1] - 1) : 0;
+    return built(c, ag_categorical(c->g, x, k), 0, hi, call, o, no, err);
+}
+
 /* ---------------------------------------------------------------- math -- */
 
 typedef struct bi_unary {
@@ -453,6 +501,9 @@ static const bi_def builtins[] = {
     {"l1", 2, {"input", "target", "reduction"}, 0, b_loss},
     {"cross_entropy", 2, {"input", "target", "reduction"}, 0, b_loss},
     {"kl_normal", 2, {"mu", "logvar", "reduction"}, 0, b_loss},
+    {"slice", 2, {"input", "start", "end", "axis"}, 0, b_slice},
+    {"causal_attention", 2, {"qkv", "heads"}, 0, b_attention},
+    {"categorical", 1, {"logits", "top_k"}, 0, b_categorical},
 };
 
 const bi_def *bi_find(const char *name)

@@ -76,6 +76,21 @@ static int ev_constant(ev_ctx *c, const ex_node *e, pv *out)
     return 0;
 }
 
+/* Text data's numbers, usable anywhere, model shapes included: vocab (the ids run
+ * over [0, vocab)) and context (the tokens a model sees). */
+static int ev_data_number(ev_ctx *c, const ex_node *e, pv *out)
+{
+    const pg_program *p = c->p;
+    if (p->spec->data.kind != SP_DATA_TEXT) return 0;
+    if (!strcmp(e->text, "vocab"))
+        *out = (pv){.kind = PV_NUM, .num = p->classes, .loc = e->loc};
+    else if (!strcmp(e->text, "context"))
+        *out = (pv){.kind = PV_NUM, .num = p->cols - 1, .loc = e->loc};
+    else
+        return 0;
+    return 1;
+}
+
 /* ---------------------------------------------------------- arithmetic -- */
 
 static void sort2(float *lo, float *hi)
@@ -290,6 +305,7 @@ int ev_eval_multi(ev_ctx *c, const ex_node *e, pv *outs, int *nout, ag_error *er
             return AG_OK;
         }
         if (c->p->sched_steps && ev_constant(c, e, outs)) return AG_OK;
+        if (ev_data_number(c, e, outs)) return AG_OK;
         if (!c->model && strcmp(e->text, "batch") == 0) {
             outs[0] = (pv){.kind = PV_BATCH, .loc = e->loc};
             return AG_OK;
@@ -370,6 +386,7 @@ int ev_call_model(ev_ctx *c, pg_model *m, const pv *args, int nargs, ag_loc loc,
     c->cursor = 0;
     c->node = NULL;
     c->made_deg = NULL;
+    c->made_order = NULL;
     const sp_model *sm = m->spec;
     int rc = AG_OK;
     if (sm->nlayers) {

@@ -69,6 +69,7 @@ typedef struct ev_ctx {
     int layer_index;       /* stack position */
     const int *made_deg;   /* MADE: the degrees of the last masked layer's outputs */
     int made_n, made_d;    /* their count; the autoregressive dimension */
+    const int *made_order; /* the inputs' degrees: input i is the made_order[i]-th */
 } ev_ctx;
 
 void ev_bind(ev_ctx *c, const char *name, pv v);

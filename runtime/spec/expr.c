@@ -25,6 +25,14 @@ static int is_digit(int c) { return c >= '0' && c <= '9'; }
 static int is_alpha(int c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; }
 static int is_word(int c) { return is_alpha(c) || is_digit(c); }
 
+int ex_is_name(const char *text)
+{
+    if (!is_alpha((unsigned char)*text)) return 0;
+    while (*++text)
+        if (!is_word((unsigned char)*text)) return 0;
+    return 1;
+}
+
 /* The end of a number that starts at s, or NULL when it is malformed; *stop is where
  * the malformed text ends, for the message. */
 static const char *scan_number(const char *s, const char **stop)

@@ -67,7 +67,9 @@ static int linear_declare(ev_ctx *c, ly_slot *s, ag_node *x, const char *prefix,
     }
     s->ntrain = s->nparam;
     s->params = (int64_t)in * out + (s->args[1] != 0 ? out : 0);
-    s->flops = 2 * (int64_t)in * out + (s->args[1] != 0 ? out : 0);
+    /* Once per position of a sequence [B, T, in]: x is declared at batch 1. */
+    int64_t rows = ag_numel(&x->shape) / in;
+    s->flops = (2 * (int64_t)in * out + (s->args[1] != 0 ? out : 0)) * rows;
     return AG_OK;
 }
 
@@ -228,19 +230,34 @@ static ag_node *norm_apply(ev_ctx *c, const ly_slot *s, ag_node *x)
 /* ----------------------------------------------------------------- MADE -- */
 
 /* Masked linear layers of MADE (Germain et al.): each unit has a degree; input d has
- * degree d + 1 (the natural order), hidden units spread over 1 .. D-1, and a unit
- * sees the units below of degree <= its own -- strictly less for the output layer, so
- * output d depends only on inputs before d. The mask is a buffer, saved with the
+ * degree m(d) in 1..D, the autoregressive order, and a unit sees the units below of
+ * degree <= its own -- strictly less for the output layer, so output d depends only on
+ * the inputs before d in the order. The first masked layer of a model fixes the order
+ * (`order`: 0 natural, m(d) = d + 1; 1 reversed; 2 a random permutation); each hidden
+ * layer's degrees (`connect`) spread evenly over [lo, D-1] (0), or are drawn uniformly
+ * there (1), lo being the smallest degree below, as in the paper. Random choices come
+ * from the spec's seed and the layer's `seed`. The mask is a buffer, saved with the
  * weights. */
 static int made_declare(ev_ctx *c, ly_slot *s, ag_node *x, const char *prefix, ag_error *err)
 {
     int in = x->shape.d[x->shape.ndim - 1], out = (int)s->args[0];
     int output = !strcmp(s->def->name, "made_output");
+    int order = (int)s->args[1], connect = (int)s->args[2];
     ar_arena *a = &c->p->params.arena;
+    rng r;
+    rng_seed(&r, c->p->spec->seed ^ (uint64_t)s->args[3] * 0x9e3779b97f4a7c15ull ^ 0x3ade);
     if (!c->made_deg) { /* the first masked layer: the inputs themselves */
         int *d = ar_alloc(a, (size_t)in * sizeof *d);
-        for (int k = 0; k < in; k++) d[k] = k + 1;
-        c->made_deg = d, c->made_n = c->made_d = in;
+        for (int k = 0; k < in; k++) d[k] = order == 1 ? in - k : k + 1;
+        if (order == 2)
+            for (int k = in - 1; k > 0; k--) {
+                int j = (int)rng_below(&r, (uint64_t)k + 1), t = d[k];
+                d[k] = d[j], d[j] = t;
+            }
+        c->made_deg = c->made_order = d, c->made_n = c->made_d = in;
+    } else if (order != 0) {
+        return ag_errorf(err, s->loc, "%s: 'order' belongs to the first masked layer of the model, which fixes the "
+                         "inputs' order", s->def->name);
     }
     if (c->made_n != in)
         return ag_errorf(err, s->loc, "%s: the input has %d features but the masked layer before gave %d",
@@ -248,11 +265,21 @@ static int made_declare(ev_ctx *c, ly_slot *s, ag_node *x, const char *prefix, a
     int D = c->made_d;
     if (output && out % D)
         return ag_errorf(err, s->loc, "made_output: %d outputs are not a multiple of the %d inputs", out, D);
+    int lo = D;
+    for (int k = 0; k < in; k++) lo = c->made_deg[k] < lo ? c->made_deg[k] : lo;
+    if (lo > D - 1) lo = D - 1;
+    if (lo < 1) lo = 1;
     int *deg = ar_alloc(a, (size_t)out * sizeof *deg);
-    /* Hidden degrees spread evenly over 1 .. D-1, both ends included, so that every
-     * part of the order has units to pass it on, however few the units. */
-    for (int k = 0; k < out; k++)
-        deg[k] = output ? k % D + 1 : out > 1 && D > 2 ? 1 + (int)((int64_t)k * (D - 2) / (out - 1)) : 1;
+    /* Evenly spread degrees include both ends, so that every part of the order has units
+     * to pass it on, however few the units. */
+    for (int k = 0; k < out; k++) {
+        if (output)
+            deg[k] = c->made_order[k % D];
+        else if (connect == 1 && D > lo)
+            deg[k] = lo + (int)rng_below(&r, (uint64_t)(D - lo));
+        else
+            deg[k] = out > 1 && D - 1 > lo ? lo + (int)((int64_t)k * (D - 1 - lo) / (out - 1)) : lo;
+    }
     s->deg_in = c->made_deg;
     s->deg_out = deg;
     c->made_deg = deg, c->made_n = out;
@@ -303,6 +330,27 @@ static void embedding_init(const ly_slot *s, ag_params *ps, rng *r)
 {
     const ag_parameter *w = &ps->p[s->param[0]];
     init_normal(r, w->data, ag_numel(&w->shape), 0.0f, 1.0f);
+}
+
+/* pos_embedding: a learned [T, C] table added to x [B, T, C], one row per position
+ * (GPT-2's wpe, with the positions 0 .. T-1 of every window); N(0, 1) at the start, as
+ * nn.Embedding. */
+static int pos_embedding_declare(ev_ctx *c, ly_slot *s, ag_node *x, const char *prefix, ag_error *err)
+{
+    if (x->shape.ndim != 3) {
+        char buf[64];
+        return ag_errorf(err, s->loc, "pos_embedding: the input must be [B, T, C], got %s",
+                         ag_shape_str(&x->shape, x->batched, buf, sizeof buf));
+    }
+    add_param(c, s, prefix, "weight", ag_shape2(x->shape.d[1], x->shape.d[2]));
+    s->ntrain = 1;
+    s->params = (int64_t)x->shape.d[1] * x->shape.d[2];
+    return AG_OK;
+}
+
+static ag_node *pos_embedding_apply(ev_ctx *c, const ly_slot *s, ag_node *x)
+{
+    return ag_binary(c->g, AG_OP_ADD, x, ag_param(c->g, s->param[0]));
 }
 
 static ag_node *time_embedding_apply(ev_ctx *c, const ly_slot *s, ag_node *x)
@@ -357,15 +405,19 @@ static const ly_def layers[] = {
      .declare = norm_declare, .apply = norm_apply, .init = norm_init},
     {.name = "batch_norm", .nargs = 2, ARGS("eps", "momentum"), .arg_defaults = {1e-5, 0.1},
      .arg_hi = {1, 1}, .declare = norm_declare, .apply = norm_apply, .init = norm_init},
-    {.name = "made", .nargs = 1, .nrequired = 1, ARGS("out"), .arg_lo = {1}, .arg_hi = {1 << 20},
-     .whole = 0x1, .declare = made_declare, .apply = made_apply, .init = made_init},
-    {.name = "made_output", .nargs = 1, .nrequired = 1, ARGS("out"), .arg_lo = {1}, .arg_hi = {1 << 20},
-     .whole = 0x1, .declare = made_declare, .apply = made_apply, .init = made_init},
+    {.name = "made", .nargs = 4, .nrequired = 1, ARGS("out", "order", "connect", "seed"),
+     .arg_lo = {1, 0, 0, 0}, .arg_hi = {1 << 20, 2, 1, 1 << 30}, .whole = 0xf, .declare = made_declare,
+     .apply = made_apply, .init = made_init},
+    {.name = "made_output", .nargs = 4, .nrequired = 1, ARGS("out", "order", "connect", "seed"),
+     .arg_lo = {1, 0, 0, 0}, .arg_hi = {1 << 20, 2, 1, 1 << 30}, .whole = 0xf, .declare = made_declare,
+     .apply = made_apply, .init = made_init},
     {.name = "embedding", .nargs = 2, .nrequired = 2, ARGS("vocab", "dim"), .arg_lo = {1, 1},
      .arg_hi = {1 << 24, 1 << 16}, .whole = 0x3, .declare = embedding_declare,
      .apply = embedding_apply, .init = embedding_init},
     {.name = "time_embedding", .nargs = 1, .nrequired = 1, ARGS("dim"), .arg_lo = {2},
      .arg_hi = {1 << 16}, .whole = 0x1, .apply = time_embedding_apply},
+    {.name = "pos_embedding", .declare = pos_embedding_declare, .apply = pos_embedding_apply,
+     .init = embedding_init},
 };
 #undef ARGS
 
@@ -410,7 +462,7 @@ int ly_args(const ly_def *d, const double *vals, const char *const *keys, int n,
         if (set[at]) return ag_errorf(err, loc, "%s: '%s' given twice", d->name, d->arg_names[at]);
         set[at] = 1;
         if (!(vals[k] >= d->arg_lo[at] && vals[k] <= d->arg_hi[at]))
-            return ag_errorf(err, loc, "%s: '%s' must be in [%g, %g], got %g", d->name,
+            return ag_errorf(err, loc, "%s: '%s' must be in [%.15g, %.15g], got %.15g", d->name,
                              d->arg_names[at], d->arg_lo[at], d->arg_hi[at], vals[k]);
         args[at] = vals[k];
     }

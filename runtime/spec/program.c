@@ -216,7 +216,25 @@ void pg_ema_swap(pg_program *p)
 /* Names the data defines for the step. */
 static int find_reserved(const char *name)
 {
-    return !strcmp(name, "pixels") || !strcmp(name, "label") || !strcmp(name, "x") || !strcmp(name, "batch");
+    return !strcmp(name, "pixels") || !strcmp(name, "label") || !strcmp(name, "x") || !strcmp(name, "batch") ||
+           !strcmp(name, "tokens");
+}
+
+/* The input node of n data items (dim 0 follows the batch when batched), bound by its
+ * name: `pixels` [N, H, W] in [0, 255] for images, `tokens` [N, context + 1] holding
+ * ids in [0, vocab) for text. */
+static ag_node *data_items(pg_program *p, ev_ctx *c, int n, int batched)
+{
+    const sp_data *d = &p->spec->data;
+    ag_graph_set_loc(c->g, d->loc);
+    if (d->kind == SP_DATA_TEXT) {
+        ag_node *t = ag_input(c->g, "tokens", ag_shape2(n, p->cols), batched);
+        ev_bind(c, "tokens", ev_tensor(t, 0, (float)(p->classes - 1), d->loc));
+        return t;
+    }
+    ag_node *px = ag_input(c->g, "pixels", ag_shape3(n, p->rows, p->cols), batched);
+    ev_bind(c, "pixels", ev_tensor(px, 0, 255, d->loc));
+    return px;
 }
 
 static int compile_update(pg_program *p, ev_ctx *c, const ex_stmt *st, int *seg_from, ag_error *err)
@@ -266,15 +284,14 @@ static int compile_step(pg_program *p, ag_error *err)
     ev_ctx c = {.p = p, .g = g};
     int rc = AG_ERR;
 
-    ag_graph_set_loc(g, s->data.loc);
-    p->pixels = ag_input(g, "pixels", ag_shape3(1, p->rows, p->cols), 1);
+    int text = s->data.kind == SP_DATA_TEXT;
+    p->pixels = data_items(p, &c, 1, 1);
     p->labels = ag_input(g, "labels", ag_shape1(1), 1);
-    ev_bind(&c, "pixels", ev_tensor(p->pixels, 0, 255, s->data.loc));
-    ev_bind(&c, "label", ev_tensor(p->labels, 0, (float)(p->classes - 1), s->data.loc));
+    if (!text) ev_bind(&c, "label", ev_tensor(p->labels, 0, (float)(p->classes - 1), s->data.loc));
     pv x;
     if (ev_eval(&c, s->data.x, &x, err)) goto out;
     if (x.kind != PV_TENSOR) {
-        ag_errorf(err, s->data.x->loc, "'x' must be a tensor computed from pixels");
+        ag_errorf(err, s->data.x->loc, "'x' must be a tensor computed from %s", text ? "tokens" : "pixels");
         goto out;
     }
     ev_bind(&c, "x", x);
@@ -352,6 +369,18 @@ static int compile_step(pg_program *p, ag_error *err)
             p->log_names[p->nlogs] = st->expr->text;
             p->logs[p->nlogs++] = ev_lookup(&c, st->expr->text)->node;
         }
+    }
+    p->nll_log = -1;
+    for (int k = 0; k < p->nlogs && s->nll; k++)
+        if (!strcmp(p->log_names[k], s->nll)) p->nll_log = k;
+    if (s->nll && p->nll_log < 0) {
+        sg_best b;
+        sg_init(&b, s->nll);
+        for (int k = 0; k < p->nlogs; k++) sg_offer(&b, p->log_names[k]);
+        char hint[96];
+        ag_errorf(err, s->nll_loc, "'nll' names '%s', which is not a logged value%s", s->nll,
+                  sg_hint(&b, hint, sizeof hint));
+        goto out;
     }
     rc = AG_OK;
 out:
@@ -479,20 +508,33 @@ static int64_t need_bytes(const pg_program *p)
     return n;
 }
 
-/* How many values the loop variable takes: from, from + by, ... while not past to. */
-static int loop_passes(const sp_sample *sm)
-{
-    int span = sm->loop_to - sm->loop_from;
-    return (span >= 0) == (sm->loop_by > 0) ? span / sm->loop_by + 1 : 0;
-}
-
 /* The names a loop's statements assign that exist before it are carried from one
  * pass to the next: each gets an input node the loop reads, written from the value
  * the pass ends with. */
+/* A loop bound: an expression that must come to a whole number. */
+static int loop_bound(ev_ctx *c, const ex_node *e, const char *what, int *out, ag_error *err)
+{
+    pv v;
+    if (ev_eval(c, e, &v, err)) return AG_ERR;
+    if (v.kind != PV_NUM || v.num != floor(v.num) || fabs(v.num) > (1 << 24))
+        return ag_errorf(err, e->loc, "loop: '%s' must come to a whole number in [-16777216, 16777216]%s", what,
+                         v.kind == PV_NUM ? "" : ", not a tensor");
+    *out = (int)v.num;
+    return AG_OK;
+}
+
 static int compile_loop(pg_program *p, pg_sampler *q, ev_ctx *c, ag_error *err)
 {
     const sp_sample *sm = q->spec;
     ag_graph *g = c->g;
+    if (loop_bound(c, sm->loop_from, "from", &q->loop_from, err) ||
+        loop_bound(c, sm->loop_to, "to", &q->loop_to, err))
+        return AG_ERR;
+    q->loop_by = q->loop_to >= q->loop_from ? 1 : -1;
+    if (sm->loop_by && loop_bound(c, sm->loop_by, "by", &q->loop_by, err)) return AG_ERR;
+    if (q->loop_by == 0 || ((int64_t)q->loop_to - q->loop_from) / q->loop_by < 0)
+        return ag_errorf(err, sm->loop_loc, "loop: 'by' %d never goes from %d to %d", q->loop_by, q->loop_from,
+                         q->loop_to);
     int cap = 0;
     for (int k = 0; k < sm->nloop_steps; k++) cap += (int)sm->loop_steps[k]->nnames;
     q->carry_init = ag_xcalloc((size_t)(cap ? cap : 1), sizeof *q->carry_init);
@@ -515,8 +557,8 @@ static int compile_loop(pg_program *p, pg_sampler *q, ev_ctx *c, ag_error *err)
             names[q->ncarry++] = name;
             ev_bind(c, name, carried);
         }
-    int lo = sm->loop_from < sm->loop_to ? sm->loop_from : sm->loop_to;
-    int hi = sm->loop_from < sm->loop_to ? sm->loop_to : sm->loop_from;
+    int lo = q->loop_from < q->loop_to ? q->loop_from : q->loop_to;
+    int hi = q->loop_from < q->loop_to ? q->loop_to : q->loop_from;
     q->loop_var = ag_input(g, sm->loop_var, ag_shape1(q->count), 0);
     ev_bind(c, sm->loop_var, ev_tensor(q->loop_var, (float)lo, (float)hi, sm->loop_loc));
     q->loop_begin = g->n;
@@ -539,6 +581,21 @@ static int compile_loop(pg_program *p, pg_sampler *q, ev_ctx *c, ag_error *err)
     return rc;
 }
 
+/* A text input: token ids [n, length], one row per draw, length its bytes. */
+static int text_input(pg_program *p, pg_sampler *q, ev_ctx *c, int j, ag_error *err)
+{
+    const sp_input *in = &q->spec->inputs[j];
+    if (p->spec->data.kind != SP_DATA_TEXT)
+        return ag_errorf(err, in->loc, "input '%s' is text, but the data are images; text needs dataset: text "
+                         "and its vocabulary", in->name);
+    size_t len = strlen(in->text);
+    if (len == 0) return ag_errorf(err, in->loc, "input '%s' is empty: give at least one character", in->name);
+    if (len > 1 << 20) return ag_errorf(err, in->loc, "input '%s' is longer than 1048576 bytes", in->name);
+    q->inputs[j] = ag_input(c->g, in->name, ag_shape2(q->count, (int)len), 0);
+    ev_bind(c, in->name, ev_tensor(q->inputs[j], 0, (float)(p->classes - 1), in->loc));
+    return AG_OK;
+}
+
 static int compile_sample(pg_program *p, int k, ag_error *err)
 {
     const sp_spec *s = p->spec;
@@ -554,22 +611,51 @@ static int compile_sample(pg_program *p, int k, ag_error *err)
     /* n: how many to draw; test_x and test_label: the test split's first n images,
      * through the data's transform, for reconstructions and interpolations. */
     ev_bind(&c, "n", (pv){.kind = PV_NUM, .num = q->count, .loc = sm->loc});
-    ag_graph_set_loc(g, s->data.loc);
-    q->pixels = ag_input(g, "pixels", ag_shape3(q->count, p->rows, p->cols), 0);
+    q->pixels = data_items(p, &c, q->count, 0);
     q->labels = ag_input(g, "labels", ag_shape1(q->count), 0);
-    ev_bind(&c, "pixels", ev_tensor(q->pixels, 0, 255, s->data.loc));
+    /* The section's inputs: numbers are constants; images and text are written per
+     * draw. */
+    int rc = AG_OK;
+    for (int j = 0; j < sm->ninputs && rc == AG_OK; j++) {
+        const sp_input *in = &sm->inputs[j];
+        if (in->kind == SP_INPUT_NUMBER) {
+            ev_bind(&c, in->name, (pv){.kind = PV_NUM, .num = in->number, .loc = in->loc});
+            continue;
+        }
+        ag_graph_set_loc(g, in->loc);
+        if (in->kind == SP_INPUT_TEXT) {
+            rc = text_input(p, q, &c, j, err);
+            continue;
+        }
+        q->inputs[j] = ag_input(g, in->name, ag_shape3(q->count, p->rows, p->cols), 0);
+        ev_bind(&c, in->name, ev_tensor(q->inputs[j], 0, 255, in->loc));
+    }
+    ag_graph_set_loc(g, s->data.loc);
     pv test_x;
-    int rc = ev_eval(&c, s->data.x, &test_x, err);
+    if (rc == AG_OK) rc = ev_eval(&c, s->data.x, &test_x, err);
     if (rc == AG_OK) {
         ev_bind(&c, "test_x", test_x);
-        ev_bind(&c, "test_label", ev_tensor(q->labels, 0, (float)(p->classes - 1), s->data.loc));
+        if (s->data.kind == SP_DATA_IMAGES)
+            ev_bind(&c, "test_label", ev_tensor(q->labels, 0, (float)(p->classes - 1), s->data.loc));
         rc = compile_assignments(&c, sm->steps, sm->nsteps, err);
     }
     if (rc == AG_OK && sm->has_loop) rc = compile_loop(p, q, &c, err);
     pv img;
-    if (rc == AG_OK) rc = ev_eval(&c, sm->image, &img, err);
+    if (rc == AG_OK) rc = ev_eval(&c, sm->text ? sm->text : sm->image, &img, err);
     free(c.env);
     if (rc) return AG_ERR;
+    if (sm->text) {
+        if (img.kind != PV_TENSOR || img.node->shape.ndim != 2)
+            return ag_errorf(err, sm->text->loc, "%s: 'text' must give token ids [N, L], one row per text",
+                             sm->name);
+        if (s->data.kind != SP_DATA_TEXT)
+            return ag_errorf(err, sm->text->loc, "%s: 'text' needs dataset: text, whose vocabulary turns "
+                             "token ids into bytes", sm->name);
+        q->image = img.node;
+        q->text = 1;
+        q->images = img.node->shape.d[0];
+        return plan_with_constants(p, g, 1, err);
+    }
     if (img.kind != PV_TENSOR || img.node->shape.ndim < 2)
         return ag_errorf(err, sm->image->loc, "%s: 'image' must give a batch of images, [N, ...]", sm->name);
     int64_t per = ag_numel(&img.node->shape) / img.node->shape.d[0];
@@ -582,8 +668,9 @@ static int compile_sample(pg_program *p, int k, ag_error *err)
     q->channels = (int)(per / px);
     q->images = img.node->shape.d[0];
     if (sm->strip_every) {
-        int passes = loop_passes(sm);
-        q->strip_frames = 2 + (passes ? (passes - 1) / sm->strip_every : 0);
+        /* compile_loop made sure that the loop makes at least one pass. */
+        int passes = (q->loop_to - q->loop_from) / q->loop_by + 1;
+        q->strip_frames = 2 + (passes - 1) / sm->strip_every;
         q->strip = ag_xcalloc((size_t)(q->strip_frames * per), sizeof *q->strip);
     }
     /* A count from the command line (-n) lays the grid out anew. */
@@ -692,7 +779,13 @@ int pg_train_step(pg_program *p, int batch)
         if (ag_forward(g, sg->from, sg->to)) return AG_ERR;
         if (sg->optim < 0) continue;
         ag_backward(g, sg->bw);
-        opt_step(&p->optims[sg->optim]);
+        opt_optimizer *o = &p->optims[sg->optim];
+        p->bad_seg = k;
+        /* No update from a non-finite loss or gradient: it is left out, and so are the
+         * statements after it, which would see it made. */
+        if (p->spec->on_nan_skip && (!isfinite(sg->loss->data[0]) || !opt_grads_finite(o))) return PG_SKIPPED;
+        opt_step(o);
+        if (p->spec->on_nan_skip && !opt_params_finite(o)) return PG_OVERFLOWED;
         update_ema(p, sg->optim);
     }
     return AG_OK;
@@ -736,8 +829,8 @@ int pg_sample(pg_program *p, int k, uint64_t seed, ag_error *err)
         int frame = 0, pass = 0;
         if (rc == AG_OK && q->strip && (rc = ag_forward(g, q->loop_end, g->n)) == AG_OK)
             strip_frame(q, frame++);
-        for (int v = sm->loop_from; rc == AG_OK && (sm->loop_by > 0 ? v <= sm->loop_to : v >= sm->loop_to);
-             v += sm->loop_by) {
+        for (int v = q->loop_from; rc == AG_OK && (q->loop_by > 0 ? v <= q->loop_to : v >= q->loop_to);
+             v += q->loop_by) {
             for (int j = 0; j < q->count; j++) q->loop_var->data[j] = (float)v;
             rc = ag_forward(g, q->loop_begin, q->loop_end);
             for (int j = 0; j < q->ncarry; j++)

@@ -134,18 +134,21 @@ static int parse_shape(const yt_node *n, const char *what, ag_shape *out, ag_err
 
 typedef struct sp_dataset_info {
     const char *name;
-    const char *default_path;
+    const char *default_path; /* NULL: the spec must give one */
+    sp_data_kind kind;
 } sp_dataset_info;
 
 static const sp_dataset_info datasets[] = {
-    {"mnist", "data/mnist"},
-    {"fashion-mnist", "/usr/share/datasets/fashion-mnist"},
+    {"mnist", "data/mnist", SP_DATA_IMAGES},
+    {"fashion-mnist", "/usr/share/datasets/fashion-mnist", SP_DATA_IMAGES},
+    {"text", NULL, SP_DATA_TEXT},
 };
 
 static int load_data(sp_spec *s, const yt_node *n, ag_error *err)
 {
-    static const char *const keys[] = {"dataset", "path", "batch", "shuffle", "x", NULL};
-    if (yt_want(n, YT_MAP, "data", err) || yt_check_keys(n, keys, "data", err)) return AG_ERR;
+    static const char *const image_keys[] = {"dataset", "path", "batch", "shuffle", "x", NULL};
+    static const char *const text_keys[] = {"dataset", "path", "batch", "shuffle", "x", "context", "test", NULL};
+    if (yt_want(n, YT_MAP, "data", err)) return AG_ERR;
     sp_data *d = &s->data;
     d->loc = n->loc;
     const yt_node *ds = yt_need(n, "dataset", err);
@@ -159,11 +162,16 @@ static int load_data(sp_spec *s, const yt_node *n, ag_error *err)
     }
     if (!info) {
         char hint[96];
-        return ag_errorf(err, ds->loc, "unknown dataset '%s'%s (known: mnist, fashion-mnist)",
+        return ag_errorf(err, ds->loc, "unknown dataset '%s'%s (known: mnist, fashion-mnist, text)",
                          d->dataset, sg_hint(&best, hint, sizeof hint));
     }
+    d->kind = info->kind;
+    if (yt_check_keys(n, d->kind == SP_DATA_TEXT ? text_keys : image_keys, "data", err)) return AG_ERR;
     const yt_node *p = yt_get(n, "path");
     d->path_loc = p ? p->loc : ds->loc;
+    if (!p && !info->default_path)
+        return ag_errorf(err, n->loc, "data: a %s dataset needs a 'path' (a file, or a directory of files)",
+                         d->dataset);
     if (get_str(n, "path", info->default_path, &d->path, err)) return AG_ERR;
     long batch;
     if (get_int(n, "batch", 1, 65536, 64, &batch, err)) return AG_ERR;
@@ -171,9 +179,18 @@ static int load_data(sp_spec *s, const yt_node *n, ag_error *err)
     d->shuffle = 1;
     const yt_node *sh = yt_get(n, "shuffle");
     if (sh && yt_bool(sh, "shuffle", &d->shuffle, err)) return AG_ERR;
+    if (d->kind == SP_DATA_TEXT) {
+        long context;
+        if (get_int(n, "context", 1, 4096, 64, &context, err)) return AG_ERR;
+        d->context = (int)context;
+        d->test_fraction = 0.1;
+        const yt_node *t = yt_get(n, "test");
+        if (t && yt_float(t, "test", 0, 0.5, &d->test_fraction, err)) return AG_ERR;
+    }
     const yt_node *x = yt_get(n, "x");
     if (x) return parse_expr(s, x, "x", &d->x, err);
-    return ex_parse_expr(&s->arena, "flatten(pixels / 255)", n->loc, &d->x, err);
+    return ex_parse_expr(&s->arena, d->kind == SP_DATA_TEXT ? "tokens" : "flatten(pixels / 255)", n->loc,
+                         &d->x, err);
 }
 
 /* ----------------------------------------------------------------- models -- */
@@ -351,9 +368,11 @@ static int load_optim(sp_spec *s, const yt_pair *pair, sp_optim *o, ag_error *er
         const opt_field *f = opt_field_by_name(o->kind, key);
         if (!f) continue;
         void *at = (char *)&o->h + f->offset;
+        /* Each value is checked where it stands, so the caret points at it. */
         if (f->is_bool) {
             if (yt_bool(v, key, (int *)at, err)) return AG_ERR;
-        } else if (yt_float(v, key, -INFINITY, INFINITY, (double *)at, err)) {
+        } else if (yt_float(v, key, -INFINITY, INFINITY, (double *)at, err) ||
+                   opt_check_value(o->kind, f, *(double *)at, v->loc, err)) {
             return AG_ERR;
         }
     }
@@ -361,11 +380,15 @@ static int load_optim(sp_spec *s, const yt_pair *pair, sp_optim *o, ag_error *er
     if (betas) {
         if (betas->kind != YT_SEQ || betas->n != 2)
             return ag_errorf(err, betas->loc, "'betas' must be a list of two numbers, like [0.5, 0.999]");
-        if (yt_float(betas->items[0], "betas", 0, 1, &o->h.beta1, err) ||
-            yt_float(betas->items[1], "betas", 0, 1, &o->h.beta2, err))
+        if (yt_float(betas->items[0], "betas", -INFINITY, INFINITY, &o->h.beta1, err) ||
+            opt_check_value(o->kind, opt_field_by_name(o->kind, "beta1"), o->h.beta1, betas->items[0]->loc, err) ||
+            yt_float(betas->items[1], "betas", -INFINITY, INFINITY, &o->h.beta2, err) ||
+            opt_check_value(o->kind, opt_field_by_name(o->kind, "beta2"), o->h.beta2, betas->items[1]->loc, err))
             return AG_ERR;
     }
-    if (opt_check(o->kind, &o->h, n->loc, err)) return AG_ERR;
+    /* What is left to check spans two keys (nesterov with momentum and dampening). */
+    const yt_node *nesterov = yt_get(n, "nesterov");
+    if (opt_check(o->kind, &o->h, nesterov ? nesterov->loc : n->loc, err)) return AG_ERR;
 
     const yt_node *params = yt_need(n, "params", err);
     if (!params) return AG_ERR;
@@ -415,10 +438,28 @@ static int parse_stmt(sp_spec *s, const yt_node *n, ex_stmt **out, ag_error *err
     return ex_parse_stmt(&s->arena, text, at, out, err);
 }
 
+/* on_nan: stop (the default) or skip; max_skipped only means something with skip. */
+static int load_on_nan(sp_spec *s, const yt_node *train, ag_error *err)
+{
+    const char *mode;
+    const yt_node *on = yt_get(train, "on_nan"), *max = yt_get(train, "max_skipped");
+    if (get_str(train, "on_nan", "stop", &mode, err)) return AG_ERR;
+    if (strcmp(mode, "stop") && strcmp(mode, "skip"))
+        return ag_errorf(err, on->loc, "'on_nan' takes stop or skip, not '%s'", mode);
+    s->on_nan_skip = !strcmp(mode, "skip");
+    s->on_nan_loc = on ? on->loc : train->loc;
+    if (max && !s->on_nan_skip)
+        return ag_errorf(err, max->loc, "'max_skipped' needs 'on_nan: skip'");
+    long v;
+    if (get_int(train, "max_skipped", 1, 1000000, 10, &v, err)) return AG_ERR;
+    s->max_skipped = (int)v;
+    return AG_OK;
+}
+
 static int load_train(sp_spec *s, const yt_node *n, ag_error *err)
 {
     static const char *const keys[] = {"epochs", "optimizers", "step", "log", "log_every",
-                                       "checkpoint", NULL};
+                                       "checkpoint", "nll", "on_nan", "max_skipped", NULL};
     if (yt_want(n, YT_MAP, "train", err) || yt_check_keys(n, keys, "train", err)) return AG_ERR;
     long v;
     const yt_node *ep = yt_need(n, "epochs", err);
@@ -426,6 +467,11 @@ static int load_train(sp_spec *s, const yt_node *n, ag_error *err)
     s->epochs = (int)v;
     if (get_int(n, "log_every", 1, INT_MAX, 50, &v, err)) return AG_ERR;
     s->log_every = (int)v;
+    const yt_node *nll = yt_get(n, "nll");
+    if (nll) {
+        if (yt_str(nll, "nll", &s->nll, err)) return AG_ERR;
+        s->nll_loc = nll->loc;
+    }
     const yt_node *ck = yt_get(n, "checkpoint");
     if (ck) {
         static const char *const ck_keys[] = {"every", "keep", NULL};
@@ -436,6 +482,7 @@ static int load_train(sp_spec *s, const yt_node *n, ag_error *err)
         if (get_int(ck, "keep", 0, 1000, 0, &v, err)) return AG_ERR;
         s->ckpt_keep = (int)v;
     }
+    if (load_on_nan(s, n, err)) return AG_ERR;
 
     const yt_node *opts = yt_need(n, "optimizers", err);
     if (!opts || yt_want(opts, YT_MAP, "optimizers", err)) return AG_ERR;
@@ -482,14 +529,10 @@ static int load_loop(sp_spec *s, const yt_node *n, sp_sample *sm, ag_error *err)
     sm->has_loop = 1;
     sm->loop_loc = n->loc;
     const yt_node *v;
-    long from, to, by;
     if (!(v = yt_need(n, "var", err)) || yt_str(v, "var", &sm->loop_var, err)) return AG_ERR;
-    if (!(v = yt_need(n, "from", err)) || yt_int(v, "from", -(1L << 24), 1L << 24, &from, err)) return AG_ERR;
-    if (!(v = yt_need(n, "to", err)) || yt_int(v, "to", -(1L << 24), 1L << 24, &to, err)) return AG_ERR;
-    if (get_int(n, "by", -(1L << 24), 1L << 24, to >= from ? 1 : -1, &by, err)) return AG_ERR;
-    if (by == 0 || (to - from) / by < 0)
-        return ag_errorf(err, n->loc, "loop: 'by' %ld never goes from %ld to %ld", by, from, to);
-    sm->loop_from = (int)from, sm->loop_to = (int)to, sm->loop_by = (int)by;
+    if (!(v = yt_need(n, "from", err)) || parse_expr(s, v, "from", &sm->loop_from, err)) return AG_ERR;
+    if (!(v = yt_need(n, "to", err)) || parse_expr(s, v, "to", &sm->loop_to, err)) return AG_ERR;
+    if ((v = yt_get(n, "by")) && parse_expr(s, v, "by", &sm->loop_by, err)) return AG_ERR;
     const yt_node *steps = yt_need(n, "steps", err);
     if (!steps || yt_want(steps, YT_SEQ, "steps", err)) return AG_ERR;
     sm->nloop_steps = (int)steps->n;
@@ -529,12 +572,64 @@ static int load_schedule(sp_spec *s, const yt_node *n, ag_error *err)
     return AG_OK;
 }
 
+/* inputs: {NAME: NUMBER, NAME: {image: FILE-or-~}, NAME: {text: STRING}}. */
+static int load_inputs(sp_spec *s, const yt_node *n, sp_sample *sm, ag_error *err)
+{
+    static const char *const taken[] = {"n", "pixels", "test_x", "test_label", "tokens"};
+    static const char *const kinds[] = {"image", "text", NULL};
+    if (yt_want(n, YT_MAP, "inputs", err)) return AG_ERR;
+    if (n->n > SP_MAX_SAMPLE_INPUTS)
+        return ag_errorf(err, n->loc, "'inputs' has %zu entries; at most %d", n->n, SP_MAX_SAMPLE_INPUTS);
+    sm->ninputs = (int)n->n;
+    sm->inputs = ar_alloc(&s->arena, (n->n ? n->n : 1) * sizeof *sm->inputs);
+    for (size_t k = 0; k < n->n; k++) {
+        const yt_pair *pr = &n->pairs[k];
+        sp_input *in = &sm->inputs[k];
+        in->name = key_of(pr);
+        in->loc = pr->key->loc;
+        if (!ex_is_name(in->name))
+            return ag_errorf(err, in->loc, "input '%s': a name is a letter or '_', then letters, digits and '_'",
+                             in->name);
+        for (size_t j = 0; j < AG_COUNTOF(taken); j++)
+            if (!strcmp(in->name, taken[j]))
+                return ag_errorf(err, in->loc, "input '%s': the section already has '%s'; choose another name",
+                                 in->name, in->name);
+        const yt_node *v = pr->value;
+        if (v->kind == YT_MAP) {
+            if (yt_check_keys(v, kinds, in->name, err)) return AG_ERR;
+            const yt_node *txt = yt_get(v, "text");
+            if (txt) {
+                if (v->n != 1)
+                    return ag_errorf(err, v->loc, "input '%s': either 'image' or 'text', not both", in->name);
+                in->kind = SP_INPUT_TEXT;
+                if (yt_str(txt, "text", &in->text, err)) return AG_ERR;
+                continue;
+            }
+            const yt_node *img = yt_need(v, "image", err);
+            if (!img) return AG_ERR;
+            in->kind = SP_INPUT_IMAGE;
+            /* ~ (or nothing): the user must give the file. */
+            if (img->kind == YT_SCALAR && img->len && strcmp(img->text, "~") && strcmp(img->text, "null")) {
+                if (yt_str(img, "image", &in->path, err)) return AG_ERR;
+            } else if (img->kind != YT_SCALAR) {
+                return ag_errorf(err, img->loc, "input '%s': 'image' is a PNG file, or ~ to require one", in->name);
+            }
+            continue;
+        }
+        in->kind = SP_INPUT_NUMBER;
+        if (v->kind != YT_SCALAR || yt_float(v, in->name, -HUGE_VAL, HUGE_VAL, &in->number, err))
+            return ag_errorf(err, v->loc, "input '%s' is a number (its default), {image: FILE} for an image, "
+                             "or {text: STRING} for text", in->name);
+    }
+    return AG_OK;
+}
+
 /* One section: an image expression over n draws (and the test split's first n
  * images as test_x and test_label), optional statements before it, and the grid. */
 static int load_section(sp_spec *s, const char *name, const yt_node *n, sp_sample *sm, ag_error *err)
 {
     static const char *const keys[] = {"image", "steps", "loop", "grid", "range", "count", "each_epoch",
-                                       "strip", NULL};
+                                       "inputs", "text", "strip", NULL};
     if (yt_want(n, YT_MAP, name, err) || yt_check_keys(n, keys, name, err)) return AG_ERR;
     sm->name = name;
     sm->loc = n->loc;
@@ -549,13 +644,32 @@ static int load_section(sp_spec *s, const char *name, const yt_node *n, sp_sampl
         for (size_t k = 0; k < steps->n; k++)
             if (parse_stmt(s, steps->items[k], &sm->steps[k], err)) return AG_ERR;
     }
+    const yt_node *inputs = yt_get(n, "inputs");
+    if (inputs && load_inputs(s, inputs, sm, err)) return AG_ERR;
     sm->each_epoch = 1;
     const yt_node *each = yt_get(n, "each_epoch");
     if (each && yt_bool(each, "each_epoch", &sm->each_epoch, err)) return AG_ERR;
     const yt_node *loop = yt_get(n, "loop");
     if (loop && load_loop(s, loop, sm, err)) return AG_ERR;
-    const yt_node *img = yt_need(n, "image", err);
-    if (!img || parse_expr(s, img, "image", &sm->image, err)) return AG_ERR;
+    const yt_node *strip = yt_get(n, "strip");
+    if (strip) {
+        static const char *const strip_keys[] = {"every", NULL};
+        long every;
+        if (yt_want(strip, YT_MAP, "strip", err) || yt_check_keys(strip, strip_keys, "strip", err) ||
+            !yt_need(strip, "every", err) || get_int(strip, "every", 1, 1000000, 1, &every, err))
+            return AG_ERR;
+        if (!loop)
+            return ag_errorf(err, strip->loc, "%s: 'strip' records the passes of a loop, and this section has none",
+                             name);
+        if (yt_get(n, "text"))
+            return ag_errorf(err, strip->loc, "%s: 'strip' records images, and this section gives text", name);
+        sm->strip_every = (int)every;
+    }
+    const yt_node *img = yt_get(n, "image"), *txt = yt_get(n, "text");
+    if (img && txt)
+        return ag_errorf(err, txt->loc, "%s: a section gives 'image' or 'text', not both", name);
+    if (txt) return parse_expr(s, txt, "text", &sm->text, err);
+    if (!(img = yt_need(n, "image", err)) || parse_expr(s, img, "image", &sm->image, err)) return AG_ERR;
     const yt_node *grid = yt_get(n, "grid");
     if (grid) {
         const char *g;
@@ -578,18 +692,6 @@ static int load_section(sp_spec *s, const char *name, const yt_node *n, sp_sampl
         sm->lo = (float)lo;
         sm->hi = (float)hi;
     }
-    const yt_node *strip = yt_get(n, "strip");
-    if (strip) {
-        static const char *const strip_keys[] = {"every", NULL};
-        long every;
-        if (yt_want(strip, YT_MAP, "strip", err) || yt_check_keys(strip, strip_keys, "strip", err) ||
-            !yt_need(strip, "every", err) || get_int(strip, "every", 1, 1000000, 1, &every, err))
-            return AG_ERR;
-        if (!loop)
-            return ag_errorf(err, strip->loc, "%s: 'strip' records the passes of a loop, and this section has none",
-                             name);
-        sm->strip_every = (int)every;
-    }
     return AG_OK;
 }
 
@@ -597,7 +699,7 @@ static int load_section(sp_spec *s, const char *name, const yt_node *n, sp_sampl
 static int load_sample(sp_spec *s, const yt_node *n, ag_error *err)
 {
     if (yt_want(n, YT_MAP, "sample", err)) return AG_ERR;
-    if (yt_get(n, "image")) {
+    if (yt_get(n, "image") || yt_get(n, "text")) {
         s->nsamples = 1;
         s->samples = ar_alloc(&s->arena, sizeof *s->samples);
         return load_section(s, "sample", n, &s->samples[0], err);
@@ -615,6 +717,60 @@ const sp_sample *sp_find_sample(const sp_spec *s, const char *name)
     for (int k = 0; k < s->nsamples; k++)
         if (strcmp(s->samples[k].name, name) == 0) return &s->samples[k];
     return NULL;
+}
+
+/* One --input NAME=VALUE into one declared input; where is the override's text. */
+static int set_input(sp_input *in, const char *value, const char *where, ag_error *err)
+{
+    if (in->kind == SP_INPUT_IMAGE) {
+        if (!*value) return ag_errorf(err, (ag_loc){0}, "%s: '%s' is an image: give a PNG file", where, in->name);
+        in->path = value;
+        return AG_OK;
+    }
+    if (in->kind == SP_INPUT_TEXT) {
+        in->text = value;
+        return AG_OK;
+    }
+    char *end;
+    errno = 0;
+    double v = strtod(value, &end);
+    if (!*value || *end || errno || !isfinite(v))
+        return ag_errorf(err, (ag_loc){0}, "%s: '%s' is a number, got '%s'", where, in->name, value);
+    in->number = v;
+    return AG_OK;
+}
+
+int sp_set_inputs(sp_spec *s, const char *section, const sp_set *sets, int nsets, ag_error *err)
+{
+    for (int k = 0; k < nsets; k++) {
+        const char *text = sets[k].text, *eq = strchr(text, '=');
+        char where[256];
+        snprintf(where, sizeof where, "--input %s", text);
+        if (!eq || eq == text) return ag_errorf(err, (ag_loc){0}, "%s: expected NAME=VALUE, like temperature=0.8", where);
+        size_t len = (size_t)(eq - text);
+        int hits = 0;
+        sg_best b;
+        sg_init(&b, ar_strndup(&s->arena, text, len));
+        for (int j = 0; j < s->nsamples; j++) {
+            sp_sample *sm = &s->samples[j];
+            if (section && strcmp(sm->name, section)) continue;
+            for (int i = 0; i < sm->ninputs; i++) {
+                sg_offer(&b, sm->inputs[i].name);
+                if (strlen(sm->inputs[i].name) != len || strncmp(sm->inputs[i].name, text, len)) continue;
+                if (set_input(&sm->inputs[i], eq + 1, where, err)) return AG_ERR;
+                hits++;
+            }
+        }
+        if (!hits) {
+            char hint[96];
+            if (section)
+                return ag_errorf(err, (ag_loc){0}, "%s: sample section '%s' has no input '%.*s'%s", where, section,
+                                 (int)len, text, sg_hint(&b, hint, sizeof hint));
+            return ag_errorf(err, (ag_loc){0}, "%s: no sample section has an input '%.*s'%s", where, (int)len, text,
+                             sg_hint(&b, hint, sizeof hint));
+        }
+    }
+    return AG_OK;
 }
 
 /* ------------------------------------------------------------------ spec -- */

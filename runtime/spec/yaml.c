@@ -471,6 +471,10 @@ void yt_annotate(ag_error *err, const yt_doc *doc)
     if (*end != ':' || line < 1) return;
     long col = strtol(end + 1, &end, 10);
     if (*end != ':' || col < 1) return;
+    /* Annotated once already: eval --quality's classifier spec may be the main spec. */
+    char quoted[32];
+    snprintf(quoted, sizeof quoted, "\n  %ld | ", line);
+    if (strstr(m, quoted)) return;
 
     const char *s = doc->src, *stop = doc->src + doc->src_len;
     if (doc->src_len >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0) s += 3; /* not a column */

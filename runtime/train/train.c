@@ -31,35 +31,82 @@ static int split_present(const char *dir, const char *split)
     return 0;
 }
 
-int tr_load_data(const sp_spec *s, tr_data *d, ag_error *err)
+static int load_images(const sp_spec *s, tr_data *d, ag_error *err)
 {
-    memset(d, 0, sizeof *d);
     ag_error e;
     if (idx_load_split(s->data.path, "train", &d->train, &e))
         return ag_errorf(err, s->data.path_loc, "cannot load the training data: %s", e.msg);
     /* The test split is optional: without it there is no test loss. But a test file
      * that is there and broken is an error, not a quiet lack of test loss. */
     if (split_present(s->data.path, "t10k")) {
-        if (idx_load_split(s->data.path, "t10k", &d->test, &e)) {
-            tr_free_data(d);
+        if (idx_load_split(s->data.path, "t10k", &d->test, &e))
             return ag_errorf(err, s->data.path_loc, "cannot load the test data: %s", e.msg);
-        }
         d->has_test = 1;
-        if (d->test.rows != d->train.rows || d->test.cols != d->train.cols) {
-            ag_errorf(err, s->data.path_loc, "the test images are %dx%d but the training images %dx%d",
-                      d->test.rows, d->test.cols, d->train.rows, d->train.cols);
-            tr_free_data(d);
-            return AG_ERR;
-        }
+        if (d->test.rows != d->train.rows || d->test.cols != d->train.cols)
+            return ag_errorf(err, s->data.path_loc, "the test images are %dx%d but the training images %dx%d",
+                             d->test.rows, d->test.cols, d->train.rows, d->train.cols);
     }
     return AG_OK;
+}
+
+static int load_text(const sp_spec *s, tr_data *d, ag_error *err)
+{
+    ag_error e;
+    const sp_data *sd = &s->data;
+    if (tx_load(sd->path, sd->test_fraction, &d->text, &e))
+        return ag_errorf(err, sd->path_loc, "cannot load the text: %s", e.msg);
+    int len = sd->context + 1;
+    if (d->text.ntrain < len)
+        return ag_errorf(err, sd->path_loc,
+                         "%s: the training split holds %lld bytes, fewer than one window of context + 1 = %d; "
+                         "use a smaller context or more text", sd->path, (long long)d->text.ntrain, len);
+    if (sd->test_fraction > 0 && d->text.ntest < len)
+        return ag_errorf(err, sd->path_loc,
+                         "%s: the test split holds %lld bytes, fewer than one window of context + 1 = %d; "
+                         "raise data.test, or set it to 0 for no test split", sd->path,
+                         (long long)d->text.ntest, len);
+    tx_windows(d->text.train, d->text.ntrain, len, &d->train);
+    if (sd->test_fraction > 0) {
+        tx_windows(d->text.test, d->text.ntest, len, &d->test);
+        d->has_test = 1;
+    }
+    /* The program sees the vocabulary as the number of classes of every token. */
+    d->train.classes = d->test.classes = d->text.vocab;
+    return AG_OK;
+}
+
+/* One loader per kind of data, indexed by sp_data_kind. */
+static int (*const loaders[])(const sp_spec *, tr_data *, ag_error *) = {
+    [SP_DATA_IMAGES] = load_images,
+    [SP_DATA_TEXT] = load_text,
+};
+
+int tr_load_data(const sp_spec *s, tr_data *d, ag_error *err)
+{
+    memset(d, 0, sizeof *d);
+    d->kind = s->data.kind;
+    AG_ASSERT((size_t)d->kind < AG_COUNTOF(loaders));
+    if (loaders[d->kind](s, d, err) == AG_OK) return AG_OK;
+    tr_free_data(d);
+    return AG_ERR;
 }
 
 void tr_free_data(tr_data *d)
 {
     idx_dataset_free(&d->train);
-    if (d->has_test) idx_dataset_free(&d->test);
+    idx_dataset_free(&d->test);
+    tx_free(&d->text);
     memset(d, 0, sizeof *d);
+}
+
+void tr_print_data(const sp_spec *s, const tr_data *d, FILE *out)
+{
+    if (d->kind != SP_DATA_TEXT) return;
+    const tx_corpus *c = &d->text;
+    fprintf(out, "data: text from %s: %d file%s, %lld bytes, a vocabulary of %d bytes\n", s->data.path, c->nfiles,
+            c->nfiles == 1 ? "" : "s", (long long)c->size, c->vocab);
+    fprintf(out, "  train %lld bytes: %lld windows of %d; test %lld bytes: %lld windows\n\n", (long long)c->ntrain,
+            (long long)d->train.count, d->train.cols, (long long)c->ntest, (long long)d->test.count);
 }
 
 /* Bytes to floats per batch: the data set stays uint8, a quarter of the memory. */
@@ -99,7 +146,7 @@ static void fmt_time(char *buf, size_t n, double s)
 }
 
 static void progress(tr_progress *pr, const pg_program *p, int epoch, int64_t done, int64_t total,
-                     double epoch_start, int final)
+                     int64_t skipped, double epoch_start, int final)
 {
     double t = now();
     /* A live bar redraws ten times a second; a log file gets a line every 10 s. */
@@ -122,6 +169,8 @@ static void progress(tr_progress *pr, const pg_program *p, int epoch, int64_t do
     k += snprintf(line + k, sizeof line - (size_t)k, " %.0f samples/s ETA %s", rate, eta);
     for (int j = 0; j < p->nlogs && k < (int)sizeof line - 40; j++)
         k += snprintf(line + k, sizeof line - (size_t)k, " %s %.4g", p->log_names[j], p->logs[j]->data[0]);
+    if (skipped && k < (int)sizeof line - 40)
+        snprintf(line + k, sizeof line - (size_t)k, " skipped %lld", (long long)skipped);
     fputs(line, stderr);
     if (!pr->live) fputc('\n', stderr);
     fflush(stderr);
@@ -156,9 +205,56 @@ static int mkdirs(const char *path, ag_error *err)
     return AG_OK;
 }
 
+/* A text input's bytes as token ids, the same row for every draw. */
+static int text_input(pg_program *p, int k, int j, const tr_data *d, ag_error *err)
+{
+    pg_sampler *q = &p->samples[k];
+    const sp_input *in = &q->spec->inputs[j];
+    int64_t len = q->inputs[j]->shape.d[1];
+    for (int64_t i = 0; i < len; i++) {
+        unsigned char b = (unsigned char)in->text[i];
+        if (d->text.id[b] < 0)
+            return ag_errorf(err, in->loc, "input '%s': the byte %s%c%s(0x%02x) at offset %lld is not in the "
+                             "vocabulary of %s (%d bytes)", in->name, b >= 32 && b < 127 ? "'" : "",
+                             b >= 32 && b < 127 ? b : ' ', b >= 32 && b < 127 ? "' " : "", b, (long long)i,
+                             p->spec->data.path, d->text.vocab);
+        for (int r = 0; r < q->count; r++) q->inputs[j]->data[r * len + i] = d->text.id[b];
+    }
+    return AG_OK;
+}
+
+int tr_sample_inputs(pg_program *p, int k, const tr_data *d, ag_error *err)
+{
+    pg_sampler *q = &p->samples[k];
+    const sp_sample *sm = q->spec;
+    int64_t px = (int64_t)p->rows * p->cols;
+    for (int j = 0; j < sm->ninputs; j++) {
+        const sp_input *in = &sm->inputs[j];
+        if (in->kind == SP_INPUT_TEXT && text_input(p, k, j, d, err)) return AG_ERR;
+        if (in->kind != SP_INPUT_IMAGE) continue;
+        if (!in->path)
+            return ag_errorf(err, in->loc, "sample section '%s' needs an image for its input '%s': "
+                             "give --input %s=FILE.png", sm->name, in->name, in->name);
+        img_gray img;
+        if (img_read_gray(in->path, &img, err)) return AG_ERR;
+        if (img.h != p->rows || img.w != p->cols) {
+            ag_errorf(err, (ag_loc){0}, "%s: the image is %dx%d, but the data's images are %dx%d (input '%s')",
+                      in->path, img.w, img.h, p->cols, p->rows, in->name);
+            img_gray_free(&img);
+            return AG_ERR;
+        }
+        /* Every draw of the section starts from the same image. */
+        for (int r = 0; r < q->count; r++)
+            for (int64_t i = 0; i < px; i++) q->inputs[j]->data[r * px + i] = img.pixels[i];
+        img_gray_free(&img);
+    }
+    return AG_OK;
+}
+
 int tr_draw_samples(pg_program *p, int k, const tr_data *d, int64_t first, uint64_t seed, ag_error *err)
 {
     pg_sampler *q = &p->samples[k];
+    if (tr_sample_inputs(p, k, d, err)) return AG_ERR;
     /* test_x: the test split's images from first on, wrapping around its end. */
     if (d->has_test) {
         int64_t px = (int64_t)p->rows * p->cols, at = first % d->test.count;
@@ -171,13 +267,46 @@ int tr_draw_samples(pg_program *p, int k, const tr_data *d, int64_t first, uint6
     return pg_sample(p, k, seed, err);
 }
 
+/* The first n texts of a text section, decoded: to stdout for "-", else to a file,
+ * written whole under a temporary name and renamed. */
+static int write_text(pg_program *p, int k, const tr_data *d, const char *path, int n, ag_error *err)
+{
+    const ag_node *ids = p->samples[k].image;
+    int64_t len = ids->shape.d[1];
+    for (int64_t j = 0; j < (int64_t)n * len; j++) {
+        float v = ids->data[j];
+        if (!(v >= 0 && v < d->text.vocab && v == floorf(v)))
+            return ag_errorf(err, p->samples[k].spec->text->loc, "%s: 'text' gives the token id %g, not one "
+                             "of the vocabulary's [0, %d)", p->samples[k].spec->name, v, d->text.vocab);
+    }
+    int out = strcmp(path, "-") != 0;
+    char tmp[4400];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = out ? fopen(tmp, "wb") : stdout;
+    if (!f) return ag_errorf(err, (ag_loc){0}, "%s: %s", tmp, strerror(errno));
+    for (int r = 0; r < n; r++) {
+        if (n > 1) fprintf(f, "%s--- sample %d of %d\n", r ? "\n" : "", r + 1, n);
+        for (int64_t j = 0; j < len; j++) fputc(d->text.bytes[(int)ids->data[r * len + j]], f);
+        fputc('\n', f);
+    }
+    if (!out) return fflush(f) ? ag_errorf(err, (ag_loc){0}, "stdout: %s", strerror(errno)) : AG_OK;
+    if (fclose(f) != 0 || rename(tmp, path) != 0) {
+        ag_errorf(err, (ag_loc){0}, "%s: %s", path, strerror(errno));
+        unlink(tmp);
+        return AG_ERR;
+    }
+    return AG_OK;
+}
+
 /* The first `limit` images (all when 0) of section k into a PNG grid; a limit other
- * than the section's own count lays them out as square as fits. */
+ * than the section's own count lays them out as square as fits. A text section writes
+ * its texts instead. */
 static int write_grid(pg_program *p, int k, const tr_data *d, const char *path, uint64_t seed, int limit,
                       ag_error *err)
 {
     pg_sampler *q = &p->samples[k];
     if (tr_draw_samples(p, k, d, 0, seed, err)) return AG_ERR;
+    if (q->text) return write_text(p, k, d, path, limit > 0 && limit < q->images ? limit : q->images, err);
     int images = q->images, rows = q->grid_rows, cols = q->grid_cols;
     if (limit > 0 && limit < images) {
         images = limit;
@@ -234,6 +363,8 @@ typedef struct tr_record {
     /* The spec's learning rates when saved: a resume whose spec changed one takes the
      * new one; otherwise the saved rate stands (a hook's schedule may have moved it). */
     double spec_lr[TR_MAX_OPTIMS];
+    /* train.on_nan: skip: batches skipped in this epoch, and in a row up to now. */
+    int64_t skipped, skipped_in_row;
 } tr_record;
 
 static void means_add(tr_means *m, const pg_program *p, int n)
@@ -307,30 +438,53 @@ static int evaluate(pg_program *p, const idx_dataset *ds, tr_means *m, int64_t *
     return rc;
 }
 
+/* One more "name value" of the evaluation, as a line or a JSON member. */
+static void eval_put(FILE *out, int json, int *first, const char *name, double v, const char *fmt)
+{
+    if (json) {
+        fprintf(out, "%s\"%s\":", *first ? "" : ",", name);
+        json_num(out, v);
+    } else {
+        fprintf(out, "%s ", name);
+        fprintf(out, fmt, v);
+        fputc('\n', out);
+    }
+    *first = 0;
+}
+
 int tr_evaluate(pg_program *p, const tr_data *d, FILE *out, int json, ag_error *err)
 {
-    if (!d->has_test) return ag_errorf(err, p->spec->data.path_loc, "the data has no test split (t10k files)");
+    if (!d->has_test)
+        return ag_errorf(err, p->spec->data.path_loc, d->kind == SP_DATA_TEXT
+                         ? "the data has no test split (data.test is 0)" : "the data has no test split (t10k files)");
     tr_means m;
     int64_t correct;
     if (evaluate(p, &d->test, &m, &correct, err)) return AG_ERR;
+    int first = 1;
     if (json) fputc('{', out);
     for (int k = 0; k < p->nlogs; k++) {
-        double v = m.sum[k] / (double)m.count;
-        if (json) {
-            fprintf(out, "%s\"test_%s\":", k ? "," : "", p->log_names[k]);
-            json_num(out, v);
-        } else {
-            fprintf(out, "test_%s %.6g\n", p->log_names[k], v);
-        }
+        char name[160];
+        snprintf(name, sizeof name, "test_%s", p->log_names[k]);
+        eval_put(out, json, &first, name, m.sum[k] / (double)m.count, "%.6g");
     }
-    if (correct >= 0) {
-        double acc = (double)correct / (double)m.count;
-        if (json)
-            fprintf(out, "%s\"test_accuracy\":%.9g", p->nlogs ? "," : "", acc);
-        else
-            fprintf(out, "test_accuracy %.4f\n", acc);
+    if (correct >= 0) eval_put(out, json, &first, "test_accuracy", (double)correct / (double)m.count, "%.4f");
+    /* train.nll, in the unit each kind of data is measured in: nats per image, or bits
+     * per character beside what the characters' frequencies alone would give. */
+    int64_t chars = d->test.count * (d->test.cols - 1);
+    if (p->nll_log >= 0 && d->kind == SP_DATA_TEXT) {
+        eval_put(out, json, &first, "test_bits_per_char", m.sum[p->nll_log] / (double)m.count / M_LN2, "%.4f");
+        /* The targets of window k are test tokens 1 + k (cols - 1) onwards. */
+        eval_put(out, json, &first, "unigram_bits_per_char", tx_unigram_bits(&d->text, 1, chars), "%.4f");
+    } else if (p->nll_log >= 0) {
+        eval_put(out, json, &first, "test_nats_per_image", m.sum[p->nll_log] / (double)m.count, "%.4f");
     }
-    if (json) fprintf(out, "%s\"images\":%lld}\n", p->nlogs || correct >= 0 ? "," : "", (long long)m.count);
+    if (d->kind == SP_DATA_TEXT) {
+        eval_put(out, json, &first, "windows", (double)m.count, "%.0f");
+        eval_put(out, json, &first, "characters", (double)chars, "%.0f");
+    } else if (json) {
+        eval_put(out, json, &first, "images", (double)m.count, "%.0f");
+    }
+    if (json) fputs("}\n", out);
     return AG_OK;
 }
 
@@ -360,15 +514,15 @@ typedef struct tr_run_state {
 } tr_run_state;
 
 /* After each epoch every section: the first as samples-epoch-NNN.png, the others
- * under their names. */
+ * under their names; a text section as .txt. */
 static int epoch_samples(tr_run_state *st, ag_error *err)
 {
     pg_program *p = st->p;
     for (int k = 0; k < p->nsamples; k++) {
         if (!p->samples[k].spec->each_epoch) continue;
         char path[4400];
-        snprintf(path, sizeof path, "%s/%s-epoch-%03d.png", st->dir, k ? p->samples[k].spec->name : "samples",
-                 st->epoch);
+        snprintf(path, sizeof path, "%s/%s-epoch-%03d.%s", st->dir, k ? p->samples[k].spec->name : "samples",
+                 st->epoch, p->samples[k].text ? "txt" : "png");
         if (tr_write_samples(p, k, st->d, path, p->spec->seed, err)) return AG_ERR;
     }
     return AG_OK;
@@ -464,6 +618,10 @@ static int resume(tr_run_state *st, const char *from, ag_error *err)
         snprintf(name, sizeof name, "%s", slash ? slash + 1 : from);
         char *dot = strrchr(name, '.');
         if (dot && (!strcmp(dot, ".safetensors") || !strcmp(dot, ".state"))) *dot = 0;
+        char path[4700];
+        snprintf(path, sizeof path, "%s/%s.safetensors", dir, name);
+        if (stat(from, &sb) && stat(path, &sb))
+            return ag_errorf(err, (ag_loc){0}, "%s: no run directory or checkpoint to resume from", from);
     }
     rng *rngs[2];
     const char *names[64];
@@ -596,8 +754,6 @@ static int hook(tr_run_state *st, lh_event ev, const tr_means *train, const tr_m
             snprintf(path, sizeof path, "%s", q->path[0] ? q->path : "");
         else
             snprintf(path, sizeof path, "%s/%s", st->dir, q->path);
-        if (!q->path[0])
-            snprintf(path, sizeof path, "%s/samples-step-%08lld-%d.png", st->dir, (long long)st->step, k);
         int sec = q->section[0] ? -1 : 0;
         for (int j = 0; j < p->nsamples && q->section[0]; j++)
             if (!strcmp(p->samples[j].spec->name, q->section)) sec = j;
@@ -606,6 +762,9 @@ static int hook(tr_run_state *st, lh_event ev, const tr_means *train, const tr_m
         if (sec < 0)
             return ag_errorf(err, p->spec->hooks_loc, "aigc.sample: the spec has no sample section '%s'",
                              q->section);
+        if (!q->path[0])
+            snprintf(path, sizeof path, "%s/samples-step-%08lld-%d.%s", st->dir, (long long)st->step, k,
+                     p->samples[sec].text ? "txt" : "png");
         /* n draws at most the section's count: its graph is planned for that many. */
         if (q->n > p->samples[sec].images)
             return ag_errorf(err, p->spec->hooks_loc, "aigc.sample: n = %d, but section '%s' draws %d",
@@ -633,15 +792,14 @@ static void hook_logs(tr_run_state *st)
 
 /* ---------------------------------------------------------------- epochs -- */
 
-/* A logged value went NaN or infinite: name it, and the first node of the step that
- * made a non-finite value, at its statement (and its layer, inside a model). */
-static int diverged(tr_run_state *st, int bad, ag_error *err)
+/* The message `head`, placed at the statement that made the first non-finite value
+ * among the step's nodes [0, limit) (and its layer, inside a model); at `fallback` when
+ * none did. */
+static int nonfinite_at(const tr_run_state *st, int limit, ag_loc fallback, const char *head, ag_error *err)
 {
     const pg_program *p = st->p;
     const ag_graph *g = &p->step;
-    float v = p->logs[bad]->data[0];
-    const char *what = isnan(v) ? "NaN" : v > 0 ? "+infinity" : "-infinity";
-    for (int k = 0; k < g->n; k++) {
+    for (int k = 0; k < limit; k++) {
         const ag_node *n = g->nodes[k];
         int64_t len = ag_numel(&n->shape);
         int finite = 1;
@@ -650,14 +808,68 @@ static int diverged(tr_run_state *st, int bad, ag_error *err)
         char where[512] = "";
         if (n->loc.file && (n->loc.line != p->node_stmt[k].line || n->loc.file != p->node_stmt[k].file))
             snprintf(where, sizeof where, " (the layer at %s:%d:%d)", n->loc.file, n->loc.line, n->loc.col);
-        return ag_errorf(err, p->node_stmt[k],
-                         "training diverged at epoch %d, step %lld: '%s' is %s; the first non-finite value "
-                         "comes from %s in this statement%s",
-                         st->epoch, (long long)st->step, p->log_names[bad], what, ag_op_defs[n->op]->name,
-                         where);
+        return ag_errorf(err, p->node_stmt[k], "%s; the first non-finite value comes from %s in this statement%s",
+                         head, ag_op_defs[n->op]->name, where);
     }
-    return ag_errorf(err, (ag_loc){0}, "training diverged at epoch %d, step %lld: '%s' is %s", st->epoch,
-                     (long long)st->step, p->log_names[bad], what);
+    return ag_errorf(err, fallback, "%s", head);
+}
+
+static const char *nonfinite_name(float v)
+{
+    return isnan(v) ? "NaN" : v > 0 ? "+infinity" : "-infinity";
+}
+
+/* A logged value went NaN or infinite: name it, and the first node of the step that
+ * made a non-finite value. */
+static int diverged(tr_run_state *st, int bad, ag_error *err)
+{
+    const pg_program *p = st->p;
+    char head[512];
+    snprintf(head, sizeof head, "training diverged at epoch %d, step %lld: '%s' is %s", st->epoch,
+             (long long)st->step, p->log_names[bad], nonfinite_name(p->logs[bad]->data[0]));
+    return nonfinite_at(st, p->step.n, (ag_loc){0}, head, err);
+}
+
+/* The update statement of segment k (segments end at the updates, in order). */
+static const ex_stmt *update_stmt(const pg_program *p, int seg)
+{
+    int nth = 0;
+    for (int k = 0; k < seg; k++) nth += p->segs[k].optim >= 0;
+    for (int k = 0; k < p->spec->nsteps; k++)
+        if (p->spec->steps[k]->kind == EX_UPDATE && nth-- == 0) return p->spec->steps[k];
+    AG_ASSERT(!"a segment without its update statement");
+    return NULL;
+}
+
+/* train.on_nan: skip: the batch made no update from segment p->bad_seg on. Counted; an
+ * error once more than max_skipped batches in a row were skipped. */
+static int skip_batch(tr_run_state *st, ag_error *err)
+{
+    const pg_program *p = st->p;
+    st->rec.skipped++;
+    if (++st->rec.skipped_in_row <= p->spec->max_skipped) return AG_OK;
+    const pg_segment *sg = &p->segs[p->bad_seg];
+    const ex_stmt *u = update_stmt(p, p->bad_seg);
+    float v = sg->loss->data[0];
+    char head[512];
+    int k = snprintf(head, sizeof head,
+                     "training diverged at epoch %d, step %lld: %lld batches in a row skipped (max_skipped %d); ",
+                     st->epoch, (long long)st->step, (long long)st->rec.skipped_in_row, p->spec->max_skipped);
+    if (isfinite(v))
+        snprintf(head + k, sizeof head - (size_t)k, "a gradient of 'update %s' is not finite", u->names[0]);
+    else
+        snprintf(head + k, sizeof head - (size_t)k, "the loss of 'update %s' is %s", u->names[0], nonfinite_name(v));
+    return nonfinite_at(st, sg->to, u->loc, head, err);
+}
+
+/* Finite loss and gradients made a non-finite weight: no batch to skip can undo it. */
+static int overflowed(tr_run_state *st, ag_error *err)
+{
+    const ex_stmt *u = update_stmt(st->p, st->p->bad_seg);
+    return ag_errorf(err, u->loc,
+                     "training diverged at epoch %d, step %lld: 'update %s' made a weight non-finite from a "
+                     "finite loss and gradients; lower the learning rate",
+                     st->epoch, (long long)st->step, u->names[0]);
 }
 
 /* SIGINT or SIGTERM: the step in progress finishes, a checkpoint is saved, the run
@@ -668,6 +880,21 @@ static void on_signal(int sig)
 {
     if (tr_signal) _exit(128 + sig);
     tr_signal = sig;
+}
+
+/* A skipped batch's values are left out (null): they are not the step's. */
+static void step_row(tr_run_state *st, int skipped)
+{
+    const pg_program *p = st->p;
+    fprintf(st->mf, "{\"kind\":\"step\",\"epoch\":%d,\"step\":%lld,\"seconds\":%.3f", st->epoch,
+            (long long)st->step, now() - st->pr.start);
+    for (int k = 0; k < p->nlogs; k++) {
+        fprintf(st->mf, ",\"%s\":", p->log_names[k]);
+        json_num(st->mf, skipped ? NAN : p->logs[k]->data[0]);
+    }
+    if (p->spec->on_nan_skip) fprintf(st->mf, ",\"skipped\":%lld", (long long)st->rec.skipped);
+    hook_logs(st);
+    fputs("}\n", st->mf);
 }
 
 static int train_epoch(tr_run_state *st, ag_error *err)
@@ -681,29 +908,30 @@ static int train_epoch(tr_run_state *st, ag_error *err)
     while (st->cursor < tr->count && !st->stop && !tr_signal) {
         int n = (int)(tr->count - st->cursor < batch ? tr->count - st->cursor : batch);
         fill_batch(p, tr, st->order, st->cursor, n);
-        if (pg_train_step(p, n))
+        int rc = pg_train_step(p, n);
+        if (rc == AG_ERR)
             return ag_errorf(err, (ag_loc){0}, "%s (epoch %d, step %lld)", p->step.err.msg, st->epoch,
                              (long long)st->step + 1);
         st->step++;
         st->cursor += n;
-        int bad;
-        if (nonfinite(p, &bad)) return diverged(st, bad, err);
-        means_add(&st->rec.train, p, n);
-        if (st->hooks && lh_has(st->hooks, LH_ON_STEP) && hook(st, LH_ON_STEP, NULL, NULL, err)) return AG_ERR;
-        if (st->step % s->log_every == 0) {
-            fprintf(st->mf, "{\"kind\":\"step\",\"epoch\":%d,\"step\":%lld,\"seconds\":%.3f", st->epoch,
-                    (long long)st->step, now() - st->pr.start);
-            for (int k = 0; k < p->nlogs; k++) {
-                fprintf(st->mf, ",\"%s\":", p->log_names[k]);
-                json_num(st->mf, p->logs[k]->data[0]);
-            }
-            hook_logs(st);
-            fputs("}\n", st->mf);
+        if (rc == PG_OVERFLOWED) return overflowed(st, err);
+        if (rc == PG_SKIPPED) {
+            if (skip_batch(st, err)) return AG_ERR;
+        } else {
+            int bad;
+            if (nonfinite(p, &bad)) return diverged(st, bad, err);
+            st->rec.skipped_in_row = 0;
+            means_add(&st->rec.train, p, n);
         }
+        /* A failing hook still gets its step's row: the run is saved after it. */
+        int hrc = rc == AG_OK && st->hooks && lh_has(st->hooks, LH_ON_STEP) ? hook(st, LH_ON_STEP, NULL, NULL, err)
+                                                                           : AG_OK;
+        if (st->step % s->log_every == 0) step_row(st, rc == PG_SKIPPED);
+        if (hrc) return AG_ERR;
         if (s->ckpt_every && st->step % s->ckpt_every == 0 && checkpoint(st, err)) return AG_ERR;
-        progress(&st->pr, p, st->epoch, st->cursor - first, tr->count - first, epoch_start, 0);
+        progress(&st->pr, p, st->epoch, st->cursor - first, tr->count - first, st->rec.skipped, epoch_start, 0);
     }
-    progress(&st->pr, p, st->epoch, st->cursor - first, tr->count - first, epoch_start, 1);
+    progress(&st->pr, p, st->epoch, st->cursor - first, tr->count - first, st->rec.skipped, epoch_start, 1);
     if (st->pr.live) fputc('\n', stderr);
     return AG_OK;
 }
@@ -739,6 +967,10 @@ static int end_epoch(tr_run_state *st, ag_error *err)
         fprintf(mf, ",\"test_accuracy\":%.9g", acc);
         printf("  test_accuracy %.4f", acc);
     }
+    if (s->on_nan_skip) {
+        fprintf(mf, ",\"skipped\":%lld", (long long)st->rec.skipped);
+        if (st->rec.skipped) printf("  skipped %lld", (long long)st->rec.skipped);
+    }
     hook_logs(st);
     fputs("}\n", mf);
     fflush(mf);
@@ -746,6 +978,7 @@ static int end_epoch(tr_run_state *st, ag_error *err)
     fflush(stdout);
     if (epoch_samples(st, err)) return AG_ERR;
     memset(train, 0, sizeof *train);
+    st->rec.skipped = 0;
     return checkpoint(st, err);
 }
 
@@ -806,11 +1039,13 @@ int tr_run(pg_program *p, const tr_data *d, const tr_options *o, ag_error *err)
     /* The hook script loads first: one that does not compile stops the run before the
      * run directory, and an earlier run's metrics there, are touched. */
     int rc = hooks_open(st, err);
+    for (int k = 0; k < p->nsamples && rc == AG_OK; k++)
+        if (p->samples[k].spec->each_epoch) rc = tr_sample_inputs(p, k, d, err);
+    /* Loading the checkpoint touches no file: one that is not there (--resume into a
+     * directory that does not exist) leaves no run directory behind. */
+    if (rc == AG_OK && o->resume) rc = resume(st, o->resume, err);
     if (rc == AG_OK) rc = mkdirs(st->dir, err);
-    if (rc == AG_OK && o->resume) {
-        rc = resume(st, o->resume, err);
-        if (rc == AG_OK) rc = resume_metrics(st, err);
-    }
+    if (rc == AG_OK && o->resume) rc = resume_metrics(st, err);
     if (rc == AG_OK) {
         st->mf = fopen(st->metrics_path, o->resume ? "a" : "w");
         if (!st->mf)

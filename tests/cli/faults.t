@@ -1,7 +1,8 @@
 #!/bin/sh
 # Faults during training: a signal saves a checkpoint and stops with a message, and the
 # run resumed from it ends where an uninterrupted one does; a loss that turns NaN stops
-# the run at the statement that made the first non-finite value.
+# the run at the statement that made the first non-finite value, or with on_nan: skip,
+# skips the batch (no update from it) until too many in a row.
 . "$(dirname "$0")/lib.sh"
 
 S=tests/specs
@@ -64,5 +65,50 @@ run check specs/vae.yaml --max-memory 40
 is "$RC" 0 "the VAE fits in 40 MB"
 expect_error 2 "aigc-run: --max-memory expects a whole number in [1, 1073741824], got '0'" \
     check specs/vae.yaml --max-memory 0
+
+# on_nan: skip. A batch whose loss is -infinity (log of a label 0) makes no update: the
+# run goes on, counts the batches it skipped, and its weights stay finite.
+NS=$S/nan-some-batches.yaml
+run $NS --out "$TMP/skip" --progress lines --set train.checkpoint.every=1000 --set train.checkpoint.keep=3
+is "$RC" 0 "on_nan: skip: the run ends (exit 0)"
+skipped=$(json_field "$TMP/skip/metrics.jsonl" epoch 1 skipped)
+is "$skipped" 777 "the epoch row counts the skipped batches"
+like "$(cat "$OUT")" "epoch 1/1  fit * loss *  test_fit *  test_loss -inf  skipped 777" "the epoch line counts them too"
+is_number "$(json_field "$TMP/skip/metrics.jsonl" epoch 1 train_loss)"
+ok $? "the epoch's mean loss leaves the skipped batches out: finite"
+grep -q '"step":300,[^}]*"fit":null,"loss":null,"skipped":111}' "$TMP/skip/metrics.jsonl"
+ok $? "a skipped batch's step row holds null values and the count so far"
+run eval $NS --checkpoint "$TMP/skip"
+is_number "$(sed -n 's/^test_fit //p' "$OUT")"
+ok $? "the weights are finite (a finite test_fit from the checkpoint)"
+# Exact resume keeps the counts: from the step-2000 checkpoint to the end, the same
+# epoch row and the same weights.
+mkdir "$TMP/skip2" && cp "$TMP/skip/step-00002000."* "$TMP/skip/metrics.jsonl" "$TMP/skip2/"
+run $NS --out "$TMP/skip2" --progress lines --resume "$TMP/skip2/step-00002000"
+is "$RC" 0 "resumed from step 2000"
+is "$(json_field "$TMP/skip2/metrics.jsonl" epoch 1 skipped),$(json_field "$TMP/skip2/metrics.jsonl" epoch 1 train_loss)" \
+    "$skipped,$(json_field "$TMP/skip/metrics.jsonl" epoch 1 train_loss)" "... the same count and mean loss"
+cmp -s "$TMP/skip2/last.safetensors" "$TMP/skip/last.safetensors"
+ok $? "... and the same weights"
+
+# Too many in a row stop the run, at the statement that made the first non-finite value
+# (a loss), or at the update (a gradient).
+diverged_line() { grep -v '^epoch [0-9]*/[0-9]* [0-9]*/[0-9]* ' "$ERR" | sed -n 1p; }
+run $NS --out "$TMP/skip3" --progress lines --set train.max_skipped=2
+is "$(diverged_line)" "$NS:18:7: training diverged at epoch 1, step 9: 3 batches in a row skipped (max_skipped 2); the loss of 'update opt' is -infinity; the first non-finite value comes from log in this statement" \
+    "more than max_skipped in a row: the message"
+is "$RC" 1 "more than max_skipped in a row: exit 1"
+run $S/nan-gradient.yaml --out "$TMP/skip4" --progress lines
+is "$(diverged_line)" "$S/nan-gradient.yaml:15:7: training diverged at epoch 1, step 4: 4 batches in a row skipped (max_skipped 3); a gradient of 'update opt' is not finite" \
+    "a finite loss with a non-finite gradient is skipped too: the message"
+is "$RC" 1 "... exit 1"
+expect_error 1 "$S/overflow.yaml:15:7: training diverged at epoch 1, step 1: 'update opt' made a weight non-finite from a finite loss and gradients; lower the learning rate" \
+    $S/overflow.yaml --out "$TMP/skip5" --progress lines
+
+# A run directory that cannot be made: reported before any training (the full disk and
+# read-only cases are in disk.t).
+: >"$TMP/file"
+expect_error 1 "$TMP/file/run: cannot create the run directory: Not a directory" \
+    tests/specs/tiny-ae.yaml --out "$TMP/file/run" --progress lines
 
 done_testing

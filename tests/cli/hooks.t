@@ -110,6 +110,19 @@ if ! cmp -s "$TMP/m.error" "$TMP/m.callbacks"; then diag "$(diff "$TMP/m.callbac
 cmp -s "$TMP/error/last.safetensors" "$TMP/callbacks/last.safetensors"
 ok $? "... and the same weights"
 
+# e2) an error in on_step at a step that writes a metrics row: the row is written, then
+# the run saved; resumed, it ends as a run that never failed
+hooks --out "$TMP/error_step" --set hooks=tests/hooks/error_step.lua
+is "$(hook_lines | sed -n 1p)" "hook 'on_step' failed: tests/hooks/error_step.lua:4: step 30" "an error in on_step: the message"
+is "$(json_field "$TMP/error_step/metrics.jsonl" step 1 step | tail -n 1)" 30 "the failing step's metrics row is written"
+hooks --out "$TMP/error_step" --set hooks=tests/hooks/none.lua --resume
+is "$RC" 0 "--resume after the failure in on_step exits 0"
+strip_seconds "$TMP/error_step/metrics.jsonl" >"$TMP/m.error_step"
+cmp -s "$TMP/m.error_step" "$TMP/m.callbacks"
+ok $? "... and its metrics are those of a run whose hook never failed"
+cmp -s "$TMP/error_step/last.safetensors" "$TMP/callbacks/last.safetensors"
+ok $? "... and the same weights"
+
 # f) --hook-errors warn: the same error is printed once, the callback disabled, the
 # run completes
 hooks --out "$TMP/warn" --set hooks=tests/hooks/error_epoch.lua --hook-errors warn
@@ -151,7 +164,7 @@ is "$(cat "$TMP/io-unsafe/io.txt" 2>/dev/null)" "written by hooks-ae" "the hook 
 hooks --out "$TMP/csv" --set hooks=scripts/hooks/log_csv.lua --unsafe-hooks
 is "$RC" 0 "scripts/hooks/log_csv.lua with --unsafe-hooks exits 0"
 like "$(cat "$TMP/csv/hooks.csv" 2>/dev/null)" "epoch,step,seconds,train_loss,test_loss,lr_opt
-1,71,*,0.435271155,0.274999655,0.001
+1,71,*,0.435271155,0.274999659,0.001
 2,142,*,0.257672172,0.245029083,0.001" "log_csv.lua writes a header and a row per epoch, the metrics' values"
 
 # j) aigc.sample and aigc.save_checkpoint at step 10

@@ -90,6 +90,18 @@ expect_error 2 "aigc-run: --quality takes a classifier spec (.yaml), optionally 
 expect_error 2 "aigc-run: --quality is for eval" sample specs/vae.yaml --checkpoint "$V" --quality specs/classifier.yaml
 expect_error 1 "tests/specs/quality-probe.yaml:12:7: a classifier's step must name its logits [B, 10]: logits, features = C(x)" \
     eval specs/vae.yaml --checkpoint "$V" --quality "tests/specs/quality-probe.yaml:$P"
+# Errors in the classifier spec quote its line, with a caret, like any spec error, and
+# once, even when it is the main spec too.
+sed 's/relu(linear(/relu(lienar(/' specs/classifier.yaml >"$TMP/typo.yaml"
+run eval specs/vae.yaml --checkpoint "$V" --quality "$TMP/typo.yaml"
+is "$(cat "$ERR")" "$TMP/typo.yaml:25:22: unknown function or model 'lienar'; did you mean 'linear'?
+  25 |       features: relu(lienar(flatten(c2), 128))
+     |                      ^" "an error in the classifier spec: its line and a caret"
+is "$RC" 1 "... exit 1"
+run eval tests/specs/quality-probe.yaml --checkpoint "$P" --quality "tests/specs/quality-probe.yaml:$P"
+is "$(cat "$ERR")" "tests/specs/quality-probe.yaml:12:7: a classifier's step must name its logits [B, 10]: logits, features = C(x)
+  12 |     - loss = mean(M(x))
+     |       ^" "the main spec as the classifier: its line quoted once"
 run eval specs/vae.yaml --checkpoint "$V" --quality "specs/classifier.yaml:$TMP/none"
 like "$ERR1" "the classifier's weights: *(train it first: aigc-run SPEC)" "missing classifier weights say how to make them"
 is "$RC" 1 "missing classifier weights exit 1"

@@ -137,9 +137,17 @@ ok $? "... with the new learning rate: at 0, the weights stay the checkpoint's"
 mkdir "$TMP/empty"
 expect_error 1 "$TMP/empty/last.safetensors: cannot open: No such file or directory" \
     tests/specs/tiny-ae.yaml --out "$TMP/empty" --resume
-expect_error 1 "$TMP/empty/step-00000050.safetensors: cannot open: No such file or directory" \
+expect_error 1 "$TMP/empty/step-00000050.safetensors: no run directory or checkpoint to resume from" \
     tests/specs/tiny-ae.yaml --out "$TMP/empty" --resume "$TMP/empty/step-00000050.safetensors"
 [ -z "$(ls "$TMP/empty")" ]
 ok $? "a failed --resume writes nothing into the run directory"
+expect_error 1 "$TMP/nowhere/run: no run directory or checkpoint to resume from" \
+    tests/specs/tiny-ae.yaml --out "$TMP/nowhere/run" --resume
+[ ! -e "$TMP/nowhere" ]
+ok $? "--resume into a directory that does not exist does not make it"
+expect_error 1 "$TMP/nowhere/last: no run directory or checkpoint to resume from" \
+    tests/specs/tiny-ae.yaml --resume "$TMP/nowhere/last" --out "$TMP/nowhere/run"
+[ ! -e "$TMP/nowhere" ]
+ok $? "... nor the --out directory of a resume that fails"
 
 done_testing

@@ -1,0 +1,145 @@
+/* pool.c — worker threads that spin briefly, then sleep on a futex; chunks claimed by
+ * whichever thread gets there first (include/aigc/pool.h). */
+#include <linux/futex.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "aigc/base.h"
+#include "aigc/pool.h"
+
+/* About 20-50 us of pause instructions: longer than the gap between two jobs of a
+ * training step, far shorter than a scheduler's time slice, so a worker stays awake
+ * through a step and leaves the core to others between runs. */
+enum { SPIN_WORKER = 4096, SPIN_CALLER = 1024 };
+
+/* One job at a time. `claim` holds the job's generation (bits 32-63), its number of
+ * chunks (16-31) and the next unclaimed chunk (0-15). A thread claims a chunk with a
+ * compare-and-swap on it; a successful one proves the job it read the fields of is still
+ * running, so those fields are its own and not the next job's. */
+static struct {
+    int nthreads;
+    pthread_t workers[TP_MAX_THREADS];
+    _Atomic uint32_t gen;       /* futex word: bumped for each job, and to quit */
+    _Atomic uint64_t claim;
+    _Atomic int done;           /* chunks of the current job finished */
+    _Atomic int sleepers;
+    _Atomic int quit;
+    tp_fn fn;
+    void *ctx;
+    int64_t n;
+} pool = {.nthreads = 1};
+
+static void cpu_relax(void) { __builtin_ia32_pause(); }
+
+static void futex_wait(_Atomic uint32_t *word, uint32_t seen)
+{
+    syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_PRIVATE, seen, NULL, NULL, 0);
+}
+
+static void futex_wake_all(_Atomic uint32_t *word)
+{
+    syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE_PRIVATE, TP_MAX_THREADS, NULL, NULL, 0);
+}
+
+/* Chunk k of nchunks over [0, n): boundaries at multiples of 16, the last one at n. */
+static int64_t bound(int64_t n, int nchunks, int k)
+{
+    if (k == nchunks) return n;
+    return (n * k / nchunks) & ~(int64_t)15;
+}
+
+/* Runs chunks of job `gen` until none is left or a newer job has replaced it. */
+static void run_chunks(uint32_t gen)
+{
+    tp_fn fn = pool.fn;
+    void *ctx = pool.ctx;
+    int64_t n = pool.n;
+    uint64_t c = atomic_load(&pool.claim);
+    for (;;) {
+        int k = (int)(c & 0xffff), nchunks = (int)(c >> 16 & 0xffff);
+        if ((uint32_t)(c >> 32) != gen || k >= nchunks) return;
+        if (!atomic_compare_exchange_weak(&pool.claim, &c, c + 1)) continue;
+        fn(ctx, bound(n, nchunks, k), bound(n, nchunks, k + 1));
+        atomic_fetch_add_explicit(&pool.done, 1, memory_order_release);
+        c = atomic_load(&pool.claim);
+    }
+}
+
+static void *worker(void *arg)
+{
+    (void)arg;
+    uint32_t seen = atomic_load(&pool.gen);
+    for (;;) {
+        uint32_t gen;
+        for (int s = 0; (gen = atomic_load_explicit(&pool.gen, memory_order_acquire)) == seen; s++) {
+            if (s < SPIN_WORKER) {
+                cpu_relax();
+                continue;
+            }
+            /* The caller bumps gen before it reads sleepers, and this thread counts
+             * itself before the kernel compares gen: one of the two sees the other. */
+            atomic_fetch_add(&pool.sleepers, 1);
+            futex_wait(&pool.gen, seen);
+            atomic_fetch_sub(&pool.sleepers, 1);
+            s = 0;
+        }
+        seen = gen;
+        if (atomic_load(&pool.quit)) return NULL;
+        run_chunks(gen);
+    }
+}
+
+static void post(void)
+{
+    atomic_fetch_add(&pool.gen, 1);
+    if (atomic_load(&pool.sleepers) > 0) futex_wake_all(&pool.gen);
+}
+
+void tp_set_threads(int n)
+{
+    AG_ASSERT(n >= 1);
+    if (n > TP_MAX_THREADS) n = TP_MAX_THREADS;
+    if (n == pool.nthreads) return;
+    if (pool.nthreads > 1) {
+        atomic_store(&pool.quit, 1);
+        post();
+        for (int k = 1; k < pool.nthreads; k++) pthread_join(pool.workers[k], NULL);
+        atomic_store(&pool.quit, 0);
+    }
+    pool.nthreads = n;
+    for (int k = 1; k < n; k++)
+        if (pthread_create(&pool.workers[k], NULL, worker, NULL) != 0)
+            ag_assert_fail(__FILE__, __LINE__, "cannot start a worker thread");
+}
+
+int tp_threads(void) { return pool.nthreads; }
+
+void tp_for(int64_t n, int64_t grain, tp_fn fn, void *ctx)
+{
+    AG_ASSERT(grain >= 16);
+    int64_t most = n / grain;
+    int nchunks = most < pool.nthreads ? (int)most : pool.nthreads;
+    if (nchunks <= 1) {
+        if (n > 0) fn(ctx, 0, n);
+        return;
+    }
+    /* No worker can be inside a chunk here: the previous job's were all waited for. */
+    uint32_t gen = atomic_load(&pool.gen) + 1;
+    pool.fn = fn;
+    pool.ctx = ctx;
+    pool.n = n;
+    atomic_store(&pool.done, 0);
+    atomic_store(&pool.claim, (uint64_t)gen << 32 | (uint64_t)nchunks << 16);
+    post();
+    run_chunks(gen);
+    for (int s = 0; atomic_load_explicit(&pool.done, memory_order_acquire) < nchunks; s++) {
+        /* A chunk is running on a worker that may have lost its core: give it ours. */
+        if (s < SPIN_CALLER)
+            cpu_relax();
+        else
+            sched_yield();
+    }
+}

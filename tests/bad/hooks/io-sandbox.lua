@@ -1,0 +1,2 @@
+-- io is not there without --unsafe-hooks.
+local f = io.open("/etc/passwd")

@@ -1,0 +1,3 @@
+-- An error in the main chunk, at load time.
+local cfg = nil
+print(cfg.lr)

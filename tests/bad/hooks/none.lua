@@ -1,0 +1,1 @@
+-- none.lua: a script that does nothing (spec.yaml names it).

@@ -1,0 +1,2 @@
+-- A callback name bound to a number.
+on_step = 3

@@ -1,0 +1,3 @@
+-- A misspelt callback name.
+function on_stepp(run)
+end
