@@ -52,8 +52,10 @@ static int build(tcase *t, const char *text)
         snprintf(t->err.msg, sizeof t->err.msg, "cannot write %s", t->path);
         return AG_ERR;
     }
-    if (sp_load(&t->s, t->path, NULL, 0, &t->err)) return AG_ERR;
+    /* A failed load leaves its arena to sp_free too. */
+    int loaded = sp_load(&t->s, t->path, NULL, 0, &t->err);
     t->loaded = 1;
+    if (loaded) return AG_ERR;
     int rc = pg_build(&t->p, &t->s, 28, 28, 10, &t->err);
     t->built = 1;  /* pg_free cleans up after a failed build too */
     return rc;
