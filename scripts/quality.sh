@@ -11,7 +11,7 @@
 #
 #   --root DIR     where the runs go (default runs/quality: DIR/SET/NAME, logs in DIR/logs)
 #   --seed N       the seed of every run and measurement (default 0)
-#   --threads N    BLAS threads (default 1); the numbers reproduce at the same count
+#   --threads N    threads (default 1); the numbers reproduce at the same count
 #   --sets LIST    which data sets, of mnist and fashion (default both)
 #   --doc FILE     the report to rewrite (default docs/quality.md); "-" writes none
 #   --img DIR      where the sample grids go (default docs/img/quality)

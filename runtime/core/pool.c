@@ -1,5 +1,5 @@
-/* pool.c — worker threads that spin briefly, then sleep on a futex; chunks claimed by
- * whichever thread gets there first (include/aigc/pool.h). */
+/* pool.c — worker threads that spin briefly, yield, then sleep on a futex; chunks
+ * claimed by whichever thread gets there first (include/aigc/pool.h). */
 #include <linux/futex.h>
 #include <pthread.h>
 #include <sched.h>
@@ -34,7 +34,13 @@ static struct {
     int64_t n;
 } pool = {.nthreads = 1};
 
-static void cpu_relax(void) { __builtin_ia32_pause(); }
+/* A spin-wait hint: it spares the memory system and a sibling hyperthread. */
+static void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
 
 static void futex_wait(_Atomic uint32_t *word, uint32_t seen)
 {

@@ -19,7 +19,9 @@
 /* 2^n for an integer n in [-126, 127], from the exponent bits. */
 static inline float vm_pow2i(int32_t n)
 {
-    int32_t bits = (n + 127) << 23;
+    /* Unsigned, so that a NaN's garbage n wraps instead of overflowing: the NaN comes
+     * out of the polynomial anyway. */
+    uint32_t bits = ((uint32_t)n + 127u) << 23;
     float f;
     memcpy(&f, &bits, sizeof f);
     return f;
@@ -37,9 +39,9 @@ static inline float vm_expf(float x)
     const float shifter = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
     float t = x * 1.44269504088896341f + shifter;
     float n = t - shifter;
-    int32_t ni;
-    memcpy(&ni, &t, sizeof ni);
-    ni -= 0x4b400000; /* the shifter's bits: what remains is n */
+    uint32_t tbits;
+    memcpy(&tbits, &t, sizeof tbits);
+    int32_t ni = (int32_t)(tbits - 0x4b400000u); /* less the shifter's bits: n */
     float r = x - n * 0.693145751953125f;
     r = r - n * 1.42860682030941723e-6f;
     float p = 0.0013751407386735082f;
@@ -92,7 +94,7 @@ static inline float vm_logf(float x)
     memcpy(&bits, &xs, sizeof bits);
     /* bits - the bits of sqrt(1/2) puts the exponent step at sqrt(1/2), not at 1 */
     int32_t e = ((bits - 0x3f3504f3) >> 23);
-    int32_t mbits = bits - (e << 23);
+    uint32_t mbits = (uint32_t)bits - ((uint32_t)e << 23); /* unsigned: e may be < 0 */
     float m;
     memcpy(&m, &mbits, sizeof m);
     float ef = (float)e - (sub ? 23.0f : 0.0f);

@@ -102,7 +102,11 @@ static inline float adam_element(const opt_coef *c, float p, float grad, float *
  * for AVX2 and for any x86-64, chosen when the program loads: 8 lanes instead of 4 take
  * Adam from 14 % to 9 % of a VAE epoch, with the same bits (no FMA: -std=c11 keeps
  * GCC from contracting a multiply and an add). */
+#if defined(__x86_64__)
 #define ADAM_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define ADAM_CLONES
+#endif
 
 ADAM_CLONES
 static void adam_update(const opt_coef *c, float *restrict p, const float *restrict g,
