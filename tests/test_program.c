@@ -52,8 +52,9 @@ static int build(tcase *t, const char *text)
         snprintf(t->err.msg, sizeof t->err.msg, "cannot write %s", t->path);
         return AG_ERR;
     }
-    if (sp_load(&t->s, t->path, NULL, 0, &t->err)) return AG_ERR;
+    /* sp_free releases a failed load too (as main.c does). */
     t->loaded = 1;
+    if (sp_load(&t->s, t->path, NULL, 0, &t->err)) return AG_ERR;
     int rc = pg_build(&t->p, &t->s, 28, 28, 10, &t->err);
     t->built = 1;  /* pg_free cleans up after a failed build too */
     return rc;
@@ -748,10 +749,12 @@ static void test_char_gpt_causality(void)
     sp_spec s;
     pg_program p;
     ag_error err;
-    int rc = sp_load(&s, "specs/char-gpt.yaml", NULL, 0, &err);
-    if (rc == AG_OK) rc = pg_build(&p, &s, 1, 65, 100, &err);
+    int loaded = sp_load(&s, "specs/char-gpt.yaml", NULL, 0, &err) == AG_OK;
+    int rc = loaded ? pg_build(&p, &s, 1, 65, 100, &err) : AG_ERR;
     if (!ok(rc == AG_OK, "specs/char-gpt.yaml builds for windows of 65 tokens")) {
         diag("%s", err.msg);
+        if (loaded) pg_free(&p); /* pg_free cleans up after a failed build too */
+        sp_free(&s);
         return;
     }
     ag_node *logits = NULL;
