@@ -9,7 +9,9 @@
  * Every run is also interrupted after step 5: the state slab, the step count and the
  * weights go into a fresh optimizer, which must end bit for bit where the uninterrupted
  * run ends, as a resumed checkpoint must. */
+#include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "aigc/graph.h"
 #include "aigc/optim.h"
@@ -201,6 +203,19 @@ static void test_layout(void)
     h = opt_defaults(OPT_SGD);
     opt_init(&o, OPT_SGD, &h, &m.ps, m.groups, m.ngroups, (ag_loc){0}, &err);
     ok(opt_state_floats(&o) == 0 && o.state == NULL, "sgd without momentum keeps none");
+    /* on_nan: skip looks at exactly the covered elements, in every range of every group. */
+    int64_t last = o.groups[1].ranges[0].offset + o.groups[1].ranges[0].n - 1;
+    memset(m.ps.grad, 0, (size_t)m.ps.total * sizeof *m.ps.grad);
+    ok(opt_grads_finite(&o) && opt_params_finite(&o), "finite gradients and parameters are finite");
+    m.ps.grad[last] = NAN;
+    ok(!opt_grads_finite(&o), "a NaN in the last covered gradient is seen");
+    m.ps.grad[last] = -INFINITY;
+    ok(!opt_grads_finite(&o) && opt_params_finite(&o), "an infinite gradient is seen, in the gradients only");
+    m.ps.grad[last] = 0;
+    float keep = m.ps.data[0];
+    m.ps.data[0] = INFINITY;
+    ok(!opt_params_finite(&o) && opt_grads_finite(&o), "an infinite parameter is seen");
+    m.ps.data[0] = keep;
     opt_free(&o);
 
     opt_group_spec twice[] = {{(int[]){0, 1}, 2, 1e-3, 0}, {(int[]){1}, 1, 1e-3, 0}};
@@ -243,6 +258,10 @@ static void test_names_and_checks(void)
            "spec.yaml:12:3: sgd: nesterov momentum needs momentum > 0 and dampening 0 (got "
            "momentum 0, dampening 0)",
            "nesterov without momentum is refused");
+    const opt_field *eps = opt_field_by_name(OPT_ADAM, "eps");
+    ok(opt_check_value(OPT_ADAM, eps, 1e-8, at, &err) == AG_OK, "one value in range");
+    opt_check_value(OPT_ADAM, eps, -1, (ag_loc){"spec.yaml", 9, 28}, &err);
+    is_str(err.msg, "spec.yaml:9:28: adam: eps must be >= 0, got -1", "one value out of range, at its place");
 }
 
 int main(void)

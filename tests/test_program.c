@@ -52,9 +52,10 @@ static int build(tcase *t, const char *text)
         snprintf(t->err.msg, sizeof t->err.msg, "cannot write %s", t->path);
         return AG_ERR;
     }
-    /* sp_free releases a failed load too (as main.c does). */
+    /* A failed load leaves its arena to sp_free too. */
+    int loaded = sp_load(&t->s, t->path, NULL, 0, &t->err);
     t->loaded = 1;
-    if (sp_load(&t->s, t->path, NULL, 0, &t->err)) return AG_ERR;
+    if (loaded) return AG_ERR;
     int rc = pg_build(&t->p, &t->s, 28, 28, 10, &t->err);
     t->built = 1;  /* pg_free cleans up after a failed build too */
     return rc;
@@ -588,6 +589,86 @@ static void test_ema(void)
                  8, 41, "'ema' must be a number in [0, 1], got '1.5'");
 }
 
+/* A strip records the first image before the loop, after every 3 passes and at the
+ * end: for 10 passes of the loop above, after 0, 3, 6, 9 and 10 passes, each frame
+ * 1 + the alpha_bar[t - 1] added so far. */
+static void test_strip(void)
+{
+    tcase t;
+    int rc = build(&t, HEAD("flatten(pixels / 255)")
+                   "schedule: {kind: linear, steps: 10, beta_start: 0.01, beta_end: 0.1}\n"
+                   "models:\n"
+                   "  M: {in: 784, layers: [linear 1]}\n"
+                   "train:\n"
+                   "  epochs: 1\n"
+                   "  optimizers: {opt: {type: sgd, lr: 0.1, params: M}}\n"
+                   "  step:\n"
+                   "    - update opt: mean(M(x))\n"
+                   "sample:\n"
+                   "  walk:\n"
+                   "    count: 2\n"
+                   "    strip: {every: 3}\n"
+                   "    steps:\n"
+                   "      - x = zeros(n, 784)\n"
+                   "    loop:\n"
+                   "      var: t\n"
+                   "      from: 9\n"
+                   "      to: 0\n"
+                   "      steps:\n"
+                   "        - x = x + at(alpha_bar, t - 1, like=x)\n"
+                   "    image: x\n");
+    if (!ok(rc == AG_OK, "a section with a strip builds")) {
+        diag("%s", t.err.msg);
+        release(&t);
+        return;
+    }
+    const pg_sampler *q = &t.p.samples[0];
+    ok(q->strip_frames == 5, "10 passes, a frame every 3: 5 frames (got %d)", q->strip_frames);
+    ag_error err;
+    ok(pg_sample(&t.p, 0, 1, &err) == AG_OK, "the section with a strip samples");
+    static const int after[5] = {0, 3, 6, 9, 10};
+    float worst = 0;
+    for (int f = 0; f < 5; f++) {
+        double want = 0;
+        for (int pass = 0; pass < after[f]; pass++) {
+            int tv = 9 - pass;
+            want += tv >= 1 ? t.p.sched[2][tv - 1] : 1;
+        }
+        for (int j = 0; j < 784; j++) worst = fmaxf(worst, fabsf(q->strip[f * 784 + j] - (float)want));
+    }
+    is_close(worst, 0, 1e-5, 0, "the frames hold x after 0, 3, 6, 9 and 10 passes");
+    ok(!memcmp(q->strip + 4 * 784, q->image->data, 784 * sizeof(float)),
+       "the last frame is the first sample");
+    release(&t);
+
+    expect_error("a strip without a loop",
+                 HEAD("flatten(pixels / 255)")
+                 "models:\n"
+                 "  M: {in: 784, layers: [linear 1]}\n"
+                 "train:\n"
+                 "  epochs: 1\n"
+                 "  optimizers: {opt: {type: sgd, lr: 0.1, params: M}}\n"
+                 "  step:\n"
+                 "    - update opt: mean(M(x))\n"
+                 "sample:\n"
+                 "  image: zeros(n, 784)\n"
+                 "  strip: {every: 10}\n",
+                 16, 10, "sample: 'strip' records the passes of a loop, and this section has none");
+    expect_error("a strip every 0 passes",
+                 HEAD("flatten(pixels / 255)")
+                 "models:\n"
+                 "  M: {in: 784, layers: [linear 1]}\n"
+                 "train:\n"
+                 "  epochs: 1\n"
+                 "  optimizers: {opt: {type: sgd, lr: 0.1, params: M}}\n"
+                 "  step:\n"
+                 "    - update opt: mean(M(x))\n"
+                 "sample:\n"
+                 "  image: zeros(n, 784)\n"
+                 "  strip: {every: 0}\n",
+                 16, 18, "'every' must be an integer in [1, 1000000], got '0'");
+}
+
 /* MADE's masks make it autoregressive: flipping pixel j changes no output at or
  * before j, and some output after j does depend on it. */
 static void test_made_causality(void)
@@ -799,5 +880,6 @@ int main(void)
     test_made_orders();
     test_made_sample_any_order();
     test_ema();
+    test_strip();
     return tap_done();
 }

@@ -14,8 +14,8 @@
  * Any thread runs any chunk: the caller takes chunks too, and takes them all when a
  * worker is slow to wake or has lost its core to another process, so a busy machine
  * slows a step down but never stalls it. Workers spin briefly for the next job, then
- * sleep on a futex (docs/performance.md, Threading). tp_for is called from one thread
- * at a time and not from inside a chunk.
+ * yield their core for a while, then sleep on a futex (docs/performance.md,
+ * Threading). tp_for is called from one thread at a time and not from inside a chunk.
  */
 #ifndef AIGC_POOL_H
 #define AIGC_POOL_H

@@ -45,6 +45,10 @@ typedef struct pg_sampler {
     ag_node *loop_var;
     int ncarry;
     ag_node **carry_init, **carry_in, **carry_out;
+    /* strip: the first image before the loop, after every strip_every passes, and at
+     * the end: [strip_frames, channels, rows, cols] */
+    int strip_frames;
+    float *strip;
 } pg_sampler;
 
 /* The exponential moving average of one model's weights (its `ema:`). The averages are

@@ -127,6 +127,7 @@ typedef struct sp_sample {
     int rows, cols;          /* the grid; 0: as square as fits */
     int has_range;
     float lo, hi;            /* value range mapped to black..white */
+    int strip_every;         /* > 0: the first image every this many loop passes */
 } sp_sample;
 
 /* A diffusion noise schedule: T steps of beta, and alpha = 1 - beta, alpha_bar its

@@ -64,6 +64,10 @@ int tr_write_samples(pg_program *p, int k, const tr_data *d, const char *path, u
  * drawn each epoch fails at the start and not after the first epoch. */
 int tr_sample_inputs(pg_program *p, int k, const tr_data *d, ag_error *err);
 
+/* Where a section's strip goes beside its grid: "a/b.png" -> "a/b-strip.png". AG_ERR
+ * when it does not fit in n bytes. */
+int tr_strip_path(const char *grid, char *buf, size_t n);
+
 /* Runs sample section k with its noise drawn from seed, test_x from d's test split
  * starting at image first (wrapping around); the images are then
  * p->samples[k].image->data. */

@@ -10,10 +10,12 @@
 #include "aigc/base.h"
 #include "aigc/pool.h"
 
-/* About 20-50 us of pause instructions: longer than the gap between two jobs of a
- * training step, far shorter than a scheduler's time slice, so a worker stays awake
- * through a step and leaves the core to others between runs. */
-enum { SPIN_WORKER = 4096, SPIN_CALLER = 1024 };
+/* A worker waits for the next job in three stages: a few microseconds of pause
+ * instructions (the gap between two jobs of a step), then sched_yield in a loop, which
+ * stays ready for the next job on an idle machine but hands the core to any other
+ * thread that wants it on a busy one, then a futex. A worker that only spun would take
+ * its share of a busy machine's cores away from the thread that has the work. */
+enum { SPIN_WORKER = 256, YIELD_WORKER = 128, SPIN_CALLER = 1024 };
 
 /* One job at a time. `claim` holds the job's generation (bits 32-63), its number of
  * chunks (16-31) and the next unclaimed chunk (0-15). A thread claims a chunk with a
@@ -77,6 +79,10 @@ static void *worker(void *arg)
         for (int s = 0; (gen = atomic_load_explicit(&pool.gen, memory_order_acquire)) == seen; s++) {
             if (s < SPIN_WORKER) {
                 cpu_relax();
+                continue;
+            }
+            if (s < SPIN_WORKER + YIELD_WORKER) {
+                sched_yield();
                 continue;
             }
             /* The caller bumps gen before it reads sleepers, and this thread counts

@@ -8,6 +8,7 @@
 #include <math.h>
 
 #include "aigc/graph.h"
+#include "vmath.h"
 
 /* ---------------------------------------------------------------- reduction -- */
 
@@ -69,59 +70,100 @@ static int pair_infer(ag_node *n, ag_error *err)
 
 /* -(t log p + (1 - t) log(1 - p)), each log clamped at -100 so that p = 0 or 1 costs
  * 100 rather than infinity. The logs are most of the loss's time, so they are taken in
- * float, as PyTorch does; logf(1 - p) stands for log1pf(-p), 3 times slower here, and
- * the rounding of 1 - p moves it by 3e-8 at most. The log whose weight is 0 is skipped:
- * a GAN's targets are all 0 or all 1, and 0 times a clamped log is 0 anyway. */
-static inline double bce_term(float p, float t)
+ * float, as PyTorch does, by vm_logf in a loop that vectorizes, a block at a time;
+ * log(1 - p) stands for log1pf(-p), and the rounding of 1 - p moves it by 3e-8 at
+ * most. The log whose weight is 0 counts as 0: a GAN's targets are all 0 or all 1, and
+ * 0 times a clamped log is 0 anyway. The terms are then summed in double, in order. */
+enum { BCE_BLOCK = 256 };
+
+static void bce_logs(const float *p, const float *t, int64_t len, float *lp, float *lq)
 {
-    float lp = t != 0 ? logf(p) : 0, lq = t != 1 ? logf(1.0f - p) : 0;
-    lp = lp > -100.0f ? lp : -100.0f;
-    lq = lq > -100.0f ? lq : -100.0f;
-    return -((double)t * lp + (1.0 - t) * lq);
+    for (int64_t k = 0; k < len; k++) {
+        float a = vm_logf(p[k]), b = vm_logf(1.0f - p[k]);
+        a = a > -100.0f ? a : -100.0f;
+        b = b > -100.0f ? b : -100.0f;
+        lp[k] = t[k] != 0 ? a : 0.0f;
+        lq[k] = t[k] != 1 ? b : 0.0f;
+    }
 }
 
 /* Both operands are range-checked: a target outside [0, 1] (data left in [-1, 1]) would
- * make the loss negative and the training silently wrong. */
-static void bce_forward(ag_graph *g, ag_node *n)
+ * make the loss negative and the training silently wrong. The check is one pass without
+ * branches; only a failed one looks for the first bad element, to name it. */
+static int bce_check(ag_graph *g, ag_node *n, const float *p, const float *t, int64_t len)
 {
-    const float *p = n->src[0]->data, *t = n->src[1]->data;
-    int64_t len = ag_numel(&n->src[0]->shape);
-    double acc = 0;
+    int good = 1;
+    for (int64_t k = 0; k < len; k++)
+        good &= (t[k] >= 0) & (t[k] <= 1) & (p[k] >= 0) & (p[k] <= 1);
+    if (good) return AG_OK;
     for (int64_t k = 0; k < len; k++) {
         if (!(t[k] >= 0 && t[k] <= 1)) {
             ag_fail(g, n,
                     "bce: target %g at element %lld is outside [0, 1]; bce targets are "
                     "probabilities (is the data scaled to [-1, 1]?)",
                     t[k], (long long)k);
-            return;
+            return AG_ERR;
         }
         if (!(p[k] >= 0 && p[k] <= 1)) {
             ag_fail(g, n,
                     "bce: input %g at element %lld is outside [0, 1]; bce takes probabilities "
                     "(end the model with sigmoid, or use bce_with_logits)",
                     p[k], (long long)k);
-            return;
+            return AG_ERR;
         }
-        loss_put(n, k, bce_term(p[k], t[k]), &acc);
+    }
+    AG_ASSERT(0 && "the branch-free check and the search disagree");
+}
+
+static void bce_forward(ag_graph *g, ag_node *n)
+{
+    const float *p = n->src[0]->data, *t = n->src[1]->data;
+    int64_t len = ag_numel(&n->src[0]->shape);
+    if (bce_check(g, n, p, t, len) != AG_OK) return;
+    double acc = 0;
+    float lp[BCE_BLOCK], lq[BCE_BLOCK];
+    for (int64_t k0 = 0; k0 < len; k0 += BCE_BLOCK) {
+        int64_t m = len - k0 < BCE_BLOCK ? len - k0 : BCE_BLOCK;
+        bce_logs(p + k0, t + k0, m, lp, lq);
+        for (int64_t k = 0; k < m; k++) {
+            float tk = t[k0 + k];
+            loss_put(n, k0 + k, -((double)tk * lp[k] + (1.0 - tk) * lq[k]), &acc);
+        }
     }
     loss_reduce(n, acc, len);
 }
 
-/* PyTorch's form, (p - t) / p(1 - p) with the denominator kept from 0. */
+/* PyTorch's form, (p - t) / p(1 - p) with the denominator kept from 0 (a select rather
+ * than fmaxf, which does not vectorize), times dy. */
+static inline float bce_d(float p, float t, float dy)
+{
+    float q = p * (1 - p);
+    q = q > 1e-12f ? q : 1e-12f;
+    return dy * (p - t) / q;
+}
+
+/* dy is the loss's gradient per element (gy, with reduction none) or one number for
+ * all; a loop for each case, so that each vectorizes. */
+static void bce_grad(const float *p, const float *t, const float *gy, float dy, float *dp,
+                     int64_t len, int assign)
+{
+    if (gy && assign)
+        for (int64_t k = 0; k < len; k++) dp[k] = bce_d(p[k], t[k], gy[k]);
+    else if (gy)
+        for (int64_t k = 0; k < len; k++) dp[k] += bce_d(p[k], t[k], gy[k]);
+    else if (assign)
+        for (int64_t k = 0; k < len; k++) dp[k] = bce_d(p[k], t[k], dy);
+    else
+        for (int64_t k = 0; k < len; k++) dp[k] += bce_d(p[k], t[k], dy);
+}
+
 static void bce_backward(ag_graph *g, ag_node *n, unsigned need)
 {
     if (!(need & 1u)) return;
-    const float *p = n->src[0]->data, *t = n->src[1]->data;
-    float *dp = n->src[0]->grad;
     int64_t len = ag_numel(&n->src[0]->shape);
-    int assign = g->bw_assign & 1u; /* a loop-invariant test: GCC unswitches the loop */
-    for (int64_t k = 0; k < len; k++) {
-        float d = loss_dy(n, k, len) * (p[k] - t[k]) / fmaxf(p[k] * (1 - p[k]), 1e-12f);
-        if (assign)
-            dp[k] = d;
-        else
-            dp[k] += d;
-    }
+    int none = n->i[0] == AG_RED_NONE;
+    bce_grad(n->src[0]->data, n->src[1]->data, none ? n->grad : NULL,
+             none ? 0.0f : loss_dy(n, 0, len), n->src[0]->grad, len, g->bw_assign & 1u);
 }
 
 const ag_op_def ag_def_bce = {.name = "bce", .min_src = 2, .max_src = 2,

@@ -667,6 +667,12 @@ static int compile_sample(pg_program *p, int k, ag_error *err)
     q->image = img.node;
     q->channels = (int)(per / px);
     q->images = img.node->shape.d[0];
+    if (sm->strip_every) {
+        /* compile_loop made sure that the loop makes at least one pass. */
+        int passes = (q->loop_to - q->loop_from) / q->loop_by + 1;
+        q->strip_frames = 2 + (passes - 1) / sm->strip_every;
+        q->strip = ag_xcalloc((size_t)(q->strip_frames * per), sizeof *q->strip);
+    }
     /* A count from the command line (-n) lays the grid out anew. */
     q->grid_rows = s->sample_count > 0 ? 0 : sm->rows;
     q->grid_cols = s->sample_count > 0 ? 0 : sm->cols;
@@ -755,6 +761,7 @@ void pg_free(pg_program *p)
         free(p->samples[k].carry_init);
         free(p->samples[k].carry_in);
         free(p->samples[k].carry_out);
+        free(p->samples[k].strip);
     }
     free(p->samples);
     ag_params_free(&p->params);
@@ -794,6 +801,13 @@ int pg_eval_step(pg_program *p, int batch)
     return rc;
 }
 
+/* The first image, as the image expression last gave it, into the strip. */
+static void strip_frame(pg_sampler *q, int frame)
+{
+    int64_t per = ag_numel(&q->image->shape) / q->images;
+    memcpy(q->strip + frame * per, q->image->data, (size_t)per * sizeof *q->strip);
+}
+
 int pg_sample(pg_program *p, int k, uint64_t seed, ag_error *err)
 {
     /* The same seed draws the same noise: the grids of successive epochs show one
@@ -810,6 +824,11 @@ int pg_sample(pg_program *p, int k, uint64_t seed, ag_error *err)
         rc = ag_forward(g, 0, q->loop_begin);
         for (int j = 0; j < q->ncarry; j++)
             memcpy(q->carry_in[j]->data, q->carry_init[j]->data, (size_t)ag_numel(&q->carry_in[j]->shape) * sizeof(float));
+        /* A frame of the strip runs the image expression on the carried values, as
+         * it runs after the loop. */
+        int frame = 0, pass = 0;
+        if (rc == AG_OK && q->strip && (rc = ag_forward(g, q->loop_end, g->n)) == AG_OK)
+            strip_frame(q, frame++);
         for (int v = q->loop_from; rc == AG_OK && (q->loop_by > 0 ? v <= q->loop_to : v >= q->loop_to);
              v += q->loop_by) {
             for (int j = 0; j < q->count; j++) q->loop_var->data[j] = (float)v;
@@ -817,8 +836,15 @@ int pg_sample(pg_program *p, int k, uint64_t seed, ag_error *err)
             for (int j = 0; j < q->ncarry; j++)
                 memcpy(q->carry_in[j]->data, q->carry_out[j]->data,
                        (size_t)ag_numel(&q->carry_in[j]->shape) * sizeof(float));
+            if (rc == AG_OK && q->strip && ++pass % sm->strip_every == 0 && frame < q->strip_frames - 1 &&
+                (rc = ag_forward(g, q->loop_end, g->n)) == AG_OK)
+                strip_frame(q, frame++);
         }
         if (rc == AG_OK) rc = ag_forward(g, q->loop_end, g->n);
+        if (rc == AG_OK && q->strip) {
+            AG_ASSERT(frame == q->strip_frames - 1);
+            strip_frame(q, frame);
+        }
     }
     pg_ema_swap(p);
     if (rc) *err = g->err;

@@ -629,7 +629,7 @@ static int load_inputs(sp_spec *s, const yt_node *n, sp_sample *sm, ag_error *er
 static int load_section(sp_spec *s, const char *name, const yt_node *n, sp_sample *sm, ag_error *err)
 {
     static const char *const keys[] = {"image", "steps", "loop", "grid", "range", "count", "each_epoch",
-                                       "inputs", "text", NULL};
+                                       "inputs", "text", "strip", NULL};
     if (yt_want(n, YT_MAP, name, err) || yt_check_keys(n, keys, name, err)) return AG_ERR;
     sm->name = name;
     sm->loc = n->loc;
@@ -651,6 +651,20 @@ static int load_section(sp_spec *s, const char *name, const yt_node *n, sp_sampl
     if (each && yt_bool(each, "each_epoch", &sm->each_epoch, err)) return AG_ERR;
     const yt_node *loop = yt_get(n, "loop");
     if (loop && load_loop(s, loop, sm, err)) return AG_ERR;
+    const yt_node *strip = yt_get(n, "strip");
+    if (strip) {
+        static const char *const strip_keys[] = {"every", NULL};
+        long every;
+        if (yt_want(strip, YT_MAP, "strip", err) || yt_check_keys(strip, strip_keys, "strip", err) ||
+            !yt_need(strip, "every", err) || get_int(strip, "every", 1, 1000000, 1, &every, err))
+            return AG_ERR;
+        if (!loop)
+            return ag_errorf(err, strip->loc, "%s: 'strip' records the passes of a loop, and this section has none",
+                             name);
+        if (yt_get(n, "text"))
+            return ag_errorf(err, strip->loc, "%s: 'strip' records images, and this section gives text", name);
+        sm->strip_every = (int)every;
+    }
     const yt_node *img = yt_get(n, "image"), *txt = yt_get(n, "text");
     if (img && txt)
         return ag_errorf(err, txt->loc, "%s: a section gives 'image' or 'text', not both", name);

@@ -322,7 +322,21 @@ static int write_grid(pg_program *p, int k, const tr_data *d, const char *path, 
             if (isfinite(x[j])) lo = fminf(lo, x[j]), hi = fmaxf(hi, x[j]);
         if (!(lo < hi)) lo = 0, hi = 1;
     }
-    return img_write_grid(path, x, images, p->rows, p->cols, q->channels, rows, cols, lo, hi, 2, err);
+    if (img_write_grid(path, x, images, p->rows, p->cols, q->channels, rows, cols, lo, hi, 2, err))
+        return AG_ERR;
+    if (!q->strip) return AG_OK;
+    char strip[4200];
+    if (tr_strip_path(path, strip, sizeof strip))
+        return ag_errorf(err, (ag_loc){0}, "%s: the path is too long", path);
+    return img_write_grid(strip, q->strip, q->strip_frames, p->rows, p->cols, q->channels, 1,
+                          q->strip_frames, lo, hi, 2, err);
+}
+
+int tr_strip_path(const char *grid, char *buf, size_t n)
+{
+    size_t len = strlen(grid);
+    if (len >= 4 && !strcmp(grid + len - 4, ".png")) len -= 4;
+    return snprintf(buf, n, "%.*s-strip.png", (int)len, grid) >= (int)n ? AG_ERR : AG_OK;
 }
 
 int tr_write_samples(pg_program *p, int k, const tr_data *d, const char *path, uint64_t seed,
@@ -816,7 +830,7 @@ static int diverged(tr_run_state *st, int bad, ag_error *err)
     return nonfinite_at(st, p->step.n, (ag_loc){0}, head, err);
 }
 
-/* The update statement of segment k (segments end at the updates, in order). */
+/* The update statement of segment seg (segments end at the updates, in order). */
 static const ex_stmt *update_stmt(const pg_program *p, int seg)
 {
     int nth = 0;

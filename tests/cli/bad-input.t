@@ -16,7 +16,7 @@
 total=0
 for cat in yaml expr data ckpt hooks; do
     n=0
-    for e in tests/bad/$cat/*.expect; do
+    for e in tests/bad/"$cat"/*.expect; do
         [ -f "$e" ] || continue
         n=$((n + 1))
         args=$(sed -n 's/^args: //p' "$e" | sed "s|{tmp}|$TMP|g")

@@ -7,7 +7,7 @@
 if [ -z "${AIGC_DISK_NS:-}" ]; then
     export AIGC_DISK_NS=1
     for u in "unshare -m" "unshare -rm"; do
-        # shellcheck disable=SC2086 # $u is a command and its options
+        # shellcheck disable=SC2086,SC2016 # $u is a command and its options; $d is the inner shell's
         if $u sh -c 'd=$(mktemp -d) && mount -t tmpfs -o size=64k tmpfs "$d" && umount "$d" && rmdir "$d"' \
             2>/dev/null; then
             # shellcheck disable=SC2086
@@ -64,8 +64,11 @@ if ! mount --bind "$FS" "$RO" || ! mount -o remount,bind,ro "$RO"; then
     echo "Bail out! cannot make a read-only bind mount"
     exit 1
 fi
+# shellcheck disable=SC2086 # $AE is a list of arguments
 expect_error 1 "$RO/new: cannot create the run directory: Read-only file system" $AE --out "$RO/new"
+# shellcheck disable=SC2086
 expect_error 1 "$RO/ae/metrics.jsonl: cannot write the metrics: Read-only file system" $AE --out "$RO/ae"
+# shellcheck disable=SC2086
 expect_error 1 "$RO/ae/metrics.jsonl: cannot trim to the checkpoint: Read-only file system" \
     $AE --epochs 3 --out "$RO/ae" --resume
 cmp -s "$RO/ae/last.safetensors" "$TMP/whole/last.safetensors"
