@@ -124,6 +124,15 @@ if [ "$only" != c ]; then
         head -c 5000 "$R/vae/last.safetensors" >"$R/cut.safetensors"
         vg "checkpoint: weights cut short" 1 $A sample specs/vae.yaml $S --checkpoint "$R/cut.safetensors"
         vg "resume: nothing there" 1 $A specs/vae.yaml $S --out "$R/none" --resume
+
+        # Text: the fixture corpus and the small transformer (its own data path).
+        T="tests/specs/tiny-gpt.yaml"
+        vg "text: train the small transformer, its texts each epoch" 0 $A $T --out "$R/gpt" --epochs 1 \
+            --progress lines
+        vg "text: sample from a prompt" 0 $A sample $T --checkpoint "$R/gpt" --prompt "The" --length 8 -n 2
+        vg "text: eval in bits per character" 0 $A eval $T --checkpoint "$R/gpt" --json
+        vg "text: a prompt byte outside the vocabulary" 1 $A sample $T --checkpoint "$R/gpt" --prompt Zebra
+        vg "text: a missing corpus" 1 $A check $T --set data.path=tests/data/no-such
     }
 fi
 

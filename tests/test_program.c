@@ -765,6 +765,46 @@ static void made_order_case(const char *layers, int reversed, const char *name)
     release(&t);
 }
 
+/* Sampling in any order without knowing it: with the uniform noise u fixed, D passes of
+ * x = [sigmoid(made(x)) > u] fix the pixels one degree per pass, so that D passes give
+ * the sequential sample, and one more pass changes nothing. */
+static int made_sample_passes(int passes, float *out, int n)
+{
+    char text[2048];
+    snprintf(text, sizeof text, HEAD("flatten(threshold(pixels, 127))") "models:\n"
+             "  m: {in: 784, layers: [made 32 order=2 connect=1, relu, made_output 784]}\n"
+             "train:\n"
+             "  epochs: 1\n"
+             "  optimizers: {opt: {type: adam, params: m}}\n"
+             "  step:\n"
+             "    - loss = bce_with_logits(m(x), x, sum)\n"
+             "    - update opt: loss\n"
+             "sample:\n"
+             "  count: 2\n"
+             "  steps:\n"
+             "    - x = zeros(n, 784)\n"
+             "    - u = rand(n, 784)\n"
+             "  loop: {var: i, from: 1, to: %d, steps: ['x = threshold(sigmoid(m(x)) - u, 0)']}\n"
+             "  image: x\n", passes);
+    tcase t;
+    ag_error err;
+    int rc = build(&t, text);
+    if (rc == AG_OK) rc = pg_sample(&t.p, 0, 9, &err);
+    if (rc == AG_OK) memcpy(out, t.p.samples[0].image->data, (size_t)n * sizeof *out);
+    else diag("%s", t.err.msg);
+    release(&t);
+    return rc;
+}
+
+static void test_made_sample_any_order(void)
+{
+    static float a[2 * 784], b[2 * 784];
+    if (!ok(made_sample_passes(784, a, 2 * 784) == AG_OK && made_sample_passes(785, b, 2 * 784) == AG_OK,
+            "a random-order MADE samples with fixed noise"))
+        return;
+    ok(!memcmp(a, b, sizeof a), "after 784 passes the sample is a fixed point: a 785th changes nothing");
+}
+
 static void test_made_orders(void)
 {
     made_order_case("made 64 order=1, relu, made 64, relu, made_output 784", 1, "MADE in reversed order");
@@ -790,10 +830,12 @@ static void test_char_gpt_causality(void)
     sp_spec s;
     pg_program p;
     ag_error err;
-    int rc = sp_load(&s, "specs/char-gpt.yaml", NULL, 0, &err);
-    if (rc == AG_OK) rc = pg_build(&p, &s, 1, 65, 100, &err);
+    int loaded = sp_load(&s, "specs/char-gpt.yaml", NULL, 0, &err) == AG_OK;
+    int rc = loaded ? pg_build(&p, &s, 1, 65, 100, &err) : AG_ERR;
     if (!ok(rc == AG_OK, "specs/char-gpt.yaml builds for windows of 65 tokens")) {
         diag("%s", err.msg);
+        if (loaded) pg_free(&p); /* pg_free cleans up after a failed build too */
+        sp_free(&s);
         return;
     }
     ag_node *logits = NULL;
@@ -836,6 +878,7 @@ int main(void)
     test_made_causality();
     test_char_gpt_causality();
     test_made_orders();
+    test_made_sample_any_order();
     test_ema();
     test_strip();
     return tap_done();

@@ -42,6 +42,10 @@ static int undefined(const ev_ctx *c, const ex_node *e, int is_call, ag_error *e
     }
     for (int k = c->nenv - 1; k >= c->scope; k--) sg_offer(&b, c->env[k].name);
     if (!c->model) sg_offer(&b, "batch");
+    if (c->p->spec->data.kind == SP_DATA_TEXT) {
+        sg_offer(&b, "vocab");
+        sg_offer(&b, "context");
+    }
     static const char *const reductions[] = {"mean", "sum", "none"}; /* bce(p, x, sum) */
     for (size_t k = 0; k < AG_COUNTOF(reductions); k++) sg_offer(&b, reductions[k]);
     return ag_errorf(err, e->loc, "undefined name '%s'%s", e->text, sg_hint(&b, hint, sizeof hint));

@@ -25,6 +25,8 @@ expect_error 1 "$S/text-no-path.yaml:3:3: data: a text dataset needs a 'path' (a
     check $S/text-no-path.yaml
 expect_error 1 "--set data.test=0.7: 'test' must be a number in [0, 0.5], got '0.7'" check $GPT --set data.test=0.7
 expect_error 1 "--set data.context=5: unknown key 'context' in 'data'" check $S/tiny-ae.yaml --set data.context=5
+expect_error 1 "--set models.gpt.nodes.logits=linear(layer_norm(m1), vocabs): undefined name 'vocabs'; did you mean 'vocab'?" \
+    check $GPT --set 'models.gpt.nodes.logits=linear(layer_norm(m1), vocabs)'
 expect_error 1 "--set train.nll=los: 'nll' names 'los', which is not a logged value; did you mean 'loss'?" \
     check $GPT --set train.nll=los
 expect_error 1 "$S/tiny-gpt.yaml:23:32: model 'gpt' expects input [B, 16], got [B, 32]" check $GPT --set data.context=32
