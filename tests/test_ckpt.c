@@ -11,7 +11,6 @@
  * the bytes of the format and stays the file the script checks in PyTorch. Run as
  * `AIGC_WRITE_GOLDEN=1 ./build/tests/test_ckpt.t` to rewrite that fixture.
  */
-#include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,21 +23,11 @@
 #include "aigc/ckpt.h"
 #include "aigc/safetensors.h"
 #include "tap.h"
-
-static char tmpdir[] = "/tmp/aigc-test-ckpt-XXXXXX";
+#include "tmpdir.h"
 
 #define GOLDEN "tests/golden/generator/"
 
 /* ---- files ---------------------------------------------------------------------- */
-
-static const char *in_tmp(const char *name)
-{
-    static char buf[4][512];
-    static int next;
-    char *p = buf[next++ % 4];
-    snprintf(p, sizeof buf[0], "%s/%s", tmpdir, name);
-    return p;
-}
 
 static unsigned char *read_bytes(const char *path, size_t *n)
 {
@@ -597,14 +586,9 @@ static void test_written_by_aigc(void)
     ag_params_free(&ps);
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    return remove(path);
-}
-
 int main(void)
 {
-    if (!mkdtemp(tmpdir)) {
+    if (!tmp_open("ckpt")) {
         ok(0, "mkdtemp");
         return tap_done();
     }
@@ -614,6 +598,6 @@ int main(void)
     test_failed_save();
     test_pytorch_generator();
     test_written_by_aigc();
-    nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    tmp_close();
     return tap_done();
 }

@@ -2,7 +2,6 @@
  * test_idx.c — the IDX reader: the committed MNIST subset loads as documented, and
  * every malformed file ends in its exact message. Fixtures are built in a temp dir.
  */
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,19 +11,9 @@
 
 #include "aigc/idx.h"
 #include "tap.h"
-
-static char tmpdir[] = "/tmp/aigc-test-idx-XXXXXX";
+#include "tmpdir.h"
 
 /* ---- fixtures ---------------------------------------------------------------- */
-
-static const char *in_tmp(const char *name)
-{
-    static char buf[4][512];
-    static int next;
-    char *p = buf[next++ % 4];
-    snprintf(p, sizeof buf[0], "%s/%s", tmpdir, name);
-    return p;
-}
 
 /* An IDX header for ndims dims followed by payload bytes i * 7 mod 256. */
 static size_t make_idx(uint8_t *buf, int type, int ndims, const uint32_t *dims,
@@ -70,11 +59,6 @@ static size_t make_labels(uint8_t *buf, uint32_t count)
     size_t n = make_idx(buf, 0x08, 1, &count, 0);
     for (uint32_t i = 0; i < count; i++) buf[n++] = (uint8_t)(i % 10);
     return n;
-}
-
-static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    return remove(path);
 }
 
 /* Loads path, expecting failure with exactly want. */
@@ -384,7 +368,7 @@ static void test_bad_splits(void)
 
 int main(void)
 {
-    if (!mkdtemp(tmpdir)) {
+    if (!tmp_open("idx")) {
         perror("mkdtemp");
         return 2;
     }
@@ -394,6 +378,6 @@ int main(void)
     test_bad_files();
     test_bad_gzip();
     test_bad_splits();
-    nftw(tmpdir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+    tmp_close();
     return tap_done();
 }

@@ -3,7 +3,6 @@
  * rename protocol, and the messages for unwritable and unreadable paths. Each grid is
  * read back with img_read_gray.
  */
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,22 +11,7 @@
 
 #include "aigc/png.h"
 #include "tap.h"
-
-static char tmpdir[] = "/tmp/aigc-test-png-XXXXXX";
-
-static const char *in_tmp(const char *name)
-{
-    static char buf[4][512];
-    static int next;
-    char *p = buf[next++ % 4];
-    snprintf(p, sizeof buf[0], "%s/%s", tmpdir, name);
-    return p;
-}
-
-static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    return remove(path);
-}
+#include "tmpdir.h"
 
 static int px(const img_gray *g, int y, int x)
 {
@@ -167,7 +151,7 @@ static void test_errors(void)
 
 int main(void)
 {
-    if (!mkdtemp(tmpdir)) {
+    if (!tmp_open("png")) {
         perror("mkdtemp");
         return 2;
     }
@@ -175,6 +159,6 @@ int main(void)
     test_rgb_grid();
     test_overwrite();
     test_errors();
-    nftw(tmpdir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+    tmp_close();
     return tap_done();
 }

@@ -5,7 +5,6 @@
  * data in buffers of their exact sizes, so under `make check` AddressSanitizer fails
  * any case that reads past what the file holds.
  */
-#include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,19 +15,9 @@
 
 #include "aigc/safetensors.h"
 #include "tap.h"
-
-static char tmpdir[] = "/tmp/aigc-test-sf-XXXXXX";
+#include "tmpdir.h"
 
 /* ---- fixtures ---------------------------------------------------------------- */
-
-static const char *in_tmp(const char *name)
-{
-    static char buf[4][512];
-    static int next;
-    char *p = buf[next++ % 4];
-    snprintf(p, sizeof buf[0], "%s/%s", tmpdir, name);
-    return p;
-}
 
 static void write_bytes(const char *path, const void *bytes, size_t n)
 {
@@ -445,14 +434,9 @@ static void test_tensors(void)
                    "data but no tensors");
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    return remove(path);
-}
-
 int main(void)
 {
-    if (!mkdtemp(tmpdir)) {
+    if (!tmp_open("sf")) {
         ok(0, "mkdtemp");
         return tap_done();
     }
@@ -463,6 +447,6 @@ int main(void)
     test_json();
     test_keys();
     test_tensors();
-    nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    tmp_close();
     return tap_done();
 }

@@ -3,7 +3,6 @@
  * the deterministic split, the windows, the unigram baseline, and the messages.
  * Fixtures are written in a temp dir.
  */
-#include <ftw.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,17 +12,7 @@
 
 #include "aigc/text.h"
 #include "tap.h"
-
-static char tmpdir[] = "/tmp/aigc-test-text-XXXXXX";
-
-static const char *in_tmp(const char *name)
-{
-    static char buf[4][512];
-    static int next;
-    char *p = buf[next++ % 4];
-    snprintf(p, sizeof buf[0], "%s/%s", tmpdir, name);
-    return p;
-}
+#include "tmpdir.h"
 
 static void write_text(const char *name, const char *text)
 {
@@ -127,20 +116,15 @@ static void test_messages(void)
     ok(c.train == NULL && c.vocab == 0, "a failed load leaves the corpus empty");
 }
 
-static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    return remove(path);
-}
-
 int main(void)
 {
-    if (!mkdtemp(tmpdir)) {
+    if (!tmp_open("text")) {
         perror("mkdtemp");
         return 2;
     }
     test_directory();
     test_split_and_windows();
     test_messages();
-    nftw(tmpdir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    tmp_close();
     return tap_done();
 }
