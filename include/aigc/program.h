@@ -32,6 +32,7 @@ typedef struct pg_sampler {
     ag_node *inputs[SP_MAX_SAMPLE_INPUTS]; /* per spec input: [count, H, W] for an image,
                                             * [count, length] for text, which the caller
                                             * writes; NULL for a number */
+    int inputs_written;    /* they were: the files and texts do not change during a run */
     ag_node *image;        /* the result: images, or token ids [count, L] for text */
     int text;              /* the result is text (the spec's `text:`) */
     int count;             /* n */

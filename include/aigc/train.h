@@ -60,8 +60,9 @@ int tr_write_samples(pg_program *p, int k, const tr_data *d, const char *path, u
 /* Writes sample section k's image inputs (its `inputs:` of kind image) from their PNG
  * files, and its text inputs as token ids in d's vocabulary; an input with no file, an
  * unreadable file or one of the wrong size, or text with a byte the vocabulary lacks,
- * is an error. tr_draw_samples calls it; tr_run calls it before training, so that a section
- * drawn each epoch fails at the start and not after the first epoch. */
+ * is an error. Only the first call writes them. tr_draw_samples calls it; tr_run calls it
+ * before training, so that a section drawn each epoch fails at the start and not after
+ * the first epoch. */
 int tr_sample_inputs(pg_program *p, int k, const tr_data *d, ag_error *err);
 
 /* Where a section's strip goes beside its grid: "a/b.png" -> "a/b-strip.png". AG_ERR

@@ -228,6 +228,9 @@ int tr_sample_inputs(pg_program *p, int k, const tr_data *d, ag_error *err)
     pg_sampler *q = &p->samples[k];
     const sp_sample *sm = q->spec;
     int64_t px = (int64_t)p->rows * p->cols;
+    /* Input nodes are leaves no forward writes, like the schedule's constants: written
+     * once, they serve every epoch's grid and every draw of eval --quality. */
+    if (q->inputs_written) return AG_OK;
     for (int j = 0; j < sm->ninputs; j++) {
         const sp_input *in = &sm->inputs[j];
         if (in->kind == SP_INPUT_TEXT && text_input(p, k, j, d, err)) return AG_ERR;
@@ -248,6 +251,7 @@ int tr_sample_inputs(pg_program *p, int k, const tr_data *d, ag_error *err)
             for (int64_t i = 0; i < px; i++) q->inputs[j]->data[r * px + i] = img.pixels[i];
         img_gray_free(&img);
     }
+    q->inputs_written = 1;
     return AG_OK;
 }
 
