@@ -415,35 +415,40 @@ static void test_training(void)
     release(&t);
 }
 
+/* A one-layer model M, a 10-step schedule, and a sample section `walk` whose loop
+ * starts x at 0 and adds alpha_bar[t - 1] for t = 9..0: the step's statements and the
+ * section's other keys are the two arguments. */
+#define WALK_SPEC(step, keys)                                                          \
+    HEAD("flatten(pixels / 255)")                                                      \
+    "schedule: {kind: linear, steps: 10, beta_start: 0.01, beta_end: 0.1}\n"           \
+    "models:\n"                                                                        \
+    "  M: {in: 784, layers: [linear 1]}\n"                                             \
+    "train:\n"                                                                         \
+    "  epochs: 1\n"                                                                    \
+    "  optimizers: {opt: {type: sgd, lr: 0.1, params: M}}\n"                           \
+    "  step:\n" step                                                                   \
+    "sample:\n"                                                                        \
+    "  walk:\n" keys                                                                   \
+    "    steps:\n"                                                                     \
+    "      - x = zeros(n, 784)\n"                                                      \
+    "    loop:\n"                                                                      \
+    "      var: t\n"                                                                   \
+    "      from: 9\n"                                                                  \
+    "      to: 0\n"                                                                    \
+    "      steps:\n"                                                                   \
+    "        - x = x + at(alpha_bar, t - 1, like=x)\n"                                 \
+    "    image: x\n"
+
 /* A sample section's loop carries x from pass to pass; the schedule's tables are
  * constants. x starts at 0 and each pass for t = 9..0 adds alpha_bar[t - 1] (1 where
  * t - 1 leaves the table), so x ends at 1 + sum of alpha_bar[0..8]. */
 static void test_sampling_loop(void)
 {
     tcase t;
-    int rc = build(&t, HEAD("flatten(pixels / 255)")
-                   "schedule: {kind: linear, steps: 10, beta_start: 0.01, beta_end: 0.1}\n"
-                   "models:\n"
-                   "  M: {in: 784, layers: [linear 1]}\n"
-                   "train:\n"
-                   "  epochs: 1\n"
-                   "  optimizers: {opt: {type: sgd, lr: 0.1, params: M}}\n"
-                   "  step:\n"
-                   "    - s = randint(T, batch)\n"
-                   "    - loss = mse(M(x), at(alpha_bar, s, like=M(x)))\n"
-                   "    - update opt: loss\n"
-                   "sample:\n"
-                   "  walk:\n"
-                   "    count: 3\n"
-                   "    steps:\n"
-                   "      - x = zeros(n, 784)\n"
-                   "    loop:\n"
-                   "      var: t\n"
-                   "      from: 9\n"
-                   "      to: 0\n"
-                   "      steps:\n"
-                   "        - x = x + at(alpha_bar, t - 1, like=x)\n"
-                   "    image: x\n");
+    int rc = build(&t, WALK_SPEC("    - s = randint(T, batch)\n"
+                                 "    - loss = mse(M(x), at(alpha_bar, s, like=M(x)))\n"
+                                 "    - update opt: loss\n",
+                                 "    count: 3\n"));
     if (!ok(rc == AG_OK, "a spec with a schedule and a sampling loop builds")) {
         diag("%s", t.err.msg);
         release(&t);
@@ -595,28 +600,8 @@ static void test_ema(void)
 static void test_strip(void)
 {
     tcase t;
-    int rc = build(&t, HEAD("flatten(pixels / 255)")
-                   "schedule: {kind: linear, steps: 10, beta_start: 0.01, beta_end: 0.1}\n"
-                   "models:\n"
-                   "  M: {in: 784, layers: [linear 1]}\n"
-                   "train:\n"
-                   "  epochs: 1\n"
-                   "  optimizers: {opt: {type: sgd, lr: 0.1, params: M}}\n"
-                   "  step:\n"
-                   "    - update opt: mean(M(x))\n"
-                   "sample:\n"
-                   "  walk:\n"
-                   "    count: 2\n"
-                   "    strip: {every: 3}\n"
-                   "    steps:\n"
-                   "      - x = zeros(n, 784)\n"
-                   "    loop:\n"
-                   "      var: t\n"
-                   "      from: 9\n"
-                   "      to: 0\n"
-                   "      steps:\n"
-                   "        - x = x + at(alpha_bar, t - 1, like=x)\n"
-                   "    image: x\n");
+    int rc = build(&t, WALK_SPEC("    - update opt: mean(M(x))\n", "    count: 2\n"
+                                                                   "    strip: {every: 3}\n"));
     if (!ok(rc == AG_OK, "a section with a strip builds")) {
         diag("%s", t.err.msg);
         release(&t);
