@@ -13,18 +13,12 @@
 # /usr/share/datasets/fashion-mnist).
 set -eu
 
-threads="1 2"
-reps=3
+me=bench-pytorch.sh
 out=runs/bench/pytorch.txt
-while [ $# -gt 0 ]; do
-    case $1 in
-    --threads) threads=$2; shift 2 ;;
-    --reps) reps=$2; shift 2 ;;
-    --out) out=$2; shift 2 ;;
-    -h | --help) sed -n '2,10p' "$0"; exit 0 ;;
-    *) echo "bench-pytorch.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
-    esac
-done
+help_lines=10
+# shellcheck source=scripts/bench-lib.sh
+. "$(dirname "$0")/bench-lib.sh"
+bench_options "$@"
 
 PYTHON=${PYTHON:-/usr/bin/python3}
 DATA=${DATA:-/usr/share/datasets/fashion-mnist}
@@ -40,7 +34,11 @@ mkdir -p "$(dirname "$out")"
 images=$("$PYTHON" -c "import sys; sys.path.insert(0, 'scripts/baselines'); import common
 print(common.read_idx('$DATA/train-labels-idx1-ubyte').shape[0])")
 
-median() { sort -g | awk '{v[NR] = $1} END {print NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+# The training loop's samples/s: the training images over the epoch's train_seconds.
+train_rate() {
+    secs=$(sed -n 's/.*"train_seconds": \([0-9.]*\).*/\1/p' "$tmp/out" | tail -1)
+    awk -v n="$images" -v s="$secs" 'BEGIN {print n / s}'
+}
 
 {
     echo "PyTorch $("$PYTHON" -c 'import torch; print(torch.__version__)') bench, $(date -u '+%Y-%m-%d %H:%M UTC'), medians of $reps runs"
@@ -48,22 +46,12 @@ median() { sort -g | awk '{v[NR] = $1} END {print NR % 2 ? v[(NR + 1) / 2] : (v[
 } >"$tmp/table"
 for t in $threads; do
     for spec in gan vae; do
-        : >"$tmp/runs"
-        r=1
-        while [ "$r" -le "$reps" ]; do
-            # gan.py --beta1 0.5: the betas of specs/gan.yaml.
-            extra=
-            [ "$spec" = gan ] && extra="--beta1 0.5"
-            # shellcheck disable=SC2086
-            /usr/bin/time -f '%e %M' -o "$tmp/time" "$PYTHON" "scripts/baselines/$spec.py" \
-                --data "$DATA" --epochs 1 --threads "$t" $extra >"$tmp/out"
-            secs=$(sed -n 's/.*"train_seconds": \([0-9.]*\).*/\1/p' "$tmp/out" | tail -1)
-            echo "$(cat "$tmp/time") $(awk -v n="$images" -v s="$secs" 'BEGIN {print n / s}')" >>"$tmp/runs"
-            r=$((r + 1))
-        done
-        awk -v s="$spec" -v t="$t" -v w="$(awk '{print $1}' "$tmp/runs" | median)" \
-            -v sps="$(awk '{print $3}' "$tmp/runs" | median)" \
-            -v rss="$(awk '{print $2 / 1024}' "$tmp/runs" | median)" \
+        # gan.py --beta1 0.5: the betas of specs/gan.yaml.
+        extra=
+        [ "$spec" = gan ] && extra="--beta1 0.5"
+        # shellcheck disable=SC2086
+        timed_runs train_rate "$PYTHON" "scripts/baselines/$spec.py" --data "$DATA" --epochs 1 --threads "$t" $extra
+        awk -v s="$spec" -v t="$t" -v w="$(run_median 1)" -v sps="$(run_median 3)" -v rss="$(run_median 2)" \
             'BEGIN {printf "%-4s %3d %8.2f %10.0f %8.0f\n", s, t, w, sps, rss}' >>"$tmp/table"
     done
 done

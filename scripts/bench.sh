@@ -34,18 +34,12 @@
 # DATA (default /usr/share/datasets/fashion-mnist).
 set -eu
 
-threads="1 2"
-reps=3
+me=bench.sh
 out=runs/bench/results.txt
-while [ $# -gt 0 ]; do
-    case $1 in
-    --threads) threads=$2; shift 2 ;;
-    --reps) reps=$2; shift 2 ;;
-    --out) out=$2; shift 2 ;;
-    -h | --help) sed -n '2,9p' "$0"; exit 0 ;;
-    *) echo "bench.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
-    esac
-done
+help_lines=9
+# shellcheck source=scripts/bench-lib.sh
+. "$(dirname "$0")/bench-lib.sh"
+bench_options "$@"
 
 AIGC_RUN=${AIGC_RUN:-./aigc-run}
 PROBE=${PROBE:-build/tests/bench/sgemm_probe}
@@ -63,8 +57,10 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$(dirname "$out")"
 
-# The median of the numbers on stdin, one a line.
-median() { sort -g | awk '{v[NR] = $1} END {print NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+# The training loop's samples/s: the last progress line's.
+progress_rate() {
+    awk '/samples\/s/ {for (i = 1; i < NF; i++) if ($(i + 1) == "samples/s") r = $i} END {print r}' "$tmp/err"
+}
 
 # flops SPEC: the training FLOPs per sample, by the formulas above.
 flops() {
@@ -99,22 +95,12 @@ for t in $threads; do
     for spec in gan vae; do
         mix=$(awk -v s="$spec" '$1 == "mix" && $2 == s {print $3}' "$tmp/probe-$t")
         fl=$(flops "$spec")
-        : >"$tmp/runs"
-        r=1
-        while [ "$r" -le "$reps" ]; do
-            /usr/bin/time -f '%e %M' -o "$tmp/time" "$AIGC_RUN" "specs/$spec.yaml" \
-                --set data.dataset=fashion-mnist --set "data.path=$DATA" --epochs 1 \
-                --threads "$t" --progress lines --out "$tmp/run" >/dev/null 2>"$tmp/err" || {
-                cat "$tmp/err" >&2
-                exit 1
-            }
-            rate=$(awk '/samples\/s/ {for (i = 1; i < NF; i++) if ($(i + 1) == "samples/s") r = $i} END {print r}' "$tmp/err")
-            echo "$(cat "$tmp/time") $rate" >>"$tmp/runs"
-            r=$((r + 1))
-        done
-        wall=$(awk '{print $1}' "$tmp/runs" | median)
-        rss=$(awk '{print $2 / 1024}' "$tmp/runs" | median)
-        sps=$(awk '{print $3}' "$tmp/runs" | median)
+        timed_runs progress_rate "$AIGC_RUN" "specs/$spec.yaml" \
+            --set data.dataset=fashion-mnist --set "data.path=$DATA" --epochs 1 \
+            --threads "$t" --progress lines --out "$tmp/run"
+        wall=$(run_median 1)
+        rss=$(run_median 2)
+        sps=$(run_median 3)
         awk -v s="$spec" -v t="$t" -v w="$wall" -v sps="$sps" -v fl="$fl" -v mix="$mix" \
             -v sq="$square" -v rss="$rss" 'BEGIN {
                 gf = fl * sps * 1e-9

@@ -1,0 +1,46 @@
+# bench-lib.sh — what scripts/bench.sh and scripts/bench-pytorch.sh share, sourced by
+# both: their options, the median, and a command timed over several runs. The script
+# sets `me` (its name in messages), `out` (its default output file) and `help_lines`
+# (the last line of its header comment, which --help prints) before sourcing this.
+# shellcheck shell=sh disable=SC2034,SC2154  # variables shared with the sourcing script
+
+threads="1 2"
+reps=3
+
+# bench_options "$@": --threads "1 2", --reps N, --out FILE, --help.
+bench_options() {
+    while [ $# -gt 0 ]; do
+        case $1 in
+        --threads) threads=$2; shift 2 ;;
+        --reps) reps=$2; shift 2 ;;
+        --out) out=$2; shift 2 ;;
+        -h | --help) sed -n "2,${help_lines}p" "$0"; exit 0 ;;
+        *) echo "$me: unknown option '$1' (try --help)" >&2; exit 2 ;;
+        esac
+    done
+}
+
+# The median of the numbers on stdin, one a line.
+median() { sort -g | awk '{v[NR] = $1} END {print NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+
+# timed_runs RATE COMMAND...: runs COMMAND $reps times under /usr/bin/time, its stdout
+# in $tmp/out and its stderr in $tmp/err (shown, and the bench stopped, when it fails);
+# after each run the function RATE reads those files and prints the samples per second.
+# Leaves a line a run in $tmp/runs: wall seconds, peak RSS in KB, samples/s.
+timed_runs() {
+    rate=$1
+    shift
+    : >"$tmp/runs"
+    r=1
+    while [ "$r" -le "$reps" ]; do
+        /usr/bin/time -f '%e %M' -o "$tmp/time" "$@" >"$tmp/out" 2>"$tmp/err" || {
+            cat "$tmp/err" >&2
+            exit 1
+        }
+        echo "$(cat "$tmp/time") $($rate)" >>"$tmp/runs"
+        r=$((r + 1))
+    done
+}
+
+# run_median K: the median of column K of $tmp/runs (RSS, column 2, in MB).
+run_median() { awk -v k="$1" '{print k == 2 ? $k / 1024 : $k}' "$tmp/runs" | median; }
