@@ -29,6 +29,16 @@ _Noreturn void ag_assert_fail(const char *file, int line, const char *what);
 
 #define AG_COUNTOF(a) (sizeof(a) / sizeof((a)[0]))
 
+/* For the loops that run over every element at every step (Adam, the activations, the
+ * losses): compiled for AVX2 and for any x86-64, the one to run chosen when the program
+ * loads. 8 lanes instead of 4, with the same bits: no FMA, and -std=c11 keeps GCC from
+ * contracting a multiply and an add. */
+#if defined(__x86_64__)
+#define AG_SIMD_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define AG_SIMD_CLONES
+#endif
+
 /* A place in a user's file. line and col are 1-based (libyaml's marks are 0-based:
  * the spec loader adds 1). file == NULL means "no place". */
 typedef struct ag_loc {

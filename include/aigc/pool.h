@@ -11,6 +11,10 @@
  * a function that writes each element from its own inputs gives the same bits at every
  * thread count, and one that reduces within a chunk the same bits at a given count.
  *
+ * tp_sum adds up a function's sums over fixed blocks of [0, n), the blocks cut from n
+ * alone and their sums added in order: the same bits at every thread count, which a sum
+ * cut at tp_for's chunks would not give.
+ *
  * Any thread runs any chunk: the caller takes chunks too, and takes them all when a
  * worker is slow to wake or has lost its core to another process, so a busy machine
  * slows a step down but never stalls it. Workers spin briefly for the next job, then
@@ -31,5 +35,12 @@ void tp_set_threads(int n);
 int tp_threads(void);
 
 void tp_for(int64_t n, int64_t grain, tp_fn fn, void *ctx);
+
+typedef double (*tp_sum_fn)(void *ctx, int64_t lo, int64_t hi);
+
+/* fn(ctx, lo, hi) over blocks of `block` elements (more when n has over TP_SUM_BLOCKS of
+ * them), summed in block order. */
+enum { TP_SUM_BLOCKS = 256 };
+double tp_sum(int64_t n, int64_t block, tp_sum_fn fn, void *ctx);
 
 #endif

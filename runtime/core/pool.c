@@ -76,10 +76,11 @@ static void run_chunks(uint32_t gen)
     }
 }
 
+/* arg: the generation when the worker was started. A worker that read it itself could
+ * read a later one, that of the post asking it to quit, and wait for the next forever. */
 static void *worker(void *arg)
 {
-    (void)arg;
-    uint32_t seen = atomic_load(&pool.gen);
+    uint32_t seen = (uint32_t)(uintptr_t)arg;
     for (;;) {
         uint32_t gen;
         for (int s = 0; (gen = atomic_load_explicit(&pool.gen, memory_order_acquire)) == seen; s++) {
@@ -123,7 +124,7 @@ void tp_set_threads(int n)
     }
     pool.nthreads = n;
     for (int k = 1; k < n; k++)
-        if (pthread_create(&pool.workers[k], NULL, worker, NULL) != 0)
+        if (pthread_create(&pool.workers[k], NULL, worker, (void *)(uintptr_t)atomic_load(&pool.gen)) != 0)
             ag_assert_fail(__FILE__, __LINE__, "cannot start a worker thread");
 }
 
@@ -154,4 +155,35 @@ void tp_for(int64_t n, int64_t grain, tp_fn fn, void *ctx)
         else
             sched_yield();
     }
+}
+
+/* tp_sum's blocks as a tp_for job: element 16 b stands for block b, so that tp_for's
+ * chunk boundaries, multiples of 16, fall between whole blocks. */
+typedef struct sum_job {
+    tp_sum_fn fn;
+    void *ctx;
+    int64_t n, block;
+    double *part;
+} sum_job;
+
+static void sum_blocks(void *ctx, int64_t lo, int64_t hi)
+{
+    const sum_job *j = ctx;
+    for (int64_t b = lo / 16; b < hi / 16; b++) {
+        int64_t from = b * j->block, to = from + j->block < j->n ? from + j->block : j->n;
+        j->part[b] = j->fn(j->ctx, from, to);
+    }
+}
+
+double tp_sum(int64_t n, int64_t block, tp_sum_fn fn, void *ctx)
+{
+    AG_ASSERT(block >= 1);
+    if (n <= 0) return 0;
+    if ((n + block - 1) / block > TP_SUM_BLOCKS) block = (n + TP_SUM_BLOCKS - 1) / TP_SUM_BLOCKS;
+    int64_t nblocks = (n + block - 1) / block;
+    double part[TP_SUM_BLOCKS];
+    tp_for(nblocks * 16, 16, sum_blocks, &(sum_job){fn, ctx, n, block, part});
+    double s = 0;
+    for (int64_t b = 0; b < nblocks; b++) s += part[b];
+    return s;
 }

@@ -221,6 +221,7 @@ typedef struct unary_bw {
 } unary_bw;
 
 #define UNARY(name, FWD, DERIV)                                                        \
+    AG_SIMD_CLONES                                                                     \
     static void name##_fw_range(void *ctx, int64_t lo, int64_t hi)                     \
     {                                                                                  \
         const ag_node *n = ctx;                                                        \
@@ -238,6 +239,7 @@ typedef struct unary_bw {
     {                                                                                  \
         tp_for(ag_numel(&n->shape), UNARY_GRAIN, name##_fw_range, n);                  \
     }                                                                                  \
+    AG_SIMD_CLONES                                                                     \
     static void name##_bw_range(void *ctx, int64_t lo, int64_t hi)                     \
     {                                                                                  \
         const unary_bw *j = ctx;                                                       \

@@ -29,17 +29,26 @@ typedef struct sgemm_job {
     float *c;
 } sgemm_job;
 
+/* OpenBLAS applies beta to C in a pass of its own before it adds the product, and for
+ * beta = 0 that pass is slower than memset: a piece of a weight gradient (400 x 392,
+ * K = 64) took 280 us with beta = 0 and 244 us cleared here and added to with beta = 1,
+ * with no difference on the other shapes. Both leave no trace of C's old values. */
 static void sgemm_piece(void *ctx, int64_t lo, int64_t hi)
 {
     const sgemm_job *j = ctx;
-    int len = (int)(hi - lo);
+    int len = (int)(hi - lo), rows = j->by_rows ? len : j->m, cols = j->by_rows ? j->n : len;
+    float *c = j->c + (j->by_rows ? lo * j->ldc : lo), beta = j->beta;
+    if (beta == 0.0f) {
+        for (int r = 0; r < rows; r++) memset(c + (int64_t)r * j->ldc, 0, (size_t)cols * sizeof *c);
+        beta = 1.0f;
+    }
     if (j->by_rows) /* rows lo..hi of op(A) and C */
         blas_sgemm(j->trans_a, j->trans_b, len, j->n, j->k, j->alpha,
-                   j->a + (j->trans_a ? lo : lo * j->lda), j->lda, j->b, j->ldb, j->beta,
-                   j->c + lo * j->ldc, j->ldc);
+                   j->a + (j->trans_a ? lo : lo * j->lda), j->lda, j->b, j->ldb, beta, c,
+                   j->ldc);
     else /* columns lo..hi of op(B) and C */
         blas_sgemm(j->trans_a, j->trans_b, j->m, len, j->k, j->alpha, j->a, j->lda,
-                   j->b + (j->trans_b ? lo * j->ldb : lo), j->ldb, j->beta, j->c + lo, j->ldc);
+                   j->b + (j->trans_b ? lo * j->ldb : lo), j->ldb, beta, c, j->ldc);
 }
 
 /* A piece of a split sgemm should carry at least this many multiply-adds, or waking a

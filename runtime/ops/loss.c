@@ -1,18 +1,82 @@
 /* loss.c — the losses, each as PyTorch defines it, with reduction i[0] (mean, sum or
  * none, an ag_reduction). Mean divides by the element count (by the row count N for
- * cross_entropy). Values are summed in double: a mean over a batch of images adds up
- * tens of thousands of terms.
+ * cross_entropy).
+ *
+ * Each loss gives its terms, one per element (per row for cross_entropy), in double; one
+ * driver stores them (reduction none) or sums them in double: a mean over a batch of
+ * images adds up tens of thousands of terms. The sum is cut into blocks by the element
+ * count alone, each block summed in four lanes (a loop that vectorizes) and the blocks
+ * added in order, so the pool may run the blocks on any threads and the loss has the
+ * same bits at every thread count.
  *
  * Gradients: bce and bce_with_logits give none to their target, as PyTorch; mse, l1
  * and kl_normal give one to both operands. */
 #include <math.h>
 
 #include "aigc/graph.h"
+#include "aigc/pool.h"
 #include "vmath.h"
 
 /* ---------------------------------------------------------------- reduction -- */
 
-/* The loss of each element of x with reduction none, else a scalar. */
+/* The terms of elements [lo, hi), at most LOSS_BLOCK of them, into v[0 .. hi - lo). */
+typedef void (*loss_terms_fn)(const ag_node *n, int64_t lo, int64_t hi, double *v);
+
+/* LOSS_BLOCK: the terms a call makes, on the stack. LOSS_SUM_BLOCK: the elements of one
+ * block of the sum. LOSS_GRAIN: the fewest elements worth a second thread. */
+enum { LOSS_BLOCK = 256, LOSS_SUM_BLOCK = 4096, LOSS_GRAIN = 4096 };
+
+typedef struct loss_job {
+    ag_node *n;
+    loss_terms_fn terms;
+} loss_job;
+
+static void loss_store(void *ctx, int64_t lo, int64_t hi)
+{
+    const loss_job *j = ctx;
+    double v[LOSS_BLOCK];
+    for (int64_t k0 = lo; k0 < hi; k0 += LOSS_BLOCK) {
+        int64_t m = hi - k0 < LOSS_BLOCK ? hi - k0 : LOSS_BLOCK;
+        j->terms(j->n, k0, k0 + m, v);
+        for (int64_t k = 0; k < m; k++) j->n->data[k0 + k] = (float)v[k];
+    }
+}
+
+AG_SIMD_CLONES
+static double loss_add(void *ctx, int64_t lo, int64_t hi)
+{
+    const loss_job *j = ctx;
+    double v[LOSS_BLOCK], lane[4] = {0, 0, 0, 0};
+    for (int64_t k0 = lo; k0 < hi; k0 += LOSS_BLOCK) {
+        int64_t m = hi - k0 < LOSS_BLOCK ? hi - k0 : LOSS_BLOCK, k = 0;
+        j->terms(j->n, k0, k0 + m, v);
+        for (; k + 4 <= m; k += 4)
+            for (int l = 0; l < 4; l++) lane[l] += v[k + l];
+        for (; k < m; k++) lane[k & 3] += v[k];
+    }
+    return (lane[0] + lane[1]) + (lane[2] + lane[3]);
+}
+
+/* The blocks and grains above count elements; a term that stands for a row of `per`
+ * elements (cross_entropy) has them divided by that. */
+static int64_t loss_per(int64_t size, int64_t per)
+{
+    return size / per > 16 ? size / per : 16;
+}
+
+/* n's output from the terms of its count elements (or rows of `per` elements). */
+static void loss_forward(ag_node *n, int64_t count, int64_t per, loss_terms_fn terms)
+{
+    loss_job j = {n, terms};
+    if (n->i[0] == AG_RED_NONE) {
+        tp_for(count, loss_per(LOSS_GRAIN, per), loss_store, &j);
+        return;
+    }
+    double s = tp_sum(count, loss_per(LOSS_SUM_BLOCK, per), loss_add, &j);
+    n->data[0] = (float)(n->i[0] == AG_RED_MEAN ? s / (double)count : s);
+}
+
+/* The loss's shape: that of x with reduction none, else a scalar. */
 static void loss_shape(ag_node *n, const ag_node *x)
 {
     AG_ASSERT(n->i[0] >= AG_RED_MEAN && n->i[0] <= AG_RED_NONE);
@@ -25,21 +89,6 @@ static void loss_shape(ag_node *n, const ag_node *x)
     }
 }
 
-/* Element k's loss v: kept as is with reduction none, else added to *acc. */
-static inline void loss_put(ag_node *n, int64_t k, double v, double *acc)
-{
-    if (n->i[0] == AG_RED_NONE)
-        n->data[k] = (float)v;
-    else
-        *acc += v;
-}
-
-static void loss_reduce(ag_node *n, double acc, int64_t count)
-{
-    if (n->i[0] == AG_RED_MEAN) n->data[0] = (float)(acc / (double)count);
-    if (n->i[0] == AG_RED_SUM) n->data[0] = (float)acc;
-}
-
 /* d(output)/d(element k's loss) times the output's gradient. */
 static inline float loss_dy(const ag_node *n, int64_t k, int64_t count)
 {
@@ -48,6 +97,21 @@ static inline float loss_dy(const ag_node *n, int64_t k, int64_t count)
     case AG_RED_SUM: return n->grad[0];
     default: return n->grad[k];
     }
+}
+
+/* A backward cut into ranges for the pool: dy is loss_dy's value for every element
+ * unless `none`, where each element has its own (n->grad). */
+typedef struct loss_bw {
+    const ag_node *n;
+    unsigned need;
+    float dy;
+    int none, assign;
+} loss_bw;
+
+static loss_bw loss_bw_of(const ag_node *n, unsigned need, int64_t count, int assign)
+{
+    int none = n->i[0] == AG_RED_NONE;
+    return (loss_bw){n, need, none ? 0.0f : loss_dy(n, 0, count), none, assign};
 }
 
 /* Two operands of one shape: (input, target), or (mu, logvar) for kl_normal. */
@@ -67,25 +131,6 @@ static int pair_infer(ag_node *n, ag_error *err)
 }
 
 /* --------------------------------------------------------------------- bce -- */
-
-/* -(t log p + (1 - t) log(1 - p)), each log clamped at -100 so that p = 0 or 1 costs
- * 100 rather than infinity. The logs are most of the loss's time, so they are taken in
- * float, as PyTorch does, by vm_logf in a loop that vectorizes, a block at a time;
- * log(1 - p) stands for log1pf(-p), and the rounding of 1 - p moves it by 3e-8 at
- * most. The log whose weight is 0 counts as 0: a GAN's targets are all 0 or all 1, and
- * 0 times a clamped log is 0 anyway. The terms are then summed in double, in order. */
-enum { BCE_BLOCK = 256 };
-
-static void bce_logs(const float *p, const float *t, int64_t len, float *lp, float *lq)
-{
-    for (int64_t k = 0; k < len; k++) {
-        float a = vm_logf(p[k]), b = vm_logf(1.0f - p[k]);
-        a = a > -100.0f ? a : -100.0f;
-        b = b > -100.0f ? b : -100.0f;
-        lp[k] = t[k] != 0 ? a : 0.0f;
-        lq[k] = t[k] != 1 ? b : 0.0f;
-    }
-}
 
 /* Both operands are range-checked: a target outside [0, 1] (data left in [-1, 1]) would
  * make the loss negative and the training silently wrong. The check is one pass without
@@ -115,22 +160,30 @@ static int bce_check(ag_graph *g, ag_node *n, const float *p, const float *t, in
     AG_ASSERT(0 && "the branch-free check and the search disagree");
 }
 
+/* -(t log p + (1 - t) log(1 - p)), each log clamped at -100 so that p = 0 or 1 costs
+ * 100 rather than infinity. The logs are most of the loss's time, so they are taken in
+ * float, as PyTorch does, by vm_logf in a loop that vectorizes;
+ * log(1 - p) stands for log1pf(-p), and the rounding of 1 - p moves it by 3e-8 at
+ * most. The log whose weight is 0 counts as 0: a GAN's targets are all 0 or all 1, and
+ * 0 times a clamped log is 0 anyway. */
+AG_SIMD_CLONES
+static void bce_terms(const ag_node *n, int64_t lo, int64_t hi, double *v)
+{
+    const float *p = n->src[0]->data + lo, *t = n->src[1]->data + lo;
+    for (int64_t k = 0; k < hi - lo; k++) {
+        float a = vm_logf(p[k]), b = vm_logf(1.0f - p[k]);
+        a = a > -100.0f ? a : -100.0f;
+        b = b > -100.0f ? b : -100.0f;
+        float lp = t[k] != 0 ? a : 0.0f, lq = t[k] != 1 ? b : 0.0f;
+        v[k] = -((double)t[k] * lp + (1.0 - t[k]) * lq);
+    }
+}
+
 static void bce_forward(ag_graph *g, ag_node *n)
 {
-    const float *p = n->src[0]->data, *t = n->src[1]->data;
     int64_t len = ag_numel(&n->src[0]->shape);
-    if (bce_check(g, n, p, t, len) != AG_OK) return;
-    double acc = 0;
-    float lp[BCE_BLOCK], lq[BCE_BLOCK];
-    for (int64_t k0 = 0; k0 < len; k0 += BCE_BLOCK) {
-        int64_t m = len - k0 < BCE_BLOCK ? len - k0 : BCE_BLOCK;
-        bce_logs(p + k0, t + k0, m, lp, lq);
-        for (int64_t k = 0; k < m; k++) {
-            float tk = t[k0 + k];
-            loss_put(n, k0 + k, -((double)tk * lp[k] + (1.0 - tk) * lq[k]), &acc);
-        }
-    }
-    loss_reduce(n, acc, len);
+    if (bce_check(g, n, n->src[0]->data, n->src[1]->data, len) != AG_OK) return;
+    loss_forward(n, len, 1, bce_terms);
 }
 
 /* PyTorch's form, (p - t) / p(1 - p) with the denominator kept from 0 (a select rather
@@ -157,13 +210,21 @@ static void bce_grad(const float *p, const float *t, const float *gy, float dy, 
         for (int64_t k = 0; k < len; k++) dp[k] += bce_d(p[k], t[k], dy);
 }
 
+AG_SIMD_CLONES
+static void bce_bw_range(void *ctx, int64_t lo, int64_t hi)
+{
+    const loss_bw *j = ctx;
+    const ag_node *n = j->n;
+    bce_grad(n->src[0]->data + lo, n->src[1]->data + lo, j->none ? n->grad + lo : NULL, j->dy,
+             n->src[0]->grad + lo, hi - lo, j->assign);
+}
+
 static void bce_backward(ag_graph *g, ag_node *n, unsigned need)
 {
     if (!(need & 1u)) return;
     int64_t len = ag_numel(&n->src[0]->shape);
-    int none = n->i[0] == AG_RED_NONE;
-    bce_grad(n->src[0]->data, n->src[1]->data, none ? n->grad : NULL,
-             none ? 0.0f : loss_dy(n, 0, len), n->src[0]->grad, len, g->bw_assign & 1u);
+    loss_bw j = loss_bw_of(n, need, len, g->bw_assign & 1u);
+    tp_for(len, LOSS_GRAIN, bce_bw_range, &j);
 }
 
 const ag_op_def ag_def_bce = {.name = "bce", .min_src = 2, .max_src = 2,
@@ -174,16 +235,18 @@ const ag_op_def ag_def_bce = {.name = "bce", .min_src = 2, .max_src = 2,
 
 /* bce(sigmoid(x), t) in the form that neither overflows nor loses small losses:
  * max(x, 0) - x t + log(1 + exp(-|x|)). */
-static void bcel_forward(ag_graph *g, ag_node *n)
+static void bcel_terms(const ag_node *n, int64_t lo, int64_t hi, double *v)
 {
     const float *x = n->src[0]->data, *t = n->src[1]->data;
-    int64_t len = ag_numel(&n->src[0]->shape);
-    double acc = 0;
-    for (int64_t k = 0; k < len; k++) {
-        double v = x[k];
-        loss_put(n, k, fmax(v, 0) - v * t[k] + log1p(exp(-fabs(v))), &acc);
+    for (int64_t k = lo; k < hi; k++) {
+        double xk = x[k];
+        v[k - lo] = fmax(xk, 0) - xk * t[k] + log1p(exp(-fabs(xk)));
     }
-    loss_reduce(n, acc, len);
+}
+
+static void bcel_forward(ag_graph *g, ag_node *n)
+{
+    loss_forward(n, ag_numel(&n->src[0]->shape), 1, bcel_terms);
 }
 
 static void bcel_backward(ag_graph *g, ag_node *n, unsigned need)
@@ -205,39 +268,51 @@ const ag_op_def ag_def_bce_with_logits = {.name = "bce_with_logits", .min_src = 
 
 /* ---------------------------------------------------------------- mse, l1 -- */
 
-static void mse_forward(ag_graph *g, ag_node *n)
+static void mse_terms(const ag_node *n, int64_t lo, int64_t hi, double *v)
 {
     const float *a = n->src[0]->data, *b = n->src[1]->data;
-    int64_t len = ag_numel(&n->src[0]->shape);
-    double acc = 0;
-    for (int64_t k = 0; k < len; k++) {
+    for (int64_t k = lo; k < hi; k++) {
         double d = (double)a[k] - b[k];
-        loss_put(n, k, d * d, &acc);
+        v[k - lo] = d * d;
     }
-    loss_reduce(n, acc, len);
+}
+
+static void mse_forward(ag_graph *g, ag_node *n)
+{
+    loss_forward(n, ag_numel(&n->src[0]->shape), 1, mse_terms);
+}
+
+static void mse_bw_range(void *ctx, int64_t lo, int64_t hi)
+{
+    const loss_bw *j = ctx;
+    const ag_node *n = j->n;
+    const float *a = n->src[0]->data, *b = n->src[1]->data;
+    for (int64_t k = lo; k < hi; k++) {
+        float d = 2 * (a[k] - b[k]) * (j->none ? n->grad[k] : j->dy);
+        if (j->need & 1u) n->src[0]->grad[k] += d;
+        if (j->need & 2u) n->src[1]->grad[k] -= d;
+    }
 }
 
 static void mse_backward(ag_graph *g, ag_node *n, unsigned need)
 {
-    const float *a = n->src[0]->data, *b = n->src[1]->data;
     int64_t len = ag_numel(&n->src[0]->shape);
-    for (int64_t k = 0; k < len; k++) {
-        float d = 2 * (a[k] - b[k]) * loss_dy(n, k, len);
-        if (need & 1u) n->src[0]->grad[k] += d;
-        if (need & 2u) n->src[1]->grad[k] -= d;
-    }
+    loss_bw j = loss_bw_of(n, need, len, 0);
+    tp_for(len, LOSS_GRAIN, mse_bw_range, &j);
 }
 
 const ag_op_def ag_def_mse = {.name = "mse", .min_src = 2, .max_src = 2, .infer = pair_infer,
                               .forward = mse_forward, .backward = mse_backward};
 
-static void l1_forward(ag_graph *g, ag_node *n)
+static void l1_terms(const ag_node *n, int64_t lo, int64_t hi, double *v)
 {
     const float *a = n->src[0]->data, *b = n->src[1]->data;
-    int64_t len = ag_numel(&n->src[0]->shape);
-    double acc = 0;
-    for (int64_t k = 0; k < len; k++) loss_put(n, k, fabs((double)a[k] - b[k]), &acc);
-    loss_reduce(n, acc, len);
+    for (int64_t k = lo; k < hi; k++) v[k - lo] = fabs((double)a[k] - b[k]);
+}
+
+static void l1_forward(ag_graph *g, ag_node *n)
+{
+    loss_forward(n, ag_numel(&n->src[0]->shape), 1, l1_terms);
 }
 
 /* The sign of a - b, 0 where they are equal (PyTorch's subgradient). */
@@ -286,43 +361,63 @@ static int64_t ce_rows(const ag_node *n)
     return ag_numel(&n->src[1]->shape);
 }
 
-static void ce_forward(ag_graph *g, ag_node *n)
+static int ce_classes(const ag_node *n)
 {
-    const float *x = n->src[0]->data, *t = n->src[1]->data;
-    int64_t rows = ce_rows(n);
-    int c = n->src[0]->shape.d[n->src[0]->shape.ndim - 1];
-    double acc = 0;
-    for (int64_t r = 0; r < rows; r++) {
-        const float *xr = x + r * c;
+    return n->src[0]->shape.d[n->src[0]->shape.ndim - 1];
+}
+
+/* Row r's term is log(sum(exp(x))) - x[target]; its softmax goes to aux. */
+static void ce_terms(const ag_node *n, int64_t lo, int64_t hi, double *v)
+{
+    const float *t = n->src[1]->data;
+    int c = ce_classes(n);
+    for (int64_t r = lo; r < hi; r++) {
+        const float *xr = n->src[0]->data + r * c;
         float *pr = n->aux + r * c;
-        if (!(t[r] >= 0 && t[r] < c && t[r] == floorf(t[r]))) {
-            ag_fail(g, n, "cross_entropy: target %g in row %lld is not a class index in [0, %d)",
-                    t[r], (long long)r, c);
-            return;
-        }
         float mx = xr[0];
         for (int j = 1; j < c; j++) mx = fmaxf(mx, xr[j]);
         double s = 0;
         for (int j = 0; j < c; j++) s += exp((double)xr[j] - mx);
         double lse = mx + log(s);
         for (int j = 0; j < c; j++) pr[j] = (float)exp(xr[j] - lse);
-        loss_put(n, r, lse - xr[(int)t[r]], &acc);
+        v[r - lo] = lse - xr[(int)t[r]];
     }
-    loss_reduce(n, acc, rows);
+}
+
+static void ce_forward(ag_graph *g, ag_node *n)
+{
+    const float *t = n->src[1]->data;
+    int64_t rows = ce_rows(n);
+    int c = ce_classes(n);
+    for (int64_t r = 0; r < rows; r++)
+        if (!(t[r] >= 0 && t[r] < c && t[r] == floorf(t[r]))) {
+            ag_fail(g, n, "cross_entropy: target %g in row %lld is not a class index in [0, %d)",
+                    t[r], (long long)r, c);
+            return;
+        }
+    loss_forward(n, rows, c, ce_terms);
+}
+
+static void ce_bw_range(void *ctx, int64_t lo, int64_t hi)
+{
+    const loss_bw *j = ctx;
+    const ag_node *n = j->n;
+    const float *t = n->src[1]->data;
+    int c = ce_classes(n);
+    for (int64_t r = lo; r < hi; r++) {
+        const float *pr = n->aux + r * c;
+        float *dr = n->src[0]->grad + r * c, dy = j->none ? n->grad[r] : j->dy;
+        for (int k = 0; k < c; k++) dr[k] += dy * pr[k];
+        dr[(int)t[r]] -= dy;
+    }
 }
 
 static void ce_backward(ag_graph *g, ag_node *n, unsigned need)
 {
     if (!(need & 1u)) return;
-    const float *t = n->src[1]->data;
     int64_t rows = ce_rows(n);
-    int c = n->src[0]->shape.d[n->src[0]->shape.ndim - 1];
-    for (int64_t r = 0; r < rows; r++) {
-        const float *pr = n->aux + r * c;
-        float *dr = n->src[0]->grad + r * c, dy = loss_dy(n, r, rows);
-        for (int j = 0; j < c; j++) dr[j] += dy * pr[j];
-        dr[(int)t[r]] -= dy;
-    }
+    loss_bw j = loss_bw_of(n, need, rows, 0);
+    tp_for(rows, loss_per(LOSS_GRAIN, ce_classes(n)), ce_bw_range, &j);
 }
 
 const ag_op_def ag_def_cross_entropy = {.name = "cross_entropy", .min_src = 2, .max_src = 2,
@@ -333,14 +428,16 @@ const ag_op_def ag_def_cross_entropy = {.name = "cross_entropy", .min_src = 2, .
 
 /* KL(N(mu, exp(logvar)) || N(0, 1)) per element: -0.5 (1 + logvar - mu^2 - exp(logvar)),
  * the VAE's regularizer. */
-static void kl_forward(ag_graph *g, ag_node *n)
+static void kl_terms(const ag_node *n, int64_t lo, int64_t hi, double *v)
 {
     const float *mu = n->src[0]->data, *lv = n->src[1]->data;
-    int64_t len = ag_numel(&n->src[0]->shape);
-    double acc = 0;
-    for (int64_t k = 0; k < len; k++)
-        loss_put(n, k, -0.5 * (1.0 + lv[k] - (double)mu[k] * mu[k] - exp((double)lv[k])), &acc);
-    loss_reduce(n, acc, len);
+    for (int64_t k = lo; k < hi; k++)
+        v[k - lo] = -0.5 * (1.0 + lv[k] - (double)mu[k] * mu[k] - exp((double)lv[k]));
+}
+
+static void kl_forward(ag_graph *g, ag_node *n)
+{
+    loss_forward(n, ag_numel(&n->src[0]->shape), 1, kl_terms);
 }
 
 static void kl_backward(ag_graph *g, ag_node *n, unsigned need)

@@ -1,0 +1,154 @@
+/* test_pool.c — the thread pool's contract (include/aigc/pool.h): tp_for runs every
+ * element once, in chunks that start at multiples of 16; tp_sum gives the same bits at
+ * every thread count; and so do the losses that are built on it, forward and backward,
+ * on inputs large enough to be cut. */
+#include <stdlib.h>
+
+#include "aigc/graph.h"
+#include "aigc/pool.h"
+#include "tap.h"
+
+enum { MAX_N = 1 << 21 };
+
+static unsigned char seen[MAX_N];
+static int misaligned;
+
+static void mark(void *ctx, int64_t lo, int64_t hi)
+{
+    (void)ctx;
+    if (lo % 16) misaligned = 1;
+    for (int64_t k = lo; k < hi; k++) seen[k]++;
+}
+
+static void test_for(int threads, int64_t n, int64_t grain)
+{
+    memset(seen, 0, (size_t)n);
+    misaligned = 0;
+    tp_for(n, grain, mark, NULL);
+    int once = 1;
+    for (int64_t k = 0; k < n; k++) once &= seen[k] == 1;
+    ok(once && !misaligned, "tp_for at %d threads, n %lld, grain %lld: each element once, chunks at multiples of 16",
+       threads, (long long)n, (long long)grain);
+}
+
+static double *values;
+
+static double add_range(void *ctx, int64_t lo, int64_t hi)
+{
+    (void)ctx;
+    double s = 0;
+    for (int64_t k = lo; k < hi; k++) s += values[k];
+    return s;
+}
+
+/* Terms of very different sizes, so that a different order of addition shows in the
+ * last bits. */
+static void fill_values(int64_t n)
+{
+    rng r;
+    rng_seed(&r, 7);
+    for (int64_t k = 0; k < n; k++) {
+        float u = rng_uniform(&r);
+        values[k] = (u - 0.5) * (k % 7 == 0 ? 1e6 : 1e-3);
+    }
+}
+
+/* A loss graph: bce (sum) of sigmoid outputs, mse (mean) and cross_entropy (sum) over
+ * 4096 rows of 100 classes, each with its input's gradient. */
+typedef struct loss_run {
+    float bce, mse, ce;
+    float *grads;   /* the three inputs' gradients, one after the other */
+    int64_t ngrads;
+} loss_run;
+
+static loss_run run_losses(int threads)
+{
+    tp_set_threads(threads);
+    enum { N = 3 * 50000, ROWS = 4096, C = 100 };
+    ag_params ps;
+    ag_params_init(&ps);
+    int ip = ag_params_add(&ps, "p", ag_shape1(N), (ag_loc){0});
+    int ix = ag_params_add(&ps, "x", ag_shape1(N), (ag_loc){0});
+    int il = ag_params_add(&ps, "logits", ag_shape2(ROWS, C), (ag_loc){0});
+    ag_params_alloc(&ps);
+    rng r;
+    rng_seed(&r, 3);
+    ag_graph g;
+    ag_graph_init(&g, &ps, &r);
+    ag_node *p = ag_param(&g, ip), *x = ag_param(&g, ix), *logits = ag_param(&g, il);
+    ag_node *t = ag_input(&g, "t", ag_shape1(N), 0);
+    ag_node *cls = ag_input(&g, "cls", ag_shape1(ROWS), 0);
+    ag_node *bce = ag_loss(&g, AG_OP_BCE, p, t, AG_RED_SUM);
+    ag_node *mse = ag_loss(&g, AG_OP_MSE, x, t, AG_RED_MEAN);
+    ag_node *ce = ag_loss(&g, AG_OP_CROSS_ENTROPY, logits, cls, AG_RED_SUM);
+    ag_node *total = ag_binary(&g, AG_OP_ADD, ag_binary(&g, AG_OP_ADD, bce, mse), ce);
+    ag_error err = {{0}};
+    int params[3] = {ip, ix, il};
+    ag_bwplan *bw = total ? ag_backward_plan(&g, total, params, 3, &err) : NULL;
+    loss_run out = {0};
+    if (!ok(bw && ag_graph_plan(&g, 1, &err) == AG_OK, "the loss graph builds at %d threads", threads)) {
+        diag("%s%s", g.err.msg, err.msg);
+        goto done;
+    }
+    rng_fill_uniform(&r, p->data, N, 0, 1);
+    rng_fill_uniform(&r, t->data, N, 0, 1);
+    rng_fill_normal(&r, x->data, N, 0, 1);
+    rng_fill_normal(&r, logits->data, ROWS * C, 0, 3);
+    for (int k = 0; k < ROWS; k++) cls->data[k] = (float)(k * 37 % C);
+    ok(ag_forward(&g, 0, g.n) == AG_OK, "forward at %d threads", threads);
+    ag_backward(&g, bw);
+    out = (loss_run){bce->data[0], mse->data[0], ce->data[0], NULL, ps.total};
+    out.grads = malloc((size_t)ps.total * sizeof(float));
+    memcpy(out.grads, ps.grad, (size_t)ps.total * sizeof(float));
+done:
+    ag_graph_free(&g);
+    ag_params_free(&ps);
+    return out;
+}
+
+int main(void)
+{
+    static const int64_t sizes[] = {1, 15, 16, 4095, 4097, 50176, MAX_N};
+    for (int threads = 1; threads <= 3; threads++) {
+        tp_set_threads(threads);
+        test_for(threads, 100, 16);
+        test_for(threads, 50176, 4096);
+        test_for(threads, MAX_N, 1 << 13);
+        test_for(threads, 33, 16);
+    }
+
+    values = malloc(MAX_N * sizeof *values);
+    fill_values(MAX_N);
+    for (size_t s = 0; s < AG_COUNTOF(sizes); s++) {
+        int64_t n = sizes[s];
+        long double ref = 0;
+        for (int64_t k = 0; k < n; k++) ref += values[k];
+        tp_set_threads(1);
+        double one = tp_sum(n, 4096, add_range, NULL);
+        int same = 1;
+        for (int threads = 2; threads <= 4; threads++) {
+            tp_set_threads(threads);
+            double v = tp_sum(n, 4096, add_range, NULL);
+            same &= memcmp(&v, &one, sizeof v) == 0;
+        }
+        ok(same, "tp_sum of %lld values: the same bits at 1 to 4 threads", (long long)n);
+        is_close(one, (double)ref, 1e-9, 1e-12, "tp_sum of %lld values against a long double sum",
+                 (long long)n);
+    }
+    free(values);
+
+    loss_run a = run_losses(1), b = run_losses(2), c = run_losses(3);
+    if (a.grads && b.grads && c.grads) {
+        ok(a.bce == b.bce && a.bce == c.bce, "bce (sum of 150,000): same bits at 1, 2, 3 threads");
+        ok(a.mse == b.mse && a.mse == c.mse, "mse (mean of 150,000): same bits at 1, 2, 3 threads");
+        ok(a.ce == b.ce && a.ce == c.ce, "cross_entropy (4096 rows): same bits at 1, 2, 3 threads");
+        size_t bytes = (size_t)a.ngrads * sizeof(float);
+        ok(!memcmp(a.grads, b.grads, bytes) && !memcmp(a.grads, c.grads, bytes),
+           "their gradients: same bits at 1, 2, 3 threads");
+    }
+    free(a.grads);
+    free(b.grads);
+    free(c.grads);
+    tp_set_threads(1);
+    return tap_done();
+}
