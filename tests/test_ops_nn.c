@@ -82,6 +82,69 @@ static void test_grad_linear(void)
     gc_check("linear [2, 3, 5] without bias", 2, in3, build_linear, NULL);
 }
 
+/* An activation on a linear layer is run by the layer (fusion); its gradient still
+ * flows through its own backward. */
+static ag_node *build_linear_act(ag_graph *g, ag_node **in, void *ctx)
+{
+    return ag_unary(g, *(const ag_op *)ctx, ag_linear(g, in[0], in[1], in[2]));
+}
+
+static void test_grad_linear_fused(void)
+{
+    static const ag_op acts[] = {AG_OP_SIGMOID, AG_OP_TANH, AG_OP_RELU, AG_OP_GELU};
+    gc_input in[3] = {{ag_shape2(3, 5), -1, 1, 0, 0},
+                      {ag_shape2(4, 5), -1, 1, 0, 0},
+                      {ag_shape1(4), -1, 1, 0, 0}};
+    for (size_t k = 0; k < AG_COUNTOF(acts); k++) {
+        char name[64];
+        snprintf(name, sizeof name, "linear then %s (fused)", ag_op_defs[acts[k]]->name);
+        gc_check(name, 3, in, build_linear_act, (void *)&acts[k]);
+    }
+}
+
+/* The same layer and activation with and without fusion (a reshape between them stops
+ * it) give the same bits, when the sgemm is cut by columns (64 rows of 400) and by rows
+ * (300 rows of 16), at 1 and 2 threads; a second activation of the same layer is not
+ * fused and still right. */
+static void check_fusion(int rows, int in, int out, int threads)
+{
+    ag_set_threads(threads);
+    fixture f;
+    fx_init(&f, 5);
+    ag_node *x = ag_input(&f.g, "x", ag_shape2(rows, in), 0);
+    ag_node *w = ag_input(&f.g, "w", ag_shape2(out, in), 0);
+    ag_node *b = ag_input(&f.g, "b", ag_shape1(out), 0);
+    ag_node *y = ag_linear(&f.g, x, w, b);
+    ag_node *fused = ag_unary(&f.g, AG_OP_SIGMOID, y);
+    ag_node *second = ag_unary(&f.g, AG_OP_RELU, y);
+    ag_node *view = ag_reshape(&f.g, ag_linear(&f.g, x, w, b), 2, (int[]){rows, out});
+    ag_node *plain = ag_unary(&f.g, AG_OP_SIGMOID, view);
+    ag_node *plain2 = ag_unary(&f.g, AG_OP_RELU, view);
+    if (!fx_plan(&f, plain2)) goto done;
+    rng_fill_normal(&f.r, x->data, (int64_t)rows * in, 0, 1);
+    rng_fill_normal(&f.r, w->data, (int64_t)out * in, 0, 0.1f);
+    rng_fill_normal(&f.r, b->data, out, 0, 1);
+    ag_forward(&f.g, 0, f.g.n);
+    size_t bytes = (size_t)rows * out * sizeof(float);
+    ok(fused->fused && y->epilogue == fused && !second->fused && !plain->fused,
+       "[%d, %d] x [%d, %d]^T: the first activation of the layer is fused, no other", rows, in,
+       out, in);
+    ok(!memcmp(fused->data, plain->data, bytes) && !memcmp(second->data, plain2->data, bytes),
+       "[%d, %d] x [%d, %d]^T at %d threads: fused and unfused give the same bits", rows, in,
+       out, in, threads);
+done:
+    fx_free(&f);
+    ag_set_threads(1);
+}
+
+static void test_linear_fusion(void)
+{
+    for (int threads = 1; threads <= 2; threads++) {
+        check_fusion(64, 784, 400, threads);
+        check_fusion(300, 784, 16, threads);
+    }
+}
+
 typedef struct loss_ctx {
     ag_op op;
     ag_reduction red;
@@ -507,6 +570,8 @@ int main(void)
     ag_set_threads(1);
     test_grad_matmul();
     test_grad_linear();
+    test_grad_linear_fused();
+    test_linear_fusion();
     test_grad_losses();
     test_grad_dropout();
     test_detach();

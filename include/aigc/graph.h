@@ -188,6 +188,12 @@ struct ag_node {
     float *aux;             /* op-private memory, planned like data */
     int64_t aux_numel;      /* set by infer, at the current batch */
     int has_grad;           /* some backward plan accumulates into this node */
+    /* Fusion, set by ag_graph_plan: an op flagged AG_DEF_EPILOGUE runs the range of one
+     * element-wise consumer (its epilogue) on each piece of its output as it makes it,
+     * while the piece is in cache, and that consumer's own forward is skipped (fused).
+     * The consumer keeps its buffer and its backward: only the pass is saved. */
+    ag_node *epilogue;
+    int fused;
     const char *name;       /* optional, for messages and hooks */
     ag_loc loc;             /* the spec text that made this node */
 };
@@ -363,6 +369,9 @@ typedef struct ag_op_def {
      * AG_DEF_BW_ASSIGN: writes it, for each bit set in g->bw_assign). NULL for leaves
      * and for ops with AG_DEF_NO_GRAD. */
     void (*backward)(ag_graph *g, ag_node *n, unsigned need);
+    /* Element-wise ops: the forward of output elements [lo, hi), ctx the node, which
+     * an AG_DEF_EPILOGUE source may run for it (fusion). NULL for the others. */
+    void (*range)(void *ctx, int64_t lo, int64_t hi);
 } ag_op_def;
 
 enum {
@@ -371,6 +380,7 @@ enum {
     AG_DEF_ALIAS_GRAD = 1u << 2, /* output grad is src 0's grad */
     AG_DEF_BW_ASSIGN = 1u << 3,  /* backward writes every element of each needed source's
                                   * grad once, and honours g->bw_assign */
+    AG_DEF_EPILOGUE = 1u << 4,   /* forward runs n->epilogue's range on its output */
 };
 
 extern const ag_op_def *const ag_op_defs[AG_OP_COUNT];

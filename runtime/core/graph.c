@@ -195,6 +195,17 @@ int ag_graph_plan(ag_graph *g, int max_batch, ag_error *err)
         if (n->aux_numel) n->aux = at, at += round_up(n->aux_numel);
     }
     AG_ASSERT(at - slab == total);
+
+    /* An element-wise op on the output of an op that can run it as an epilogue (a
+     * linear layer's activation) is run by that op: one per source, the first. */
+    for (int k = 0; k < g->n; k++) {
+        ag_node *n = g->nodes[k], *s = n->nsrc == 1 ? n->src[0] : NULL;
+        if (ag_op_defs[n->op]->range && s && (ag_op_defs[s->op]->flags & AG_DEF_EPILOGUE) &&
+            !s->epilogue) {
+            s->epilogue = n;
+            n->fused = 1;
+        }
+    }
     g->planned = 1;
     return AG_OK;
 }
@@ -216,7 +227,9 @@ int ag_forward(ag_graph *g, int from, int to)
     for (int k = from; k < to; k++) {
         ag_node *n = g->nodes[k];
         void (*fwd)(ag_graph *, ag_node *) = ag_op_defs[n->op]->forward;
-        if (fwd) fwd(g, n);
+        /* A fused node was made with its source, which comes first in the graph and,
+         * not being a leaf, is never changed from outside between the two. */
+        if (fwd && !n->fused) fwd(g, n);
         if (g->failed) return AG_ERR;
     }
     return AG_OK;

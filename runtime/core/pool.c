@@ -52,11 +52,15 @@ static void futex_wake_all(_Atomic uint32_t *word)
     syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE_PRIVATE, TP_MAX_THREADS, NULL, NULL, 0);
 }
 
-/* Chunk k of nchunks over [0, n): boundaries at multiples of 16, the last one at n. */
+/* Chunk k of nchunks over [0, n): boundaries at multiples of 16, the last one at n.
+ * They are rounded up, which makes the first chunk the larger: the caller claims it
+ * while the workers are still waking (a VAE epoch's caller waited for them about half
+ * as long as with the boundaries rounded down). */
 static int64_t bound(int64_t n, int nchunks, int k)
 {
     if (k == nchunks) return n;
-    return (n * k / nchunks) & ~(int64_t)15;
+    int64_t b = (n * k / nchunks + 15) & ~(int64_t)15;
+    return b < n ? b : n;
 }
 
 /* Runs chunks of job `gen` until none is left or a newer job has replaced it. */

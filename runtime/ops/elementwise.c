@@ -155,14 +155,15 @@ static void div_bw_row(const bc_row *r)
     if (r->gb) ROW_LOOP(r->gb[k * r->sb] -= r->gy[k] * r->y[k] / B)  /* d(a/b)/db = -y/b */
 }
 
-#define BINARY(name)                                                                   \
-    static void name##_forward(ag_graph *g, ag_node *n) { bc_run(n, name##_fw_row, 0); } \
-    static void name##_backward(ag_graph *g, ag_node *n, unsigned need)                \
+#define BINARY(op)                                                                     \
+    static void op##_forward(ag_graph *g, ag_node *n) { bc_run(n, op##_fw_row, 0); }   \
+    static void op##_backward(ag_graph *g, ag_node *n, unsigned need)                  \
     {                                                                                  \
-        bc_run(n, name##_bw_row, need);                                                \
+        bc_run(n, op##_bw_row, need);                                                  \
     }                                                                                  \
-    const ag_op_def ag_def_##name = {#name, 2, 2, 0, bc_infer, name##_forward,        \
-                                     name##_backward};
+    const ag_op_def ag_def_##op = {.name = #op, .min_src = 2, .max_src = 2,            \
+                                     .infer = bc_infer, .forward = op##_forward,       \
+                                     .backward = op##_backward};
 
 BINARY(add)
 BINARY(sub)
@@ -220,9 +221,9 @@ typedef struct unary_bw {
     unsigned assign;
 } unary_bw;
 
-#define UNARY(name, FWD, DERIV)                                                        \
+#define UNARY(op, FWD, DERIV)                                                          \
     AG_SIMD_CLONES                                                                     \
-    static void name##_fw_range(void *ctx, int64_t lo, int64_t hi)                     \
+    static void op##_fw_range(void *ctx, int64_t lo, int64_t hi)                       \
     {                                                                                  \
         const ag_node *n = ctx;                                                        \
         const float *xs = n->src[0]->data;                                             \
@@ -235,12 +236,12 @@ typedef struct unary_bw {
             ys[k] = (FWD);                                                             \
         }                                                                              \
     }                                                                                  \
-    static void name##_forward(ag_graph *g, ag_node *n)                                \
+    static void op##_forward(ag_graph *g, ag_node *n)                                  \
     {                                                                                  \
-        tp_for(ag_numel(&n->shape), UNARY_GRAIN, name##_fw_range, n);                  \
+        tp_for(ag_numel(&n->shape), UNARY_GRAIN, op##_fw_range, n);                    \
     }                                                                                  \
     AG_SIMD_CLONES                                                                     \
-    static void name##_bw_range(void *ctx, int64_t lo, int64_t hi)                     \
+    static void op##_bw_range(void *ctx, int64_t lo, int64_t hi)                       \
     {                                                                                  \
         const unary_bw *j = ctx;                                                       \
         const ag_node *n = j->n;                                                       \
@@ -264,13 +265,16 @@ typedef struct unary_bw {
                 gx[k] += gy[k] * (DERIV);                                              \
             }                                                                          \
     }                                                                                  \
-    static void name##_backward(ag_graph *g, ag_node *n, unsigned need)                \
+    static void op##_backward(ag_graph *g, ag_node *n, unsigned need)                  \
     {                                                                                  \
         unary_bw j = {n, g->bw_assign & 1u};                                           \
-        if (need & 1u) tp_for(ag_numel(&n->shape), UNARY_GRAIN, name##_bw_range, &j);  \
+        if (need & 1u) tp_for(ag_numel(&n->shape), UNARY_GRAIN, op##_bw_range, &j);    \
     }                                                                                  \
-    const ag_op_def ag_def_##name = {#name, 1, 1, AG_DEF_BW_ASSIGN, unary_infer,      \
-                                     name##_forward, name##_backward};
+    const ag_op_def ag_def_##op = {.name = #op, .min_src = 1, .max_src = 1,            \
+                                     .flags = AG_DEF_BW_ASSIGN, .infer = unary_infer,  \
+                                     .forward = op##_forward,                          \
+                                     .backward = op##_backward,                        \
+                                     .range = op##_fw_range};
 
 /*    name        y = FWD                       dy/dx = DERIV */
 UNARY(affine,     p0 * x + p1,                  p0)

@@ -21,13 +21,29 @@ static void blas_sgemm(int trans_a, int trans_b, int m, int n, int k, float alph
                 ldc);
 }
 
-/* One sgemm cut along C's rows (by_rows) or columns, a piece per chunk of the pool. */
+/* One sgemm cut along C's rows (by_rows) or columns, a piece per chunk of the pool.
+ * A linear layer's adds two things to each piece, done while the piece is in cache:
+ * C starts as its bias on every row (beta is then ignored), and ep, an element-wise
+ * node over C (ldc == n), is run on the piece once it is made. */
 typedef struct sgemm_job {
     int trans_a, trans_b, m, n, k, lda, ldb, ldc, by_rows;
     float alpha, beta;
     const float *a, *b;
     float *c;
+    const float *bias;
+    ag_node *ep;
 } sgemm_job;
+
+/* ep's range over rows [r0, r1) and columns [c0, c1) of C. */
+static void sgemm_epilogue(const sgemm_job *j, int64_t r0, int64_t r1, int64_t c0, int64_t c1)
+{
+    void (*range)(void *, int64_t, int64_t) = ag_op_defs[j->ep->op]->range;
+    if (c0 == 0 && c1 == j->n) {
+        range(j->ep, r0 * j->n, r1 * j->n);
+        return;
+    }
+    for (int64_t r = r0; r < r1; r++) range(j->ep, r * j->n + c0, r * j->n + c1);
+}
 
 /* OpenBLAS applies beta to C in a pass of its own before it adds the product, and for
  * beta = 0 that pass is slower than memset: a piece of a weight gradient (400 x 392,
@@ -38,8 +54,14 @@ static void sgemm_piece(void *ctx, int64_t lo, int64_t hi)
     const sgemm_job *j = ctx;
     int len = (int)(hi - lo), rows = j->by_rows ? len : j->m, cols = j->by_rows ? j->n : len;
     float *c = j->c + (j->by_rows ? lo * j->ldc : lo), beta = j->beta;
-    if (beta == 0.0f) {
-        for (int r = 0; r < rows; r++) memset(c + (int64_t)r * j->ldc, 0, (size_t)cols * sizeof *c);
+    if (j->bias) {
+        const float *bias = j->bias + (j->by_rows ? 0 : lo);
+        for (int r = 0; r < rows; r++)
+            memcpy(c + (int64_t)r * j->ldc, bias, (size_t)cols * sizeof *c);
+        beta = 1.0f;
+    } else if (beta == 0.0f) {
+        for (int r = 0; r < rows; r++)
+            memset(c + (int64_t)r * j->ldc, 0, (size_t)cols * sizeof *c);
         beta = 1.0f;
     }
     if (j->by_rows) /* rows lo..hi of op(A) and C */
@@ -49,25 +71,43 @@ static void sgemm_piece(void *ctx, int64_t lo, int64_t hi)
     else /* columns lo..hi of op(B) and C */
         blas_sgemm(j->trans_a, j->trans_b, j->m, len, j->k, j->alpha, j->a, j->lda,
                    j->b + (j->trans_b ? lo * j->ldb : lo), j->ldb, beta, c, j->ldc);
+    if (j->ep) {
+        if (j->by_rows)
+            sgemm_epilogue(j, lo, hi, 0, j->n);
+        else
+            sgemm_epilogue(j, 0, j->m, lo, hi);
+    }
 }
 
 /* A piece of a split sgemm should carry at least this many multiply-adds, or waking a
  * second thread costs more than it saves. */
 enum { SGEMM_MIN_PIECE = 1 << 17 };
 
-void ag_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
-              int lda, const float *b, int ldb, float beta, float *c, int ldc)
+static void sgemm_run(sgemm_job *j)
 {
     /* BLAS rejects a leading dimension of 0, which an empty operand would have. */
-    if (m <= 0 || n <= 0 || k <= 0) {
-        ag_sgemm_naive(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    if (j->m <= 0 || j->n <= 0 || j->k <= 0) {
+        for (int r = 0; j->bias && r < j->m; r++)
+            memcpy(j->c + (int64_t)r * j->ldc, j->bias, (size_t)j->n * sizeof *j->c);
+        ag_sgemm_naive(j->trans_a, j->trans_b, j->m, j->n, j->k, j->alpha, j->a, j->lda, j->b,
+                       j->ldb, j->bias ? 1.0f : j->beta, j->c, j->ldc);
+        if (j->ep && j->m > 0 && j->n > 0) sgemm_epilogue(j, 0, j->m, 0, j->n);
         return;
     }
     /* Cut the longer side of C: at batch 64 that is the features, not the rows. */
-    sgemm_job j = {trans_a, trans_b, m, n, k, lda, ldb, ldc, m > n, alpha, beta, a, b, c};
-    int64_t len = j.by_rows ? m : n, per_unit = (int64_t)(j.by_rows ? n : m) * k;
+    j->by_rows = j->m > j->n;
+    int64_t len = j->by_rows ? j->m : j->n;
+    int64_t per_unit = (int64_t)(j->by_rows ? j->n : j->m) * j->k;
     int64_t grain = SGEMM_MIN_PIECE / per_unit;
-    tp_for(len, grain < 16 ? 16 : grain, sgemm_piece, &j);
+    tp_for(len, grain < 16 ? 16 : grain, sgemm_piece, j);
+}
+
+void ag_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
+              int lda, const float *b, int ldb, float beta, float *c, int ldc)
+{
+    sgemm_job j = {.trans_a = trans_a, .trans_b = trans_b, .m = m, .n = n, .k = k, .lda = lda,
+                   .ldb = ldb, .ldc = ldc, .alpha = alpha, .beta = beta, .a = a, .b = b, .c = c};
+    sgemm_run(&j);
 }
 
 void ag_sgemm_naive(int trans_a, int trans_b, int m, int n, int k, float alpha,
@@ -228,13 +268,10 @@ static void linear_forward(ag_graph *g, ag_node *n)
     const ag_node *x = n->src[0], *w = n->src[1];
     int in = w->shape.d[1], out = w->shape.d[0];
     int rows = (int)(ag_numel(&x->shape) / in);
-    float beta = 0.0f;
-    if (n->nsrc > 2) {
-        for (int r = 0; r < rows; r++)
-            memcpy(n->data + (int64_t)r * out, n->src[2]->data, (size_t)out * sizeof(float));
-        beta = 1.0f;
-    }
-    ag_sgemm(0, 1, rows, out, in, 1.0f, x->data, in, w->data, in, beta, n->data, out);
+    sgemm_job j = {.trans_b = 1, .m = rows, .n = out, .k = in, .lda = in, .ldb = in,
+                   .ldc = out, .alpha = 1.0f, .a = x->data, .b = w->data, .c = n->data,
+                   .bias = n->nsrc > 2 ? n->src[2]->data : NULL, .ep = n->epilogue};
+    sgemm_run(&j);
 }
 
 static void linear_backward(ag_graph *g, ag_node *n, unsigned need)
@@ -259,6 +296,7 @@ static void linear_backward(ag_graph *g, ag_node *n, unsigned need)
 }
 
 const ag_op_def ag_def_linear = {.name = "linear", .min_src = 2, .max_src = 3,
-                                 .flags = AG_DEF_BW_ASSIGN, .infer = linear_infer,
+                                 .flags = AG_DEF_BW_ASSIGN | AG_DEF_EPILOGUE,
+                                 .infer = linear_infer,
                                  .forward = linear_forward,
                                  .backward = linear_backward};

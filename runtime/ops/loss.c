@@ -197,6 +197,7 @@ static inline float bce_d(float p, float t, float dy)
 
 /* dy is the loss's gradient per element (gy, with reduction none) or one number for
  * all; a loop for each case, so that each vectorizes. */
+AG_SIMD_CLONES
 static void bce_grad(const float *p, const float *t, const float *gy, float dy, float *dp,
                      int64_t len, int assign)
 {
@@ -210,7 +211,6 @@ static void bce_grad(const float *p, const float *t, const float *gy, float dy, 
         for (int64_t k = 0; k < len; k++) dp[k] += bce_d(p[k], t[k], dy);
 }
 
-AG_SIMD_CLONES
 static void bce_bw_range(void *ctx, int64_t lo, int64_t hi)
 {
     const loss_bw *j = ctx;

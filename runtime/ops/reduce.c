@@ -41,8 +41,10 @@ static void all_backward(ag_graph *g, ag_node *n, unsigned need)
     for (int64_t k = 0; k < len; k++) gx[k] += gy;
 }
 
-const ag_op_def ag_def_sum = {"sum", 1, 1, 0, all_infer, all_forward, all_backward};
-const ag_op_def ag_def_mean = {"mean", 1, 1, 0, all_infer, all_forward, all_backward};
+const ag_op_def ag_def_sum = {.name = "sum", .min_src = 1, .max_src = 1, .infer = all_infer,
+                              .forward = all_forward, .backward = all_backward};
+const ag_op_def ag_def_mean = {.name = "mean", .min_src = 1, .max_src = 1, .infer = all_infer,
+                               .forward = all_forward, .backward = all_backward};
 
 /* ---- sum_axis, mean_axis: along axis i[0], keepdim i[1] ------------------------- */
 
@@ -109,7 +111,9 @@ static void axis_backward(ag_graph *g, ag_node *n, unsigned need)
     }
 }
 
-const ag_op_def ag_def_sum_axis = {"sum_axis", 1, 1, 0, axis_infer, axis_forward,
-                                   axis_backward};
-const ag_op_def ag_def_mean_axis = {"mean_axis", 1, 1, 0, axis_infer, axis_forward,
-                                    axis_backward};
+const ag_op_def ag_def_sum_axis = {.name = "sum_axis", .min_src = 1, .max_src = 1,
+                                   .infer = axis_infer, .forward = axis_forward,
+                                   .backward = axis_backward};
+const ag_op_def ag_def_mean_axis = {.name = "mean_axis", .min_src = 1, .max_src = 1,
+                                    .infer = axis_infer, .forward = axis_forward,
+                                    .backward = axis_backward};

@@ -72,8 +72,10 @@ static int reshape_infer(ag_node *n, ag_error *err)
 static void reshape_forward(ag_graph *g, ag_node *n) {}
 static void reshape_backward(ag_graph *g, ag_node *n, unsigned need) {}
 
-const ag_op_def ag_def_reshape = {"reshape", 1, 1, AG_DEF_ALIAS_DATA | AG_DEF_ALIAS_GRAD,
-                                  reshape_infer, reshape_forward, reshape_backward};
+const ag_op_def ag_def_reshape = {.name = "reshape", .min_src = 1, .max_src = 1,
+                                  .flags = AG_DEF_ALIAS_DATA | AG_DEF_ALIAS_GRAD,
+                                  .infer = reshape_infer, .forward = reshape_forward,
+                                  .backward = reshape_backward};
 
 /* ---- concat: the sources joined along axis i[0] --------------------------------- */
 
@@ -133,8 +135,9 @@ static void concat_backward(ag_graph *g, ag_node *n, unsigned need)
         }
 }
 
-const ag_op_def ag_def_concat = {"concat", 2, AG_MAX_SRC, 0, concat_infer, concat_forward,
-                                 concat_backward};
+const ag_op_def ag_def_concat = {.name = "concat", .min_src = 2, .max_src = AG_MAX_SRC,
+                                 .infer = concat_infer, .forward = concat_forward,
+                                 .backward = concat_backward};
 
 /* ---- slice: [i[1], i[2]) along axis i[0]; negative bounds count from the end ------ */
 
@@ -200,8 +203,9 @@ static void slice_backward(ag_graph *g, ag_node *n, unsigned need)
     }
 }
 
-const ag_op_def ag_def_slice = {"slice", 1, 1, 0, slice_infer, slice_forward,
-                                slice_backward};
+const ag_op_def ag_def_slice = {.name = "slice", .min_src = 1, .max_src = 1,
+                                .infer = slice_infer, .forward = slice_forward,
+                                .backward = slice_backward};
 
 /* ---- gather: torch.gather(src 0, axis i[0], index = src 1) ---------------------- */
 
@@ -275,5 +279,6 @@ static void gather_backward(ag_graph *g, ag_node *n, unsigned need)
     }
 }
 
-const ag_op_def ag_def_gather = {"gather", 2, 2, 0, gather_infer, gather_forward,
-                                 gather_backward};
+const ag_op_def ag_def_gather = {.name = "gather", .min_src = 2, .max_src = 2,
+                                 .infer = gather_infer, .forward = gather_forward,
+                                 .backward = gather_backward};

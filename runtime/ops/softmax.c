@@ -109,7 +109,9 @@ static void log_softmax_backward(ag_graph *g, ag_node *n, unsigned need)
     if (need & 1u) sm_each_line(n, log_softmax_grad_line, 1);
 }
 
-const ag_op_def ag_def_softmax = {"softmax", 1, 1, 0, sm_infer, softmax_forward,
-                                  softmax_backward};
-const ag_op_def ag_def_log_softmax = {"log_softmax", 1, 1, 0, sm_infer,
-                                      log_softmax_forward, log_softmax_backward};
+const ag_op_def ag_def_softmax = {.name = "softmax", .min_src = 1, .max_src = 1,
+                                  .infer = sm_infer, .forward = softmax_forward,
+                                  .backward = softmax_backward};
+const ag_op_def ag_def_log_softmax = {.name = "log_softmax", .min_src = 1, .max_src = 1,
+                                      .infer = sm_infer, .forward = log_softmax_forward,
+                                      .backward = log_softmax_backward};
