@@ -129,9 +129,9 @@ fuzz-build:
 bench: aigc-run $(BUILD)/tests/bench/sgemm_probe
 	PROBE=$(BUILD)/tests/bench/sgemm_probe scripts/bench.sh $(BENCH_ARGS)
 
-$(BUILD)/tests/bench/sgemm_probe: tests/bench/sgemm_probe.c
+$(BUILD)/tests/bench/sgemm_probe: tests/bench/sgemm_probe.c $(BUILD)/libaigc.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libaigc.a $(LDLIBS)
 
 # make quality: the quality report (scripts/quality.sh; docs/quality.md): trains each
 # family's spec for a stated budget on the embedded MNIST subset and on Fashion-MNIST

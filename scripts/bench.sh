@@ -13,7 +13,9 @@
 #   samples/s  the training loop alone (its last progress line)
 #   GFLOP/s    the training FLOPs per sample (below) times samples/s
 #   of sgemm   that as a fraction of the probe's rate for the models' own sgemm shapes
-#              ("mix") and for a 2048-square sgemm (the BLAS's best case)
+#              ("mix", cut by the runtime's pool as training cuts them) and for a
+#              2048-square sgemm (the BLAS's best case, the pool's or OpenBLAS's
+#              threads, whichever is faster)
 #   RSS        peak resident memory (/usr/bin/time)
 # and the time of `aigc-run check specs/gan.yaml`.
 #
@@ -91,7 +93,8 @@ done | median)
 for t in $threads; do
     "$PROBE" -t "$t" gan=100,256,512,784+784,512,256,1 vae=784,400,40+20,400,784 >"$tmp/probe-$t"
     cat "$tmp/probe-$t" >>"$tmp/probes"
-    square=$(awk '/^square/ {print $3}' "$tmp/probe-$t")
+    # The bound: the square sgemm cut by the pool or on OpenBLAS's threads, the faster.
+    square=$(awk '$1 == "square" || $1 == "square-blas" {if ($3 > s) s = $3} END {print s}' "$tmp/probe-$t")
     for spec in gan vae; do
         mix=$(awk -v s="$spec" '$1 == "mix" && $2 == s {print $3}' "$tmp/probe-$t")
         fl=$(flops "$spec")

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -15,6 +16,7 @@
 #include "aigc/ckpt.h"
 #include "aigc/hooks.h"
 #include "aigc/png.h"
+#include "aigc/pool.h"
 
 /* ------------------------------------------------------------------ data -- */
 
@@ -31,16 +33,42 @@ static int split_present(const char *dir, const char *split)
     return 0;
 }
 
+/* The test split, loaded on a thread of its own while the caller inflates the training
+ * split: Fashion-MNIST's 10,000 test images take 0.06 s of zlib, hidden behind the
+ * training images' 0.3 s. */
+typedef struct test_load {
+    const char *dir;
+    idx_dataset *out;
+    ag_error err;
+    int rc;
+} test_load;
+
+static void *load_test(void *arg)
+{
+    test_load *t = arg;
+    t->rc = idx_load_split(t->dir, "t10k", t->out, &t->err);
+    return NULL;
+}
+
 static int load_images(const sp_spec *s, tr_data *d, ag_error *err)
 {
     ag_error e;
-    if (idx_load_split(s->data.path, "train", &d->train, &e))
-        return ag_errorf(err, s->data.path_loc, "cannot load the training data: %s", e.msg);
     /* The test split is optional: without it there is no test loss. But a test file
      * that is there and broken is an error, not a quiet lack of test loss. */
-    if (split_present(s->data.path, "t10k")) {
-        if (idx_load_split(s->data.path, "t10k", &d->test, &e))
-            return ag_errorf(err, s->data.path_loc, "cannot load the test data: %s", e.msg);
+    test_load t = {s->data.path, &d->test, {{0}}, AG_OK};
+    pthread_t th;
+    int has_test = split_present(s->data.path, "t10k");
+    int threaded = has_test && tp_threads() > 1 && pthread_create(&th, NULL, load_test, &t) == 0;
+    int rc = idx_load_split(s->data.path, "train", &d->train, &e);
+    if (threaded)
+        pthread_join(th, NULL);
+    else if (has_test && rc == AG_OK)
+        load_test(&t);
+    if (rc != AG_OK)
+        return ag_errorf(err, s->data.path_loc, "cannot load the training data: %s", e.msg);
+    if (has_test) {
+        if (t.rc != AG_OK)
+            return ag_errorf(err, s->data.path_loc, "cannot load the test data: %s", t.err.msg);
         d->has_test = 1;
         if (d->test.rows != d->train.rows || d->test.cols != d->train.cols)
             return ag_errorf(err, s->data.path_loc, "the test images are %dx%d but the training images %dx%d",

@@ -1,5 +1,5 @@
-/* sgemm_probe.c — this machine's cblas_sgemm throughput, the ceiling that
- * scripts/bench.sh measures a training run against.
+/* sgemm_probe.c — this machine's sgemm throughput, the ceiling that scripts/bench.sh
+ * measures a training run against.
  *
  *     sgemm_probe [-t THREADS] [-b BATCH] [-q SQUARE] NAME=W0,W1,...,Wn[+W0,...] ...
  *
@@ -11,11 +11,14 @@
  *     input    dx = dy W      M = B,   N = in,  K = out   (both plain)
  *     weight   dW = dy^T x    M = out, N = in,  K = B     (A transposed)
  *
+ * Each runs as training runs it: through ag_sgemm on THREADS threads of the runtime's
+ * pool, which cuts it in pieces for single-threaded OpenBLAS (include/aigc/pool.h).
  * Printed: the rate of each, then per model the rate of all its sgemms run back to
- * back as a step runs them ("mix"), then a large square sgemm (the BLAS's best case).
- * Lines are "key value..." so that a script can pick them out. Each figure is the median
- * of 5 rounds of at least 0.1 s, because other work on the machine makes single runs
- * noisy.
+ * back as a step runs them ("mix"), then a large square sgemm (the BLAS's best case),
+ * cut by the pool ("square") and by OpenBLAS's own threads ("square-blas"), since the
+ * ceiling is whichever is higher. Lines are "key value..." so that a script can pick
+ * them out. Each figure is the median of 5 rounds of at least 0.1 s, because other work
+ * on the machine makes single runs noisy.
  */
 #include <cblas.h>
 #include <stdio.h>
@@ -23,11 +26,14 @@
 #include <string.h>
 #include <time.h>
 
+#include "aigc/graph.h"
+
 enum { ROUNDS = 5, MAX_LAYERS = 32, MAX_GEMMS = 256 };
 
 typedef struct gemm {
     int ta, tb, m, n, k;
     const char *what;
+    int blas_threads; /* 0: the pool's split; else cblas_sgemm on this many of its threads */
 } gemm;
 
 static double now(void)
@@ -49,9 +55,13 @@ static float *buf_a, *buf_b, *buf_c;
 static void run(const gemm *g)
 {
     int lda = g->ta ? g->m : g->k, ldb = g->tb ? g->k : g->n;
-    cblas_sgemm(CblasRowMajor, g->ta ? CblasTrans : CblasNoTrans,
-                g->tb ? CblasTrans : CblasNoTrans, g->m, g->n, g->k, 1.0f, buf_a, lda, buf_b,
-                ldb, 0.0f, buf_c, g->n);
+    if (g->blas_threads)
+        cblas_sgemm(CblasRowMajor, g->ta ? CblasTrans : CblasNoTrans,
+                    g->tb ? CblasTrans : CblasNoTrans, g->m, g->n, g->k, 1.0f, buf_a, lda,
+                    buf_b, ldb, 0.0f, buf_c, g->n);
+    else
+        ag_sgemm(g->ta, g->tb, g->m, g->n, g->k, 1.0f, buf_a, lda, buf_b, ldb, 0.0f, buf_c,
+                 g->n);
 }
 
 /* GFLOP/s of running gemms [0, n) back to back: the median over ROUNDS rounds. */
@@ -94,7 +104,7 @@ int main(int argc, char **argv)
         else usage();
     }
     if (argi >= argc) usage();
-    openblas_set_num_threads(threads);
+    ag_set_threads(threads);
     printf("threads %d\nbatch %d\n", threads, batch);
 
     /* The largest operand is the square one or a weight matrix. */
@@ -129,9 +139,9 @@ int main(int argc, char **argv)
             widths[nw++] = (int)strtol(s, &end, 10);
             if (nw >= 2) {
                 int in = widths[nw - 2], out = widths[nw - 1];
-                gs[ng++] = (gemm){0, 1, batch, out, in, "forward"};
-                gs[ng++] = (gemm){0, 0, batch, in, out, "input"};
-                gs[ng++] = (gemm){1, 0, out, in, batch, "weight"};
+                gs[ng++] = (gemm){0, 1, batch, out, in, "forward", 0};
+                gs[ng++] = (gemm){0, 0, batch, in, out, "input", 0};
+                gs[ng++] = (gemm){1, 0, out, in, batch, "weight", 0};
             }
             if (*end == '+') nw = 0; /* the next MLP */
             s = *end ? end + 1 : end;
@@ -142,8 +152,13 @@ int main(int argc, char **argv)
                    gs[i].what, gs[i].m, gs[i].n, gs[i].k, rate(&gs[i], 1));
         printf("mix %.*s %.2f GFLOP/s\n", (int)(eq - name), name, rate(gs, ng));
     }
-    gemm sq = {0, 0, square, square, square, "square"};
+    gemm sq = {0, 0, square, square, square, "square", 0};
     printf("square %d %.2f GFLOP/s\n", square, rate(&sq, 1));
+    /* OpenBLAS's own threads, which the runtime does not use (ag_set_threads left it at
+     * one): last, since nothing runs after it. */
+    openblas_set_num_threads(threads);
+    sq.blas_threads = threads;
+    printf("square-blas %d %.2f GFLOP/s\n", square, rate(&sq, 1));
     free(buf_a);
     free(buf_b);
     free(buf_c);
