@@ -137,6 +137,48 @@ done:
     ag_set_threads(1);
 }
 
+/* The bias gradient is cut by columns over the pool: at 2 threads it is the column sums
+ * of dy (here dy is sigmoid's derivative times 1, from sum(sigmoid(linear))). */
+static void test_bias_grad_threads(void)
+{
+    enum { ROWS = 64, IN = 100, OUT = 784 };
+    ag_set_threads(2);
+    ag_params ps;
+    ag_params_init(&ps);
+    int iw = ag_params_add(&ps, "w", ag_shape2(OUT, IN), (ag_loc){0});
+    int ib = ag_params_add(&ps, "b", ag_shape1(OUT), (ag_loc){0});
+    ag_params_alloc(&ps);
+    rng r;
+    rng_seed(&r, 9);
+    ag_graph g;
+    ag_graph_init(&g, &ps, &r);
+    ag_node *x = ag_input(&g, "x", ag_shape2(ROWS, IN), 0);
+    ag_node *y = ag_unary(&g, AG_OP_SIGMOID, ag_linear(&g, x, ag_param(&g, iw), ag_param(&g, ib)));
+    ag_node *loss = ag_sum(&g, y);
+    ag_error err = {{0}};
+    ag_bwplan *bw = loss ? ag_backward_plan(&g, loss, (int[]){iw, ib}, 2, &err) : NULL;
+    if (ok(bw && ag_graph_plan(&g, 1, &err) == AG_OK, "the bias-gradient graph builds")) {
+        rng_fill_normal(&r, x->data, ROWS * IN, 0, 1);
+        rng_fill_normal(&r, ps.data, ps.total, 0, 0.1f);
+        ag_forward(&g, 0, g.n);
+        ag_backward(&g, bw);
+        double worst = 0;
+        for (int c = 0; c < OUT; c++) {
+            double s = 0;
+            for (int k = 0; k < ROWS; k++) {
+                double v = y->data[k * OUT + c];
+                s += v * (1 - v);
+            }
+            double d = fabs(ps.p[ib].grad[c] - s);
+            if (d > worst) worst = d;
+        }
+        ok(worst < 1e-4, "at 2 threads the bias gradient is dy's column sums (worst %.2g)", worst);
+    }
+    ag_graph_free(&g);
+    ag_params_free(&ps);
+    ag_set_threads(1);
+}
+
 static void test_linear_fusion(void)
 {
     for (int threads = 1; threads <= 2; threads++) {
@@ -572,6 +614,7 @@ int main(void)
     test_grad_linear();
     test_grad_linear_fused();
     test_linear_fusion();
+    test_bias_grad_threads();
     test_grad_losses();
     test_grad_dropout();
     test_detach();

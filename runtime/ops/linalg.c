@@ -274,6 +274,24 @@ static void linear_forward(ag_graph *g, ag_node *n)
     sgemm_run(&j);
 }
 
+/* db += the column sums of dy for columns [lo, hi), row by row for the cache: each
+ * column's sum is in row order whatever the cut. */
+typedef struct bias_grad_job {
+    const float *dy;
+    float *db;
+    int rows, out, assign;
+} bias_grad_job;
+
+static void bias_grad_cols(void *ctx, int64_t lo, int64_t hi)
+{
+    const bias_grad_job *j = ctx;
+    if (j->assign) memset(j->db + lo, 0, (size_t)(hi - lo) * sizeof *j->db);
+    for (int r = 0; r < j->rows; r++) {
+        const float *row = j->dy + (int64_t)r * j->out;
+        for (int64_t c = lo; c < hi; c++) j->db[c] += row[c];
+    }
+}
+
 static void linear_backward(ag_graph *g, ag_node *n, unsigned need)
 {
     const ag_node *x = n->src[0], *w = n->src[1];
@@ -287,11 +305,10 @@ static void linear_backward(ag_graph *g, ag_node *n, unsigned need)
     if (need & 2u) /* dW += dy^T x */
         ag_sgemm(1, 0, out, in, rows, 1.0f, dy, out, x->data, in, assign & 2u ? 0.0f : 1.0f,
                  w->grad, in);
-    if (need & 4u) { /* db += the column sums of dy, row by row for the cache */
-        float *db = n->src[2]->grad;
-        if (assign & 4u) memset(db, 0, (size_t)out * sizeof *db); /* a row, not a matrix */
-        for (int r = 0; r < rows; r++)
-            for (int j = 0; j < out; j++) db[j] += dy[(int64_t)r * out + j];
+    if (need & 4u) {
+        /* A chunk of at least 4096 additions, or a second thread is not worth waking. */
+        bias_grad_job j = {dy, n->src[2]->grad, rows, out, (assign & 4u) != 0};
+        tp_for(out, rows < 256 ? 4096 / rows : 16, bias_grad_cols, &j);
     }
 }
 
