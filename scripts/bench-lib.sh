@@ -23,21 +23,30 @@ bench_options() {
 # The median of the numbers on stdin, one a line.
 median() { sort -g | awk '{v[NR] = $1} END {print NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 
+# The CPU time of the whole machine so far, in clock ticks, and the part of it that a
+# virtual machine's host gave to others (steal: the 8th value of /proc/stat's cpu line).
+cpu_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9, $9}' /proc/stat; }
+
 # timed_runs RATE COMMAND...: runs COMMAND $reps times under /usr/bin/time, its stdout
 # in $tmp/out and its stderr in $tmp/err (shown, and the bench stopped, when it fails);
 # after each run the function RATE reads those files and prints the samples per second.
-# Leaves a line a run in $tmp/runs: wall seconds, peak RSS in KB, samples/s.
+# Leaves a line a run in $tmp/runs: wall seconds, peak RSS in KB, samples/s, and the
+# percentage of the machine's CPU time stolen by the host during the run (0 on a
+# machine of its own; on a shared virtual machine, a run with much steal measured the
+# neighbours as much as the code).
 timed_runs() {
     rate=$1
     shift
     : >"$tmp/runs"
     r=1
     while [ "$r" -le "$reps" ]; do
+        before=$(cpu_ticks)
         /usr/bin/time -f '%e %M' -o "$tmp/time" "$@" >"$tmp/out" 2>"$tmp/err" || {
             cat "$tmp/err" >&2
             exit 1
         }
-        echo "$(cat "$tmp/time") $($rate)" >>"$tmp/runs"
+        steal=$(echo "$before $(cpu_ticks)" | awk '{print ($3 > $1 ? 100 * ($4 - $2) / ($3 - $1) : 0)}')
+        echo "$(cat "$tmp/time") $($rate) $steal" >>"$tmp/runs"
         r=$((r + 1))
     done
 }

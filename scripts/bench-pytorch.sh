@@ -42,7 +42,7 @@ train_rate() {
 
 {
     echo "PyTorch $("$PYTHON" -c 'import torch; print(torch.__version__)') bench, $(date -u '+%Y-%m-%d %H:%M UTC'), medians of $reps runs"
-    printf '%-4s %3s %8s %10s %8s\n' spec thr "wall s" samples/s "RSS MB"
+    printf '%-4s %3s %8s %10s %8s %7s\n' spec thr "wall s" samples/s "RSS MB" "steal %"
 } >"$tmp/table"
 for t in $threads; do
     for spec in gan vae; do
@@ -52,7 +52,7 @@ for t in $threads; do
         # shellcheck disable=SC2086
         timed_runs train_rate "$PYTHON" "scripts/baselines/$spec.py" --data "$DATA" --epochs 1 --threads "$t" $extra
         awk -v s="$spec" -v t="$t" -v w="$(run_median 1)" -v sps="$(run_median 3)" -v rss="$(run_median 2)" \
-            'BEGIN {printf "%-4s %3d %8.2f %10.0f %8.0f\n", s, t, w, sps, rss}' >>"$tmp/table"
+            -v st="$(run_median 4)" 'BEGIN {printf "%-4s %3d %8.2f %10.0f %8.0f %7.1f\n", s, t, w, sps, rss, st}' >>"$tmp/table"
     done
 done
 cp "$tmp/table" "$out"

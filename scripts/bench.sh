@@ -17,6 +17,9 @@
 #              2048-square sgemm (the BLAS's best case, the pool's or OpenBLAS's
 #              threads, whichever is faster)
 #   RSS        peak resident memory (/usr/bin/time)
+#   steal %    the share of the machine's CPU time its virtual machine host gave to
+#              others during the runs (/proc/stat): above a few percent, the figures
+#              measure the neighbours too
 # and the time of `aigc-run check specs/gan.yaml`.
 #
 # Training FLOPs per sample, from the forward FLOPs F_m per model and F1_m of its first
@@ -87,7 +90,7 @@ done | median)
     echo "$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
     echo "check specs/gan.yaml: $check_ms ms"
     echo
-    printf '%-4s %3s %8s %10s %8s %13s %13s %8s\n' spec thr "wall s" samples/s GFLOP/s "of sgemm mix" "of 2048^2" "RSS MB"
+    printf '%-4s %3s %8s %10s %8s %13s %13s %8s %7s\n' spec thr "wall s" samples/s GFLOP/s "of sgemm mix" "of 2048^2" "RSS MB" "steal %"
 } >"$tmp/table"
 
 for t in $threads; do
@@ -104,11 +107,12 @@ for t in $threads; do
         wall=$(run_median 1)
         rss=$(run_median 2)
         sps=$(run_median 3)
+        steal=$(run_median 4)
         awk -v s="$spec" -v t="$t" -v w="$wall" -v sps="$sps" -v fl="$fl" -v mix="$mix" \
-            -v sq="$square" -v rss="$rss" 'BEGIN {
+            -v sq="$square" -v rss="$rss" -v st="$steal" 'BEGIN {
                 gf = fl * sps * 1e-9
-                printf "%-4s %3d %8.2f %10.0f %8.1f %7.0f%% of %-4.0f %5.0f%% of %-4.0f %8.0f\n",
-                    s, t, w, sps, gf, 100 * gf / mix, mix, 100 * gf / sq, sq, rss
+                printf "%-4s %3d %8.2f %10.0f %8.1f %7.0f%% of %-4.0f %5.0f%% of %-4.0f %8.0f %7.1f\n",
+                    s, t, w, sps, gf, 100 * gf / mix, mix, 100 * gf / sq, sq, rss, st
             }' >>"$tmp/table"
     done
 done
