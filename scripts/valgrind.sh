@@ -96,6 +96,10 @@ if [ "$only" != c ]; then
         vg "sample from the VAE" 0 $A sample specs/vae.yaml $S --checkpoint "$R/vae" -o "$R/vae.png"
         vg "eval the VAE" 0 $A eval specs/vae.yaml $S --checkpoint "$R/vae" --json
         vg "train the GAN (two updates a step)" 0 $A specs/gan.yaml $S --out "$R/gan"
+        vg "train the VAE on 2 threads (the pool; the test split read on a thread)" 0 \
+            $A specs/vae.yaml $S --out "$R/vae2" --threads 2
+        vg "data: a corrupt test split, read on a thread" 1 $A check specs/vae.yaml --threads 2 \
+            --set data.path=tests/bad/data/corrupt-test
         vg "train with hooks: every callback, a sample grid" 0 $A tests/specs/hooks-ae.yaml $S --out "$R/hooks" \
             --set train.log_every=1
         vg "train the classifier" 0 $A specs/classifier.yaml $S --out "$R/classifier"
