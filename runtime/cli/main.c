@@ -400,35 +400,32 @@ static int run_command(const cli_args *a, sp_spec *s, pg_program *p, const tr_da
     return tr_run(p, d, &o, err);
 }
 
-int main(int argc, char **argv)
+/* Loads the spec and its data, builds the program and runs the command. */
+static int run_spec(cli_args *a)
 {
-    cli_args a;
-    int rc = parse_args(argc, argv, &a);
-    if (rc >= 0) return rc;
-    ag_set_threads(a.threads);
-
+    int rc;
     sp_spec s;
     ag_error err;
-    if (sp_load(&s, a.spec, a.sets, a.nsets, &err)) {
+    if (sp_load(&s, a->spec, a->sets, a->nsets, &err)) {
         rc = fail(&err, &s);
         sp_free(&s);
         return rc;
     }
-    s.sample_count = a.count;
+    s.sample_count = a->count;
     /* An unknown --section is reported with the command; the inputs go to every
      * section then. */
-    if (sp_set_inputs(&s, a.section && sp_find_sample(&s, a.section) ? a.section : NULL, a.inputs, a.ninputs, &err)) {
+    if (sp_set_inputs(&s, a->section && sp_find_sample(&s, a->section) ? a->section : NULL, a->inputs, a->ninputs, &err)) {
         fprintf(stderr, "aigc-run: %s\nTry 'aigc-run --help'.\n", err.msg);
         sp_free(&s);
         return EXIT_USAGE;
     }
     /* By default a share of physical memory: a spec too big for the machine is
      * refused with its size, before anything is allocated. */
-    s.max_memory = a.max_memory ? a.max_memory
+    s.max_memory = a->max_memory ? a->max_memory
                                 : (int64_t)sysconf(_SC_PHYS_PAGES) * sysconf(_SC_PAGE_SIZE) / 10 * 8;
-    if (a.quality) {
+    if (a->quality) {
         /* Measuring draws in pieces and writes no grid: the grid need not fit. */
-        s.sample_count = a.count && a.count < QUALITY_DRAW ? a.count : QUALITY_DRAW;
+        s.sample_count = a->count && a->count < QUALITY_DRAW ? a->count : QUALITY_DRAW;
         for (int k = 0; k < s.nsamples; k++) s.samples[k].rows = s.samples[k].cols = 0;
     }
     tr_data d;
@@ -440,10 +437,21 @@ int main(int argc, char **argv)
     pg_program p;
     rc = 0;
     if (pg_build(&p, &s, d.train.rows, d.train.cols, d.train.classes, &err) ||
-        run_command(&a, &s, &p, &d, &err))
+        run_command(a, &s, &p, &d, &err))
         rc = fail(&err, &s);
     pg_free(&p);
     tr_free_data(&d);
     sp_free(&s);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    cli_args a;
+    int rc = parse_args(argc, argv, &a);
+    if (rc >= 0) return rc;
+    ag_set_threads(a.threads);
+    rc = run_spec(&a);
+    ag_set_threads(1); /* the workers joined: nothing of theirs outlives the run */
     return rc;
 }

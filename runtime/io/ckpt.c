@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "aigc/afile.h"
 #include "aigc/safetensors.h"
 
 static const char ck_magic[8] = {'A', 'I', 'G', 'C', 'S', 'T', 'A', 'T'};
@@ -223,67 +224,31 @@ static void ck_state_bytes_impl(ck_buf *b, const ck_run *run)
     ck_u32_impl(b, ck_crc_impl(ck_crc_impl(0, NULL, 0), b->p, b->n));
 }
 
-static int ck_write_failed_impl(const char *path, const char *tmp, int fd, ag_error *err)
-{
-    int e = errno ? errno : EIO;
-    if (fd >= 0) close(fd);
-    unlink(tmp);
-    return ag_errorf(err, ck_at_impl(path), "cannot write: %s", strerror(e));
-}
-
-/* bytes into tmp, on disk when this returns AG_OK; renaming it is the caller's. */
-static int ck_write_tmp_impl(const char *path, const char *tmp, const ck_buf *b, ag_error *err)
-{
-    errno = 0;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) return ck_write_failed_impl(path, tmp, -1, err);
-    for (size_t at = 0; at < b->n;) {
-        ssize_t w = write(fd, b->p + at, b->n - at);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) return ck_write_failed_impl(path, tmp, fd, err);
-        at += (size_t)w;
-    }
-    if (fsync(fd) != 0) return ck_write_failed_impl(path, tmp, fd, err);
-    if (close(fd) != 0) return ck_write_failed_impl(path, tmp, -1, err);
-    return AG_OK;
-}
-
-/* The rename is durable once the directory is on disk; a failure here leaves a
- * complete file, so it is not reported. */
-static void ck_sync_dir_impl(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
-    }
-}
-
 int ck_save(const char *dir, const char *name, const ck_run *run, ag_error *err)
 {
     AG_ASSERT(run->params && run->params->data && run->spec_name && run->spec_hash);
     AG_ASSERT(run->noptims >= 0 && run->nrngs >= 0 && run->norder >= 0);
     AG_ASSERT(run->cursor >= 0 && run->cursor <= run->norder && (run->order || !run->norder));
-    char wpath[4096], spath[4096], stmp[4096 + 4];
+    char wpath[4096], spath[4096];
     if (ck_path_impl(wpath, sizeof wpath, dir, name, ".safetensors", err) ||
         ck_path_impl(spath, sizeof spath, dir, name, ".state", err))
         return AG_ERR;
-    snprintf(stmp, sizeof stmp, "%s.tmp", spath);
 
     /* The state goes to disk first and is renamed last: a failure at any point before
      * that last rename leaves the previous pair whole, and the one after it (a
      * rename, which needs no space) leaves a pair that ck_load refuses. */
+    af_file f;
+    if (af_begin(&f, spath, err) != AG_OK) return AG_ERR;
     ck_buf b = {0};
     ck_state_bytes_impl(&b, run);
-    int rc = ck_write_tmp_impl(spath, stmp, &b, err);
+    int rc = af_write(&f, b.p, b.n, err);
     free(b.p);
+    if (rc == AG_OK) rc = af_finish(&f, err);
     if (rc == AG_OK && ck_save_weights_impl(wpath, run, err) != AG_OK) {
-        unlink(stmp);
+        af_abort(&f);
         rc = AG_ERR;
     }
-    if (rc == AG_OK && rename(stmp, spath) != 0) rc = ck_write_failed_impl(spath, stmp, -1, err);
-    if (rc == AG_OK) ck_sync_dir_impl(dir);
-    return rc;
+    return rc == AG_OK ? af_rename(&f, err) : AG_ERR;
 }
 
 /* ---- the state file: reading ------------------------------------------------------ */

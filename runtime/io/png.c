@@ -11,7 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
+
+#include "aigc/afile.h"
 
 static const ag_loc img_noloc = {0};
 
@@ -28,35 +29,24 @@ static uint8_t img_to_byte_impl(float x, float lo, float scale)
     return (uint8_t)(t + 0.5f);
 }
 
-/* Writes buf (height rows of width * channels bytes) to tmp, flushed to disk. */
-static int img_write_file_impl(const char *path, const char *tmp, const uint8_t *buf,
-                               int width, int height, int channels, ag_error *err)
+/* Writes buf (height rows of width * channels bytes) as path, replacing it whole. */
+static int img_write_file_impl(const char *path, const uint8_t *buf, int width, int height,
+                               int channels, ag_error *err)
 {
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return ag_errorf(err, img_noloc, "%s: cannot write: %s", path, strerror(errno));
-
+    af_file f;
+    if (af_begin(&f, path, err) != AG_OK) return AG_ERR;
     png_image img;
     memset(&img, 0, sizeof img);
     img.version = PNG_IMAGE_VERSION;
     img.width = (png_uint_32)width;
     img.height = (png_uint_32)height;
     img.format = channels == 3 ? PNG_FORMAT_RGB : PNG_FORMAT_GRAY;
-    if (!png_image_write_to_stdio(&img, f, 0, buf, 0, NULL)) {
-        ag_errorf(err, img_noloc, "%s: cannot write: %s", path, img.message);
+    if (!png_image_write_to_stdio(&img, f.fp, 0, buf, 0, NULL)) {
+        af_fail(&f, img.message, err);
         png_image_free(&img);
-        fclose(f);
         return AG_ERR;
     }
-    /* fsync before the rename: otherwise a power cut can leave the new name on an
-     * empty file. */
-    if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
-        ag_errorf(err, img_noloc, "%s: cannot write: %s", path, strerror(errno));
-        fclose(f);
-        return AG_ERR;
-    }
-    if (fclose(f) != 0)
-        return ag_errorf(err, img_noloc, "%s: cannot write: %s", path, strerror(errno));
-    return AG_OK;
+    return af_commit(&f, err);
 }
 
 int img_write_grid(const char *path, const float *images, int n, int h, int w, int channels,
@@ -65,11 +55,6 @@ int img_write_grid(const char *path, const float *images, int n, int h, int w, i
     AG_ASSERT(channels == 1 || channels == 3);
     AG_ASSERT(n >= 0 && rows > 0 && cols > 0 && n <= rows * cols);
     AG_ASSERT(h > 0 && w > 0 && pad >= 0 && lo < hi);
-
-    char tmp[4096];
-    int len = snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    if (len < 0 || (size_t)len >= sizeof tmp)
-        return ag_errorf(err, img_noloc, "%s: path too long", path);
 
     int width = cols * w + (cols + 1) * pad, height = rows * h + (rows + 1) * pad;
     size_t stride = (size_t)width * (size_t)channels;
@@ -89,11 +74,8 @@ int img_write_grid(const char *path, const float *images, int n, int h, int w, i
         }
     }
 
-    int rc = img_write_file_impl(path, tmp, buf, width, height, channels, err);
+    int rc = img_write_file_impl(path, buf, width, height, channels, err);
     free(buf);
-    if (rc == AG_OK && rename(tmp, path) != 0)
-        rc = ag_errorf(err, img_noloc, "%s: cannot write: %s", path, strerror(errno));
-    if (rc != AG_OK) unlink(tmp);
     return rc;
 }
 

@@ -10,6 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "aigc/afile.h"
+
 /* Tensor data goes to and from disk as it lies in memory. */
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "safetensors data is little-endian: this file needs a byte swap on this machine"
@@ -120,29 +122,6 @@ static void sf_put_header_impl(sf_buf *b, const sf_tensor *t, int n, const sf_me
     while ((8 + b->n) % 8 != 0) sf_puts_impl(b, " ");
 }
 
-/* The rename is durable only once the directory that holds the name is on disk. A
- * failure here leaves a complete file under its new name, so it is not reported. */
-static void sf_sync_dir_impl(const char *path)
-{
-    char dir[4096];
-    const char *slash = strrchr(path, '/');
-    if (!slash) snprintf(dir, sizeof dir, ".");
-    else snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path), path);
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
-    }
-}
-
-static int sf_write_failed_impl(const char *path, const char *tmp, FILE *f, ag_error *err)
-{
-    int e = errno ? errno : EIO;
-    if (f) fclose(f);
-    unlink(tmp);
-    return ag_errorf(err, sf_at_impl(path), "cannot write: %s", strerror(e));
-}
-
 int sf_write(const char *path, const sf_tensor *t, int n, const sf_meta *meta, int nmeta,
              ag_error *err)
 {
@@ -155,36 +134,18 @@ int sf_write(const char *path, const sf_tensor *t, int n, const sf_meta *meta, i
     for (int k = 0; k < nmeta; k++)
         AG_ASSERT(meta[k].key && meta[k].value && strcmp(meta[k].key, "__metadata__") != 0);
 
-    char tmp[4096];
-    int len = snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    if (len < 0 || (size_t)len >= sizeof tmp)
-        return ag_errorf(err, sf_at_impl(path), "path too long");
-
+    af_file f;
+    if (af_begin(&f, path, err) != AG_OK) return AG_ERR;
     sf_buf h = {0};
     sf_put_header_impl(&h, t, n, meta, nmeta);
     unsigned char len8[8];
     for (int k = 0; k < 8; k++) len8[k] = (unsigned char)((uint64_t)h.n >> (8 * k));
-
-    errno = 0;
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        free(h.p);
-        return sf_write_failed_impl(path, tmp, NULL, err);
-    }
-    int good = fwrite(len8, 1, 8, f) == 8 && fwrite(h.p, 1, h.n, f) == h.n;
+    int rc = af_write(&f, len8, 8, err);
+    if (rc == AG_OK) rc = af_write(&f, h.p, h.n, err);
     free(h.p);
-    for (int k = 0; k < n && good; k++) {
-        size_t numel = (size_t)sf_numel(&t[k]);
-        if (numel) good = fwrite(t[k].data, sizeof(float), numel, f) == numel;
-    }
-    /* fsync before the rename: otherwise a power cut can leave the new name on an
-     * empty file. */
-    good = good && fflush(f) == 0 && fsync(fileno(f)) == 0;
-    if (!good) return sf_write_failed_impl(path, tmp, f, err);
-    if (fclose(f) != 0) return sf_write_failed_impl(path, tmp, NULL, err);
-    if (rename(tmp, path) != 0) return sf_write_failed_impl(path, tmp, NULL, err);
-    sf_sync_dir_impl(path);
-    return AG_OK;
+    for (int k = 0; k < n && rc == AG_OK; k++)
+        rc = af_write(&f, t[k].data, (size_t)sf_numel(&t[k]) * sizeof(float), err);
+    return rc == AG_OK ? af_commit(&f, err) : AG_ERR;
 }
 
 /* ---- the header's JSON --------------------------------------------------------- */

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "aigc/afile.h"
 #include "aigc/ckpt.h"
 #include "aigc/hooks.h"
 #include "aigc/png.h"
@@ -299,8 +300,8 @@ int tr_draw_samples(pg_program *p, int k, const tr_data *d, int64_t first, uint6
     return pg_sample(p, k, seed, err);
 }
 
-/* The first n texts of a text section, decoded: to stdout for "-", else to a file,
- * written whole under a temporary name and renamed. */
+/* The first n texts of a text section, decoded: to stdout for "-", else to a file
+ * replaced whole (af_). */
 static int write_text(pg_program *p, int k, const tr_data *d, const char *path, int n, ag_error *err)
 {
     const ag_node *ids = p->samples[k].image;
@@ -312,22 +313,16 @@ static int write_text(pg_program *p, int k, const tr_data *d, const char *path, 
                              "of the vocabulary's [0, %d)", p->samples[k].spec->name, v, d->text.vocab);
     }
     int out = strcmp(path, "-") != 0;
-    char tmp[4400];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = out ? fopen(tmp, "wb") : stdout;
-    if (!f) return ag_errorf(err, (ag_loc){0}, "%s: %s", tmp, strerror(errno));
+    af_file file;
+    if (out && af_begin(&file, path, err) != AG_OK) return AG_ERR;
+    FILE *f = out ? file.fp : stdout;
     for (int r = 0; r < n; r++) {
         if (n > 1) fprintf(f, "%s--- sample %d of %d\n", r ? "\n" : "", r + 1, n);
         for (int64_t j = 0; j < len; j++) fputc(d->text.bytes[(int)ids->data[r * len + j]], f);
         fputc('\n', f);
     }
     if (!out) return fflush(f) ? ag_errorf(err, (ag_loc){0}, "stdout: %s", strerror(errno)) : AG_OK;
-    if (fclose(f) != 0 || rename(tmp, path) != 0) {
-        ag_errorf(err, (ag_loc){0}, "%s: %s", path, strerror(errno));
-        unlink(tmp);
-        return AG_ERR;
-    }
-    return AG_OK;
+    return af_commit(&file, err);
 }
 
 /* The first `limit` images (all when 0) of section k into a PNG grid; a limit other

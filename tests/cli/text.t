@@ -99,6 +99,12 @@ run sample $GPT --checkpoint "$TMP/gpt" --prompt "A stitch" --length 30 --temper
 is "$(cat "$OUT")" "$TMP/s.txt" "-o writes the texts to a file and prints its name"
 cmp -s "$TMP/s.txt" "$TMP/first.txt"
 ok $? "the same seed draws the same texts"
+# Replaced whole or not at all: a directory in the way leaves no temporary file.
+mkdir "$TMP/taken.txt"
+expect_error 1 "$TMP/taken.txt: cannot write: Is a directory" \
+    sample $GPT --checkpoint "$TMP/gpt" --prompt "A stitch" --length 5 -o "$TMP/taken.txt"
+[ ! -e "$TMP/taken.txt.tmp" ]
+ok $? "and no temporary file is left"
 ls "$TMP/gpt"/samples-epoch-003.txt >/dev/null 2>&1
 ok $? "training writes the section's texts after each epoch"
 
