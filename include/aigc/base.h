@@ -65,4 +65,13 @@ void *ag_xcalloc(size_t n, size_t size);
 void *ag_xrealloc(void *p, size_t n);
 char *ag_xstrdup(const char *s);
 
+/* A growable run of bytes, for a file's contents put together in memory before it is
+ * written (a checkpoint's state, a safetensors header). Starts zeroed; free(b.p). */
+typedef struct ag_bytes {
+    unsigned char *p;
+    size_t n, cap;
+} ag_bytes;
+
+void ag_bytes_put(ag_bytes *b, const void *src, size_t n);
+
 #endif

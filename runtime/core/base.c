@@ -63,3 +63,13 @@ char *ag_xstrdup(const char *s)
     size_t n = strlen(s) + 1;
     return memcpy(ag_xmalloc(n), s, n);
 }
+
+void ag_bytes_put(ag_bytes *b, const void *src, size_t n)
+{
+    if (b->n + n > b->cap) {
+        b->cap = b->cap * 2 > b->n + n ? b->cap * 2 : b->n + n + 4096;
+        b->p = ag_xrealloc(b->p, b->cap);
+    }
+    if (n) memcpy(b->p + b->n, src, n);
+    b->n += n;
+}

@@ -128,66 +128,51 @@ static int ck_save_weights_impl(const char *path, const ck_run *run, ag_error *e
 
 /* ---- the state file: writing ------------------------------------------------------ */
 
-typedef struct ck_buf {
-    unsigned char *p;
-    size_t n, cap;
-} ck_buf;
-
-static void ck_put_impl(ck_buf *b, const void *src, size_t n)
-{
-    if (b->n + n > b->cap) {
-        b->cap = b->cap * 2 > b->n + n ? b->cap * 2 : b->n + n + 4096;
-        b->p = ag_xrealloc(b->p, b->cap);
-    }
-    memcpy(b->p + b->n, src, n);
-    b->n += n;
-}
-
 static void ck_le_impl(unsigned char *out, uint64_t v, int bytes)
 {
     for (int k = 0; k < bytes; k++) out[k] = (unsigned char)(v >> (8 * k));
 }
 
-static void ck_u32_impl(ck_buf *b, uint32_t v)
+static void ck_u32_impl(ag_bytes *b, uint32_t v)
 {
     unsigned char x[4];
     ck_le_impl(x, v, 4);
-    ck_put_impl(b, x, 4);
+    ag_bytes_put(b, x, 4);
 }
 
-static void ck_u64_impl(ck_buf *b, uint64_t v)
+static void ck_u64_impl(ag_bytes *b, uint64_t v)
 {
     unsigned char x[8];
     ck_le_impl(x, v, 8);
-    ck_put_impl(b, x, 8);
+    ag_bytes_put(b, x, 8);
 }
 
-static void ck_f32_impl(ck_buf *b, float f)
+static void ck_f32_impl(ag_bytes *b, float f)
 {
     uint32_t bits;
     memcpy(&bits, &f, 4);
     ck_u32_impl(b, bits);
 }
 
-static void ck_f64_impl(ck_buf *b, double f)
+static void ck_f64_impl(ag_bytes *b, double f)
 {
     uint64_t bits;
     memcpy(&bits, &f, 8);
     ck_u64_impl(b, bits);
 }
 
-static void ck_str_impl(ck_buf *b, const char *s)
+static void ck_str_impl(ag_bytes *b, const char *s)
 {
     size_t n = strlen(s);
     AG_ASSERT(n <= UINT32_MAX);
     ck_u32_impl(b, (uint32_t)n);
-    ck_put_impl(b, s, n);
+    ag_bytes_put(b, s, n);
 }
 
 /* The whole state file, in the layout of ckpt.h. */
-static void ck_state_bytes_impl(ck_buf *b, const ck_run *run)
+static void ck_state_bytes_impl(ag_bytes *b, const ck_run *run)
 {
-    ck_put_impl(b, ck_magic, sizeof ck_magic);
+    ag_bytes_put(b, ck_magic, sizeof ck_magic);
     ck_u32_impl(b, CK_VERSION);
     ck_u64_impl(b, 0); /* the payload length, known at the end */
 
@@ -218,7 +203,7 @@ static void ck_state_bytes_impl(ck_buf *b, const ck_run *run)
         for (int64_t i = 0; i < n; i++) ck_f32_impl(b, o->state[i]);
     }
     ck_u64_impl(b, run->extra_len);
-    if (run->extra_len) ck_put_impl(b, run->extra, run->extra_len);
+    if (run->extra_len) ag_bytes_put(b, run->extra, run->extra_len);
 
     ck_le_impl(b->p + 12, b->n - CK_PREFIX, 8);
     ck_u32_impl(b, ck_crc_impl(ck_crc_impl(0, NULL, 0), b->p, b->n));
@@ -239,7 +224,7 @@ int ck_save(const char *dir, const char *name, const ck_run *run, ag_error *err)
      * rename, which needs no space) leaves a pair that ck_load refuses. */
     af_file f;
     if (af_begin(&f, spath, err) != AG_OK) return AG_ERR;
-    ck_buf b = {0};
+    ag_bytes b = {0};
     ck_state_bytes_impl(&b, run);
     int rc = af_write(&f, b.p, b.n, err);
     free(b.p);

@@ -41,24 +41,9 @@ const char *sf_shape_str(const sf_tensor *t, char *buf, size_t len)
 
 /* ---- writing ----------------------------------------------------------------- */
 
-typedef struct sf_buf {
-    char *p;
-    size_t n, cap;
-} sf_buf;
+static void sf_puts_impl(ag_bytes *b, const char *s) { ag_bytes_put(b, s, strlen(s)); }
 
-static void sf_put_impl(sf_buf *b, const char *s, size_t n)
-{
-    if (b->n + n > b->cap) {
-        b->cap = b->cap * 2 > b->n + n ? b->cap * 2 : b->n + n + 256;
-        b->p = ag_xrealloc(b->p, b->cap);
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-}
-
-static void sf_puts_impl(sf_buf *b, const char *s) { sf_put_impl(b, s, strlen(s)); }
-
-static void sf_put_int_impl(sf_buf *b, long long v)
+static void sf_put_int_impl(ag_bytes *b, long long v)
 {
     char num[32];
     snprintf(num, sizeof num, "%lld", v);
@@ -67,26 +52,26 @@ static void sf_put_int_impl(sf_buf *b, long long v)
 
 /* A JSON string: quotes, backslashes and control characters escaped; other bytes,
  * UTF-8 included, as they are. */
-static void sf_put_string_impl(sf_buf *b, const char *s)
+static void sf_put_string_impl(ag_bytes *b, const char *s)
 {
-    sf_put_impl(b, "\"", 1);
+    ag_bytes_put(b, "\"", 1);
     for (; *s; s++) {
         unsigned char c = (unsigned char)*s;
         if (c == '"' || c == '\\') {
             char esc[2] = {'\\', (char)c};
-            sf_put_impl(b, esc, 2);
+            ag_bytes_put(b, esc, 2);
         } else if (c < 0x20) {
             char esc[8];
             snprintf(esc, sizeof esc, "\\u%04x", c);
-            sf_put_impl(b, esc, 6);
+            ag_bytes_put(b, esc, 6);
         } else {
-            sf_put_impl(b, (const char *)&c, 1);
+            ag_bytes_put(b, (const char *)&c, 1);
         }
     }
-    sf_put_impl(b, "\"", 1);
+    ag_bytes_put(b, "\"", 1);
 }
 
-static void sf_put_header_impl(sf_buf *b, const sf_tensor *t, int n, const sf_meta *meta, int nmeta)
+static void sf_put_header_impl(ag_bytes *b, const sf_tensor *t, int n, const sf_meta *meta, int nmeta)
 {
     sf_puts_impl(b, "{");
     if (nmeta > 0) {
@@ -136,7 +121,7 @@ int sf_write(const char *path, const sf_tensor *t, int n, const sf_meta *meta, i
 
     af_file f;
     if (af_begin(&f, path, err) != AG_OK) return AG_ERR;
-    sf_buf h = {0};
+    ag_bytes h = {0};
     sf_put_header_impl(&h, t, n, meta, nmeta);
     unsigned char len8[8];
     for (int k = 0; k < 8; k++) len8[k] = (unsigned char)((uint64_t)h.n >> (8 * k));
@@ -186,7 +171,7 @@ typedef struct sf_parser {
     sf_file *f;
     int cap, metacap;
     int64_t (*range)[2]; /* per tensor: its data_offsets */
-    sf_buf scratch; /* a string being decoded */
+    ag_bytes scratch; /* a string being decoded */
     ag_error *err;
 } sf_parser;
 
@@ -231,14 +216,14 @@ static int sf_hex4_impl(sf_parser *p, uint32_t *out)
     return AG_OK;
 }
 
-static void sf_put_utf8_impl(sf_buf *b, uint32_t cp)
+static void sf_put_utf8_impl(ag_bytes *b, uint32_t cp)
 {
     static const unsigned char lead[5] = {0, 0x00, 0xC0, 0xE0, 0xF0};
     char u[4];
     int n = cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
     for (int k = n - 1; k > 0; k--, cp >>= 6) u[k] = (char)(0x80 | (cp & 0x3F));
     u[0] = (char)(lead[n] | cp);
-    sf_put_impl(b, u, (size_t)n);
+    ag_bytes_put(b, u, (size_t)n);
 }
 
 /* The character an escape \c stands for, for the one-letter escapes; 0 otherwise. */
@@ -296,14 +281,14 @@ static int sf_string_impl(sf_parser *p, const char **out)
         if (c == '"') break;
         if (c < 0x20) return sf_syntax_impl(p, "a character (control characters must be escaped)");
         if (c != '\\') {
-            sf_put_impl(&p->scratch, (const char *)&p->s[p->pos++], 1);
+            ag_bytes_put(&p->scratch, (const char *)&p->s[p->pos++], 1);
             continue;
         }
         size_t esc = p->pos++;
         char plain = sf_escape_impl(sf_peek_impl(p));
         uint32_t cp;
         if (plain) {
-            sf_put_impl(&p->scratch, &plain, 1);
+            ag_bytes_put(&p->scratch, &plain, 1);
             p->pos++;
         } else if (sf_peek_impl(p) == 'u') {
             if (sf_unicode_impl(p, esc, &cp)) return AG_ERR;
@@ -313,7 +298,7 @@ static int sf_string_impl(sf_parser *p, const char **out)
         }
     }
     p->pos++;
-    *out = ar_strndup(&p->f->arena, p->scratch.n ? p->scratch.p : "", p->scratch.n);
+    *out = ar_strndup(&p->f->arena, p->scratch.n ? (const char *)p->scratch.p : "", p->scratch.n);
     return AG_OK;
 }
 
