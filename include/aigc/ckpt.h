@@ -86,7 +86,9 @@ int ck_save(const char *dir, const char *name, const ck_run *run, ag_error *err)
 int ck_load(const char *dir, const char *name, ck_run *run, ag_error *err);
 
 /* The weights alone, from any safetensors file whose names and shapes match the
- * store exactly (one that PyTorch wrote, too): for sampling and evaluation. */
-int ck_load_weights(const char *path, ag_params *ps, ag_error *err);
+ * store exactly (one that PyTorch wrote, too): for sampling and evaluation. With
+ * seed_ema (--init: a run starting from them), an exponential average the file lacks
+ * (ema.MODEL.NAME, the file trained without `ema:`) starts as the weight it averages. */
+int ck_load_weights(const char *path, ag_params *ps, int seed_ema, ag_error *err);
 
 #endif

@@ -179,9 +179,13 @@ typedef struct sp_spec {
     ag_loc hooks_loc;
 } sp_spec;
 
-/* An override from the command line: "train.epochs=5". */
+/* An override from the command line: "train.epochs=5". For a sample input given by one
+ * of the options that stand for --input (--inpaint FILE is --input picture=FILE),
+ * `option` names it and `needs` says what kind of section has that input, for the
+ * message when none does. */
 typedef struct sp_set {
     const char *text;
+    const char *option, *needs;
 } sp_set;
 
 int sp_load(sp_spec *s, const char *path, const sp_set *sets, int nsets, ag_error *err);

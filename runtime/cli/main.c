@@ -144,15 +144,22 @@ static const struct {
 
 static int is_spec_path(const char *s);
 
-/* --prompt TEXT is --input prompt=TEXT; likewise --length, --temperature, --inpaint
- * (picture) and --mask. */
-static int add_input(cli_args *a, const char *name, const char *v)
+/* What a spec needs for the options that stand for --input, said when it lacks it. */
+static const char TEXT_INPUTS[] = "--prompt, --length and --temperature are for a text spec's "
+                                  "sample section, like specs/char-gpt.yaml's";
+static const char INPAINT_INPUTS[] = "--inpaint and --mask are for a diffusion spec's inpainting "
+                                     "section, like specs/ddpm.yaml's 'inpaint'";
+
+/* --prompt TEXT (the option as typed) is --input prompt=TEXT; likewise --length,
+ * --temperature, --inpaint (picture) and --mask. */
+static int add_input(cli_args *a, const char *option, const char *input, const char *v,
+                     const char *needs)
 {
-    if (a->ninputs == (int)AG_COUNTOF(a->inputs)) return bad_usage("too many inputs (--%s)", name);
+    if (a->ninputs == (int)AG_COUNTOF(a->inputs)) return bad_usage("too many inputs (%s)", option);
     size_t left = sizeof a->inputbuf - a->inputused;
-    int len = snprintf(a->inputbuf + a->inputused, left, "%s=%s", name, v);
-    if (len < 0 || (size_t)len >= left) return bad_usage("--%s: the value is too long", name);
-    a->inputs[a->ninputs++].text = a->inputbuf + a->inputused;
+    int len = snprintf(a->inputbuf + a->inputused, left, "%s=%s", input, v);
+    if (len < 0 || (size_t)len >= left) return bad_usage("%s: the value is too long", option);
+    a->inputs[a->ninputs++] = (sp_set){a->inputbuf + a->inputused, option, needs};
     a->inputused += (size_t)len + 1;
     return -1;
 }
@@ -175,15 +182,15 @@ static int set_option(cli_args *a, cli_opt opt, const char *name, const char *v)
     case O_SECTION: a->section = v; return -1;
     case O_INPUT:
         if (a->ninputs == (int)AG_COUNTOF(a->inputs)) return bad_usage("too many inputs (%s)", name);
-        a->inputs[a->ninputs++].text = v;
+        a->inputs[a->ninputs++] = (sp_set){v, NULL, NULL};
         return -1;
-    case O_PROMPT: return add_input(a, "prompt", v);
-    case O_LENGTH: return add_input(a, "length", v);
-    case O_TEMPERATURE: return add_input(a, "temperature", v);
+    case O_PROMPT: return add_input(a, name, "prompt", v, TEXT_INPUTS);
+    case O_LENGTH: return add_input(a, name, "length", v, TEXT_INPUTS);
+    case O_TEMPERATURE: return add_input(a, name, "temperature", v, TEXT_INPUTS);
     case O_INPAINT:
     case O_MASK:
         a->inpaint = 1;
-        return add_input(a, opt == O_INPAINT ? "picture" : "mask", v);
+        return add_input(a, name, opt == O_INPAINT ? "picture" : "mask", v, INPAINT_INPUTS);
     case O_MAX_MEMORY:
         if (parse_int_arg(name, v, 1, 1L << 30, &n)) return EXIT_USAGE;
         a->max_memory = (int64_t)n << 20;
@@ -374,7 +381,7 @@ static int run_command(const cli_args *a, sp_spec *s, pg_program *p, const tr_da
     }
     if (a->checkpoint || a->init) {
         const char *f = weights_path(a->checkpoint ? a->checkpoint : a->init, buf, sizeof buf);
-        if (ck_load_weights(f, &p->params, err)) return AG_ERR;
+        if (ck_load_weights(f, &p->params, a->init != NULL, err)) return AG_ERR;
     }
     if (!strcmp(a->command, "sample")) {
         int k;

@@ -54,15 +54,26 @@ static int ck_shape_eq_impl(const sf_tensor *t, const ag_shape *s)
     return 1;
 }
 
+/* The tensor for parameter p: its own, or with seed_ema, for an exponential average
+ * (ema.MODEL.NAME) the file lacks, the weight it averages (MODEL.NAME). */
+static const sf_tensor *ck_tensor_impl(const sf_file *f, const ag_parameter *p, int seed_ema)
+{
+    const sf_tensor *t = sf_get(f, p->name);
+    if (!t && seed_ema && !strncmp(p->name, "ema.", 4)) t = sf_get(f, p->name + 4);
+    return t;
+}
+
 /* The file's tensors against the store: every parameter present in its shape, and
  * nothing else. The first difference, in the store's order, is the one reported. */
-static int ck_match_impl(const sf_file *f, const ag_params *ps, ag_error *err)
+static int ck_match_impl(const sf_file *f, const ag_params *ps, int seed_ema, ag_error *err)
 {
     const ag_loc at = ck_at_impl(f->path);
+    int seeded = 0;
     for (int k = 0; k < ps->n; k++) {
         const ag_parameter *p = &ps->p[k];
-        const sf_tensor *t = sf_get(f, p->name);
+        const sf_tensor *t = ck_tensor_impl(f, p, seed_ema);
         if (!t) return ag_errorf(err, at, "checkpoint lacks %s", p->name);
+        seeded += t != sf_get(f, p->name);
         if (!ck_shape_eq_impl(t, &p->shape)) {
             char have[256], want[64];
             return ag_errorf(err, at, "checkpoint has %s %s but the spec makes %s", p->name,
@@ -70,17 +81,17 @@ static int ck_match_impl(const sf_file *f, const ag_params *ps, ag_error *err)
                              ag_shape_str(&p->shape, 0, want, sizeof want));
         }
     }
-    /* Each parameter matched a distinct tensor; any more are extra. */
-    for (int k = 0; k < f->n && f->n > ps->n; k++)
+    /* Each parameter matched a distinct tensor but the seeded ones; any more are extra. */
+    for (int k = 0; k < f->n && f->n > ps->n - seeded; k++)
         if (ag_params_find(ps, f->t[k].name) < 0)
             return ag_errorf(err, at, "checkpoint has extra tensor %s", f->t[k].name);
     return AG_OK;
 }
 
-static void ck_copy_weights_impl(const sf_file *f, ag_params *ps)
+static void ck_copy_weights_impl(const sf_file *f, ag_params *ps, int seed_ema)
 {
     for (int k = 0; k < ps->n; k++) {
-        const sf_tensor *t = sf_get(f, ps->p[k].name);
+        const sf_tensor *t = ck_tensor_impl(f, &ps->p[k], seed_ema);
         memcpy(ps->p[k].data, t->data, (size_t)sf_numel(t) * sizeof(float));
     }
 }
@@ -97,13 +108,13 @@ static uint32_t ck_file_crc_impl(const sf_file *f, const ag_params *ps)
     return crc;
 }
 
-int ck_load_weights(const char *path, ag_params *ps, ag_error *err)
+int ck_load_weights(const char *path, ag_params *ps, int seed_ema, ag_error *err)
 {
     AG_ASSERT(ps->data);
     sf_file f;
     if (sf_open(&f, path, err)) return AG_ERR;
-    int rc = ck_match_impl(&f, ps, err);
-    if (rc == AG_OK) ck_copy_weights_impl(&f, ps);
+    int rc = ck_match_impl(&f, ps, seed_ema, err);
+    if (rc == AG_OK) ck_copy_weights_impl(&f, ps, seed_ema);
     sf_close(&f);
     return rc;
 }
@@ -519,14 +530,14 @@ int ck_load(const char *dir, const char *name, ck_run *run, ag_error *err)
     if (sf_open(&f, wpath, err)) return AG_ERR;
     unsigned char *buf = NULL;
     ck_reader r;
-    int rc = ck_match_impl(&f, run->params, err);
+    int rc = ck_match_impl(&f, run->params, 0, err);
     if (rc == AG_OK) rc = ck_read_state_impl(spath, &buf, &r, err);
     if (rc == AG_OK) {
         ck_ctx c = {spath, wpath, ck_file_crc_impl(&f, run->params), 0, err};
         ck_reader again = r;
         rc = ck_payload_impl(&r, &c, run);
         if (rc == AG_OK) {
-            ck_copy_weights_impl(&f, run->params);
+            ck_copy_weights_impl(&f, run->params, 0);
             c.apply = 1;
             int restored = ck_payload_impl(&again, &c, run);
             AG_ASSERT(restored == AG_OK);

@@ -290,7 +290,7 @@ static int open_impl(qm_classifier *c, const char *spec_path, const char *weight
         weights = buf;
     }
     ag_error e;
-    if (ck_load_weights(weights, &c->prog.params, &e))
+    if (ck_load_weights(weights, &c->prog.params, 0, &e))
         return ag_errorf(err, (ag_loc){0}, "the classifier's weights: %s%s", e.msg,
                          access(weights, F_OK) ? " (train it first: aigc-run SPEC)" : "");
     return AG_OK;

@@ -745,7 +745,10 @@ int sp_set_inputs(sp_spec *s, const char *section, const sp_set *sets, int nsets
     for (int k = 0; k < nsets; k++) {
         const char *text = sets[k].text, *eq = strchr(text, '=');
         char where[256];
-        snprintf(where, sizeof where, "--input %s", text);
+        if (sets[k].option)
+            snprintf(where, sizeof where, "%s %s", sets[k].option, eq ? eq + 1 : text);
+        else
+            snprintf(where, sizeof where, "--input %s", text);
         if (!eq || eq == text) return ag_errorf(err, (ag_loc){0}, "%s: expected NAME=VALUE, like temperature=0.8", where);
         size_t len = (size_t)(eq - text);
         int hits = 0;
@@ -766,6 +769,9 @@ int sp_set_inputs(sp_spec *s, const char *section, const sp_set *sets, int nsets
             if (section)
                 return ag_errorf(err, (ag_loc){0}, "%s: sample section '%s' has no input '%.*s'%s", where, section,
                                  (int)len, text, sg_hint(&b, hint, sizeof hint));
+            if (sets[k].needs)
+                return ag_errorf(err, (ag_loc){0}, "%s: no sample section has an input '%.*s' (%s)", where,
+                                 (int)len, text, sets[k].needs);
             return ag_errorf(err, (ag_loc){0}, "%s: no sample section has an input '%.*s'%s", where, (int)len, text,
                              sg_hint(&b, hint, sizeof hint));
         }

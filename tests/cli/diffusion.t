@@ -60,6 +60,6 @@ expect_error 1 "$SPEC:50:7: sample section 'inpaint' needs an image for its inpu
     sample "$SPEC" --checkpoint "$CK" --mask tests/data/mask-bottom.png
 expect_error 1 "$TMP/none.png: No such file or directory" \
     sample "$SPEC" --checkpoint "$CK" --inpaint "$TMP/none.png" --mask tests/data/mask-bottom.png
-expect_error 2 "aigc-run: --input picture=tests/data/digit.png: no sample section has an input 'picture'" \
+expect_error 2 "aigc-run: --inpaint tests/data/digit.png: no sample section has an input 'picture' (--inpaint and --mask are for a diffusion spec's inpainting section, like specs/ddpm.yaml's 'inpaint')" \
     sample specs/vae.yaml --checkpoint "$CK" --inpaint tests/data/digit.png --mask tests/data/mask-bottom.png
 done_testing

@@ -48,4 +48,17 @@ ok $? "eval uses the averages: G frozen at its start tests at $frozen, averaged 
 expect_error 1 "$TMP/plain/last.safetensors: checkpoint lacks ema.G.0.weight" \
     eval tests/specs/tiny-ae.yaml --set models.G.ema=0.99 --checkpoint "$TMP/plain"
 
+# --init from weights trained without ema: the averages start as the weights. With lr 0
+# and decay 1 nothing moves, so the averaged G evaluates exactly as the plain one.
+# shellcheck disable=SC2086
+run $AE --set models.G.ema=1 --set models.G.ema_warmup=false --set train.optimizers.opt.lr=0 \
+    --epochs 1 --init "$TMP/plain" --out "$TMP/seeded"
+is "$RC" 0 "--init from a checkpoint without averages exits 0"
+run eval tests/specs/tiny-ae.yaml --set models.G.ema=1 --checkpoint "$TMP/seeded"
+seeded=$(sed -n 's/^test_loss //p' "$OUT")
+run eval tests/specs/tiny-ae.yaml --checkpoint "$TMP/plain"
+plain=$(sed -n 's/^test_loss //p' "$OUT")
+is_number "$seeded" && [ "$seeded" = "$plain" ]
+ok $? "the averages started as the weights: test loss $seeded, the plain checkpoint's $plain"
+
 done_testing

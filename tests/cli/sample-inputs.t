@@ -42,6 +42,9 @@ expect_error 2 "aigc-run: --input gian=2: no sample section has an input 'gian';
     sample "$SPEC" --checkpoint "$CK" --input gian=2
 expect_error 2 "aigc-run: --input gain=abc: 'gain' is a number, got 'abc'" \
     sample "$SPEC" --checkpoint "$CK" --input gain=abc
+# The options that stand for --input are named as typed, with what kind of spec they need.
+expect_error 2 "aigc-run: --prompt Once: no sample section has an input 'prompt' (--prompt, --length and --temperature are for a text spec's sample section, like specs/char-gpt.yaml's)" \
+    sample "$SPEC" --checkpoint "$CK" --prompt Once
 expect_error 2 "aigc-run: --input gain=2: sample section 'prior' has no input 'gain'" \
     sample "$SPEC" --checkpoint "$CK" --section prior --input gain=2
 expect_error 2 "aigc-run: --input gain: expected NAME=VALUE, like temperature=0.8" \
