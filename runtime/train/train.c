@@ -160,9 +160,15 @@ static double now(void)
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+/* The progress line shows the logged values of the last batch that was not skipped
+ * (train.on_nan: skip), not the skipped one's -inf or NaN: `shown` of them, the rest
+ * would not fit on the line anyway. */
+enum { TR_SHOWN = 16 };
 typedef struct tr_progress {
     int live;
     double start, last;
+    int shown;
+    float values[TR_SHOWN];
 } tr_progress;
 
 static void fmt_time(char *buf, size_t n, double s)
@@ -196,8 +202,8 @@ static void progress(tr_progress *pr, const pg_program *p, int epoch, int64_t do
                       (long long)done, (long long)total);
     }
     k += snprintf(line + k, sizeof line - (size_t)k, " %.0f samples/s ETA %s", rate, eta);
-    for (int j = 0; j < p->nlogs && k < (int)sizeof line - 40; j++)
-        k += snprintf(line + k, sizeof line - (size_t)k, " %s %.4g", p->log_names[j], p->logs[j]->data[0]);
+    for (int j = 0; j < pr->shown && k < (int)sizeof line - 40; j++)
+        k += snprintf(line + k, sizeof line - (size_t)k, " %s %.4g", p->log_names[j], pr->values[j]);
     if (skipped && k < (int)sizeof line - 40)
         snprintf(line + k, sizeof line - (size_t)k, " skipped %lld", (long long)skipped);
     fputs(line, stderr);
@@ -949,6 +955,8 @@ static int train_epoch(tr_run_state *st, ag_error *err)
             if (nonfinite(p, &bad)) return diverged(st, bad, err);
             st->rec.skipped_in_row = 0;
             means_add(&st->rec.train, p, n);
+            st->pr.shown = p->nlogs < TR_SHOWN ? p->nlogs : TR_SHOWN;
+            for (int j = 0; j < st->pr.shown; j++) st->pr.values[j] = p->logs[j]->data[0];
         }
         /* A failing hook still gets its step's row: the run is saved after it. */
         int hrc = rc == AG_OK && st->hooks && lh_has(st->hooks, LH_ON_STEP) ? hook(st, LH_ON_STEP, NULL, NULL, err)

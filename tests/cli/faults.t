@@ -74,6 +74,10 @@ is "$RC" 0 "on_nan: skip: the run ends (exit 0)"
 skipped=$(json_field "$TMP/skip/metrics.jsonl" epoch 1 skipped)
 is "$skipped" 777 "the epoch row counts the skipped batches"
 like "$(cat "$OUT")" "epoch 1/1  fit * loss *  test_fit *  test_loss -inf  skipped 777" "the epoch line counts them too"
+last=$(grep '^epoch 1/1 9000/9000 ' "$ERR")
+like "$last" "* fit * loss * skipped 777" "the last progress line counts them"
+case $last in *inf* | *nan*) false ;; esac
+ok $? "and shows the last batch that was not skipped, finite: $last"
 is_number "$(json_field "$TMP/skip/metrics.jsonl" epoch 1 train_loss)"
 ok $? "the epoch's mean loss leaves the skipped batches out: finite"
 grep -q '"step":300,[^}]*"fit":null,"loss":null,"skipped":111}' "$TMP/skip/metrics.jsonl"
