@@ -61,7 +61,7 @@ static double loss_add(void *ctx, int64_t lo, int64_t hi)
  * elements (cross_entropy) has them divided by that. */
 static int64_t loss_per(int64_t size, int64_t per)
 {
-    return size / per > 16 ? size / per : 16;
+    return per > 0 && size / per > 16 ? size / per : 16;
 }
 
 /* n's output from the terms of its count elements (or rows of `per` elements). */
@@ -162,10 +162,10 @@ static int bce_check(ag_graph *g, ag_node *n, const float *p, const float *t, in
 
 /* -(t log p + (1 - t) log(1 - p)), each log clamped at -100 so that p = 0 or 1 costs
  * 100 rather than infinity. The logs are most of the loss's time, so they are taken in
- * float, as PyTorch does, by vm_logf in a loop that vectorizes;
- * log(1 - p) stands for log1pf(-p), and the rounding of 1 - p moves it by 3e-8 at
- * most. The log whose weight is 0 counts as 0: a GAN's targets are all 0 or all 1, and
- * 0 times a clamped log is 0 anyway. */
+ * float, as PyTorch does, by vm_logf in a loop that vectorizes; log(1 - p) stands for
+ * log1pf(-p), and the rounding of 1 - p moves it by 3e-8 at most. The log whose weight
+ * is 0 counts as 0: a GAN's targets are all 0 or all 1, and 0 times a clamped log is 0
+ * anyway. */
 AG_SIMD_CLONES
 static void bce_terms(const ag_node *n, int64_t lo, int64_t hi, double *v)
 {
