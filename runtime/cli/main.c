@@ -408,7 +408,7 @@ static int run_command(const cli_args *a, sp_spec *s, pg_program *p, const tr_da
 }
 
 /* Loads the spec and its data, builds the program and runs the command. */
-static int run_spec(cli_args *a)
+static int run_spec(const cli_args *a)
 {
     int rc;
     sp_spec s;

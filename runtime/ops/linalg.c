@@ -308,7 +308,7 @@ static void linear_backward(ag_graph *g, ag_node *n, unsigned need)
     if (need & 4u) {
         /* A chunk of at least 4096 additions, or a second thread is not worth waking. */
         bias_grad_job j = {dy, n->src[2]->grad, rows, out, (assign & 4u) != 0};
-        tp_for(out, rows < 256 ? 4096 / rows : 16, bias_grad_cols, &j);
+        tp_for(out, rows > 0 && rows < 256 ? 4096 / rows : 16, bias_grad_cols, &j);
     }
 }
 
