@@ -129,7 +129,7 @@ static void test_failures(void)
 
 int main(void)
 {
-    if (!ok(tmp_open("afile"), "a scratch directory")) return tap_done();
+    tmp_open("afile");
     test_commit();
     test_failures();
     tmp_close();

@@ -588,10 +588,7 @@ static void test_written_by_aigc(void)
 
 int main(void)
 {
-    if (!tmp_open("ckpt")) {
-        ok(0, "mkdtemp");
-        return tap_done();
-    }
+    tmp_open("ckpt");
     test_round_trip();
     test_mismatch();
     test_corrupt();

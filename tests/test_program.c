@@ -415,6 +415,18 @@ static void test_training(void)
     release(&t);
 }
 
+/* A one-layer model M trained by SGD on mean(M(x)): lines 1 to 14 of a spec whose
+ * sample section follows. */
+#define ONE_LAYER                                                                      \
+    HEAD("flatten(pixels / 255)")                                                      \
+    "models:\n"                                                                        \
+    "  M: {in: 784, layers: [linear 1]}\n"                                             \
+    "train:\n"                                                                         \
+    "  epochs: 1\n"                                                                    \
+    "  optimizers: {opt: {type: sgd, lr: 0.1, params: M}}\n"                           \
+    "  step:\n"                                                                        \
+    "    - update opt: mean(M(x))\n"
+
 /* A one-layer model M, a 10-step schedule, and a sample section `walk` whose loop
  * starts x at 0 and adds alpha_bar[t - 1] for t = 9..0: the step's statements and the
  * section's other keys are the two arguments. */
@@ -471,14 +483,7 @@ static void test_sampling_loop(void)
     release(&t);
 
     expect_error("a loop that changes a carried value's shape",
-                 HEAD("flatten(pixels / 255)")
-                 "models:\n"
-                 "  M: {in: 784, layers: [linear 1]}\n"
-                 "train:\n"
-                 "  epochs: 1\n"
-                 "  optimizers: {opt: {type: sgd, lr: 0.1, params: M}}\n"
-                 "  step:\n"
-                 "    - update opt: mean(M(x))\n"
+                 ONE_LAYER
                  "sample:\n"
                  "  steps:\n"
                  "    - x = zeros(n, 784)\n"
@@ -627,27 +632,13 @@ static void test_strip(void)
     release(&t);
 
     expect_error("a strip without a loop",
-                 HEAD("flatten(pixels / 255)")
-                 "models:\n"
-                 "  M: {in: 784, layers: [linear 1]}\n"
-                 "train:\n"
-                 "  epochs: 1\n"
-                 "  optimizers: {opt: {type: sgd, lr: 0.1, params: M}}\n"
-                 "  step:\n"
-                 "    - update opt: mean(M(x))\n"
+                 ONE_LAYER
                  "sample:\n"
                  "  image: zeros(n, 784)\n"
                  "  strip: {every: 10}\n",
                  16, 10, "sample: 'strip' records the passes of a loop, and this section has none");
     expect_error("a strip every 0 passes",
-                 HEAD("flatten(pixels / 255)")
-                 "models:\n"
-                 "  M: {in: 784, layers: [linear 1]}\n"
-                 "train:\n"
-                 "  epochs: 1\n"
-                 "  optimizers: {opt: {type: sgd, lr: 0.1, params: M}}\n"
-                 "  step:\n"
-                 "    - update opt: mean(M(x))\n"
+                 ONE_LAYER
                  "sample:\n"
                  "  image: zeros(n, 784)\n"
                  "  strip: {every: 0}\n",

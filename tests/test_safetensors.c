@@ -436,10 +436,7 @@ static void test_tensors(void)
 
 int main(void)
 {
-    if (!tmp_open("sf")) {
-        ok(0, "mkdtemp");
-        return tap_done();
-    }
+    tmp_open("sf");
     test_round_trip();
     test_accepted();
     test_replace();

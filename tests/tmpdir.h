@@ -1,7 +1,8 @@
 /*
  * tmpdir.h — a scratch directory for the test programs that write files: tmp_open
- * makes /tmp/aigc-test-TAG-XXXXXX, in_tmp names a file in it, tmp_close removes it
- * with everything in it.
+ * makes /tmp/aigc-test-TAG-XXXXXX (or ends the program with exit code 2 and mkdtemp's
+ * reason, which prove reports as a failure), in_tmp names a file in it, tmp_close
+ * removes it with everything in it.
  */
 #ifndef AIGC_TMPDIR_H
 #define AIGC_TMPDIR_H
@@ -12,11 +13,12 @@
 
 static char tmpdir[64];
 
-/* 0 when the directory cannot be made. */
-static inline int tmp_open(const char *tag)
+static inline void tmp_open(const char *tag)
 {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/aigc-test-%s-XXXXXX", tag);
-    return mkdtemp(tmpdir) != NULL;
+    if (mkdtemp(tmpdir)) return;
+    perror("mkdtemp");
+    exit(2);
 }
 
 /* The path of name in the directory; the last four stay valid, so a call can take
