@@ -45,25 +45,33 @@ static void sgemm_epilogue(const sgemm_job *j, int64_t r0, int64_t r1, int64_t c
     for (int64_t r = r0; r < r1; r++) range(j->ep, r * j->n + c0, r * j->n + c1);
 }
 
-/* OpenBLAS applies beta to C in a pass of its own before it adds the product, and for
+/* Readies rows x cols of C at c, whose columns start at column c0, for the product to
+ * be added with the beta returned: the bias on every row, or zeros for beta = 0.
+ * OpenBLAS applies beta to C in a pass of its own before it adds the product, and for
  * beta = 0 that pass is slower than memset: a piece of a weight gradient (400 x 392,
  * K = 64) took 280 us with beta = 0 and 244 us cleared here and added to with beta = 1,
  * with no difference on the other shapes. Both leave no trace of C's old values. */
+static float sgemm_start(const sgemm_job *j, float *c, int rows, int cols, int64_t c0)
+{
+    if (j->bias) {
+        for (int r = 0; r < rows; r++)
+            memcpy(c + (int64_t)r * j->ldc, j->bias + c0, (size_t)cols * sizeof *c);
+        return 1.0f;
+    }
+    if (j->beta == 0.0f) {
+        for (int r = 0; r < rows; r++)
+            memset(c + (int64_t)r * j->ldc, 0, (size_t)cols * sizeof *c);
+        return 1.0f;
+    }
+    return j->beta;
+}
+
 static void sgemm_piece(void *ctx, int64_t lo, int64_t hi)
 {
     const sgemm_job *j = ctx;
     int len = (int)(hi - lo), rows = j->by_rows ? len : j->m, cols = j->by_rows ? j->n : len;
-    float *c = j->c + (j->by_rows ? lo * j->ldc : lo), beta = j->beta;
-    if (j->bias) {
-        const float *bias = j->bias + (j->by_rows ? 0 : lo);
-        for (int r = 0; r < rows; r++)
-            memcpy(c + (int64_t)r * j->ldc, bias, (size_t)cols * sizeof *c);
-        beta = 1.0f;
-    } else if (beta == 0.0f) {
-        for (int r = 0; r < rows; r++)
-            memset(c + (int64_t)r * j->ldc, 0, (size_t)cols * sizeof *c);
-        beta = 1.0f;
-    }
+    float *c = j->c + (j->by_rows ? lo * j->ldc : lo);
+    float beta = sgemm_start(j, c, rows, cols, j->by_rows ? 0 : lo);
     if (j->by_rows) /* rows lo..hi of op(A) and C */
         blas_sgemm(j->trans_a, j->trans_b, len, j->n, j->k, j->alpha,
                    j->a + (j->trans_a ? lo : lo * j->lda), j->lda, j->b, j->ldb, beta, c,
@@ -87,10 +95,9 @@ static void sgemm_run(sgemm_job *j)
 {
     /* BLAS rejects a leading dimension of 0, which an empty operand would have. */
     if (j->m <= 0 || j->n <= 0 || j->k <= 0) {
-        for (int r = 0; j->bias && r < j->m; r++)
-            memcpy(j->c + (int64_t)r * j->ldc, j->bias, (size_t)j->n * sizeof *j->c);
+        float beta = sgemm_start(j, j->c, j->m, j->n, 0);
         ag_sgemm_naive(j->trans_a, j->trans_b, j->m, j->n, j->k, j->alpha, j->a, j->lda, j->b,
-                       j->ldb, j->bias ? 1.0f : j->beta, j->c, j->ldc);
+                       j->ldb, beta, j->c, j->ldc);
         if (j->ep && j->m > 0 && j->n > 0) sgemm_epilogue(j, 0, j->m, 0, j->n);
         return;
     }
