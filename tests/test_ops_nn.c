@@ -179,6 +179,82 @@ static void test_bias_grad_threads(void)
     ag_set_threads(1);
 }
 
+/* A layer's input and weight gradients, both wanted, run side by side when the thread
+ * count is even, each sgemm cut in half as many pieces as there are threads; with an
+ * odd count each is cut across all of them. At every count both are dy W and dy^T x
+ * (here dy is sigmoid's derivative, from sum(sigmoid(x W^T))). With x the weight itself
+ * (y = W W^T) the two write one gradient, dy W + dy^T W, and are not paired. */
+/* dW[o, i] = sum_r dy[r, o] x[r, i], dy = y (1 - y) */
+static double dw_ref(const float *y, const float *x, int rows, int in, int out, int o, int i)
+{
+    double s = 0;
+    for (int r = 0; r < rows; r++)
+        s += (double)y[r * out + o] * (1 - y[r * out + o]) * x[r * in + i];
+    return s;
+}
+
+static double linear_grads(int rows, int in, int out, int self, int threads)
+{
+    ag_set_threads(threads);
+    ag_params ps;
+    ag_params_init(&ps);
+    int iw = ag_params_add(&ps, "w", ag_shape2(out, in), (ag_loc){0});
+    int ix = self ? iw : ag_params_add(&ps, "x", ag_shape2(rows, in), (ag_loc){0});
+    ag_params_alloc(&ps);
+    rng r;
+    rng_seed(&r, 11);
+    rng_fill_normal(&r, ps.data, ps.total, 0, 0.1f);
+    ag_graph g;
+    ag_graph_init(&g, &ps, &r);
+    ag_node *w = ag_param(&g, iw), *x = self ? w : ag_param(&g, ix);
+    ag_node *y = ag_unary(&g, AG_OP_SIGMOID, ag_linear(&g, x, w, NULL));
+    ag_node *loss = ag_sum(&g, y);
+    ag_error err = {{0}};
+    int want[2] = {iw, ix};
+    ag_bwplan *bw = loss ? ag_backward_plan(&g, loss, want, self ? 1 : 2, &err) : NULL;
+    double worst = INFINITY;
+    if (bw && ag_graph_plan(&g, 1, &err) == AG_OK) {
+        ag_forward(&g, 0, g.n);
+        ag_backward(&g, bw);
+        const float *xv = ps.p[ix].data, *wv = ps.p[iw].data;
+        const float *gx = ps.p[ix].grad, *gw = ps.p[iw].grad;
+        worst = 0;
+        /* dx[a, i] = sum_o dy[a, o] W[o, i] (a row of x, or of W when x is W) */
+        for (int a = 0; a < (self ? out : rows); a++)
+            for (int i = 0; i < in; i++) {
+                double e = self ? dw_ref(y->data, xv, rows, in, out, a, i) : 0;
+                for (int o = 0; o < out; o++) {
+                    double v = y->data[a * out + o];
+                    e += v * (1 - v) * wv[o * in + i];
+                }
+                worst = fmax(worst, fabs(gx[a * in + i] - e));
+            }
+        if (!self)
+            for (int o = 0; o < out; o++)
+                for (int i = 0; i < in; i++)
+                    worst = fmax(worst,
+                                 fabs(gw[o * in + i] - dw_ref(y->data, xv, rows, in, out, o, i)));
+    }
+    ag_graph_free(&g);
+    ag_params_free(&ps);
+    ag_set_threads(1);
+    return worst;
+}
+
+static void test_linear_grads_paired(void)
+{
+    for (int threads = 1; threads <= 4; threads++) {
+        double worst = linear_grads(64, 400, 784, 0, threads);
+        ok(worst < 1e-4, "[64, 400] x [784, 400]^T at %d threads: dx and dW are dy W and "
+           "dy^T x (worst %.2g)", threads, worst);
+    }
+    for (int threads = 1; threads <= 2; threads++) {
+        double worst = linear_grads(64, 64, 64, 1, threads);
+        ok(worst < 1e-4, "W W^T at %d threads: dW is dy W + dy^T W (worst %.2g)", threads,
+           worst);
+    }
+}
+
 static void test_linear_fusion(void)
 {
     for (int threads = 1; threads <= 2; threads++) {
@@ -615,6 +691,7 @@ int main(void)
     test_grad_linear_fused();
     test_linear_fusion();
     test_bias_grad_threads();
+    test_linear_grads_paired();
     test_grad_losses();
     test_grad_dropout();
     test_detach();

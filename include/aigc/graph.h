@@ -405,4 +405,23 @@ void ag_sgemm_naive(int trans_a, int trans_b, int m, int n, int k, float alpha,
                     const float *a, int lda, const float *b, int ldb, float beta, float *c,
                     int ldc);
 
+/* One sgemm's arguments, in ag_sgemm's order. */
+typedef struct ag_gemm {
+    int trans_a, trans_b, m, n, k;
+    float alpha;
+    const float *a;
+    int lda;
+    const float *b;
+    int ldb;
+    float beta;
+    float *c;
+    int ldc;
+} ag_gemm;
+
+/* x and then y (NULL: x alone), two sgemms that write disjoint memory, such as a
+ * layer's input and weight gradients. With an even thread count they run side by side,
+ * each cut in half as many pieces as there are threads: a batch-64 sgemm keeps more of
+ * OpenBLAS's rate whole than cut in two. Otherwise each is cut as ag_sgemm cuts it. */
+void ag_sgemm_pair(const ag_gemm *x, const ag_gemm *y);
+
 #endif

@@ -36,6 +36,10 @@ int tp_threads(void);
 
 void tp_for(int64_t n, int64_t grain, tp_fn fn, void *ctx);
 
+/* Boundary k (0..nchunks) of [0, n) cut in nchunks chunks the way tp_for cuts it: for
+ * work that makes its own pieces inside a job's chunks. */
+int64_t tp_bound(int64_t n, int nchunks, int k);
+
 typedef double (*tp_sum_fn)(void *ctx, int64_t lo, int64_t hi);
 
 /* fn(ctx, lo, hi) over blocks of `block` elements (more when n has over TP_SUM_BLOCKS of

@@ -56,7 +56,7 @@ static void futex_wake_all(_Atomic uint32_t *word)
  * They are rounded up, which makes the first chunk the larger: the caller claims it
  * while the workers are still waking (a VAE epoch's caller waited for them about half
  * as long as with the boundaries rounded down). */
-static int64_t bound(int64_t n, int nchunks, int k)
+int64_t tp_bound(int64_t n, int nchunks, int k)
 {
     if (k == nchunks) return n;
     int64_t b = (n * k / nchunks + 15) & ~(int64_t)15;
@@ -74,7 +74,7 @@ static void run_chunks(uint32_t gen)
         int k = (int)(c & 0xffff), nchunks = (int)(c >> 16 & 0xffff);
         if ((uint32_t)(c >> 32) != gen || k >= nchunks) return;
         if (!atomic_compare_exchange_weak(&pool.claim, &c, c + 1)) continue;
-        fn(ctx, bound(n, nchunks, k), bound(n, nchunks, k + 1));
+        fn(ctx, tp_bound(n, nchunks, k), tp_bound(n, nchunks, k + 1));
         atomic_fetch_add_explicit(&pool.done, 1, memory_order_release);
         c = atomic_load(&pool.claim);
     }

@@ -91,22 +91,85 @@ static void sgemm_piece(void *ctx, int64_t lo, int64_t hi)
  * second thread costs more than it saves. */
 enum { SGEMM_MIN_PIECE = 1 << 17 };
 
+/* Cut the longer side of C: at batch 64 that is the features, not the rows. Returns
+ * that side's length. */
+static int64_t sgemm_cut(sgemm_job *j)
+{
+    j->by_rows = j->m > j->n;
+    return j->by_rows ? j->m : j->n;
+}
+
+static int sgemm_empty(const sgemm_job *j) { return j->m <= 0 || j->n <= 0 || j->k <= 0; }
+
 static void sgemm_run(sgemm_job *j)
 {
     /* BLAS rejects a leading dimension of 0, which an empty operand would have. */
-    if (j->m <= 0 || j->n <= 0 || j->k <= 0) {
+    if (sgemm_empty(j)) {
         float beta = sgemm_start(j, j->c, j->m, j->n, 0);
         ag_sgemm_naive(j->trans_a, j->trans_b, j->m, j->n, j->k, j->alpha, j->a, j->lda, j->b,
                        j->ldb, beta, j->c, j->ldc);
         if (j->ep && j->m > 0 && j->n > 0) sgemm_epilogue(j, 0, j->m, 0, j->n);
         return;
     }
-    /* Cut the longer side of C: at batch 64 that is the features, not the rows. */
-    j->by_rows = j->m > j->n;
-    int64_t len = j->by_rows ? j->m : j->n;
+    int64_t len = sgemm_cut(j);
     int64_t per_unit = (int64_t)(j->by_rows ? j->n : j->m) * j->k;
     int64_t grain = SGEMM_MIN_PIECE / per_unit;
     tp_for(len, grain < 16 ? 16 : grain, sgemm_piece, j);
+}
+
+/* Two independent sgemms side by side. An sgemm of batch 64 cut in two runs well below
+ * OpenBLAS's single-thread rate on each piece (packing and each call's fixed costs do
+ * not shrink with the piece); whole, beside the other, it keeps that rate. Paired on 2
+ * threads, the two backward sgemms of the VAE's 400 -> 40 layer took 46 us instead of
+ * 91, the GAN's 512 -> 256 layer's 247 instead of 273; the largest layers gain least
+ * (docs/performance.md, Threading). */
+typedef struct sgemm_pair {
+    sgemm_job job[2];
+    int64_t len[2];
+    int pieces; /* per sgemm */
+} sgemm_pair;
+
+/* Unit u of 16 is piece u % pieces of sgemm u / pieces. */
+static void sgemm_pair_piece(void *ctx, int64_t lo, int64_t hi)
+{
+    sgemm_pair *p = ctx;
+    for (int64_t u = lo / 16; u < hi / 16; u++) {
+        int s = (int)(u / p->pieces), i = (int)(u % p->pieces);
+        int64_t from = tp_bound(p->len[s], p->pieces, i);
+        int64_t to = tp_bound(p->len[s], p->pieces, i + 1);
+        if (from < to) sgemm_piece(&p->job[s], from, to);
+    }
+}
+
+static sgemm_job job_of(const ag_gemm *q)
+{
+    return (sgemm_job){.trans_a = q->trans_a, .trans_b = q->trans_b, .m = q->m, .n = q->n,
+                       .k = q->k, .lda = q->lda, .ldb = q->ldb, .ldc = q->ldc,
+                       .alpha = q->alpha, .beta = q->beta, .a = q->a, .b = q->b, .c = q->c};
+}
+
+static int64_t gemm_macs(const ag_gemm *q) { return (int64_t)q->m * q->n * q->k; }
+
+void ag_sgemm_pair(const ag_gemm *x, const ag_gemm *y)
+{
+    sgemm_pair p = {.job = {job_of(x)}, .pieces = tp_threads() / 2};
+    if (!y) {
+        sgemm_run(&p.job[0]);
+        return;
+    }
+    p.job[1] = job_of(y);
+    /* With an odd thread count the two would not share the threads evenly; pieces under
+     * SGEMM_MIN_PIECE are not worth a thread. */
+    int64_t least = (int64_t)SGEMM_MIN_PIECE * p.pieces;
+    if (tp_threads() % 2 || sgemm_empty(&p.job[0]) || sgemm_empty(&p.job[1]) ||
+        gemm_macs(x) < least || gemm_macs(y) < least) {
+        sgemm_run(&p.job[0]);
+        sgemm_run(&p.job[1]);
+        return;
+    }
+    p.len[0] = sgemm_cut(&p.job[0]);
+    p.len[1] = sgemm_cut(&p.job[1]);
+    tp_for(2 * p.pieces * 16, 16, sgemm_pair_piece, &p);
 }
 
 void ag_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
@@ -306,12 +369,16 @@ static void linear_backward(ag_graph *g, ag_node *n, unsigned need)
     int rows = (int)(ag_numel(&x->shape) / in);
     const float *dy = n->grad;
     unsigned assign = g->bw_assign;
-    if (need & 1u) /* dx += dy W */
-        ag_sgemm(0, 0, rows, in, out, 1.0f, dy, out, w->data, in, assign & 1u ? 0.0f : 1.0f,
-                 x->grad, in);
-    if (need & 2u) /* dW += dy^T x */
-        ag_sgemm(1, 0, out, in, rows, 1.0f, dy, out, x->data, in, assign & 2u ? 0.0f : 1.0f,
-                 w->grad, in);
+    ag_gemm dx = {0, 0, rows, in, out, 1.0f, dy, out, w->data, in, assign & 1u ? 0.0f : 1.0f,
+                  x->grad, in}; /* dx += dy W */
+    ag_gemm dw = {1, 0, out, in, rows, 1.0f, dy, out, x->data, in, assign & 2u ? 0.0f : 1.0f,
+                  w->grad, in}; /* dW += dy^T x */
+    if ((need & 3u) == 3u && x != w) {
+        ag_sgemm_pair(&dx, &dw);
+    } else { /* one of them, or x as its own weight: one gradient the two would race on */
+        if (need & 1u) ag_sgemm_pair(&dx, NULL);
+        if (need & 2u) ag_sgemm_pair(&dw, NULL);
+    }
     if (need & 4u) {
         /* A chunk of at least 4096 additions, or a second thread is not worth waking. */
         bias_grad_job j = {dy, n->src[2]->grad, rows, out, (assign & 4u) != 0};

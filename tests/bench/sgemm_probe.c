@@ -4,16 +4,18 @@
  *     sgemm_probe [-t THREADS] [-b BATCH] [-q SQUARE] NAME=W0,W1,...,Wn[+W0,...] ...
  *
  * Each NAME=... is a set of MLPs by their layer widths, joined by '+' (the GAN's
- * generator and discriminator are gan=100,256,512,784+784,512,256,1). Per linear layer in -> out at batch B (B rows), a training step makes three
- * sgemms, in the dimension letters of runtime/ops/linalg.c (C [M, N] = op(A) [M, K] op(B)):
+ * generator and discriminator are gan=100,256,512,784+784,512,256,1). Per linear layer
+ * in -> out at batch B (B rows), a training step makes three sgemms, in the dimension
+ * letters of runtime/ops/linalg.c (C [M, N] = op(A) [M, K] op(B)):
  *
  *     forward  y  = x W^T     M = B,   N = out, K = in    (A plain, B transposed)
  *     input    dx = dy W      M = B,   N = in,  K = out   (both plain)
  *     weight   dW = dy^T x    M = out, N = in,  K = B     (A transposed)
  *
- * Each runs as training runs it: through ag_sgemm on THREADS threads of the runtime's
- * pool, which cuts it in pieces for single-threaded OpenBLAS (include/aigc/pool.h).
- * Printed: the rate of each, then per model the rate of all its sgemms run back to
+ * Each runs as training runs it: through the runtime's sgemm on THREADS threads of its
+ * pool, which cuts it in pieces for single-threaded OpenBLAS (include/aigc/pool.h), a
+ * layer's input and weight gradients side by side (ag_sgemm_pair). Printed: the rate
+ * of each, of each such pair, then per model the rate of all its sgemms run back to
  * back as a step runs them ("mix"), then a large square sgemm (the BLAS's best case),
  * cut by the pool ("square") and by OpenBLAS's own threads ("square-blas"), since the
  * ceiling is whichever is higher. Lines are "key value..." so that a script can pick
@@ -52,16 +54,37 @@ static int cmp_double(const void *a, const void *b)
 /* Operands big enough for every gemm of the run, filled once with small values. */
 static float *buf_a, *buf_b, *buf_c;
 
-static void run(const gemm *g)
+static ag_gemm args(const gemm *g, float *c)
 {
-    int lda = g->ta ? g->m : g->k, ldb = g->tb ? g->k : g->n;
-    if (g->blas_threads)
+    return (ag_gemm){g->ta, g->tb, g->m, g->n, g->k, 1.0f, buf_a, g->ta ? g->m : g->k,
+                     buf_b, g->tb ? g->k : g->n, 0.0f, c, g->n};
+}
+
+/* Runs gs[0], or gs[0] and gs[1] side by side when gs[0] is an input gradient and gs[1]
+ * its layer's weight gradient, as the layer's backward runs them (each into its own
+ * half of C). Returns how many it ran. */
+static int run(const gemm *gs, int left)
+{
+    const gemm *g = gs;
+    ag_gemm q = args(g, buf_c);
+    if (g->blas_threads) {
         cblas_sgemm(CblasRowMajor, g->ta ? CblasTrans : CblasNoTrans,
-                    g->tb ? CblasTrans : CblasNoTrans, g->m, g->n, g->k, 1.0f, buf_a, lda,
-                    buf_b, ldb, 0.0f, buf_c, g->n);
-    else
-        ag_sgemm(g->ta, g->tb, g->m, g->n, g->k, 1.0f, buf_a, lda, buf_b, ldb, 0.0f, buf_c,
-                 g->n);
+                    g->tb ? CblasTrans : CblasNoTrans, g->m, g->n, g->k, 1.0f, q.a, q.lda,
+                    q.b, q.ldb, 0.0f, q.c, q.ldc);
+        return 1;
+    }
+    if (left >= 2 && !strcmp(g->what, "input") && !strcmp(gs[1].what, "weight")) {
+        ag_gemm w = args(&gs[1], buf_c + (size_t)g->m * g->n);
+        ag_sgemm_pair(&q, &w);
+        return 2;
+    }
+    ag_sgemm_pair(&q, NULL);
+    return 1;
+}
+
+static void run_all(const gemm *gs, int n)
+{
+    for (int i = 0; i < n;) i += run(gs + i, n - i);
 }
 
 /* GFLOP/s of running gemms [0, n) back to back: the median over ROUNDS rounds. */
@@ -69,13 +92,13 @@ static double rate(const gemm *gs, int n)
 {
     double flops = 0;
     for (int i = 0; i < n; i++) flops += 2.0 * gs[i].m * gs[i].n * gs[i].k;
-    for (int i = 0; i < n; i++) run(&gs[i]); /* warm the caches and the BLAS threads */
+    run_all(gs, n); /* warm the caches and the BLAS threads */
     double r[ROUNDS];
     for (int round = 0; round < ROUNDS; round++) {
         long reps = 0;
         double t0 = now(), t;
         do {
-            for (int i = 0; i < n; i++) run(&gs[i]);
+            run_all(gs, n);
             reps++;
             t = now() - t0;
         } while (t < 0.1);
@@ -125,9 +148,10 @@ int main(int argc, char **argv)
     }
     buf_a = malloc(biggest * sizeof(float));
     buf_b = malloc(biggest * sizeof(float));
-    buf_c = malloc(biggest * sizeof(float));
+    buf_c = malloc(2 * biggest * sizeof(float)); /* a pair's two outputs */
     if (!buf_a || !buf_b || !buf_c) return perror("sgemm_probe"), 1;
-    for (size_t i = 0; i < biggest; i++) buf_a[i] = buf_b[i] = buf_c[i] = (float)(i % 7) * 0.01f;
+    for (size_t i = 0; i < biggest; i++) buf_a[i] = buf_b[i] = (float)(i % 7) * 0.01f;
+    memset(buf_c, 0, 2 * biggest * sizeof(float));
 
     for (int a = argi; a < argc; a++) {
         const char *name = argv[a], *eq = strchr(name, '=');
@@ -147,9 +171,13 @@ int main(int argc, char **argv)
             s = *end ? end + 1 : end;
         }
         if (ng == 0) usage();
-        for (int i = 0; i < ng; i++)
+        for (int i = 0; i < ng; i++) {
             printf("gemm %.*s %-7s M=%d N=%d K=%d %.2f GFLOP/s\n", (int)(eq - name), name,
                    gs[i].what, gs[i].m, gs[i].n, gs[i].k, rate(&gs[i], 1));
+            if (!strcmp(gs[i].what, "weight"))
+                printf("gemm %.*s input+weight side by side %.2f GFLOP/s\n", (int)(eq - name),
+                       name, rate(&gs[i - 1], 2));
+        }
         printf("mix %.*s %.2f GFLOP/s\n", (int)(eq - name), name, rate(gs, ng));
     }
     gemm sq = {0, 0, square, square, square, "square", 0};
