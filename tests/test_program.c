@@ -153,6 +153,32 @@ static void test_counts(void)
         ok(t.p.nsegs == 1 && t.p.segs[0].optim == 0, "one segment, ending in the update");
     }
     release(&t);
+
+    /* Attention's two products, q k^T and p v, 2 T^2 C FLOPs each per sample: here T = 16
+     * positions of C = 16 (qkv [16, 48]). A layer, so a stack may hold it too. */
+    int64_t flops[2] = {0, 0};
+    for (int k = 0; k < 2; k++) {
+        char text[1024];
+        snprintf(text, sizeof text,
+                 HEAD("flatten(pixels / 255)") "models:\n"
+                 "  att: {in: 784, layers: [linear 768, reshape 16 48%s]}\n"
+                 "train:\n"
+                 "  epochs: 1\n"
+                 "  optimizers:\n"
+                 "    opt: {type: sgd, lr: 0.1, params: att}\n"
+                 "  step:\n"
+                 "    - loss = mean(att(x))\n"
+                 "    - update opt: loss\n",
+                 k ? ", causal_attention 4" : "");
+        rc = build(&t, text);
+        if (!ok(rc == AG_OK, "a stack %s attention builds", k ? "with" : "without"))
+            diag("%s", t.err.msg);
+        else
+            flops[k] = pg_model_flops(&t.p, 0);
+        release(&t);
+    }
+    ok(flops[1] - flops[0] == 4 * 16 * 16 * 16, "causal_attention 4 on [16, 48]: 4 T^2 C = 16,384 "
+       "FLOPs per sample (%lld)", (long long)(flops[1] - flops[0]));
 }
 
 /* ---- a graph-form model --------------------------------------------------------- */

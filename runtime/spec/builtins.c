@@ -289,17 +289,6 @@ static int b_slice(ev_ctx *c, const ex_node *call, pv *a, int na, pv *o, int *no
     return built(c, ag_slice(c->g, x, ax, start, end), a[0].lo, a[0].hi, call, o, no, err);
 }
 
-/* causal_attention(qkv, heads): softmax(q k^T / sqrt(D)) v per head, each position
- * attending to itself and the ones before; qkv [B, T, 3C] -> [B, T, C]. */
-static int b_attention(ev_ctx *c, const ex_node *call, pv *a, int na, pv *o, int *no, ag_error *err)
-{
-    int heads = 0;
-    if (want_tensor(call, &a[0], "qkv", err) || want_int(call, &a[1], "heads", 1, 1 << 16, &heads, err))
-        return AG_ERR;
-    ag_graph_set_loc(c->g, call->loc);
-    return built(c, ag_causal_attention(c->g, a[0].node, heads), -INFINITY, INFINITY, call, o, no, err);
-}
-
 /* categorical(logits, top_k=K): a class index per row of logits [..., V], drawn from
  * their softmax (among the K largest; 0: all). Temperature is a division: logits / 0.8. */
 static int b_categorical(ev_ctx *c, const ex_node *call, pv *a, int na, pv *o, int *no, ag_error *err)
@@ -502,7 +491,6 @@ static const bi_def builtins[] = {
     {"cross_entropy", 2, {"input", "target", "reduction"}, 0, b_loss},
     {"kl_normal", 2, {"mu", "logvar", "reduction"}, 0, b_loss},
     {"slice", 2, {"input", "start", "end", "axis"}, 0, b_slice},
-    {"causal_attention", 2, {"qkv", "heads"}, 0, b_attention},
     {"categorical", 1, {"logits", "top_k"}, 0, b_categorical},
 };
 

@@ -257,7 +257,10 @@ static int call_layer(ev_ctx *c, const ly_def *d, const ex_node *e, pv *out, ag_
             return AG_ERR;
         }
         float lo = x.lo, hi = x.hi;
-        d->range(args, &lo, &hi);
+        if (d->range)
+            d->range(args, &lo, &hi);
+        else
+            lo = -INFINITY, hi = INFINITY;
         *out = ev_tensor(y, lo, hi, e->loc);
         return AG_OK;
     }

@@ -166,6 +166,21 @@ static int64_t conv_flops(const ly_slot *s, const ag_node *y)
     return 2 * weights * positions + (s->nparam > 1 ? y->shape.d[1] * positions : 0);
 }
 
+/* causal_attention HEADS on qkv [B, T, 3C]: softmax(q k^T / sqrt(D)) v per head, each
+ * position attending to itself and the ones before, to [B, T, C]. */
+static ag_node *attention_apply(ev_ctx *c, const ly_slot *s, ag_node *x)
+{
+    return ag_causal_attention(c->g, x, (int)s->args[0]);
+}
+
+/* The two products, q k^T and p v, 2 T^2 C each per sample, counted whole as the usual
+ * estimates count them (nanoGPT's, PyTorch's profiler) though the mask zeroes half. */
+static int64_t attention_flops(const ly_slot *s, const ag_node *y)
+{
+    int64_t t = y->shape.d[y->shape.ndim - 2], ch = y->shape.d[y->shape.ndim - 1];
+    return 4 * t * t * ch;
+}
+
 static ag_node *avg_pool_apply(ev_ctx *c, const ly_slot *s, ag_node *x)
 {
     return ag_avg_pool2d(c->g, x, (int)s->args[0], (int)s->args[1]);
@@ -414,6 +429,8 @@ static const ly_def layers[] = {
     {.name = "embedding", .nargs = 2, .nrequired = 2, ARGS("vocab", "dim"), .arg_lo = {1, 1},
      .arg_hi = {1 << 24, 1 << 16}, .whole = 0x3, .declare = embedding_declare,
      .apply = embedding_apply, .init = embedding_init},
+    {.name = "causal_attention", .nargs = 1, .nrequired = 1, ARGS("heads"), .arg_lo = {1},
+     .arg_hi = {1 << 16}, .whole = 0x1, .apply = attention_apply, .flops = attention_flops},
     {.name = "time_embedding", .nargs = 1, .nrequired = 1, ARGS("dim"), .arg_lo = {2},
      .arg_hi = {1 << 16}, .whole = 0x1, .apply = time_embedding_apply},
     {.name = "pos_embedding", .declare = pos_embedding_declare, .apply = pos_embedding_apply,
