@@ -721,19 +721,19 @@ static void test_made_causality(void)
 /* Other orders and connectivities: the outputs that flipping each pixel changes form an
  * order -- no output depends on its own pixel, and no two on each other's -- and in
  * the reversed order, output d depends only on pixels after d. */
-static void made_order_case(const char *layers, int reversed, const char *name)
+static void made_order_case(const char *model, int reversed, const char *name)
 {
     char text[2048];
     snprintf(text, sizeof text, HEAD("flatten(threshold(pixels, 127))") "  batch: 1\n"
              "models:\n"
-             "  m: {in: 784, layers: [%s]}\n"
+             "  m: %s\n"
              "train:\n"
              "  epochs: 1\n"
              "  optimizers: {opt: {type: adam, params: m}}\n"
              "  step:\n"
              "    - logits = m(x)\n"
              "    - loss = bce_with_logits(logits, x, sum)\n"
-             "    - update opt: loss\n", layers);
+             "    - update opt: loss\n", model);
     tcase t;
     if (!ok(build(&t, text) == AG_OK, "%s: builds", name)) {
         diag("%s", t.err.msg);
@@ -774,7 +774,7 @@ static int made_sample_passes(int passes, float *out, int n)
 {
     char text[2048];
     snprintf(text, sizeof text, HEAD("flatten(threshold(pixels, 127))") "models:\n"
-             "  m: {in: 784, layers: [made 32 order=2 connect=1, relu, made_output 784]}\n"
+             "  m: {in: 784, layers: [made 32 order=random connect=random, relu, made_output 784]}\n"
              "train:\n"
              "  epochs: 1\n"
              "  optimizers: {opt: {type: adam, params: m}}\n"
@@ -809,19 +809,36 @@ static void test_made_sample_any_order(void)
 
 static void test_made_orders(void)
 {
-    made_order_case("made 64 order=1, relu, made 64, relu, made_output 784", 1, "MADE in reversed order");
-    made_order_case("made 64 order=2 connect=1 seed=3, relu, made 64 connect=1, relu, made_output 784", 0,
-                    "MADE in a random order, random connectivity");
+    made_order_case("{in: 784, layers: [made 64 order=reversed, relu, made 64, relu, made_output 784]}", 1,
+                    "MADE in reversed order");
+    made_order_case("{in: 784, layers: [made 64 order=random connect=random seed=3, relu, made 64 connect=random, "
+                    "relu, made_output 784]}", 0, "MADE in a random order, random connectivity");
+    made_order_case("{in: 784, nodes: {h: 'relu(made(x, 64, order=reversed, connect=random))', "
+                    "logits: 'made_output(h, 784)'}}", 1, "a graph-form MADE in reversed order");
+#define MADE_SPEC(layers)                                                              \
+    HEAD("flatten(threshold(pixels, 127))")                                            \
+    "models:\n"                                                                        \
+    "  m: {in: 784, layers: [" layers "]}\n"                                            \
+    "train:\n"                                                                         \
+    "  epochs: 1\n"                                                                    \
+    "  optimizers: {opt: {type: adam, params: m}}\n"                                   \
+    "  step:\n"                                                                        \
+    "    - loss = bce_with_logits(m(x), x, sum)\n"                                     \
+    "    - update opt: loss\n"
     expect_error("an order on a later masked layer",
-                 HEAD("flatten(threshold(pixels, 127))") "models:\n"
-                 "  m: {in: 784, layers: [made 64, relu, made 64 order=1, relu, made_output 784]}\n"
-                 "train:\n"
-                 "  epochs: 1\n"
-                 "  optimizers: {opt: {type: adam, params: m}}\n"
-                 "  step:\n"
-                 "    - loss = bce_with_logits(m(x), x, sum)\n"
-                 "    - update opt: loss\n",
-                 8, 40, "made: 'order' belongs to the first masked layer of the model, which fixes the inputs' order");
+                 MADE_SPEC("made 64, relu, made 64 order=reversed, relu, made_output 784"), 8, 40,
+                 "made: 'order' belongs to the first masked layer of the model, which fixes the inputs' order");
+    expect_error("an order that is no word of order's",
+                 MADE_SPEC("made 64 order=randon, relu, made_output 784"), 8, 39,
+                 "made: 'order' must be natural, reversed or random, got 'randon'; did you mean 'random'?");
+    expect_error("an order given as a number",
+                 MADE_SPEC("made 64 order=2, relu, made_output 784"), 8, 39,
+                 "made: 'order' must be natural, reversed or random, got 2");
+    expect_error("connect's words", MADE_SPEC("made 64 connect=uniform, relu, made_output 784"), 8, 41,
+                 "made: 'connect' must be even or random, got 'uniform'");
+    expect_error("a word where a number belongs", MADE_SPEC("made many, relu, made_output 784"), 8, 30,
+                 "made: 'out' must be a number, got 'many'");
+#undef MADE_SPEC
 }
 
 /* specs/char-gpt.yaml is causal: changing the token at position j changes no output

@@ -27,11 +27,19 @@
 enum { SP_MAX_INPUTS = 4, SP_MAX_LAYER_ARGS = 6, SP_MAX_SAMPLE_INPUTS = 16 };
 
 /* One entry of a layer stack, "linear 256" or "leaky_relu 0.2". */
+/* A layer's argument as written: a number, or one of the words an argument may take
+ * instead (`made 512 order=random`). */
+typedef struct sp_arg {
+    const char *key;  /* NULL for a positional argument */
+    const char *word; /* NULL for a number */
+    double num;
+    ag_loc loc;
+} sp_arg;
+
 typedef struct sp_layer {
     const char *kind;
     int nargs;
-    double args[SP_MAX_LAYER_ARGS];
-    const char *keys[SP_MAX_LAYER_ARGS]; /* NULL for a positional argument */
+    sp_arg args[SP_MAX_LAYER_ARGS];
     ag_loc loc;
 } sp_layer;
 

@@ -233,19 +233,24 @@ static int call_layer(ev_ctx *c, const ly_def *d, const ex_node *e, pv *out, ag_
     pv x;
     if (ev_eval(c, e->args[0].value, &x, err)) return AG_ERR;
     if (x.kind != PV_TENSOR) return ag_errorf(err, e->args[0].value->loc, "%s: the input must be a tensor", d->name);
-    double vals[SP_MAX_LAYER_ARGS];
-    const char *keys[SP_MAX_LAYER_ARGS];
+    sp_arg in[SP_MAX_LAYER_ARGS];
     int n = 0;
-    for (size_t k = 1; k < e->nargs; k++) {
-        if (n == SP_MAX_LAYER_ARGS) return ag_errorf(err, e->args[k].value->loc, "%s: too many arguments", d->name);
+    for (size_t k = 1; k < e->nargs; k++, n++) {
+        const ex_node *a = e->args[k].value;
+        if (n == SP_MAX_LAYER_ARGS) return ag_errorf(err, a->loc, "%s: too many arguments", d->name);
+        in[n] = (sp_arg){.key = e->args[k].key, .loc = a->loc};
+        /* made(h, 512, order=random): one of the argument's words, not a name to look up. */
+        if (a->kind == EX_NAME && ly_takes_word(d, in[n].key, n, a->text)) {
+            in[n].word = a->text;
+            continue;
+        }
         pv v = {0};
-        if (ev_eval(c, e->args[k].value, &v, err)) return AG_ERR;
-        if (v.kind != PV_NUM) return ag_errorf(err, e->args[k].value->loc, "%s: expected a number", d->name);
-        vals[n] = v.num;
-        keys[n++] = e->args[k].key;
+        if (ev_eval(c, a, &v, err)) return AG_ERR;
+        if (v.kind != PV_NUM) return ag_errorf(err, a->loc, "%s: expected a number", d->name);
+        in[n].num = v.num;
     }
     double args[SP_MAX_LAYER_ARGS];
-    if (ly_args(d, vals, keys, n, args, e->loc, err)) return AG_ERR;
+    if (ly_args(d, in, n, args, e->loc, err)) return AG_ERR;
     if (!c->model) {
         /* A parameter-free layer in the step: apply it directly. */
         ly_slot s = {.def = d};
@@ -411,7 +416,7 @@ int ev_call_model(ev_ctx *c, pg_model *m, const pv *args, int nargs, ag_loc loc,
             }
             double a[SP_MAX_LAYER_ARGS];
             c->layer_index = k;
-            rc = ly_args(d, L->args, L->keys, L->nargs, a, L->loc, err);
+            rc = ly_args(d, L->args, L->nargs, a, L->loc, err);
             if (rc == AG_OK) rc = ly_apply(c, d, a, &x, L->loc, &x, err);
         }
         outs[0] = x;

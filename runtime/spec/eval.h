@@ -101,13 +101,19 @@ struct ly_def {
     int64_t (*flops)(const ly_slot *s, const ag_node *y);
     /* Bit k set: argument k must be a whole number (sizes, strides). */
     unsigned whole;
+    /* The words argument k takes instead of a number, NULL-terminated; word j stands
+     * for j (arg_lo and arg_hi do not apply). NULL: numbers only. */
+    const char *const *arg_words[SP_MAX_LAYER_ARGS];
 };
 
 const ly_def *ly_find(const char *name);
 void ly_offer_names(void *sg_best_ptr);
-/* Fills args from a stack entry or a call's numbers, checking count, names, ranges. */
-int ly_args(const ly_def *d, const double *vals, const char *const *keys, int n,
-            double *args, ag_loc loc, ag_error *err);
+/* Fills args from a stack entry's or a call's arguments, checking count, names, words
+ * and ranges; a message points at the argument, or at loc (the layer) for one missing. */
+int ly_args(const ly_def *d, const sp_arg *in, int n, double *args, ag_loc loc, ag_error *err);
+/* Whether `word` is one of the words of the argument that a call's argument with this
+ * key (NULL: positional, the pos-th) fills. */
+int ly_takes_word(const ly_def *d, const char *key, int pos, const char *word);
 /* Applies a layer to x inside model building: declares on the first build. */
 int ly_apply(ev_ctx *c, const ly_def *d, const double *args, const pv *x, ag_loc loc, pv *out,
              ag_error *err);

@@ -248,11 +248,16 @@ static ag_node *norm_apply(ev_ctx *c, const ly_slot *s, ag_node *x)
  * degree m(d) in 1..D, the autoregressive order, and a unit sees the units below of
  * degree <= its own -- strictly less for the output layer, so output d depends only on
  * the inputs before d in the order. The first masked layer of a model fixes the order
- * (`order`: 0 natural, m(d) = d + 1; 1 reversed; 2 a random permutation); each hidden
- * layer's degrees (`connect`) spread evenly over [lo, D-1] (0), or are drawn uniformly
- * there (1), lo being the smallest degree below, as in the paper. Random choices come
+ * (`order`: natural, m(d) = d + 1; reversed; random, a permutation); each hidden layer's
+ * degrees (`connect`) spread evenly over [lo, D-1] (even), or are drawn uniformly there
+ * (random), lo being the smallest degree below, as in the paper. Random choices come
  * from the spec's seed and the layer's `seed`. The mask is a buffer, saved with the
  * weights. */
+enum { MADE_NATURAL, MADE_REVERSED, MADE_RANDOM_ORDER };    /* made_orders[k] */
+enum { MADE_EVEN_DEGREES, MADE_RANDOM_DEGREES };            /* made_connects[k] */
+static const char *const made_orders[] = {"natural", "reversed", "random", NULL};
+static const char *const made_connects[] = {"even", "random", NULL};
+
 static int made_declare(ev_ctx *c, ly_slot *s, ag_node *x, const char *prefix, ag_error *err)
 {
     int in = x->shape.d[x->shape.ndim - 1], out = (int)s->args[0];
@@ -263,14 +268,14 @@ static int made_declare(ev_ctx *c, ly_slot *s, ag_node *x, const char *prefix, a
     rng_seed(&r, c->p->spec->seed ^ (uint64_t)s->args[3] * 0x9e3779b97f4a7c15ull ^ 0x3ade);
     if (!c->made_deg) { /* the first masked layer: the inputs themselves */
         int *d = ar_alloc(a, (size_t)in * sizeof *d);
-        for (int k = 0; k < in; k++) d[k] = order == 1 ? in - k : k + 1;
-        if (order == 2)
+        for (int k = 0; k < in; k++) d[k] = order == MADE_REVERSED ? in - k : k + 1;
+        if (order == MADE_RANDOM_ORDER)
             for (int k = in - 1; k > 0; k--) {
                 int j = (int)rng_below(&r, (uint64_t)k + 1), t = d[k];
                 d[k] = d[j], d[j] = t;
             }
         c->made_deg = c->made_order = d, c->made_n = c->made_d = in;
-    } else if (order != 0) {
+    } else if (order != MADE_NATURAL) {
         return ag_errorf(err, s->loc, "%s: 'order' belongs to the first masked layer of the model, which fixes the "
                          "inputs' order", s->def->name);
     }
@@ -290,7 +295,7 @@ static int made_declare(ev_ctx *c, ly_slot *s, ag_node *x, const char *prefix, a
     for (int k = 0; k < out; k++) {
         if (output)
             deg[k] = c->made_order[k % D];
-        else if (connect == 1 && D > lo)
+        else if (connect == MADE_RANDOM_DEGREES && D > lo)
             deg[k] = lo + (int)rng_below(&r, (uint64_t)(D - lo));
         else
             deg[k] = out > 1 && D - 1 > lo ? lo + (int)((int64_t)k * (D - 1 - lo) / (out - 1)) : lo;
@@ -421,10 +426,12 @@ static const ly_def layers[] = {
     {.name = "batch_norm", .nargs = 2, ARGS("eps", "momentum"), .arg_defaults = {1e-5, 0.1},
      .arg_hi = {1, 1}, .declare = norm_declare, .apply = norm_apply, .init = norm_init},
     {.name = "made", .nargs = 4, .nrequired = 1, ARGS("out", "order", "connect", "seed"),
-     .arg_lo = {1, 0, 0, 0}, .arg_hi = {1 << 20, 2, 1, 1 << 30}, .whole = 0xf, .declare = made_declare,
+     .arg_lo = {1, 0, 0, 0}, .arg_hi = {1 << 20, 0, 0, 1 << 30}, .whole = 0x9,
+     .arg_words = {NULL, made_orders, made_connects}, .declare = made_declare,
      .apply = made_apply, .init = made_init},
     {.name = "made_output", .nargs = 4, .nrequired = 1, ARGS("out", "order", "connect", "seed"),
-     .arg_lo = {1, 0, 0, 0}, .arg_hi = {1 << 20, 2, 1, 1 << 30}, .whole = 0xf, .declare = made_declare,
+     .arg_lo = {1, 0, 0, 0}, .arg_hi = {1 << 20, 0, 0, 1 << 30}, .whole = 0x9,
+     .arg_words = {NULL, made_orders, made_connects}, .declare = made_declare,
      .apply = made_apply, .init = made_init},
     {.name = "embedding", .nargs = 2, .nrequired = 2, ARGS("vocab", "dim"), .arg_lo = {1, 1},
      .arg_hi = {1 << 24, 1 << 16}, .whole = 0x3, .declare = embedding_declare,
@@ -450,45 +457,92 @@ void ly_offer_names(void *b)
     for (size_t k = 0; k < AG_COUNTOF(layers); k++) sg_offer(b, layers[k].name);
 }
 
-int ly_args(const ly_def *d, const double *vals, const char *const *keys, int n, double *args,
-            ag_loc loc, ag_error *err)
+/* The index of the argument named key, or the pos-th for a positional one; -1 when d
+ * has no argument of that name. */
+static int arg_index(const ly_def *d, const char *key, int pos)
+{
+    if (!key) return pos;
+    for (int j = 0; j < d->nargs; j++)
+        if (strcmp(d->arg_names[j], key) == 0) return j;
+    return -1;
+}
+
+/* The number word stands for in argument at of d, or -1. */
+static int word_value(const ly_def *d, int at, const char *word)
+{
+    const char *const *w = at >= 0 && at < d->nargs ? d->arg_words[at] : NULL;
+    for (int j = 0; w && w[j]; j++)
+        if (strcmp(w[j], word) == 0) return j;
+    return -1;
+}
+
+int ly_takes_word(const ly_def *d, const char *key, int pos, const char *word)
+{
+    return word_value(d, arg_index(d, key, pos), word) >= 0;
+}
+
+/* "'order' must be natural, reversed or random, got 'randon'; did you mean 'random'?" */
+static int word_error(const ly_def *d, int at, const sp_arg *a, ag_error *err)
+{
+    const char *const *w = d->arg_words[at];
+    char list[160] = "", got[64], hint[96] = "";
+    size_t len = 0;
+    for (int j = 0; w[j] && len < sizeof list; j++)
+        len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", j == 0 ? "" : w[j + 1] ? ", " : " or ", w[j]);
+    if (a->word) {
+        sg_best b;
+        sg_init(&b, a->word);
+        for (int j = 0; w[j]; j++) sg_offer(&b, w[j]);
+        sg_hint(&b, hint, sizeof hint);
+        snprintf(got, sizeof got, "'%s'", a->word);
+    } else {
+        snprintf(got, sizeof got, "%g", a->num);
+    }
+    return ag_errorf(err, a->loc, "%s: '%s' must be %s, got %s%s", d->name, d->arg_names[at], list, got, hint);
+}
+
+int ly_args(const ly_def *d, const sp_arg *in, int n, double *args, ag_loc loc, ag_error *err)
 {
     int set[SP_MAX_LAYER_ARGS] = {0};
     for (int k = 0; k < d->nargs; k++) args[k] = d->arg_defaults[k];
     for (int k = 0, pos = 0; k < n; k++) {
-        int at = pos;
-        if (keys && keys[k]) {
-            at = -1;
-            for (int j = 0; j < d->nargs; j++)
-                if (strcmp(d->arg_names[j], keys[k]) == 0) at = j;
-            if (at < 0) {
-                sg_best b;
-                sg_init(&b, keys[k]);
-                for (int j = 0; j < d->nargs; j++) sg_offer(&b, d->arg_names[j]);
-                char hint[96];
-                return ag_errorf(err, loc, "%s has no argument '%s'%s", d->name, keys[k],
-                                 sg_hint(&b, hint, sizeof hint));
-            }
-        } else {
-            pos++;
+        const sp_arg *a = &in[k];
+        int at = arg_index(d, a->key, pos);
+        if (at < 0) {
+            sg_best b;
+            sg_init(&b, a->key);
+            for (int j = 0; j < d->nargs; j++) sg_offer(&b, d->arg_names[j]);
+            char hint[96];
+            return ag_errorf(err, a->loc, "%s has no argument '%s'%s", d->name, a->key,
+                             sg_hint(&b, hint, sizeof hint));
         }
+        if (!a->key) pos++;
         if (at >= d->nargs)
-            return ag_errorf(err, loc, "%s takes %s%d argument%s, got %d", d->name,
+            return ag_errorf(err, a->loc, "%s takes %s%d argument%s, got %d", d->name,
                              d->nargs > d->nrequired ? "at most " : "", d->nargs,
                              d->nargs == 1 ? "" : "s", n);
-        if (set[at]) return ag_errorf(err, loc, "%s: '%s' given twice", d->name, d->arg_names[at]);
+        if (set[at]) return ag_errorf(err, a->loc, "%s: '%s' given twice", d->name, d->arg_names[at]);
         set[at] = 1;
-        if (!(vals[k] >= d->arg_lo[at] && vals[k] <= d->arg_hi[at]))
-            return ag_errorf(err, loc, "%s: '%s' must be in [%.15g, %.15g], got %.15g", d->name,
-                             d->arg_names[at], d->arg_lo[at], d->arg_hi[at], vals[k]);
-        args[at] = vals[k];
+        if (d->arg_words[at]) {
+            int v = a->word ? word_value(d, at, a->word) : -1;
+            if (v < 0) return word_error(d, at, a, err);
+            args[at] = v;
+            continue;
+        }
+        if (a->word)
+            return ag_errorf(err, a->loc, "%s: '%s' must be a number, got '%s'", d->name,
+                             d->arg_names[at], a->word);
+        if (!(a->num >= d->arg_lo[at] && a->num <= d->arg_hi[at]))
+            return ag_errorf(err, a->loc, "%s: '%s' must be in [%.15g, %.15g], got %.15g", d->name,
+                             d->arg_names[at], d->arg_lo[at], d->arg_hi[at], a->num);
+        if ((d->whole >> at & 1) && a->num != floor(a->num))
+            return ag_errorf(err, a->loc, "%s: '%s' must be a whole number, got %g", d->name,
+                             d->arg_names[at], a->num);
+        args[at] = a->num;
     }
     for (int k = 0; k < d->nrequired; k++)
         if (!set[k]) return ag_errorf(err, loc, "%s needs its '%s', like '%s 256'", d->name,
                                       d->arg_names[k], d->name);
-    for (int k = 0; k < d->nargs; k++)
-        if ((d->whole >> k & 1) && args[k] != floor(args[k]))
-            return ag_errorf(err, loc, "%s: '%s' must be a whole number, got %g", d->name, d->arg_names[k], args[k]);
     return AG_OK;
 }
 
@@ -518,9 +572,23 @@ int ly_apply(ev_ctx *c, const ly_def *d, const double *args, const pv *x, ag_loc
         else
             snprintf(prefix, sizeof prefix, "%s.%d", m->spec->name, c->layer_index);
         int k = snprintf(label, sizeof label, "%s%s%s", c->node ? c->node : "", c->node ? ": " : "", d->name);
-        for (int j = 0; j < d->nargs && k < (int)sizeof label; j++)
-            if (j < d->nrequired || args[j] != d->arg_defaults[j])
-                k += snprintf(label + k, sizeof label - (size_t)k, " %g", args[j]);
+        /* Arguments by position as long as none was left out; after a default left
+         * out, and for words, by name: "conv2d 16 5 padding=2", not "conv2d 16 5 2",
+         * which reads as a stride. */
+        for (int j = 0, named = 0; j < d->nargs && k < (int)sizeof label; j++) {
+            size_t left = sizeof label - (size_t)k;
+            if (j >= d->nrequired && args[j] == d->arg_defaults[j]) {
+                named = 1;
+                continue;
+            }
+            named |= d->arg_words[j] != NULL;
+            if (d->arg_words[j])
+                k += snprintf(label + k, left, " %s=%s", d->arg_names[j], d->arg_words[j][(int)args[j]]);
+            else if (named)
+                k += snprintf(label + k, left, " %s=%g", d->arg_names[j], args[j]);
+            else
+                k += snprintf(label + k, left, " %g", args[j]);
+        }
         s->label = ar_strdup(&c->p->params.arena, label);  /* lives as long as the program */
         if (d->declare && d->declare(c, s, x->node, prefix, err)) return AG_ERR;
         /* Each layer holds at most 2^48 values (sizes are capped at 2^24): a store past

@@ -219,21 +219,27 @@ static int parse_layer(sp_spec *s, const yt_node *n, sp_layer *L, ag_error *err)
         if (L->nargs == SP_MAX_LAYER_ARGS)
             return ag_errorf(err, wl, "layer '%s' takes at most %d arguments", L->kind,
                              SP_MAX_LAYER_ARGS);
+        sp_arg *a = &L->args[L->nargs];
+        a->loc = wl;
         char *eq = strchr(word, '=');
-        const char *num = word;
+        const char *value = word;
         if (eq) {
             *eq = 0;
-            L->keys[L->nargs] = word;
-            num = eq + 1;
-        } else if (L->nargs && L->keys[L->nargs - 1]) {
+            a->key = word;
+            value = eq + 1;
+            if (!n->quoted) a->loc.col += (int)(value - word);
+        } else if (L->nargs && L->args[L->nargs - 1].key) {
             return ag_errorf(err, wl, "a positional argument cannot follow 'key=value' ones");
         }
+        /* Not a number: a word, which the layer's table accepts or refuses. */
         char *end;
         errno = 0;
-        double v = strtod(num, &end);
-        if (end == num || *end || errno || !isfinite(v))
-            return ag_errorf(err, wl, "layer '%s': expected a number, got '%s'", L->kind, num);
-        L->args[L->nargs++] = v;
+        a->num = strtod(value, &end);
+        if (end == value || *end || errno || !isfinite(a->num)) {
+            a->word = value;
+            a->num = 0;
+        }
+        L->nargs++;
     }
     if (!L->kind) return ag_errorf(err, n->loc, "empty layer");
     return AG_OK;

@@ -58,6 +58,24 @@ expect_error 1 "$S/reduction-typo.yaml:11:27: undefined name 'summ'; did you mea
 expect_error 1 "$S/constant-loss.yaml:11:19: update opt: the loss is a constant; it must be computed from the models" \
     check $S/constant-loss.yaml
 
+# A layer argument that takes words: the message is at the argument and lists them.
+sed 's/\[made 512, relu/[made 512 order=randon, relu/' specs/made.yaml >"$TMP/made.yaml"
+expect_error 1 "$TMP/made.yaml:15:29: made: 'order' must be natural, reversed or random, got 'randon'; did you mean 'random'?" \
+    check "$TMP/made.yaml"
+
+# check's table names a layer's arguments as the spec gave them: by position while none
+# is left out, then by name; attention is a row of its own with its FLOPs.
+run check specs/classifier.yaml
+grep -q '^  c1: conv2d 16 5 padding=2 ' "$OUT"
+ok $? "check: conv2d 16 5 padding=2, the stride left at its default"
+sed 's/\[made 512, relu/[made 512 order=random connect=random seed=2, relu/' specs/made.yaml >"$TMP/made.yaml"
+run check "$TMP/made.yaml"
+grep -q '^  made 512 order=random connect=random seed=2 ' "$OUT"
+ok $? "check: made 512 order=random connect=random seed=2"
+run check $S/tiny-gpt.yaml
+grep -q '^  b1: causal_attention 2 *\[B, 16, 32\] *0 *32768$' "$OUT"
+ok $? "check: causal_attention 2 on [B, 16, 96]: 4 T^2 C = 32,768 FLOPs per sample"
+
 # The message shows the line with a caret under the column.
 run check $S/unknown-layer.yaml
 is "$(sed -n 2,3p "$ERR")" "  7 |     layers: [lienar 256, relu, linear 784, sigmoid]
