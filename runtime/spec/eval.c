@@ -80,18 +80,26 @@ static int ev_constant(ev_ctx *c, const ex_node *e, pv *out)
     return 0;
 }
 
-/* Text data's numbers, usable anywhere, model shapes included: vocab (the ids run
- * over [0, vocab)) and context (the tokens a model sees). */
-static int ev_data_number(ev_ctx *c, const ex_node *e, pv *out)
+/* Text data's numbers, usable anywhere, model shapes and stack layers included: vocab
+ * (the ids run over [0, vocab)) and context (the tokens a model sees). */
+static int data_number(const ev_ctx *c, const char *name, double *v)
 {
     const pg_program *p = c->p;
     if (p->spec->data.kind != SP_DATA_TEXT) return 0;
-    if (!strcmp(e->text, "vocab"))
-        *out = (pv){.kind = PV_NUM, .num = p->classes, .loc = e->loc};
-    else if (!strcmp(e->text, "context"))
-        *out = (pv){.kind = PV_NUM, .num = p->cols - 1, .loc = e->loc};
+    if (!strcmp(name, "vocab"))
+        *v = p->classes;
+    else if (!strcmp(name, "context"))
+        *v = p->cols - 1;
     else
         return 0;
+    return 1;
+}
+
+static int ev_data_number(ev_ctx *c, const ex_node *e, pv *out)
+{
+    double v;
+    if (!data_number(c, e->text, &v)) return 0;
+    *out = (pv){.kind = PV_NUM, .num = v, .loc = e->loc};
     return 1;
 }
 
@@ -414,9 +422,16 @@ int ev_call_model(ev_ctx *c, pg_model *m, const pv *args, int nargs, ag_loc loc,
                 rc = ag_errorf(err, L->loc, "unknown layer '%s'%s", L->kind, sg_hint(&b, hint, sizeof hint));
                 break;
             }
+            /* A word that is none of the argument's own may be vocab or context. */
+            sp_arg in[SP_MAX_LAYER_ARGS];
+            memcpy(in, L->args, (size_t)L->nargs * sizeof *in);
+            for (int j = 0; j < L->nargs; j++)
+                if (in[j].word && !ly_takes_word(d, in[j].key, j, in[j].word) &&
+                    data_number(c, in[j].word, &in[j].num))
+                    in[j].word = NULL;
             double a[SP_MAX_LAYER_ARGS];
             c->layer_index = k;
-            rc = ly_args(d, L->args, L->nargs, a, L->loc, err);
+            rc = ly_args(d, in, L->nargs, a, L->loc, err);
             if (rc == AG_OK) rc = ly_apply(c, d, a, &x, L->loc, &x, err);
         }
         outs[0] = x;

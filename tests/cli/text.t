@@ -37,6 +37,14 @@ run check $GPT
 is "$(sed -n 1,2p "$OUT")" "data: text from tests/data/text: 2 files, 1975 bytes, a vocabulary of 41 bytes
   train 1775 bytes: 110 windows of 17; test 200 bytes: 12 windows" "check describes the corpus, its split and windows"
 
+# A stack's layers take vocab by name too; a word that names nothing is refused at it.
+run check $S/text-stack.yaml
+like "$(sed -n 6,8p "$OUT")" "  embedding 41 32 *
+  relu *
+  linear 41 *" "a stack layer takes vocab: embedding 41 32, linear 41"
+sed 's/linear vocab\]/linear vocabs]/' $S/text-stack.yaml >"$TMP/text-stack.yaml"
+expect_error 1 "$TMP/text-stack.yaml:13:47: linear: 'out' must be a number, got 'vocabs'" check "$TMP/text-stack.yaml"
+
 # A short real run: the loss falls, and the test split beats the unigram baseline.
 run $GPT --out "$TMP/gpt" --progress lines
 is "$RC" 0 "tiny-gpt trains on the fixture text"
