@@ -198,7 +198,7 @@ static inline float silu_grad(float x)
  * Phi(x) + x phi(x), phi the pdf. */
 static inline float normal_cdf(float x)
 {
-    return 0.5f * (1.0f + erff(x * (float)M_SQRT1_2));
+    return 0.5f * (1.0f + vm_erff(x * (float)M_SQRT1_2));
 }
 
 static inline float geluf(float x) { return x * normal_cdf(x); }
@@ -207,7 +207,7 @@ static inline float gelu_grad(float x)
 {
     const float inv_sqrt_2pi = 0.3989422804014327f;
     float cdf = normal_cdf(x);
-    return cdf + x * inv_sqrt_2pi * expf(-0.5f * x * x);
+    return cdf + x * inv_sqrt_2pi * vm_expf(-0.5f * x * x);
 }
 
 /* A unary op from two expressions over x (the input), y (the output, in DERIV only) and
