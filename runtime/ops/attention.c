@@ -15,6 +15,7 @@
 
 #include "aigc/graph.h"
 #include "axis.h"
+#include "vmath.h"
 
 typedef struct at_geom {
     int b, t, c, h, d;
@@ -47,15 +48,14 @@ static int attention_infer(ag_node *n, ag_error *err)
     return AG_OK;
 }
 
-/* Row t of the scores: masked, then softmax over j <= t in place. */
+/* Row t of the scores: masked, then softmax over j <= t in place. The exponentials are
+ * a loop of their own so that it vectorizes; the sum keeps its order. */
 static void at_causal_softmax_row(float *row, int t, int len)
 {
     float m = row[0], s = 0;
-    for (int j = 1; j <= t; j++) m = fmaxf(m, row[j]);
-    for (int j = 0; j <= t; j++) {
-        row[j] = expf(row[j] - m);
-        s += row[j];
-    }
+    for (int j = 1; j <= t; j++) m = row[j] > m ? row[j] : m;
+    for (int j = 0; j <= t; j++) row[j] = vm_expf(row[j] - m);
+    for (int j = 0; j <= t; j++) s += row[j];
     float inv = 1.0f / s;
     for (int j = 0; j <= t; j++) row[j] *= inv;
     for (int j = t + 1; j < len; j++) row[j] = 0.0f;
