@@ -839,6 +839,23 @@ static void test_made_orders(void)
     expect_error("a word where a number belongs", MADE_SPEC("made many, relu, made_output 784"), 8, 30,
                  "made: 'out' must be a number, got 'many'");
 #undef MADE_SPEC
+#define MADE_GRAPH(h)                                                                  \
+    HEAD("flatten(threshold(pixels, 127))")                                            \
+    "models:\n"                                                                        \
+    "  m: {in: 784, nodes: {h: '" h "', logits: 'made_output(h, 784)'}}\n"              \
+    "train:\n"                                                                         \
+    "  epochs: 1\n"                                                                    \
+    "  optimizers: {opt: {type: adam, params: m}}\n"                                   \
+    "  step:\n"                                                                        \
+    "    - loss = bce_with_logits(m(x), x, sum)\n"                                     \
+    "    - update opt: loss\n"
+    expect_error("a graph's word that is none of connect's",
+                 MADE_GRAPH("relu(made(x, 64, order=random, connect=randum))"), 8, 67,
+                 "made: 'connect' must be even or random, got 'randum'; did you mean 'random'?");
+    expect_error("a graph's argument that made does not have, named before its value is read",
+                 MADE_GRAPH("relu(made(x, 64, ordr=random))"), 8, 45,
+                 "made has no argument 'ordr'; did you mean 'order'?");
+#undef MADE_GRAPH
 }
 
 /* specs/char-gpt.yaml is causal: changing the token at position j changes no output

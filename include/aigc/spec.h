@@ -33,7 +33,7 @@ typedef struct sp_arg {
     const char *key;  /* NULL for a positional argument */
     const char *word; /* NULL for a number */
     double num;
-    ag_loc loc;
+    ag_loc loc, key_loc; /* the value's place, the key's */
 } sp_arg;
 
 typedef struct sp_layer {

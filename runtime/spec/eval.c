@@ -243,19 +243,23 @@ static int call_layer(ev_ctx *c, const ly_def *d, const ex_node *e, pv *out, ag_
     if (x.kind != PV_TENSOR) return ag_errorf(err, e->args[0].value->loc, "%s: the input must be a tensor", d->name);
     sp_arg in[SP_MAX_LAYER_ARGS];
     int n = 0;
-    for (size_t k = 1; k < e->nargs; k++, n++) {
+    for (size_t k = 1; k < e->nargs; k++) {
         const ex_node *a = e->args[k].value;
         if (n == SP_MAX_LAYER_ARGS) return ag_errorf(err, a->loc, "%s: too many arguments", d->name);
-        in[n] = (sp_arg){.key = e->args[k].key, .loc = a->loc};
-        /* made(h, 512, order=random): one of the argument's words, not a name to look up. */
-        if (a->kind == EX_NAME && ly_takes_word(d, in[n].key, n, a->text)) {
-            in[n].word = a->text;
+        sp_arg *arg = &in[n++];
+        *arg = (sp_arg){.key = e->args[k].key, .loc = a->loc, .key_loc = e->args[k].key_loc};
+        int at = ly_arg_index(d, arg->key, n - 1);
+        if (at < 0) break; /* no argument of that name: ly_args says so, before any value */
+        /* made(h, 512, order=random): a word, not a name to look up, for an argument that
+         * takes words; ly_args checks it is one of them. */
+        if (a->kind == EX_NAME && ly_takes_words(d, at)) {
+            arg->word = a->text;
             continue;
         }
         pv v = {0};
         if (ev_eval(c, a, &v, err)) return AG_ERR;
         if (v.kind != PV_NUM) return ag_errorf(err, a->loc, "%s: expected a number", d->name);
-        in[n].num = v.num;
+        arg->num = v.num;
     }
     double args[SP_MAX_LAYER_ARGS];
     if (ly_args(d, in, n, args, e->loc, err)) return AG_ERR;
@@ -422,11 +426,11 @@ int ev_call_model(ev_ctx *c, pg_model *m, const pv *args, int nargs, ag_loc loc,
                 rc = ag_errorf(err, L->loc, "unknown layer '%s'%s", L->kind, sg_hint(&b, hint, sizeof hint));
                 break;
             }
-            /* A word that is none of the argument's own may be vocab or context. */
+            /* A word for an argument that takes numbers may be vocab or context. */
             sp_arg in[SP_MAX_LAYER_ARGS];
             memcpy(in, L->args, (size_t)L->nargs * sizeof *in);
             for (int j = 0; j < L->nargs; j++)
-                if (in[j].word && !ly_takes_word(d, in[j].key, j, in[j].word) &&
+                if (in[j].word && !ly_takes_words(d, ly_arg_index(d, in[j].key, j)) &&
                     data_number(c, in[j].word, &in[j].num))
                     in[j].word = NULL;
             double a[SP_MAX_LAYER_ARGS];

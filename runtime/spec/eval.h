@@ -111,9 +111,11 @@ void ly_offer_names(void *sg_best_ptr);
 /* Fills args from a stack entry's or a call's arguments, checking count, names, words
  * and ranges; a message points at the argument, or at loc (the layer) for one missing. */
 int ly_args(const ly_def *d, const sp_arg *in, int n, double *args, ag_loc loc, ag_error *err);
-/* Whether `word` is one of the words of the argument that a call's argument with this
- * key (NULL: positional, the pos-th) fills. */
-int ly_takes_word(const ly_def *d, const char *key, int pos, const char *word);
+/* The index of d's argument named key, or for a positional one (key NULL) pos; -1 when
+ * d has no argument of that name. */
+int ly_arg_index(const ly_def *d, const char *key, int pos);
+/* Whether argument at (an index, or -1) takes words instead of numbers. */
+int ly_takes_words(const ly_def *d, int at);
 /* Applies a layer to x inside model building: declares on the first build. */
 int ly_apply(ev_ctx *c, const ly_def *d, const double *args, const pv *x, ag_loc loc, pv *out,
              ag_error *err);

@@ -457,9 +457,7 @@ void ly_offer_names(void *b)
     for (size_t k = 0; k < AG_COUNTOF(layers); k++) sg_offer(b, layers[k].name);
 }
 
-/* The index of the argument named key, or the pos-th for a positional one; -1 when d
- * has no argument of that name. */
-static int arg_index(const ly_def *d, const char *key, int pos)
+int ly_arg_index(const ly_def *d, const char *key, int pos)
 {
     if (!key) return pos;
     for (int j = 0; j < d->nargs; j++)
@@ -467,19 +465,16 @@ static int arg_index(const ly_def *d, const char *key, int pos)
     return -1;
 }
 
-/* The number word stands for in argument at of d, or -1. */
+/* The number word stands for in argument at of d, which takes words, or -1. */
 static int word_value(const ly_def *d, int at, const char *word)
 {
-    const char *const *w = at >= 0 && at < d->nargs ? d->arg_words[at] : NULL;
-    for (int j = 0; w && w[j]; j++)
+    const char *const *w = d->arg_words[at];
+    for (int j = 0; w[j]; j++)
         if (strcmp(w[j], word) == 0) return j;
     return -1;
 }
 
-int ly_takes_word(const ly_def *d, const char *key, int pos, const char *word)
-{
-    return word_value(d, arg_index(d, key, pos), word) >= 0;
-}
+int ly_takes_words(const ly_def *d, int at) { return at >= 0 && at < d->nargs && d->arg_words[at]; }
 
 /* "'order' must be natural, reversed or random, got 'randon'; did you mean 'random'?" */
 static int word_error(const ly_def *d, int at, const sp_arg *a, ag_error *err)
@@ -507,13 +502,13 @@ int ly_args(const ly_def *d, const sp_arg *in, int n, double *args, ag_loc loc, 
     for (int k = 0; k < d->nargs; k++) args[k] = d->arg_defaults[k];
     for (int k = 0, pos = 0; k < n; k++) {
         const sp_arg *a = &in[k];
-        int at = arg_index(d, a->key, pos);
+        int at = ly_arg_index(d, a->key, pos);
         if (at < 0) {
             sg_best b;
             sg_init(&b, a->key);
             for (int j = 0; j < d->nargs; j++) sg_offer(&b, d->arg_names[j]);
             char hint[96];
-            return ag_errorf(err, a->loc, "%s has no argument '%s'%s", d->name, a->key,
+            return ag_errorf(err, a->key_loc, "%s has no argument '%s'%s", d->name, a->key,
                              sg_hint(&b, hint, sizeof hint));
         }
         if (!a->key) pos++;

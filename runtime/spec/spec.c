@@ -220,7 +220,7 @@ static int parse_layer(sp_spec *s, const yt_node *n, sp_layer *L, ag_error *err)
             return ag_errorf(err, wl, "layer '%s' takes at most %d arguments", L->kind,
                              SP_MAX_LAYER_ARGS);
         sp_arg *a = &L->args[L->nargs];
-        a->loc = wl;
+        a->loc = a->key_loc = wl;
         char *eq = strchr(word, '=');
         const char *value = word;
         if (eq) {
