@@ -815,47 +815,46 @@ static void test_made_orders(void)
                     "relu, made_output 784]}", 0, "MADE in a random order, random connectivity");
     made_order_case("{in: 784, nodes: {h: 'relu(made(x, 64, order=reversed, connect=random))', "
                     "logits: 'made_output(h, 784)'}}", 1, "a graph-form MADE in reversed order");
-#define MADE_SPEC(layers)                                                              \
+#define MADE_SPEC(model)                                                               \
     HEAD("flatten(threshold(pixels, 127))")                                            \
     "models:\n"                                                                        \
-    "  m: {in: 784, layers: [" layers "]}\n"                                            \
+    "  m: " model "\n"                                                                  \
     "train:\n"                                                                         \
     "  epochs: 1\n"                                                                    \
     "  optimizers: {opt: {type: adam, params: m}}\n"                                   \
     "  step:\n"                                                                        \
     "    - loss = bce_with_logits(m(x), x, sum)\n"                                     \
     "    - update opt: loss\n"
-    expect_error("an order on a later masked layer",
-                 MADE_SPEC("made 64, relu, made 64 order=reversed, relu, made_output 784"), 8, 40,
-                 "made: 'order' belongs to the first masked layer of the model, which fixes the inputs' order");
-    expect_error("an order that is no word of order's",
-                 MADE_SPEC("made 64 order=randon, relu, made_output 784"), 8, 39,
-                 "made: 'order' must be natural, reversed or random, got 'randon'; did you mean 'random'?");
-    expect_error("an order given as a number",
-                 MADE_SPEC("made 64 order=2, relu, made_output 784"), 8, 39,
-                 "made: 'order' must be natural, reversed or random, got 2");
-    expect_error("connect's words", MADE_SPEC("made 64 connect=uniform, relu, made_output 784"), 8, 41,
-                 "made: 'connect' must be even or random, got 'uniform'");
-    expect_error("a word where a number belongs", MADE_SPEC("made many, relu, made_output 784"), 8, 30,
-                 "made: 'out' must be a number, got 'many'");
+#define STACK(layers) "{in: 784, layers: [" layers "]}"
+#define GRAPH(h) "{in: 784, nodes: {h: '" h "', logits: 'made_output(h, 784)'}}"
+    static const struct {
+        const char *name, *spec;
+        int line, col;
+        const char *want;
+    } cases[] = {
+        {"an order on a later masked layer",
+         MADE_SPEC(STACK("made 64, relu, made 64 order=reversed, relu, made_output 784")), 8, 40,
+         "made: 'order' belongs to the first masked layer of the model, which fixes the inputs' order"},
+        {"an order that is no word of order's", MADE_SPEC(STACK("made 64 order=randon, relu, made_output 784")),
+         8, 39, "made: 'order' must be natural, reversed or random, got 'randon'; did you mean 'random'?"},
+        {"an order given as a number", MADE_SPEC(STACK("made 64 order=2, relu, made_output 784")), 8, 39,
+         "made: 'order' must be natural, reversed or random, got 2"},
+        {"connect's words", MADE_SPEC(STACK("made 64 connect=uniform, relu, made_output 784")), 8, 41,
+         "made: 'connect' must be even or random, got 'uniform'"},
+        {"a word where a number belongs", MADE_SPEC(STACK("made many, relu, made_output 784")), 8, 30,
+         "made: 'out' must be a number, got 'many'"},
+        {"a graph's word that is none of connect's",
+         MADE_SPEC(GRAPH("relu(made(x, 64, order=random, connect=randum))")), 8, 67,
+         "made: 'connect' must be even or random, got 'randum'; did you mean 'random'?"},
+        {"a graph's argument that made does not have, named before its value is read",
+         MADE_SPEC(GRAPH("relu(made(x, 64, ordr=random))")), 8, 45,
+         "made has no argument 'ordr'; did you mean 'order'?"},
+    };
+    for (size_t k = 0; k < AG_COUNTOF(cases); k++)
+        expect_error(cases[k].name, cases[k].spec, cases[k].line, cases[k].col, cases[k].want);
+#undef GRAPH
+#undef STACK
 #undef MADE_SPEC
-#define MADE_GRAPH(h)                                                                  \
-    HEAD("flatten(threshold(pixels, 127))")                                            \
-    "models:\n"                                                                        \
-    "  m: {in: 784, nodes: {h: '" h "', logits: 'made_output(h, 784)'}}\n"              \
-    "train:\n"                                                                         \
-    "  epochs: 1\n"                                                                    \
-    "  optimizers: {opt: {type: adam, params: m}}\n"                                   \
-    "  step:\n"                                                                        \
-    "    - loss = bce_with_logits(m(x), x, sum)\n"                                     \
-    "    - update opt: loss\n"
-    expect_error("a graph's word that is none of connect's",
-                 MADE_GRAPH("relu(made(x, 64, order=random, connect=randum))"), 8, 67,
-                 "made: 'connect' must be even or random, got 'randum'; did you mean 'random'?");
-    expect_error("a graph's argument that made does not have, named before its value is read",
-                 MADE_GRAPH("relu(made(x, 64, ordr=random))"), 8, 45,
-                 "made has no argument 'ordr'; did you mean 'order'?");
-#undef MADE_GRAPH
 }
 
 /* specs/char-gpt.yaml is causal: changing the token at position j changes no output
