@@ -58,6 +58,8 @@ static void test_grad_norms(void)
     grad_norm(ag_shape4(3, 4, 2, 2), 4, 2);
     grad_norm(ag_shape3(2, 6, 5), 2, 2);
     grad_norm(ag_shape4(2, 4, 2, 2), 2, 0);
+    grad_norm(ag_shape2(3, 6), 3, 2); /* one position per channel, as layer norm's rows */
+    grad_norm(ag_shape2(3, 6), 2, 1);
 }
 
 /* The running statistics are constants here: FULL leaves, refilled before each run. */
