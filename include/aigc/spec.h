@@ -26,7 +26,6 @@
 
 enum { SP_MAX_INPUTS = 4, SP_MAX_LAYER_ARGS = 6, SP_MAX_SAMPLE_INPUTS = 16 };
 
-/* One entry of a layer stack, "linear 256" or "leaky_relu 0.2". */
 /* A layer's argument as written: a number, or one of the words an argument may take
  * instead (`made 512 order=random`). */
 typedef struct sp_arg {
@@ -36,6 +35,7 @@ typedef struct sp_arg {
     ag_loc loc, key_loc; /* the value's place, the key's */
 } sp_arg;
 
+/* One entry of a layer stack, "linear 256" or "leaky_relu 0.2". */
 typedef struct sp_layer {
     const char *kind;
     int nargs;
