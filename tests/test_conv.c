@@ -489,14 +489,19 @@ typedef struct err_case {
 
 /* A batch larger than one sgemm's chunk (runtime/ops/conv.c: 16 images of this size
  * need two chunks, 13 + 3): the output and every gradient of L = sum(y R) against the
- * references. A convolution's input gradient is the transposed convolution of R with
- * the same weight, and the other way round; the weight gradient is a sum per tap. */
-static void check_chunked(int transposed)
+ * references, at 1, 2 and 3 threads (the pool spreads each chunk's unfolding and folding
+ * over its images, and cuts the sgemms). A convolution's input gradient is the
+ * transposed convolution of R with the same weight, and the other way round; the weight
+ * gradient is a sum per tap. */
+static void check_chunked(int transposed, int threads)
 {
     const cv_case t = transposed ? (cv_case){16, 8, 32, 32, 16, 3, 3, 1, 1, 1, 1, 0, 0, 1}
                                  : (cv_case){16, 16, 32, 32, 8, 3, 3, 1, 1, 1, 1, 0, 0, 1};
     const cv_case adj = {t.n, t.co, t.h, t.w, t.c, t.kh, t.kw, 1, 1, 1, 1, 0, 0, 0};
-    const char *name = transposed ? "conv_transpose2d in chunks" : "conv2d in chunks";
+    char name[64];
+    snprintf(name, sizeof name, "%s in chunks, %d thread%s",
+             transposed ? "conv_transpose2d" : "conv2d", threads, threads > 1 ? "s" : "");
+    ag_set_threads(threads);
     ag_shape ys = ref_out_shape(&t, transposed);
     ag_params ps;
     ag_params_init(&ps);
@@ -519,6 +524,7 @@ static void check_chunked(int transposed)
         ok(0, "%s: builds and plans: %s", name, bw ? err.msg : g.err.msg);
         ag_graph_free(&g);
         ag_params_free(&ps);
+        ag_set_threads(1);
         return;
     }
     int64_t nx = ag_numel(&x->shape), ny = ag_numel(&ys);
@@ -563,6 +569,7 @@ static void check_chunked(int transposed)
     free(ref);
     ag_graph_free(&g);
     ag_params_free(&ps);
+    ag_set_threads(1);
 }
 
 static void test_errors(void)
@@ -639,8 +646,10 @@ int main(void)
     test_grad();
     test_golden();
     test_dynamic_batch();
-    check_chunked(0);
-    check_chunked(1);
+    for (int threads = 1; threads <= 3; threads++) {
+        check_chunked(0, threads);
+        check_chunked(1, threads);
+    }
     test_errors();
     return tap_done();
 }
