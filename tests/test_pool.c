@@ -1,7 +1,7 @@
 /* test_pool.c — the thread pool's contract (include/aigc/pool.h): tp_for runs every
- * element once, in chunks that start at multiples of 16; tp_sum gives the same bits at
- * every thread count; and so do the losses that are built on it, forward and backward,
- * on inputs large enough to be cut. */
+ * element once, in chunks that start at multiples of 16, tp_for_items every item once;
+ * tp_sum gives the same bits at every thread count; and so do the losses that are built
+ * on it, forward and backward, on inputs large enough to be cut. */
 #include <stdlib.h>
 
 #include "aigc/graph.h"
@@ -29,6 +29,29 @@ static void test_for(int threads, int64_t n, int64_t grain)
     for (int64_t k = 0; k < n; k++) once &= seen[k] == 1;
     ok(once && !misaligned, "tp_for at %d threads, n %lld, grain %lld: each element once, chunks at multiples of 16",
        threads, (long long)n, (long long)grain);
+}
+
+/* tp_for_items: every item once, and each run of items at least the grain long unless
+ * it is the whole of n. */
+static int64_t shortest;
+
+static void mark_items(void *ctx, int64_t lo, int64_t hi)
+{
+    (void)ctx;
+    if (hi - lo < shortest) shortest = hi - lo;
+    for (int64_t k = lo; k < hi; k++) seen[k]++;
+}
+
+static void test_for_items(int threads, int64_t n, int64_t grain)
+{
+    memset(seen, 0, (size_t)n);
+    shortest = n;
+    tp_for_items(n, grain, mark_items, NULL);
+    int once = 1;
+    for (int64_t k = 0; k < n; k++) once &= seen[k] == 1;
+    ok(once && shortest >= (grain < n ? grain : n),
+       "tp_for_items at %d threads, n %lld, grain %lld: each item once, runs of at least the "
+       "grain (shortest %lld)", threads, (long long)n, (long long)grain, (long long)shortest);
 }
 
 static double *values;
@@ -115,6 +138,10 @@ int main(void)
         test_for(threads, 50176, 4096);
         test_for(threads, MAX_N, 1 << 13);
         test_for(threads, 33, 16);
+        test_for_items(threads, 1, 1);
+        test_for_items(threads, 7, 1);
+        test_for_items(threads, 13, 3);
+        test_for_items(threads, 5, 8);
     }
 
     values = malloc(MAX_N * sizeof *values);

@@ -40,6 +40,11 @@ void tp_for(int64_t n, int64_t grain, tp_fn fn, void *ctx);
  * work that makes its own pieces inside a job's chunks. */
 int64_t tp_bound(int64_t n, int nchunks, int k);
 
+/* tp_for over n whole items (blocks, images, pieces of sgemms) rather than elements:
+ * fn(ctx, lo, hi) gets a run of items, at least `grain` of them (>= 1), cut from n, the
+ * grain and the thread count alone. */
+void tp_for_items(int64_t n, int64_t grain, tp_fn fn, void *ctx);
+
 typedef double (*tp_sum_fn)(void *ctx, int64_t lo, int64_t hi);
 
 /* fn(ctx, lo, hi) over blocks of `block` elements (more when n has over TP_SUM_BLOCKS of

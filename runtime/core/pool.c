@@ -161,8 +161,25 @@ void tp_for(int64_t n, int64_t grain, tp_fn fn, void *ctx)
     }
 }
 
-/* tp_sum's blocks as a tp_for job: element 16 b stands for block b, so that tp_for's
- * chunk boundaries, multiples of 16, fall between whole blocks. */
+/* Items as a tp_for job: element 16 i stands for item i, so that tp_for's chunk
+ * boundaries, multiples of 16, fall between whole items. */
+typedef struct item_job {
+    tp_fn fn;
+    void *ctx;
+} item_job;
+
+static void run_items(void *ctx, int64_t lo, int64_t hi)
+{
+    const item_job *j = ctx;
+    j->fn(j->ctx, lo / 16, hi / 16);
+}
+
+void tp_for_items(int64_t n, int64_t grain, tp_fn fn, void *ctx)
+{
+    AG_ASSERT(grain >= 1);
+    tp_for(16 * n, 16 * grain, run_items, &(item_job){fn, ctx});
+}
+
 typedef struct sum_job {
     tp_sum_fn fn;
     void *ctx;
@@ -170,10 +187,11 @@ typedef struct sum_job {
     double *part;
 } sum_job;
 
+/* Blocks [lo, hi) of tp_sum's. */
 static void sum_blocks(void *ctx, int64_t lo, int64_t hi)
 {
     const sum_job *j = ctx;
-    for (int64_t b = lo / 16; b < hi / 16; b++) {
+    for (int64_t b = lo; b < hi; b++) {
         int64_t from = b * j->block, to = from + j->block < j->n ? from + j->block : j->n;
         j->part[b] = j->fn(j->ctx, from, to);
     }
@@ -186,7 +204,7 @@ double tp_sum(int64_t n, int64_t block, tp_sum_fn fn, void *ctx)
     if ((n + block - 1) / block > TP_SUM_BLOCKS) block = (n + TP_SUM_BLOCKS - 1) / TP_SUM_BLOCKS;
     int64_t nblocks = (n + block - 1) / block;
     double part[TP_SUM_BLOCKS];
-    tp_for(nblocks * 16, 16, sum_blocks, &(sum_job){fn, ctx, n, block, part});
+    tp_for_items(nblocks, 1, sum_blocks, &(sum_job){fn, ctx, n, block, part});
     double s = 0;
     for (int64_t b = 0; b < nblocks; b++) s += part[b];
     return s;

@@ -122,8 +122,7 @@ static void cv_col2im(const cv_geom *q, const float *col, int64_t ld, float *img
 
 /* One chunk of gn images: the unfolded image side of each, side by side, or folded back.
  * Each image has its own columns of col and its own image, so the images are spread
- * over the pool (element 16 g of the job stands for image g, so that tp_for's cuts fall
- * between images) and the bits do not depend on the thread count. */
+ * over the pool and the bits do not depend on the thread count. */
 typedef struct cv_chunk {
     const cv_geom *q;
     const float *src;
@@ -135,7 +134,7 @@ static void im2col_images(void *ctx, int64_t lo, int64_t hi)
 {
     const cv_chunk *j = ctx;
     int64_t P = cv_cols(j->q), is = (int64_t)j->q->c * j->q->h * j->q->w;
-    for (int64_t g = lo / 16; g < hi / 16; g++)
+    for (int64_t g = lo; g < hi; g++)
         cv_im2col(j->q, j->src + g * is, j->dst + g * P, j->gn * P);
 }
 
@@ -143,7 +142,7 @@ static void col2im_images(void *ctx, int64_t lo, int64_t hi)
 {
     const cv_chunk *j = ctx;
     int64_t P = cv_cols(j->q), is = (int64_t)j->q->c * j->q->h * j->q->w;
-    for (int64_t g = lo / 16; g < hi / 16; g++)
+    for (int64_t g = lo; g < hi; g++)
         cv_col2im(j->q, j->src + g * P, j->gn * P, j->dst + g * is);
 }
 
@@ -151,18 +150,18 @@ static void col2im_images(void *ctx, int64_t lo, int64_t hi)
  * second thread costs more than it saves. */
 static int64_t cv_grain(const cv_geom *q)
 {
-    int64_t per = cv_rows(q) * cv_cols(q), images = ((1 << 15) + per - 1) / per;
-    return 16 * images;
+    int64_t per = cv_rows(q) * cv_cols(q);
+    return ((1 << 15) + per - 1) / per;
 }
 
 static void cv_im2col_chunk(const cv_geom *q, const float *img, int gn, float *col)
 {
-    tp_for(16 * (int64_t)gn, cv_grain(q), im2col_images, &(cv_chunk){q, img, col, gn});
+    tp_for_items(gn, cv_grain(q), im2col_images, &(cv_chunk){q, img, col, gn});
 }
 
 static void cv_col2im_chunk(const cv_geom *q, const float *col, int gn, float *img)
 {
-    tp_for(16 * (int64_t)gn, cv_grain(q), col2im_images, &(cv_chunk){q, col, img, gn});
+    tp_for_items(gn, cv_grain(q), col2im_images, &(cv_chunk){q, col, img, gn});
 }
 
 /* The grid side of gn images, t [gn, CG, P] -> grid [CG, gn P]. */

@@ -129,11 +129,11 @@ typedef struct sgemm_pair {
     int pieces; /* per sgemm */
 } sgemm_pair;
 
-/* Unit u of 16 is piece u % pieces of sgemm u / pieces. */
+/* Item u is piece u % pieces of sgemm u / pieces. */
 static void sgemm_pair_piece(void *ctx, int64_t lo, int64_t hi)
 {
     sgemm_pair *p = ctx;
-    for (int64_t u = lo / 16; u < hi / 16; u++) {
+    for (int64_t u = lo; u < hi; u++) {
         int s = (int)(u / p->pieces), i = (int)(u % p->pieces);
         int64_t from = tp_bound(p->len[s], p->pieces, i);
         int64_t to = tp_bound(p->len[s], p->pieces, i + 1);
@@ -169,15 +169,14 @@ void ag_sgemm_pair(const ag_gemm *x, const ag_gemm *y)
     }
     p.len[0] = sgemm_cut(&p.job[0]);
     p.len[1] = sgemm_cut(&p.job[1]);
-    tp_for(2 * p.pieces * 16, 16, sgemm_pair_piece, &p);
+    tp_for_items(2 * p.pieces, 1, sgemm_pair_piece, &p);
 }
 
 void ag_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
               int lda, const float *b, int ldb, float beta, float *c, int ldc)
 {
-    sgemm_job j = {.trans_a = trans_a, .trans_b = trans_b, .m = m, .n = n, .k = k, .lda = lda,
-                   .ldb = ldb, .ldc = ldc, .alpha = alpha, .beta = beta, .a = a, .b = b, .c = c};
-    sgemm_run(&j);
+    ag_sgemm_pair(&(ag_gemm){trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc},
+                  NULL);
 }
 
 void ag_sgemm_naive(int trans_a, int trans_b, int m, int n, int k, float alpha,
