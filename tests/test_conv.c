@@ -148,6 +148,9 @@ static const cv_case conv_cases[] = {
     {2, 2, 5, 7, 3, 3, 3, 1, 1, 2, 2, 0, 0, 0},   /* padding 2 */
     {1, 3, 9, 7, 2, 4, 3, 2, 1, 1, 2, 0, 0, 1},   /* every parameter differs per dim */
     {1, 2, 3, 3, 2, 5, 5, 1, 1, 1, 1, 0, 0, 1},   /* a kernel that fits only padded */
+    {2, 3, 7, 6, 2, 3, 3, 1, 1, 1, 1, 0, 0, 1},   /* 3x3, padding 1: the size kept */
+    {1, 2, 6, 5, 3, 3, 5, 1, 1, 0, 2, 0, 0, 0},   /* padding in one dim only */
+    {1, 2, 1, 4, 2, 5, 5, 1, 1, 2, 2, 0, 0, 1},   /* more padding rows than output rows */
 };
 
 static const cv_case convt_cases[] = {
@@ -159,6 +162,8 @@ static const cv_case convt_cases[] = {
     {1, 3, 3, 4, 2, 4, 3, 2, 1, 1, 0, 1, 0, 0},   /* every parameter differs per dim */
     {2, 1, 2, 2, 1, 4, 4, 2, 2, 0, 0, 1, 1, 1},
     {1, 2, 3, 3, 2, 1, 1, 2, 2, 0, 0, 1, 1, 1},   /* gaps that only the bias fills */
+    {2, 3, 5, 4, 2, 3, 3, 1, 1, 1, 1, 0, 0, 1},   /* 3x3, padding 1: the size kept */
+    {1, 2, 3, 6, 3, 5, 5, 1, 1, 2, 2, 0, 0, 0},
 };
 
 /* --------------------------------------------------------------- forward -- */

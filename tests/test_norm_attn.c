@@ -445,6 +445,55 @@ static void test_attention_causal(void)
     fx_free(&fx);
 }
 
+/* The (b, h) pairs are spread over the pool, each with scratch of its own thread:
+ * the output and the gradient of L = sum(y R) at 2 and 3 threads are the 1-thread
+ * ones, bit for bit, with more pairs (3 x 3) than threads. */
+static void attention_run(int threads, float *y_out, float *dqkv_out, int64_t ny, int64_t nq)
+{
+    int b = 3, t = 17, c = 48, heads = 3;
+    ag_set_threads(threads);
+    ag_params ps;
+    ag_params_init(&ps);
+    int iq = ag_params_add(&ps, "qkv", ag_shape3(b, t, 3 * c), (ag_loc){0});
+    ag_params_alloc(&ps);
+    rng r;
+    rng_seed(&r, 21);
+    rng_fill_uniform(&r, ps.data, ps.total, -2, 2);
+    ag_graph g;
+    ag_graph_init(&g, &ps, &r);
+    ag_node *y = ag_causal_attention(&g, ag_param(&g, iq), heads);
+    ag_node *rr = ag_input(&g, "r", ag_shape3(b, t, c), 0);
+    ag_node *loss = ag_sum(&g, ag_binary(&g, AG_OP_MUL, y, rr));
+    ag_error err;
+    ag_bwplan *bw = loss ? ag_backward_plan(&g, loss, &iq, 1, &err) : NULL;
+    if (bw && ag_graph_plan(&g, b, &err) == AG_OK) {
+        AG_ASSERT(ag_numel(&y->shape) == ny && ps.total == nq);
+        rng_fill_uniform(&r, rr->data, ny, -1, 1);
+        ag_forward(&g, 0, g.n);
+        ag_backward(&g, bw);
+        memcpy(y_out, y->data, (size_t)ny * sizeof *y_out);
+        memcpy(dqkv_out, ps.grad, (size_t)nq * sizeof *dqkv_out);
+    } else {
+        ok(0, "attention at %d threads: builds and plans", threads);
+    }
+    ag_graph_free(&g);
+    ag_params_free(&ps);
+    ag_set_threads(1);
+}
+
+static void test_attention_threads(void)
+{
+    enum { NY = 3 * 17 * 48, NQ = 3 * NY };
+    static float y1[NY], dq1[NQ], y[NY], dq[NQ];
+    attention_run(1, y1, dq1, NY, NQ);
+    for (int threads = 2; threads <= 3; threads++) {
+        attention_run(threads, y, dq, NY, NQ);
+        ok(memcmp(y, y1, sizeof y) == 0 && memcmp(dq, dq1, sizeof dq) == 0,
+           "causal_attention at %d threads: the output and qkv's gradient of 1 thread, bit for bit",
+           threads);
+    }
+}
+
 /* ------------------------------------------------------- other behaviour -- */
 
 static void test_embedding_values(void)
@@ -611,6 +660,7 @@ int main(void)
     }
     test_attention_naive();
     test_attention_causal();
+    test_attention_threads();
     test_embedding_values();
     test_masked_linear_values();
     test_batch_norm_single_value();

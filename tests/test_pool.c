@@ -1,7 +1,9 @@
 /* test_pool.c — the thread pool's contract (include/aigc/pool.h): tp_for runs every
  * element once, in chunks that start at multiples of 16, tp_for_items every item once;
- * tp_sum gives the same bits at every thread count; and so do the losses that are built
- * on it, forward and backward, on inputs large enough to be cut. */
+ * tp_self numbers the threads; tp_sum gives the same bits at every thread count; and so
+ * do the losses that are built on it, forward and backward, on inputs large enough to
+ * be cut. */
+#include <stdatomic.h>
 #include <stdlib.h>
 
 #include "aigc/graph.h"
@@ -52,6 +54,33 @@ static void test_for_items(int threads, int64_t n, int64_t grain)
     ok(once && shortest >= (grain < n ? grain : n),
        "tp_for_items at %d threads, n %lld, grain %lld: each item once, runs of at least the "
        "grain (shortest %lld)", threads, (long long)n, (long long)grain, (long long)shortest);
+}
+
+/* tp_self: every chunk runs on a thread numbered 0 to threads - 1, and no two chunks
+ * that run at the same time share a number (the scratch slot it stands for). */
+static _Atomic int in_use[TP_MAX_THREADS];
+static _Atomic int self_bad;
+
+static void use_slot(void *ctx, int64_t lo, int64_t hi)
+{
+    (void)ctx;
+    int s = tp_self();
+    if (s < 0 || s >= tp_threads()) {
+        self_bad = 1;
+        return;
+    }
+    if (atomic_fetch_add(&in_use[s], 1) != 0) self_bad = 1;
+    volatile double x = 0;
+    for (int64_t k = lo; k < hi; k++) x += (double)k;
+    atomic_fetch_sub(&in_use[s], 1);
+}
+
+static void test_self(int threads)
+{
+    self_bad = tp_self() != 0;
+    for (int rep = 0; rep < 200; rep++) tp_for(1 << 14, 16, use_slot, NULL);
+    ok(!self_bad, "tp_self at %d threads: the caller is 0, each chunk's thread below %d, none "
+       "shared by chunks at the same time", threads, threads);
 }
 
 static double *values;
@@ -142,6 +171,7 @@ int main(void)
         test_for_items(threads, 7, 1);
         test_for_items(threads, 13, 3);
         test_for_items(threads, 5, 8);
+        test_self(threads);
     }
 
     values = malloc(MAX_N * sizeof *values);

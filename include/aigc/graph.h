@@ -404,6 +404,11 @@ void ag_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const 
 void ag_sgemm_naive(int trans_a, int trans_b, int m, int n, int k, float alpha,
                     const float *a, int lda, const float *b, int ldb, float beta, float *c,
                     int ldc);
+/* ag_sgemm whole on the calling thread, for work already spread over the pool (a chunk
+ * may not cut it further). The same bits as ag_sgemm when that leaves it uncut. */
+void ag_sgemm_serial(int trans_a, int trans_b, int m, int n, int k, float alpha,
+                     const float *a, int lda, const float *b, int ldb, float beta, float *c,
+                     int ldc);
 
 /* One sgemm's arguments, in ag_sgemm's order. */
 typedef struct ag_gemm {

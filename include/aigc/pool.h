@@ -36,6 +36,10 @@ int tp_threads(void);
 
 void tp_for(int64_t n, int64_t grain, tp_fn fn, void *ctx);
 
+/* The calling thread's number, 0 (the caller) to tp_threads() - 1: a chunk that needs
+ * scratch of its own takes slot tp_self() of TP_MAX_THREADS. */
+int tp_self(void);
+
 /* Boundary k (0..nchunks) of [0, n) cut in nchunks chunks the way tp_for cuts it: for
  * work that makes its own pieces inside a job's chunks. */
 int64_t tp_bound(int64_t n, int nchunks, int k);

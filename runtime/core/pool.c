@@ -80,11 +80,26 @@ static void run_chunks(uint32_t gen)
     }
 }
 
-/* arg: the generation when the worker was started. A worker that read it itself could
- * read a later one, that of the post asking it to quit, and wait for the next forever. */
+/* The calling thread's number: 0 for the caller, 1 to nthreads - 1 for the workers. */
+static _Thread_local int self;
+
+int tp_self(void) { return self; }
+
+/* What a worker starts from: its number, and the generation when it was started. A
+ * worker that read the generation itself could read a later one, that of the post
+ * asking it to quit, and wait for the next forever. */
+typedef struct worker_start {
+    int self;
+    uint32_t gen;
+} worker_start;
+
+static worker_start starts[TP_MAX_THREADS];
+
 static void *worker(void *arg)
 {
-    uint32_t seen = (uint32_t)(uintptr_t)arg;
+    const worker_start *w = arg;
+    uint32_t seen = w->gen;
+    self = w->self;
     for (;;) {
         uint32_t gen;
         for (int s = 0; (gen = atomic_load_explicit(&pool.gen, memory_order_acquire)) == seen; s++) {
@@ -127,9 +142,11 @@ void tp_set_threads(int n)
         atomic_store(&pool.quit, 0);
     }
     pool.nthreads = n;
-    for (int k = 1; k < n; k++)
-        if (pthread_create(&pool.workers[k], NULL, worker, (void *)(uintptr_t)atomic_load(&pool.gen)) != 0)
+    for (int k = 1; k < n; k++) {
+        starts[k] = (worker_start){k, atomic_load(&pool.gen)};
+        if (pthread_create(&pool.workers[k], NULL, worker, &starts[k]) != 0)
             ag_assert_fail(__FILE__, __LINE__, "cannot start a worker thread");
+    }
 }
 
 int tp_threads(void) { return pool.nthreads; }

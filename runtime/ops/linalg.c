@@ -101,7 +101,8 @@ static int64_t sgemm_cut(sgemm_job *j)
 
 static int sgemm_empty(const sgemm_job *j) { return j->m <= 0 || j->n <= 0 || j->k <= 0; }
 
-static void sgemm_run(sgemm_job *j)
+/* The sgemm on the pool, or with cut == 0 whole on the calling thread. */
+static void sgemm_run(sgemm_job *j, int cut)
 {
     /* BLAS rejects a leading dimension of 0, which an empty operand would have. */
     if (sgemm_empty(j)) {
@@ -112,6 +113,10 @@ static void sgemm_run(sgemm_job *j)
         return;
     }
     int64_t len = sgemm_cut(j);
+    if (!cut) {
+        sgemm_piece(j, 0, len);
+        return;
+    }
     int64_t per_unit = (int64_t)(j->by_rows ? j->n : j->m) * j->k;
     int64_t grain = SGEMM_MIN_PIECE / per_unit;
     tp_for(len, grain < 16 ? 16 : grain, sgemm_piece, j);
@@ -154,7 +159,7 @@ void ag_sgemm_pair(const ag_gemm *x, const ag_gemm *y)
 {
     sgemm_pair p = {.job = {job_of(x)}, .pieces = tp_threads() / 2};
     if (!y) {
-        sgemm_run(&p.job[0]);
+        sgemm_run(&p.job[0], 1);
         return;
     }
     p.job[1] = job_of(y);
@@ -163,8 +168,8 @@ void ag_sgemm_pair(const ag_gemm *x, const ag_gemm *y)
     int64_t least = (int64_t)SGEMM_MIN_PIECE * p.pieces;
     if (tp_threads() % 2 || sgemm_empty(&p.job[0]) || sgemm_empty(&p.job[1]) ||
         gemm_macs(x) < least || gemm_macs(y) < least) {
-        sgemm_run(&p.job[0]);
-        sgemm_run(&p.job[1]);
+        sgemm_run(&p.job[0], 1);
+        sgemm_run(&p.job[1], 1);
         return;
     }
     p.len[0] = sgemm_cut(&p.job[0]);
@@ -177,6 +182,14 @@ void ag_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const 
 {
     ag_sgemm_pair(&(ag_gemm){trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc},
                   NULL);
+}
+
+void ag_sgemm_serial(int trans_a, int trans_b, int m, int n, int k, float alpha,
+                     const float *a, int lda, const float *b, int ldb, float beta, float *c,
+                     int ldc)
+{
+    sgemm_job j = job_of(&(ag_gemm){trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc});
+    sgemm_run(&j, 0);
 }
 
 void ag_sgemm_naive(int trans_a, int trans_b, int m, int n, int k, float alpha,
@@ -340,7 +353,7 @@ static void linear_forward(ag_graph *g, ag_node *n)
     sgemm_job j = {.trans_b = 1, .m = rows, .n = out, .k = in, .lda = in, .ldb = in,
                    .ldc = out, .alpha = 1.0f, .a = x->data, .b = w->data, .c = n->data,
                    .bias = n->nsrc > 2 ? n->src[2]->data : NULL, .ep = n->epilogue};
-    sgemm_run(&j);
+    sgemm_run(&j, 1);
 }
 
 /* db += the column sums of dy for columns [lo, hi), row by row for the cache: each
