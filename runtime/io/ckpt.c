@@ -15,6 +15,11 @@
 #include "aigc/afile.h"
 #include "aigc/safetensors.h"
 
+/* The optimizer state's floats go to and from disk as they lie in memory. */
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "the state file is little-endian: this file needs a byte swap on this machine"
+#endif
+
 static const char ck_magic[8] = {'A', 'I', 'G', 'C', 'S', 'T', 'A', 'T'};
 
 /* magic, version, payload length */
@@ -211,7 +216,7 @@ static void ck_state_bytes_impl(ag_bytes *b, const ck_run *run)
         for (int g = 0; g < o->ngroups; g++) ck_f64_impl(b, o->groups[g].lr);
         int64_t n = opt_state_floats(o);
         ck_u64_impl(b, (uint64_t)n);
-        for (int64_t i = 0; i < n; i++) ck_f32_impl(b, o->state[i]);
+        ag_bytes_put(b, o->state, (size_t)n * sizeof *o->state);
     }
     ck_u64_impl(b, run->extra_len);
     if (run->extra_len) ag_bytes_put(b, run->extra, run->extra_len);
@@ -421,7 +426,8 @@ static int ck_optim_impl(ck_reader *r, const ck_ctx *c, ck_run *run, unsigned ch
             (int)len, name, (unsigned long long)nstate, (long long)want);
     if (!ck_has_impl(r, nstate * 4)) return ck_short_impl(c);
     if (!c->apply) return r->pos += (size_t)nstate * 4, AG_OK;
-    for (uint64_t i = 0; i < nstate; i++) o->state[i] = ck_get_f32_impl(r);
+    memcpy(o->state, r->p + r->pos, (size_t)nstate * sizeof *o->state);
+    r->pos += (size_t)nstate * sizeof *o->state;
     o->step = step;
     return AG_OK;
 }
