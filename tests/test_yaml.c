@@ -138,6 +138,29 @@ static void test_expr_text(void)
            "  with CRLF line ends too");
 }
 
+/* text_col: where the value is exactly what is written on one line, the column of its
+ * first character; otherwise 0. */
+static void test_text_col(void)
+{
+    ag_error err = {{0}};
+    const yt_node *root = load("a: linear 10\n"
+                               "b: 'made 64'\n"
+                               "c: \"made\\t64\"\n"
+                               "d: 'it''s'\n"
+                               "e: one\n  two\n"
+                               "f: |\n  block\n"
+                               "g: [x, \"y z\"]\n",
+                               &err);
+    ok(yt_get(root, "a")->text_col == 4, "text_col: a plain scalar's first character");
+    ok(yt_get(root, "b")->text_col == 5, "text_col: a quoted one's, one in from the quote");
+    ok(yt_get(root, "c")->text_col == 0, "text_col: 0 for a quoted scalar with an escape");
+    ok(yt_get(root, "d")->text_col == 0, "text_col: 0 for a doubled quote");
+    ok(yt_get(root, "e")->text_col == 0, "text_col: 0 for a plain scalar over two lines");
+    ok(yt_get(root, "f")->text_col == 0, "text_col: 0 for a block scalar");
+    const yt_node *g = yt_get(root, "g");
+    ok(g->items[0]->text_col == 5 && g->items[1]->text_col == 9, "text_col: items of a flow list");
+}
+
 static void test_refusals(void)
 {
     refused("a: 1\nb:\n  lr: 1\n  beta: 2\n  lr: 3\n",
@@ -396,6 +419,7 @@ int main(void)
     ar_init(&arena, 0);
     test_tree();
     test_expr_text();
+    test_text_col();
     test_refusals();
     test_getters();
     test_check_keys();

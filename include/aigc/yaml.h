@@ -63,6 +63,9 @@ struct yt_node {
     const char *raw;  /* plain scalars: the text as written, line breaks and
                        * indentation kept (== text on one line); NULL otherwise, or
                        * when the file cannot be mapped back (UTF-16 input) */
+    int text_col;     /* the column of text's first character when text is exactly what
+                       * is written on one line (plain, or between quotes without
+                       * escapes), so that byte k of it is at column text_col + k; else 0 */
     /* YT_SEQ: items[n]; YT_MAP: pairs[n], in file order */
     size_t n;
     yt_node **items;

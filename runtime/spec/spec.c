@@ -209,9 +209,10 @@ static int parse_layer(sp_spec *s, const yt_node *n, sp_layer *L, ag_error *err)
         const char *start = p;
         while (*p && *p != ' ' && *p != '\t') p++;
         char *word = ar_strndup(&s->arena, start, (size_t)(p - start));
+        /* A word's own column where the text is as written; else the layer's. */
         ag_loc wl = n->loc;
         col = (int)(start - text);
-        if (!n->quoted) wl.col += col;
+        if (n->text_col) wl.col = n->text_col + col;
         if (w == 0) {
             L->kind = word;
             continue;
@@ -227,7 +228,7 @@ static int parse_layer(sp_spec *s, const yt_node *n, sp_layer *L, ag_error *err)
             *eq = 0;
             a->key = word;
             value = eq + 1;
-            if (!n->quoted) a->loc.col += (int)(value - word);
+            if (n->text_col) a->loc.col += (int)(value - word);
         } else if (L->nargs && L->args[L->nargs - 1].key) {
             return ag_errorf(err, wl, "a positional argument cannot follow 'key=value' ones");
         }

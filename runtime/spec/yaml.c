@@ -128,16 +128,24 @@ static int on_scalar(yt_builder *b, const yaml_event_t *e)
     n->loc = mark_loc(b, e->start_mark);
     n->len = e->data.scalar.length;
     n->text = ar_strndup(b->a, (const char *)e->data.scalar.value, n->len);
-    n->quoted = e->data.scalar.style != YAML_PLAIN_SCALAR_STYLE;
+    yaml_scalar_style_t style = e->data.scalar.style;
+    n->quoted = style != YAML_PLAIN_SCALAR_STYLE;
+    size_t from = mark_offset(b, e->start_mark), to = mark_offset(b, e->end_mark);
+    int mapped = from != SIZE_MAX && to != SIZE_MAX && to >= from;
+    int one_line = mapped && e->start_mark.line == e->end_mark.line;
     if (!n->quoted) {
-        size_t from = mark_offset(b, e->start_mark), to = mark_offset(b, e->end_mark);
-        if (from == SIZE_MAX || to == SIZE_MAX || to < from)
+        if (!mapped)
             n->raw = NULL;
-        else if (e->start_mark.line == e->end_mark.line)
+        else if (one_line)
             n->raw = n->text;
         else
             n->raw = ar_strndup(b->a, b->doc->src + from, to - from);
     }
+    int quotes = style == YAML_SINGLE_QUOTED_SCALAR_STYLE || style == YAML_DOUBLE_QUOTED_SCALAR_STYLE;
+    if (one_line && !n->quoted && to - from == n->len)
+        n->text_col = n->loc.col;
+    else if (one_line && quotes && to - from == n->len + 2)
+        n->text_col = n->loc.col + 1;
     return attach(b, n);
 }
 
