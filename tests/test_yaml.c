@@ -174,8 +174,20 @@ static void test_refusals(void)
             "an unclosed flow list");
     refused("a: 1\n  b: 2\n", "s.yaml:2:4: mapping values are not allowed in this context",
             "a bad indent");
-    refused("a: \"x\xff\"\n", "s.yaml:1:6: invalid leading UTF-8 octet (byte 0xFF)",
+    refused("a: \"x\xff\"\n",
+            "s.yaml:1:6: byte 0xFF is not UTF-8: a spec must be UTF-8 text (was the file saved as "
+            "Latin-1?)",
             "invalid UTF-8");
+    refused("a: caf\xe9s\n",
+            "s.yaml:1:7: byte 0xE9 is not UTF-8: a spec must be UTF-8 text (was the file saved as "
+            "Latin-1?)",
+            "a Latin-1 letter is named, not the letter after it");
+    refused("a: \xc3\xa9t\xc3\xa9 \xed\xa0\x80\n",
+            "s.yaml:1:8: byte 0xED is not UTF-8: a spec must be UTF-8 text (was the file saved as "
+            "Latin-1?)",
+            "a UTF-16 surrogate written as UTF-8, after two good letters");
+    refused("a: x\x01\n", "s.yaml:1:5: control characters are not allowed (byte 0x01)",
+            "a control character: libyaml's message");
     refused("a: 1\n---\nb: 2\n",
             "s.yaml:2:1: a second document; a spec is a single YAML document",
             "a second document");

@@ -202,6 +202,28 @@ static ag_loc offset_loc(const yt_builder *b, size_t off)
     return loc;
 }
 
+/* The offset of the first byte of s[0, n) that does not begin a well-formed UTF-8
+ * character (RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF), or
+ * SIZE_MAX when there is none. */
+static size_t utf8_bad(const unsigned char *s, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        unsigned char c = s[i];
+        int more = c < 0x80 ? 0 : c >= 0xC2 && c <= 0xDF ? 1 : c >= 0xE0 && c <= 0xEF ? 2
+                                 : c >= 0xF0 && c <= 0xF4 ? 3 : -1;
+        if (more < 0 || n - i - 1 < (size_t)more) return i;
+        /* The second byte's range is narrower after these leading bytes. */
+        unsigned char lo = c == 0xE0 ? 0xA0 : c == 0xF0 ? 0x90 : 0x80;
+        unsigned char hi = c == 0xED ? 0x9F : c == 0xF4 ? 0x8F : 0xBF;
+        for (int k = 1; k <= more; k++) {
+            unsigned char d = s[i + (size_t)k];
+            if (k == 1 ? d < lo || d > hi : !is_cont_byte(d)) return i;
+        }
+        i += (size_t)more + 1;
+    }
+    return SIZE_MAX;
+}
+
 static int parse_error(yt_builder *b, const yaml_parser_t *p)
 {
     const char *problem = p->problem ? p->problem : "malformed YAML";
@@ -209,6 +231,16 @@ static int parse_error(yt_builder *b, const yaml_parser_t *p)
     case YAML_MEMORY_ERROR:
         return ag_errorf(b->err, (ag_loc){b->doc->file, 0, 0}, "out of memory while parsing");
     case YAML_READER_ERROR:
+        /* libyaml names the byte where it gave up, which for a Latin-1 letter is the
+         * one after it: name the letter instead. */
+        if (p->encoding == YAML_UTF8_ENCODING) {
+            size_t at = utf8_bad((const unsigned char *)b->doc->src, b->doc->src_len);
+            if (at != SIZE_MAX)
+                return ag_errorf(b->err, offset_loc(b, at),
+                                 "byte 0x%02X is not UTF-8: a spec must be UTF-8 text (was the "
+                                 "file saved as Latin-1?)",
+                                 (unsigned char)b->doc->src[at]);
+        }
         if (p->problem_value != -1)
             return ag_errorf(b->err, offset_loc(b, p->problem_offset), "%s (byte 0x%02X)",
                              problem, (unsigned)p->problem_value);
