@@ -1,8 +1,8 @@
 /* test_pool.c — the thread pool's contract (include/aigc/pool.h): tp_for runs every
  * element once, in chunks that start at multiples of 16, tp_for_items every item once;
  * tp_self numbers the threads; tp_sum gives the same bits at every thread count; and so
- * do the losses that are built on it, forward and backward, on inputs large enough to
- * be cut. */
+ * do the losses that are built on it and the broadcasting binary ops, forward and
+ * backward, on inputs large enough to be cut. */
 #include <stdatomic.h>
 #include <stdlib.h>
 
@@ -158,6 +158,81 @@ done:
     return out;
 }
 
+/* Broadcasting binary ops, cut over the pool: their outputs and both gradients. The
+ * cases: rows that each sum into their own element of b (a per-channel bias on
+ * images), b broadcast across rows (run on the caller), one long row cut in pieces,
+ * rows that each sum into b's element (div by a column), the same with rows long
+ * enough to be cut, which must stay whole, and both sources broadcast across rows. */
+typedef struct binary_case {
+    ag_op op;
+    ag_shape a, b;
+} binary_case;
+
+static const binary_case binary_cases[] = {
+    {AG_OP_ADD, {4, {16, 32, 28, 28}}, {4, {16, 32, 1, 1}}},
+    {AG_OP_MUL, {2, {64, 512}}, {1, {512}}},
+    {AG_OP_MUL, {1, {300000}}, {1, {300000}}},
+    {AG_OP_DIV, {2, {64, 784}}, {2, {64, 1}}},
+    {AG_OP_ADD, {2, {3, 100000}}, {2, {3, 1}}},
+    {AG_OP_SUB, {3, {64, 1, 784}}, {3, {1, 10, 784}}},
+};
+
+static float *run_binary(int threads, const binary_case *c, int64_t *nout)
+{
+    tp_set_threads(threads);
+    ag_params ps;
+    ag_params_init(&ps);
+    int ia = ag_params_add(&ps, "a", c->a, (ag_loc){0});
+    int ib = ag_params_add(&ps, "b", c->b, (ag_loc){0});
+    ag_params_alloc(&ps);
+    rng r;
+    rng_seed(&r, 9);
+    rng_fill_uniform(&r, ps.data, ps.total, 0.5f, 2);
+    ag_graph g;
+    ag_graph_init(&g, &ps, &r);
+    ag_node *y = ag_binary(&g, c->op, ag_param(&g, ia), ag_param(&g, ib));
+    ag_node *rr = y ? ag_input(&g, "r", y->shape, 0) : NULL;
+    ag_node *loss = ag_sum(&g, ag_binary(&g, AG_OP_MUL, y, rr));
+    ag_error err = {{0}};
+    ag_bwplan *bw = loss ? ag_backward_plan(&g, loss, (int[]){ia, ib}, 2, &err) : NULL;
+    float *out = NULL;
+    if (ok(bw && ag_graph_plan(&g, 1, &err) == AG_OK, "%s at %d threads: builds", ag_op_defs[c->op]->name,
+           threads)) {
+        int64_t ny = ag_numel(&y->shape);
+        rng_fill_uniform(&r, rr->data, ny, -1, 1);
+        ag_forward(&g, 0, g.n);
+        ag_backward(&g, bw);
+        *nout = ny + ps.total;
+        out = malloc((size_t)*nout * sizeof *out);
+        memcpy(out, y->data, (size_t)ny * sizeof *out);
+        memcpy(out + ny, ps.grad, (size_t)ps.total * sizeof *out);
+    }
+    ag_graph_free(&g);
+    ag_params_free(&ps);
+    return out;
+}
+
+static void test_binary(void)
+{
+    for (size_t k = 0; k < AG_COUNTOF(binary_cases); k++) {
+        const binary_case *c = &binary_cases[k];
+        int64_t n1 = 0, n = 0;
+        float *one = run_binary(1, c, &n1);
+        int same = one != NULL;
+        for (int threads = 2; threads <= 3 && same; threads++) {
+            float *v = run_binary(threads, c, &n);
+            same = v && n == n1 && memcmp(v, one, (size_t)n * sizeof *v) == 0;
+            free(v);
+        }
+        char sa[64], sb[64];
+        ok(same, "%s of %s and %s: output and gradients, the same bits at 1, 2, 3 threads",
+           ag_op_defs[c->op]->name, ag_shape_str(&c->a, 0, sa, sizeof sa),
+           ag_shape_str(&c->b, 0, sb, sizeof sb));
+        free(one);
+    }
+    tp_set_threads(1);
+}
+
 int main(void)
 {
     static const int64_t sizes[] = {1, 15, 16, 4095, 4097, 50176, MAX_N};
@@ -206,6 +281,7 @@ int main(void)
     free(a.grads);
     free(b.grads);
     free(c.grads);
+    test_binary();
     tp_set_threads(1);
     return tap_done();
 }

@@ -60,13 +60,22 @@ typedef struct bc_row {
 
 typedef void (*bc_row_fn)(const bc_row *r);
 
-/* Runs row over the output of binary node n. Output dims of size 1 are dropped and
- * neighbouring dims that broadcast the same way are merged, so equal shapes make one
- * long row and [N, C] + [C] makes N rows of C. The gradients of the sources whose bit
- * is set in need are handed to row (need is 0 in forward). */
-static void bc_run(ag_node *n, bc_row_fn row, unsigned need)
+/* A binary node's loop: rows of d[3] outputs over the merged outer dims d[0..2]; a
+ * source's run starts at the sum of its strides m*[0..2] times the row's indices and
+ * advances by m*[3] per output (0 where it is broadcast). */
+typedef struct bc_loop {
+    const ag_node *n;
+    bc_row_fn row;
+    float *ga, *gb;
+    int64_t d[AG_MAX_DIMS], ma[AG_MAX_DIMS], mb[AG_MAX_DIMS];
+    int64_t pieces; /* per row */
+} bc_loop;
+
+/* Output dims of size 1 are dropped and neighbouring dims that broadcast the same way
+ * are merged, so equal shapes make one long row and [N, C] + [C] makes N rows of C. */
+static void bc_plan(bc_loop *l)
 {
-    const ag_node *a = n->src[0], *b = n->src[1];
+    const ag_node *n = l->n, *a = n->src[0], *b = n->src[1];
     const ag_shape *o = &n->shape;
     int64_t stra[AG_MAX_DIMS], strb[AG_MAX_DIMS], sa = 1, sb = 1;
     for (int k = o->ndim - 1; k >= 0; k--) {
@@ -93,27 +102,64 @@ static void bc_run(ag_node *n, bc_row_fn row, unsigned need)
     }
     int shift = AG_MAX_DIMS - nd;
     for (int k = AG_MAX_DIMS - 1; k >= 0; k--) {
-        d[k] = k >= shift ? d[k - shift] : 1;
-        ma[k] = k >= shift ? ma[k - shift] : 0;
-        mb[k] = k >= shift ? mb[k - shift] : 0;
+        l->d[k] = k >= shift ? d[k - shift] : 1;
+        l->ma[k] = k >= shift ? ma[k - shift] : 0;
+        l->mb[k] = k >= shift ? mb[k - shift] : 0;
     }
+}
 
-    float *ga = need & 1u ? a->grad : NULL, *gb = need & 2u ? b->grad : NULL;
-    int64_t off = 0;
-    for (int64_t i0 = 0; i0 < d[0]; i0++)
-        for (int64_t i1 = 0; i1 < d[1]; i1++)
-            for (int64_t i2 = 0; i2 < d[2]; i2++) {
-                int64_t oa = i0 * ma[0] + i1 * ma[1] + i2 * ma[2];
-                int64_t ob = i0 * mb[0] + i1 * mb[1] + i2 * mb[2];
-                bc_row r = {
-                    .len = d[3], .sa = ma[3], .sb = mb[3],
-                    .a = a->data + oa, .b = b->data + ob,
-                    .y = n->data + off, .gy = n->grad ? n->grad + off : NULL,
-                    .ga = ga ? ga + oa : NULL, .gb = gb ? gb + ob : NULL,
-                };
-                row(&r);
-                off += d[3];
-            }
+/* Units [lo, hi): unit u is piece u % pieces of row u / pieces. */
+static void bc_units(void *ctx, int64_t lo, int64_t hi)
+{
+    const bc_loop *l = ctx;
+    const ag_node *n = l->n, *a = n->src[0], *b = n->src[1];
+    const int64_t *d = l->d, *ma = l->ma, *mb = l->mb;
+    for (int64_t u = lo; u < hi; u++) {
+        int64_t r = u / l->pieces, p = u % l->pieces;
+        int64_t i2 = r % d[2], i1 = r / d[2] % d[1], i0 = r / (d[2] * d[1]);
+        int64_t k0 = tp_bound(d[3], (int)l->pieces, (int)p), k1 = tp_bound(d[3], (int)l->pieces, (int)p + 1);
+        int64_t oa = i0 * ma[0] + i1 * ma[1] + i2 * ma[2] + k0 * ma[3];
+        int64_t ob = i0 * mb[0] + i1 * mb[1] + i2 * mb[2] + k0 * mb[3];
+        int64_t off = r * d[3] + k0;
+        bc_row row = {
+            .len = k1 - k0, .sa = ma[3], .sb = mb[3],
+            .a = a->data + oa, .b = b->data + ob,
+            .y = n->data + off, .gy = n->grad ? n->grad + off : NULL,
+            .ga = l->ga ? l->ga + oa : NULL, .gb = l->gb ? l->gb + ob : NULL,
+        };
+        l->row(&row);
+    }
+}
+
+/* The fewest outputs worth a second thread. */
+enum { BC_GRAIN = 4096 };
+
+/* Runs row over the output of binary node n, on the pool. The gradients of the sources
+ * whose bit is set in need are handed to row (need is 0 in forward). Every output is
+ * written once, so forward may be cut anywhere. A gradient is cut only where that keeps
+ * each of its elements' terms in the same order, so the bits do not depend on the
+ * thread count: a row that sums into a broadcast element stays whole, and a source
+ * broadcast across rows (several rows adding into one element) runs all on the
+ * caller. */
+static void bc_run(ag_node *n, bc_row_fn row, unsigned need)
+{
+    bc_loop l = {.n = n, .row = row, .pieces = 1};
+    l.ga = need & 1u ? n->src[0]->grad : NULL;
+    l.gb = need & 2u ? n->src[1]->grad : NULL;
+    bc_plan(&l);
+    int shared = 0;
+    for (int k = 0; k < 3; k++)
+        shared |= l.d[k] > 1 && ((l.ga && l.ma[k] == 0) || (l.gb && l.mb[k] == 0));
+    int64_t rows = l.d[0] * l.d[1] * l.d[2];
+    if (shared) {
+        bc_units(&l, 0, rows);
+        return;
+    }
+    int sums = (l.ga && l.ma[3] == 0) || (l.gb && l.mb[3] == 0);
+    if (!sums && l.d[3] >= 2 * BC_GRAIN) l.pieces = l.d[3] / BC_GRAIN;
+    int64_t per = l.d[3] / l.pieces;
+    tp_for_items(rows * l.pieces, per >= BC_GRAIN || per < 1 ? 1 : (BC_GRAIN + per - 1) / per,
+                 bc_units, &l);
 }
 
 /* ---- add, sub, mul, div --------------------------------------------------------- */
