@@ -445,52 +445,85 @@ static void test_attention_causal(void)
     fx_free(&fx);
 }
 
-/* The (b, h) pairs are spread over the pool, each with scratch of its own thread:
- * the output and the gradient of L = sum(y R) at 2 and 3 threads are the 1-thread
- * ones, bit for bit, with more pairs (3 x 3) than threads. */
-static void attention_run(int threads, float *y_out, float *dqkv_out, int64_t ny, int64_t nq)
+/* Ops spread over the pool give the 1-thread bits at 2 and 3 threads: the output and
+ * every gradient of L = sum(y R), y the op on parameters drawn at random. */
+typedef enum { RUN_ATTENTION, RUN_GROUP_NORM, RUN_LAYER_NORM } run_op;
+
+static ag_node *run_build(ag_graph *g, run_op op, const int *ip)
 {
-    int b = 3, t = 17, c = 48, heads = 3;
+    switch (op) {
+    case RUN_ATTENTION: return ag_causal_attention(g, ag_param(g, ip[0]), 3);
+    case RUN_GROUP_NORM:
+        return ag_group_norm(g, ag_param(g, ip[0]), 8, ag_param(g, ip[1]), ag_param(g, ip[2]), 1e-5f);
+    default: return ag_layer_norm(g, ag_param(g, ip[0]), ag_param(g, ip[1]), ag_param(g, ip[2]), 1e-5f);
+    }
+}
+
+/* The output, then the gradients, in a new array of *n floats. */
+static float *run_at(int threads, run_op op, ag_shape x, int c, int64_t *n)
+{
     ag_set_threads(threads);
     ag_params ps;
     ag_params_init(&ps);
-    int iq = ag_params_add(&ps, "qkv", ag_shape3(b, t, 3 * c), (ag_loc){0});
+    int ip[3] = {ag_params_add(&ps, "x", x, (ag_loc){0})};
+    int np = op == RUN_ATTENTION ? 1 : 3;
+    if (np == 3) {
+        ip[1] = ag_params_add(&ps, "w", ag_shape1(c), (ag_loc){0});
+        ip[2] = ag_params_add(&ps, "b", ag_shape1(c), (ag_loc){0});
+    }
     ag_params_alloc(&ps);
     rng r;
     rng_seed(&r, 21);
     rng_fill_uniform(&r, ps.data, ps.total, -2, 2);
     ag_graph g;
     ag_graph_init(&g, &ps, &r);
-    ag_node *y = ag_causal_attention(&g, ag_param(&g, iq), heads);
-    ag_node *rr = ag_input(&g, "r", ag_shape3(b, t, c), 0);
+    ag_node *y = run_build(&g, op, ip);
+    ag_node *rr = y ? ag_input(&g, "r", y->shape, 0) : NULL;
     ag_node *loss = ag_sum(&g, ag_binary(&g, AG_OP_MUL, y, rr));
     ag_error err;
-    ag_bwplan *bw = loss ? ag_backward_plan(&g, loss, &iq, 1, &err) : NULL;
-    if (bw && ag_graph_plan(&g, b, &err) == AG_OK) {
-        AG_ASSERT(ag_numel(&y->shape) == ny && ps.total == nq);
+    ag_bwplan *bw = loss ? ag_backward_plan(&g, loss, ip, np, &err) : NULL;
+    float *out = NULL;
+    if (bw && ag_graph_plan(&g, x.d[0], &err) == AG_OK) {
+        int64_t ny = ag_numel(&y->shape);
         rng_fill_uniform(&r, rr->data, ny, -1, 1);
         ag_forward(&g, 0, g.n);
         ag_backward(&g, bw);
-        memcpy(y_out, y->data, (size_t)ny * sizeof *y_out);
-        memcpy(dqkv_out, ps.grad, (size_t)nq * sizeof *dqkv_out);
-    } else {
-        ok(0, "attention at %d threads: builds and plans", threads);
+        *n = ny + ps.total;
+        out = ag_xmalloc((size_t)*n * sizeof *out);
+        memcpy(out, y->data, (size_t)ny * sizeof *out);
+        memcpy(out + ny, ps.grad, (size_t)ps.total * sizeof *out);
     }
     ag_graph_free(&g);
     ag_params_free(&ps);
     ag_set_threads(1);
+    return out;
 }
 
-static void test_attention_threads(void)
+static void test_threads(void)
 {
-    enum { NY = 3 * 17 * 48, NQ = 3 * NY };
-    static float y1[NY], dq1[NQ], y[NY], dq[NQ];
-    attention_run(1, y1, dq1, NY, NQ);
-    for (int threads = 2; threads <= 3; threads++) {
-        attention_run(threads, y, dq, NY, NQ);
-        ok(memcmp(y, y1, sizeof y) == 0 && memcmp(dq, dq1, sizeof dq) == 0,
-           "causal_attention at %d threads: the output and qkv's gradient of 1 thread, bit for bit",
-           threads);
+    static const struct {
+        const char *what;
+        run_op op;
+        ag_shape x;
+        int c;
+    } cases[] = {
+        /* more (b, h) pairs (3 x 3) than threads, each with its thread's scratch */
+        {"causal_attention [3, 17, 144], H = 3", RUN_ATTENTION, {3, {3, 17, 144}}, 0},
+        /* the DDPM's: sets of 4 channels of 14 x 14, weight and bias summed over samples */
+        {"group_norm [16, 32, 14, 14], 8 groups", RUN_GROUP_NORM, {4, {16, 32, 14, 14}}, 32},
+        {"layer_norm [64, 37, 128]", RUN_LAYER_NORM, {3, {64, 37, 128}}, 128},
+    };
+    for (size_t k = 0; k < AG_COUNTOF(cases); k++) {
+        int64_t n1 = 0, n = 0;
+        float *one = run_at(1, cases[k].op, cases[k].x, cases[k].c, &n1);
+        for (int threads = 2; threads <= 3; threads++) {
+            float *v = run_at(threads, cases[k].op, cases[k].x, cases[k].c, &n);
+            ok(one && v && n == n1 && memcmp(v, one, (size_t)n * sizeof *v) == 0,
+               "%s at %d threads: the output and every gradient of 1 thread, bit for bit",
+               cases[k].what, threads);
+            free(v);
+        }
+        free(one);
     }
 }
 
@@ -660,7 +693,7 @@ int main(void)
     }
     test_attention_naive();
     test_attention_causal();
-    test_attention_threads();
+    test_threads();
     test_embedding_values();
     test_masked_linear_values();
     test_batch_norm_single_value();

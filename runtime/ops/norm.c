@@ -15,6 +15,7 @@
 #include <math.h>
 
 #include "aigc/graph.h"
+#include "aigc/pool.h"
 #include "axis.h"
 
 typedef struct nm_view {
@@ -69,7 +70,13 @@ static int nm_check_vectors(const ag_node *n, int first, const char *const *name
 /* ----------------------------------------------------------- group_norm -- */
 
 /* Sources: x, then optionally weight and bias. The groups per sample come from i[0]
- * (group_norm) or are 1 (layer_norm). aux: mean[N * G] | rstd[N * G]. */
+ * (group_norm) or are 1 (layer_norm). aux: mean[N * G] | rstd[N * G], and for
+ * group_norm then each set's per-channel sums of backward, [N * G, 2, C / G].
+ *
+ * The sets (a sample's group) are independent, so forward and the input gradient are
+ * spread over the pool by sets; the weight and bias gradients, which sum over the
+ * samples, are added up after, set by set in order, so that the bits do not depend on
+ * the thread count. */
 typedef struct gn_geom {
     nm_view v;
     int groups, cg;             /* channels per group */
@@ -123,16 +130,34 @@ static int group_norm_infer(ag_node *n, ag_error *err)
     if (nm_check_vectors(n, 1, gn_affine_names, c, err) != AG_OK) return AG_ERR;
     n->shape = x->shape;
     n->batched = x->batched;
-    n->aux_numel = 2 * (int64_t)x->shape.d[0] * groups;
+    n->aux_numel = 2 * (int64_t)x->shape.d[0] * (groups + c);
     return AG_OK;
 }
 
-static void gn_forward(ag_node *n, gn_geom q)
+typedef struct gn_job {
+    ag_node *n;
+    gn_geom q;
+    unsigned need;
+} gn_job;
+
+/* The fewest elements worth a second thread, and the sets that hold them. */
+enum { GN_GRAIN = 4096 };
+
+static int64_t gn_grain(const gn_geom *q)
 {
+    int64_t len = (int64_t)q->cg * q->v.s;
+    return len >= GN_GRAIN ? 1 : (GN_GRAIN + len - 1) / len;
+}
+
+/* Sets [lo, hi): set k is x's [k * len, (k + 1) * len), the sets being contiguous. */
+static void gn_fw_sets(void *ctx, int64_t lo, int64_t hi)
+{
+    const gn_job *j = ctx;
+    ag_node *n = j->n;
+    gn_geom q = j->q;
     int64_t sets = q.v.n * q.groups, len = (int64_t)q.cg * q.v.s;
     float *mean = n->aux, *rstd = n->aux + sets;
-    /* The sets are contiguous: set k is [k * len, (k + 1) * len). */
-    for (int64_t k = 0; k < sets; k++) {
+    for (int64_t k = lo; k < hi; k++) {
         const float *x = n->src[0]->data + k * len;
         float *y = n->data + k * len;
         float m = (float)(nm_sum(x, len) / (double)len);
@@ -150,9 +175,14 @@ static void gn_forward(ag_node *n, gn_geom q)
             float shift = (q.b ? q.b[c0 + c] : 0.0f) - m * scale;
             const float *xc = x + c * q.v.s;
             float *yc = y + c * q.v.s;
-            for (int64_t j = 0; j < q.v.s; j++) yc[j] = xc[j] * scale + shift;
+            for (int64_t i = 0; i < q.v.s; i++) yc[i] = xc[i] * scale + shift;
         }
     }
+}
+
+static void gn_forward(ag_node *n, gn_geom q)
+{
+    tp_for_items(q.v.n * q.groups, gn_grain(&q), gn_fw_sets, &(gn_job){n, q, 0});
 }
 
 /* gn_backward for one position per channel (layer norm's rows): the same sums in the
@@ -187,17 +217,18 @@ static void gn_backward_rows(ag_node *n, unsigned need, gn_geom q, float *dw, fl
     }
 }
 
-static void gn_backward(ag_node *n, unsigned need, gn_geom q)
+/* Sets [lo, hi) of group_norm's backward: each set's per-channel sums into aux (for
+ * the weight and bias gradients), and its input gradient. */
+static void gn_bw_sets(void *ctx, int64_t lo, int64_t hi)
 {
+    const gn_job *j = ctx;
+    ag_node *n = j->n;
+    gn_geom q = j->q;
     int64_t sets = q.v.n * q.groups, len = (int64_t)q.cg * q.v.s;
     const float *mean = n->aux, *rstd = n->aux + sets;
-    float *dw = need & 2u ? n->src[1]->grad : NULL, *db = need & 4u ? n->src[2]->grad : NULL;
-    if (q.v.s == 1) {
-        gn_backward_rows(n, need, q, dw, db);
-        return;
-    }
-    for (int64_t k = 0; k < sets; k++) {
+    for (int64_t k = lo; k < hi; k++) {
         const float *x = n->src[0]->data + k * len, *dy = n->grad + k * len;
+        float *part = n->aux + 2 * sets + 2 * k * q.cg;
         float m = mean[k], r = rstd[k];
         int c0 = (int)(k % q.groups) * q.cg;
         double sum_d = 0, sum_dx = 0;   /* sums of dxhat and dxhat * xhat */
@@ -205,27 +236,46 @@ static void gn_backward(ag_node *n, unsigned need, gn_geom q)
             float w = q.w ? q.w[c0 + c] : 1.0f;
             const float *xc = x + c * q.v.s, *dyc = dy + c * q.v.s;
             float sd = 0, sdx = 0;
-            for (int64_t j = 0; j < q.v.s; j++) {
-                float xhat = (xc[j] - m) * r;
-                sd += dyc[j];
-                sdx += dyc[j] * xhat;
+            for (int64_t i = 0; i < q.v.s; i++) {
+                float xhat = (xc[i] - m) * r;
+                sd += dyc[i];
+                sdx += dyc[i] * xhat;
             }
             sum_d += (double)w * sd;
             sum_dx += (double)w * sdx;
-            if (dw) dw[c0 + c] += sdx;
-            if (db) db[c0 + c] += sd;
+            part[c] = sd;
+            part[q.cg + c] = sdx;
         }
-        if (!(need & 1u)) continue;
+        if (!(j->need & 1u)) continue;
         float md = (float)(sum_d / (double)len), mdx = (float)(sum_dx / (double)len);
         float *dx = n->src[0]->grad + k * len;
         for (int c = 0; c < q.cg; c++) {
             float w = q.w ? q.w[c0 + c] : 1.0f;
             const float *xc = x + c * q.v.s, *dyc = dy + c * q.v.s;
             float *dxc = dx + c * q.v.s;
-            for (int64_t j = 0; j < q.v.s; j++) {
-                float xhat = (xc[j] - m) * r;
-                dxc[j] += r * (dyc[j] * w - md - xhat * mdx);
+            for (int64_t i = 0; i < q.v.s; i++) {
+                float xhat = (xc[i] - m) * r;
+                dxc[i] += r * (dyc[i] * w - md - xhat * mdx);
             }
+        }
+    }
+}
+
+static void gn_backward(ag_node *n, unsigned need, gn_geom q)
+{
+    int64_t sets = q.v.n * q.groups;
+    float *dw = need & 2u ? n->src[1]->grad : NULL, *db = need & 4u ? n->src[2]->grad : NULL;
+    if (q.v.s == 1) {
+        gn_backward_rows(n, need, q, dw, db);
+        return;
+    }
+    tp_for_items(sets, gn_grain(&q), gn_bw_sets, &(gn_job){n, q, need});
+    for (int64_t k = 0; k < sets && (dw || db); k++) {
+        const float *part = n->aux + 2 * sets + 2 * k * q.cg;
+        int c0 = (int)(k % q.groups) * q.cg;
+        for (int c = 0; c < q.cg; c++) {
+            if (dw) dw[c0 + c] += part[q.cg + c];
+            if (db) db[c0 + c] += part[c];
         }
     }
 }
