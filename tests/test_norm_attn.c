@@ -8,6 +8,7 @@
 #include "gradcheck.h"
 #include "fixture.h"
 #include "tap.h"
+#include "threads.h"
 
 static void fill_uniform(rng *r, ag_node *n, float lo, float hi)
 {
@@ -446,78 +447,42 @@ static void test_attention_causal(void)
 }
 
 /* Ops spread over the pool give the 1-thread bits at 2 and 3 threads: the output and
- * every gradient of L = sum(y R), y the op on parameters drawn at random. */
-typedef enum { RUN_ATTENTION, RUN_GROUP_NORM, RUN_LAYER_NORM } run_op;
-
-static ag_node *run_build(ag_graph *g, run_op op, const int *ip)
+ * every gradient (tests/threads.h). */
+static ag_node *th_attention(ag_graph *g, ag_node **in, void *ctx)
 {
-    switch (op) {
-    case RUN_ATTENTION: return ag_causal_attention(g, ag_param(g, ip[0]), 3);
-    case RUN_GROUP_NORM:
-        return ag_group_norm(g, ag_param(g, ip[0]), 8, ag_param(g, ip[1]), ag_param(g, ip[2]), 1e-5f);
-    default: return ag_layer_norm(g, ag_param(g, ip[0]), ag_param(g, ip[1]), ag_param(g, ip[2]), 1e-5f);
-    }
+    return ag_causal_attention(g, in[0], 3);
 }
 
-/* The output, then the gradients, in a new array of *n floats. */
-static float *run_at(int threads, run_op op, ag_shape x, int c, int64_t *n)
+static ag_node *th_group_norm(ag_graph *g, ag_node **in, void *ctx)
 {
-    ag_set_threads(threads);
-    ag_params ps;
-    ag_params_init(&ps);
-    int ip[3] = {ag_params_add(&ps, "x", x, (ag_loc){0})};
-    int np = op == RUN_ATTENTION ? 1 : 3;
-    if (np == 3) {
-        ip[1] = ag_params_add(&ps, "w", ag_shape1(c), (ag_loc){0});
-        ip[2] = ag_params_add(&ps, "b", ag_shape1(c), (ag_loc){0});
-    }
-    ag_params_alloc(&ps);
-    rng r;
-    rng_seed(&r, 21);
-    rng_fill_uniform(&r, ps.data, ps.total, -2, 2);
-    ag_graph g;
-    ag_graph_init(&g, &ps, &r);
-    ag_node *y = run_build(&g, op, ip);
-    ag_node *rr = y ? ag_input(&g, "r", y->shape, 0) : NULL;
-    ag_node *loss = ag_sum(&g, ag_binary(&g, AG_OP_MUL, y, rr));
-    ag_error err;
-    ag_bwplan *bw = loss ? ag_backward_plan(&g, loss, ip, np, &err) : NULL;
-    float *out = NULL;
-    if (bw && ag_graph_plan(&g, x.d[0], &err) == AG_OK) {
-        int64_t ny = ag_numel(&y->shape);
-        rng_fill_uniform(&r, rr->data, ny, -1, 1);
-        ag_forward(&g, 0, g.n);
-        ag_backward(&g, bw);
-        *n = ny + ps.total;
-        out = ag_xmalloc((size_t)*n * sizeof *out);
-        memcpy(out, y->data, (size_t)ny * sizeof *out);
-        memcpy(out + ny, ps.grad, (size_t)ps.total * sizeof *out);
-    }
-    ag_graph_free(&g);
-    ag_params_free(&ps);
-    ag_set_threads(1);
-    return out;
+    return ag_group_norm(g, in[0], 8, in[1], in[2], 1e-5f);
+}
+
+static ag_node *th_layer_norm(ag_graph *g, ag_node **in, void *ctx)
+{
+    return ag_layer_norm(g, in[0], in[1], in[2], 1e-5f);
 }
 
 static void test_threads(void)
 {
     static const struct {
         const char *what;
-        run_op op;
-        ag_shape x;
-        int c;
+        th_build_fn build;
+        int nin;
+        ag_shape in[3];
     } cases[] = {
         /* more (b, h) pairs (3 x 3) than threads, each with its thread's scratch */
-        {"causal_attention [3, 17, 144], H = 3", RUN_ATTENTION, {3, {3, 17, 144}}, 0},
+        {"causal_attention [3, 17, 144], H = 3", th_attention, 1, {{3, {3, 17, 144}}}},
         /* the DDPM's: sets of 4 channels of 14 x 14, weight and bias summed over samples */
-        {"group_norm [16, 32, 14, 14], 8 groups", RUN_GROUP_NORM, {4, {16, 32, 14, 14}}, 32},
-        {"layer_norm [64, 37, 128]", RUN_LAYER_NORM, {3, {64, 37, 128}}, 128},
+        {"group_norm [16, 32, 14, 14], 8 groups", th_group_norm, 3,
+         {{4, {16, 32, 14, 14}}, {1, {32}}, {1, {32}}}},
+        {"layer_norm [64, 37, 128]", th_layer_norm, 3, {{3, {64, 37, 128}}, {1, {128}}, {1, {128}}}},
     };
     for (size_t k = 0; k < AG_COUNTOF(cases); k++) {
         int64_t n1 = 0, n = 0;
-        float *one = run_at(1, cases[k].op, cases[k].x, cases[k].c, &n1);
+        float *one = th_run(1, cases[k].in, cases[k].nin, -2, 2, cases[k].build, NULL, &n1);
         for (int threads = 2; threads <= 3; threads++) {
-            float *v = run_at(threads, cases[k].op, cases[k].x, cases[k].c, &n);
+            float *v = th_run(threads, cases[k].in, cases[k].nin, -2, 2, cases[k].build, NULL, &n);
             ok(one && v && n == n1 && memcmp(v, one, (size_t)n * sizeof *v) == 0,
                "%s at %d threads: the output and every gradient of 1 thread, bit for bit",
                cases[k].what, threads);

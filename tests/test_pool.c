@@ -9,6 +9,7 @@
 #include "aigc/graph.h"
 #include "aigc/pool.h"
 #include "tap.h"
+#include "threads.h"
 
 enum { MAX_N = 1 << 21 };
 
@@ -177,60 +178,31 @@ static const binary_case binary_cases[] = {
     {AG_OP_SUB, {3, {64, 1, 784}}, {3, {1, 10, 784}}},
 };
 
-static float *run_binary(int threads, const binary_case *c, int64_t *nout)
+static ag_node *th_binary(ag_graph *g, ag_node **in, void *ctx)
 {
-    tp_set_threads(threads);
-    ag_params ps;
-    ag_params_init(&ps);
-    int ia = ag_params_add(&ps, "a", c->a, (ag_loc){0});
-    int ib = ag_params_add(&ps, "b", c->b, (ag_loc){0});
-    ag_params_alloc(&ps);
-    rng r;
-    rng_seed(&r, 9);
-    rng_fill_uniform(&r, ps.data, ps.total, 0.5f, 2);
-    ag_graph g;
-    ag_graph_init(&g, &ps, &r);
-    ag_node *y = ag_binary(&g, c->op, ag_param(&g, ia), ag_param(&g, ib));
-    ag_node *rr = y ? ag_input(&g, "r", y->shape, 0) : NULL;
-    ag_node *loss = ag_sum(&g, ag_binary(&g, AG_OP_MUL, y, rr));
-    ag_error err = {{0}};
-    ag_bwplan *bw = loss ? ag_backward_plan(&g, loss, (int[]){ia, ib}, 2, &err) : NULL;
-    float *out = NULL;
-    if (ok(bw && ag_graph_plan(&g, 1, &err) == AG_OK, "%s at %d threads: builds", ag_op_defs[c->op]->name,
-           threads)) {
-        int64_t ny = ag_numel(&y->shape);
-        rng_fill_uniform(&r, rr->data, ny, -1, 1);
-        ag_forward(&g, 0, g.n);
-        ag_backward(&g, bw);
-        *nout = ny + ps.total;
-        out = malloc((size_t)*nout * sizeof *out);
-        memcpy(out, y->data, (size_t)ny * sizeof *out);
-        memcpy(out + ny, ps.grad, (size_t)ps.total * sizeof *out);
-    }
-    ag_graph_free(&g);
-    ag_params_free(&ps);
-    return out;
+    return ag_binary(g, *(const ag_op *)ctx, in[0], in[1]);
 }
 
 static void test_binary(void)
 {
     for (size_t k = 0; k < AG_COUNTOF(binary_cases); k++) {
         const binary_case *c = &binary_cases[k];
+        const ag_shape in[2] = {c->a, c->b};
+        ag_op op = c->op;
         int64_t n1 = 0, n = 0;
-        float *one = run_binary(1, c, &n1);
+        float *one = th_run(1, in, 2, 0.5f, 2, th_binary, &op, &n1);
         int same = one != NULL;
         for (int threads = 2; threads <= 3 && same; threads++) {
-            float *v = run_binary(threads, c, &n);
+            float *v = th_run(threads, in, 2, 0.5f, 2, th_binary, &op, &n);
             same = v && n == n1 && memcmp(v, one, (size_t)n * sizeof *v) == 0;
             free(v);
         }
         char sa[64], sb[64];
         ok(same, "%s of %s and %s: output and gradients, the same bits at 1, 2, 3 threads",
-           ag_op_defs[c->op]->name, ag_shape_str(&c->a, 0, sa, sizeof sa),
+           ag_op_defs[op]->name, ag_shape_str(&c->a, 0, sa, sizeof sa),
            ag_shape_str(&c->b, 0, sb, sizeof sb));
         free(one);
     }
-    tp_set_threads(1);
 }
 
 int main(void)
