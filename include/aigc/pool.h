@@ -49,6 +49,10 @@ int64_t tp_bound(int64_t n, int nchunks, int k);
  * grain and the thread count alone. */
 void tp_for_items(int64_t n, int64_t grain, tp_fn fn, void *ctx);
 
+/* A grain for tp_for_items: the fewest items of `per` elements each that hold `least`
+ * elements, the work worth waking a second thread for (1 for items of none). */
+int64_t tp_items_holding(int64_t least, int64_t per);
+
 typedef double (*tp_sum_fn)(void *ctx, int64_t lo, int64_t hi);
 
 /* fn(ctx, lo, hi) over blocks of `block` elements (more when n has over TP_SUM_BLOCKS of

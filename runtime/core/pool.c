@@ -197,6 +197,11 @@ void tp_for_items(int64_t n, int64_t grain, tp_fn fn, void *ctx)
     tp_for(16 * n, 16 * grain, run_items, &(item_job){fn, ctx});
 }
 
+int64_t tp_items_holding(int64_t least, int64_t per)
+{
+    return per >= least || per < 1 ? 1 : (least + per - 1) / per;
+}
+
 typedef struct sum_job {
     tp_sum_fn fn;
     void *ctx;

@@ -150,8 +150,7 @@ static void col2im_images(void *ctx, int64_t lo, int64_t hi)
  * second thread costs more than it saves. */
 static int64_t cv_grain(const cv_geom *q)
 {
-    int64_t per = cv_rows(q) * cv_cols(q);
-    return ((1 << 15) + per - 1) / per;
+    return tp_items_holding(1 << 15, cv_rows(q) * cv_cols(q));
 }
 
 static void cv_im2col_chunk(const cv_geom *q, const float *img, int gn, float *col)

@@ -157,9 +157,7 @@ static void bc_run(ag_node *n, bc_row_fn row, unsigned need)
     }
     int sums = (l.ga && l.ma[3] == 0) || (l.gb && l.mb[3] == 0);
     if (!sums && l.d[3] >= 2 * BC_GRAIN) l.pieces = l.d[3] / BC_GRAIN;
-    int64_t per = l.d[3] / l.pieces;
-    tp_for_items(rows * l.pieces, per >= BC_GRAIN || per < 1 ? 1 : (BC_GRAIN + per - 1) / per,
-                 bc_units, &l);
+    tp_for_items(rows * l.pieces, tp_items_holding(BC_GRAIN, l.d[3] / l.pieces), bc_units, &l);
 }
 
 /* ---- add, sub, mul, div --------------------------------------------------------- */

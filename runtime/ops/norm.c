@@ -145,8 +145,7 @@ enum { GN_GRAIN = 4096 };
 
 static int64_t gn_grain(const gn_geom *q)
 {
-    int64_t len = (int64_t)q->cg * q->v.s;
-    return len >= GN_GRAIN ? 1 : (GN_GRAIN + len - 1) / len;
+    return tp_items_holding(GN_GRAIN, (int64_t)q->cg * q->v.s);
 }
 
 /* Sets [lo, hi): set k is x's [k * len, (k + 1) * len), the sets being contiguous. */
