@@ -142,7 +142,7 @@ static int on_scalar(yt_builder *b, const yaml_event_t *e)
             n->raw = ar_strndup(b->a, b->doc->src + from, to - from);
     }
     int quotes = style == YAML_SINGLE_QUOTED_SCALAR_STYLE || style == YAML_DOUBLE_QUOTED_SCALAR_STYLE;
-    if (one_line && !n->quoted && to - from == n->len)
+    if (one_line && !n->quoted) /* raw is text */
         n->text_col = n->loc.col;
     else if (one_line && quotes && to - from == n->len + 2)
         n->text_col = n->loc.col + 1;
