@@ -6,7 +6,9 @@
  * [lo, hi), takes L = sum(y R) for a random R and runs one forward and one backward
  * at that many threads. It returns the output followed by every parameter's gradient,
  * in a new array of *len floats (NULL when the graph does not build), and leaves the
- * pool at one thread. The draws do not depend on the thread count.
+ * pool at one thread. The draws do not depend on the thread count. th_agree runs it at
+ * two thread counts (or twice at one) and tells whether both built and gave the same
+ * bits.
  */
 #ifndef AIGC_THREADS_H
 #define AIGC_THREADS_H
@@ -62,6 +64,18 @@ static inline float *th_run(int threads, const ag_shape *shapes, int nin, float 
     ag_params_free(&ps);
     ag_set_threads(1);
     return out;
+}
+
+static inline int th_agree(int ta, int tb, const ag_shape *shapes, int nin, float lo, float hi,
+                           th_build_fn build, void *ctx)
+{
+    int64_t na = 0, nb = 0;
+    float *a = th_run(ta, shapes, nin, lo, hi, build, ctx, &na);
+    float *b = th_run(tb, shapes, nin, lo, hi, build, ctx, &nb);
+    int same = a && b && na == nb && memcmp(a, b, (size_t)na * sizeof *a) == 0;
+    free(a);
+    free(b);
+    return same;
 }
 
 #endif
