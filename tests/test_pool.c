@@ -1,10 +1,13 @@
-/* test_pool.c — the thread pool's contract (include/aigc/pool.h): tp_for runs every
- * element once, in chunks that start at multiples of 16, tp_for_items every item once;
+/* test_pool.c — the thread pool's contract (include/aigc/pool.h): tp_for and
+ * tp_for_each run every element once, in chunks that start at multiples of 16 and are
+ * no more than they may be, tp_for_each's chunks going to whichever thread is free;
+ * tp_for_items every item once;
  * tp_self numbers the threads; tp_sum gives the same bits at every thread count; and so
  * do the losses that are built on it and the broadcasting binary ops, forward and
  * backward, on inputs large enough to be cut. */
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "aigc/graph.h"
 #include "aigc/pool.h"
@@ -15,23 +18,56 @@ enum { MAX_N = 1 << 21 };
 
 static unsigned char seen[MAX_N];
 static int misaligned;
+static _Atomic int chunks;
 
 static void mark(void *ctx, int64_t lo, int64_t hi)
 {
     (void)ctx;
     if (lo % 16) misaligned = 1;
+    atomic_fetch_add(&chunks, 1);
     for (int64_t k = lo; k < hi; k++) seen[k]++;
 }
 
-static void test_for(int threads, int64_t n, int64_t grain)
+/* `each` picks tp_for_each, which may cut up to TP_EACH_CHUNKS chunks per thread. */
+static void test_for(int each, int threads, int64_t n, int64_t grain)
 {
     memset(seen, 0, (size_t)n);
     misaligned = 0;
-    tp_for(n, grain, mark, NULL);
+    chunks = 0;
+    (each ? tp_for_each : tp_for)(n, grain, mark, NULL);
     int once = 1;
     for (int64_t k = 0; k < n; k++) once &= seen[k] == 1;
-    ok(once && !misaligned, "tp_for at %d threads, n %lld, grain %lld: each element once, chunks at multiples of 16",
-       threads, (long long)n, (long long)grain);
+    int64_t most = threads > 1 && each ? TP_EACH_CHUNKS * threads : threads;
+    if (n / grain < most) most = n / grain > 1 ? n / grain : 1;
+    ok(once && !misaligned && chunks <= most,
+       "%s at %d threads, n %lld, grain %lld: each element once, chunks at multiples of 16, "
+       "%d of at most %lld", each ? "tp_for_each" : "tp_for", threads, (long long)n,
+       (long long)grain, chunks, (long long)most);
+}
+
+/* tp_for_each with a worker that stalls in its first chunk (as one that has lost its core
+ * to another process would): the caller does not wait for it but runs the other chunks. */
+static _Atomic int by_caller;
+
+static void stall_worker(void *ctx, int64_t lo, int64_t hi)
+{
+    (void)ctx, (void)lo, (void)hi;
+    if (tp_self() == 0) {
+        atomic_fetch_add(&by_caller, 1);
+        nanosleep(&(struct timespec){0, 2 * 1000 * 1000}, NULL); /* time for the worker to wake */
+    } else {
+        nanosleep(&(struct timespec){0, 200 * 1000 * 1000}, NULL);
+    }
+}
+
+static void test_for_each_stall(void)
+{
+    tp_set_threads(2);
+    by_caller = 0;
+    tp_for_each(2 * TP_EACH_CHUNKS * 16, 16, stall_worker, NULL);
+    ok(by_caller >= 2 * TP_EACH_CHUNKS - 1,
+       "tp_for_each at 2 threads, the worker stalled in a chunk: the caller ran %d of %d chunks",
+       by_caller, 2 * TP_EACH_CHUNKS);
 }
 
 /* tp_for_items: every item once, and each run of items at least the grain long unless
@@ -203,16 +239,19 @@ int main(void)
     static const int64_t sizes[] = {1, 15, 16, 4095, 4097, 50176, MAX_N};
     for (int threads = 1; threads <= 3; threads++) {
         tp_set_threads(threads);
-        test_for(threads, 100, 16);
-        test_for(threads, 50176, 4096);
-        test_for(threads, MAX_N, 1 << 13);
-        test_for(threads, 33, 16);
+        for (int each = 0; each <= 1; each++) {
+            test_for(each, threads, 100, 16);
+            test_for(each, threads, 50176, 4096);
+            test_for(each, threads, MAX_N, 1 << 13);
+            test_for(each, threads, 33, 16);
+        }
         test_for_items(threads, 1, 1);
         test_for_items(threads, 7, 1);
         test_for_items(threads, 13, 3);
         test_for_items(threads, 5, 8);
         test_self(threads);
     }
+    test_for_each_stall();
 
     values = malloc(MAX_N * sizeof *values);
     fill_values(MAX_N);

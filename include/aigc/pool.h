@@ -36,6 +36,13 @@ int tp_threads(void);
 
 void tp_for(int64_t n, int64_t grain, tp_fn fn, void *ctx);
 
+/* tp_for for work that writes each element from its own inputs, whose result does not
+ * depend on the cut: up to TP_EACH_CHUNKS chunks per thread, claimed as threads come
+ * free, so that a thread slowed by another process or still waking runs fewer of them
+ * and the others do not wait for it. */
+enum { TP_EACH_CHUNKS = 4 };
+void tp_for_each(int64_t n, int64_t grain, tp_fn fn, void *ctx);
+
 /* The calling thread's number, 0 (the caller) to tp_threads() - 1: a chunk that needs
  * scratch of its own takes slot tp_self() of TP_MAX_THREADS. */
 int tp_self(void);

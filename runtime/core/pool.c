@@ -151,11 +151,12 @@ void tp_set_threads(int n)
 
 int tp_threads(void) { return pool.nthreads; }
 
-void tp_for(int64_t n, int64_t grain, tp_fn fn, void *ctx)
+/* tp_for and tp_for_each: [0, n) in at most `most` chunks of at least `grain` elements. */
+static void run_job(int64_t n, int64_t grain, int64_t most, tp_fn fn, void *ctx)
 {
     AG_ASSERT(grain >= 16);
-    int64_t most = n / grain;
-    int nchunks = most < pool.nthreads ? (int)most : pool.nthreads;
+    if (n / grain < most) most = n / grain;
+    int nchunks = (int)most;
     if (nchunks <= 1) {
         if (n > 0) fn(ctx, 0, n);
         return;
@@ -176,6 +177,16 @@ void tp_for(int64_t n, int64_t grain, tp_fn fn, void *ctx)
         else
             sched_yield();
     }
+}
+
+void tp_for(int64_t n, int64_t grain, tp_fn fn, void *ctx)
+{
+    run_job(n, grain, pool.nthreads, fn, ctx);
+}
+
+void tp_for_each(int64_t n, int64_t grain, tp_fn fn, void *ctx)
+{
+    run_job(n, grain, pool.nthreads > 1 ? TP_EACH_CHUNKS * pool.nthreads : 1, fn, ctx);
 }
 
 /* Items as a tp_for job: element 16 i stands for item i, so that tp_for's chunk

@@ -315,7 +315,7 @@ void opt_step(opt_optimizer *o)
             opt_job j = {d->update, &c, o->ps->data + r->offset,
                          o->state ? o->state + r->state : NULL, o->ps->grad + r->offset,
                          o->covered};
-            tp_for(r->n, 1 << 13, opt_piece, &j);
+            tp_for_each(r->n, 1 << 13, opt_piece, &j);
         }
     }
 }
