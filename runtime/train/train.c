@@ -180,15 +180,18 @@ static void fmt_time(char *buf, size_t n, double s)
         snprintf(buf, n, "%ld:%02ld", t / 60, t % 60);
 }
 
+/* `done` of the epoch's `total` samples, `from` of them done before this process
+ * started on the epoch (a resumed run): the line shows where the epoch is, the rate and
+ * the ETA count what this process did. */
 static void progress(tr_progress *pr, const pg_program *p, int epoch, int64_t done, int64_t total,
-                     int64_t skipped, double epoch_start, int final)
+                     int64_t from, int64_t skipped, double epoch_start, int final)
 {
     double t = now();
     /* A live bar redraws ten times a second; a log file gets a line every 10 s. */
     if (!final && t - pr->last < (pr->live ? 0.1 : 10.0)) return;
     pr->last = t;
     const sp_spec *s = p->spec;
-    double rate = done / fmax(t - epoch_start, 1e-9);
+    double rate = (double)(done - from) / fmax(t - epoch_start, 1e-9);
     char eta[32], line[512];
     fmt_time(eta, sizeof eta, (total - done) / fmax(rate, 1e-9));
     int k = 0;
@@ -964,9 +967,9 @@ static int train_epoch(tr_run_state *st, ag_error *err)
         if (st->step % s->log_every == 0) step_row(st, rc == PG_SKIPPED);
         if (hrc) return AG_ERR;
         if (s->ckpt_every && st->step % s->ckpt_every == 0 && checkpoint(st, err)) return AG_ERR;
-        progress(&st->pr, p, st->epoch, st->cursor - first, tr->count - first, st->rec.skipped, epoch_start, 0);
+        progress(&st->pr, p, st->epoch, st->cursor, tr->count, first, st->rec.skipped, epoch_start, 0);
     }
-    progress(&st->pr, p, st->epoch, st->cursor - first, tr->count - first, st->rec.skipped, epoch_start, 1);
+    progress(&st->pr, p, st->epoch, st->cursor, tr->count, first, st->rec.skipped, epoch_start, 1);
     if (st->pr.live) fputc('\n', stderr);
     return AG_OK;
 }

@@ -61,6 +61,8 @@ is "$RC" 0 "--resume of the killed run exits 0"
 if [ "$RC" -ne 0 ]; then diag "$(cat "$ERR")"; fi
 is "$(cat "$OUT")" "$(sed -n 2p "$TMP/gan.stdout")" "the resumed run prints the second epoch's summary line"
 same_run "$TMP/killed" "$TMP/gan" "killed at step 200 and resumed"
+like "$(grep '^epoch 2/2 ' "$ERR" | tail -n 1)" "epoch 2/2 9000/9000 * samples/s *" \
+    "the resumed run's progress counts the epoch's samples from its start, not from the resume"
 cmp -s "$TMP/killed/samples-epoch-002.png" "$TMP/gan/samples-epoch-002.png"
 ok $? "killed and resumed: the second epoch's sample grid is the uninterrupted run's"
 
