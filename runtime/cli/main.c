@@ -9,6 +9,7 @@
 
 #include "aigc/ckpt.h"
 #include "aigc/hooks.h"
+#include "aigc/pool.h"
 #include "aigc/program.h"
 #include "aigc/quality.h"
 #include "aigc/spec.h"
@@ -211,7 +212,7 @@ static int set_option(cli_args *a, cli_opt opt, const char *name, const char *v)
         return -1;
     }
     case O_THREADS:
-        if (parse_int_arg(name, v, 1, 256, &n)) return EXIT_USAGE;
+        if (parse_int_arg(name, v, 1, TP_MAX_THREADS, &n)) return EXIT_USAGE;
         a->threads = (int)n;
         return -1;
     case O_OUT: a->out = v; return -1;

@@ -14,7 +14,8 @@ is "$(sed -n 2p "$ERR")" "Try 'aigc-run --help'." "unknown option: points at --h
 expect_error 2 "aigc-run: --epochs expects a whole number in [1, 1000000], got 'abc'" specs/gan.yaml --epochs abc
 expect_error 2 "aigc-run: --epochs expects a whole number in [1, 1000000], got '0'" specs/gan.yaml --epochs 0
 expect_error 2 "aigc-run: --seed expects a whole number in [0, 9223372036854775807], got '-1'" check specs/gan.yaml --seed -1
-expect_error 2 "aigc-run: --threads expects a whole number in [1, 256], got '0'" check specs/gan.yaml --threads 0
+expect_error 2 "aigc-run: --threads expects a whole number in [1, 16], got '0'" check specs/gan.yaml --threads 0
+expect_error 2 "aigc-run: --threads expects a whole number in [1, 16], got '17'" check specs/gan.yaml --threads 17
 expect_error 2 "aigc-run: --out needs a value" specs/gan.yaml --out
 expect_error 2 "aigc-run: --progress takes bar, lines or auto, not 'fancy'" specs/gan.yaml --progress fancy
 expect_error 2 "aigc-run: unexpected argument 'specs/vae.yaml'" check specs/gan.yaml specs/vae.yaml
