@@ -61,7 +61,7 @@ static const char usage[] =
     "  --mask MASK.png     the same as --input mask=MASK.png: white is filled in\n"
     "  --json              eval: one JSON object instead of lines\n"
     "  --threads N         worker threads, for sgemm, element-wise ops and updates\n"
-    "                      (default 1: the same results on every machine)\n"
+    "                      (default 1: the same results whatever the core count)\n"
     "  --max-memory MB     refuse a spec that plans more (default: 80% of physical memory)\n"
     "  --progress MODE     bar, lines or auto (default: a bar on a terminal)\n"
     "  --unsafe-hooks      let the spec's Lua hooks use io and os\n"
