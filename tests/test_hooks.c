@@ -498,8 +498,10 @@ static void test_sandbox(void)
 
 /* The example scripts under scripts/hooks/, through a simulated run: steps_per_epoch
  * on_step calls, then on_eval and on_epoch_end, and the requests cleared as the loop
- * would after acting on them. test_loss[e - 1], when given, is epoch e's test "loss". */
+ * would after acting on them. test_loss[e - 1], when given, is epoch e's test value of the
+ * logged scalar. */
 static const char *sim_dir;  /* run.dir of the next simulation */
+static const char *sim_name = "loss"; /* the name of its one logged scalar */
 
 typedef struct sim {
     fake f;
@@ -518,7 +520,7 @@ static int simulate(sim *m, const char *path, const lh_options *o, int epochs, c
     memset(m, 0, sizeof *m);
     fake_init(&m->f);
     lh_run *r = &m->f.run;
-    m->names[0] = "loss";
+    m->names[0] = sim_name;
     r->loss = (lh_scalars){1, m->names, m->train};
     r->test = (lh_scalars){test_loss ? 1 : 0, m->names, m->test};
     r->epochs = epochs;
@@ -578,6 +580,13 @@ static void test_example_scripts(void)
        "early_stop: a checkpoint at each new best only");
     ok(simulate(&m, "scripts/hooks/early_stop.lua", NULL, 8, NULL, &err) == AG_OK && m.stopped_at == 0,
        "early_stop: without a test split, the falling train loss never stops");
+    sim_name = "loss_per_image";
+    int rc = simulate(&m, "scripts/hooks/early_stop.lua", NULL, 8, plateau, &err);
+    ok(rc == AG_OK && m.stopped_at == 6,
+       "early_stop: watches the first logged scalar, whatever its name (stopped at %d)", m.stopped_at);
+    is_str(m.f.run.stop_reason, "early stop: loss_per_image has not improved on 0.8 (epoch 3) for 3 epochs",
+           "early_stop: ... and names it");
+    sim_name = "loss";
 
     ok(simulate(&m, "scripts/hooks/sample_every.lua", NULL, 12, NULL, &err) == AG_OK, "sample_every.lua runs");
     ok(m.nsamples == 3 && m.samples_at[0] == 5 && m.samples_at[1] == 10 && m.samples_at[2] == 12,
