@@ -225,7 +225,7 @@ static void test_controls(void)
     is_str(f.run.logs[1].name, "d_acc", "log: second name");
     ok(f.run.save_checkpoint, "save_checkpoint recorded");
     ok(f.run.nsample_requests == 2, "two sample requests");
-    is_str(f.run.sample_requests[0].section, "sample", "sample: the default section");
+    is_str(f.run.sample_requests[0].section, "", "sample: no section given, the first");
     ok(f.run.sample_requests[0].n == 16, "sample: n");
     is_str(f.run.sample_requests[0].path, "extra/grid.png", "sample: path");
     ok(f.run.sample_requests[1].n == 0 && f.run.sample_requests[1].path[0] == 0,

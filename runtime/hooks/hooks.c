@@ -491,7 +491,7 @@ static int path_is_inside(const char *p)
 static int aigc_sample(lua_State *L)
 {
     lh_run *r = current_run(L, "aigc.sample");
-    lh_sample_request q = {.section = "sample"};
+    lh_sample_request q = {.section = ""}; /* the spec's first sample section */
     if (!lua_isnoneornil(L, 1)) {
         luaL_checktype(L, 1, LUA_TTABLE);
         static const char *const keys[] = {"section", "n", "path"};

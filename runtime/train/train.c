@@ -311,12 +311,12 @@ int tr_draw_samples(pg_program *p, int k, const tr_data *d, int64_t first, uint6
 
 /* The first n texts of a text section, decoded: to stdout for "-", else to a file
  * replaced whole (af_). */
-static int write_text(pg_program *p, int k, const tr_data *d, const char *path, int n, ag_error *err)
+static int write_text(pg_program *p, int k, const tr_data *d, const float *ids, const char *path, int n,
+                      ag_error *err)
 {
-    const ag_node *ids = p->samples[k].image;
-    int64_t len = ids->shape.d[1];
+    int64_t len = p->samples[k].image->shape.d[1];
     for (int64_t j = 0; j < (int64_t)n * len; j++) {
-        float v = ids->data[j];
+        float v = ids[j];
         if (!(v >= 0 && v < d->text.vocab && v == floorf(v)))
             return ag_errorf(err, p->samples[k].spec->text->loc, "%s: 'text' gives the token id %g, not one "
                              "of the vocabulary's [0, %d)", p->samples[k].spec->name, v, d->text.vocab);
@@ -327,7 +327,7 @@ static int write_text(pg_program *p, int k, const tr_data *d, const char *path, 
     FILE *f = out ? file.fp : stdout;
     for (int r = 0; r < n; r++) {
         if (n > 1) fprintf(f, "%s--- sample %d of %d\n", r ? "\n" : "", r + 1, n);
-        for (int64_t j = 0; j < len; j++) fputc(d->text.bytes[(int)ids->data[r * len + j]], f);
+        for (int64_t j = 0; j < len; j++) fputc(d->text.bytes[(int)ids[r * len + j]], f);
         fputc('\n', f);
     }
     if (!out) return fflush(f) ? ag_errorf(err, (ag_loc){0}, "stdout: %s", strerror(errno)) : AG_OK;
@@ -337,30 +337,49 @@ static int write_text(pg_program *p, int k, const tr_data *d, const char *path, 
 /* The first `limit` images (all when 0) of section k into a PNG grid; a limit other
  * than the section's own count lays them out as square as fits. A text section writes
  * its texts instead. */
+/* Section k's first `limit` images (or texts), all of them when limit is 0. A limit above
+ * the section's count, which hooks may ask for (aigc.sample{n = ...}), is drawn in rounds
+ * of that count, its graph being planned for it: each round with the next seed and the
+ * next test rows, as eval --quality draws. The first round runs last, so that a
+ * trajectory strip is that of the grid's first image, as it is without rounds. */
 static int write_grid(pg_program *p, int k, const tr_data *d, const char *path, uint64_t seed, int limit,
                       ag_error *err)
 {
     pg_sampler *q = &p->samples[k];
-    if (tr_draw_samples(p, k, d, 0, seed, err)) return AG_ERR;
-    if (q->text) return write_text(p, k, d, path, limit > 0 && limit < q->images ? limit : q->images, err);
-    int images = q->images, rows = q->grid_rows, cols = q->grid_cols;
-    if (limit > 0 && limit < images) {
-        images = limit;
+    int images = limit > 0 ? limit : q->images, rounds = (images + q->images - 1) / q->images;
+    int64_t per = ag_numel(&q->image->shape) / q->images;
+    float *buf = rounds > 1 ? ag_xmalloc((size_t)(images * per) * sizeof *buf) : NULL;
+    for (int r = rounds - 1; r >= 0; r--) {
+        if (tr_draw_samples(p, k, d, (int64_t)r * q->images, seed + (uint64_t)r, err)) {
+            free(buf);
+            return AG_ERR;
+        }
+        int m = images - r * q->images < q->images ? images - r * q->images : q->images;
+        if (buf) memcpy(buf + (int64_t)r * q->images * per, q->image->data, (size_t)(m * per) * sizeof *buf);
+    }
+    const float *x = buf ? buf : q->image->data;
+    int rc;
+    if (q->text) {
+        rc = write_text(p, k, d, x, path, images, err);
+        free(buf);
+        return rc;
+    }
+    int rows = q->grid_rows, cols = q->grid_cols;
+    if (images != q->images) {
         cols = (int)ceil(sqrt((double)images));
         rows = (images + cols - 1) / cols;
     }
     float lo = q->lo, hi = q->hi;
-    const float *x = q->image->data;
-    int64_t n = ag_numel(&q->image->shape) / q->images * images;
+    int64_t n = per * images;
     if (!(lo < hi)) {
         lo = INFINITY, hi = -INFINITY;
         for (int64_t j = 0; j < n; j++)
             if (isfinite(x[j])) lo = fminf(lo, x[j]), hi = fmaxf(hi, x[j]);
         if (!(lo < hi)) lo = 0, hi = 1;
     }
-    if (img_write_grid(path, x, images, p->rows, p->cols, q->channels, rows, cols, lo, hi, 2, err))
-        return AG_ERR;
-    if (!q->strip) return AG_OK;
+    rc = img_write_grid(path, x, images, p->rows, p->cols, q->channels, rows, cols, lo, hi, 2, err);
+    free(buf);
+    if (rc || !q->strip) return rc;
     char strip[4200];
     if (tr_strip_path(path, strip, sizeof strip))
         return ag_errorf(err, (ag_loc){0}, "%s: the path is too long", path);
@@ -801,10 +820,6 @@ static int hook(tr_run_state *st, lh_event ev, const tr_means *train, const tr_m
         if (!q->path[0])
             snprintf(path, sizeof path, "%s/samples-step-%08lld-%d.%s", st->dir, (long long)st->step, k,
                      p->samples[sec].text ? "txt" : "png");
-        /* n draws at most the section's count: its graph is planned for that many. */
-        if (q->n > p->samples[sec].images)
-            return ag_errorf(err, p->spec->hooks_loc, "aigc.sample: n = %d, but section '%s' draws %d",
-                             q->n, p->samples[sec].spec->name, p->samples[sec].images);
         if (write_grid(p, sec, st->d, path, p->spec->seed, q->n, err)) return AG_ERR;
     }
     if (r->save_checkpoint && checkpoint(st, err)) return AG_ERR;

@@ -180,5 +180,7 @@ ok $? "aigc.sample{n = 16}: a 4x4 grid of 28x28 images, 2 pixels apart (got $(pn
 is_png "$TMP/requests/samples-step-00000010-1.png" &&
     [ "$(png_size "$TMP/requests/samples-step-00000010-1.png")" = 242x242 ]
 ok $? "aigc.sample{}: the section's 64 images, 8x8, where the loop chooses"
+is_png "$TMP/requests/hook-100.png" && [ "$(png_size "$TMP/requests/hook-100.png")" = 302x302 ]
+ok $? "aigc.sample{n = 100}: the section drawn twice, a 10x10 grid (got $(png_size "$TMP/requests/hook-100.png"))"
 
 done_testing

@@ -1,5 +1,6 @@
--- requests.lua: at step 10, two sample grids (16 images to hook-16.png, and the
--- section's own count where the loop chooses) and a checkpoint. It reads last.state
+-- requests.lua: at step 10, three sample grids (16 images to hook-16.png, the section's
+-- own count where the loop chooses, and 100, more than the section draws at once, to
+-- hook-100.png) and a checkpoint. It reads last.state
 -- (so it needs --unsafe-hooks) at steps 1 and 11 to show when the checkpoint came.
 local function last_state(run)
   local f = io.open(run.dir .. "/last.state", "rb")
@@ -18,6 +19,7 @@ function on_step(run)
   if run.step == 10 then
     aigc.sample{n = 16, path = "hook-16.png"}
     aigc.sample{}
+    aigc.sample{n = 100, path = "hook-100.png"}
     aigc.save_checkpoint()
   end
 end
