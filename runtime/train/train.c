@@ -336,12 +336,11 @@ static int write_text(pg_program *p, int k, const tr_data *d, const float *ids, 
 
 /* The first `limit` images (all when 0) of section k into a PNG grid; a limit other
  * than the section's own count lays them out as square as fits. A text section writes
- * its texts instead. */
-/* Section k's first `limit` images (or texts), all of them when limit is 0. A limit above
- * the section's count, which hooks may ask for (aigc.sample{n = ...}), is drawn in rounds
- * of that count, its graph being planned for it: each round with the next seed and the
- * next test rows, as eval --quality draws. The first round runs last, so that a
- * trajectory strip is that of the grid's first image, as it is without rounds. */
+ * its texts instead. A limit above the count, which hooks may ask for (aigc.sample{n =
+ * ...}), is drawn in rounds of it, the section's graph being planned for that many:
+ * each round with the next seed and the next test rows, as eval --quality draws. The
+ * first round runs last, so that a trajectory strip is that of the grid's first image,
+ * as it is without rounds. */
 static int write_grid(pg_program *p, int k, const tr_data *d, const char *path, uint64_t seed, int limit,
                       ag_error *err)
 {
