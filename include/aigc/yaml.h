@@ -72,12 +72,15 @@ struct yt_node {
     yt_pair *pairs;
 };
 
-typedef struct yt_doc {
+typedef struct yt_doc yt_doc;
+struct yt_doc {
     yt_node *root;    /* NULL until a load succeeds */
     const char *file; /* the name used in locations */
     const char *src;  /* the whole text, kept for yt_annotate */
     size_t src_len;
-} yt_doc;
+    const yt_doc *next; /* documents spliced into this one (a --set's list or mapping),
+                         * which yt_annotate consults too */
+};
 
 /* Parse one YAML document into a tree allocated from `a`. doc->file and doc->src are
  * set before parsing starts, so yt_annotate works on a failed load too. */
@@ -122,8 +125,8 @@ int yt_check_keys(const yt_node *map, const char *const *allowed, const char *wh
  * escapes or line breaks); a block scalar (| or >) by value at its indicator. */
 const char *yt_expr_text(const yt_node *n, ag_loc *at);
 
-/* If err->msg starts with "FILE:LINE:COL: " for doc's file, append the source line
- * and a caret under the column:
+/* If err->msg starts with "FILE:LINE:COL: " for doc's file (or a spliced document's),
+ * append the source line and a caret under the column:
  *     specs/gan.yaml:12:9: 'lr' must be a number >= 0, got '2e-4x'
  *       12 |     lr: 2e-4x
  *          |         ^

@@ -23,9 +23,29 @@ static yt_node *scalar_node(ar_arena *a, const char *text, ag_loc loc)
     return n;
 }
 
+/* A --set value that opens with '[' or '{': parsed as YAML flow, as a document of its
+ * own named after the whole override. Its text is parsed behind as many spaces as
+ * "--set KEY=" takes, so that its columns are those of the override as typed, which is
+ * the line yt_annotate then shows. */
+static yt_node *flow_value(sp_spec *s, const char *text, const char *value, ag_error *err)
+{
+    size_t pad = sizeof "--set " - 1 + (size_t)(value - text), len = pad + strlen(value);
+    char *shifted = ar_alloc(&s->arena, len + 1), *shown = ar_alloc(&s->arena, len + 1);
+    memset(shifted, ' ', pad);
+    memcpy(shifted + pad, value, strlen(value) + 1);
+    snprintf(shown, len + 1, "--set %s", text);
+    yt_doc *doc = ar_alloc(&s->arena, sizeof *doc);
+    int rc = yt_load_string(doc, &s->arena, shown, shifted, len, err);
+    doc->src = shown;
+    doc->next = s->doc.next;
+    s->doc.next = doc;
+    return rc == AG_OK ? doc->root : NULL;
+}
+
 /* "train.epochs=5": walks the mappings along the dotted path, creating the missing
- * ones, and puts the value there as a plain scalar. Its place in messages is the
- * override itself. */
+ * ones, and puts the value there: a plain scalar, placed at the override itself, or a
+ * flow list or mapping ("models.G.layers=[linear 128, relu]"). A number in the path
+ * indexes a list ("train.step.0=..."). */
 static int apply_set(sp_spec *s, const char *text, ag_error *err)
 {
     const char *eq = strchr(text, '=');
@@ -37,33 +57,51 @@ static int apply_set(sp_spec *s, const char *text, ag_error *err)
     char *file = ar_alloc(&s->arena, len);
     snprintf(file, len, "--set %s", text);
     ag_loc loc = {file, 0, 0};
-    yt_node *map = s->doc.root;
+    yt_node *value;
+    if (eq[1] == '[' || eq[1] == '{') {
+        if (!(value = flow_value(s, text, eq + 1, err))) return AG_ERR;
+    } else {
+        value = scalar_node(&s->arena, eq + 1, loc);
+    }
+    yt_node *at = s->doc.root;
     for (char *key = path, *dot;; key = dot + 1) {
         dot = strchr(key, '.');
         if (dot) *dot = 0;
         if (!*key) return ag_errorf(err, (ag_loc){0}, "--set %s: empty key in the path", text);
-        if (map->kind != YT_MAP)
-            return ag_errorf(err, (ag_loc){0}, "--set %s: '%s' is not inside a mapping", text, key);
-        yt_pair *hit = NULL;
-        for (size_t k = 0; k < map->n; k++)
-            if (strcmp(map->pairs[k].key->text, key) == 0) hit = &map->pairs[k];
-        if (!hit) {
-            yt_pair *pairs = ar_alloc(&s->arena, (map->n + 1) * sizeof *pairs);
-            if (map->n) memcpy(pairs, map->pairs, map->n * sizeof *pairs);
-            map->pairs = pairs;
-            hit = &pairs[map->n++];
-            hit->key = scalar_node(&s->arena, key, loc);
-            if (dot) {
-                hit->value = ar_alloc(&s->arena, sizeof(yt_node));
-                hit->value->kind = YT_MAP;
-                hit->value->loc = loc;
+        yt_node **slot;
+        if (at->kind == YT_SEQ) {
+            char *end;
+            errno = 0;
+            unsigned long k = strtoul(key, &end, 10);
+            if (*end || *key < '0' || *key > '9' || errno || k >= at->n)
+                return ag_errorf(err, (ag_loc){0}, "--set %s: '%s' in a list of %zu: index it by 0 to %zu", text,
+                                 key, at->n, at->n ? at->n - 1 : 0);
+            slot = &at->items[k];
+        } else if (at->kind == YT_MAP) {
+            yt_pair *hit = NULL;
+            for (size_t k = 0; k < at->n; k++)
+                if (strcmp(at->pairs[k].key->text, key) == 0) hit = &at->pairs[k];
+            if (!hit) {
+                yt_pair *pairs = ar_alloc(&s->arena, (at->n + 1) * sizeof *pairs);
+                if (at->n) memcpy(pairs, at->pairs, at->n * sizeof *pairs);
+                at->pairs = pairs;
+                hit = &pairs[at->n++];
+                hit->key = scalar_node(&s->arena, key, loc);
+                if (dot) {
+                    hit->value = ar_alloc(&s->arena, sizeof(yt_node));
+                    hit->value->kind = YT_MAP;
+                    hit->value->loc = loc;
+                }
             }
+            slot = &hit->value;
+        } else {
+            return ag_errorf(err, (ag_loc){0}, "--set %s: '%s' is not inside a mapping or a list", text, key);
         }
         if (!dot) {
-            hit->value = scalar_node(&s->arena, eq + 1, loc);
+            *slot = value;
             return AG_OK;
         }
-        map = hit->value;
+        at = *slot;
     }
 }
 

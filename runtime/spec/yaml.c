@@ -285,10 +285,7 @@ static int on_event(yt_builder *b, const yaml_event_t *e, int *done)
 int yt_load_string(yt_doc *doc, ar_arena *a, const char *file, const char *text,
                    size_t len, ag_error *err)
 {
-    doc->root = NULL;
-    doc->file = ar_strdup(a, file);
-    doc->src = ar_strndup(a, text, len);
-    doc->src_len = len;
+    *doc = (yt_doc){.file = ar_strdup(a, file), .src = ar_strndup(a, text, len), .src_len = len};
 
     yt_builder b = {.a = a, .doc = doc, .err = err};
     index_lines(&b);
@@ -317,10 +314,7 @@ int yt_load_string(yt_doc *doc, ar_arena *a, const char *file, const char *text,
 
 int yt_load_file(yt_doc *doc, ar_arena *a, const char *path, ag_error *err)
 {
-    doc->root = NULL;
-    doc->file = ar_strdup(a, path);
-    doc->src = NULL;
-    doc->src_len = 0;
+    *doc = (yt_doc){.file = ar_strdup(a, path)};
     FILE *f = fopen(path, "rb");
     if (!f) return ag_errorf(err, (ag_loc){doc->file, 0, 0}, "cannot open: %s", strerror(errno));
     size_t len = 0, cap = 4096;
@@ -505,7 +499,10 @@ void yt_annotate(ag_error *err, const yt_doc *doc)
     if (!doc->file || !doc->src) return;
     size_t flen = strlen(doc->file);
     const char *m = err->msg;
-    if (strncmp(m, doc->file, flen) != 0 || m[flen] != ':') return;
+    if (strncmp(m, doc->file, flen) != 0 || m[flen] != ':') {
+        if (doc->next) yt_annotate(err, doc->next);
+        return;
+    }
     char *end;
     long line = strtol(m + flen + 1, &end, 10);
     if (*end != ':' || line < 1) return;

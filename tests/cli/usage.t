@@ -44,6 +44,25 @@ expect_error 1 "--set data.batch=0: 'batch' must be an integer in [1, 65536], go
     check specs/vae.yaml --set data.batch=0
 expect_error 1 "--set batch32: expected KEY=VALUE, like train.epochs=5" \
     check specs/vae.yaml --set batch32
+expect_error 1 "--set name.x=3: 'x' is not inside a mapping or a list" check specs/vae.yaml --set name.x=3
+expect_error 1 "--set models.encoder.layers.3=relu: '3' in a list of 3: index it by 0 to 2" \
+    check specs/vae.yaml --set models.encoder.layers.3=relu
+
+# r) a list or a mapping as the value (YAML flow), and a list's item by its index
+run check specs/vae.yaml --set "models.encoder.layers=[linear 512, relu, linear 40]" \
+    --set models.decoder.layers.0="linear 512"
+is "$RC" 0 "--set models.encoder.layers=[...] and models.decoder.layers.0=...: check exits 0"
+grep -q "all models: 835,384 parameters" "$OUT"
+ok $? "... the models have the layers set (835,384 parameters; got $(grep 'all models' "$OUT"))"
+run check specs/vae.yaml --set "train.optimizers.opt={type: sgd, lr: 0.01, params: [encoder, decoder]}"
+is "$RC" 0 "--set train.optimizers.opt={...}: a mapping, check exits 0"
+expect_error 1 "--set models.encoder.layers=[linear 512, rleu]:1:42: unknown layer 'rleu'; did you mean 'relu'?" \
+    check specs/vae.yaml --set "models.encoder.layers=[linear 512, rleu]"
+is "$(sed -n 2,3p "$ERR")" "  1 | --set models.encoder.layers=[linear 512, rleu]
+    |                                          ^" "... the override shown with a caret at the word"
+expect_error 1 "--set data={batch: 8, batch: 9}:1:23: duplicate key 'batch' (first at 1:13)" \
+    check specs/vae.yaml --set "data={batch: 8, batch: 9}"
+
 run check specs/vae.yaml --set data.batch=32
 is "$RC" 0 "--set data.batch=32: check exits 0"
 grep -q "planned for batch 32\$" "$OUT"
