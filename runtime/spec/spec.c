@@ -131,6 +131,17 @@ static int get_str(const yt_node *map, const char *key, const char *dflt, const 
     return yt_str(n, key, out, err);
 }
 
+/* An expression that ended too soon where a flow list's comma cut it: says so. */
+static int comma_hint(const yt_node *n, int rc, ag_error *err)
+{
+    if (rc && n->comma_cut && strstr(err->msg, "got end of text")) {
+        size_t used = strlen(err->msg);
+        snprintf(err->msg + used, sizeof err->msg - used,
+                 " (a comma ends an item of a [flow, list]: quote the item, as in ['z = randn(batch, 100)'])");
+    }
+    return rc;
+}
+
 static int parse_expr(sp_spec *s, const yt_node *n, const char *what, ex_node **out,
                       ag_error *err)
 {
@@ -138,7 +149,7 @@ static int parse_expr(sp_spec *s, const yt_node *n, const char *what, ex_node **
     if (yt_str(n, what, &str, err)) return AG_ERR;
     ag_loc at;
     const char *text = yt_expr_text(n, &at);
-    return ex_parse_expr(&s->arena, text, at, out, err);
+    return comma_hint(n, ex_parse_expr(&s->arena, text, at, out, err), err);
 }
 
 /* A per-sample shape: 784 or [1, 28, 28]. */
@@ -475,12 +486,12 @@ static int parse_stmt(sp_spec *s, const yt_node *n, ex_stmt **out, ag_error *err
             return ag_errorf(err, key->loc, "expected 'update OPTIMIZER: LOSS'");
         if (yt_want(val, YT_SCALAR, "the loss", err)) return AG_ERR;
         const char *vt = yt_expr_text(val, &at);
-        return ex_parse_expr(&s->arena, vt, at, &(*out)->expr, err);
+        return comma_hint(val, ex_parse_expr(&s->arena, vt, at, &(*out)->expr, err), err);
     }
     const char *str;
     if (yt_str(n, "step", &str, err)) return AG_ERR;
     const char *text = yt_expr_text(n, &at);
-    return ex_parse_stmt(&s->arena, text, at, out, err);
+    return comma_hint(n, ex_parse_stmt(&s->arena, text, at, out, err), err);
 }
 
 /* on_nan: stop (the default) or skip; max_skipped only means something with skip. */

@@ -141,6 +141,13 @@ static int on_scalar(yt_builder *b, const yaml_event_t *e)
         else
             n->raw = ar_strndup(b->a, b->doc->src + from, to - from);
     }
+    /* A plain scalar outside a flow collection takes a comma into its text: one that
+     * ends before a comma is a flow item. */
+    if (!n->quoted && mapped) {
+        size_t k = to;
+        while (k < b->doc->src_len && (b->doc->src[k] == ' ' || b->doc->src[k] == '\t')) k++;
+        n->comma_cut = k < b->doc->src_len && b->doc->src[k] == ',';
+    }
     int quotes = style == YAML_SINGLE_QUOTED_SCALAR_STYLE || style == YAML_DOUBLE_QUOTED_SCALAR_STYLE;
     if (one_line && !n->quoted) /* raw is text */
         n->text_col = n->loc.col;
