@@ -202,6 +202,9 @@ void sp_free(sp_spec *s);
 const sp_model *sp_find_model(const sp_spec *s, const char *name);
 int sp_find_optim(const sp_spec *s, const char *name);
 const sp_sample *sp_find_sample(const sp_spec *s, const char *name);
+/* For "no sample section 'NAME'": "; did you mean 'X'?" when one is close, else the
+ * sections there are, " (the spec's: prior, reconstruction, interpolation)". */
+const char *sp_sample_hint(const sp_spec *s, const char *name, char *buf, size_t size);
 
 /* --input NAME=VALUE: sets the input NAME of the section called `section`, or, when
  * section is NULL, of every section that has one; a value that does not suit the

@@ -334,12 +334,9 @@ static int find_section(const cli_args *a, const sp_spec *s, const pg_program *p
     if (!a->section) return AG_OK;
     const sp_sample *sec = sp_find_sample(s, a->section);
     if (!sec) {
-        sg_best b;
-        sg_init(&b, a->section);
-        for (int j = 0; j < s->nsamples; j++) sg_offer(&b, s->samples[j].name);
-        char hint[96];
+        char hint[256];
         return ag_errorf(err, (ag_loc){s->path, 0, 0}, "no sample section '%s'%s", a->section,
-                         sg_hint(&b, hint, sizeof hint));
+                         sp_sample_hint(s, a->section, hint, sizeof hint));
     }
     *k = (int)(sec - s->samples);
     return AG_OK;

@@ -775,6 +775,19 @@ const sp_sample *sp_find_sample(const sp_spec *s, const char *name)
     return NULL;
 }
 
+const char *sp_sample_hint(const sp_spec *s, const char *name, char *buf, size_t size)
+{
+    sg_best b;
+    sg_init(&b, name);
+    for (int k = 0; k < s->nsamples; k++) sg_offer(&b, s->samples[k].name);
+    if (*sg_hint(&b, buf, size)) return buf;
+    size_t used = (size_t)snprintf(buf, size, " (the spec's:");
+    for (int k = 0; k < s->nsamples && used < size; k++)
+        used += (size_t)snprintf(buf + used, size - used, "%s %s", k ? "," : "", s->samples[k].name);
+    if (used < size) snprintf(buf + used, size - used, ")");
+    return buf;
+}
+
 /* One --input NAME=VALUE into one declared input; where is the override's text. */
 static int set_input(sp_input *in, const char *value, const char *where, ag_error *err)
 {

@@ -813,9 +813,11 @@ static int hook(tr_run_state *st, lh_event ev, const tr_means *train, const tr_m
             if (!strcmp(p->samples[j].spec->name, q->section)) sec = j;
         if (p->nsamples == 0)
             return ag_errorf(err, p->spec->hooks_loc, "aigc.sample: the spec has no sample: section");
-        if (sec < 0)
-            return ag_errorf(err, p->spec->hooks_loc, "aigc.sample: the spec has no sample section '%s'",
-                             q->section);
+        if (sec < 0) {
+            char hint[256];
+            return ag_errorf(err, p->spec->hooks_loc, "aigc.sample: the spec has no sample section '%s'%s",
+                             q->section, sp_sample_hint(p->spec, q->section, hint, sizeof hint));
+        }
         if (!q->path[0])
             snprintf(path, sizeof path, "%s/samples-step-%08lld-%d.%s", st->dir, (long long)st->step, k,
                      p->samples[sec].text ? "txt" : "png");

@@ -36,6 +36,10 @@ is "$(png_size "$TMP/16g.png")" 122x122 "sample -n 16 with a 4x4 grid: 122x122"
 ok $? "-n 16 draws another grid than the default 64"
 run sample specs/vae.yaml --checkpoint "$CK" --section reconstruction -o "$TMP/rec.png"
 is "$RC,$(png_size "$TMP/rec.png")" 0,242x242 "--section reconstruction: 32 test images and their reconstructions, 8x8"
+expect_error 1 "specs/vae.yaml: no sample section 'interpolatoin'; did you mean 'interpolation'?" \
+    sample specs/vae.yaml --checkpoint "$CK" --section interpolatoin
+expect_error 1 "specs/vae.yaml: no sample section 'walk' (the spec's: prior, reconstruction, interpolation)" \
+    sample specs/vae.yaml --checkpoint "$CK" --section walk
 
 # the seed: the same one reproduces the grid, another changes it
 run sample specs/vae.yaml --checkpoint "$CK" --seed 7 -o "$TMP/seed7a.png"
