@@ -6,9 +6,12 @@
 S=tests/specs
 SPEC=$ROOT/$S/tiny-ae.yaml   # path: data/mnist, relative to where aigc-run runs
 
-# h) a data directory that does not exist
-expect_error 1 "$S/missing-data.yaml:3:30: cannot load the training data: tests/specs/no-such-dir: No such file or directory" \
+# h) a data directory that does not exist: a relative one is named with the directory it
+# was looked for in
+expect_error 1 "$S/missing-data.yaml:3:30: cannot load the training data: tests/specs/no-such-dir: No such file or directory (a relative path, read from the current directory $ROOT)" \
     check $S/missing-data.yaml
+expect_error 1 "--set data.path=$TMP/no-such-dir: cannot load the training data: $TMP/no-such-dir: No such file or directory" \
+    check $S/missing-data.yaml --set data.path="$TMP/no-such-dir"
 
 # A copy of data/mnist to break, in a scratch directory that aigc-run runs in.
 broken() {

@@ -8,7 +8,7 @@ S=tests/specs
 GPT=$S/tiny-gpt.yaml
 
 # The data's mistakes, each at the spec's place, exit code 1.
-expect_error 1 "--set data.path=tests/data/nosuch: cannot load the text: tests/data/nosuch: No such file or directory" \
+expect_error 1 "--set data.path=tests/data/nosuch: cannot load the text: tests/data/nosuch: No such file or directory (a relative path, read from the current directory $ROOT)" \
     check $GPT --set data.path=tests/data/nosuch
 : >"$TMP/empty.txt"
 expect_error 1 "--set data.path=$TMP/empty.txt: cannot load the text: $TMP/empty.txt: no text: the file is empty" \
