@@ -282,7 +282,8 @@ static int open_impl(qm_classifier *c, const char *spec_path, const char *weight
 
     char buf[4200];
     struct stat sb;
-    if (!weights) {
+    int dflt = !weights;
+    if (dflt) {
         snprintf(buf, sizeof buf, "runs/%s/last.safetensors", c->spec.name);
         weights = buf;
     } else if (stat(weights, &sb) == 0 && S_ISDIR(sb.st_mode)) {
@@ -290,10 +291,11 @@ static int open_impl(qm_classifier *c, const char *spec_path, const char *weight
         weights = buf;
     }
     ag_error e;
-    if (ck_load_weights(weights, &c->prog.params, 0, &e))
-        return ag_errorf(err, (ag_loc){0}, "the classifier's weights: %s%s", e.msg,
-                         access(weights, F_OK) ? " (train it first: aigc-run SPEC)" : "");
-    return AG_OK;
+    if (ck_load_weights(weights, &c->prog.params, 0, &e) == AG_OK) return AG_OK;
+    /* Training the classifier's spec writes its default weights, not a path given. */
+    char hint[4200] = "";
+    if (dflt && access(weights, F_OK)) snprintf(hint, sizeof hint, " (train it first: aigc-run %s)", c->spec.path);
+    return ag_errorf(err, (ag_loc){0}, "the classifier's weights: %s%s", e.msg, hint);
 }
 
 int qm_classifier_open(qm_classifier *c, const char *spec_path, const char *weights, ag_error *err)

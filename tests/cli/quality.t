@@ -103,7 +103,13 @@ is "$(cat "$ERR")" "tests/specs/quality-probe.yaml:12:7: a classifier's step mus
   12 |     - loss = mean(M(x))
      |       ^" "the main spec as the classifier: its line quoted once"
 run eval specs/vae.yaml --checkpoint "$V" --quality "specs/classifier.yaml:$TMP/none"
-like "$ERR1" "the classifier's weights: *(train it first: aigc-run SPEC)" "missing classifier weights say how to make them"
+is "$ERR1" "the classifier's weights: $TMP/none: cannot open: No such file or directory" \
+    "missing classifier weights, given: the file named"
 is "$RC" 1 "missing classifier weights exit 1"
+mkdir -p "$TMP/elsewhere"
+(cd "$TMP/elsewhere" && ln -s "$ROOT/data" data && "$AIGC_RUN" eval "$ROOT/specs/vae.yaml" --checkpoint "$V" \
+    --quality "$ROOT/specs/classifier.yaml" >"$OUT" 2>"$ERR")
+is "$(sed -n 1p "$ERR")" "the classifier's weights: runs/classifier/last.safetensors: cannot open: No such file or directory (train it first: aigc-run $ROOT/specs/classifier.yaml)" \
+    "missing classifier weights, by default: how to make them"
 
 done_testing
