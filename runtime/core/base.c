@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 _Noreturn void ag_assert_fail(const char *file, int line, const char *what)
 {
@@ -72,4 +73,13 @@ void ag_bytes_put(ag_bytes *b, const void *src, size_t n)
     }
     if (n) memcpy(b->p + b->n, src, n);
     b->n += n;
+}
+
+const char *ag_relative_hint(const char *path, char *buf, size_t n)
+{
+    char cwd[4096];
+    buf[0] = 0;
+    if (path[0] != '/' && access(path, F_OK) != 0 && getcwd(cwd, sizeof cwd))
+        snprintf(buf, n, " (a relative path, read from the current directory %s)", cwd);
+    return buf;
 }

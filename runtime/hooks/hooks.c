@@ -819,7 +819,12 @@ int lh_open(lh_state **out, const char *path, const lh_options *opt, ag_error *e
 {
     *out = NULL;
     FILE *f = fopen(path, "r");
-    if (!f) return ag_errorf(err, (ag_loc){path, 0, 0}, "cannot open the hook script: %s", strerror(errno));
+    if (!f) {
+        int e = errno;
+        char hint[4200];
+        return ag_errorf(err, (ag_loc){path, 0, 0}, "cannot open the hook script: %s%s", strerror(e),
+                         ag_relative_hint(path, hint, sizeof hint));
+    }
     fclose(f);
     lh_state *S = ag_xcalloc(1, sizeof *S);
     if (opt) S->opt = *opt;

@@ -51,18 +51,6 @@ static void *load_test(void *arg)
     return NULL;
 }
 
-/* For a data path that is not there: a relative one is read from the current
- * directory, which the message then names (a spec's paths are not read from its own
- * directory: specs/ holds specs, data/ the data). */
-static const char *where_hint(const char *path, char *buf, size_t n)
-{
-    char cwd[4096];
-    buf[0] = 0;
-    if (path[0] != '/' && access(path, F_OK) != 0 && getcwd(cwd, sizeof cwd))
-        snprintf(buf, n, " (a relative path, read from the current directory %s)", cwd);
-    return buf;
-}
-
 static int load_images(const sp_spec *s, tr_data *d, ag_error *err)
 {
     ag_error e;
@@ -80,7 +68,7 @@ static int load_images(const sp_spec *s, tr_data *d, ag_error *err)
     char hint[4200];
     if (rc != AG_OK)
         return ag_errorf(err, s->data.path_loc, "cannot load the training data: %s%s", e.msg,
-                         where_hint(s->data.path, hint, sizeof hint));
+                         ag_relative_hint(s->data.path, hint, sizeof hint));
     if (has_test) {
         if (t.rc != AG_OK)
             return ag_errorf(err, s->data.path_loc, "cannot load the test data: %s", t.err.msg);
@@ -99,7 +87,7 @@ static int load_text(const sp_spec *s, tr_data *d, ag_error *err)
     char hint[4200];
     if (tx_load(sd->path, sd->test_fraction, &d->text, &e))
         return ag_errorf(err, sd->path_loc, "cannot load the text: %s%s", e.msg,
-                         where_hint(sd->path, hint, sizeof hint));
+                         ag_relative_hint(sd->path, hint, sizeof hint));
     int len = sd->context + 1;
     if (d->text.ntrain < len)
         return ag_errorf(err, sd->path_loc,

@@ -9,7 +9,8 @@
 #     exit: 1
 #     message: tests/bad/yaml/anchor.yaml:3:7: anchors are not supported ('&d'); write the value out
 #
-# {tmp} in args stands for a temporary directory (a run's --out). The corpus must hold
+# {tmp} in args stands for a temporary directory (a run's --out); in a message, {tmp} and
+# {root} (the top of the tree, where the cases run) stand for those directories. The corpus must hold
 # at least 50 cases, and 5 of each category.
 . "$(dirname "$0")/lib.sh"
 
@@ -29,7 +30,8 @@ for cat in yaml expr data ckpt hooks; do
         for t in $threads; do
             # shellcheck disable=SC2086 # args is a list of words, none with a space
             run $args --threads "$t"
-            got=$(grep -av '^epoch [0-9]*/[0-9]* [0-9]*/[0-9]* ' "$ERR" | sed -n 1p | sed "s|$TMP|{tmp}|g")
+            got=$(grep -av '^epoch [0-9]*/[0-9]* [0-9]*/[0-9]* ' "$ERR" | sed -n 1p |
+                sed "s|$TMP|{tmp}|g; s|$ROOT|{root}|g")
             is "$got" "$want" "$e: the message (--threads $t)"
             is "$RC" "$want_rc" "$e: exit $want_rc (--threads $t)"
         done

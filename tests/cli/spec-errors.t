@@ -91,7 +91,7 @@ ok $? "a spec error leaves no run directory"
 expect_error 1 "$S/no-such-spec.yaml: cannot open: No such file or directory" check $S/no-such-spec.yaml
 
 # A hook script that is not there is reported at the spec's hooks: line.
-expect_error 1 "$S/hooks.yaml:10:8: scripts/log.lua: cannot open the hook script: No such file or directory" \
+expect_error 1 "$S/hooks.yaml:10:8: scripts/log.lua: cannot open the hook script: No such file or directory (a relative path, read from the current directory $ROOT)" \
     check $S/hooks.yaml
 
 done_testing
