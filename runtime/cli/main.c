@@ -60,7 +60,7 @@ static const char usage[] =
     "                      --section inpaint unless --section is given (diffusion)\n"
     "  --mask MASK.png     the same as --input mask=MASK.png: white is filled in\n"
     "  --json              eval: one JSON object instead of lines\n"
-    "  --threads N         worker threads, for sgemm, element-wise ops and updates\n"
+    "  --threads N         threads in all, 1 to 16, for sgemm, element-wise ops, updates\n"
     "                      (default 1: the same results whatever the core count)\n"
     "  --max-memory MB     refuse a spec that plans more (default: 80% of physical memory)\n"
     "  --progress MODE     bar, lines or auto (default: a bar on a terminal)\n"
