@@ -66,7 +66,7 @@ struct yt_node {
     int text_col;     /* the column of text's first character when text is exactly what
                        * is written on one line (plain, or between quotes without
                        * escapes), so that byte k of it is at column text_col + k; else 0 */
-    int comma_cut;    /* plain, and a ',' follows it: an item of a flow collection, whose
+    int comma_cut;    /* plain, and a ',' follows it: a value in a flow collection, whose
                        * text may go on in the next item ([z = randn(batch, 100)]) */
     /* YT_SEQ: items[n]; YT_MAP: pairs[n], in file order */
     size_t n;

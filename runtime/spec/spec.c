@@ -131,13 +131,13 @@ static int get_str(const yt_node *map, const char *key, const char *dflt, const 
     return yt_str(n, key, out, err);
 }
 
-/* An expression that ended too soon where a flow list's comma cut it: says so. */
+/* An expression that ended too soon where a flow collection's comma cut it: says so. */
 static int comma_hint(const yt_node *n, int rc, ag_error *err)
 {
     if (rc && n->comma_cut && strstr(err->msg, "got end of text")) {
         size_t used = strlen(err->msg);
         snprintf(err->msg + used, sizeof err->msg - used,
-                 " (a comma ends an item of a [flow, list]: quote the item, as in ['z = randn(batch, 100)'])");
+                 " (in a flow [list] or {mapping} a comma ends the value: quote it, as in 'z = randn(batch, 100)')");
     }
     return rc;
 }
