@@ -58,9 +58,8 @@ int ag_errorf(ag_error *err, ag_loc loc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 int ag_verrorf(ag_error *err, ag_loc loc, const char *fmt, va_list ap);
 
-/* For a path that could not be opened: a relative one that is not there is read from
- * the current directory, which " (a relative path, read from the current directory
- * DIR)" in buf names; "" otherwise. Returns buf. */
+/* For a path that could not be opened: when it is relative and not there, buf gets
+ * " (a relative path, read from the current directory DIR)", else "". Returns buf. */
 const char *ag_relative_hint(const char *path, char *buf, size_t n);
 
 /* Allocation that cannot fail silently: aborts with a message on out-of-memory.
