@@ -1112,10 +1112,17 @@ int tr_run(pg_program *p, const tr_data *d, const tr_options *o, ag_error *err)
     if (rc == AG_OK) rc = mkdirs(st->dir, err);
     if (rc == AG_OK && o->resume) rc = resume_metrics(st, err);
     if (rc == AG_OK) {
+        char prev[4200];
+        snprintf(prev, sizeof prev, "%s/last.state", st->dir);
+        int replacing = !o->resume && access(prev, F_OK) == 0;
         st->mf = fopen(st->metrics_path, o->resume ? "a" : "w");
         if (!st->mf)
             rc = ag_errorf(err, (ag_loc){0}, "%s: cannot write the metrics: %s", st->metrics_path,
                            strerror(errno));
+        /* An earlier run's metrics are gone now, and its weights at the first
+         * checkpoint: a run typed again without --resume is easily a mistake. */
+        else if (replacing)
+            fprintf(stderr, "%s: replacing the run there (--resume would continue it)\n", st->dir);
     }
     struct sigaction sa = {.sa_handler = on_signal}, old_int, old_term;
     sigemptyset(&sa.sa_mask);

@@ -152,4 +152,17 @@ expect_error 1 "$TMP/nowhere/last: no run directory or checkpoint to resume from
 [ ! -e "$TMP/nowhere" ]
 ok $? "... nor the --out directory of a resume that fails"
 
+# A new run where one was: said, and done (the first run says nothing of the kind).
+AE1="tests/specs/tiny-ae.yaml --progress lines --epochs 1"
+# shellcheck disable=SC2086
+run $AE1 --out "$TMP/again"
+! grep -q "replacing" "$ERR"
+ok $? "a run into a new directory says nothing about replacing"
+# shellcheck disable=SC2086
+run $AE1 --out "$TMP/again"
+is "$RC,$ERR1" "0,$TMP/again: replacing the run there (--resume would continue it)" \
+    "a run where one was: exit 0, and the first line says it replaces it"
+[ "$(grep -c '"kind":"epoch"' "$TMP/again/metrics.jsonl")" -eq 1 ]
+ok $? "... its metrics are its own (one epoch row)"
+
 done_testing
