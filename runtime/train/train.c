@@ -812,16 +812,16 @@ static int hook(tr_run_state *st, lh_event ev, const tr_means *train, const tr_m
             snprintf(path, sizeof path, "%s", q->path[0] ? q->path : "");
         else
             snprintf(path, sizeof path, "%s/%s", st->dir, q->path);
-        int sec = q->section[0] ? -1 : 0;
-        for (int j = 0; j < p->nsamples && q->section[0]; j++)
-            if (!strcmp(p->samples[j].spec->name, q->section)) sec = j;
         if (p->nsamples == 0)
             return ag_errorf(err, p->spec->hooks_loc, "aigc.sample: the spec has no sample: section");
-        if (sec < 0) {
+        /* The program's sections are the spec's, in its order. */
+        const sp_sample *found = q->section[0] ? sp_find_sample(p->spec, q->section) : p->spec->samples;
+        if (!found) {
             char hint[256];
             return ag_errorf(err, p->spec->hooks_loc, "aigc.sample: the spec has no sample section '%s'%s",
                              q->section, sp_sample_hint(p->spec, q->section, hint, sizeof hint));
         }
+        int sec = (int)(found - p->spec->samples);
         if (!q->path[0])
             snprintf(path, sizeof path, "%s/samples-step-%08lld-%d.%s", st->dir, (long long)st->step, k,
                      p->samples[sec].text ? "txt" : "png");
