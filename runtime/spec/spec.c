@@ -32,7 +32,7 @@ static yt_node *flow_value(sp_spec *s, const char *text, const char *value, ag_e
     size_t pad = sizeof "--set " - 1 + (size_t)(value - text), len = pad + strlen(value);
     char *shifted = ar_alloc(&s->arena, len + 1), *shown = ar_alloc(&s->arena, len + 1);
     memset(shifted, ' ', pad);
-    memcpy(shifted + pad, value, strlen(value) + 1);
+    memcpy(shifted + pad, value, len - pad + 1);
     snprintf(shown, len + 1, "--set %s", text);
     yt_doc *doc = ar_alloc(&s->arena, sizeof *doc);
     int rc = yt_load_string(doc, &s->arena, shown, shifted, len, err);

@@ -133,17 +133,11 @@ static int on_scalar(yt_builder *b, const yaml_event_t *e)
     size_t from = mark_offset(b, e->start_mark), to = mark_offset(b, e->end_mark);
     int mapped = from != SIZE_MAX && to != SIZE_MAX && to >= from;
     int one_line = mapped && e->start_mark.line == e->end_mark.line;
-    if (!n->quoted) {
-        if (!mapped)
-            n->raw = NULL;
-        else if (one_line)
-            n->raw = n->text;
-        else
-            n->raw = ar_strndup(b->a, b->doc->src + from, to - from);
-    }
-    /* A plain scalar outside a flow collection takes a comma into its text: one that
-     * ends before a comma is a flow item. */
+    /* raw stays NULL (the arena zeroes) when quoted, or when the file cannot be mapped. */
     if (!n->quoted && mapped) {
+        n->raw = one_line ? n->text : ar_strndup(b->a, b->doc->src + from, to - from);
+        /* A plain scalar outside a flow collection takes a comma into its text: one
+         * that ends before a comma is a flow item. */
         size_t k = to;
         while (k < b->doc->src_len && (b->doc->src[k] == ' ' || b->doc->src[k] == '\t')) k++;
         n->comma_cut = k < b->doc->src_len && b->doc->src[k] == ',';
