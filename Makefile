@@ -56,9 +56,11 @@ $(BUILD)/tests/%.t: tests/%.c $(BUILD)/libaigc.a
 	$(CC) $(ALL_CFLAGS) -MMD -MP -o $@ $< $(BUILD)/libaigc.a $(LDLIBS)
 
 # The tests run from the top of the tree (they read tests/golden/ and data/) with one
-# BLAS thread unless told otherwise, so that results do not depend on the machine.
+# BLAS thread unless told otherwise, so that results do not depend on the machine, and
+# with the cache of inflated data off, so that no run reads what an earlier one left
+# (tests/test_idx.c and tests/cli/data-cache.t give it directories of their own).
 test: aigc-run $(TEST_BIN)
-	AIGC_RUN=$(abspath aigc-run) prove --exec '' $(addprefix ./,$(TEST_BIN) $(CLI_TESTS))
+	AIGC_RUN=$(abspath aigc-run) AIGC_CACHE=off prove --exec '' $(addprefix ./,$(TEST_BIN) $(CLI_TESTS))
 
 # A separate build tree, so that sanitized objects never mix with the normal ones.
 check:
@@ -67,7 +69,7 @@ check:
 	    LDFLAGS="-fsanitize=address,undefined" aigc-run-san test-san
 
 test-san: $(TEST_BIN)
-	AIGC_RUN=$(abspath aigc-run-san) ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	AIGC_RUN=$(abspath aigc-run-san) AIGC_CACHE=off ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	    prove --exec '' $(addprefix ./,$(TEST_BIN) $(CLI_TESTS))
 
 aigc-run-san: $(BUILD)/$(MAIN_SRC:.c=.o) $(BUILD)/libaigc.a

@@ -2,6 +2,8 @@
  * test_idx.c — the IDX reader: the committed MNIST subset loads as documented, and
  * every malformed file ends in its exact message. Fixtures are built in a temp dir.
  */
+#include <dirent.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -309,6 +311,162 @@ static void test_bad_gzip(void)
     diag("%s", err.msg);
 }
 
+/* ---- the cache of inflated files --------------------------------------------- */
+
+/* How many files dir holds (-1: no dir); the last one's name in name. */
+static int dir_files(const char *dir, char *name, size_t n)
+{
+    DIR *d = opendir(dir);
+    if (!d) return -1;
+    int count = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        if (e->d_name[0] != '.') {
+            count++;
+            snprintf(name, n, "%s", e->d_name);
+        }
+    closedir(d);
+    return count;
+}
+
+static uint8_t *read_file(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    *n = (size_t)ftell(f);
+    rewind(f);
+    uint8_t *b = malloc(*n ? *n : 1);
+    if (fread(b, 1, *n, f) != *n) *n = 0;
+    fclose(f);
+    return b;
+}
+
+/* Loads path and compares it with the IDX bytes want (header and payload). */
+static int loads_as(const char *path, const uint8_t *want, size_t n, const char *what)
+{
+    idx_array a;
+    ag_error err = {{0}};
+    int rc = idx_load(path, &a, &err);
+    if (rc != AG_OK) diag("%s", err.msg);
+    int same = rc == AG_OK && a.size + 16 == (int64_t)n && memcmp(a.data, want + 16, n - 16) == 0;
+    idx_free(&a);
+    return ok(same, "%s", what);
+}
+
+/* Whether dir holds exactly one file, the entry of a source named NAME whose bytes are
+ * want: a 16-byte header with the version's magic and the bytes' CRC-32, then the IDX
+ * file as it inflates. Its name goes to entry. */
+static int holds_entry(const char *dir, const char *name, const uint8_t *want, size_t n,
+                       char *entry, size_t en, const char *what)
+{
+    char path[800];
+    int files = dir_files(dir, entry, en);
+    size_t got = 0, len = strlen(entry);
+    snprintf(path, sizeof path, "%s/%s", dir, entry);
+    uint8_t *b = files == 1 ? read_file(path, &got) : NULL;
+    uLong crc = crc32(0, want, (uInt)n);
+    int good = b && len == 34 + strlen(name) && entry[16] == '-' && entry[33] == '-' &&
+               !strcmp(entry + 34, name) && got == n + 16 && !memcmp(b, "aigcca01", 8) &&
+               b[8] == (crc & 255) && b[9] == (crc >> 8 & 255) && b[10] == (crc >> 16 & 255) &&
+               b[11] == crc >> 24 && !memcmp(b + 16, want, n);
+    free(b);
+    if (!good) diag("%d files in %s, the last %s (%zu bytes)", files, dir, entry, got);
+    return ok(good, "%s", what);
+}
+
+/* Flips the entry's byte at, and with fix its header's CRC to match. */
+static void tamper(const char *path, long at, int fix)
+{
+    size_t n;
+    uint8_t *b = read_file(path, &n);
+    b[at] ^= 0x5a;
+    uLong crc = crc32(0, b + 16, (uInt)(n - 16));
+    for (int k = 0; k < 4 && fix; k++) b[8 + k] = (uint8_t)(crc >> 8 * k);
+    write_raw(path, b, n);
+    free(b);
+}
+
+static void test_cache(void)
+{
+    /* 1,400 images of 28x28: more than DC_MIN_BYTES inflated. */
+    static uint8_t big[16 + 1400 * 784];
+    uint32_t dims[3] = {1400, 28, 28};
+    size_t n = make_idx(big, 0x08, 3, dims, 1400 * 784);
+    char src[512], cache[512], entry[256], first[256], path[800];
+    snprintf(src, sizeof src, "%s", in_tmp("big-images-idx3-ubyte.gz"));
+    snprintf(cache, sizeof cache, "%s", in_tmp("cache"));
+    write_gz(src, big, n);
+    setenv("AIGC_CACHE", cache, 1);
+
+    loads_as(src, big, n, "cache: the first load inflates the source");
+    holds_entry(cache, "big-images-idx3-ubyte", big, n, first, sizeof first,
+                "cache: and leaves one entry: header, then the inflated bytes");
+    snprintf(path, sizeof path, "%s/%s", cache, first);
+
+    /* An entry changed with its CRC is what the next load reads: proof that it reads
+     * the entry. Changed without, it is damaged, and the source is read instead. */
+    tamper(path, 16 + 16 + 5, 1);
+    big[16 + 5] ^= 0x5a;
+    loads_as(src, big, n, "cache: the second load reads the entry");
+    big[16 + 5] ^= 0x5a;
+    tamper(path, 16 + 16 + 9, 0);
+    loads_as(src, big, n, "cache: an entry that fails its CRC is not trusted");
+    holds_entry(cache, "big-images-idx3-ubyte", big, n, entry, sizeof entry,
+                "cache: and is written again whole");
+    cut_file(path, 100);
+    loads_as(src, big, n, "cache: a cut-short entry is not trusted");
+    holds_entry(cache, "big-images-idx3-ubyte", big, n, entry, sizeof entry,
+                "cache: and is written again whole");
+
+    /* A source rewritten gets a new entry, which replaces its old one and what a
+     * writer killed before its rename left. */
+    snprintf(path, sizeof path, "%s/%.17stmp-Xy12Zw", cache, first);
+    write_raw(path, big, 10);
+    struct timespec times[2] = {{1000000000, 0}, {1000000000, 0}};
+    utimensat(AT_FDCWD, src, times, 0);
+    loads_as(src, big, n, "cache: a source with a new mtime loads");
+    holds_entry(cache, "big-images-idx3-ubyte", big, n, entry, sizeof entry,
+                "cache: its one entry is a new one; the old one and a stray temporary are gone");
+    ok(strcmp(entry, first) != 0 && !strncmp(entry, first, 17),
+       "cache: the new entry's name: the same source hash, a new identity hash");
+
+    /* The same file through a symbolic link is the same source. */
+    symlink(src, in_tmp("link.gz"));
+    loads_as(in_tmp("link.gz"), big, n, "cache: a symbolic link to the source loads");
+    ok(dir_files(cache, entry, sizeof entry) == 1, "cache: and shares the source's entry");
+
+    /* Nothing is cached from a raw file or a small one. */
+    write_raw(in_tmp("big-raw"), big, n);
+    loads_as(in_tmp("big-raw"), big, n, "cache: a raw file loads");
+    write_gz(in_tmp("small.gz"), big, 16 + 1000);
+    idx_array a;
+    ag_error err = {{0}};
+    idx_load(in_tmp("small.gz"), &a, &err);
+    idx_free(&a);
+    ok(dir_files(cache, entry, sizeof entry) == 1, "cache: neither a raw nor a small file gets an entry");
+
+    /* Off, or a directory that cannot be made: the source is read, nothing is said. */
+    write_gz(in_tmp("big2.gz"), big, n);
+    setenv("AIGC_CACHE", "off", 1);
+    loads_as(in_tmp("big2.gz"), big, n, "cache: AIGC_CACHE=off: loads");
+    ok(dir_files(cache, entry, sizeof entry) == 1, "cache: AIGC_CACHE=off: writes no entry");
+    write_raw(in_tmp("plain"), big, 1);
+    setenv("AIGC_CACHE", in_tmp("plain/cache"), 1);
+    loads_as(in_tmp("big2.gz"), big, n, "cache: a directory that cannot be made: loads");
+
+    /* Where it is by default: XDG_CACHE_HOME when absolute, else HOME's .cache. */
+    unsetenv("AIGC_CACHE");
+    setenv("XDG_CACHE_HOME", in_tmp("xdg"), 1);
+    loads_as(src, big, n, "cache: with XDG_CACHE_HOME: loads");
+    ok(dir_files(in_tmp("xdg/aigc-run"), entry, sizeof entry) == 1, "cache: in $XDG_CACHE_HOME/aigc-run");
+    setenv("XDG_CACHE_HOME", "relative", 1);
+    setenv("HOME", in_tmp("home"), 1);
+    loads_as(src, big, n, "cache: with a relative XDG_CACHE_HOME: loads");
+    ok(dir_files(in_tmp("home/.cache/aigc-run"), entry, sizeof entry) == 1,
+       "cache: a relative XDG_CACHE_HOME is ignored for $HOME/.cache/aigc-run");
+    setenv("AIGC_CACHE", "off", 1);
+}
+
 /* ---- splits ------------------------------------------------------------------ */
 
 static void expect_split_error(const char *dir, const char *want, const char *what)
@@ -369,11 +527,14 @@ static void test_bad_splits(void)
 int main(void)
 {
     tmp_open("idx");
+    /* Off but where test_cache turns it on: no load reads what an earlier one left. */
+    setenv("AIGC_CACHE", "off", 1);
     test_committed_subset();
     test_fashion_mnist();
     test_good_files();
     test_bad_files();
     test_bad_gzip();
+    test_cache();
     test_bad_splits();
     tmp_close();
     return tap_done();

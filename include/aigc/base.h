@@ -62,6 +62,15 @@ int ag_verrorf(ag_error *err, ag_loc loc, const char *fmt, va_list ap);
  * " (a relative path, read from the current directory DIR)", else "". Returns buf. */
 const char *ag_relative_hint(const char *path, char *buf, size_t n);
 
+/* mkdir -p: path and each missing directory above it. On failure returns AG_ERR with
+ * errno set and the directory that could not be made in failed (n bytes). */
+int ag_mkdirs(const char *path, char *failed, size_t n);
+
+/* FNV-1a, 64 bits, for names made from contents (a spec's text, a cached file's
+ * source): start from AG_FNV_BASIS and feed the pieces in turn. */
+#define AG_FNV_BASIS 0xcbf29ce484222325ull
+uint64_t ag_fnv1a(uint64_t h, const void *p, size_t n);
+
 /* Allocation that cannot fail silently: aborts with a message on out-of-memory.
  * Only for setup-time allocations; the training loop allocates nothing. */
 void *ag_xmalloc(size_t n);

@@ -67,7 +67,11 @@ static const char usage[] =
     "  --unsafe-hooks      let the spec's Lua hooks use io and os\n"
     "  --hook-errors MODE  fail (default: save a checkpoint and stop) or warn (go on)\n"
     "  -h, --help          this text\n"
-    "  --version           the version\n";
+    "  --version           the version\n"
+    "\n"
+    "Environment:\n"
+    "  AIGC_CACHE          where inflated gzip data is kept for the next run (default:\n"
+    "                      $XDG_CACHE_HOME/aigc-run, else ~/.cache/aigc-run), or off\n";
 
 typedef struct cli_args {
     const char *command;

@@ -1,9 +1,11 @@
 /* base.c — asserts, user-facing error messages, checked allocation. */
 #include "aigc/base.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 _Noreturn void ag_assert_fail(const char *file, int line, const char *what)
@@ -82,4 +84,36 @@ const char *ag_relative_hint(const char *path, char *buf, size_t n)
     if (path[0] != '/' && access(path, F_OK) != 0 && getcwd(cwd, sizeof cwd))
         snprintf(buf, n, " (a relative path, read from the current directory %s)", cwd);
     return buf;
+}
+
+int ag_mkdirs(const char *path, char *failed, size_t n)
+{
+    char buf[4096];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) {
+        snprintf(failed, n, "%s", path);
+        errno = ENAMETOOLONG;
+        return AG_ERR;
+    }
+    for (char *c = buf + 1;; c++) {
+        if (*c == '/' || !*c) {
+            char keep = *c;
+            *c = 0;
+            if (mkdir(buf, 0777) && errno != EEXIST) {
+                int saved = errno;
+                snprintf(failed, n, "%s", buf);
+                errno = saved;
+                return AG_ERR;
+            }
+            *c = keep;
+            if (!keep) break;
+        }
+    }
+    return AG_OK;
+}
+
+uint64_t ag_fnv1a(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    for (size_t k = 0; k < n; k++) h = (h ^ b[k]) * 0x100000001b3ull;
+    return h;
 }

