@@ -688,6 +688,28 @@ static int resume(tr_run_state *st, const char *from, ag_error *err)
     return AG_OK;
 }
 
+/* Whether the resumed run has done the epochs asked for, or is past them (it stopped in
+ * a later epoch): then it says so and the run directory stays as it is, where it would
+ * have ended without a word or trained on beyond the count. An epoch whose last step is
+ * done but whose end is not recorded is still to finish. */
+static int nothing_to_train(const tr_run_state *st)
+{
+    int epochs = st->p->spec->epochs, e = st->epoch;
+    int64_t count = st->d->train.count;
+    if (st->cursor == count && !st->rec.train.count && e == epochs)
+        fprintf(stderr, "%s: nothing to train: the run has done its %d epoch%s (--epochs %d or more trains on)\n",
+                st->resume_dir, e, e == 1 ? "" : "s", e + 1);
+    else if (st->cursor == count && !st->rec.train.count && e > epochs)
+        fprintf(stderr, "%s: nothing to train: the run has done %d epochs, more than %d (--epochs %d or more trains on)\n",
+                st->resume_dir, e, epochs, e + 1);
+    else if (st->cursor < count && e > epochs)
+        fprintf(stderr, "%s: nothing to train: the run stopped in epoch %d, past %d (--epochs %d or more finishes it)\n",
+                st->resume_dir, e, epochs, e);
+    else
+        return 0;
+    return 1;
+}
+
 /* The metrics up to the checkpoint. Its own run's file is cut there: rows written after
  * it belong to the lost part of the run. Resuming into another directory, that much of
  * the checkpoint's run is copied (none when its metrics are gone), so that an earlier
@@ -1067,37 +1089,12 @@ static int run_epochs(tr_run_state *st, ag_error *err)
     return st->hooks ? hook(st, LH_ON_END, NULL, NULL, err) : AG_OK;
 }
 
-int tr_run(pg_program *p, const tr_data *d, const tr_options *o, ag_error *err)
+/* The run proper: its directory and metrics file, then the epochs, with SIGINT and
+ * SIGTERM saving a checkpoint before they stop it. */
+static int run_in_dir(tr_run_state *st, ag_error *err)
 {
-    const sp_spec *s = p->spec;
-    tr_run_state *st = ag_xcalloc(1, sizeof *st);
-    st->p = p;
-    st->d = d;
-    st->o = o;
-    if (o->out_dir)
-        snprintf(st->dir, sizeof st->dir, "%s", o->out_dir);
-    else
-        snprintf(st->dir, sizeof st->dir, "runs/%s", s->name);
-    snprintf(st->metrics_path, sizeof st->metrics_path, "%s/metrics.jsonl", st->dir);
-    st->pr = (tr_progress){.live = o->progress < 0 ? isatty(2) : o->progress, .start = now()};
-
-    const idx_dataset *tr = &d->train;
-    st->order = ag_xmalloc((size_t)tr->count * sizeof *st->order);
-    for (int64_t k = 0; k < tr->count; k++) st->order[k] = (int32_t)k;
-    /* The data order has its own generator, so that changing the model (and with it
-     * the draws of noise) does not change which images come together. */
-    rng_seed(&st->data_rng, s->seed ^ 0x5eedda7aull);
-    st->cursor = tr->count; /* "epoch 0 is over" */
-
-    /* The hook script loads first: one that does not compile stops the run before the
-     * run directory, and an earlier run's metrics there, are touched. */
-    int rc = hooks_open(st, err);
-    for (int k = 0; k < p->nsamples && rc == AG_OK; k++)
-        if (p->samples[k].spec->each_epoch) rc = tr_sample_inputs(p, k, d, err);
-    /* Loading the checkpoint touches no file: one that is not there (--resume into a
-     * directory that does not exist) leaves no run directory behind. */
-    if (rc == AG_OK && o->resume) rc = resume(st, o->resume, err);
-    if (rc == AG_OK) rc = mkdirs(st->dir, err);
+    const tr_options *o = st->o;
+    int rc = mkdirs(st->dir, err);
     if (rc == AG_OK && o->resume) rc = resume_metrics(st, err);
     if (rc == AG_OK) {
         char prev[4200];
@@ -1131,6 +1128,40 @@ int tr_run(pg_program *p, const tr_data *d, const tr_options *o, ag_error *err)
         rc = ag_errorf(err, (ag_loc){0}, "%s: cannot write the metrics: %s", st->metrics_path, strerror(errno));
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
+    return rc;
+}
+
+int tr_run(pg_program *p, const tr_data *d, const tr_options *o, ag_error *err)
+{
+    const sp_spec *s = p->spec;
+    tr_run_state *st = ag_xcalloc(1, sizeof *st);
+    st->p = p;
+    st->d = d;
+    st->o = o;
+    if (o->out_dir)
+        snprintf(st->dir, sizeof st->dir, "%s", o->out_dir);
+    else
+        snprintf(st->dir, sizeof st->dir, "runs/%s", s->name);
+    snprintf(st->metrics_path, sizeof st->metrics_path, "%s/metrics.jsonl", st->dir);
+    st->pr = (tr_progress){.live = o->progress < 0 ? isatty(2) : o->progress, .start = now()};
+
+    const idx_dataset *tr = &d->train;
+    st->order = ag_xmalloc((size_t)tr->count * sizeof *st->order);
+    for (int64_t k = 0; k < tr->count; k++) st->order[k] = (int32_t)k;
+    /* The data order has its own generator, so that changing the model (and with it
+     * the draws of noise) does not change which images come together. */
+    rng_seed(&st->data_rng, s->seed ^ 0x5eedda7aull);
+    st->cursor = tr->count; /* "epoch 0 is over" */
+
+    /* The hook script loads first: one that does not compile stops the run before the
+     * run directory, and an earlier run's metrics there, are touched. */
+    int rc = hooks_open(st, err);
+    for (int k = 0; k < p->nsamples && rc == AG_OK; k++)
+        if (p->samples[k].spec->each_epoch) rc = tr_sample_inputs(p, k, d, err);
+    /* Loading the checkpoint touches no file: one that is not there (--resume into a
+     * directory that does not exist) leaves no run directory behind. */
+    if (rc == AG_OK && o->resume) rc = resume(st, o->resume, err);
+    if (rc == AG_OK && !(o->resume && nothing_to_train(st))) rc = run_in_dir(st, err);
     hooks_close(st);
     free(st->order);
     free(st);

@@ -165,4 +165,24 @@ is "$RC,$ERR1" "0,$TMP/again: replacing the run there (--resume would continue i
 [ "$(grep -c '"kind":"epoch"' "$TMP/again/metrics.jsonl")" -eq 1 ]
 ok $? "... its metrics are its own (one epoch row)"
 
+# f) a run that has done its epochs, or stopped past them, is not trained on: it says
+# so, exits 0, and leaves the run as it was
+cp "$TMP/ae/metrics.jsonl" "$TMP/ae.metrics"
+# shellcheck disable=SC2086
+run $AE --epochs 2 --out "$TMP/ae" --resume
+is "$RC,$(cat "$ERR")" "0,$TMP/ae: nothing to train: the run has done its 2 epochs (--epochs 3 or more trains on)" \
+    "--resume of a finished run: exit 0, and why it trains nothing"
+# shellcheck disable=SC2086
+run $AE --epochs 1 --out "$TMP/ae" --resume
+is "$RC,$(cat "$ERR")" "0,$TMP/ae: nothing to train: the run has done 2 epochs, more than 1 (--epochs 3 or more trains on)" \
+    "--resume with fewer epochs than the run has done"
+cmp -s "$TMP/ae/metrics.jsonl" "$TMP/ae.metrics"
+ok $? "... the metrics left as they were"
+# shellcheck disable=SC2086
+run $AE --epochs 1 --out "$TMP/aepast" --resume "$TMP/ae/step-00000250"
+is "$RC,$(cat "$ERR")" "0,$TMP/ae: nothing to train: the run stopped in epoch 2, past 1 (--epochs 2 or more finishes it)" \
+    "--resume of a checkpoint in epoch 2 with --epochs 1"
+[ ! -e "$TMP/aepast" ]
+ok $? "... makes no run directory"
+
 done_testing
