@@ -87,8 +87,6 @@ install: all
 	install -m 755 aigc-run $(DESTDIR)$(PREFIX)/bin/aigc-run
 	install -m 644 $(BUILD)/libaigc.a $(DESTDIR)$(PREFIX)/lib/libaigc.a
 	install -m 644 include/aigc/*.h $(DESTDIR)$(PREFIX)/include/aigc/
-	if [ -f docs/aigc-run.1 ]; then install -d $(DESTDIR)$(PREFIX)/share/man/man1 && \
-	    install -m 644 docs/aigc-run.1 $(DESTDIR)$(PREFIX)/share/man/man1/; fi
 
 clean:
 	rm -rf build build-san aigc-run aigc-run-san
