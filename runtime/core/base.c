@@ -98,11 +98,16 @@ int ag_mkdirs(const char *path, char *failed, size_t n)
         if (*c == '/' || !*c) {
             char keep = *c;
             *c = 0;
-            if (mkdir(buf, 0777) && errno != EEXIST) {
-                int saved = errno;
-                snprintf(failed, n, "%s", buf);
-                errno = saved;
-                return AG_ERR;
+            if (mkdir(buf, 0777) != 0) {
+                struct stat st;
+                /* EEXIST is fine for a directory, not for a file in its way. */
+                if (errno == EEXIST && stat(buf, &st) == 0 && !S_ISDIR(st.st_mode)) errno = ENOTDIR;
+                if (errno != EEXIST) {
+                    int saved = errno;
+                    snprintf(failed, n, "%s", buf);
+                    errno = saved;
+                    return AG_ERR;
+                }
             }
             *c = keep;
             if (!keep) break;

@@ -232,9 +232,12 @@ static void json_num(FILE *f, double v)
 static int mkdirs(const char *path, ag_error *err)
 {
     char failed[4096];
-    if (ag_mkdirs(path, failed, sizeof failed))
-        return ag_errorf(err, (ag_loc){0}, "%s: cannot create the run directory: %s", failed, strerror(errno));
-    return AG_OK;
+    if (ag_mkdirs(path, failed, sizeof failed) == AG_OK) return AG_OK;
+    const char *why = strerror(errno);
+    /* A directory above it that could not be made, or a file in its way, is named. */
+    if (strcmp(failed, path) != 0)
+        return ag_errorf(err, (ag_loc){0}, "%s: cannot create the run directory: %s: %s", path, failed, why);
+    return ag_errorf(err, (ag_loc){0}, "%s: cannot create the run directory: %s", path, why);
 }
 
 /* A text input's bytes as token ids, the same row for every draw. */

@@ -110,9 +110,11 @@ expect_error 1 "$S/overflow.yaml:15:7: training diverged at epoch 1, step 1: 'up
     $S/overflow.yaml --out "$TMP/skip5" --progress lines
 
 # A run directory that cannot be made: reported before any training (the full disk and
-# read-only cases are in disk.t).
+# read-only cases are in disk.t), with the file in its way.
 : >"$TMP/file"
-expect_error 1 "$TMP/file/run: cannot create the run directory: Not a directory" \
+expect_error 1 "$TMP/file/run: cannot create the run directory: $TMP/file: Not a directory" \
     tests/specs/tiny-ae.yaml --out "$TMP/file/run" --progress lines
+expect_error 1 "$TMP/file: cannot create the run directory: Not a directory" \
+    tests/specs/tiny-ae.yaml --out "$TMP/file" --progress lines
 
 done_testing
