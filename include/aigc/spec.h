@@ -109,6 +109,8 @@ typedef struct sp_input {
                               * pixels [n, H, W] in 0..255; NULL until given */
     const char *text;        /* TEXT: bytes, read as token ids [n, length] in the text
                               * data's vocabulary */
+    const char *given;       /* "--prompt TEXT" when the command line set it, else NULL:
+                              * what a message about the value names instead of loc */
     ag_loc loc;
 } sp_input;
 

@@ -589,6 +589,8 @@ static int text_input(pg_program *p, pg_sampler *q, ev_ctx *c, int j, ag_error *
         return ag_errorf(err, in->loc, "input '%s' is text, but the data are images; text needs dataset: text "
                          "and its vocabulary", in->name);
     size_t len = strlen(in->text);
+    if (len == 0 && in->given)
+        return ag_errorf(err, (ag_loc){0}, "%s: input '%s' is empty: give at least one character", in->given, in->name);
     if (len == 0) return ag_errorf(err, in->loc, "input '%s' is empty: give at least one character", in->name);
     if (len > 1 << 20) return ag_errorf(err, in->loc, "input '%s' is longer than 1048576 bytes", in->name);
     q->inputs[j] = ag_input(c->g, in->name, ag_shape2(q->count, (int)len), 0);

@@ -789,8 +789,9 @@ const char *sp_sample_hint(const sp_spec *s, const char *name, char *buf, size_t
 }
 
 /* One --input NAME=VALUE into one declared input; where is the override's text. */
-static int set_input(sp_input *in, const char *value, const char *where, ag_error *err)
+static int set_input(sp_spec *s, sp_input *in, const char *value, const char *where, ag_error *err)
 {
+    in->given = ar_strdup(&s->arena, where);
     if (in->kind == SP_INPUT_IMAGE) {
         if (!*value) return ag_errorf(err, (ag_loc){0}, "%s: '%s' is an image: give a PNG file", where, in->name);
         in->path = value;
@@ -814,8 +815,8 @@ int sp_set_inputs(sp_spec *s, const char *section, const sp_set *sets, int nsets
     for (int k = 0; k < nsets; k++) {
         const char *text = sets[k].text, *eq = strchr(text, '=');
         char where[256];
-        if (sets[k].option)
-            snprintf(where, sizeof where, "%s %s", sets[k].option, eq ? eq + 1 : text);
+        if (sets[k].option) /* an empty value shown as the shell takes it */
+            snprintf(where, sizeof where, "%s %s", sets[k].option, eq && eq[1] ? eq + 1 : eq ? "''" : text);
         else
             snprintf(where, sizeof where, "--input %s", text);
         if (!eq || eq == text) return ag_errorf(err, (ag_loc){0}, "%s: expected NAME=VALUE, like temperature=0.8", where);
@@ -829,7 +830,7 @@ int sp_set_inputs(sp_spec *s, const char *section, const sp_set *sets, int nsets
             for (int i = 0; i < sm->ninputs; i++) {
                 sg_offer(&b, sm->inputs[i].name);
                 if (strlen(sm->inputs[i].name) != len || strncmp(sm->inputs[i].name, text, len)) continue;
-                if (set_input(&sm->inputs[i], eq + 1, where, err)) return AG_ERR;
+                if (set_input(s, &sm->inputs[i], eq + 1, where, err)) return AG_ERR;
                 hits++;
             }
         }

@@ -248,11 +248,21 @@ static int text_input(pg_program *p, int k, int j, const tr_data *d, ag_error *e
     int64_t len = q->inputs[j]->shape.d[1];
     for (int64_t i = 0; i < len; i++) {
         unsigned char b = (unsigned char)in->text[i];
-        if (d->text.id[b] < 0)
-            return ag_errorf(err, in->loc, "input '%s': the byte %s%c%s(0x%02x) at offset %lld is not in the "
-                             "vocabulary of %s (%d bytes)", in->name, b >= 32 && b < 127 ? "'" : "",
-                             b >= 32 && b < 127 ? b : ' ', b >= 32 && b < 127 ? "' " : "", b, (long long)i,
-                             p->spec->data.path, d->text.vocab);
+        if (d->text.id[b] < 0) {
+            char byte[16], head[300];
+            if (b >= 32 && b < 127)
+                snprintf(byte, sizeof byte, "'%c' (0x%02x)", b, b);
+            else
+                snprintf(byte, sizeof byte, "0x%02x", b);
+            /* The value the command line gave is named; the spec's, by its place. */
+            if (in->given)
+                snprintf(head, sizeof head, "%s", in->given);
+            else
+                snprintf(head, sizeof head, "input '%s'", in->name);
+            return ag_errorf(err, in->given ? (ag_loc){0} : in->loc,
+                             "%s: the byte %s at offset %lld is not in the vocabulary of %s (%d bytes)", head, byte,
+                             (long long)i, p->spec->data.path, d->text.vocab);
+        }
         for (int r = 0; r < q->count; r++) q->inputs[j]->data[r * len + i] = d->text.id[b];
     }
     return AG_OK;

@@ -117,9 +117,14 @@ ls "$TMP/gpt"/samples-epoch-003.txt >/dev/null 2>&1
 ok $? "training writes the section's texts after each epoch"
 
 # Sampling's mistakes.
-expect_error 1 "$S/tiny-gpt.yaml:31:5: input 'prompt': the byte 'Z' (0x5a) at offset 0 is not in the vocabulary of tests/data/text (41 bytes)" \
+expect_error 1 "--prompt Zebra: the byte 'Z' (0x5a) at offset 0 is not in the vocabulary of tests/data/text (41 bytes)" \
     sample $GPT --checkpoint "$TMP/gpt" --prompt Zebra
-expect_error 1 "$S/tiny-gpt.yaml:31:5: input 'prompt' is empty: give at least one character" \
+euro=$(printf '\342\202\254')
+expect_error 1 "--input prompt=a$euro: the byte 0xe2 at offset 1 is not in the vocabulary of tests/data/text (41 bytes)" \
+    sample $GPT --checkpoint "$TMP/gpt" --input "prompt=a$euro"
+expect_error 1 "$S/tiny-gpt.yaml:31:5: input 'prompt': the byte 'Z' (0x5a) at offset 0 is not in the vocabulary of tests/data/text (41 bytes)" \
+    sample $GPT --checkpoint "$TMP/gpt" --set "sample.inputs.prompt.text=Zebra"
+expect_error 1 "--prompt '': input 'prompt' is empty: give at least one character" \
     sample $GPT --checkpoint "$TMP/gpt" --prompt ""
 expect_error 1 "$S/tiny-gpt.yaml:37:22: zeros: 'size' must be a whole number in [1, 16777216]" \
     sample $GPT --checkpoint "$TMP/gpt" --length 2.5
