@@ -120,6 +120,8 @@ static void run_make(run *s, const variant *v)
     for (int k = 0; k < 3; k++) s->rp[k] = &s->r[k];
     s->ck = (ck_run){.spec_name = "tiny-gan",
                      .spec_hash = v->hash,
+                     .data = "4x3 2",
+                     .vocab = "0a20",
                      .params = &s->ps,
                      .noptims = v->noptims,
                      .optims = s->opt,
@@ -225,6 +227,8 @@ static void test_round_trip(void)
         is_str(sf_meta_get(&f, "format"), "pt", "__metadata__ format");
         is_str(sf_meta_get(&f, "spec"), "tiny-gan", "__metadata__ spec");
         is_str(sf_meta_get(&f, "spec_hash"), "hash-1", "__metadata__ spec_hash");
+        is_str(sf_meta_get(&f, "data"), "4x3 2", "__metadata__ data, the caller's record");
+        is_str(sf_meta_get(&f, "vocab"), "0a20", "__metadata__ vocab, the caller's record");
         sf_close(&f);
     }
     run_free(&a);

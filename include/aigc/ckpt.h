@@ -7,7 +7,9 @@
  *   dir/last.safetensors   every parameter of the store, by its name ("G.0.weight"), in
  *                          its stored shape (a linear weight is [out, in], as PyTorch
  *                          keeps it), with __metadata__ {"format": "pt", "spec": the
- *                          spec's name, "spec_hash": the caller's hash of the spec}
+ *                          spec's name, "spec_hash": the caller's hash of the spec,
+ *                          "data": the caller's record of its data, "vocab": of a
+ *                          text corpus's vocabulary} (the last two when given)
  *   dir/last.state         everything else, in the binary format below
  *
  * Each is written as PATH.tmp and renamed over PATH once complete, so a crash or a
@@ -64,6 +66,7 @@ enum { CK_VERSION = 1 };
 typedef struct ck_run {
     const char *spec_name;
     const char *spec_hash;      /* ck_load: NULL accepts a checkpoint of any spec */
+    const char *data, *vocab;   /* metadata for sampling without the data set, or NULL */
     ag_params *params;          /* allocated */
     int noptims;
     opt_optimizer *optims;      /* noptims, made from the spec */

@@ -153,6 +153,10 @@ void pg_ema_swap(pg_program *p);
  * drawn from seed, after the caller wrote its pixels and labels; the images are
  * p->samples[k].image->data. */
 int pg_sample(pg_program *p, int k, uint64_t seed, ag_error *err);
+/* Whether section k's result depends on the test images or labels the caller writes
+ * (test_x, test_label), through its loop's carried values too: whether drawing it
+ * needs the data set. */
+int pg_sample_reads_data(const pg_program *p, int k);
 
 /* `aigc-run check`: every model's layers with output shapes, parameter counts and
  * FLOPs per sample; then the step's segments. */

@@ -37,10 +37,17 @@ typedef struct tr_data {
     int has_test;
     sp_data_kind kind;
     tx_corpus text;        /* kind SP_DATA_TEXT: the corpus, for its vocabulary */
+    int recorded;          /* tr_data_recorded: the geometry and vocabulary alone */
+    ag_error absent;       /* ... and why the data set itself could not be read */
 } tr_data;
 
 /* Loads the spec's data set; messages start with the spec's data.path location. */
 int tr_load_data(const sp_spec *s, tr_data *d, ag_error *err);
+/* For sampling without the data set (absent says why it could not be read): the data's
+ * image size and class count, and a text corpus's vocabulary, as the checkpoint's
+ * weights file at path recorded them, with no images. 0 when it holds no record of
+ * this spec's kind of data (a checkpoint from before the record). */
+int tr_data_recorded(const sp_spec *s, const char *path, const ag_error *absent, tr_data *d);
 void tr_free_data(tr_data *d);
 /* `aigc-run check`: for text, what was read: files, bytes, the vocabulary, the split
  * and its windows. Nothing for images. */

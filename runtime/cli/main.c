@@ -388,6 +388,13 @@ static int run_command(const cli_args *a, sp_spec *s, pg_program *p, const tr_da
     if (!strcmp(a->command, "sample")) {
         int k;
         if (find_section(a, s, p, &k, err)) return AG_ERR;
+        if (d->recorded && pg_sample_reads_data(p, k)) {
+            *err = d->absent;
+            size_t len = strlen(err->msg);
+            snprintf(err->msg + len, sizeof err->msg - len, " (sample section '%s' reads the test split)",
+                     s->samples[k].name);
+            return AG_ERR;
+        }
         /* Texts are results: stdout unless -o names a file. */
         const char *out = a->image ? a->image : p->samples[k].text ? "-" : "samples.png";
         if (tr_write_samples(p, k, d, out, s->seed, err)) return AG_ERR;
@@ -438,7 +445,12 @@ static int run_spec(const cli_args *a)
         for (int k = 0; k < s.nsamples; k++) s.samples[k].rows = s.samples[k].cols = 0;
     }
     tr_data d;
-    if (tr_load_data(&s, &d, &err)) {
+    char buf[4200];
+    /* Sampling needs the data set only for a section that draws test images: without
+     * it, the checkpoint's record of the data builds the program. */
+    if (tr_load_data(&s, &d, &err) &&
+        !(!strcmp(a->command, "sample") && a->checkpoint &&
+          tr_data_recorded(&s, weights_path(a->checkpoint, buf, sizeof buf), &err, &d))) {
         rc = fail(&err, &s);
         sp_free(&s);
         return rc;

@@ -135,9 +135,11 @@ static int ck_save_weights_impl(const char *path, const ck_run *run, ag_error *e
         for (int d = 0; d < p->shape.ndim; d++) t[k].shape[d] = p->shape.d[d];
         t[k].data = p->data;
     }
-    const sf_meta meta[] = {
-        {"format", "pt"}, {"spec", run->spec_name}, {"spec_hash", run->spec_hash}};
-    int rc = sf_write(path, t, ps->n, meta, (int)AG_COUNTOF(meta), err);
+    sf_meta meta[5] = {{"format", "pt"}, {"spec", run->spec_name}, {"spec_hash", run->spec_hash}};
+    int nmeta = 3;
+    if (run->data) meta[nmeta++] = (sf_meta){"data", run->data};
+    if (run->vocab) meta[nmeta++] = (sf_meta){"vocab", run->vocab};
+    int rc = sf_write(path, t, ps->n, meta, nmeta, err);
     free(t);
     return rc;
 }

@@ -916,3 +916,35 @@ void pg_print_summary(const pg_program *p, FILE *out)
                     s->optims[sg->optim].name, sg->bw->nsteps);
     }
 }
+
+int pg_sample_reads_data(const pg_program *p, int k)
+{
+    const pg_sampler *q = &p->samples[k];
+    const ag_graph *g = &q->graph;
+    char *seen = ag_xcalloc((size_t)g->n, 1);
+    ag_node **todo = ag_xmalloc((size_t)g->n * sizeof *todo);
+    int n = 0, reads = 0;
+    todo[n++] = q->image;
+    seen[q->image->id] = 1;
+    while (n > 0 && !reads) {
+        ag_node *x = todo[--n];
+        reads = x == q->pixels || x == q->labels;
+        ag_node *next[AG_MAX_SRC + 2];
+        int m = 0;
+        for (int s = 0; s < x->nsrc; s++) next[m++] = x->src[s];
+        /* A carried value starts from carry_init and comes back from carry_out. */
+        for (int c = 0; c < q->ncarry; c++)
+            if (q->carry_in[c] == x) {
+                next[m++] = q->carry_init[c];
+                next[m++] = q->carry_out[c];
+            }
+        for (int j = 0; j < m; j++)
+            if (!seen[next[j]->id]) {
+                seen[next[j]->id] = 1;
+                todo[n++] = next[j];
+            }
+    }
+    free(seen);
+    free(todo);
+    return reads;
+}

@@ -1,6 +1,7 @@
 /* train.c — epochs, batches, metrics, progress, sample grids. */
 #include "aigc/train.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
@@ -18,6 +19,7 @@
 #include "aigc/hooks.h"
 #include "aigc/png.h"
 #include "aigc/pool.h"
+#include "aigc/safetensors.h"
 
 /* ------------------------------------------------------------------ data -- */
 
@@ -122,6 +124,52 @@ int tr_load_data(const sp_spec *s, tr_data *d, ag_error *err)
     if (loaders[d->kind](s, d, err) == AG_OK) return AG_OK;
     tr_free_data(d);
     return AG_ERR;
+}
+
+/* The checkpoint's record of the data: "ROWSxCOLS CLASSES", and for text the
+ * vocabulary's bytes in hex, in token order. */
+static void data_record(const tr_data *d, char *data, size_t n, char *vocab)
+{
+    snprintf(data, n, "%dx%d %d", d->train.rows, d->train.cols, d->train.classes);
+    for (int k = 0; k < d->text.vocab; k++) sprintf(vocab + 2 * k, "%02x", d->text.bytes[k]);
+    vocab[2 * d->text.vocab] = 0;
+}
+
+int tr_data_recorded(const sp_spec *s, const char *path, const ag_error *absent, tr_data *d)
+{
+    sf_file f;
+    ag_error ignored;
+    if (sf_open(&f, path, &ignored)) return 0;
+    const char *data = sf_meta_get(&f, "data"), *vocab = sf_meta_get(&f, "vocab");
+    memset(d, 0, sizeof *d);
+    d->kind = s->data.kind;
+    int rows, cols, classes, used, ok = data && sscanf(data, "%dx%d %d%n", &rows, &cols, &classes, &used) == 3 &&
+                                        !data[used] && rows > 0 && cols > 0 && classes > 0 && classes <= 1 << 16;
+    /* Text: the vocabulary, distinct bytes in increasing order, one a class. */
+    if (ok && d->kind == SP_DATA_TEXT) {
+        size_t len = vocab ? strlen(vocab) : 0;
+        ok = len > 0 && len % 2 == 0 && (int)len / 2 == classes && classes <= 256;
+        memset(d->text.id, -1, sizeof d->text.id);
+        for (int k = 0; ok && k < classes; k++) {
+            unsigned b;
+            ok = isxdigit((unsigned char)vocab[2 * k]) && isxdigit((unsigned char)vocab[2 * k + 1]) &&
+                 sscanf(vocab + 2 * k, "%2x", &b) == 1 && (k == 0 || b > d->text.bytes[k - 1]);
+            d->text.bytes[k] = (uint8_t)b;
+            d->text.id[b] = (int16_t)k;
+        }
+        d->text.vocab = classes;
+    }
+    sf_close(&f);
+    if (!ok) {
+        tr_free_data(d);
+        return 0;
+    }
+    d->train.rows = d->test.rows = rows;
+    d->train.cols = d->test.cols = cols;
+    d->train.classes = d->test.classes = classes;
+    d->recorded = 1;
+    d->absent = *absent;
+    return 1;
 }
 
 void tr_free_data(tr_data *d)
@@ -572,6 +620,7 @@ typedef struct tr_run_state {
     double *hvalues, *htest;
     int stop;
     int hook_failed;        /* the last callback raised: the run is saved before it ends */
+    char data_meta[48], vocab_meta[2 * 256 + 1]; /* the checkpoint's record of the data */
 } tr_run_state;
 
 /* After each epoch every section: the first as samples-epoch-NNN.png, the others
@@ -608,7 +657,9 @@ static ck_run ck_view(tr_run_state *st, rng **rngs, const char **names, char *ha
     spec_hash(p->spec, hash, hlen);
     rngs[0] = &p->rng;
     rngs[1] = &st->data_rng;
-    return (ck_run){.spec_name = p->spec->name, .spec_hash = hash, .params = &p->params,
+    return (ck_run){.spec_name = p->spec->name, .spec_hash = hash,
+                    .data = st->data_meta, .vocab = st->d->kind == SP_DATA_TEXT ? st->vocab_meta : NULL,
+                    .params = &p->params,
                     .noptims = p->spec->noptims, .optims = p->optims,
                     .optim_names = optim_names(p->spec, names), .nrngs = 2, .rngs = rngs,
                     .order = st->order, .norder = st->d->train.count, .cursor = st->cursor,
@@ -1156,6 +1207,7 @@ int tr_run(pg_program *p, const tr_data *d, const tr_options *o, ag_error *err)
     else
         snprintf(st->dir, sizeof st->dir, "runs/%s", s->name);
     snprintf(st->metrics_path, sizeof st->metrics_path, "%s/metrics.jsonl", st->dir);
+    data_record(d, st->data_meta, sizeof st->data_meta, st->vocab_meta);
     st->pr = (tr_progress){.live = o->progress < 0 ? isatty(2) : o->progress, .start = now()};
 
     const idx_dataset *tr = &d->train;

@@ -50,8 +50,10 @@ damaged "last.state cut by 4 bytes" \
     "\$D/last.state: truncated or padded: $((total - 4)) bytes, the header says $total" \
     'head -c $(($(size "$TMP/ae/last.state") - 4)) "$TMP/ae/last.state" >"$D/last.state"'
 damaged "last.state missing" '$D/last.state: cannot open: No such file or directory' 'rm "$D/last.state"'
+# Cut to 5000 bytes: what is left after the 8-byte length and the JSON header it gives.
+left=$((5000 - 8 - $(od -An -tu8 -N8 "$TMP/ae/last.safetensors" | tr -d ' ')))
 damaged "last.safetensors cut short" \
-    "\$D/last.safetensors: tensor 'E.0.weight': data_offsets [0, 100352] run past the data section (4616 bytes)" \
+    "\$D/last.safetensors: tensor 'E.0.weight': data_offsets [0, 100352] run past the data section ($left bytes)" \
     'head -c 5000 "$TMP/ae/last.safetensors" >"$D/last.safetensors"'
 damaged "the weights of the step-100 save beside the state of the last" \
     '$D/last.state: does not belong to $D/last.safetensors: saved with other weights (was a save interrupted?)' \

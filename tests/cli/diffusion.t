@@ -35,6 +35,16 @@ run sample "$SPEC" --checkpoint "$CK" --section inpaint --input picture=tests/da
     --input mask=tests/data/mask-bottom.png -o "$TMP/fill2.png"
 cmp -s "$TMP/fill.png" "$TMP/fill2.png"
 ok $? "--inpaint F --mask M is --section inpaint --input picture=F --input mask=M"
+# The reverse process carries its image from step to step; nothing it carries comes from
+# the test split, so it runs without the data set, from the checkpoint's record of it.
+# shellcheck disable=SC2086
+run sample "$SPEC" --checkpoint "$CK" $IN -o "$TMP/fill-nodata.png" --set data.path="$TMP/nodata"
+is "$RC" 0 "sample --inpaint without the data set exits 0"
+cmp -s "$TMP/fill.png" "$TMP/fill-nodata.png"
+ok $? "... and fills in the same images"
+# A loop whose carried image starts from test images reads the test split.
+expect_error 1 "--set data.path=$TMP/nodata: cannot load the training data: $TMP/nodata: No such file or directory (sample section 'ddpm' reads the test split)" \
+    sample "$SPEC" --checkpoint "$CK" --section ddpm --set "sample.ddpm.steps.0=x = test_x" --set data.path="$TMP/nodata"
 run sample "$SPEC" --checkpoint "$CK" --section black -o "$TMP/black.png"
 run sample "$SPEC" --checkpoint "$CK" --section white -o "$TMP/white.png"
 # shellcheck disable=SC2086

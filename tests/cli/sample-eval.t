@@ -41,6 +41,27 @@ expect_error 1 "specs/vae.yaml: no sample section 'interpolatoin'; did you mean 
 expect_error 1 "specs/vae.yaml: no sample section 'walk' (the spec's: prior, reconstruction, interpolation)" \
     sample specs/vae.yaml --checkpoint "$CK" --section walk
 
+# Without the data set: the checkpoint's record of it (28x28 images, 10 classes) builds
+# the program; only a section that draws test images needs the data.
+NODATA="--set data.path=$TMP/nodata"
+# shellcheck disable=SC2086 # $NODATA is a list of arguments
+run sample specs/vae.yaml --checkpoint "$CK" $NODATA -o "$TMP/nodata.png"
+is "$RC" 0 "sample without the data set exits 0"
+cmp -s "$TMP/nodata.png" "$TMP/64.png"
+ok $? "... and draws the grid drawn with it"
+# shellcheck disable=SC2086
+expect_error 1 "--set data.path=$TMP/nodata: cannot load the training data: $TMP/nodata: No such file or directory (sample section 'reconstruction' reads the test split)" \
+    sample specs/vae.yaml --checkpoint "$CK" $NODATA --section reconstruction
+# A checkpoint without the record (written before it was kept): the data's error.
+cp -R "$CK" "$TMP/norecord"
+LC_ALL=C sed -i 's/"data":"28x28 10"/"dat0":"28x28 10"/' "$TMP/norecord/last.safetensors"
+# shellcheck disable=SC2086
+expect_error 1 "--set data.path=$TMP/nodata: cannot load the training data: $TMP/nodata: No such file or directory" \
+    sample specs/vae.yaml --checkpoint "$TMP/norecord" $NODATA
+run sample specs/vae.yaml --checkpoint "$TMP/norecord" -o "$TMP/norecord.png"
+cmp -s "$TMP/norecord.png" "$TMP/64.png"
+ok $? "... which samples as before with the data set"
+
 # the seed: the same one reproduces the grid, another changes it
 run sample specs/vae.yaml --checkpoint "$CK" --seed 7 -o "$TMP/seed7a.png"
 run sample specs/vae.yaml --checkpoint "$CK" --seed 7 -o "$TMP/seed7b.png"

@@ -107,6 +107,21 @@ run sample $GPT --checkpoint "$TMP/gpt" --prompt "A stitch" --length 30 --temper
 is "$(cat "$OUT")" "$TMP/s.txt" "-o writes the texts to a file and prints its name"
 cmp -s "$TMP/s.txt" "$TMP/first.txt"
 ok $? "the same seed draws the same texts"
+# Without the corpus: the section starts from a test window, so it needs the corpus;
+# started from zeros instead, the checkpoint's record of the vocabulary (its bytes in
+# token order) encodes the prompt and decodes the same texts as the corpus does.
+expect_error 1 "--set data.path=$TMP/nocorpus: cannot load the text: $TMP/nocorpus: No such file or directory (sample section 'sample' reads the test split)" \
+    sample $GPT --checkpoint "$TMP/gpt" --prompt "A stitch" --set data.path="$TMP/nocorpus"
+ZEROS="sample.steps.0=window = slice(concat(zeros(n, context), prompt, axis=1), -context, axis=1)"
+run sample $GPT --checkpoint "$TMP/gpt" --prompt "A stitch" --length 30 -n 3 --set "$ZEROS"
+cp "$OUT" "$TMP/zeros.txt"
+run sample $GPT --checkpoint "$TMP/gpt" --prompt "A stitch" --length 30 -n 3 --set "$ZEROS" \
+    --set data.path="$TMP/nocorpus"
+is "$RC" 0 "a section that reads no test window samples without the corpus"
+grep -q '^A stitch' "$TMP/zeros.txt" && cmp -s "$OUT" "$TMP/zeros.txt"
+ok $? "... the texts drawn with the corpus"
+expect_error 1 "--prompt Zebra: the byte 'Z' (0x5a) at offset 0 is not in the vocabulary of $TMP/nocorpus (41 bytes)" \
+    sample $GPT --checkpoint "$TMP/gpt" --prompt Zebra --set "$ZEROS" --set data.path="$TMP/nocorpus"
 # Replaced whole or not at all: a directory in the way leaves no temporary file.
 mkdir "$TMP/taken.txt"
 expect_error 1 "$TMP/taken.txt: cannot write: Is a directory" \
