@@ -446,8 +446,8 @@ static int run_spec(const cli_args *a)
     }
     tr_data d;
     char buf[4200];
-    /* Sampling needs the data set only for a section that draws test images: without
-     * it, the checkpoint's record of the data builds the program. */
+    /* Sampling needs the data set only for a section that reads the test split:
+     * without it, the checkpoint's record of the data builds the program. */
     if (tr_load_data(&s, &d, &err) &&
         !(!strcmp(a->command, "sample") && a->checkpoint &&
           tr_data_recorded(&s, weights_path(a->checkpoint, buf, sizeof buf), &err, &d))) {

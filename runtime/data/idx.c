@@ -4,7 +4,8 @@
  * gzread reads gzip and raw files alike, so there is one code path. The payload
  * buffer grows as bytes actually arrive instead of trusting the header's size: a
  * corrupt header that promises 16 GiB then costs one truncation message, not an
- * out-of-memory abort.
+ * out-of-memory abort. A large gzip file's inflated bytes go to the cache (dcache.h),
+ * and the next load reads them from there through the same path.
  */
 #include "aigc/idx.h"
 

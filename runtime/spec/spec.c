@@ -815,8 +815,10 @@ int sp_set_inputs(sp_spec *s, const char *section, const sp_set *sets, int nsets
     for (int k = 0; k < nsets; k++) {
         const char *text = sets[k].text, *eq = strchr(text, '=');
         char where[256];
-        if (sets[k].option) /* an empty value shown as the shell takes it */
-            snprintf(where, sizeof where, "%s %s", sets[k].option, eq && eq[1] ? eq + 1 : eq ? "''" : text);
+        /* An option's value as typed; an empty one as the shell takes it. */
+        const char *typed = !eq ? text : eq[1] ? eq + 1 : "''";
+        if (sets[k].option)
+            snprintf(where, sizeof where, "%s %s", sets[k].option, typed);
         else
             snprintf(where, sizeof where, "--input %s", text);
         if (!eq || eq == text) return ag_errorf(err, (ag_loc){0}, "%s: expected NAME=VALUE, like temperature=0.8", where);

@@ -151,9 +151,10 @@ int tr_data_recorded(const sp_spec *s, const char *path, const ag_error *absent,
         ok = len > 0 && len % 2 == 0 && (int)len / 2 == classes && classes <= 256;
         memset(d->text.id, -1, sizeof d->text.id);
         for (int k = 0; ok && k < classes; k++) {
-            unsigned b;
+            unsigned b = 0;
             ok = isxdigit((unsigned char)vocab[2 * k]) && isxdigit((unsigned char)vocab[2 * k + 1]) &&
                  sscanf(vocab + 2 * k, "%2x", &b) == 1 && (k == 0 || b > d->text.bytes[k - 1]);
+            if (!ok) break;
             d->text.bytes[k] = (uint8_t)b;
             d->text.id[b] = (int16_t)k;
         }
