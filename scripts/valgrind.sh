@@ -97,6 +97,11 @@ if [ "$only" != c ]; then
             --set train.checkpoint.every=2 --set train.checkpoint.keep=2
         vg "resume the VAE for a second epoch" 0 $A specs/vae.yaml $S --out "$R/vae" --epochs 2 --resume
         vg "sample from the VAE" 0 $A sample specs/vae.yaml $S --checkpoint "$R/vae" -o "$R/vae.png"
+        vg "sample without the data set (the checkpoint's record)" 0 $A sample specs/vae.yaml \
+            --set data.path="$R/no-data" --checkpoint "$R/vae" -o "$R/vae-nodata.png"
+        vg "sample without the data set: a section that reads the test split" 1 $A sample specs/vae.yaml \
+            --set data.path="$R/no-data" --checkpoint "$R/vae" --section reconstruction
+        vg "resume: nothing to train" 0 $A specs/vae.yaml $S --out "$R/vae" --epochs 2 --resume
         vg "eval the VAE" 0 $A eval specs/vae.yaml $S --checkpoint "$R/vae" --json
         vg "train the GAN (two updates a step)" 0 $A specs/gan.yaml $S --out "$R/gan"
         vg "train the VAE on 2 threads (the pool; the test split read on a thread)" 0 \
@@ -140,6 +145,9 @@ if [ "$only" != c ]; then
         vg "text: eval in bits per character" 0 $A eval $T --checkpoint "$R/gpt" --json
         vg "text: a prompt byte outside the vocabulary" 1 $A sample $T --checkpoint "$R/gpt" --prompt Zebra
         vg "text: a missing corpus" 1 $A check $T --set data.path=tests/data/no-such
+        vg "text: sample without the corpus (the checkpoint's vocabulary)" 0 $A sample $T \
+            --checkpoint "$R/gpt" --prompt "The" --length 8 -n 2 --set data.path=tests/data/no-such \
+            --set "sample.steps.0=window = slice(concat(zeros(n, context), prompt, axis=1), -context, axis=1)"
     }
 fi
 

@@ -85,6 +85,12 @@ typedef struct ck_run {
     uint64_t extra_len;
 } ck_run;
 
+/* Where a checkpoint named on the command line is: a run directory stands for its
+ * `last`, and a file may be named with or without its .safetensors or .state ending.
+ * Fills dir and name (dir/name.safetensors, dir/name.state); AG_ERR when neither that
+ * directory nor dir/name.safetensors nor from itself is there. */
+int ck_locate(const char *from, char *dir, size_t dn, char *name, size_t nn);
+
 int ck_save(const char *dir, const char *name, const ck_run *run, ag_error *err);
 int ck_load(const char *dir, const char *name, ck_run *run, ag_error *err);
 

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -41,7 +42,8 @@ static const char usage[] =
     "  --resume [DIR|F]    continue a run exactly: from DIR/last (default: the run's\n"
     "                      directory) or from checkpoint F\n"
     "  --init F            start training from the weights in F (safetensors)\n"
-    "  --checkpoint F      the weights for sample and eval (a run directory means its last)\n"
+    "  --checkpoint F      the weights for sample and eval: a run directory (its last), a\n"
+    "                      checkpoint with or without its ending, or a safetensors file\n"
     "  -n N                sample: how many to draw (n in the section's expressions);\n"
     "                      eval --quality: how many to measure (default: the test split's)\n"
     "  --quality CSPEC[:CF]\n"
@@ -319,15 +321,19 @@ static int fail(const ag_error *err, const sp_spec *s)
     return 1;
 }
 
-/* A run directory stands for its last checkpoint. */
+/* The weights file of --checkpoint or --init F: a run directory's last, a checkpoint
+ * named with or without its ending (a .state stands for its .safetensors, as with
+ * --resume), or a file that is there as it is named (PyTorch's may end otherwise). */
 static const char *weights_path(const char *f, char *buf, size_t n)
 {
     struct stat sb;
-    if (stat(f, &sb) == 0 && S_ISDIR(sb.st_mode)) {
-        snprintf(buf, n, "%s/last.safetensors", f);
-        return buf;
-    }
-    return f;
+    size_t len = strlen(f);
+    int state = len > 6 && !strcmp(f + len - 6, ".state");
+    char dir[4096], name[512];
+    if ((stat(f, &sb) == 0 && !S_ISDIR(sb.st_mode) && !state) || ck_locate(f, dir, sizeof dir, name, sizeof name))
+        return f;
+    snprintf(buf, n, "%s/%s.safetensors", dir, name);
+    return buf;
 }
 
 /* --section NAME's index into the sample sections (the first without it). */
@@ -367,7 +373,7 @@ static int quality(const cli_args *a, const sp_spec *s, pg_program *p, const tr_
 
 static int run_command(const cli_args *a, sp_spec *s, pg_program *p, const tr_data *d, ag_error *err)
 {
-    char buf[4200];
+    char buf[4800];
     if (!strcmp(a->command, "check")) {
         /* A hook script that does not load is a spec error like any other. */
         if (s->hooks) {
@@ -395,6 +401,13 @@ static int run_command(const cli_args *a, sp_spec *s, pg_program *p, const tr_da
                      s->samples[k].name);
             return AG_ERR;
         }
+        /* A grid is a PNG file: '-' (stdout, for texts) or another image type's ending
+         * would make a file that its name misdescribes. */
+        const char *dot = a->image ? strrchr(a->image, '.') : NULL;
+        if (a->image && !p->samples[k].text &&
+            (!strcmp(a->image, "-") || (dot && !strchr(dot, '/') && strcasecmp(dot, ".png"))))
+            return ag_errorf(err, (ag_loc){0}, "-o %s: sample section '%s' draws images, written as PNG: "
+                             "name a file ending in .png", a->image, s->samples[k].name);
         /* Texts are results: stdout unless -o names a file. */
         const char *out = a->image ? a->image : p->samples[k].text ? "-" : "samples.png";
         if (tr_write_samples(p, k, d, out, s->seed, err)) return AG_ERR;
@@ -445,7 +458,7 @@ static int run_spec(const cli_args *a)
         for (int k = 0; k < s.nsamples; k++) s.samples[k].rows = s.samples[k].cols = 0;
     }
     tr_data d;
-    char buf[4200];
+    char buf[4800];
     /* Sampling needs the data set only for a section that reads the test split:
      * without it, the checkpoint's record of the data builds the program. */
     if (tr_load_data(&s, &d, &err) &&

@@ -124,6 +124,24 @@ int ck_load_weights(const char *path, ag_params *ps, int seed_ema, ag_error *err
     return rc;
 }
 
+int ck_locate(const char *from, char *dir, size_t dn, char *name, size_t nn)
+{
+    struct stat sb;
+    if (stat(from, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        snprintf(dir, dn, "%s", from);
+        snprintf(name, nn, "last");
+        return AG_OK;
+    }
+    const char *slash = strrchr(from, '/');
+    snprintf(dir, dn, "%.*s", slash ? (int)(slash - from) : 1, slash ? from : ".");
+    snprintf(name, nn, "%s", slash ? slash + 1 : from);
+    char *dot = strrchr(name, '.');
+    if (dot && (!strcmp(dot, ".safetensors") || !strcmp(dot, ".state"))) *dot = 0;
+    char path[4700];
+    snprintf(path, sizeof path, "%s/%s.safetensors", dir, name);
+    return stat(from, &sb) == 0 || stat(path, &sb) == 0 ? AG_OK : AG_ERR;
+}
+
 static int ck_save_weights_impl(const char *path, const ck_run *run, ag_error *err)
 {
     const ag_params *ps = run->params;

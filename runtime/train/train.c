@@ -719,21 +719,8 @@ static int checkpoint(tr_run_state *st, ag_error *err)
 static int resume(tr_run_state *st, const char *from, ag_error *err)
 {
     char dir[4096], name[512];
-    struct stat sb;
-    if (stat(from, &sb) == 0 && S_ISDIR(sb.st_mode)) {
-        snprintf(dir, sizeof dir, "%s", from);
-        snprintf(name, sizeof name, "last");
-    } else {
-        const char *slash = strrchr(from, '/');
-        snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - from) : 1, slash ? from : ".");
-        snprintf(name, sizeof name, "%s", slash ? slash + 1 : from);
-        char *dot = strrchr(name, '.');
-        if (dot && (!strcmp(dot, ".safetensors") || !strcmp(dot, ".state"))) *dot = 0;
-        char path[4700];
-        snprintf(path, sizeof path, "%s/%s.safetensors", dir, name);
-        if (stat(from, &sb) && stat(path, &sb))
-            return ag_errorf(err, (ag_loc){0}, "%s: no run directory or checkpoint to resume from", from);
-    }
+    if (ck_locate(from, dir, sizeof dir, name, sizeof name))
+        return ag_errorf(err, (ag_loc){0}, "%s: no run directory or checkpoint to resume from", from);
     rng *rngs[2];
     const char *names[64];
     char hash[32];

@@ -83,6 +83,27 @@ run eval specs/vae.yaml --checkpoint "$CK/last.safetensors" --json
 is "$RC" 0 "eval --json exits 0"
 is "$(cat "$OUT")" "{\"test_loss_per_image\":$want,\"images\":1000}" \
     "eval --json prints one object: the test loss and images 1000"
+# --checkpoint names a checkpoint as --resume does: with or without its ending.
+cp "$CK/last.safetensors" "$TMP/weights.bin"
+for f in last last.state weights.bin; do
+    [ "$f" = weights.bin ] && from=$TMP/$f || from=$CK/$f
+    run sample specs/vae.yaml --checkpoint "$from" -o "$TMP/as-$f.png"
+    cmp -s "$TMP/as-$f.png" "$TMP/64.png"
+    ok $? "--checkpoint ${from#"$TMP"/}: the grid of --checkpoint DIR"
+done
+
+# A grid is a PNG: -o with another image type's ending, or '-' (stdout, for texts), is
+# refused before anything is drawn; a name without an ending is taken as it is.
+for o in walk.jpg -; do
+    expect_error 1 "-o $o: sample section 'prior' draws images, written as PNG: name a file ending in .png" \
+        sample specs/vae.yaml --checkpoint "$CK" -o "$o"
+done
+[ ! -e walk.jpg ] && [ ! -e ./- ]
+ok $? "... and writes no file"
+run sample specs/vae.yaml --checkpoint "$CK" -o "$TMP/grid"
+is "$RC,$(cat "$OUT")" "0,$TMP/grid" "-o NAME without an ending writes the PNG there"
+is_png "$TMP/grid"
+ok $? "... a PNG"
 
 # usage errors
 expect_error 2 "aigc-run: eval needs --checkpoint FILE" eval specs/vae.yaml
