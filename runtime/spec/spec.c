@@ -222,6 +222,14 @@ static int load_data(sp_spec *s, const yt_node *n, ag_error *err)
         return ag_errorf(err, n->loc, "data: a %s dataset needs a 'path' (a file, or a directory of files)",
                          d->dataset);
     if (get_str(n, "path", info->default_path, &d->path, err)) return AG_ERR;
+    /* Another data set's own directory: a dataset changed (by --set, often) without its
+     * path, which would train on the other data under this one's name. */
+    for (size_t k = 0; k < AG_COUNTOF(datasets); k++)
+        if (&datasets[k] != info && datasets[k].default_path && !strcmp(d->path, datasets[k].default_path))
+            return ag_errorf(err, ds->loc, "dataset '%s' with the path %s, which is %s's: give its own "
+                             "data.path%s%s%s", d->dataset, d->path, datasets[k].name,
+                             info->default_path ? " (by default " : "", info->default_path ? info->default_path : "",
+                             info->default_path ? ")" : "");
     long batch;
     if (get_int(n, "batch", 1, 65536, 64, &batch, err)) return AG_ERR;
     d->batch = (int)batch;

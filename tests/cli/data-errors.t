@@ -10,6 +10,11 @@ SPEC=$ROOT/$S/tiny-ae.yaml   # path: data/mnist, relative to where aigc-run runs
 # was looked for in
 expect_error 1 "$S/missing-data.yaml:3:30: cannot load the training data: tests/specs/no-such-dir: No such file or directory (a relative path, read from the current directory $ROOT)" \
     check $S/missing-data.yaml
+# Another data set's directory under this one's name: the dataset changed, not the path.
+expect_error 1 "--set data.dataset=fashion-mnist: dataset 'fashion-mnist' with the path data/mnist, which is mnist's: give its own data.path (by default /usr/share/datasets/fashion-mnist)" \
+    check specs/vae.yaml --set data.dataset=fashion-mnist
+run check specs/vae-fashion.yaml --set data.dataset=mnist
+is "$RC" 0 "a spec that leaves the path to the dataset: --set data.dataset=mnist takes mnist's"
 expect_error 1 "--set data.path=$TMP/no-such-dir: cannot load the training data: $TMP/no-such-dir: No such file or directory" \
     check $S/missing-data.yaml --set data.path="$TMP/no-such-dir"
 
