@@ -1,10 +1,11 @@
 /* test_pool.c — the thread pool's contract (include/aigc/pool.h): tp_for and
  * tp_for_each run every element once, in chunks that start at multiples of 16 and are
  * no more than they may be, tp_for_each's chunks going to whichever thread is free;
- * tp_for_items every item once;
+ * tp_for_items and tp_each_item every item once, tp_each_item's to whichever thread is free;
  * tp_self numbers the threads; tp_sum gives the same bits at every thread count; and so
  * do the losses that are built on it and the broadcasting binary ops, forward and
  * backward, on inputs large enough to be cut. */
+#include <math.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <time.h>
@@ -91,6 +92,58 @@ static void test_for_items(int threads, int64_t n, int64_t grain)
     ok(once && shortest >= (grain < n ? grain : n),
        "tp_for_items at %d threads, n %lld, grain %lld: each item once, runs of at least the "
        "grain (shortest %lld)", threads, (long long)n, (long long)grain, (long long)shortest);
+}
+
+/* tp_each_item: every item once; items claimed one by one, so that with a worker
+ * stalled in one, the caller runs all the others (the linear layer's pair of sgemms and
+ * then its bias gradient: tp_for_items would give one thread both sgemms). */
+static void test_each_item(int threads, int64_t n)
+{
+    memset(seen, 0, (size_t)n);
+    shortest = n;
+    tp_each_item(n, mark_items, NULL);
+    int once = 1;
+    for (int64_t k = 0; k < n; k++) once &= seen[k] == 1;
+    ok(once, "tp_each_item at %d threads, n %lld: each item once", threads, (long long)n);
+}
+
+static void test_each_item_stall(void)
+{
+    tp_set_threads(2);
+    by_caller = 0;
+    tp_each_item(4, stall_worker, NULL);
+    ok(by_caller >= 3, "tp_each_item of 4 at 2 threads, the worker stalled in one: the caller ran %d", by_caller);
+}
+
+/* A linear layer with a bias, the VAE decoder's last at batch 64: on an even thread
+ * count its two backward sgemms run side by side and its bias gradient in the same job,
+ * on whichever thread is free (tp_each_item). The same bits run after run, and the
+ * values of one thread (OpenBLAS may round a cut product's edges differently). */
+static ag_node *build_linear(ag_graph *g, ag_node **in, void *ctx)
+{
+    (void)ctx;
+    return ag_linear(g, in[0], in[1], in[2]);
+}
+
+static void test_linear_threads(void)
+{
+    const ag_shape shapes[] = {ag_shape2(64, 400), ag_shape2(784, 400), ag_shape1(784)};
+    int64_t n1, n;
+    float *one = th_run(1, shapes, 3, -1, 1, build_linear, NULL, &n1);
+    for (int threads = 2; threads <= 4; threads++) {
+        ok(th_agree(threads, threads, shapes, 3, -1, 1, build_linear, NULL),
+           "linear [64, 400] -> 784 with a bias at %d threads, forward and backward: the same bits twice", threads);
+        float *got = th_run(threads, shapes, 3, -1, 1, build_linear, NULL, &n);
+        double worst = 0;
+        for (int64_t k = 0; got && one && k < n && n == n1; k++) {
+            double d = fabs((double)got[k] - one[k]) / (1 + fabs((double)one[k]));
+            if (d > worst) worst = d;
+        }
+        ok(got && one && n == n1 && worst < 1e-5,
+           "... and the values of one thread (worst relative difference %.2g)", worst);
+        free(got);
+    }
+    free(one);
 }
 
 /* tp_self: every chunk runs on a thread numbered 0 to threads - 1, and no two chunks
@@ -249,9 +302,14 @@ int main(void)
         test_for_items(threads, 7, 1);
         test_for_items(threads, 13, 3);
         test_for_items(threads, 5, 8);
+        test_each_item(threads, 1);
+        test_each_item(threads, 4);
+        test_each_item(threads, 3 * TP_EACH_CHUNKS * threads + 1);
         test_self(threads);
     }
     test_for_each_stall();
+    test_each_item_stall();
+    test_linear_threads();
 
     values = malloc(MAX_N * sizeof *values);
     fill_values(MAX_N);

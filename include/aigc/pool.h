@@ -55,6 +55,10 @@ int64_t tp_bound(int64_t n, int nchunks, int k);
  * fn(ctx, lo, hi) gets a run of items, at least `grain` of them (>= 1), cut from n, the
  * grain and the thread count alone. */
 void tp_for_items(int64_t n, int64_t grain, tp_fn fn, void *ctx);
+/* The same items claimed one by one as threads come free (several to a claim past
+ * TP_EACH_CHUNKS a thread), as tp_for_each claims its chunks: for items of unequal cost
+ * whose results do not depend on the thread that runs them. */
+void tp_each_item(int64_t n, tp_fn fn, void *ctx);
 
 /* A grain for tp_for_items: the fewest items of `per` elements each that hold `least`
  * elements, the work worth waking a second thread for (1 for items of none). */

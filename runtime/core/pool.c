@@ -208,6 +208,11 @@ void tp_for_items(int64_t n, int64_t grain, tp_fn fn, void *ctx)
     tp_for(16 * n, 16 * grain, run_items, &(item_job){fn, ctx});
 }
 
+void tp_each_item(int64_t n, tp_fn fn, void *ctx)
+{
+    run_job(16 * n, 16, pool.nthreads > 1 ? TP_EACH_CHUNKS * pool.nthreads : 1, run_items, &(item_job){fn, ctx});
+}
+
 int64_t tp_items_holding(int64_t least, int64_t per)
 {
     return per >= least || per < 1 ? 1 : (least + per - 1) / per;

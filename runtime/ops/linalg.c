@@ -132,14 +132,26 @@ typedef struct sgemm_pair {
     sgemm_job job[2];
     int64_t len[2];
     int pieces; /* per sgemm */
+    /* Work that needs neither product (a bias gradient), in then_items chunks of its
+     * then_len after the pieces: the thread done first with its sgemm takes them. */
+    void (*then)(void *ctx, int64_t lo, int64_t hi);
+    void *then_ctx;
+    int64_t then_len;
+    int then_items;
 } sgemm_pair;
 
-/* Item u is piece u % pieces of sgemm u / pieces. */
+/* Item u is piece u % pieces of sgemm u / pieces, then chunk u - 2 pieces of then. */
 static void sgemm_pair_piece(void *ctx, int64_t lo, int64_t hi)
 {
     sgemm_pair *p = ctx;
     for (int64_t u = lo; u < hi; u++) {
         int s = (int)(u / p->pieces), i = (int)(u % p->pieces);
+        if (s > 1) {
+            int c = (int)(u - 2 * p->pieces);
+            int64_t from = tp_bound(p->then_len, p->then_items, c), to = tp_bound(p->then_len, p->then_items, c + 1);
+            if (from < to) p->then(p->then_ctx, from, to);
+            continue;
+        }
         int64_t from = tp_bound(p->len[s], p->pieces, i);
         int64_t to = tp_bound(p->len[s], p->pieces, i + 1);
         if (from < to) sgemm_piece(&p->job[s], from, to);
@@ -155,27 +167,39 @@ static sgemm_job job_of(const ag_gemm *q)
 
 static int64_t gemm_macs(const ag_gemm *q) { return (int64_t)q->m * q->n * q->k; }
 
-void ag_sgemm_pair(const ag_gemm *x, const ag_gemm *y)
+/* The pair, and then over [0, then_len) in chunks of at least then_grain (then may be
+ * NULL): in the pair's job when the pair is paired, else a job of its own after it. */
+static void sgemm_pair_then(const ag_gemm *x, const ag_gemm *y, void (*then)(void *, int64_t, int64_t),
+                            void *then_ctx, int64_t then_len, int64_t then_grain)
 {
-    sgemm_pair p = {.job = {job_of(x)}, .pieces = tp_threads() / 2};
-    if (!y) {
-        sgemm_run(&p.job[0], 1);
-        return;
-    }
-    p.job[1] = job_of(y);
+    sgemm_pair p = {.job = {job_of(x)}, .pieces = tp_threads() / 2, .then = then, .then_ctx = then_ctx,
+                    .then_len = then_len};
     /* With an odd thread count the two would not share the threads evenly; pieces under
      * SGEMM_MIN_PIECE are not worth a thread. */
     int64_t least = (int64_t)SGEMM_MIN_PIECE * p.pieces;
-    if (tp_threads() % 2 || sgemm_empty(&p.job[0]) || sgemm_empty(&p.job[1]) ||
+    if (y) p.job[1] = job_of(y);
+    if (!y || tp_threads() % 2 || sgemm_empty(&p.job[0]) || sgemm_empty(&p.job[1]) ||
         gemm_macs(x) < least || gemm_macs(y) < least) {
         sgemm_run(&p.job[0], 1);
-        sgemm_run(&p.job[1], 1);
+        if (y) sgemm_run(&p.job[1], 1);
+        if (then) tp_for(then_len, then_grain, then, then_ctx);
         return;
     }
     p.len[0] = sgemm_cut(&p.job[0]);
     p.len[1] = sgemm_cut(&p.job[1]);
-    tp_for_items(2 * p.pieces, 1, sgemm_pair_piece, &p);
+    if (then) {
+        int64_t most = then_len / (then_grain > 0 ? then_grain : 1);
+        p.then_items = (int)(most < 1 ? 1 : most < tp_threads() ? most : tp_threads());
+    }
+    /* Item by item, claimed as threads come free (tp_for_items would hand one thread
+     * both sgemms and the other the chunks of then). */
+    if (then)
+        tp_each_item(2 * p.pieces + p.then_items, sgemm_pair_piece, &p);
+    else
+        tp_for_items(2 * p.pieces, 1, sgemm_pair_piece, &p);
 }
+
+void ag_sgemm_pair(const ag_gemm *x, const ag_gemm *y) { sgemm_pair_then(x, y, NULL, NULL, 0, 0); }
 
 void ag_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
               int lda, const float *b, int ldb, float beta, float *c, int ldc)
@@ -385,16 +409,17 @@ static void linear_backward(ag_graph *g, ag_node *n, unsigned need)
                   x->grad, in}; /* dx += dy W */
     ag_gemm dw = {1, 0, out, in, rows, 1.0f, dy, out, x->data, in, assign & 2u ? 0.0f : 1.0f,
                   w->grad, in}; /* dW += dy^T x */
+    /* The bias gradient, chunks of at least 4096 additions (or a second thread is not
+     * worth waking), goes in the pair's job: whichever thread ends its sgemm first. */
+    bias_grad_job j = {dy, need & 4u ? n->src[2]->grad : NULL, rows, out, (assign & 4u) != 0};
+    void (*bias)(void *, int64_t, int64_t) = need & 4u ? bias_grad_cols : NULL;
+    int64_t grain = rows > 0 && rows < 256 ? 4096 / rows : 16;
     if ((need & 3u) == 3u && x != w) {
-        ag_sgemm_pair(&dx, &dw);
+        sgemm_pair_then(&dx, &dw, bias, &j, out, grain);
     } else { /* one of them, or x as its own weight: one gradient the two would race on */
         if (need & 1u) ag_sgemm_pair(&dx, NULL);
         if (need & 2u) ag_sgemm_pair(&dw, NULL);
-    }
-    if (need & 4u) {
-        /* A chunk of at least 4096 additions, or a second thread is not worth waking. */
-        bias_grad_job j = {dy, n->src[2]->grad, rows, out, (assign & 4u) != 0};
-        tp_for(out, rows > 0 && rows < 256 ? 4096 / rows : 16, bias_grad_cols, &j);
+        if (bias) tp_for(out, grain, bias, &j);
     }
 }
 
