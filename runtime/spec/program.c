@@ -937,6 +937,7 @@ int pg_sample_reads_data(const pg_program *p, int k)
             if (q->carry_in[c] == x) {
                 next[m++] = q->carry_init[c];
                 next[m++] = q->carry_out[c];
+                break;
             }
         for (int j = 0; j < m; j++)
             if (!seen[next[j]->id]) {
