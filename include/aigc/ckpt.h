@@ -90,6 +90,11 @@ typedef struct ck_run {
  * Fills dir and name (dir/name.safetensors, dir/name.state); AG_ERR when neither that
  * directory nor dir/name.safetensors nor from itself is there. */
 int ck_locate(const char *from, char *dir, size_t dn, char *name, size_t nn);
+/* The weights file that `from` names for sampling, evaluation or --init: a run
+ * directory's last, a checkpoint with or without its ending (a .state stands for its
+ * .safetensors), or a file that is there as it is named (PyTorch's may end otherwise).
+ * Returns from itself or buf (n bytes, 4800 hold any). */
+const char *ck_weights_path(const char *from, char *buf, size_t n);
 
 int ck_save(const char *dir, const char *name, const ck_run *run, ag_error *err);
 int ck_load(const char *dir, const char *name, ck_run *run, ag_error *err);

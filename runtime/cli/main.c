@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "aigc/ckpt.h"
@@ -321,21 +320,6 @@ static int fail(const ag_error *err, const sp_spec *s)
     return 1;
 }
 
-/* The weights file of --checkpoint or --init F: a run directory's last, a checkpoint
- * named with or without its ending (a .state stands for its .safetensors, as with
- * --resume), or a file that is there as it is named (PyTorch's may end otherwise). */
-static const char *weights_path(const char *f, char *buf, size_t n)
-{
-    struct stat sb;
-    size_t len = strlen(f);
-    int state = len > 6 && !strcmp(f + len - 6, ".state");
-    char dir[4096], name[512];
-    if ((stat(f, &sb) == 0 && !S_ISDIR(sb.st_mode) && !state) || ck_locate(f, dir, sizeof dir, name, sizeof name))
-        return f;
-    snprintf(buf, n, "%s/%s.safetensors", dir, name);
-    return buf;
-}
-
 /* --section NAME's index into the sample sections (the first without it). */
 static int find_section(const cli_args *a, const sp_spec *s, const pg_program *p, int *k, ag_error *err)
 {
@@ -388,7 +372,7 @@ static int run_command(const cli_args *a, sp_spec *s, pg_program *p, const tr_da
         return AG_OK;
     }
     if (a->checkpoint || a->init) {
-        const char *f = weights_path(a->checkpoint ? a->checkpoint : a->init, buf, sizeof buf);
+        const char *f = ck_weights_path(a->checkpoint ? a->checkpoint : a->init, buf, sizeof buf);
         if (ck_load_weights(f, &p->params, a->init != NULL, err)) return AG_ERR;
     }
     if (!strcmp(a->command, "sample")) {
@@ -463,7 +447,7 @@ static int run_spec(const cli_args *a)
      * without it, the checkpoint's record of the data builds the program. */
     if (tr_load_data(&s, &d, &err) &&
         !(!strcmp(a->command, "sample") && a->checkpoint &&
-          tr_data_recorded(&s, weights_path(a->checkpoint, buf, sizeof buf), &err, &d))) {
+          tr_data_recorded(&s, ck_weights_path(a->checkpoint, buf, sizeof buf), &err, &d))) {
         rc = fail(&err, &s);
         sp_free(&s);
         return rc;

@@ -142,6 +142,18 @@ int ck_locate(const char *from, char *dir, size_t dn, char *name, size_t nn)
     return stat(from, &sb) == 0 || stat(path, &sb) == 0 ? AG_OK : AG_ERR;
 }
 
+const char *ck_weights_path(const char *from, char *buf, size_t n)
+{
+    struct stat sb;
+    size_t len = strlen(from);
+    int state = len > 6 && !strcmp(from + len - 6, ".state");
+    char dir[4096], name[512];
+    if ((stat(from, &sb) == 0 && !S_ISDIR(sb.st_mode) && !state) || ck_locate(from, dir, sizeof dir, name, sizeof name))
+        return from;
+    snprintf(buf, n, "%s/%s.safetensors", dir, name);
+    return buf;
+}
+
 static int ck_save_weights_impl(const char *path, const ck_run *run, ag_error *err)
 {
     const ag_params *ps = run->params;

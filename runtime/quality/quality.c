@@ -6,7 +6,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "aigc/ckpt.h"
@@ -280,15 +279,13 @@ static int open_impl(qm_classifier *c, const char *spec_path, const char *weight
     if (!c->data.has_test)
         return ag_errorf(err, c->spec.data.path_loc, "the classifier's data has no test split to compare with");
 
-    char buf[4200];
-    struct stat sb;
+    char buf[4800];
     int dflt = !weights;
     if (dflt) {
         snprintf(buf, sizeof buf, "runs/%s/last.safetensors", c->spec.name);
         weights = buf;
-    } else if (stat(weights, &sb) == 0 && S_ISDIR(sb.st_mode)) {
-        snprintf(buf, sizeof buf, "%s/last.safetensors", weights);
-        weights = buf;
+    } else {
+        weights = ck_weights_path(weights, buf, sizeof buf);
     }
     ag_error e;
     if (ck_load_weights(weights, &c->prog.params, 0, &e) == AG_OK) return AG_OK;

@@ -59,6 +59,11 @@ is "$RC" 0 "eval --quality -n 300 exits 0 (text)"
 is "$(sed -n 's/^samples //p' "$OUT")" 300 "-n sets how many are measured"
 is "$(sed -n 's/^hist //p' "$OUT" | awk '{ s = 0; for (k = 1; k <= NF; k++) s += $k; print s }')" 300 \
     "the text histogram sums to 300"
+# The classifier's weights named as --checkpoint names them: its .state stands for its
+# .safetensors (ck_weights_path).
+run eval specs/vae.yaml --checkpoint "$V" --quality "specs/classifier.yaml:$C/last.state" -n 300
+is "$(sed -n 's/^hist //p' "$OUT" | awk '{ s = 0; for (k = 1; k <= NF; k++) s += $k; print s }')" 300 \
+    "--quality CSPEC:DIR/last.state measures with DIR's weights"
 
 # q) known images: the whole test split is at distance 0 from itself; its first 250
 # images are near it, the VAE's samples further, uniform noise far away.
