@@ -210,7 +210,7 @@ void tp_for_items(int64_t n, int64_t grain, tp_fn fn, void *ctx)
 
 void tp_each_item(int64_t n, tp_fn fn, void *ctx)
 {
-    run_job(16 * n, 16, pool.nthreads > 1 ? TP_EACH_CHUNKS * pool.nthreads : 1, run_items, &(item_job){fn, ctx});
+    tp_for_each(16 * n, 16, run_items, &(item_job){fn, ctx});
 }
 
 int64_t tp_items_holding(int64_t least, int64_t per)

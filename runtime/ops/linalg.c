@@ -193,10 +193,7 @@ static void sgemm_pair_then(const ag_gemm *x, const ag_gemm *y, void (*then)(voi
     }
     /* Item by item, claimed as threads come free (tp_for_items would hand one thread
      * both sgemms and the other the chunks of then). */
-    if (then)
-        tp_each_item(2 * p.pieces + p.then_items, sgemm_pair_piece, &p);
-    else
-        tp_for_items(2 * p.pieces, 1, sgemm_pair_piece, &p);
+    tp_each_item(2 * p.pieces + p.then_items, sgemm_pair_piece, &p);
 }
 
 void ag_sgemm_pair(const ag_gemm *x, const ag_gemm *y) { sgemm_pair_then(x, y, NULL, NULL, 0, 0); }
