@@ -24,16 +24,15 @@ static yt_node *scalar_node(ar_arena *a, const char *text, ag_loc loc)
 }
 
 /* A --set value that opens with '[' or '{': parsed as YAML flow, as a document of its
- * own named after the whole override. Its text is parsed behind as many spaces as
- * "--set KEY=" takes, so that its columns are those of the override as typed, which is
- * the line yt_annotate then shows. */
-static yt_node *flow_value(sp_spec *s, const char *text, const char *value, ag_error *err)
+ * own named after the whole override, `shown` ("--set KEY=VALUE"), whose value starts
+ * at byte `at`. Its text is parsed behind that many spaces, so that its columns are
+ * those of the override as typed, which is the line yt_annotate then shows. */
+static yt_node *flow_value(sp_spec *s, const char *shown, size_t at, ag_error *err)
 {
-    size_t pad = sizeof "--set " - 1 + (size_t)(value - text), len = pad + strlen(value);
-    char *shifted = ar_alloc(&s->arena, len + 1), *shown = ar_alloc(&s->arena, len + 1);
-    memset(shifted, ' ', pad);
-    memcpy(shifted + pad, value, len - pad + 1);
-    snprintf(shown, len + 1, "--set %s", text);
+    size_t len = strlen(shown);
+    char *shifted = ar_alloc(&s->arena, len + 1);
+    memset(shifted, ' ', at);
+    memcpy(shifted + at, shown + at, len - at + 1);
     yt_doc *doc = ar_alloc(&s->arena, sizeof *doc);
     int rc = yt_load_string(doc, &s->arena, shown, shifted, len, err);
     doc->src = shown;
@@ -59,7 +58,8 @@ static int apply_set(sp_spec *s, const char *text, ag_error *err)
     ag_loc loc = {file, 0, 0};
     yt_node *value;
     if (eq[1] == '[' || eq[1] == '{') {
-        if (!(value = flow_value(s, text, eq + 1, err))) return AG_ERR;
+        /* The value's byte in file: "--set ", the key, '=' (sizeof counts the last). */
+        if (!(value = flow_value(s, file, sizeof "--set " + (size_t)(eq - text), err))) return AG_ERR;
     } else {
         value = scalar_node(&s->arena, eq + 1, loc);
     }
@@ -226,10 +226,12 @@ static int load_data(sp_spec *s, const yt_node *n, ag_error *err)
      * path, which would train on the other data under this one's name. */
     for (size_t k = 0; k < AG_COUNTOF(datasets); k++)
         if (&datasets[k] != info && datasets[k].default_path && !strcmp(d->path, datasets[k].default_path))
-            return ag_errorf(err, ds->loc, "dataset '%s' with the path %s, which is %s's: give its own "
-                             "data.path%s%s%s", d->dataset, d->path, datasets[k].name,
-                             info->default_path ? " (by default " : "", info->default_path ? info->default_path : "",
-                             info->default_path ? ")" : "");
+        {
+            char dflt[300] = "";
+            if (info->default_path) snprintf(dflt, sizeof dflt, " (by default %s)", info->default_path);
+            return ag_errorf(err, ds->loc, "dataset '%s' with the path %s, which is %s's: give its own data.path%s",
+                             d->dataset, d->path, datasets[k].name, dflt);
+        }
     long batch;
     if (get_int(n, "batch", 1, 65536, 64, &batch, err)) return AG_ERR;
     d->batch = (int)batch;
