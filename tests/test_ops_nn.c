@@ -581,6 +581,55 @@ static void test_bce_target_range(void)
     fx_free(&f);
 }
 
+/* The range check rides on the terms (a bad element's term is NaN): each reduction
+ * reports the first bad element, a NaN too, wherever the pool's blocks put it. */
+static void test_bce_range_reductions(void)
+{
+    enum { N = 20000 };
+    static float pv[N], tv[N];
+    static const struct {
+        ag_reduction red;
+        int bad;
+        float p, t;
+        const char *msg;
+    } cases[] = {
+        {AG_RED_NONE, 3, 0.5f, 2.0f, "bce: target 2 at element 3 is outside [0, 1]"},
+        {AG_RED_MEAN, 7, NAN, 1.0f, "bce: input nan at element 7 is outside [0, 1]"},
+        {AG_RED_SUM, 17001, 0.5f, -1.0f, "bce: target -1 at element 17001 is outside [0, 1]"},
+        {AG_RED_SUM, N - 1, -0.25f, 0.0f, "bce: input -0.25 at element 19999 is outside [0, 1]"},
+    };
+    for (int threads = 1; threads <= 2; threads++) {
+        ag_set_threads(threads);
+        for (size_t c = 0; c < AG_COUNTOF(cases); c++) {
+            fixture f;
+            fx_init(&f, 1);
+            ag_node *p = ag_input(&f.g, "p", ag_shape1(N), 0), *t = ag_input(&f.g, "t", ag_shape1(N), 0);
+            ag_node *l = ag_loss(&f.g, AG_OP_BCE, p, t, cases[c].red);
+            if (fx_plan(&f, l)) {
+                for (int k = 0; k < N; k++) {
+                    pv[k] = 0.25f + 0.5f * (float)(k % 7) / 7;
+                    tv[k] = (float)(k % 2);
+                }
+                pv[cases[c].bad] = cases[c].p;
+                tv[cases[c].bad] = cases[c].t;
+                set(p, pv);
+                set(t, tv);
+                if (!ok(ag_forward(&f.g, 0, f.g.n) == AG_ERR && strstr(f.g.err.msg, cases[c].msg),
+                        "bce on %d thread(s): %s", threads, cases[c].msg))
+                    diag("got '%s'", f.g.err.msg);
+                tv[cases[c].bad] = 1;
+                pv[cases[c].bad] = 0.5f;
+                set(p, pv);
+                set(t, tv);
+                ok(ag_forward(&f.g, 0, f.g.n) == AG_OK && isfinite(l->data[0]),
+                   "and with the element mended it passes");
+            }
+            fx_free(&f);
+        }
+    }
+    ag_set_threads(1);
+}
+
 static void test_cross_entropy_index(void)
 {
     fixture f;
@@ -701,6 +750,7 @@ int main(void)
     test_dropout_behaviour();
     test_loss_values();
     test_bce_target_range();
+    test_bce_range_reductions();
     test_cross_entropy_index();
     test_cross_entropy_sequence();
     test_categorical();
