@@ -220,6 +220,8 @@ enum { TR_SHOWN = 16 };
 typedef struct tr_progress {
     int live;
     double start, last;
+    int at_epoch;       /* the epoch and position of the last line written */
+    int64_t at;
     int shown;
     float values[TR_SHOWN];
 } tr_progress;
@@ -242,7 +244,11 @@ static void progress(tr_progress *pr, const pg_program *p, int epoch, int64_t do
     double t = now();
     /* A live bar redraws ten times a second; a log file gets a line every 10 s. */
     if (!final && t - pr->last < (pr->live ? 0.1 : 10.0)) return;
+    /* An epoch of one batch would end with its first line written again. */
+    if (final && !pr->live && pr->at_epoch == epoch && pr->at == done) return;
     pr->last = t;
+    pr->at_epoch = epoch;
+    pr->at = done;
     const sp_spec *s = p->spec;
     double rate = (double)(done - from) / fmax(t - epoch_start, 1e-9);
     char eta[32], line[512];

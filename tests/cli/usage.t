@@ -73,6 +73,11 @@ run $S/tiny-ae.yaml --set data.batch=32 --set train.epochs=1 --out "$TMP/ae" --p
 is "$RC" 0 "--set data.batch=32: a run exits 0"
 is "$(json_field "$TMP/ae/metrics.jsonl" epoch 1 step)" 282 "--set data.batch=32: 282 steps in the epoch"
 
+# An epoch of one batch: its first progress line is also its last, written once.
+run $S/tiny-ae.yaml --set data.batch=9000 --set train.epochs=2 --out "$TMP/ae1" --progress lines
+is "$RC" 0 "an epoch of one batch exits 0"
+is "$(grep -c '^epoch [12]/2 9000/9000 ' "$ERR")" 2 "one progress line per epoch of one batch"
+
 # Options a command does not use are reported, not ignored.
 expect_error 2 "aigc-run: -n, -o, --section and --json are for sample and eval" check specs/vae.yaml --section prior
 expect_error 2 "aigc-run: -n, -o, --section and --json are for sample and eval" specs/vae.yaml -o x.png
