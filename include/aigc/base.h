@@ -57,6 +57,9 @@ typedef struct ag_error {
 int ag_errorf(ag_error *err, ag_loc loc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 int ag_verrorf(ag_error *err, ag_loc loc, const char *fmt, va_list ap);
+/* Adds to err's message what the caller knows and the code that made it did not (the
+ * run, the section, the option). Returns AG_ERR. */
+int ag_error_addf(ag_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* For a path that could not be opened: when it is relative and not there, buf gets
  * " (a relative path, read from the current directory DIR)", else "". Returns buf. */

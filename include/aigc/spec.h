@@ -181,7 +181,8 @@ typedef struct sp_spec {
     ag_loc on_nan_loc;
     int nsamples;
     sp_sample *samples;      /* the first is the one drawn after each epoch */
-    int sample_count;        /* > 0: overrides every section's count (-n) */
+    int sample_count;        /* > 0: overrides section sample_index's count (-n) */
+    int sample_index;
     int64_t max_memory;      /* bytes the run may plan; 0: no limit (--max-memory) */
     int has_schedule;
     sp_schedule schedule;

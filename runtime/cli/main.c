@@ -182,7 +182,8 @@ static int set_option(cli_args *a, cli_opt opt, const char *name, const char *v)
         return parse_int_arg(name, v, 1, 1000000, &n) ? EXIT_USAGE : add_set(a, "train.epochs", n);
     case O_SEED: return parse_int_arg(name, v, 0, LONG_MAX, &n) ? EXIT_USAGE : add_set(a, "seed", n);
     case O_COUNT:
-        if (parse_int_arg(name, v, 1, 1000000, &n)) return EXIT_USAGE;
+        /* sample draws one grid; eval --quality measures in pieces of any count. */
+        if (parse_int_arg(name, v, 1, strcmp(a->command, "sample") ? 1000000 : 4096, &n)) return EXIT_USAGE;
         a->count = (int)n;
         return -1;
     case O_SECTION: a->section = v; return -1;
@@ -300,8 +301,6 @@ static int parse_args(int argc, char **argv, cli_args *a)
     if (!sampling && a->checkpoint) return bad_usage("%s", "--checkpoint is for sample and eval; to continue training use --resume");
     if (a->resume && a->init) return bad_usage("%s", "--resume and --init exclude each other");
     if (a->quality && strcmp(a->command, "eval")) return bad_usage("%s", "--quality is for eval");
-    if (a->count > 4096 && strcmp(a->command, "eval"))
-        return bad_usage("%s", "-n expects a whole number in [1, 4096] for sample");
     /* An option the command does not use is a mistake to report, not to ignore. */
     if (!sampling && (a->image || a->section || a->json || a->count))
         return bad_usage("%s", "-n, -o, --section and --json are for sample and eval");
@@ -380,10 +379,7 @@ static int run_command(const cli_args *a, sp_spec *s, pg_program *p, const tr_da
         if (find_section(a, s, p, &k, err)) return AG_ERR;
         if (d->recorded && pg_sample_reads_data(p, k)) {
             *err = d->absent;
-            size_t len = strlen(err->msg);
-            snprintf(err->msg + len, sizeof err->msg - len, " (sample section '%s' reads the test split)",
-                     s->samples[k].name);
-            return AG_ERR;
+            return ag_error_addf(err, " (sample section '%s' reads the test split)", s->samples[k].name);
         }
         /* A grid is a PNG file: '-' (stdout, for texts) or another image type's ending
          * would make a file that its name misdescribes. */
@@ -424,7 +420,11 @@ static int run_spec(const cli_args *a)
         sp_free(&s);
         return rc;
     }
+    /* -n counts the drawn section's images (--section's, else the first's); the others
+     * are built with their own counts, as training builds them. */
+    const sp_sample *drawn = a->section ? sp_find_sample(&s, a->section) : s.samples;
     s.sample_count = a->count;
+    s.sample_index = drawn ? (int)(drawn - s.samples) : -1;
     /* An unknown --section is reported with the command; the inputs go to every
      * section then. */
     if (sp_set_inputs(&s, a->section && sp_find_sample(&s, a->section) ? a->section : NULL, a->inputs, a->ninputs, &err)) {
@@ -436,11 +436,8 @@ static int run_spec(const cli_args *a)
      * refused with its size, before anything is allocated. */
     s.max_memory = a->max_memory ? a->max_memory
                                 : (int64_t)sysconf(_SC_PHYS_PAGES) * sysconf(_SC_PAGE_SIZE) / 10 * 8;
-    if (a->quality) {
-        /* Measuring draws in pieces and writes no grid: the grid need not fit. */
-        s.sample_count = a->count && a->count < QUALITY_DRAW ? a->count : QUALITY_DRAW;
-        for (int k = 0; k < s.nsamples; k++) s.samples[k].rows = s.samples[k].cols = 0;
-    }
+    /* Measuring draws in pieces (a grid laid out for the piece, never written). */
+    if (a->quality) s.sample_count = a->count && a->count < QUALITY_DRAW ? a->count : QUALITY_DRAW;
     tr_data d;
     char buf[4800];
     /* Sampling needs the data set only for a section that reads the test split:

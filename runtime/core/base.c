@@ -37,6 +37,16 @@ int ag_errorf(ag_error *err, ag_loc loc, const char *fmt, ...)
     return AG_ERR;
 }
 
+int ag_error_addf(ag_error *err, const char *fmt, ...)
+{
+    size_t used = strlen(err->msg);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->msg + used, sizeof err->msg - used, fmt, ap);
+    va_end(ap);
+    return AG_ERR;
+}
+
 static void *oom(size_t n)
 {
     fprintf(stderr, "aigc-run: out of memory (asked for %zu bytes)\n", n);

@@ -608,7 +608,8 @@ static int compile_sample(pg_program *p, int k, ag_error *err)
     g->training = 0;
     g->max_bytes = s->max_memory ? s->max_memory - need_bytes(p) : 0;
     q->spec = sm;
-    q->count = s->sample_count > 0 ? s->sample_count : sm->count;
+    int counted = s->sample_count > 0 && k == s->sample_index;
+    q->count = counted ? s->sample_count : sm->count;
     ev_ctx c = {.p = p, .g = g};
     /* n: how many to draw; test_x and test_label: the test split's first n images,
      * through the data's transform, for reconstructions and interpolations. */
@@ -676,8 +677,8 @@ static int compile_sample(pg_program *p, int k, ag_error *err)
         q->strip = ag_xcalloc((size_t)(q->strip_frames * per), sizeof *q->strip);
     }
     /* A count from the command line (-n) lays the grid out anew. */
-    q->grid_rows = s->sample_count > 0 ? 0 : sm->rows;
-    q->grid_cols = s->sample_count > 0 ? 0 : sm->cols;
+    q->grid_rows = counted ? 0 : sm->rows;
+    q->grid_cols = counted ? 0 : sm->cols;
     if (!q->grid_cols) {
         q->grid_cols = (int)ceil(sqrt((double)q->images));
         q->grid_rows = (q->images + q->grid_cols - 1) / q->grid_cols;
@@ -733,7 +734,11 @@ int pg_build(pg_program *p, const sp_spec *s, int rows, int cols, int classes, a
     p->nsamples = s->nsamples;
     p->samples = ag_xcalloc((size_t)(s->nsamples ? s->nsamples : 1), sizeof *p->samples);
     for (int k = 0; k < s->nsamples; k++)
-        if (compile_sample(p, k, err)) return AG_ERR;
+        if (compile_sample(p, k, err))
+            /* A section built for another count than its own may fail where it had not. */
+            return k == s->sample_index && s->sample_count > 0
+                       ? ag_error_addf(err, " (sample section '%s' with n = %d)", s->samples[k].name, s->sample_count)
+                       : AG_ERR;
     return AG_OK;
 }
 

@@ -134,11 +134,9 @@ static int get_str(const yt_node *map, const char *key, const char *dflt, const 
 /* An expression that ended too soon where a flow collection's comma cut it: says so. */
 static int comma_hint(const yt_node *n, int rc, ag_error *err)
 {
-    if (rc && n->comma_cut && strstr(err->msg, "got end of text")) {
-        size_t used = strlen(err->msg);
-        snprintf(err->msg + used, sizeof err->msg - used,
-                 " (in a flow [list] or {mapping} a comma ends the value: quote it, as in 'z = randn(batch, 100)')");
-    }
+    if (rc && n->comma_cut && strstr(err->msg, "got end of text"))
+        ag_error_addf(err, " (in a flow [list] or {mapping} a comma ends the value: quote it, as in "
+                           "'z = randn(batch, 100)')");
     return rc;
 }
 

@@ -1178,8 +1178,7 @@ static int run_in_dir(tr_run_state *st, ag_error *err)
             /* A broken hook loses no training: the run so far is saved first. */
             ag_error e2;
             if (checkpoint(st, &e2) == AG_OK)
-                snprintf(err->msg + strlen(err->msg), sizeof err->msg - strlen(err->msg),
-                         "\n(the run so far is saved in %s/last)", st->dir);
+                ag_error_addf(err, "\n(the run so far is saved in %s/last)", st->dir);
         }
     }
     if (st->mf && fclose(st->mf) && rc == AG_OK)

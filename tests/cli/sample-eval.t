@@ -34,6 +34,14 @@ run sample specs/vae.yaml --checkpoint "$CK" -n 16 --set sample.prior.grid=4x4 -
 is "$(png_size "$TMP/16g.png")" 122x122 "sample -n 16 with a 4x4 grid: 122x122"
 ! cmp -s "$TMP/16.png" "$TMP/64.png"
 ok $? "-n 16 draws another grid than the default 64"
+# -n is the drawn section's count: the interpolation section, which splits its n test
+# images into pairs, is not built with 9 for the prior's grid.
+run sample specs/vae.yaml --checkpoint "$CK" -n 9 -o "$TMP/9.png"
+is "$RC,$(png_size "$TMP/9.png")" 0,92x92 "sample -n 9: the prior's 9 images in a 3x3 grid (an odd count)"
+expect_error 1 "specs/vae.yaml:40:16: split: 9 elements along axis 0 do not split into 2 equal parts (sample section 'interpolation' with n = 9)" \
+    sample specs/vae.yaml --checkpoint "$CK" -n 9 --section interpolation
+expect_error 2 "aigc-run: -n expects a whole number in [1, 4096], got '5000'" \
+    sample specs/vae.yaml --checkpoint "$CK" -n 5000
 run sample specs/vae.yaml --checkpoint "$CK" --section reconstruction -o "$TMP/rec.png"
 is "$RC,$(png_size "$TMP/rec.png")" 0,242x242 "--section reconstruction: 32 test images and their reconstructions, 8x8"
 expect_error 1 "specs/vae.yaml: no sample section 'interpolatoin'; did you mean 'interpolation'?" \
