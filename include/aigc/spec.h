@@ -105,6 +105,7 @@ typedef struct sp_input {
     const char *name;
     sp_input_kind kind;
     double number;           /* NUMBER: bound as a constant */
+    double lo, hi;           /* NUMBER: the values it may take (-inf, inf unless a range) */
     const char *path;        /* IMAGE: a PNG the size of the data's images, read as
                               * pixels [n, H, W] in 0..255; NULL until given */
     const char *text;        /* TEXT: bytes, read as token ids [n, length] in the text

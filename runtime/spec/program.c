@@ -698,6 +698,24 @@ static int compile_sample(pg_program *p, int k, ag_error *err)
 
 /* ---------------------------------------------------------------- build -- */
 
+/* A section that builds with its own count and defaults may fail with the command
+ * line's -n or inputs: the message ends with those, as typed ("(sample section
+ * 'sample' with n = 3, --length 0)"), since its place is the spec's expression. */
+static int sample_context(const sp_spec *s, int k, ag_error *err)
+{
+    const sp_sample *sm = &s->samples[k];
+    char what[512];
+    size_t used = 0;
+    if (s->sample_count > 0 && k == s->sample_index)
+        used += (size_t)snprintf(what, sizeof what, ", n = %d", s->sample_count);
+    for (int j = 0; j < sm->ninputs && used < sizeof what; j++) {
+        const char *given = sm->inputs[j].given;
+        /* A message about the value itself names it already. */
+        if (given && !strstr(err->msg, given)) used += (size_t)snprintf(what + used, sizeof what - used, ", %s", given);
+    }
+    return used ? ag_error_addf(err, " (sample section '%s' with %s)", sm->name, what + 2) : AG_ERR;
+}
+
 int pg_build(pg_program *p, const sp_spec *s, int rows, int cols, int classes, ag_error *err)
 {
     memset(p, 0, sizeof *p);
@@ -734,11 +752,7 @@ int pg_build(pg_program *p, const sp_spec *s, int rows, int cols, int classes, a
     p->nsamples = s->nsamples;
     p->samples = ag_xcalloc((size_t)(s->nsamples ? s->nsamples : 1), sizeof *p->samples);
     for (int k = 0; k < s->nsamples; k++)
-        if (compile_sample(p, k, err))
-            /* A section built for another count than its own may fail where it had not. */
-            return k == s->sample_index && s->sample_count > 0
-                       ? ag_error_addf(err, " (sample section '%s' with n = %d)", s->samples[k].name, s->sample_count)
-                       : AG_ERR;
+        if (compile_sample(p, k, err)) return sample_context(s, k, err);
     return AG_OK;
 }
 

@@ -636,11 +636,43 @@ static int load_schedule(sp_spec *s, const yt_node *n, ag_error *err)
     return AG_OK;
 }
 
-/* inputs: {NAME: NUMBER, NAME: {image: FILE-or-~}, NAME: {text: STRING}}. */
+/* range: [low, high], low < high. */
+static int get_range(const yt_node *range, double *lo, double *hi, ag_error *err)
+{
+    if (range->kind != YT_SEQ || range->n != 2)
+        return ag_errorf(err, range->loc, "'range' must be a list [low, high], like [-1, 1]");
+    if (yt_float(range->items[0], "range", -INFINITY, INFINITY, lo, err) ||
+        yt_float(range->items[1], "range", -INFINITY, INFINITY, hi, err))
+        return AG_ERR;
+    if (!(*lo < *hi)) return ag_errorf(err, range->loc, "'range' must have low < high");
+    return AG_OK;
+}
+
+/* A number input: NUMBER, or {number: NUMBER, range: [LO, HI]}, whose range holds the
+ * default and every value the command line gives (a temperature of -1 would draw the
+ * least likely bytes first, without a word). */
+static int load_number_input(sp_input *in, const yt_node *v, ag_error *err)
+{
+    in->kind = SP_INPUT_NUMBER;
+    in->lo = -INFINITY;
+    in->hi = INFINITY;
+    if (v->kind == YT_MAP) {
+        const yt_node *range = yt_get(v, "range");
+        if (range && get_range(range, &in->lo, &in->hi, err)) return AG_ERR;
+        return yt_float(yt_get(v, "number"), in->name, in->lo, in->hi, &in->number, err);
+    }
+    if (v->kind != YT_SCALAR || yt_float(v, in->name, -INFINITY, INFINITY, &in->number, err))
+        return ag_errorf(err, v->loc, "input '%s' is a number (its default), {number: N, range: [LO, HI]}, "
+                         "{image: FILE} for an image, or {text: STRING} for text", in->name);
+    return AG_OK;
+}
+
+/* inputs: {NAME: NUMBER, NAME: {number: NUMBER, range: [LO, HI]}, NAME: {image: FILE-or-~},
+ * NAME: {text: STRING}}. */
 static int load_inputs(sp_spec *s, const yt_node *n, sp_sample *sm, ag_error *err)
 {
     static const char *const taken[] = {"n", "pixels", "test_x", "test_label", "tokens"};
-    static const char *const kinds[] = {"image", "text", NULL};
+    static const char *const kinds[] = {"image", "text", "number", "range", NULL};
     if (yt_want(n, YT_MAP, "inputs", err)) return AG_ERR;
     if (n->n > SP_MAX_SAMPLE_INPUTS)
         return ag_errorf(err, n->loc, "'inputs' has %zu entries; at most %d", n->n, SP_MAX_SAMPLE_INPUTS);
@@ -661,10 +693,18 @@ static int load_inputs(sp_spec *s, const yt_node *n, sp_sample *sm, ag_error *er
         const yt_node *v = pr->value;
         if (v->kind == YT_MAP) {
             if (yt_check_keys(v, kinds, in->name, err)) return AG_ERR;
-            const yt_node *txt = yt_get(v, "text");
+            const yt_node *txt = yt_get(v, "text"), *num = yt_get(v, "number");
+            if (!!txt + !!num + !!yt_get(v, "image") > 1)
+                return ag_errorf(err, v->loc, "input '%s': either 'image', 'text' or 'number', not two", in->name);
+            if (yt_get(v, "range") && !num)
+                return ag_errorf(err, yt_get(v, "range")->loc,
+                                 "input '%s': 'range' goes with a number's default, like {number: 0.8, range: [0.01, 10]}",
+                                 in->name);
+            if (num) {
+                if (load_number_input(in, v, err)) return AG_ERR;
+                continue;
+            }
             if (txt) {
-                if (v->n != 1)
-                    return ag_errorf(err, v->loc, "input '%s': either 'image' or 'text', not both", in->name);
                 in->kind = SP_INPUT_TEXT;
                 if (yt_str(txt, "text", &in->text, err)) return AG_ERR;
                 continue;
@@ -680,10 +720,7 @@ static int load_inputs(sp_spec *s, const yt_node *n, sp_sample *sm, ag_error *er
             }
             continue;
         }
-        in->kind = SP_INPUT_NUMBER;
-        if (v->kind != YT_SCALAR || yt_float(v, in->name, -HUGE_VAL, HUGE_VAL, &in->number, err))
-            return ag_errorf(err, v->loc, "input '%s' is a number (its default), {image: FILE} for an image, "
-                             "or {text: STRING} for text", in->name);
+        if (load_number_input(in, v, err)) return AG_ERR;
     }
     return AG_OK;
 }
@@ -746,12 +783,7 @@ static int load_section(sp_spec *s, const char *name, const yt_node *n, sp_sampl
     const yt_node *range = yt_get(n, "range");
     if (range) {
         double lo, hi;
-        if (range->kind != YT_SEQ || range->n != 2)
-            return ag_errorf(err, range->loc, "'range' must be a list [low, high], like [-1, 1]");
-        if (yt_float(range->items[0], "range", -INFINITY, INFINITY, &lo, err) ||
-            yt_float(range->items[1], "range", -INFINITY, INFINITY, &hi, err))
-            return AG_ERR;
-        if (!(lo < hi)) return ag_errorf(err, range->loc, "'range' must have low < high");
+        if (get_range(range, &lo, &hi, err)) return AG_ERR;
         sm->has_range = 1;
         sm->lo = (float)lo;
         sm->hi = (float)hi;
@@ -814,6 +846,9 @@ static int set_input(sp_spec *s, sp_input *in, const char *value, const char *wh
     double v = strtod(value, &end);
     if (!*value || *end || errno || !isfinite(v))
         return ag_errorf(err, (ag_loc){0}, "%s: '%s' is a number, got '%s'", where, in->name, value);
+    if (v < in->lo || v > in->hi)
+        return ag_errorf(err, (ag_loc){0}, "%s: '%s' must be in [%g, %g] (the spec's range), got '%s'", where,
+                         in->name, in->lo, in->hi, value);
     in->number = v;
     return AG_OK;
 }

@@ -59,6 +59,6 @@ ok $? "... and writes no run directory"
 # Declaring inputs (made wrong here with --set, so the messages name the override).
 expect_error 1 "--set sample.echo.inputs.n=1: input 'n': the section already has 'n'; choose another name" \
     check "$SPEC" --set sample.echo.inputs.n=1
-expect_error 1 "--set sample.echo.inputs.gain=loud: input 'gain' is a number (its default), {image: FILE} for an image, or {text: STRING} for text" \
+expect_error 1 "--set sample.echo.inputs.gain=loud: input 'gain' is a number (its default), {number: N, range: [LO, HI]}, {image: FILE} for an image, or {text: STRING} for text" \
     check "$SPEC" --set sample.echo.inputs.gain=loud
 done_testing

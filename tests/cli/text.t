@@ -141,14 +141,29 @@ expect_error 1 "$S/tiny-gpt.yaml:31:5: input 'prompt': the byte 'Z' (0x5a) at of
     sample $GPT --checkpoint "$TMP/gpt" --set "sample.inputs.prompt.text=Zebra"
 expect_error 1 "--prompt '': input 'prompt' is empty: give at least one character" \
     sample $GPT --checkpoint "$TMP/gpt" --prompt ""
-expect_error 1 "$S/tiny-gpt.yaml:37:22: zeros: 'size' must be a whole number in [1, 16777216]" \
-    sample $GPT --checkpoint "$TMP/gpt" --length 2.5
+# An error a command-line input causes in the spec's expression ends with the input.
+expect_error 1 "$S/tiny-gpt.yaml:37:22: zeros: 'size' must be a whole number in [1, 16777216] (sample section 'sample' with n = 3, --length 2.5)" \
+    sample $GPT --checkpoint "$TMP/gpt" --length 2.5 -n 3
+# A number input's range (temperature: {number: 0.8, range: [0.01, 10]}) holds what
+# the command line gives and the spec's default; its bounds are allowed.
+expect_error 2 "aigc-run: --temperature -1: 'temperature' must be in [0.01, 10] (the spec's range), got '-1'" \
+    sample $GPT --checkpoint "$TMP/gpt" --temperature -1
+expect_error 2 "aigc-run: --input temperature=0: 'temperature' must be in [0.01, 10] (the spec's range), got '0'" \
+    sample $GPT --checkpoint "$TMP/gpt" --input temperature=0
+run sample $GPT --checkpoint "$TMP/gpt" --prompt "A stitch" --length 5 --temperature 10 -n 2
+is "$RC,$(grep -c '^A stitch' "$OUT")" 0,2 "--temperature 10, the range's bound, draws"
+expect_error 1 "--set sample.inputs.temperature.number=20: 'temperature' must be a number in [0.01, 10], got '20'" \
+    check $GPT --set sample.inputs.temperature.number=20
+expect_error 1 "--set sample.inputs.temperature.range=[1, 0]:1:39: 'range' must have low < high" \
+    check $GPT --set "sample.inputs.temperature.range=[1, 0]"
+expect_error 1 "--set sample.inputs.prompt={text: a, range: [0, 1]}:1:45: input 'prompt': 'range' goes with a number's default, like {number: 0.8, range: [0.01, 10]}" \
+    check $GPT --set "sample.inputs.prompt={text: a, range: [0, 1]}"
 expect_error 1 "--set sample.loop.to=window: loop: 'to' must come to a whole number in [-16777216, 16777216], not a tensor" \
     check $GPT --set sample.loop.to=window
 expect_error 1 "$S/tiny-gpt.yaml:39:5: loop: 'by' -1 never goes from 0 to 39" check $GPT --set sample.loop.by=-1
 expect_error 1 "$S/tiny-gpt.yaml:46:9: sample: a section gives 'image' or 'text', not both" \
     check $GPT --set sample.image=out
-expect_error 1 "$S/tiny-gpt.yaml:31:13: input 'prompt': either 'image' or 'text', not both" \
+expect_error 1 "$S/tiny-gpt.yaml:31:13: input 'prompt': either 'image', 'text' or 'number', not two" \
     check $GPT --set sample.inputs.prompt.image=x.png
 expect_error 1 "--set sample.inputs.tokens=1: input 'tokens': the section already has 'tokens'; choose another name" \
     check $GPT --set sample.inputs.tokens=1
