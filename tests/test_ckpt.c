@@ -462,7 +462,7 @@ static void test_pytorch_generator(void)
     }
     ag_params_alloc(&ps);
     ag_error err = {{0}};
-    if (!ok(ck_load_weights(GOLDEN "generator.safetensors", &ps, 0, &err) == AG_OK,
+    if (!ok(ck_load_weights(GOLDEN "generator.safetensors", &ps, 0, NULL, &err) == AG_OK,
             "PyTorch's generator.safetensors loads: %s", err.msg)) {
         ag_params_free(&ps);
         return;
@@ -501,7 +501,7 @@ static void test_pytorch_generator(void)
     ag_params_init(&ps);
     ag_params_add(&ps, "G.0.weight", ag_shape2(128, 100), (ag_loc){0});
     ag_params_alloc(&ps);
-    ok(ck_load_weights(GOLDEN "generator.safetensors", &ps, 0, &err) == AG_ERR,
+    ok(ck_load_weights(GOLDEN "generator.safetensors", &ps, 0, NULL, &err) == AG_ERR,
        "a narrower G is refused");
     is_str(
         err.msg,

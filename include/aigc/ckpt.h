@@ -102,7 +102,8 @@ int ck_load(const char *dir, const char *name, ck_run *run, ag_error *err);
 /* The weights alone, from any safetensors file whose names and shapes match the
  * store exactly (one that PyTorch wrote, too): for sampling and evaluation. With
  * seed_ema (--init: a run starting from them), an exponential average the file lacks
- * (ema.MODEL.NAME, the file trained without `ema:`) starts as the weight it averages. */
-int ck_load_weights(const char *path, ag_params *ps, int seed_ema, ag_error *err);
+ * (ema.MODEL.NAME, the file trained without `ema:`) starts as the weight it averages.
+ * spec_name (or NULL) names the spec in a message when the file was saved from another. */
+int ck_load_weights(const char *path, ag_params *ps, int seed_ema, const char *spec_name, ag_error *err);
 
 #endif

@@ -372,7 +372,7 @@ static int run_command(const cli_args *a, sp_spec *s, pg_program *p, const tr_da
     }
     if (a->checkpoint || a->init) {
         const char *f = ck_weights_path(a->checkpoint ? a->checkpoint : a->init, buf, sizeof buf);
-        if (ck_load_weights(f, &p->params, a->init != NULL, err)) return AG_ERR;
+        if (ck_load_weights(f, &p->params, a->init != NULL, s->name, err)) return AG_ERR;
     }
     if (!strcmp(a->command, "sample")) {
         int k;

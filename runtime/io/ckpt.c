@@ -68,9 +68,23 @@ static const sf_tensor *ck_tensor_impl(const sf_file *f, const ag_parameter *p, 
     return t;
 }
 
+static int ck_differ_impl(const sf_file *f, const ag_params *ps, int seed_ema, ag_error *err);
+
 /* The file's tensors against the store: every parameter present in its shape, and
- * nothing else. The first difference, in the store's order, is the one reported. */
-static int ck_match_impl(const sf_file *f, const ag_params *ps, int seed_ema, ag_error *err)
+ * nothing else. The first difference, in the store's order, is the one reported, and
+ * with it the spec the file was saved from when that is another one than spec_name
+ * (NULL: not known): the likely mistake is the path. */
+static int ck_match_impl(const sf_file *f, const ag_params *ps, int seed_ema, const char *spec_name,
+                         ag_error *err)
+{
+    if (ck_differ_impl(f, ps, seed_ema, err) == AG_OK) return AG_OK;
+    const char *saved = sf_meta_get(f, "spec");
+    if (spec_name && saved && strcmp(saved, spec_name))
+        ag_error_addf(err, " (a checkpoint of spec '%s', not of '%s')", saved, spec_name);
+    return AG_ERR;
+}
+
+static int ck_differ_impl(const sf_file *f, const ag_params *ps, int seed_ema, ag_error *err)
 {
     const ag_loc at = ck_at_impl(f->path);
     int seeded = 0;
@@ -113,12 +127,12 @@ static uint32_t ck_file_crc_impl(const sf_file *f, const ag_params *ps)
     return crc;
 }
 
-int ck_load_weights(const char *path, ag_params *ps, int seed_ema, ag_error *err)
+int ck_load_weights(const char *path, ag_params *ps, int seed_ema, const char *spec_name, ag_error *err)
 {
     AG_ASSERT(ps->data);
     sf_file f;
     if (sf_open(&f, path, err)) return AG_ERR;
-    int rc = ck_match_impl(&f, ps, seed_ema, err);
+    int rc = ck_match_impl(&f, ps, seed_ema, spec_name, err);
     if (rc == AG_OK) ck_copy_weights_impl(&f, ps, seed_ema);
     sf_close(&f);
     return rc;
@@ -568,7 +582,7 @@ int ck_load(const char *dir, const char *name, ck_run *run, ag_error *err)
     if (sf_open(&f, wpath, err)) return AG_ERR;
     unsigned char *buf = NULL;
     ck_reader r;
-    int rc = ck_match_impl(&f, run->params, 0, err);
+    int rc = ck_match_impl(&f, run->params, 0, run->spec_name, err);
     if (rc == AG_OK) rc = ck_read_state_impl(spath, &buf, &r, err);
     if (rc == AG_OK) {
         ck_ctx c = {spath, wpath, ck_file_crc_impl(&f, run->params), 0, err};

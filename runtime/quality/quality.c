@@ -288,7 +288,7 @@ static int open_impl(qm_classifier *c, const char *spec_path, const char *weight
         weights = ck_weights_path(weights, buf, sizeof buf);
     }
     ag_error e;
-    if (ck_load_weights(weights, &c->prog.params, 0, &e) == AG_OK) return AG_OK;
+    if (ck_load_weights(weights, &c->prog.params, 0, c->spec.name, &e) == AG_OK) return AG_OK;
     /* Training the classifier's spec writes its default weights, not a path given. */
     char hint[4200] = "";
     if (dflt && access(weights, F_OK)) snprintf(hint, sizeof hint, " (train it first: aigc-run %s)", c->spec.path);

@@ -59,14 +59,18 @@ damaged "the weights of the step-100 save beside the state of the last" \
     '$D/last.state: does not belong to $D/last.safetensors: saved with other weights (was a save interrupted?)' \
     'cp "$D/step-00000100.safetensors" "$D/last.safetensors"'
 
-# weights from another spec: the first name or shape that differs
-expect_error 1 "$TMP/ae/last.safetensors: checkpoint lacks encoder.0.weight" \
+# weights from another spec: the first name or shape that differs, and the spec the
+# file was saved from when it is another one
+expect_error 1 "$TMP/ae/last.safetensors: checkpoint lacks encoder.0.weight (a checkpoint of spec 'tiny-ae', not of 'vae')" \
     eval specs/vae.yaml --checkpoint "$TMP/ae"
-expect_error 1 "$TMP/ae/last.safetensors: checkpoint has E.0.weight [32, 784] but the spec makes [48, 784]" \
+expect_error 1 "$TMP/ae/last.safetensors: checkpoint has E.0.weight [32, 784] but the spec makes [48, 784] (a checkpoint of spec 'tiny-ae', not of 'tiny-ae-wide')" \
     tests/specs/tiny-ae-wide.yaml --init "$TMP/ae/last.safetensors" --out "$TMP/wide"
 [ ! -e "$TMP/wide/metrics.jsonl" ]
 ok $? "--init with weights that do not fit trains nothing"
-expect_error 1 "$TMP/ae/last.safetensors: checkpoint has E.0.weight [32, 784] but the spec makes [48, 784]" \
+expect_error 1 "$TMP/ae/last.safetensors: checkpoint has E.0.weight [32, 784] but the spec makes [48, 784] (a checkpoint of spec 'tiny-ae', not of 'tiny-ae-wide')" \
     tests/specs/tiny-ae-wide.yaml --resume "$TMP/ae/last" --out "$TMP/wide"
+# the spec edited under its own name: the shapes say it all
+expect_error 1 "$TMP/ae/last.safetensors: checkpoint has E.0.weight [32, 784] but the spec makes [16, 784]" \
+    sample tests/specs/tiny-ae.yaml --checkpoint "$TMP/ae" --set "models.E.layers=[linear 16, relu]" --set models.G.in=16
 
 done_testing

@@ -120,7 +120,7 @@ ok $? "--resume DIR/last --out elsewhere leaves DIR as it was"
 # c) a checkpoint that does not fit the spec is refused, and nothing is changed
 rm -rf "$TMP/aec"
 cp -R "$TMP/ae1" "$TMP/aec"
-expect_error 1 "$TMP/aec/last.safetensors: checkpoint has E.0.weight [32, 784] but the spec makes [48, 784]" \
+expect_error 1 "$TMP/aec/last.safetensors: checkpoint has E.0.weight [32, 784] but the spec makes [48, 784] (a checkpoint of spec 'tiny-ae', not of 'tiny-ae-wide')" \
     tests/specs/tiny-ae-wide.yaml --out "$TMP/aec" --resume
 expect_error 1 "$TMP/aec/last.state: optimizer 'opt' was adam in the checkpoint, the spec says sgd" \
     tests/specs/tiny-ae.yaml --set train.optimizers.opt.type=sgd --out "$TMP/aec" --resume

@@ -30,7 +30,7 @@ static void fuzz_safetensors(const uint8_t *data, size_t size)
 
     fuzz_run r;
     fuzz_run_make(&r);
-    ck_load_weights(path, &r.ps, 0, &err);
+    ck_load_weights(path, &r.ps, 0, "fuzz", &err);
     fuzz_run_free(&r);
 }
 
