@@ -225,6 +225,16 @@ static size_t utf8_bad(const unsigned char *s, size_t n)
     return SIZE_MAX;
 }
 
+/* Whether the indentation of line `line` (0-based) has a tab. */
+static int tab_indents(const char *src, size_t len, size_t line)
+{
+    size_t k = 0;
+    for (; line > 0 && k < len; k++) line -= src[k] == '\n';
+    for (; k < len && (src[k] == ' ' || src[k] == '\t'); k++)
+        if (src[k] == '\t') return 1;
+    return 0;
+}
+
 static int parse_error(yt_builder *b, const yaml_parser_t *p)
 {
     const char *problem = p->problem ? p->problem : "malformed YAML";
@@ -248,10 +258,14 @@ static int parse_error(yt_builder *b, const yaml_parser_t *p)
         return ag_errorf(b->err, offset_loc(b, p->problem_offset), "%s", problem);
     default:
         if (p->context)
-            return ag_errorf(b->err, mark_loc(b, p->problem_mark), "%s (%s at %d:%d)",
-                             problem, p->context, (int)p->context_mark.line + 1,
-                             (int)p->context_mark.column + 1);
-        return ag_errorf(b->err, mark_loc(b, p->problem_mark), "%s", problem);
+            ag_errorf(b->err, mark_loc(b, p->problem_mark), "%s (%s at %d:%d)", problem, p->context,
+                      (int)p->context_mark.line + 1, (int)p->context_mark.column + 1);
+        else
+            ag_errorf(b->err, mark_loc(b, p->problem_mark), "%s", problem);
+        /* libyaml's words for a tab in the indentation do not say it is one. */
+        if (tab_indents(b->doc->src, b->doc->src_len, p->problem_mark.line))
+            ag_error_addf(b->err, "; YAML indents with spaces, and this line's indentation has a tab");
+        return AG_ERR;
     }
 }
 
