@@ -9,13 +9,6 @@ S=tests/specs
 # a) malformed YAML
 expect_error 1 "$S/bad-yaml.yaml:7:7: did not find expected ',' or ']' (while parsing a flow sequence at 6:6)" \
     check $S/bad-yaml.yaml
-# a tab in the indentation, which libyaml's words do not name
-sed 's/^  batch: 64/	batch: 64/' specs/vae.yaml >"$TMP/tab.yaml"
-expect_error 1 "$TMP/tab.yaml:9:1: found a tab character that violates indentation (while scanning a plain scalar at 8:9); YAML indents with spaces, and this line's indentation has a tab" \
-    check "$TMP/tab.yaml"
-printf 'name: x\ndata:\n  \tbatch: 64\n' >"$TMP/tab2.yaml"
-expect_error 1 "$TMP/tab2.yaml:3:3: found character that cannot start any token (while scanning for the next token at 3:3); YAML indents with spaces, and this line's indentation has a tab" \
-    check "$TMP/tab2.yaml"
 
 # b) unknown keys
 expect_error 1 "$S/unknown-top-key.yaml:6:1: unknown key 'trian'; did you mean 'train'?" \
