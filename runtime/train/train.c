@@ -10,6 +10,8 @@
 #include <string.h>
 #include <dirent.h>
 #include <pthread.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -610,6 +612,7 @@ typedef struct tr_run_state {
     const tr_data *d;
     const tr_options *o;
     char dir[4096];
+    int dir_fd;             /* the run directory, locked while the run writes in it */
     char metrics_path[4200];
     char resume_dir[4096];  /* the directory of the checkpoint resumed from */
     FILE *mf;
@@ -1147,12 +1150,29 @@ static int run_epochs(tr_run_state *st, ag_error *err)
     return st->hooks ? hook(st, LH_ON_END, NULL, NULL, err) : AG_OK;
 }
 
+/* One run at a time in a directory: a second one training there (the same command
+ * typed in two terminals) would interleave its metrics and checkpoints with the
+ * first's. The lock is the kernel's, on the directory itself, so a run that dies
+ * leaves none behind; a file system without locks runs unlocked, as before. */
+static int lock_dir(tr_run_state *st, ag_error *err)
+{
+    st->dir_fd = open(st->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (st->dir_fd < 0)
+        return ag_errorf(err, (ag_loc){0}, "%s: cannot open the run directory: %s", st->dir, strerror(errno));
+    if (flock(st->dir_fd, LOCK_EX | LOCK_NB) == 0 || errno != EWOULDBLOCK) return AG_OK;
+    return ag_errorf(err, (ag_loc){0},
+                     "%s: another aigc-run is training in this directory; wait for it to end, or give --out "
+                     "another one",
+                     st->dir);
+}
+
 /* The run proper: its directory and metrics file, then the epochs, with SIGINT and
  * SIGTERM saving a checkpoint before they stop it. */
 static int run_in_dir(tr_run_state *st, ag_error *err)
 {
     const tr_options *o = st->o;
     int rc = mkdirs(st->dir, err);
+    if (rc == AG_OK) rc = lock_dir(st, err);
     if (rc == AG_OK && o->resume) rc = resume_metrics(st, err);
     if (rc == AG_OK) {
         char prev[4200];
@@ -1185,6 +1205,7 @@ static int run_in_dir(tr_run_state *st, ag_error *err)
         rc = ag_errorf(err, (ag_loc){0}, "%s: cannot write the metrics: %s", st->metrics_path, strerror(errno));
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
+    if (st->dir_fd >= 0) close(st->dir_fd);
     return rc;
 }
 
@@ -1195,6 +1216,7 @@ int tr_run(pg_program *p, const tr_data *d, const tr_options *o, ag_error *err)
     st->p = p;
     st->d = d;
     st->o = o;
+    st->dir_fd = -1;
     if (o->out_dir)
         snprintf(st->dir, sizeof st->dir, "%s", o->out_dir);
     else

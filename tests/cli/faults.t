@@ -117,4 +117,20 @@ expect_error 1 "$TMP/file/run: cannot create the run directory: $TMP/file: Not a
 expect_error 1 "$TMP/file: cannot create the run directory: Not a directory" \
     tests/specs/tiny-ae.yaml --out "$TMP/file" --progress lines
 
+# A run directory that another aigc-run trains in (its lock, flock on the directory,
+# held here by flock(1)): refused before anything is written there; free again once
+# the other ends.
+mkdir "$TMP/busy"
+flock "$TMP/busy" -c "touch '$TMP/held'; while [ ! -e '$TMP/release' ]; do sleep 0.1; done" &
+holder=$!
+while [ ! -e "$TMP/held" ]; do sleep 0.1; done
+expect_error 1 "$TMP/busy: another aigc-run is training in this directory; wait for it to end, or give --out another one" \
+    tests/specs/tiny-ae.yaml --out "$TMP/busy" --progress lines
+[ -z "$(ls -A "$TMP/busy")" ]
+ok $? "... and nothing is written there"
+touch "$TMP/release"
+wait "$holder"
+run tests/specs/tiny-ae.yaml --out "$TMP/busy" --progress lines
+is "$RC" 0 "once the other run ends, a run there trains"
+
 done_testing
