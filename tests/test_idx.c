@@ -386,6 +386,31 @@ static void tamper(const char *path, long at, int fix)
     free(b);
 }
 
+/* Adds `extra` zero bytes to the entry, its header's CRC fixed to match. */
+static void extend(const char *path, size_t extra)
+{
+    size_t n;
+    uint8_t *b = read_file(path, &n);
+    b = realloc(b, n + extra);
+    memset(b + n, 0, extra);
+    uLong crc = crc32(0, b + 16, (uInt)(n + extra - 16));
+    for (int k = 0; k < 4; k++) b[8 + k] = (uint8_t)(crc >> 8 * k);
+    write_raw(path, b, n + extra);
+    free(b);
+}
+
+/* How many of this process's mappings are of a file whose path holds name (a removed
+ * file's ends in " (deleted)"). */
+static int mappings_of(const char *name)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    char line[1200];
+    int count = 0;
+    while (f && fgets(line, sizeof line, f)) count += strstr(line, name) != NULL;
+    if (f) fclose(f);
+    return count;
+}
+
 static void test_cache(void)
 {
     /* 1,400 images of 28x28: more than DC_MIN_BYTES inflated. */
@@ -417,6 +442,24 @@ static void test_cache(void)
     loads_as(src, big, n, "cache: a cut-short entry is not trusted");
     holds_entry(cache, "big-images-idx3-ubyte", big, n, entry, sizeof entry,
                 "cache: and is written again whole");
+    extend(path, 3);
+    loads_as(src, big, n, "cache: an entry longer than its header promises is not trusted, CRC or not");
+    holds_entry(cache, "big-images-idx3-ubyte", big, n, entry, sizeof entry,
+                "cache: and is written again whole");
+
+    /* An entry is mapped, not copied: the mapping goes with idx_free, and outlives the
+     * entry's file (another run's store or prune removes it by name). */
+    idx_array m;
+    ag_error merr = {{0}};
+    ok(idx_load(src, &m, &merr) == AG_OK && m.mapped && mappings_of(entry) == 1,
+       "cache: a load from the entry maps it");
+    unlink(path);
+    ok(m.size + 16 == (int64_t)n && !memcmp(m.data, big + 16, n - 16),
+       "cache: the mapped bytes stay whole after the entry is removed");
+    int before = mappings_of(entry);
+    idx_free(&m);
+    ok(before == 1 && mappings_of(entry) == 0, "cache: idx_free unmaps it");
+    loads_as(src, big, n, "cache: a removed entry: the source is read");
 
     /* A source rewritten gets a new entry, which replaces its old one and what a
      * writer killed before its rename left. */

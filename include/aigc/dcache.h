@@ -8,9 +8,9 @@
  *
  *     dc_entry e;
  *     if (dc_find(path, &e)) {            // the cache is on: e names path's entry
- *         uint32_t crc;
- *         gzFile f = dc_open(&e, &crc);   // NULL: no entry yet
- *         ...                             // read the bytes, check them against crc
+ *         size_t n;
+ *         const uint8_t *b = dc_map(&e, &n);  // NULL: no entry yet (or a damaged one)
+ *         ...                             // use the n bytes, then dc_unmap(b, n)
  *     }
  *     ...                                 // inflate path as before, then
  *     dc_store(&e, parts, sizes, 2);      // best effort, silent
@@ -21,14 +21,15 @@
  * replaced or rewritten in place gets a new entry, and storing it removes the source's
  * older ones: one entry per source, which the directory may lose at any time. An entry
  * begins with a header that holds the CRC-32 of its bytes, so that one damaged by a
- * crash or a full disk is read again from the source instead of trusted.
+ * crash or a full disk is read again from the source instead of trusted. An entry is
+ * mapped, not read: reading 47 MB into fresh memory took 49 ms here, faulting in and
+ * copying every page, where the mapping costs only the CRC's pass over the page cache.
  */
 #ifndef AIGC_DCACHE_H
 #define AIGC_DCACHE_H
 
 #include <stddef.h>
 #include <stdint.h>
-#include <zlib.h>
 
 /* Below this, inflating costs less than the entry's file would save. */
 #define DC_MIN_BYTES ((int64_t)1 << 20)
@@ -42,9 +43,13 @@ typedef struct dc_entry {
  * the cache is off, no directory can be named or source cannot be resolved. */
 int dc_find(const char *source, dc_entry *e);
 
-/* e's entry opened past its header, with the CRC-32 its bytes must have in *crc; NULL
- * when there is none or its header is not this version's. */
-gzFile dc_open(const dc_entry *e, uint32_t *crc);
+/* e's entry's bytes (past its header), *n of them, mapped read-only and checked
+ * against the CRC-32 the header holds; NULL when there is no entry, its header is not
+ * this version's or its bytes are not those written (a miss: read the source). Entries
+ * are replaced by rename, never rewritten in place, so a mapping stays whole while
+ * another run stores or prunes. */
+const uint8_t *dc_map(const dc_entry *e, size_t *n);
+void dc_unmap(const uint8_t *bytes, size_t n);
 
 /* Writes the nparts pieces as e's entry (a file of its own, renamed into place, so that
  * concurrent runs each see a whole entry or none) and removes the source's older

@@ -35,7 +35,9 @@ typedef struct idx_array {
     int64_t dims[IDX_MAX_DIMS]; /* dims[0] is the item count */
     int64_t item_size;          /* bytes per item: the product of dims[1..] (1 for labels) */
     int64_t size;               /* bytes in data: dims[0] * item_size */
-    uint8_t *data;              /* one allocation, owned; released by idx_free */
+    const uint8_t *data;        /* owned, released by idx_free: an allocation, or a cache
+                                 * entry's read-only mapping (then `mapped`) */
+    size_t mapped;              /* the mapping's byte count; 0: allocated */
 } idx_array;
 
 /* Loads any unsigned-byte IDX file. On error *out is left empty (safe to idx_free). */

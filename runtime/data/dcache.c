@@ -5,12 +5,15 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "aigc/base.h"
 
@@ -56,17 +59,32 @@ int dc_find(const char *source, dc_entry *e)
     return m > 0 && (size_t)(k + m) < sizeof e->path;
 }
 
-gzFile dc_open(const dc_entry *e, uint32_t *crc)
+const uint8_t *dc_map(const dc_entry *e, size_t *n)
 {
-    unsigned char head[DC_HEAD];
-    gzFile f = gzopen(e->path, "rb");
-    if (!f) return NULL;
-    if (gzread(f, head, DC_HEAD) != DC_HEAD || memcmp(head, dc_magic, sizeof dc_magic) != 0) {
-        gzclose(f);
+    int fd = open(e->path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0) return NULL;
+    if (fstat(fd, &st) != 0 || st.st_size < DC_HEAD || (uint64_t)st.st_size > SIZE_MAX) {
+        close(fd);
         return NULL;
     }
-    *crc = (uint32_t)head[8] | (uint32_t)head[9] << 8 | (uint32_t)head[10] << 16 | (uint32_t)head[11] << 24;
-    return f;
+    size_t len = (size_t)st.st_size;
+    const unsigned char *m = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (m == MAP_FAILED) return NULL;
+    uint32_t crc = (uint32_t)m[8] | (uint32_t)m[9] << 8 | (uint32_t)m[10] << 16 | (uint32_t)m[11] << 24;
+    if (memcmp(m, dc_magic, sizeof dc_magic) != 0 ||
+        crc32_z(crc32_z(0, NULL, 0), m + DC_HEAD, len - DC_HEAD) != crc) {
+        munmap((void *)m, len);
+        return NULL;
+    }
+    *n = len - DC_HEAD;
+    return m + DC_HEAD;
+}
+
+void dc_unmap(const uint8_t *bytes, size_t n)
+{
+    munmap((void *)(bytes - DC_HEAD), n + DC_HEAD);
 }
 
 static int dc_write_all(int fd, const void *p, size_t n)

@@ -90,11 +90,11 @@ static void idx_describe_impl(const idx_array *a, char *buf, size_t n)
                         a->dims[i]);
 }
 
-static int idx_read_header_impl(gzFile f, const char *path, idx_array *a, ag_error *err)
+/* The header from its first bytes: head holds `got` of them (all of them when there
+ * are at least 4 + 4 * IDX_MAX_DIMS). */
+static int idx_parse_header_impl(const uint8_t *head, int64_t got, const char *path, idx_array *a,
+                                 ag_error *err)
 {
-    uint8_t head[4 + 4 * IDX_MAX_DIMS];
-    int64_t got = idx_read_impl(f, path, head, 4, err);
-    if (got < 0) return AG_ERR;
     if (got < 4)
         return ag_errorf(err, idx_noloc, "%s: not an IDX file: only %" PRId64 " bytes", path,
                          got);
@@ -112,15 +112,12 @@ static int idx_read_header_impl(gzFile f, const char *path, idx_array *a, ag_err
     if (a->ndims < 1 || a->ndims > IDX_MAX_DIMS)
         return ag_errorf(err, idx_noloc, "%s: IDX header has %d dimensions, expected 1 to %d",
                          path, a->ndims, IDX_MAX_DIMS);
-
     int64_t dims_bytes = 4 * a->ndims;
-    got = idx_read_impl(f, path, head + 4, dims_bytes, err);
-    if (got < 0) return AG_ERR;
-    if (got < dims_bytes)
+    if (got < 4 + dims_bytes)
         return ag_errorf(err, idx_noloc,
                          "%s: truncated: the IDX header needs %" PRId64
                          " bytes, file holds %" PRId64,
-                         path, 4 + dims_bytes, 4 + got);
+                         path, 4 + dims_bytes, got);
 
     a->item_size = 1;
     for (int i = 0; i < a->ndims; i++) {
@@ -147,20 +144,36 @@ static int idx_read_header_impl(gzFile f, const char *path, idx_array *a, ag_err
     return AG_OK;
 }
 
+/* The header's bytes read from f (the dimension count, in the fourth, says how many
+ * follow), then parsed. */
+static int idx_read_header_impl(gzFile f, const char *path, idx_array *a, ag_error *err)
+{
+    uint8_t head[4 + 4 * IDX_MAX_DIMS];
+    int64_t got = idx_read_impl(f, path, head, 4, err);
+    if (got < 0) return AG_ERR;
+    if (got == 4 && head[3] >= 1 && head[3] <= IDX_MAX_DIMS) {
+        int64_t more = idx_read_impl(f, path, head + 4, 4 * head[3], err);
+        if (more < 0) return AG_ERR;
+        got += more;
+    }
+    return idx_parse_header_impl(head, got, path, a, err);
+}
+
 /* ---- the payload ------------------------------------------------------------- */
 
 /* Reads exactly a->size bytes, then makes sure nothing follows them. */
 static int idx_read_payload_impl(gzFile f, const char *path, idx_array *a, ag_error *err)
 {
     int64_t cap = a->size < IDX_FIRST_CHUNK ? a->size : IDX_FIRST_CHUNK, got = 0;
-    a->data = ag_xmalloc(cap > 0 ? (size_t)cap : 1);
+    uint8_t *buf = ag_xmalloc(cap > 0 ? (size_t)cap : 1);
+    a->data = buf;
     for (;;) {
-        int64_t r = idx_read_impl(f, path, a->data + got, cap - got, err);
+        int64_t r = idx_read_impl(f, path, buf + got, cap - got, err);
         if (r < 0) return AG_ERR;
         got += r;
         if (got < cap || cap == a->size) break;
         cap = cap > a->size / 2 ? a->size : 2 * cap;
-        a->data = ag_xrealloc(a->data, (size_t)cap);
+        a->data = buf = ag_xrealloc(buf, (size_t)cap);
     }
 
     int64_t extra = 0;
@@ -209,25 +222,24 @@ static int idx_parse_impl(gzFile f, const char *path, idx_array *out, ag_error *
 }
 
 /* The file from the cache, if its entry is there and its bytes are the ones it was
- * written with. Anything else (no entry, another version's, a damaged one) is a miss,
- * not an error: the source is read instead. */
+ * written with: a header and exactly the payload it promises, left in the entry's
+ * mapping. Anything else (no entry, another version's, a damaged one) is a miss, not
+ * an error: the source is read instead. */
 static int idx_load_cached_impl(const dc_entry *e, idx_array *out)
 {
-    uint32_t crc;
-    gzFile f = dc_open(e, &crc);
-    if (!f) return AG_ERR;
+    size_t n;
+    const uint8_t *bytes = dc_map(e, &n);
+    if (!bytes) return AG_ERR;
     ag_error ignored;
-    int rc = idx_parse_impl(f, e->path, out, &ignored);
-    gzclose(f);
-    if (rc == AG_OK) {
-        uint8_t head[4 + 4 * IDX_MAX_DIMS];
-        uLong got = crc32_z(crc32_z(0, NULL, 0), head, idx_encode_header_impl(out, head));
-        if (crc32_z(got, out->data, (size_t)out->size) != crc) {
-            idx_free(out);
-            rc = AG_ERR;
-        }
+    if (idx_parse_header_impl(bytes, (int64_t)n, e->path, out, &ignored) != AG_OK ||
+        (size_t)(4 + 4 * out->ndims + out->size) != n) {
+        dc_unmap(bytes, n);
+        memset(out, 0, sizeof *out);
+        return AG_ERR;
     }
-    return rc;
+    out->data = bytes + 4 + 4 * out->ndims;
+    out->mapped = n;
+    return AG_OK;
 }
 
 int idx_load(const char *path, idx_array *out, ag_error *err)
@@ -257,7 +269,10 @@ int idx_load(const char *path, idx_array *out, ag_error *err)
 
 void idx_free(idx_array *a)
 {
-    free(a->data);
+    if (a->mapped)
+        dc_unmap(a->data - (4 + 4 * a->ndims), a->mapped);
+    else
+        free((void *)a->data);
     memset(a, 0, sizeof *a);
 }
 

@@ -163,9 +163,10 @@ void tx_windows(const uint8_t *ids, int64_t n, int len, idx_dataset *out)
     memset(out, 0, sizeof *out);
     int64_t count = (n - 1) / (len - 1);
     AG_ASSERT(count <= INT32_MAX); /* the corpus limit keeps it so */
+    uint8_t *windows = ag_xmalloc((size_t)(count * len));
+    for (int64_t k = 0; k < count; k++) memcpy(windows + k * len, ids + k * (len - 1), (size_t)len);
     out->images = (idx_array){.ndims = 3, .dims = {count, 1, len}, .item_size = len,
-                              .size = count * len, .data = ag_xmalloc((size_t)(count * len))};
-    for (int64_t k = 0; k < count; k++) memcpy(out->images.data + k * len, ids + k * (len - 1), (size_t)len);
+                              .size = count * len, .data = windows};
     out->labels = (idx_array){.ndims = 1, .dims = {count}, .item_size = 1, .size = count,
                               .data = ag_xcalloc((size_t)count, 1)};
     out->count = count;
