@@ -427,7 +427,7 @@ static int run_spec(const cli_args *a)
     s.sample_index = drawn ? (int)(drawn - s.samples) : -1;
     /* An unknown --section is reported with the command; the inputs go to every
      * section then. */
-    if (sp_set_inputs(&s, a->section && sp_find_sample(&s, a->section) ? a->section : NULL, a->inputs, a->ninputs, &err)) {
+    if (sp_set_inputs(&s, a->section && drawn ? a->section : NULL, a->inputs, a->ninputs, &err)) {
         fprintf(stderr, "aigc-run: %s\nTry 'aigc-run --help'.\n", err.msg);
         sp_free(&s);
         return EXIT_USAGE;
