@@ -330,6 +330,7 @@ static int dir_files(const char *dir, char *name, size_t n)
 
 static uint8_t *read_file(const char *path, size_t *n)
 {
+    *n = 0;
     FILE *f = fopen(path, "rb");
     if (!f) return NULL;
     fseek(f, 0, SEEK_END);
@@ -379,6 +380,10 @@ static void tamper(const char *path, long at, int fix)
 {
     size_t n;
     uint8_t *b = read_file(path, &n);
+    if (!b || n < 16) {
+        perror(path);
+        exit(2);
+    }
     b[at] ^= 0x5a;
     uLong crc = crc32(0, b + 16, (uInt)(n - 16));
     for (int k = 0; k < 4 && fix; k++) b[8 + k] = (uint8_t)(crc >> 8 * k);
@@ -391,6 +396,10 @@ static void extend(const char *path, size_t extra)
 {
     size_t n;
     uint8_t *b = read_file(path, &n);
+    if (!b || n < 16) {
+        perror(path);
+        exit(2);
+    }
     b = realloc(b, n + extra);
     memset(b + n, 0, extra);
     uLong crc = crc32(0, b + 16, (uInt)(n + extra - 16));
@@ -510,6 +519,36 @@ static void test_cache(void)
     setenv("AIGC_CACHE", "off", 1);
 }
 
+/* An entry of 8 MiB or more has its CRC taken in two halves, on two threads: a byte
+ * changed in either half is caught, and an entry changed with its CRC is still read. */
+static void test_cache_halves(void)
+{
+    static uint8_t huge[16 + 11000 * 784];
+    uint32_t dims[3] = {11000, 28, 28};
+    size_t n = make_idx(huge, 0x08, 3, dims, 11000 * 784);
+    char src[512], cache[512], entry[256], path[800];
+    snprintf(src, sizeof src, "%s", in_tmp("huge-images-idx3-ubyte.gz"));
+    snprintf(cache, sizeof cache, "%s", in_tmp("cache-halves"));
+    write_gz(src, huge, n);
+    setenv("AIGC_CACHE", cache, 1);
+    loads_as(src, huge, n, "cache halves: the first load inflates the source");
+    holds_entry(cache, "huge-images-idx3-ubyte", huge, n, entry, sizeof entry,
+                "cache halves: and leaves an entry of 8.6 MB");
+    snprintf(path, sizeof path, "%s/%s", cache, entry);
+    long at[] = {16 + 100, 16 + (long)n - 100};
+    for (int h = 0; h < 2; h++) {
+        tamper(path, at[h], 1);
+        huge[at[h] - 16] ^= 0x5a;
+        loads_as(src, huge, n, h ? "cache halves: a change in the second half with its CRC is read"
+                                 : "cache halves: a change in the first half with its CRC is read");
+        huge[at[h] - 16] ^= 0x5a;
+        tamper(path, at[h] + 1, 0);
+        loads_as(src, huge, n, h ? "cache halves: a byte changed in the second half is caught"
+                                 : "cache halves: a byte changed in the first half is caught");
+    }
+    setenv("AIGC_CACHE", "off", 1);
+}
+
 /* ---- splits ------------------------------------------------------------------ */
 
 static void expect_split_error(const char *dir, const char *want, const char *what)
@@ -578,6 +617,7 @@ int main(void)
     test_bad_files();
     test_bad_gzip();
     test_cache();
+    test_cache_halves();
     test_bad_splits();
     tmp_close();
     return tap_done();
