@@ -120,10 +120,14 @@ expect_error 1 "$TMP/file: cannot create the run directory: Not a directory" \
 # A run directory that another aigc-run trains in (its lock, flock on the directory,
 # held here by flock(1)): refused before anything is written there; free again once
 # the other ends.
+# Both waits are bounded (30 s, 10 s): a lost holder or a missing flock(1) fails the
+# checks below instead of hanging the suite.
 mkdir "$TMP/busy"
-flock "$TMP/busy" -c "touch '$TMP/held'; while [ ! -e '$TMP/release' ]; do sleep 0.1; done" &
+flock "$TMP/busy" -c "touch '$TMP/held'; i=0
+    while [ ! -e '$TMP/release' ] && [ \$i -lt 300 ]; do sleep 0.1; i=\$((i + 1)); done" &
 holder=$!
-while [ ! -e "$TMP/held" ]; do sleep 0.1; done
+i=0
+while [ ! -e "$TMP/held" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
 expect_error 1 "$TMP/busy: another aigc-run is training in this directory; wait for it to end, or give --out another one" \
     tests/specs/tiny-ae.yaml --out "$TMP/busy" --progress lines
 [ -z "$(ls -A "$TMP/busy")" ]
