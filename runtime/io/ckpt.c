@@ -68,22 +68,7 @@ static const sf_tensor *ck_tensor_impl(const sf_file *f, const ag_parameter *p, 
     return t;
 }
 
-static int ck_differ_impl(const sf_file *f, const ag_params *ps, int seed_ema, ag_error *err);
-
-/* The file's tensors against the store: every parameter present in its shape, and
- * nothing else. The first difference, in the store's order, is the one reported, and
- * with it the spec the file was saved from when that is another one than spec_name
- * (NULL: not known): the likely mistake is the path. */
-static int ck_match_impl(const sf_file *f, const ag_params *ps, int seed_ema, const char *spec_name,
-                         ag_error *err)
-{
-    if (ck_differ_impl(f, ps, seed_ema, err) == AG_OK) return AG_OK;
-    const char *saved = sf_meta_get(f, "spec");
-    if (spec_name && saved && strcmp(saved, spec_name))
-        ag_error_addf(err, " (a checkpoint of spec '%s', not of '%s')", saved, spec_name);
-    return AG_ERR;
-}
-
+/* The first difference between the file's tensors and the store, as a message. */
 static int ck_differ_impl(const sf_file *f, const ag_params *ps, int seed_ema, ag_error *err)
 {
     const ag_loc at = ck_at_impl(f->path);
@@ -105,6 +90,20 @@ static int ck_differ_impl(const sf_file *f, const ag_params *ps, int seed_ema, a
         if (ag_params_find(ps, f->t[k].name) < 0)
             return ag_errorf(err, at, "checkpoint has extra tensor %s", f->t[k].name);
     return AG_OK;
+}
+
+/* The file's tensors against the store: every parameter present in its shape, and
+ * nothing else. The first difference, in the store's order, is the one reported, and
+ * with it the spec the file was saved from when that is another one than spec_name
+ * (NULL: not known): the likely mistake is the path. */
+static int ck_match_impl(const sf_file *f, const ag_params *ps, int seed_ema, const char *spec_name,
+                         ag_error *err)
+{
+    if (ck_differ_impl(f, ps, seed_ema, err) == AG_OK) return AG_OK;
+    const char *saved = sf_meta_get(f, "spec");
+    if (spec_name && saved && strcmp(saved, spec_name))
+        ag_error_addf(err, " (a checkpoint of spec '%s', not of '%s')", saved, spec_name);
+    return AG_ERR;
 }
 
 static void ck_copy_weights_impl(const sf_file *f, ag_params *ps, int seed_ema)
