@@ -598,6 +598,9 @@ static int text_input(pg_program *p, pg_sampler *q, ev_ctx *c, int j, ag_error *
     return AG_OK;
 }
 
+/* Whether section k is the one -n counts (the drawn one, when -n is given). */
+static int sample_counted(const sp_spec *s, int k) { return s->sample_count > 0 && k == s->sample_index; }
+
 static int compile_sample(pg_program *p, int k, ag_error *err)
 {
     const sp_spec *s = p->spec;
@@ -608,7 +611,7 @@ static int compile_sample(pg_program *p, int k, ag_error *err)
     g->training = 0;
     g->max_bytes = s->max_memory ? s->max_memory - need_bytes(p) : 0;
     q->spec = sm;
-    int counted = s->sample_count > 0 && k == s->sample_index;
+    int counted = sample_counted(s, k);
     q->count = counted ? s->sample_count : sm->count;
     ev_ctx c = {.p = p, .g = g};
     /* n: how many to draw; test_x and test_label: the test split's first n images,
@@ -706,8 +709,7 @@ static int sample_context(const sp_spec *s, int k, ag_error *err)
     const sp_sample *sm = &s->samples[k];
     char what[512];
     size_t used = 0;
-    if (s->sample_count > 0 && k == s->sample_index)
-        used += (size_t)snprintf(what, sizeof what, ", n = %d", s->sample_count);
+    if (sample_counted(s, k)) used += (size_t)snprintf(what, sizeof what, ", n = %d", s->sample_count);
     for (int j = 0; j < sm->ninputs && used < sizeof what; j++) {
         const char *given = sm->inputs[j].given;
         /* A message about the value itself names it already. */
