@@ -90,6 +90,9 @@ static void idx_describe_impl(const idx_array *a, char *buf, size_t n)
                         a->dims[i]);
 }
 
+/* The bytes of a's header: the magic and the dimension count, then 4 per dimension. */
+static int64_t idx_header_bytes(const idx_array *a) { return 4 + 4 * (int64_t)a->ndims; }
+
 /* The header from its first bytes: head holds `got` of them (all of them when there
  * are at least 4 + 4 * IDX_MAX_DIMS). */
 static int idx_parse_header_impl(const uint8_t *head, int64_t got, const char *path, idx_array *a,
@@ -112,12 +115,11 @@ static int idx_parse_header_impl(const uint8_t *head, int64_t got, const char *p
     if (a->ndims < 1 || a->ndims > IDX_MAX_DIMS)
         return ag_errorf(err, idx_noloc, "%s: IDX header has %d dimensions, expected 1 to %d",
                          path, a->ndims, IDX_MAX_DIMS);
-    int64_t dims_bytes = 4 * a->ndims;
-    if (got < 4 + dims_bytes)
+    if (got < idx_header_bytes(a))
         return ag_errorf(err, idx_noloc,
                          "%s: truncated: the IDX header needs %" PRId64
                          " bytes, file holds %" PRId64,
-                         path, 4 + dims_bytes, got);
+                         path, idx_header_bytes(a), got);
 
     a->item_size = 1;
     for (int i = 0; i < a->ndims; i++) {
@@ -232,12 +234,12 @@ static int idx_load_cached_impl(const dc_entry *e, idx_array *out)
     if (!bytes) return AG_ERR;
     ag_error ignored;
     if (idx_parse_header_impl(bytes, (int64_t)n, e->path, out, &ignored) != AG_OK ||
-        (size_t)(4 + 4 * out->ndims + out->size) != n) {
+        (size_t)(idx_header_bytes(out) + out->size) != n) {
         dc_unmap(bytes, n);
         memset(out, 0, sizeof *out);
         return AG_ERR;
     }
-    out->data = bytes + 4 + 4 * out->ndims;
+    out->data = bytes + idx_header_bytes(out);
     out->mapped = n;
     return AG_OK;
 }
@@ -270,7 +272,7 @@ int idx_load(const char *path, idx_array *out, ag_error *err)
 void idx_free(idx_array *a)
 {
     if (a->mapped)
-        dc_unmap(a->data - (4 + 4 * a->ndims), a->mapped);
+        dc_unmap(a->data - idx_header_bytes(a), a->mapped);
     else
         free((void *)a->data);
     memset(a, 0, sizeof *a);
