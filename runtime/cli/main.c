@@ -354,7 +354,9 @@ static int quality(const cli_args *a, const sp_spec *s, pg_program *p, const tr_
     return rc;
 }
 
-static int run_command(const cli_args *a, sp_spec *s, pg_program *p, const tr_data *d, ag_error *err)
+/* weights: the file --checkpoint or --init names (ck_weights_path), else NULL. */
+static int run_command(const cli_args *a, sp_spec *s, pg_program *p, const tr_data *d, const char *weights,
+                       ag_error *err)
 {
     char buf[4800];
     if (!strcmp(a->command, "check")) {
@@ -370,10 +372,7 @@ static int run_command(const cli_args *a, sp_spec *s, pg_program *p, const tr_da
         pg_print_summary(p, stdout);
         return AG_OK;
     }
-    if (a->checkpoint || a->init) {
-        const char *f = ck_weights_path(a->checkpoint ? a->checkpoint : a->init, buf, sizeof buf);
-        if (ck_load_weights(f, &p->params, a->init != NULL, s->name, err)) return AG_ERR;
-    }
+    if (weights && ck_load_weights(weights, &p->params, a->init != NULL, s->name, err)) return AG_ERR;
     if (!strcmp(a->command, "sample")) {
         int k;
         if (find_section(a, s, p, &k, err)) return AG_ERR;
@@ -440,11 +439,12 @@ static int run_spec(const cli_args *a)
     if (a->quality) s.sample_count = a->count && a->count < QUALITY_DRAW ? a->count : QUALITY_DRAW;
     tr_data d;
     char buf[4800];
+    const char *from = a->checkpoint ? a->checkpoint : a->init;
+    const char *weights = from ? ck_weights_path(from, buf, sizeof buf) : NULL;
     /* Sampling needs the data set only for a section that reads the test split:
      * without it, the checkpoint's record of the data builds the program. */
     if (tr_load_data(&s, &d, &err) &&
-        !(!strcmp(a->command, "sample") && a->checkpoint &&
-          tr_data_recorded(&s, ck_weights_path(a->checkpoint, buf, sizeof buf), &err, &d))) {
+        !(!strcmp(a->command, "sample") && a->checkpoint && tr_data_recorded(&s, weights, &err, &d))) {
         rc = fail(&err, &s);
         sp_free(&s);
         return rc;
@@ -452,7 +452,7 @@ static int run_spec(const cli_args *a)
     pg_program p;
     rc = 0;
     if (pg_build(&p, &s, d.train.rows, d.train.cols, d.train.classes, &err) ||
-        run_command(a, &s, &p, &d, &err))
+        run_command(a, &s, &p, &d, weights, &err))
         rc = fail(&err, &s);
     pg_free(&p);
     tr_free_data(&d);
