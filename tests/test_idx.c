@@ -420,22 +420,41 @@ static int mappings_of(const char *name)
     return count;
 }
 
+/* A cache test's start: `count` images of 28x28 as the IDX bytes in buf (n of them), a
+ * gzip source NAME.gz of them, the cache in directory `dir`, and a first load, which
+ * must inflate the source and leave one entry (its name in entry, its path in path). */
+typedef struct cache_case {
+    size_t n;
+    char src[512], cache[512], entry[256], path[800];
+} cache_case;
+
+static void cache_case_start(cache_case *c, uint8_t *buf, uint32_t count, const char *name, const char *dir,
+                             const char *what)
+{
+    uint32_t dims[3] = {count, 28, 28};
+    c->n = make_idx(buf, 0x08, 3, dims, (size_t)count * 784);
+    snprintf(c->src, sizeof c->src, "%s.gz", in_tmp(name));
+    snprintf(c->cache, sizeof c->cache, "%s", in_tmp(dir));
+    write_gz(c->src, buf, c->n);
+    setenv("AIGC_CACHE", c->cache, 1);
+    char msg[200];
+    snprintf(msg, sizeof msg, "%s: the first load inflates the source", what);
+    loads_as(c->src, buf, c->n, msg);
+    snprintf(msg, sizeof msg, "%s: and leaves one entry: header, then the inflated bytes", what);
+    holds_entry(c->cache, name, buf, c->n, c->entry, sizeof c->entry, msg);
+    snprintf(c->path, sizeof c->path, "%s/%s", c->cache, c->entry);
+}
+
 static void test_cache(void)
 {
     /* 1,400 images of 28x28: more than DC_MIN_BYTES inflated. */
     static uint8_t big[16 + 1400 * 784];
-    uint32_t dims[3] = {1400, 28, 28};
-    size_t n = make_idx(big, 0x08, 3, dims, 1400 * 784);
-    char src[512], cache[512], entry[256], first[256], path[800];
-    snprintf(src, sizeof src, "%s", in_tmp("big-images-idx3-ubyte.gz"));
-    snprintf(cache, sizeof cache, "%s", in_tmp("cache"));
-    write_gz(src, big, n);
-    setenv("AIGC_CACHE", cache, 1);
-
-    loads_as(src, big, n, "cache: the first load inflates the source");
-    holds_entry(cache, "big-images-idx3-ubyte", big, n, first, sizeof first,
-                "cache: and leaves one entry: header, then the inflated bytes");
-    snprintf(path, sizeof path, "%s/%s", cache, first);
+    cache_case c;
+    cache_case_start(&c, big, 1400, "big-images-idx3-ubyte", "cache", "cache");
+    size_t n = c.n;
+    const char *src = c.src, *cache = c.cache, *first = c.entry;
+    char entry[256], path[800];
+    snprintf(path, sizeof path, "%s", c.path);
 
     /* An entry changed with its CRC is what the next load reads: proof that it reads
      * the entry. Changed without, it is damaged, and the source is read instead. */
@@ -524,17 +543,10 @@ static void test_cache(void)
 static void test_cache_halves(void)
 {
     static uint8_t huge[16 + 11000 * 784];
-    uint32_t dims[3] = {11000, 28, 28};
-    size_t n = make_idx(huge, 0x08, 3, dims, 11000 * 784);
-    char src[512], cache[512], entry[256], path[800];
-    snprintf(src, sizeof src, "%s", in_tmp("huge-images-idx3-ubyte.gz"));
-    snprintf(cache, sizeof cache, "%s", in_tmp("cache-halves"));
-    write_gz(src, huge, n);
-    setenv("AIGC_CACHE", cache, 1);
-    loads_as(src, huge, n, "cache halves: the first load inflates the source");
-    holds_entry(cache, "huge-images-idx3-ubyte", huge, n, entry, sizeof entry,
-                "cache halves: and leaves an entry of 8.6 MB");
-    snprintf(path, sizeof path, "%s/%s", cache, entry);
+    cache_case c;
+    cache_case_start(&c, huge, 11000, "huge-images-idx3-ubyte", "cache-halves", "cache halves (8.6 MB)");
+    size_t n = c.n;
+    const char *src = c.src, *path = c.path;
     long at[] = {16 + 100, 16 + (long)n - 100};
     for (int h = 0; h < 2; h++) {
         tamper(path, at[h], 1);
