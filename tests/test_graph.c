@@ -306,6 +306,66 @@ static void test_dynamic_batch(void)
     ag_params_free(&ps);
 }
 
+/* ---- copies for forward runs elsewhere ------------------------------------------ */
+
+/* small_net with noise and a constant table: its copy computes what it computes, in
+ * memory of its own, drawing from its own generator. */
+static void test_copy(void)
+{
+    rng r;
+    rng_seed(&r, 13);
+    ag_params ps;
+    ag_params_init(&ps);
+    ag_params_add(&ps, "fc.weight", ag_shape2(4, 6), no_loc);
+    ag_params_add(&ps, "fc.bias", ag_shape1(4), no_loc);
+    ag_params_alloc(&ps);
+    fill(&r, ps.data, ps.total);
+    small_net a;
+    ag_graph *g = &a.g;
+    ag_graph_init(g, &ps, &r);
+    a.x = ag_input(g, "x", ag_shape3(0, 2, 3), 1);
+    ag_node *table = ag_input(g, "table", ag_shape1(10), 0);
+    ag_node *h = ag_linear(g, ag_flatten(g, a.x), ag_param(g, 0), ag_param(g, 1));
+    ag_node *noisy = ag_binary(g, AG_OP_ADD, ag_unary(g, AG_OP_TANH, h), ag_randn_like(g, h));
+    ag_node *t = ag_binary(g, AG_OP_MUL, ag_sum(g, table), ag_batch_size(g));
+    a.out = ag_binary(g, AG_OP_ADD, noisy, t);
+    ag_error err;
+    a.bw = ag_backward_plan(g, ag_mean(g, a.out), (int[]){0, 1}, 2, &err);
+    if (!ok(a.bw && ag_graph_plan(g, 8, &err) == AG_OK, "a graph with noise and a table plans")) return;
+    for (int k = 0; k < 10; k++) table->data[k] = (float)k;
+    fill(&r, a.x->data, 8 * 6);
+    ag_graph_set_batch(g, 5);
+
+    rng rc;
+    ag_graph c;
+    if (!ok(ag_graph_copy(&c, g, &rc, 0, &err) == AG_OK, "ag_graph_copy copies it")) return;
+    ag_node *cx = c.nodes[a.x->id], *cout = c.nodes[a.out->id];
+    int own = c.n == g->n && cx->data != a.x->data && cout->data != a.out->data &&
+              c.nodes[table->id]->data != table->data;
+    for (int k = 0; k < c.n; k++) own &= !c.nodes[k]->grad || c.nodes[k]->op == AG_OP_PARAM;
+    ok(own && c.nodes[0]->op == g->nodes[0]->op, "... with memory of its own and no gradients");
+    ok(c.nodes[h->id]->src[1]->data == ps.p[0].data, "... and the same parameters");
+
+    ag_graph_set_batch(&c, 5);
+    memcpy(cx->data, a.x->data, 5 * 6 * sizeof(float));
+    rng_seed(&r, 99);
+    rng_seed(&rc, 99);
+    ag_forward(g, 0, g->n);
+    ag_forward(&c, 0, c.n);
+    ok(cout->shape.d[0] == 5 && cout->shape.d[1] == 4 &&
+           !memcmp(cout->data, a.out->data, 5 * 4 * sizeof(float)),
+       "... which gives the same values from the same input and seed");
+    ok(c.nodes[t->id]->data[0] == 45.0f * 5, "... its table copied: the table's sum times the batch is %g",
+       c.nodes[t->id]->data[0]);
+
+    ag_graph d;
+    ok(ag_graph_copy(&d, g, &rc, 64, &err) == AG_ERR && strstr(err.msg, "more than the 0 MB left"),
+       "a copy that does not fit its memory limit is refused: %s", err.msg);
+    ag_graph_free(&c);
+    ag_graph_free(g);
+    ag_params_free(&ps);
+}
+
 /* ---- grads are zeroed at each backward ------------------------------------------ */
 
 static void test_backward_zeroes(void)
@@ -667,6 +727,7 @@ int main(void)
     test_gan_plans();
     test_shared_param();
     test_dynamic_batch();
+    test_copy();
     test_backward_zeroes();
     test_errors();
     test_determinism();

@@ -153,9 +153,8 @@ static _Atomic int self_bad;
 
 static void use_slot(void *ctx, int64_t lo, int64_t hi)
 {
-    (void)ctx;
     int s = tp_self();
-    if (s < 0 || s >= tp_threads()) {
+    if (s < 0 || s >= *(const int *)ctx) {
         self_bad = 1;
         return;
     }
@@ -168,9 +167,43 @@ static void use_slot(void *ctx, int64_t lo, int64_t hi)
 static void test_self(int threads)
 {
     self_bad = tp_self() != 0;
-    for (int rep = 0; rep < 200; rep++) tp_for(1 << 14, 16, use_slot, NULL);
+    for (int rep = 0; rep < 200; rep++) tp_for(1 << 14, 16, use_slot, &threads);
     ok(!self_bad, "tp_self at %d threads: the caller is 0, each chunk's thread below %d, none "
        "shared by chunks at the same time", threads, threads);
+}
+
+/* A job inside a chunk runs whole on the chunk's thread, which sees a pool of one. */
+typedef struct nested {
+    _Atomic int bad, inner_calls;
+} nested;
+
+static void nested_inner(void *ctx, int64_t lo, int64_t hi)
+{
+    nested *t = ctx;
+    if (lo != 0 || hi != 1 << 12) t->bad = 1;
+    t->inner_calls++;
+}
+
+static void nested_outer(void *ctx, int64_t lo, int64_t hi)
+{
+    nested *t = ctx;
+    for (int64_t k = lo; k < hi; k++) {
+        int self = tp_self(), before = t->inner_calls;
+        if (tp_threads() != 1) t->bad = 1;
+        tp_for(1 << 12, 16, nested_inner, t);
+        tp_for_each(1 << 12, 16, nested_inner, t);
+        /* At least this thread's two calls (the other chunks' count too). */
+        if (tp_self() != self || t->inner_calls < before + 2) t->bad = 1;
+    }
+}
+
+static void test_nested(int threads)
+{
+    nested t = {0};
+    tp_for_items(threads, 1, nested_outer, &t);
+    ok(!t.bad && t.inner_calls == 2 * threads && tp_threads() == threads,
+       "tp_for and tp_for_each inside a chunk at %d threads: run whole on the chunk's thread, "
+       "which sees tp_threads() 1", threads);
 }
 
 static double *values;
@@ -306,6 +339,7 @@ int main(void)
         test_each_item(threads, 4);
         test_each_item(threads, 3 * TP_EACH_CHUNKS * threads + 1);
         test_self(threads);
+        test_nested(threads);
     }
     test_for_each_stall();
     test_each_item_stall();

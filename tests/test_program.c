@@ -441,6 +441,69 @@ static void test_training(void)
     release(&t);
 }
 
+/* A classifier of `hidden` units at batch `batch`, for pg_eval_graphs. */
+static int build_classifier(tcase *t, int hidden, int batch)
+{
+    char text[1024];
+    snprintf(text, sizeof text,
+             HEAD("flatten(pixels / 255)")
+             "  batch: %d\n"
+             "models:\n"
+             "  clf: {in: 784, layers: [linear %d, relu, linear 10]}\n"
+             "train:\n"
+             "  epochs: 1\n"
+             "  optimizers:\n"
+             "    opt: {type: adam, lr: 1e-3, params: clf}\n"
+             "  step:\n"
+             "    - loss = cross_entropy(clf(x), label)\n"
+             "    - update opt: loss\n",
+             batch, hidden);
+    return build(t, text);
+}
+
+/* The evaluation's graphs: the step's own, then copies made once and kept; none past a
+ * quarter of the run's memory or what --max-memory leaves. */
+static void test_eval_graphs(void)
+{
+    tcase t;
+    if (!ok(build_classifier(&t, 256, 16) == AG_OK, "a classifier of 256 units at batch 16 builds")) {
+        release(&t);
+        return;
+    }
+    ag_graph *g[3], *again[3];
+    int n = pg_eval_graphs(&t.p, 3, g);
+    ok(n == 3 && g[0] == &t.p.step && g[1] != g[2] && g[1]->n == t.p.step.n &&
+           g[1]->nodes[t.p.logs[0]->id]->data != t.p.logs[0]->data,
+       "pg_eval_graphs(3): the step's graph and two copies with memory of their own");
+    int n2 = pg_eval_graphs(&t.p, 2, again);
+    ok(n2 == 2 && again[1] == g[1] && pg_eval_graphs(&t.p, 3, again) == 3 && again[2] == g[2] &&
+           t.p.ncopies == 2,
+       "... kept: asked again, the same copies");
+
+    /* pg_build's count: values, gradients and three moments per parameter. */
+    int64_t params = t.p.params.total * 5 * (int64_t)sizeof(float),
+            slab = t.p.step.slab_floats * (int64_t)sizeof(float),
+            copy = g[1]->slab_floats * (int64_t)sizeof(float);
+    ok(copy < slab, "a copy plans less memory than the step's graph, which has gradients (%lld < %lld bytes)",
+       (long long)copy, (long long)slab);
+    for (int room = 0; room <= 1; room++) {
+        pg_free(&t.p);
+        t.s.max_memory = params + slab + room * copy + 1024;
+        int rc = pg_build(&t.p, &t.s, 28, 28, 10, &t.err);
+        n = rc == AG_OK ? pg_eval_graphs(&t.p, 3, g) : 0;
+        ok(n == 1 + room && pg_eval_graphs(&t.p, 3, g) == 1 + room,
+           "--max-memory with room for %d cop%s: %d graph%s for 3 threads", room, room ? "y" : "ies", n,
+           n == 1 ? "" : "s");
+    }
+    release(&t);
+
+    /* 8 units at batch 1024: the batch's activations outweigh the parameters. */
+    if (ok(build_classifier(&t, 8, 1024) == AG_OK, "a classifier of 8 units at batch 1024 builds"))
+        ok(pg_eval_graphs(&t.p, 2, g) == 1, "a copy of its step (%.1f MB) is more than a quarter of the "
+           "run's memory: 1 graph for 2 threads", (double)t.p.step.slab_floats * 4 / 1e6);
+    release(&t);
+}
+
 /* A one-layer model M trained by SGD on mean(M(x)): lines 1 to 14 of a spec whose
  * sample section follows. */
 #define ONE_LAYER                                                                      \
@@ -915,6 +978,7 @@ int main(void)
     test_graph_model();
     test_errors();
     test_training();
+    test_eval_graphs();
     test_sampling_loop();
     test_made_causality();
     test_char_gpt_causality();

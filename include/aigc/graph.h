@@ -351,6 +351,10 @@ ag_bwplan *ag_backward_plan(ag_graph *g, ag_node *loss, const int *params, int n
 /* Plans all memory for batches up to max_batch, then sets that batch. */
 int ag_graph_plan(ag_graph *g, int max_batch, ag_error *err);
 void ag_graph_set_batch(ag_graph *g, int batch);
+/* A copy of planned graph src for forward runs on another thread: the same nodes and
+ * parameters, memory of its own (no gradients; max_bytes as ag_graph's), its inputs'
+ * current values, drawing from r. AG_ERR when max_bytes leaves no room for it. */
+int ag_graph_copy(ag_graph *dst, const ag_graph *src, rng *r, int64_t max_bytes, ag_error *err);
 /* Runs the forward of nodes [from, to) in creation order. AG_ERR when an op failed:
  * the message is in g->err. */
 int ag_forward(ag_graph *g, int from, int to);

@@ -19,7 +19,10 @@
  * worker is slow to wake or has lost its core to another process, so a busy machine
  * slows a step down but never stalls it. Workers spin briefly for the next job, then
  * yield their core for a while, then sleep on a futex (docs/performance.md,
- * Threading). tp_for is called from one thread at a time and not from inside a chunk.
+ * Threading). tp_for is called from one thread at a time, or from inside a chunk: there
+ * the pool is the one thread running it (tp_threads() is 1, and every job runs whole on
+ * it, as with one thread), so that each chunk of a job can run work written for the
+ * pool, such as a graph's forward, on a thread of its own.
  */
 #ifndef AIGC_POOL_H
 #define AIGC_POOL_H
@@ -32,6 +35,7 @@ typedef void (*tp_fn)(void *ctx, int64_t lo, int64_t hi);
 
 /* n >= 1 threads in all, the caller included: starts or stops workers. */
 void tp_set_threads(int n);
+/* n, or 1 inside a chunk. */
 int tp_threads(void);
 
 void tp_for(int64_t n, int64_t grain, tp_fn fn, void *ctx);

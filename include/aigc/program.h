@@ -128,6 +128,9 @@ typedef struct pg_program {
     int bad_seg;           /* the segment of a PG_SKIPPED or PG_OVERFLOWED step */
     int nema;
     pg_ema *ema;
+    int ncopies;           /* pg_eval_graphs' copies of the step's graph */
+    ag_graph *copies;
+    int copies_refused;    /* there was no room for another */
 } pg_program;
 
 /* rows, cols and classes describe the data: its images are rows x cols in classes
@@ -145,6 +148,12 @@ enum { PG_SKIPPED = 2, PG_OVERFLOWED = 3 };
 int pg_train_step(pg_program *p, int batch);
 /* The same statements, no updates, dropout off: for the test split. */
 int pg_eval_step(pg_program *p, int batch);
+/* Up to `want` graphs that run the step's statements side by side, one batch each, in
+ * out: the step's own, then forward-only copies of it with the same parameters, made on
+ * the first call that wants them and kept. Fewer when the copies would take more than a
+ * quarter of the memory the run plans without them, or more than --max-memory leaves.
+ * The caller sets each graph's batch, generator and `training`. */
+int pg_eval_graphs(pg_program *p, int want, ag_graph **out);
 /* Exchanges the weights of every model that has an `ema:` with their averages, so the
  * same graphs run either; a second call undoes the first. pg_sample does it around each
  * sampling, tr_evaluate around evaluation. */

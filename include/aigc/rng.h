@@ -18,6 +18,9 @@ typedef struct rng {
 } rng;
 
 void rng_seed(rng *r, uint64_t seed);
+/* Generator `stream` of a family seeded from one seed, for work cut into pieces that
+ * each draw from their own (an evaluation's batches), whatever thread runs them. */
+void rng_seed_stream(rng *r, uint64_t seed, uint64_t stream);
 uint64_t rng_u64(rng *r);
 /* Uniform in [0, 1) with 24 random bits, like a float32 can hold. */
 float rng_uniform(rng *r);

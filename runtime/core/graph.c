@@ -210,6 +210,37 @@ int ag_graph_plan(ag_graph *g, int max_batch, ag_error *err)
     return AG_OK;
 }
 
+int ag_graph_copy(ag_graph *dst, const ag_graph *src, rng *r, int64_t max_bytes, ag_error *err)
+{
+    AG_ASSERT(src->planned);
+    ag_graph_init(dst, src->params, r);
+    dst->max_bytes = max_bytes;
+    dst->nodes = ag_xmalloc((size_t)(src->n ? src->n : 1) * sizeof *dst->nodes);
+    for (int k = 0; k < src->n; k++) {
+        ag_node *n = ar_alloc(&dst->arena, sizeof *n);
+        *n = *src->nodes[k];
+        for (int s = 0; s < n->nsrc; s++) n->src[s] = dst->nodes[n->src[s]->id];
+        /* Planned afresh, without gradients: the copy runs forward only. */
+        n->data = n->grad = n->aux = NULL;
+        n->has_grad = 0;
+        n->epilogue = NULL;
+        n->fused = 0;
+        dst->nodes[k] = n;
+    }
+    dst->n = dst->cap = src->n;
+    if (ag_graph_plan(dst, src->max_batch, err)) {
+        ag_graph_free(dst);
+        return AG_ERR;
+    }
+    /* The inputs' values: constant tables are written once, after planning. */
+    for (int k = 0; k < src->n; k++)
+        if (src->nodes[k]->op == AG_OP_INPUT)
+            memcpy(dst->nodes[k]->data, src->nodes[k]->data,
+                   (size_t)ag_numel(&src->nodes[k]->shape) * sizeof(float));
+    dst->training = src->training;
+    return AG_OK;
+}
+
 void ag_graph_set_batch(ag_graph *g, int batch)
 {
     AG_ASSERT(g->planned && batch >= 1 && batch <= g->max_batch);

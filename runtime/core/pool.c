@@ -63,6 +63,11 @@ int64_t tp_bound(int64_t n, int nchunks, int k)
     return b < n ? b : n;
 }
 
+/* The calling thread's number: 0 for the caller, 1 to nthreads - 1 for the workers. */
+static _Thread_local int self;
+/* The thread is inside a chunk: the pool is busy with the job that chunk belongs to. */
+static _Thread_local int in_chunk;
+
 /* Runs chunks of job `gen` until none is left or a newer job has replaced it. */
 static void run_chunks(uint32_t gen)
 {
@@ -74,14 +79,13 @@ static void run_chunks(uint32_t gen)
         int k = (int)(c & 0xffff), nchunks = (int)(c >> 16 & 0xffff);
         if ((uint32_t)(c >> 32) != gen || k >= nchunks) return;
         if (!atomic_compare_exchange_weak(&pool.claim, &c, c + 1)) continue;
+        in_chunk = 1;
         fn(ctx, tp_bound(n, nchunks, k), tp_bound(n, nchunks, k + 1));
+        in_chunk = 0;
         atomic_fetch_add_explicit(&pool.done, 1, memory_order_release);
         c = atomic_load(&pool.claim);
     }
 }
-
-/* The calling thread's number: 0 for the caller, 1 to nthreads - 1 for the workers. */
-static _Thread_local int self;
 
 int tp_self(void) { return self; }
 
@@ -132,7 +136,7 @@ static void post(void)
 
 void tp_set_threads(int n)
 {
-    AG_ASSERT(n >= 1);
+    AG_ASSERT(n >= 1 && !in_chunk);
     if (n > TP_MAX_THREADS) n = TP_MAX_THREADS;
     if (n == pool.nthreads) return;
     if (pool.nthreads > 1) {
@@ -149,12 +153,13 @@ void tp_set_threads(int n)
     }
 }
 
-int tp_threads(void) { return pool.nthreads; }
+int tp_threads(void) { return in_chunk ? 1 : pool.nthreads; }
 
 /* tp_for and tp_for_each: [0, n) in at most `most` chunks of at least `grain` elements. */
 static void run_job(int64_t n, int64_t grain, int64_t most, tp_fn fn, void *ctx)
 {
     AG_ASSERT(grain >= 16);
+    if (in_chunk) most = 1;
     if (n / grain < most) most = n / grain;
     int nchunks = (int)most;
     if (nchunks <= 1) {

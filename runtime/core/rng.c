@@ -18,6 +18,13 @@ void rng_seed(rng *r, uint64_t seed)
     r->spare = 0;
 }
 
+void rng_seed_stream(rng *r, uint64_t seed, uint64_t stream)
+{
+    /* The stream number hashed, not added: seeds a fixed step apart would give states
+     * that splitmix64's own steps make overlap. */
+    rng_seed(r, seed ^ splitmix64(&stream));
+}
+
 static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 
 uint64_t rng_u64(rng *r)

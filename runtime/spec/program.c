@@ -779,6 +779,8 @@ void pg_free(pg_program *p)
     }
     free(p->ema);
     ag_graph_free(&p->step);
+    for (int k = 0; k < p->ncopies; k++) ag_graph_free(&p->copies[k]);
+    free(p->copies);
     for (int k = 0; k < p->nsamples; k++) {
         ag_graph_free(&p->samples[k].graph);
         free(p->samples[k].carry_init);
@@ -822,6 +824,34 @@ int pg_eval_step(pg_program *p, int batch)
     int rc = ag_forward(g, 0, g->n);
     g->training = 1;
     return rc;
+}
+
+int pg_eval_graphs(pg_program *p, int want, ag_graph **out)
+{
+    AG_ASSERT(want >= 1);
+    if (want - 1 > p->ncopies && !p->copies_refused) {
+        p->copies = ag_xrealloc(p->copies, (size_t)(want - 1) * sizeof *p->copies);
+        int64_t planned = need_bytes(p), limit = p->spec->max_memory, used = 0;
+        for (int k = 0; k < p->ncopies; k++) used += p->copies[k].slab_floats * (int64_t)sizeof(float);
+        while (p->ncopies < want - 1) {
+            /* The copies take at most a quarter of what the run planned without them.
+             * That admits an MLP's (a VAE's, 1.3 MB at batch 64), whose small sgemms
+             * gain most from running whole, and not a convolutional network's (the
+             * DDPM's, 250 MB), whose ops the pool cuts by image anyway. */
+            int64_t left = planned / 4 - used;
+            if (limit && limit - planned - used < left) left = limit - planned - used;
+            ag_error ignored;
+            if (left <= 0 || ag_graph_copy(&p->copies[p->ncopies], &p->step, NULL, left, &ignored)) {
+                p->copies_refused = 1;
+                break;
+            }
+            used += p->copies[p->ncopies++].slab_floats * (int64_t)sizeof(float);
+        }
+    }
+    int n = 1 + (want - 1 < p->ncopies ? want - 1 : p->ncopies);
+    out[0] = &p->step;
+    for (int k = 1; k < n; k++) out[k] = &p->copies[k - 1];
+    return n;
 }
 
 /* The first image, as the image expression last gave it, into the strip. */

@@ -1,6 +1,7 @@
 #!/bin/sh
 # The same spec, seed and data give the same run, bit for bit (one thread, the default,
-# and two): metrics, printed results and sample grids. Another seed gives another run.
+# and two): metrics, printed results and sample grids; and the same evaluation at any
+# thread count. Another seed gives another run.
 . "$(dirname "$0")/lib.sh"
 
 # o) specs/gan.yaml, one epoch of the embedded subset, three times
@@ -55,5 +56,16 @@ cmp -s "$TMP/t2a.m" "$TMP/t2b.m"
 ok $? "2 threads, the same seed: identical metrics"
 cmp -s "$TMP/t2a/samples-epoch-001.png" "$TMP/t2b/samples-epoch-001.png"
 ok $? "2 threads, the same seed: identical sample grids"
+
+# The test split is evaluated a batch per thread, each batch with noise of its own: the
+# figures do not depend on the thread count at all.
+for t in 1 2 3; do
+    run eval specs/gan.yaml --checkpoint "$TMP/run1" --json --threads $t
+    is "$RC" 0 "eval on $t thread(s) exits 0"
+    cp "$OUT" "$TMP/eval$t"
+done
+grep -q '"test_loss_D":' "$TMP/eval1" && cmp -s "$TMP/eval1" "$TMP/eval2" && cmp -s "$TMP/eval1" "$TMP/eval3"
+ok $? "eval: the same figures, bit for bit, on 1, 2 and 3 threads"
+if ! cmp -s "$TMP/eval1" "$TMP/eval2"; then diag "$(cat "$TMP/eval1" "$TMP/eval2")"; fi
 
 done_testing
