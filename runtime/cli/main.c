@@ -23,12 +23,12 @@ static const char usage[] =
     "usage: aigc-run [train] SPEC [options]     train the models of a spec\n"
     "       aigc-run check SPEC [options]       validate a spec; print models, shapes,\n"
     "                                           parameter counts and FLOPs per sample\n"
-    "       aigc-run sample SPEC --checkpoint F [-n N] [-o FILE.png] [--seed S]\n"
+    "       aigc-run sample SPEC [--checkpoint F] [-n N] [-o FILE.png] [--seed S]\n"
     "                                           draw the spec's sample: section\n"
-    "       aigc-run eval SPEC --checkpoint F [--json]\n"
+    "       aigc-run eval SPEC [--checkpoint F] [--json]\n"
     "                                           the logged values over the test split\n"
     "                                           (and the accuracy of a classifier)\n"
-    "       aigc-run eval SPEC --checkpoint F --quality CSPEC[:CF] [-n N] [--json]\n"
+    "       aigc-run eval SPEC [--checkpoint F] --quality CSPEC[:CF] [-n N] [--json]\n"
     "                                           sample quality: N images of a sample:\n"
     "                                           section, measured with classifier CSPEC\n"
     "                                           (weights CF, default runs/NAME/last)\n"
@@ -41,8 +41,9 @@ static const char usage[] =
     "  --resume [DIR|F]    continue a run exactly: from DIR/last (default: the run's\n"
     "                      directory) or from checkpoint F\n"
     "  --init F            start training from the weights in F (safetensors)\n"
-    "  --checkpoint F      the weights for sample and eval: a run directory (its last), a\n"
-    "                      checkpoint with or without its ending, or a safetensors file\n"
+    "  --checkpoint F      the weights for sample and eval (default: runs/NAME/last): a run\n"
+    "                      directory (its last), a checkpoint with or without its ending,\n"
+    "                      or a safetensors file\n"
     "  -n N                sample: how many to draw (n in the section's expressions);\n"
     "                      eval --quality: how many to measure (default: the test split's)\n"
     "  --quality CSPEC[:CF]\n"
@@ -132,21 +133,58 @@ typedef enum cli_opt {
     O_INPUT, O_PROMPT, O_LENGTH, O_TEMPERATURE, O_INPAINT, O_MASK
 } cli_opt;
 
+/* The commands, in this order, and as bits of the commands an option is for. */
+static const char *const commands[] = {"train", "check", "sample", "eval"};
+enum { C_TRAIN = 1, C_CHECK = 2, C_SAMPLE = 4, C_EVAL = 8, C_ALL = 15 };
+
 static const struct {
     const char *name;
     cli_opt opt;
-    int value; /* 1: takes a value; 2: an optional one */
+    int value;       /* 1: takes a value; 2: an optional one */
+    unsigned cmds;   /* the commands that use it: another one reports it */
+    const char *hint; /* added to that report */
 } options[] = {
-    {"--set", O_SET, 1},           {"--epochs", O_EPOCHS, 1},     {"--seed", O_SEED, 1},
-    {"--out", O_OUT, 1},           {"--threads", O_THREADS, 1},   {"--progress", O_PROGRESS, 1},
-    {"--resume", O_RESUME, 2},     {"--init", O_INIT, 1},         {"--checkpoint", O_CHECKPOINT, 1},
-    {"-n", O_COUNT, 1},            {"-o", O_IMAGE, 1},            {"--json", O_JSON, 0},
-    {"--unsafe-hooks", O_UNSAFE_HOOKS, 0}, {"--hook-errors", O_HOOK_ERRORS, 1},
-    {"--section", O_SECTION, 1},   {"--max-memory", O_MAX_MEMORY, 1},   {"--quality", O_QUALITY, 1},
-    {"--input", O_INPUT, 1},
-    {"--prompt", O_PROMPT, 1},     {"--length", O_LENGTH, 1},     {"--temperature", O_TEMPERATURE, 1},
-    {"--inpaint", O_INPAINT, 1},   {"--mask", O_MASK, 1},
+    {"--set", O_SET, 1, C_ALL, NULL},
+    {"--epochs", O_EPOCHS, 1, C_ALL, NULL},
+    {"--seed", O_SEED, 1, C_ALL, NULL},
+    {"--out", O_OUT, 1, C_TRAIN, NULL},
+    {"--threads", O_THREADS, 1, C_ALL, NULL},
+    {"--progress", O_PROGRESS, 1, C_TRAIN, NULL},
+    {"--resume", O_RESUME, 2, C_TRAIN, NULL},
+    {"--init", O_INIT, 1, C_TRAIN, NULL},
+    {"--checkpoint", O_CHECKPOINT, 1, C_SAMPLE | C_EVAL, "; to continue training use --resume"},
+    {"-n", O_COUNT, 1, C_SAMPLE | C_EVAL, NULL},
+    {"-o", O_IMAGE, 1, C_SAMPLE, NULL},
+    {"--json", O_JSON, 0, C_EVAL, NULL},
+    {"--unsafe-hooks", O_UNSAFE_HOOKS, 0, C_TRAIN | C_CHECK, NULL},
+    {"--hook-errors", O_HOOK_ERRORS, 1, C_TRAIN, NULL},
+    {"--section", O_SECTION, 1, C_SAMPLE | C_EVAL, NULL},
+    {"--max-memory", O_MAX_MEMORY, 1, C_ALL, NULL},
+    {"--quality", O_QUALITY, 1, C_EVAL, NULL},
+    /* Inputs reach the sections drawn after each epoch, and check checks them. */
+    {"--input", O_INPUT, 1, C_ALL, NULL},
+    {"--prompt", O_PROMPT, 1, C_ALL, NULL},
+    {"--length", O_LENGTH, 1, C_ALL, NULL},
+    {"--temperature", O_TEMPERATURE, 1, C_ALL, NULL},
+    {"--inpaint", O_INPAINT, 1, C_ALL, NULL},
+    {"--mask", O_MASK, 1, C_ALL, NULL},
 };
+
+/* "OPTION is for train and check": an option given to a command that would not use it. */
+static int not_for(const char *option, unsigned cmds, const char *hint)
+{
+    char list[64] = "";
+    int n = 0, total = 0;
+    for (unsigned m = cmds; m; m &= m - 1) total++;
+    for (size_t k = 0; k < AG_COUNTOF(commands); k++) {
+        if (!(cmds >> k & 1u)) continue;
+        size_t len = strlen(list);
+        snprintf(list + len, sizeof list - len, "%s%s", n == 0 ? "" : n == total - 1 ? " and " : ", ", commands[k]);
+        n++;
+    }
+    fprintf(stderr, "aigc-run: %s is for %s%s\nTry 'aigc-run --help'.\n", option, list, hint ? hint : "");
+    return EXIT_USAGE;
+}
 
 static int is_spec_path(const char *s);
 
@@ -249,6 +287,14 @@ static int is_spec_path(const char *s)
     return (n > 5 && !strcmp(s + n - 5, ".yaml")) || (n > 4 && !strcmp(s + n - 4, ".yml"));
 }
 
+static unsigned command_bit(const char *command)
+{
+    for (size_t k = 0; k < AG_COUNTOF(commands); k++)
+        if (!strcmp(command, commands[k])) return 1u << k;
+    AG_ASSERT(0 && "not a command");
+    return 0;
+}
+
 /* Returns -1 to go on, or an exit code. */
 static int parse_args(int argc, char **argv, cli_args *a)
 {
@@ -256,7 +302,6 @@ static int parse_args(int argc, char **argv, cli_args *a)
     a->threads = 1;
     a->progress = -1;
     a->command = "train";
-    static const char *const commands[] = {"train", "check", "sample", "eval"};
     for (int k = 1; k < argc; k++) {
         const char *s = argv[k];
         if (!strcmp(s, "-h") || !strcmp(s, "--help")) {
@@ -272,6 +317,8 @@ static int parse_args(int argc, char **argv, cli_args *a)
             for (size_t j = 0; j < AG_COUNTOF(options); j++)
                 if (!strcmp(s, options[j].name)) found = (int)j;
             if (found < 0) return bad_usage("unknown option '%s'", s);
+            if (!(options[found].cmds & command_bit(a->command)))
+                return not_for(s, options[found].cmds, options[found].hint);
             const char *v = NULL;
             /* --resume's directory is optional: a following spec file is not it. */
             if (options[found].value == 2 && k + 1 < argc && argv[k + 1][0] != '-' &&
@@ -296,16 +343,10 @@ static int parse_args(int argc, char **argv, cli_args *a)
         a->spec = s;
     }
     if (!a->spec) return bad_usage("%s", "no spec given");
-    int sampling = !strcmp(a->command, "sample") || !strcmp(a->command, "eval");
-    if (sampling && !a->checkpoint) return bad_usage("%s needs --checkpoint FILE", a->command);
-    if (!sampling && a->checkpoint) return bad_usage("%s", "--checkpoint is for sample and eval; to continue training use --resume");
     if (a->resume && a->init) return bad_usage("%s", "--resume and --init exclude each other");
-    if (a->quality && strcmp(a->command, "eval")) return bad_usage("%s", "--quality is for eval");
-    /* An option the command does not use is a mistake to report, not to ignore. */
-    if (!sampling && (a->image || a->section || a->json || a->count))
-        return bad_usage("%s", "-n, -o, --section and --json are for sample and eval");
-    if (!strcmp(a->command, "eval") && a->image) return bad_usage("%s", "-o is for sample");
-    if (!strcmp(a->command, "sample") && a->json) return bad_usage("%s", "--json is for eval");
+    /* eval draws a section only to measure it. */
+    if (!strcmp(a->command, "eval") && !a->quality && (a->count || a->section))
+        return bad_usage("%s", "-n and --section are for sample and eval --quality");
     /* The spec's inpainting section, by its conventional name (specs/ddpm.yaml). */
     if (a->inpaint && !a->section && !strcmp(a->command, "sample")) a->section = "inpaint";
     return -1;
@@ -354,7 +395,8 @@ static int quality(const cli_args *a, const sp_spec *s, pg_program *p, const tr_
     return rc;
 }
 
-/* weights: the file --checkpoint or --init names (ck_weights_path), else NULL. */
+/* weights: the file --checkpoint or --init names (ck_weights_path), the spec's own run's
+ * for sample and eval without --checkpoint, else NULL. */
 static int run_command(const cli_args *a, sp_spec *s, pg_program *p, const tr_data *d, const char *weights,
                        ag_error *err)
 {
@@ -372,7 +414,12 @@ static int run_command(const cli_args *a, sp_spec *s, pg_program *p, const tr_da
         pg_print_summary(p, stdout);
         return AG_OK;
     }
-    if (weights && ck_load_weights(weights, &p->params, a->init != NULL, s->name, err)) return AG_ERR;
+    if (weights && ck_load_weights(weights, &p->params, a->init != NULL, s->name, err)) {
+        /* Training the spec writes the default weights, not a path given. */
+        if (!a->checkpoint && !a->init && access(weights, F_OK))
+            ag_error_addf(err, " (train it first: aigc-run %s, or give --checkpoint)", a->spec);
+        return AG_ERR;
+    }
     if (!strcmp(a->command, "sample")) {
         int k;
         if (find_section(a, s, p, &k, err)) return AG_ERR;
@@ -441,10 +488,15 @@ static int run_spec(const cli_args *a)
     char buf[4800];
     const char *from = a->checkpoint ? a->checkpoint : a->init;
     const char *weights = from ? ck_weights_path(from, buf, sizeof buf) : NULL;
+    int sample = !strcmp(a->command, "sample");
+    /* sample and eval read the spec's own run, as training left it, unless told. */
+    if (!from && (sample || !strcmp(a->command, "eval"))) {
+        snprintf(buf, sizeof buf, "runs/%s/last.safetensors", s.name);
+        weights = buf;
+    }
     /* Sampling needs the data set only for a section that reads the test split:
      * without it, the checkpoint's record of the data builds the program. */
-    if (tr_load_data(&s, &d, &err) &&
-        !(!strcmp(a->command, "sample") && a->checkpoint && tr_data_recorded(&s, weights, &err, &d))) {
+    if (tr_load_data(&s, &d, &err) && !(sample && tr_data_recorded(&s, weights, &err, &d))) {
         rc = fail(&err, &s);
         sp_free(&s);
         return rc;

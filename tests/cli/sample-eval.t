@@ -113,12 +113,30 @@ is "$RC,$(cat "$OUT")" "0,$TMP/grid" "-o NAME without an ending writes the PNG t
 is_png "$TMP/grid"
 ok $? "... a PNG"
 
+# Without --checkpoint, sample and eval read the spec's run: runs/NAME/last.
+run eval specs/vae.yaml --checkpoint "$CK" --json
+cp "$OUT" "$TMP/eval-ck.json"
+mkdir -p "$TMP/cwd/runs" "$TMP/cwd-empty"
+ln -s "$ROOT/data" "$TMP/cwd/data"
+ln -s "$ROOT/data" "$TMP/cwd-empty/data"
+ln -s "$CK" "$TMP/cwd/runs/vae"
+cd "$TMP/cwd" || exit 1
+run eval "$ROOT/specs/vae.yaml" --json
+is "$RC,$(cat "$OUT")" "0,$(cat "$TMP/eval-ck.json")" "eval without --checkpoint: runs/vae's figures"
+run sample "$ROOT/specs/vae.yaml" -o "$TMP/dflt.png"
+cmp -s "$TMP/dflt.png" "$TMP/64.png"
+ok $? "sample without --checkpoint: runs/vae's grid"
+cd "$TMP/cwd-empty" || exit 1
+for c in eval sample; do
+    expect_error 1 "runs/vae/last.safetensors: cannot open: No such file or directory (train it first: aigc-run $ROOT/specs/vae.yaml, or give --checkpoint)" \
+        $c "$ROOT/specs/vae.yaml"
+done
+[ ! -e samples.png ]
+ok $? "... and writes no grid"
+cd "$ROOT" || exit 1
+
 # usage errors
-expect_error 2 "aigc-run: eval needs --checkpoint FILE" eval specs/vae.yaml
-expect_error 2 "aigc-run: sample needs --checkpoint FILE" sample specs/vae.yaml -o "$TMP/x.png"
 expect_error 2 "aigc-run: --resume and --init exclude each other" specs/vae.yaml --init "$CK" --resume "$CK"
-[ ! -e "$TMP/x.png" ]
-ok $? "a usage error writes no grid"
 
 # a missing, truncated or corrupt checkpoint: exit 1, the message starts with its path
 F=$TMP/missing.safetensors
