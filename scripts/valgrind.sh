@@ -87,7 +87,8 @@ if [ "$only" != c ]; then
     slice t10k 32
     R=$TMP/runs
     A="./aigc-run"
-    S="--set data.path=$D --progress lines --epochs 1"
+    DS="--set data.path=$D"          # sample and eval
+    S="$DS --progress lines --epochs 1" # training
 
     # shellcheck disable=SC2086 # $S is a list of arguments
     {
@@ -96,13 +97,13 @@ if [ "$only" != c ]; then
         vg "train the VAE, a checkpoint every 2 steps, 2 kept" 0 $A specs/vae.yaml $S --out "$R/vae" \
             --set train.checkpoint.every=2 --set train.checkpoint.keep=2
         vg "resume the VAE for a second epoch" 0 $A specs/vae.yaml $S --out "$R/vae" --epochs 2 --resume
-        vg "sample from the VAE" 0 $A sample specs/vae.yaml $S --checkpoint "$R/vae" -o "$R/vae.png"
+        vg "sample from the VAE" 0 $A sample specs/vae.yaml $DS --checkpoint "$R/vae" -o "$R/vae.png"
         vg "sample without the data set (the checkpoint's record)" 0 $A sample specs/vae.yaml \
             --set data.path="$R/no-data" --checkpoint "$R/vae" -o "$R/vae-nodata.png"
         vg "sample without the data set: a section that reads the test split" 1 $A sample specs/vae.yaml \
             --set data.path="$R/no-data" --checkpoint "$R/vae" --section reconstruction
         vg "resume: nothing to train" 0 $A specs/vae.yaml $S --out "$R/vae" --epochs 2 --resume
-        vg "eval the VAE" 0 $A eval specs/vae.yaml $S --checkpoint "$R/vae" --json
+        vg "eval the VAE" 0 $A eval specs/vae.yaml $DS --checkpoint "$R/vae" --json
         vg "train the GAN (two updates a step)" 0 $A specs/gan.yaml $S --out "$R/gan"
         vg "train the VAE on 2 threads (the pool; the test split read on a thread)" 0 \
             $A specs/vae.yaml $S --out "$R/vae2" --threads 2
@@ -111,12 +112,12 @@ if [ "$only" != c ]; then
         vg "train with hooks: every callback, a sample grid" 0 $A tests/specs/hooks-ae.yaml $S --out "$R/hooks" \
             --set train.log_every=1
         vg "train the classifier" 0 $A specs/classifier.yaml $S --out "$R/classifier"
-        vg "eval --quality" 0 $A eval specs/vae.yaml $S --checkpoint "$R/vae" \
+        vg "eval --quality" 0 $A eval specs/vae.yaml $DS --checkpoint "$R/vae" \
             --quality "specs/classifier.yaml:$R/classifier" -n 32
         vg "on_nan: skip" 0 $A tests/specs/nan-some-batches.yaml $S --out "$R/skip" --set data.batch=4
 
         vg "usage: an unknown option" 2 $A check specs/vae.yaml --frobnicate
-        vg "usage: sample without a checkpoint" 2 $A sample specs/vae.yaml
+        vg "usage: an option for another command" 2 $A sample specs/vae.yaml --out "$R/x"
         vg "spec: malformed YAML" 1 $A check tests/specs/bad-yaml.yaml
         vg "spec: an unknown layer" 1 $A check tests/specs/unknown-layer.yaml
         vg "spec: a shape mismatch" 1 $A check tests/specs/shape-noise-into-d.yaml
@@ -129,12 +130,12 @@ if [ "$only" != c ]; then
             --out "$R/herror" --set hooks=tests/hooks/error_epoch.lua
         vg "hooks: a runaway on_step" 1 $A tests/specs/hooks-ae.yaml $S --out "$R/hbudget" \
             --set hooks=tests/hooks/budget.lua
-        vg "checkpoint: from another spec" 1 $A eval specs/gan.yaml $S --checkpoint "$R/vae"
+        vg "checkpoint: from another spec" 1 $A eval specs/gan.yaml $DS --checkpoint "$R/vae"
         cp -R "$R/vae" "$R/vae-bad"
         printf '\377' | dd of="$R/vae-bad/last.state" bs=1 seek=1000 conv=notrunc 2>/dev/null
         vg "checkpoint: a corrupt state file" 1 $A specs/vae.yaml $S --out "$R/vae-bad" --epochs 3 --resume
         head -c 5000 "$R/vae/last.safetensors" >"$R/cut.safetensors"
-        vg "checkpoint: weights cut short" 1 $A sample specs/vae.yaml $S --checkpoint "$R/cut.safetensors"
+        vg "checkpoint: weights cut short" 1 $A sample specs/vae.yaml $DS --checkpoint "$R/cut.safetensors"
         vg "resume: nothing there" 1 $A specs/vae.yaml $S --out "$R/none" --resume
 
         # Text: the fixture corpus and the small transformer (its own data path).

@@ -194,8 +194,8 @@ void tr_print_data(const sp_spec *s, const tr_data *d, FILE *out)
             (long long)d->train.count, d->train.cols, (long long)c->ntest, (long long)d->test.count);
 }
 
-/* Bytes to floats per batch: the data set stays uint8, a quarter of the memory. */
-/* Items [at, at + n) of ds (in `order` when given) into a graph's pixel and label inputs. */
+/* Items [at, at + n) of ds (in `order` when given) into a graph's pixel and label
+ * inputs, bytes to floats per batch: the data set stays uint8, a quarter of the memory. */
 static void fill_batch(ag_node *pixels, ag_node *labels, const idx_dataset *ds, const int32_t *order, int64_t at,
                        int n)
 {
@@ -568,7 +568,9 @@ static void eval_graphs(void *ctx, int64_t lo, int64_t hi)
         ag_node *pixels = g->nodes[p->pixels->id], *labels = g->nodes[p->labels->id];
         rng r;
         g->rng = &r;
-        for (int64_t b; !atomic_load(&j->stop) && (b = atomic_fetch_add(&j->next, 1)) < j->nbatches;) {
+        while (!atomic_load(&j->stop)) {
+            int64_t b = atomic_fetch_add(&j->next, 1);
+            if (b >= j->nbatches) break;
             int n = batch_size_at(j->ds->count, batch, b);
             fill_batch(pixels, labels, j->ds, NULL, b * batch, n);
             rng_seed_stream(&r, j->seed, (uint64_t)b);
@@ -622,8 +624,12 @@ static int evaluate(pg_program *p, const idx_dataset *ds, tr_means *m, int64_t *
     free(j.values);
     free(j.right);
     if (j.failed[first] < j.nbatches) {
+        /* The images (or windows) of the batch, as an element index in the message
+         * counts within it. */
+        int64_t from = j.failed[first] * batch;
         *err = j.err[first];
-        return AG_ERR;
+        return ag_error_addf(err, " (test %s %lld-%lld)", p->spec->data.kind == SP_DATA_TEXT ? "windows" : "images",
+                             (long long)from, (long long)(from + batch_size_at(ds->count, batch, j.failed[first]) - 1));
     }
     return AG_OK;
 }
