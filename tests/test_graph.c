@@ -251,16 +251,22 @@ static int small_net_build(small_net *n, ag_params *ps, rng *r, int max_batch)
     return ag_graph_plan(g, max_batch, &err);
 }
 
+/* small_net's parameters, random. */
+static void small_params(ag_params *ps, rng *r)
+{
+    ag_params_init(ps);
+    ag_params_add(ps, "fc.weight", ag_shape2(4, 6), no_loc);
+    ag_params_add(ps, "fc.bias", ag_shape1(4), no_loc);
+    ag_params_alloc(ps);
+    fill(r, ps->data, ps->total);
+}
+
 static void test_dynamic_batch(void)
 {
     rng r;
     rng_seed(&r, 11);
     ag_params ps;
-    ag_params_init(&ps);
-    ag_params_add(&ps, "fc.weight", ag_shape2(4, 6), no_loc);
-    ag_params_add(&ps, "fc.bias", ag_shape1(4), no_loc);
-    ag_params_alloc(&ps);
-    fill(&r, ps.data, ps.total);
+    small_params(&ps, &r);
 
     float data[8 * 6];
     fill(&r, data, 8 * 6);
@@ -315,11 +321,7 @@ static void test_copy(void)
     rng r;
     rng_seed(&r, 13);
     ag_params ps;
-    ag_params_init(&ps);
-    ag_params_add(&ps, "fc.weight", ag_shape2(4, 6), no_loc);
-    ag_params_add(&ps, "fc.bias", ag_shape1(4), no_loc);
-    ag_params_alloc(&ps);
-    fill(&r, ps.data, ps.total);
+    small_params(&ps, &r);
     small_net a;
     ag_graph *g = &a.g;
     ag_graph_init(g, &ps, &r);

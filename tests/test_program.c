@@ -404,20 +404,30 @@ static void test_errors(void)
 
 /* ---- training reduces the loss -------------------------------------------------- */
 
+/* A classifier of `hidden` units at batch `batch`. */
+static int build_classifier(tcase *t, int hidden, int batch)
+{
+    char text[1024];
+    snprintf(text, sizeof text,
+             HEAD("flatten(pixels / 255)")
+             "  batch: %d\n"
+             "models:\n"
+             "  clf: {in: 784, layers: [linear %d, relu, linear 10]}\n"
+             "train:\n"
+             "  epochs: 1\n"
+             "  optimizers:\n"
+             "    opt: {type: adam, lr: 1e-3, params: clf}\n"
+             "  step:\n"
+             "    - loss = cross_entropy(clf(x), label)\n"
+             "    - update opt: loss\n",
+             batch, hidden);
+    return build(t, text);
+}
+
 static void test_training(void)
 {
     tcase t;
-    int rc = build(&t, HEAD("flatten(pixels / 255)")
-                   "  batch: 16\n"
-                   "models:\n"
-                   "  clf: {in: 784, layers: [linear 32, relu, linear 10]}\n"
-                   "train:\n"
-                   "  epochs: 1\n"
-                   "  optimizers:\n"
-                   "    opt: {type: adam, lr: 1e-3, params: clf}\n"
-                   "  step:\n"
-                   "    - loss = cross_entropy(clf(x), label)\n"
-                   "    - update opt: loss\n");
+    int rc = build_classifier(&t, 32, 16);
     if (!ok(rc == AG_OK, "a classifier spec builds")) {
         diag("%s", t.err.msg);
         release(&t);
@@ -439,26 +449,6 @@ static void test_training(void)
     ok(isfinite(first) && isfinite(last) && last < 0.5f * first,
        "the loss falls by more than half on a fixed batch (%.4f -> %.4f)", first, last);
     release(&t);
-}
-
-/* A classifier of `hidden` units at batch `batch`, for pg_eval_graphs. */
-static int build_classifier(tcase *t, int hidden, int batch)
-{
-    char text[1024];
-    snprintf(text, sizeof text,
-             HEAD("flatten(pixels / 255)")
-             "  batch: %d\n"
-             "models:\n"
-             "  clf: {in: 784, layers: [linear %d, relu, linear 10]}\n"
-             "train:\n"
-             "  epochs: 1\n"
-             "  optimizers:\n"
-             "    opt: {type: adam, lr: 1e-3, params: clf}\n"
-             "  step:\n"
-             "    - loss = cross_entropy(clf(x), label)\n"
-             "    - update opt: loss\n",
-             batch, hidden);
-    return build(t, text);
 }
 
 /* The evaluation's graphs: the step's own, then copies made once and kept; none past a
