@@ -379,12 +379,10 @@ static int find_section(const cli_args *a, const sp_spec *s, const pg_program *p
 /* Quality draws this many images per run of the sample graph (n in its expressions). */
 enum { QUALITY_DRAW = 250 };
 
-/* eval --quality: a sample section (the first, or --section), measured with the
+/* eval --quality: sample section k (the first, or --section), measured with the
  * classifier. */
-static int quality(const cli_args *a, const sp_spec *s, pg_program *p, const tr_data *d, ag_error *err)
+static int quality(const cli_args *a, const sp_spec *s, pg_program *p, const tr_data *d, int k, ag_error *err)
 {
-    int k;
-    if (find_section(a, s, p, &k, err)) return AG_ERR;
     qm_classifier c;
     if (qm_classifier_open(&c, a->quality, a->quality_weights, err)) return AG_ERR;
     int64_t n = a->count ? a->count : c.data.test.count;
@@ -414,15 +412,17 @@ static int run_command(const cli_args *a, sp_spec *s, pg_program *p, const tr_da
         pg_print_summary(p, stdout);
         return AG_OK;
     }
+    /* The section drawn, before the weights are read: a misspelt --section is the
+     * mistake to report, whatever the checkpoint. */
+    int k = 0, sample = !strcmp(a->command, "sample");
+    if ((sample || a->quality) && find_section(a, s, p, &k, err)) return AG_ERR;
     if (weights && ck_load_weights(weights, &p->params, a->init != NULL, s->name, err)) {
         /* Training the spec writes the default weights, not a path given. */
         if (!a->checkpoint && !a->init && access(weights, F_OK))
             ag_error_addf(err, " (train it first: aigc-run %s, or give --checkpoint)", a->spec);
         return AG_ERR;
     }
-    if (!strcmp(a->command, "sample")) {
-        int k;
-        if (find_section(a, s, p, &k, err)) return AG_ERR;
+    if (sample) {
         if (d->recorded && pg_sample_reads_data(p, k)) {
             *err = d->absent;
             return ag_error_addf(err, " (sample section '%s' reads the test split)", s->samples[k].name);
@@ -441,7 +441,7 @@ static int run_command(const cli_args *a, sp_spec *s, pg_program *p, const tr_da
         if (p->samples[k].strip && tr_strip_path(out, buf, sizeof buf) == AG_OK) printf("%s\n", buf);
         return AG_OK;
     }
-    if (!strcmp(a->command, "eval") && a->quality) return quality(a, s, p, d, err);
+    if (!strcmp(a->command, "eval") && a->quality) return quality(a, s, p, d, k, err);
     if (!strcmp(a->command, "eval")) return tr_evaluate(p, d, stdout, a->json, err);
     char resume_dir[4200];
     const char *resume = a->resume;

@@ -133,6 +133,9 @@ for c in eval sample; do
 done
 [ ! -e samples.png ]
 ok $? "... and writes no grid"
+# A misspelt --section is the mistake named, before the weights are looked for.
+expect_error 1 "$ROOT/specs/vae.yaml: no sample section 'priors'; did you mean 'prior'?" \
+    sample "$ROOT/specs/vae.yaml" --section priors
 cd "$ROOT" || exit 1
 
 # usage errors
