@@ -71,6 +71,6 @@ expect_error 1 "$TMP/ae/last.safetensors: checkpoint has E.0.weight [32, 784] bu
     tests/specs/tiny-ae-wide.yaml --resume "$TMP/ae/last" --out "$TMP/wide"
 # the spec edited under its own name: the shapes say it all
 expect_error 1 "$TMP/ae/last.safetensors: checkpoint has E.0.weight [32, 784] but the spec makes [16, 784]" \
-    sample tests/specs/tiny-ae.yaml --checkpoint "$TMP/ae" --set "models.E.layers=[linear 16, relu]" --set models.G.in=16
+    eval tests/specs/tiny-ae.yaml --checkpoint "$TMP/ae" --set "models.E.layers=[linear 16, relu]" --set models.G.in=16
 
 done_testing
