@@ -168,7 +168,7 @@ int pg_sample(pg_program *p, int k, uint64_t seed, ag_error *err);
 int pg_sample_reads_data(const pg_program *p, int k);
 
 /* `aigc-run check`: every model's layers with output shapes, parameter counts and
- * FLOPs per sample; then the step's segments. */
+ * FLOPs per sample; then the step's segments, and the memory planned. */
 void pg_print_summary(const pg_program *p, FILE *out);
 
 /* Parameter count of the model at index k, and its FLOPs per sample (forward). */

@@ -22,7 +22,8 @@ enum { EXIT_USAGE = 2 };
 static const char usage[] =
     "usage: aigc-run [train] SPEC [options]     train the models of a spec\n"
     "       aigc-run check SPEC [options]       validate a spec; print models, shapes,\n"
-    "                                           parameter counts and FLOPs per sample\n"
+    "                                           parameter counts, FLOPs per sample and\n"
+    "                                           the memory planned\n"
     "       aigc-run sample SPEC [--checkpoint F] [-n N] [-o FILE.png] [--seed S]\n"
     "                                           draw the spec's sample: section\n"
     "       aigc-run eval SPEC [--checkpoint F] [--json]\n"

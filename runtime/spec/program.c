@@ -966,6 +966,16 @@ void pg_print_summary(const pg_program *p, FILE *out)
             fprintf(out, "  forward %d nodes, then update %s: backward through %d nodes\n", sg->to - sg->from,
                     s->optims[sg->optim].name, sg->bw->nsteps);
     }
+    /* What training allocates, before the data: so that a bigger architecture's cost is
+     * seen before it is run. */
+    int64_t state = 0, samples = 0;
+    for (int k = 0; k < s->noptims; k++) state += opt_state_floats(&p->optims[k]);
+    for (int k = 0; k < p->nsamples; k++) samples += p->samples[k].graph.slab_floats;
+    const double mb = (double)sizeof(float) / (1 << 20);
+    fprintf(out, "\nmemory planned: %.1f MB of parameters, %.1f of gradients, %.1f of optimizer state, %.1f for the step, "
+            "%.1f for %d sample section%s: %.1f MB\n", p->params.total * mb, p->params.total * mb, state * mb,
+            p->step.slab_floats * mb, samples * mb, p->nsamples, p->nsamples == 1 ? "" : "s",
+            (2 * p->params.total + state + p->step.slab_floats + samples) * mb);
 }
 
 int pg_sample_reads_data(const pg_program *p, int k)
