@@ -76,8 +76,13 @@ static const char usage[] =
     "  AIGC_CACHE          where inflated gzip data is kept for the next run (default:\n"
     "                      $XDG_CACHE_HOME/aigc-run, else ~/.cache/aigc-run), or off\n";
 
+/* The commands, in this order, and as bits: the command given, and those an option is
+ * for. */
+static const char *const commands[] = {"train", "check", "sample", "eval"};
+enum { C_TRAIN = 1, C_CHECK = 2, C_SAMPLE = 4, C_EVAL = 8, C_ALL = 15 };
+
 typedef struct cli_args {
-    const char *command;
+    unsigned command;          /* one of the C_ bits */
     const char *spec;
     sp_set sets[64];
     int nsets;
@@ -133,10 +138,6 @@ typedef enum cli_opt {
     O_IMAGE, O_JSON, O_UNSAFE_HOOKS, O_HOOK_ERRORS, O_SECTION, O_MAX_MEMORY, O_QUALITY,
     O_INPUT, O_PROMPT, O_LENGTH, O_TEMPERATURE, O_INPAINT, O_MASK
 } cli_opt;
-
-/* The commands, in this order, and as bits of the commands an option is for. */
-static const char *const commands[] = {"train", "check", "sample", "eval"};
-enum { C_TRAIN = 1, C_CHECK = 2, C_SAMPLE = 4, C_EVAL = 8, C_ALL = 15 };
 
 static const struct {
     const char *name;
@@ -222,7 +223,7 @@ static int set_option(cli_args *a, cli_opt opt, const char *name, const char *v)
     case O_SEED: return parse_int_arg(name, v, 0, LONG_MAX, &n) ? EXIT_USAGE : add_set(a, "seed", n);
     case O_COUNT:
         /* sample draws one grid; eval --quality measures in pieces of any count. */
-        if (parse_int_arg(name, v, 1, strcmp(a->command, "sample") ? 1000000 : 4096, &n)) return EXIT_USAGE;
+        if (parse_int_arg(name, v, 1, a->command == C_SAMPLE ? 4096 : 1000000, &n)) return EXIT_USAGE;
         a->count = (int)n;
         return -1;
     case O_SECTION: a->section = v; return -1;
@@ -288,21 +289,13 @@ static int is_spec_path(const char *s)
     return (n > 5 && !strcmp(s + n - 5, ".yaml")) || (n > 4 && !strcmp(s + n - 4, ".yml"));
 }
 
-static unsigned command_bit(const char *command)
-{
-    for (size_t k = 0; k < AG_COUNTOF(commands); k++)
-        if (!strcmp(command, commands[k])) return 1u << k;
-    AG_ASSERT(0 && "not a command");
-    return 0;
-}
-
 /* Returns -1 to go on, or an exit code. */
 static int parse_args(int argc, char **argv, cli_args *a)
 {
     memset(a, 0, sizeof *a);
     a->threads = 1;
     a->progress = -1;
-    a->command = "train";
+    a->command = C_TRAIN;
     for (int k = 1; k < argc; k++) {
         const char *s = argv[k];
         if (!strcmp(s, "-h") || !strcmp(s, "--help")) {
@@ -318,7 +311,7 @@ static int parse_args(int argc, char **argv, cli_args *a)
             for (size_t j = 0; j < AG_COUNTOF(options); j++)
                 if (!strcmp(s, options[j].name)) found = (int)j;
             if (found < 0) return bad_usage("unknown option '%s'", s);
-            if (!(options[found].cmds & command_bit(a->command)))
+            if (!(options[found].cmds & a->command))
                 return not_for(s, options[found].cmds, options[found].hint);
             const char *v = NULL;
             /* --resume's directory is optional: a following spec file is not it. */
@@ -334,10 +327,11 @@ static int parse_args(int argc, char **argv, cli_args *a)
             continue;
         }
         /* The command comes first; a spec file named "check" is ./check. */
-        int is_command = 0;
-        for (size_t j = 0; j < AG_COUNTOF(commands) && k == 1; j++) is_command |= !strcmp(s, commands[j]);
-        if (is_command) {
-            a->command = s;
+        unsigned command = 0;
+        for (size_t j = 0; j < AG_COUNTOF(commands) && k == 1; j++)
+            if (!strcmp(s, commands[j])) command = 1u << j;
+        if (command) {
+            a->command = command;
             continue;
         }
         if (a->spec) return bad_usage("unexpected argument '%s'", s);
@@ -346,10 +340,10 @@ static int parse_args(int argc, char **argv, cli_args *a)
     if (!a->spec) return bad_usage("%s", "no spec given");
     if (a->resume && a->init) return bad_usage("%s", "--resume and --init exclude each other");
     /* eval draws a section only to measure it. */
-    if (!strcmp(a->command, "eval") && !a->quality && (a->count || a->section))
+    if (a->command == C_EVAL && !a->quality && (a->count || a->section))
         return bad_usage("%s", "-n and --section are for sample and eval --quality");
     /* The spec's inpainting section, by its conventional name (specs/ddpm.yaml). */
-    if (a->inpaint && !a->section && !strcmp(a->command, "sample")) a->section = "inpaint";
+    if (a->inpaint && !a->section && a->command == C_SAMPLE) a->section = "inpaint";
     return -1;
 }
 
@@ -400,7 +394,7 @@ static int run_command(const cli_args *a, sp_spec *s, pg_program *p, const tr_da
                        ag_error *err)
 {
     char buf[4800];
-    if (!strcmp(a->command, "check")) {
+    if (a->command == C_CHECK) {
         /* A hook script that does not load is a spec error like any other. */
         if (s->hooks) {
             lh_state *L;
@@ -415,15 +409,15 @@ static int run_command(const cli_args *a, sp_spec *s, pg_program *p, const tr_da
     }
     /* The section drawn, before the weights are read: a misspelt --section is the
      * mistake to report, whatever the checkpoint. */
-    int k = 0, sample = !strcmp(a->command, "sample");
-    if ((sample || a->quality) && find_section(a, s, p, &k, err)) return AG_ERR;
+    int k = 0;
+    if ((a->command == C_SAMPLE || a->quality) && find_section(a, s, p, &k, err)) return AG_ERR;
     if (weights && ck_load_weights(weights, &p->params, a->init != NULL, s->name, err)) {
         /* Training the spec writes the default weights, not a path given. */
         if (!a->checkpoint && !a->init && access(weights, F_OK))
             ag_error_addf(err, " (train it first: aigc-run %s, or give --checkpoint)", a->spec);
         return AG_ERR;
     }
-    if (sample) {
+    if (a->command == C_SAMPLE) {
         if (d->recorded && pg_sample_reads_data(p, k)) {
             *err = d->absent;
             return ag_error_addf(err, " (sample section '%s' reads the test split)", s->samples[k].name);
@@ -442,8 +436,8 @@ static int run_command(const cli_args *a, sp_spec *s, pg_program *p, const tr_da
         if (p->samples[k].strip && tr_strip_path(out, buf, sizeof buf) == AG_OK) printf("%s\n", buf);
         return AG_OK;
     }
-    if (!strcmp(a->command, "eval") && a->quality) return quality(a, s, p, d, k, err);
-    if (!strcmp(a->command, "eval")) return tr_evaluate(p, d, stdout, a->json, err);
+    if (a->command == C_EVAL && a->quality) return quality(a, s, p, d, k, err);
+    if (a->command == C_EVAL) return tr_evaluate(p, d, stdout, a->json, err);
     char resume_dir[4200];
     const char *resume = a->resume;
     if (resume && !*resume) {
@@ -489,15 +483,14 @@ static int run_spec(const cli_args *a)
     char buf[4800];
     const char *from = a->checkpoint ? a->checkpoint : a->init;
     const char *weights = from ? ck_weights_path(from, buf, sizeof buf) : NULL;
-    int sample = !strcmp(a->command, "sample");
     /* sample and eval read the spec's own run, as training left it, unless told. */
-    if (!from && (sample || !strcmp(a->command, "eval"))) {
+    if (!from && (a->command & (C_SAMPLE | C_EVAL))) {
         snprintf(buf, sizeof buf, "runs/%s/last.safetensors", s.name);
         weights = buf;
     }
     /* Sampling needs the data set only for a section that reads the test split:
      * without it, the checkpoint's record of the data builds the program. */
-    if (tr_load_data(&s, &d, &err) && !(sample && tr_data_recorded(&s, weights, &err, &d))) {
+    if (tr_load_data(&s, &d, &err) && !(a->command == C_SAMPLE && tr_data_recorded(&s, weights, &err, &d))) {
         rc = fail(&err, &s);
         sp_free(&s);
         return rc;
