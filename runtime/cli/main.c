@@ -484,10 +484,7 @@ static int run_spec(const cli_args *a)
     const char *from = a->checkpoint ? a->checkpoint : a->init;
     const char *weights = from ? ck_weights_path(from, buf, sizeof buf) : NULL;
     /* sample and eval read the spec's own run, as training left it, unless told. */
-    if (!from && (a->command & (C_SAMPLE | C_EVAL))) {
-        snprintf(buf, sizeof buf, "runs/%s/last.safetensors", s.name);
-        weights = buf;
-    }
+    if (!from && (a->command & (C_SAMPLE | C_EVAL))) weights = ck_run_weights(s.name, buf, sizeof buf);
     /* Sampling needs the data set only for a section that reads the test split:
      * without it, the checkpoint's record of the data builds the program. */
     if (tr_load_data(&s, &d, &err) && !(a->command == C_SAMPLE && tr_data_recorded(&s, weights, &err, &d))) {

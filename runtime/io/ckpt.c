@@ -167,6 +167,12 @@ const char *ck_weights_path(const char *from, char *buf, size_t n)
     return buf;
 }
 
+const char *ck_run_weights(const char *spec_name, char *buf, size_t n)
+{
+    snprintf(buf, n, "runs/%s/last.safetensors", spec_name);
+    return buf;
+}
+
 static int ck_save_weights_impl(const char *path, const ck_run *run, ag_error *err)
 {
     const ag_params *ps = run->params;

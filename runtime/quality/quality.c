@@ -281,12 +281,7 @@ static int open_impl(qm_classifier *c, const char *spec_path, const char *weight
 
     char buf[4800];
     int dflt = !weights;
-    if (dflt) {
-        snprintf(buf, sizeof buf, "runs/%s/last.safetensors", c->spec.name);
-        weights = buf;
-    } else {
-        weights = ck_weights_path(weights, buf, sizeof buf);
-    }
+    weights = dflt ? ck_run_weights(c->spec.name, buf, sizeof buf) : ck_weights_path(weights, buf, sizeof buf);
     ag_error e;
     if (ck_load_weights(weights, &c->prog.params, 0, c->spec.name, &e) == AG_OK) return AG_OK;
     /* Training the classifier's spec writes its default weights, not a path given. */
