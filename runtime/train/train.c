@@ -488,9 +488,16 @@ typedef struct tr_record {
     int64_t skipped, skipped_in_row;
 } tr_record;
 
-static void means_add(tr_means *m, const pg_program *p, int n)
+/* The logged values as graph g (the step's, or a copy of it) last made them, into v. */
+static void logged_values(const pg_program *p, const ag_graph *g, float *v)
 {
-    for (int k = 0; k < p->nlogs && k < TR_MAX_LOGS; k++) m->sum[k] += (double)p->logs[k]->data[0] * n;
+    for (int k = 0; k < p->nlogs; k++) v[k] = g->nodes[p->logs[k]->id]->data[0];
+}
+
+/* A batch of n's logged values v into the running means. */
+static void means_add(tr_means *m, const pg_program *p, const float *v, int n)
+{
+    for (int k = 0; k < p->nlogs && k < TR_MAX_LOGS; k++) m->sum[k] += (double)v[k] * n;
     m->count += n;
 }
 
@@ -581,7 +588,7 @@ static void eval_graphs(void *ctx, int64_t lo, int64_t hi)
                 atomic_store(&j->stop, 1);
                 break;
             }
-            for (int l = 0; l < p->nlogs; l++) j->values[b * p->nlogs + l] = g->nodes[p->logs[l]->id]->data[0];
+            logged_values(p, g, j->values + b * p->nlogs);
             if (j->logits) j->right[b] = count_correct(g->nodes[j->logits->id], labels->data, n);
         }
     }
@@ -616,9 +623,7 @@ static int evaluate(pg_program *p, const idx_dataset *ds, tr_means *m, int64_t *
     memset(m, 0, sizeof *m);
     *correct = j.logits ? 0 : -1;
     for (int64_t b = 0; b < j.nbatches && j.failed[first] == j.nbatches; b++) {
-        int n = batch_size_at(ds->count, batch, b);
-        for (int l = 0; l < p->nlogs && l < TR_MAX_LOGS; l++) m->sum[l] += (double)j.values[b * p->nlogs + l] * n;
-        m->count += n;
+        means_add(m, p, j.values + b * p->nlogs, batch_size_at(ds->count, batch, b));
         if (j.logits) *correct += j.right[b];
     }
     free(j.values);
@@ -695,6 +700,7 @@ typedef struct tr_run_state {
     char resume_dir[4096];  /* the directory of the checkpoint resumed from */
     FILE *mf;
     int32_t *order;
+    float *logged;          /* the step's logged values, as the last batch made them */
     rng data_rng;
     int epoch;              /* 1-based, the one in progress */
     int64_t cursor;         /* next position in order */
@@ -1126,9 +1132,10 @@ static int train_epoch(tr_run_state *st, ag_error *err)
             int bad;
             if (nonfinite(p, &bad)) return diverged(st, bad, err);
             st->rec.skipped_in_row = 0;
-            means_add(&st->rec.train, p, n);
+            logged_values(p, &p->step, st->logged);
+            means_add(&st->rec.train, p, st->logged, n);
             st->pr.shown = p->nlogs < TR_SHOWN ? p->nlogs : TR_SHOWN;
-            for (int j = 0; j < st->pr.shown; j++) st->pr.values[j] = p->logs[j]->data[0];
+            memcpy(st->pr.values, st->logged, (size_t)st->pr.shown * sizeof *st->logged);
         }
         /* A failing hook still gets its step's row: the run is saved after it. */
         int hrc = rc == AG_OK && st->hooks && lh_has(st->hooks, LH_ON_STEP) ? hook(st, LH_ON_STEP, NULL, NULL, err)
@@ -1305,6 +1312,7 @@ int tr_run(pg_program *p, const tr_data *d, const tr_options *o, ag_error *err)
 
     const idx_dataset *tr = &d->train;
     st->order = ag_xmalloc((size_t)tr->count * sizeof *st->order);
+    st->logged = ag_xmalloc((size_t)(p->nlogs ? p->nlogs : 1) * sizeof *st->logged);
     for (int64_t k = 0; k < tr->count; k++) st->order[k] = (int32_t)k;
     /* The data order has its own generator, so that changing the model (and with it
      * the draws of noise) does not change which images come together. */
@@ -1322,6 +1330,7 @@ int tr_run(pg_program *p, const tr_data *d, const tr_options *o, ag_error *err)
     if (rc == AG_OK && !(o->resume && nothing_to_train(st))) rc = run_in_dir(st, err);
     hooks_close(st);
     free(st->order);
+    free(st->logged);
     free(st);
     return rc;
 }
