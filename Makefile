@@ -6,7 +6,7 @@
 #   make valgrind   memcheck over the C tests and short command-line runs (scripts/valgrind.sh)
 #   make install    PREFIX=/usr/local (DESTDIR honoured)
 #
-# Every .c under runtime/ goes into the library, except the command-line front end;
+# Every .c under runtime/ goes into the library, except the command line's (runtime/cli/);
 # every tests/test_*.c becomes a TAP program; tests/cli/*.t are shell tests of the
 # binary. A new source file needs no change here.
 
@@ -30,8 +30,9 @@ WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unu
 ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -fno-math-errno -fno-trapping-math $(WARN) -Iinclude $(PKG_CFLAGS) $(CFLAGS)
 LDLIBS := $(PKG_LIBS) -lm -lpthread
 
-MAIN_SRC := runtime/cli/main.c
-LIB_SRC := $(filter-out $(MAIN_SRC),$(sort $(wildcard runtime/*/*.c)))
+CLI_SRC := $(sort $(wildcard runtime/cli/*.c))
+CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
+LIB_SRC := $(filter-out $(CLI_SRC),$(sort $(wildcard runtime/*/*.c)))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%.t)
@@ -48,7 +49,7 @@ $(BUILD)/libaigc.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-aigc-run: $(BUILD)/$(MAIN_SRC:.c=.o) $(BUILD)/libaigc.a
+aigc-run: $(CLI_OBJ) $(BUILD)/libaigc.a
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/tests/%.t: tests/%.c $(BUILD)/libaigc.a
@@ -72,7 +73,7 @@ test-san: $(TEST_BIN)
 	AIGC_RUN=$(abspath aigc-run-san) AIGC_CACHE=off ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	    prove --exec '' $(addprefix ./,$(TEST_BIN) $(CLI_TESTS))
 
-aigc-run-san: $(BUILD)/$(MAIN_SRC:.c=.o) $(BUILD)/libaigc.a
+aigc-run-san: $(CLI_OBJ) $(BUILD)/libaigc.a
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
 
 # No error and no leak of any kind, on success and on the error paths: about 12 minutes
@@ -91,7 +92,7 @@ install: all
 clean:
 	rm -rf build build-san aigc-run aigc-run-san
 
--include $(LIB_OBJ:.o=.d) $(TEST_BIN:.t=.d) $(BUILD)/$(MAIN_SRC:.c=.d)
+-include $(LIB_OBJ:.o=.d) $(TEST_BIN:.t=.d) $(CLI_OBJ:.o=.d)
 
 # make fuzz: the libFuzzer harnesses of tests/fuzz/ (docs/fuzzing.md) — the spec loader,
 # the expression parser, the IDX, safetensors and checkpoint readers — built with clang

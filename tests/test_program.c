@@ -96,10 +96,10 @@ static void test_counts(void)
     ag_error err;
     if (ok(sp_load(&s, "specs/gan.yaml", NULL, 0, &err) == AG_OK && pg_build(&p, &s, 28, 28, 10, &err) == AG_OK,
            "specs/gan.yaml builds")) {
-        ok(pg_model_params(&p, model_index(&p, "G")) == 559632, "G has 559,632 parameters (%lld)",
-           (long long)pg_model_params(&p, model_index(&p, "G")));
-        ok(pg_model_params(&p, model_index(&p, "D")) == 533505, "D has 533,505 parameters (%lld)",
-           (long long)pg_model_params(&p, model_index(&p, "D")));
+        ok(p.models[model_index(&p, "G")].params == 559632, "G has 559,632 parameters (%lld)",
+           (long long)p.models[model_index(&p, "G")].params);
+        ok(p.models[model_index(&p, "D")].params == 533505, "D has 533,505 parameters (%lld)",
+           (long long)p.models[model_index(&p, "D")].params);
         ok(p.params.total == 559632 + 533505, "the parameter slab holds both models exactly");
         ok(p.params.n == 12 && strcmp(p.params.p[0].name, "G.0.weight") == 0 &&
                strcmp(p.params.p[11].name, "D.4.bias") == 0,
@@ -122,8 +122,8 @@ static void test_counts(void)
 
     if (ok(sp_load(&s, "specs/vae.yaml", NULL, 0, &err) == AG_OK && pg_build(&p, &s, 28, 28, 10, &err) == AG_OK,
            "specs/vae.yaml builds")) {
-        int64_t enc = pg_model_params(&p, model_index(&p, "encoder"));
-        int64_t dec = pg_model_params(&p, model_index(&p, "decoder"));
+        int64_t enc = p.models[model_index(&p, "encoder")].params;
+        int64_t dec = p.models[model_index(&p, "decoder")].params;
         ok(enc == 330040 && dec == 322784, "encoder 330,040 and decoder 322,784 parameters (%lld, %lld)",
            (long long)enc, (long long)dec);
         ok(enc + dec == 652824, "the VAE has 652,824 parameters");
@@ -147,9 +147,9 @@ static void test_counts(void)
                    "    - loss = cross_entropy(lin(x), label)\n"
                    "    - update opt: loss\n");
     if (ok(rc == AG_OK, "a single linear model builds") || (diag("%s", t.err.msg), 0)) {
-        ok(pg_model_flops(&t.p, 0) == 2 * 784 * 10 + 10, "linear 784 -> 10: 2*784*10 + 10 FLOPs per sample (%lld)",
-           (long long)pg_model_flops(&t.p, 0));
-        ok(pg_model_params(&t.p, 0) == 7850, "and 7,850 parameters");
+        ok(t.p.models[0].flops == 2 * 784 * 10 + 10, "linear 784 -> 10: 2*784*10 + 10 FLOPs per sample (%lld)",
+           (long long)t.p.models[0].flops);
+        ok(t.p.models[0].params == 7850, "and 7,850 parameters");
         ok(t.p.nsegs == 1 && t.p.segs[0].optim == 0, "one segment, ending in the update");
     }
     release(&t);
@@ -174,7 +174,7 @@ static void test_counts(void)
         if (!ok(rc == AG_OK, "a stack %s attention builds", k ? "with" : "without"))
             diag("%s", t.err.msg);
         else
-            flops[k] = pg_model_flops(&t.p, 0);
+            flops[k] = t.p.models[0].flops;
         release(&t);
     }
     ok(flops[1] - flops[0] == 4 * 16 * 16 * 16, "causal_attention 4 on [16, 48]: 4 T^2 C = 16,384 "
@@ -216,7 +216,7 @@ static void test_graph_model(void)
     ok(good, "parameters are named <model>.<node>.weight/bias, in node order");
     int h = ag_params_find(ps, "net.h.weight");
     ok(h >= 0 && ps->p[h].shape.d[0] == 64 && ps->p[h].shape.d[1] == 794, "net.h.weight is [64, 794]");
-    ok(pg_model_params(&t.p, 0) == 794 * 64 + 64 + 64 + 1 + 64 * 10, "net's parameter count");
+    ok(t.p.models[0].params == 794 * 64 + 64 + 64 + 1 + 64 * 10, "net's parameter count");
 
     enum { B = 5 };
     for (int k = 0; k < B * 28 * 28; k++) t.p.pixels->data[k] = (float)(k % 2);
@@ -467,7 +467,7 @@ static void test_eval_graphs(void)
        "pg_eval_graphs(3): the step's graph and two copies with memory of their own");
     int n2 = pg_eval_graphs(&t.p, 2, again);
     ok(n2 == 2 && again[1] == g[1] && pg_eval_graphs(&t.p, 3, again) == 3 && again[2] == g[2] &&
-           t.p.ncopies == 2,
+           t.p.copies.n == 2,
        "... kept: asked again, the same copies");
 
     /* pg_build's count: values, gradients and three moments per parameter. */

@@ -15,14 +15,37 @@
 #ifndef AIGC_PROGRAM_H
 #define AIGC_PROGRAM_H
 
-#include <stdio.h>
-
 #include "aigc/graph.h"
 #include "aigc/optim.h"
 #include "aigc/rng.h"
 #include "aigc/spec.h"
 
-typedef struct pg_model pg_model;
+/* One use of a layer in a model, fixed when the model is first built (declared):
+ * later calls of the model reuse its parameters. The layer table (ly_def) is private
+ * to runtime/spec. */
+typedef struct ly_def ly_def;
+typedef struct ly_slot {
+    const ly_def *def;
+    double args[SP_MAX_LAYER_ARGS];
+    int param[4], nparam;
+    int ntrain;            /* param[0..ntrain) are trained; the rest are buffers
+                            * (batch_norm's running statistics, MADE's masks) */
+    const int *deg_in, *deg_out; /* MADE: the degrees its mask connects */
+    const char *label;     /* how check prints it: "linear 256", or a node's name */
+    ag_shape out;          /* output shape at batch 1 */
+    int out_batched;
+    int64_t params, flops; /* per sample */
+    ag_loc loc;
+} ly_slot;
+
+/* A model of the spec: its layers' slots, its parameter count and FLOPs per sample. */
+typedef struct pg_model {
+    const sp_model *spec;
+    int nslots, cap;
+    ly_slot *slots;
+    int declared;
+    int64_t params, flops;
+} pg_model;
 
 /* A sample section, built for inference. */
 typedef struct pg_sampler {
@@ -89,6 +112,13 @@ typedef struct pg_const {
     const float *values;
 } pg_const;
 
+/* Forward-only copies of the step's graph, for evaluating a batch per thread. */
+typedef struct pg_copies {
+    int n;
+    ag_graph *graphs;
+    int refused;           /* there was no room for another */
+} pg_copies;
+
 typedef struct pg_program {
     const sp_spec *spec;
     ag_params params;
@@ -106,13 +136,11 @@ typedef struct pg_program {
     int nlogs;
     ag_node **logs;        /* the logged scalars, in the spec's order */
     int nll_log;           /* train.nll's index in logs, -1 without one */
+    const char **log_names;
     ag_loc *node_stmt;     /* per step node: the statement that made it */
     int nnamed;            /* the step's named tensors, for hooks */
     const char **named;
     ag_node **named_nodes;
-    int nstmt_nodes;
-    ag_loc stmt_loc;       /* the statement being compiled */
-    const char **log_names;
 
     int nsamples;
     pg_sampler *samples;   /* one per section of the spec's sample: */
@@ -128,16 +156,18 @@ typedef struct pg_program {
     int bad_seg;           /* the segment of a PG_SKIPPED or PG_OVERFLOWED step */
     int nema;
     pg_ema *ema;
-    int ncopies;           /* pg_eval_graphs' copies of the step's graph */
-    ag_graph *copies;
-    int copies_refused;    /* there was no room for another */
+    pg_copies copies;      /* pg_eval_graphs' */
 } pg_program;
+
+/* ------------------------------------------ compiling (compile.c, sampler.c) -- */
 
 /* rows, cols and classes describe the data: its images are rows x cols in classes
  * classes; for text (the spec's data.kind), its windows are 1 x cols tokens (context + 1)
  * and classes is the vocabulary's size. */
 int pg_build(pg_program *p, const sp_spec *s, int rows, int cols, int classes, ag_error *err);
 void pg_free(pg_program *p);
+
+/* ---------------------------------------------------------- running (run.c) -- */
 
 /* One training step on the batch already written into p->pixels and p->labels.
  * AG_ERR when an op failed (p->step.err). With train.on_nan: skip, PG_SKIPPED when the
@@ -156,7 +186,7 @@ int pg_eval_step(pg_program *p, int batch);
 int pg_eval_graphs(pg_program *p, int want, ag_graph **out);
 /* Exchanges the weights of every model that has an `ema:` with their averages, so the
  * same graphs run either; a second call undoes the first. pg_sample does it around each
- * sampling, tr_evaluate around evaluation. */
+ * sampling, mt_evaluate around evaluation. */
 void pg_ema_swap(pg_program *p);
 /* Runs sample section k, with the models' averages where they have them, its noise
  * drawn from seed, after the caller wrote its pixels and labels; the images are
@@ -166,13 +196,5 @@ int pg_sample(pg_program *p, int k, uint64_t seed, ag_error *err);
  * (test_x, test_label), through its loop's carried values too: whether drawing it
  * needs the data set. */
 int pg_sample_reads_data(const pg_program *p, int k);
-
-/* `aigc-run check`: every model's layers with output shapes, parameter counts and
- * FLOPs per sample; then the step's segments, and the memory planned. */
-void pg_print_summary(const pg_program *p, FILE *out);
-
-/* Parameter count of the model at index k, and its FLOPs per sample (forward). */
-int64_t pg_model_params(const pg_program *p, int k);
-int64_t pg_model_flops(const pg_program *p, int k);
 
 #endif

@@ -41,9 +41,9 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "aigc/dataset.h"
 #include "aigc/program.h"
 #include "aigc/spec.h"
-#include "aigc/train.h"
 
 /* ----------------------------------------------------- feature statistics -- */
 
@@ -102,7 +102,7 @@ double qm_hist_kl(const qm_classes *c);
  * `logits, features = C(x)`. */
 typedef struct qm_classifier {
     sp_spec spec;
-    tr_data data;
+    ds_data data;
     pg_program prog;
     ag_node *logits, *features;
     int loaded;            /* what to free: 1 spec, 2 + data, 3 + program */
@@ -135,7 +135,7 @@ typedef struct qm_report {
 /* Draws n images from sample section k of p (seeds seed, seed + 1, ... per draw of
  * the section's size; test_x from d, the next test images at each draw), maps them from the section's range to pixels
  * 0..255 as the sample grid does, rounds them, and measures them with c. */
-int qm_measure(pg_program *p, int k, const tr_data *d, qm_classifier *c, int64_t n, uint64_t seed,
+int qm_measure(pg_program *p, int k, const ds_data *d, qm_classifier *c, int64_t n, uint64_t seed,
                qm_report *r, ag_error *err);
 
 /* As lines "quality_NAME VALUE" or one JSON object. */

@@ -9,12 +9,15 @@
 
 #include "aigc/ckpt.h"
 #include "aigc/hooks.h"
+#include "aigc/metrics.h"
 #include "aigc/pool.h"
 #include "aigc/program.h"
 #include "aigc/quality.h"
+#include "aigc/sample.h"
 #include "aigc/spec.h"
 #include "aigc/suggest.h"
 #include "aigc/train.h"
+#include "report.h"
 
 /* Exit codes: 0 done, 1 a problem with the spec, the data or the run, 2 bad usage. */
 enum { EXIT_USAGE = 2 };
@@ -376,7 +379,7 @@ enum { QUALITY_DRAW = 250 };
 
 /* eval --quality: sample section k (the first, or --section), measured with the
  * classifier. */
-static int quality(const cli_args *a, const sp_spec *s, pg_program *p, const tr_data *d, int k, ag_error *err)
+static int quality(const cli_args *a, const sp_spec *s, pg_program *p, const ds_data *d, int k, ag_error *err)
 {
     qm_classifier c;
     if (qm_classifier_open(&c, a->quality, a->quality_weights, err)) return AG_ERR;
@@ -390,7 +393,7 @@ static int quality(const cli_args *a, const sp_spec *s, pg_program *p, const tr_
 
 /* weights: the file --checkpoint or --init names (ck_weights_path), the spec's own run's
  * for sample and eval without --checkpoint, else NULL. */
-static int run_command(const cli_args *a, sp_spec *s, pg_program *p, const tr_data *d, const char *weights,
+static int run_command(const cli_args *a, sp_spec *s, pg_program *p, const ds_data *d, const char *weights,
                        ag_error *err)
 {
     char buf[4800];
@@ -403,8 +406,7 @@ static int run_command(const cli_args *a, sp_spec *s, pg_program *p, const tr_da
                 return ag_errorf(err, s->hooks_loc, "%s", e.msg);
             lh_close(L);
         }
-        tr_print_data(s, d, stdout);
-        pg_print_summary(p, stdout);
+        cr_print_check(p, d, stdout);
         return AG_OK;
     }
     /* The section drawn, before the weights are read: a misspelt --section is the
@@ -431,13 +433,13 @@ static int run_command(const cli_args *a, sp_spec *s, pg_program *p, const tr_da
                              "name a file ending in .png", a->image, s->samples[k].name);
         /* Texts are results: stdout unless -o names a file. */
         const char *out = a->image ? a->image : p->samples[k].text ? "-" : "samples.png";
-        if (tr_write_samples(p, k, d, out, s->seed, err)) return AG_ERR;
+        if (sa_write(p, k, d, out, s->seed, 0, err)) return AG_ERR;
         if (strcmp(out, "-")) printf("%s\n", out);
-        if (p->samples[k].strip && tr_strip_path(out, buf, sizeof buf) == AG_OK) printf("%s\n", buf);
+        if (p->samples[k].strip && sa_strip_path(out, buf, sizeof buf) == AG_OK) printf("%s\n", buf);
         return AG_OK;
     }
     if (a->command == C_EVAL && a->quality) return quality(a, s, p, d, k, err);
-    if (a->command == C_EVAL) return tr_evaluate(p, d, stdout, a->json, err);
+    if (a->command == C_EVAL) return mt_report(p, d, stdout, a->json, err);
     char resume_dir[4200];
     const char *resume = a->resume;
     if (resume && !*resume) {
@@ -479,7 +481,7 @@ static int run_spec(const cli_args *a)
                                 : (int64_t)sysconf(_SC_PHYS_PAGES) * sysconf(_SC_PAGE_SIZE) / 10 * 8;
     /* Measuring draws in pieces (a grid laid out for the piece, never written). */
     if (a->quality) s.sample_count = a->count && a->count < QUALITY_DRAW ? a->count : QUALITY_DRAW;
-    tr_data d;
+    ds_data d;
     char buf[4800];
     const char *from = a->checkpoint ? a->checkpoint : a->init;
     const char *weights = from ? ck_weights_path(from, buf, sizeof buf) : NULL;
@@ -487,7 +489,7 @@ static int run_spec(const cli_args *a)
     if (!from && (a->command & (C_SAMPLE | C_EVAL))) weights = ck_run_weights(s.name, buf, sizeof buf);
     /* Sampling needs the data set only for a section that reads the test split:
      * without it, the checkpoint's record of the data builds the program. */
-    if (tr_load_data(&s, &d, &err) && !(a->command == C_SAMPLE && tr_data_recorded(&s, weights, &err, &d))) {
+    if (ds_load(&s, &d, &err) && !(a->command == C_SAMPLE && ds_recorded(&s, weights, &err, &d))) {
         rc = fail(&err, &s);
         sp_free(&s);
         return rc;
@@ -498,7 +500,7 @@ static int run_spec(const cli_args *a)
         run_command(a, &s, &p, &d, weights, &err))
         rc = fail(&err, &s);
     pg_free(&p);
-    tr_free_data(&d);
+    ds_free(&d);
     sp_free(&s);
     return rc;
 }

@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include "aigc/ckpt.h"
+#include "aigc/metrics.h"
+#include "aigc/sample.h"
 
 /* LAPACK's symmetric eigensolver (divide and conquer), from OpenBLAS. The two trailing
  * lengths are the hidden arguments gfortran passes with each character argument. */
@@ -261,14 +263,14 @@ static int open_impl(qm_classifier *c, const char *spec_path, const char *weight
     /* Each stage is freed after a failure of its own, as the command line does. */
     c->loaded = 1;
     if (sp_load(&c->spec, spec_path, NULL, 0, err)) return AG_ERR;
-    if (tr_load_data(&c->spec, &c->data, err)) return AG_ERR;
+    if (ds_load(&c->spec, &c->data, err)) return AG_ERR;
     c->loaded = 2;
     const idx_dataset *tr = &c->data.train;
     c->loaded = 3;
     if (pg_build(&c->prog, &c->spec, tr->rows, tr->cols, tr->classes, err)) return AG_ERR;
     ag_loc at = {spec_path, 0, 0};
     if (c->spec.nsteps) at = c->spec.steps[0]->loc;
-    c->logits = tr_logits(&c->prog);
+    c->logits = mt_logits(&c->prog);
     if (!c->logits)
         return ag_errorf(err, at, "a classifier's step must name its logits [B, %d]: logits, features = C(x)",
                          tr->classes);
@@ -302,7 +304,7 @@ int qm_classifier_open(qm_classifier *c, const char *spec_path, const char *weig
 void qm_classifier_close(qm_classifier *c)
 {
     if (c->loaded >= 3) pg_free(&c->prog);
-    if (c->loaded >= 2) tr_free_data(&c->data);
+    if (c->loaded >= 2) ds_free(&c->data);
     if (c->loaded >= 1) sp_free(&c->spec);
     memset(c, 0, sizeof *c);
 }
@@ -362,7 +364,7 @@ static void to_pixels(const float *x, int64_t n, float lo, float hi, float *out)
     }
 }
 
-static int generated_impl(pg_program *p, int k, const tr_data *d, qm_classifier *c, int64_t n, uint64_t seed,
+static int generated_impl(pg_program *p, int k, const ds_data *d, qm_classifier *c, int64_t n, uint64_t seed,
                           qm_stats *feats, qm_classes *classes, ag_error *err)
 {
     pg_sampler *q = &p->samples[k];
@@ -370,7 +372,7 @@ static int generated_impl(pg_program *p, int k, const tr_data *d, qm_classifier 
     float *buf = ag_xmalloc((size_t)((int64_t)q->images * px) * sizeof *buf);
     int rc = AG_OK;
     for (int64_t done = 0, draw = 0; done < n && rc == AG_OK; draw++) {
-        rc = tr_draw_samples(p, k, d, done, seed + (uint64_t)draw, err);
+        rc = sa_draw(p, k, d, done, seed + (uint64_t)draw, err);
         if (rc) break;
         const float *x = q->image->data;
         int64_t m = n - done < q->images ? n - done : q->images;
@@ -390,7 +392,7 @@ static int generated_impl(pg_program *p, int k, const tr_data *d, qm_classifier 
     return rc;
 }
 
-int qm_measure(pg_program *p, int k, const tr_data *d, qm_classifier *c, int64_t n, uint64_t seed,
+int qm_measure(pg_program *p, int k, const ds_data *d, qm_classifier *c, int64_t n, uint64_t seed,
                qm_report *r, ag_error *err)
 {
     const pg_sampler *q = &p->samples[k];

@@ -25,32 +25,6 @@ typedef struct pv {
 
 enum { EV_MAX_OUT = 16 };
 
-typedef struct ly_def ly_def;
-
-/* One use of a layer in a model, fixed when the model is first built (declared):
- * later calls of the model reuse its parameters. */
-typedef struct ly_slot {
-    const ly_def *def;
-    double args[SP_MAX_LAYER_ARGS];
-    int param[4], nparam;
-    int ntrain;            /* param[0..ntrain) are trained; the rest are buffers
-                            * (batch_norm's running statistics, MADE's masks) */
-    const int *deg_in, *deg_out; /* MADE: the degrees its mask connects */
-    const char *label;     /* how check prints it: "linear 256", or a node's name */
-    ag_shape out;          /* output shape at batch 1 */
-    int out_batched;
-    int64_t params, flops; /* per sample */
-    ag_loc loc;
-} ly_slot;
-
-struct pg_model {
-    const sp_model *spec;
-    int nslots, cap;
-    ly_slot *slots;
-    int declared;
-    int64_t params, flops;
-};
-
 typedef struct ev_binding {
     const char *name;
     pv val;

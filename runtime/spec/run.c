@@ -1,0 +1,181 @@
+/* run.c — a compiled program run: training steps, evaluation graphs, the averaged
+ * weights, and sample sections with their loops. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "compile.h"
+
+static void update_ema(pg_program *p, int optim)
+{
+    for (int k = 0; k < p->nema; k++) {
+        const pg_ema *e = &p->ema[k];
+        if (!e->by_optim[optim]) continue;
+        float d = e->decay;
+        if (e->warmup) {
+            double n = (double)p->optims[optim].step;
+            if ((1 + n) / (10 + n) < d) d = (float)((1 + n) / (10 + n));
+        }
+        for (int r = 0; r < e->nruns; r++) {
+            const float *w = p->params.data + e->runs[r].live;
+            float *a = p->params.data + e->runs[r].avg;
+            for (int64_t i = 0; i < e->runs[r].len; i++) a[i] = d * a[i] + (1 - d) * w[i];
+        }
+    }
+}
+
+void pg_ema_swap(pg_program *p)
+{
+    for (int k = 0; k < p->nema; k++)
+        for (int r = 0; r < p->ema[k].nruns; r++) {
+            float *w = p->params.data + p->ema[k].runs[r].live;
+            float *a = p->params.data + p->ema[k].runs[r].avg;
+            for (int64_t i = 0; i < p->ema[k].runs[r].len; i++) {
+                float t = w[i];
+                w[i] = a[i];
+                a[i] = t;
+            }
+        }
+}
+
+int pg_train_step(pg_program *p, int batch)
+{
+    ag_graph *g = &p->step;
+    ag_graph_set_batch(g, batch);
+    for (int k = 0; k < p->nsegs; k++) {
+        const pg_segment *sg = &p->segs[k];
+        if (ag_forward(g, sg->from, sg->to)) return AG_ERR;
+        if (sg->optim < 0) continue;
+        ag_backward(g, sg->bw);
+        opt_optimizer *o = &p->optims[sg->optim];
+        p->bad_seg = k;
+        /* No update from a non-finite loss or gradient: it is left out, and so are the
+         * statements after it, which would see it made. */
+        if (p->spec->on_nan_skip && (!isfinite(sg->loss->data[0]) || !opt_grads_finite(o))) return PG_SKIPPED;
+        opt_step(o);
+        if (p->spec->on_nan_skip && !opt_params_finite(o)) return PG_OVERFLOWED;
+        update_ema(p, sg->optim);
+    }
+    return AG_OK;
+}
+
+int pg_eval_step(pg_program *p, int batch)
+{
+    ag_graph *g = &p->step;
+    ag_graph_set_batch(g, batch);
+    g->training = 0;
+    int rc = ag_forward(g, 0, g->n);
+    g->training = 1;
+    return rc;
+}
+
+int pg_eval_graphs(pg_program *p, int want, ag_graph **out)
+{
+    AG_ASSERT(want >= 1);
+    if (want - 1 > p->copies.n && !p->copies.refused) {
+        p->copies.graphs = ag_xrealloc(p->copies.graphs, (size_t)(want - 1) * sizeof *p->copies.graphs);
+        int64_t planned = pg_planned_bytes_impl(p), limit = p->spec->max_memory, used = 0;
+        for (int k = 0; k < p->copies.n; k++) used += p->copies.graphs[k].slab_floats * (int64_t)sizeof(float);
+        while (p->copies.n < want - 1) {
+            /* The copies take at most a quarter of what the run planned without them.
+             * That admits an MLP's (a VAE's, 1.3 MB at batch 64), whose small sgemms
+             * gain most from running whole, and not a convolutional network's (the
+             * DDPM's, 250 MB), whose ops the pool cuts by image anyway. */
+            int64_t left = planned / 4 - used;
+            if (limit && limit - planned - used < left) left = limit - planned - used;
+            ag_error ignored;
+            if (left <= 0 || ag_graph_copy(&p->copies.graphs[p->copies.n], &p->step, NULL, left, &ignored)) {
+                p->copies.refused = 1;
+                break;
+            }
+            used += p->copies.graphs[p->copies.n++].slab_floats * (int64_t)sizeof(float);
+        }
+    }
+    int n = 1 + (want - 1 < p->copies.n ? want - 1 : p->copies.n);
+    out[0] = &p->step;
+    for (int k = 1; k < n; k++) out[k] = &p->copies.graphs[k - 1];
+    return n;
+}
+
+/* The first image, as the image expression last gave it, into the strip. */
+static void strip_frame(pg_sampler *q, int frame)
+{
+    int64_t per = ag_numel(&q->image->shape) / q->images;
+    memcpy(q->strip + frame * per, q->image->data, (size_t)per * sizeof *q->strip);
+}
+
+int pg_sample(pg_program *p, int k, uint64_t seed, ag_error *err)
+{
+    /* The same seed draws the same noise: the grids of successive epochs show one
+     * set of latent points as training moves them. */
+    rng_seed(&p->sample_rng, seed);
+    pg_ema_swap(p);
+    pg_sampler *q = &p->samples[k];
+    ag_graph *g = &q->graph;
+    const sp_sample *sm = q->spec;
+    int rc = AG_OK;
+    if (!sm->has_loop) {
+        rc = ag_forward(g, 0, g->n);
+    } else {
+        rc = ag_forward(g, 0, q->loop_begin);
+        for (int j = 0; j < q->ncarry; j++)
+            memcpy(q->carry_in[j]->data, q->carry_init[j]->data, (size_t)ag_numel(&q->carry_in[j]->shape) * sizeof(float));
+        /* A frame of the strip runs the image expression on the carried values, as
+         * it runs after the loop. */
+        int frame = 0, pass = 0;
+        if (rc == AG_OK && q->strip && (rc = ag_forward(g, q->loop_end, g->n)) == AG_OK)
+            strip_frame(q, frame++);
+        for (int v = q->loop_from; rc == AG_OK && (q->loop_by > 0 ? v <= q->loop_to : v >= q->loop_to);
+             v += q->loop_by) {
+            for (int j = 0; j < q->count; j++) q->loop_var->data[j] = (float)v;
+            rc = ag_forward(g, q->loop_begin, q->loop_end);
+            for (int j = 0; j < q->ncarry; j++)
+                memcpy(q->carry_in[j]->data, q->carry_out[j]->data,
+                       (size_t)ag_numel(&q->carry_in[j]->shape) * sizeof(float));
+            if (rc == AG_OK && q->strip && ++pass % sm->strip_every == 0 && frame < q->strip_frames - 1 &&
+                (rc = ag_forward(g, q->loop_end, g->n)) == AG_OK)
+                strip_frame(q, frame++);
+        }
+        if (rc == AG_OK) rc = ag_forward(g, q->loop_end, g->n);
+        if (rc == AG_OK && q->strip) {
+            AG_ASSERT(frame == q->strip_frames - 1);
+            strip_frame(q, frame);
+        }
+    }
+    pg_ema_swap(p);
+    if (rc) *err = g->err;
+    return rc;
+}
+
+int pg_sample_reads_data(const pg_program *p, int k)
+{
+    const pg_sampler *q = &p->samples[k];
+    const ag_graph *g = &q->graph;
+    char *seen = ag_xcalloc((size_t)g->n, 1);
+    ag_node **todo = ag_xmalloc((size_t)g->n * sizeof *todo);
+    int n = 0, reads = 0;
+    todo[n++] = q->image;
+    seen[q->image->id] = 1;
+    while (n > 0 && !reads) {
+        ag_node *x = todo[--n];
+        reads = x == q->pixels || x == q->labels;
+        ag_node *next[AG_MAX_SRC + 2];
+        int m = 0;
+        for (int s = 0; s < x->nsrc; s++) next[m++] = x->src[s];
+        /* A carried value starts from carry_init and comes back from carry_out. */
+        for (int c = 0; c < q->ncarry; c++)
+            if (q->carry_in[c] == x) {
+                next[m++] = q->carry_init[c];
+                next[m++] = q->carry_out[c];
+                break;
+            }
+        for (int j = 0; j < m; j++)
+            if (!seen[next[j]->id]) {
+                seen[next[j]->id] = 1;
+                todo[n++] = next[j];
+            }
+    }
+    free(seen);
+    free(todo);
+    return reads;
+}

@@ -1,0 +1,107 @@
+/* checkpoint.c — a training run saved and resumed: its checkpoints and its record. */
+#include "run.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "aigc/ckpt.h"
+#include "rundir.h"
+
+static const char *const *optim_names(const sp_spec *s, const char **buf)
+{
+    for (int k = 0; k < s->noptims; k++) buf[k] = s->optims[k].name;
+    return buf;
+}
+
+/* A name for the resolved spec: FNV-1a over its text. Informational: resume checks
+ * the parameters and optimizers themselves, so that epochs or lr may change. */
+static void spec_hash(const sp_spec *s, char *buf, size_t n)
+{
+    snprintf(buf, n, "%016llx", (unsigned long long)ag_fnv1a(AG_FNV_BASIS, s->doc.src, s->doc.src_len));
+}
+
+static ck_run ck_view(tr_run_state *st, rng **rngs, const char **names, char *hash, size_t hlen)
+{
+    pg_program *p = st->p;
+    spec_hash(p->spec, hash, hlen);
+    rngs[0] = &p->rng;
+    rngs[1] = &st->data_rng;
+    return (ck_run){.spec_name = p->spec->name, .spec_hash = hash,
+                    .data = st->data_meta, .vocab = st->d->kind == SP_DATA_TEXT ? st->vocab_meta : NULL,
+                    .params = &p->params,
+                    .noptims = p->spec->noptims, .optims = p->optims,
+                    .optim_names = optim_names(p->spec, names), .nrngs = 2, .rngs = rngs,
+                    .order = st->order, .norder = st->d->train.count, .cursor = st->cursor,
+                    .epoch = st->epoch, .step = st->step, .extra = &st->rec,
+                    .extra_len = sizeof st->rec};
+}
+
+static int save(tr_run_state *st, const char *name, ag_error *err)
+{
+    rng *rngs[2];
+    const char *names[64];
+    char hash[32];
+    fflush(st->mf);
+    st->rec.metrics_bytes = ftell(st->mf);
+    for (int k = 0; k < st->p->spec->noptims && k < TR_MAX_OPTIMS; k++)
+        st->rec.spec_lr[k] = st->p->spec->optims[k].h.lr;
+    ck_run r = ck_view(st, rngs, names, hash, sizeof hash);
+    return ck_save(st->dir, name, &r, err);
+}
+
+int tr_checkpoint(tr_run_state *st, ag_error *err)
+{
+    const sp_spec *s = st->p->spec;
+    if (save(st, "last", err)) return AG_ERR;
+    if (s->ckpt_keep == 0) return AG_OK;
+    char name[64];
+    snprintf(name, sizeof name, "step-%08lld", (long long)st->step);
+    if (save(st, name, err)) return AG_ERR;
+    rd_prune(st->dir, s->ckpt_keep);
+    return AG_OK;
+}
+
+int tr_resume(tr_run_state *st, const char *from, ag_error *err)
+{
+    char dir[4096], name[512];
+    if (ck_locate(from, dir, sizeof dir, name, sizeof name))
+        return ag_errorf(err, (ag_loc){0}, "%s: no run directory or checkpoint to resume from", from);
+    rng *rngs[2];
+    const char *names[64];
+    char hash[32];
+    ck_run r = ck_view(st, rngs, names, hash, sizeof hash);
+    r.spec_hash = NULL; /* a changed epoch count or learning rate may resume */
+    if (ck_load(dir, name, &r, err)) return AG_ERR;
+    st->epoch = r.epoch;
+    st->cursor = r.cursor;
+    st->step = r.step;
+    snprintf(st->resume_dir, sizeof st->resume_dir, "%s", dir);
+    for (int k = 0; k < st->p->spec->noptims && k < TR_MAX_OPTIMS; k++)
+        if (st->p->spec->optims[k].h.lr != st->rec.spec_lr[k])
+            opt_set_lr(&st->p->optims[k], -1, st->p->spec->optims[k].h.lr);
+    /* The hooks' run.lr shows the learning rates the checkpoint restored. */
+    for (int k = 0; st->hk.optims && k < st->p->spec->noptims; k++)
+        st->hk.optims[k].lr = st->p->optims[k].groups[0].lr;
+    return AG_OK;
+}
+
+/* The run directory stays as it is, where the run would have ended without a word or
+ * trained on beyond the count. An epoch whose last step is done but whose end is not
+ * recorded is still to finish. */
+int tr_nothing_to_train(const tr_run_state *st)
+{
+    int epochs = st->p->spec->epochs, e = st->epoch;
+    int64_t count = st->d->train.count;
+    if (st->cursor == count && !st->rec.train.count && e == epochs)
+        fprintf(stderr, "%s: nothing to train: the run has done its %d epoch%s (--epochs %d or more trains on)\n",
+                st->resume_dir, e, e == 1 ? "" : "s", e + 1);
+    else if (st->cursor == count && !st->rec.train.count && e > epochs)
+        fprintf(stderr, "%s: nothing to train: the run has done %d epochs, more than %d (--epochs %d or more trains on)\n",
+                st->resume_dir, e, epochs, e + 1);
+    else if (st->cursor < count && e > epochs)
+        fprintf(stderr, "%s: nothing to train: the run stopped in epoch %d, past %d (--epochs %d or more finishes it)\n",
+                st->resume_dir, e, epochs, e);
+    else
+        return 0;
+    return 1;
+}

@@ -1,0 +1,94 @@
+/* diverge.c — a run whose values turn NaN or infinite: where, and whether to go on. */
+#include "run.h"
+
+#include <math.h>
+#include <stdio.h>
+
+int tr_nonfinite_log(const pg_program *p, int *which)
+{
+    for (int k = 0; k < p->nlogs; k++)
+        if (!isfinite(p->logs[k]->data[0])) {
+            *which = k;
+            return 1;
+        }
+    return 0;
+}
+
+/* The message `head`, placed at the statement that made the first non-finite value
+ * among the step's nodes [0, limit) (and its layer, inside a model); at `fallback` when
+ * none did. */
+static int nonfinite_at(const tr_run_state *st, int limit, ag_loc fallback, const char *head, ag_error *err)
+{
+    const pg_program *p = st->p;
+    const ag_graph *g = &p->step;
+    for (int k = 0; k < limit; k++) {
+        const ag_node *n = g->nodes[k];
+        int64_t len = ag_numel(&n->shape);
+        int finite = 1;
+        for (int64_t j = 0; j < len && finite && n->data; j++) finite = isfinite(n->data[j]);
+        if (finite) continue;
+        char where[512] = "";
+        if (n->loc.file && (n->loc.line != p->node_stmt[k].line || n->loc.file != p->node_stmt[k].file))
+            snprintf(where, sizeof where, " (the layer at %s:%d:%d)", n->loc.file, n->loc.line, n->loc.col);
+        return ag_errorf(err, p->node_stmt[k], "%s; the first non-finite value comes from %s in this statement%s",
+                         head, ag_op_defs[n->op]->name, where);
+    }
+    return ag_errorf(err, fallback, "%s", head);
+}
+
+static const char *nonfinite_name(float v)
+{
+    return isnan(v) ? "NaN" : v > 0 ? "+infinity" : "-infinity";
+}
+
+/* Names the logged value, and the first node of the step that made a non-finite value. */
+int tr_diverged(tr_run_state *st, int bad, ag_error *err)
+{
+    const pg_program *p = st->p;
+    char head[512];
+    snprintf(head, sizeof head, "training diverged at epoch %d, step %lld: '%s' is %s", st->epoch,
+             (long long)st->step, p->log_names[bad], nonfinite_name(p->logs[bad]->data[0]));
+    return nonfinite_at(st, p->step.n, (ag_loc){0}, head, err);
+}
+
+/* The update statement of segment seg (segments end at the updates, in order). */
+static const ex_stmt *update_stmt(const pg_program *p, int seg)
+{
+    int nth = 0;
+    for (int k = 0; k < seg; k++) nth += p->segs[k].optim >= 0;
+    for (int k = 0; k < p->spec->nsteps; k++)
+        if (p->spec->steps[k]->kind == EX_UPDATE && nth-- == 0) return p->spec->steps[k];
+    AG_ASSERT(!"a segment without its update statement");
+    return NULL;
+}
+
+/* train.on_nan: skip: the batch made no update from segment p->bad_seg on. Counted; an
+ * error once more than max_skipped batches in a row were skipped. */
+int tr_skip_batch(tr_run_state *st, ag_error *err)
+{
+    const pg_program *p = st->p;
+    st->rec.skipped++;
+    if (++st->rec.skipped_in_row <= p->spec->max_skipped) return AG_OK;
+    const pg_segment *sg = &p->segs[p->bad_seg];
+    const ex_stmt *u = update_stmt(p, p->bad_seg);
+    float v = sg->loss->data[0];
+    char head[512];
+    int k = snprintf(head, sizeof head,
+                     "training diverged at epoch %d, step %lld: %lld batches in a row skipped (max_skipped %d); ",
+                     st->epoch, (long long)st->step, (long long)st->rec.skipped_in_row, p->spec->max_skipped);
+    if (isfinite(v))
+        snprintf(head + k, sizeof head - (size_t)k, "a gradient of 'update %s' is not finite", u->names[0]);
+    else
+        snprintf(head + k, sizeof head - (size_t)k, "the loss of 'update %s' is %s", u->names[0], nonfinite_name(v));
+    return nonfinite_at(st, sg->to, u->loc, head, err);
+}
+
+/* Finite loss and gradients made a non-finite weight: no batch to skip can undo it. */
+int tr_overflowed(tr_run_state *st, ag_error *err)
+{
+    const ex_stmt *u = update_stmt(st->p, st->p->bad_seg);
+    return ag_errorf(err, u->loc,
+                     "training diverged at epoch %d, step %lld: 'update %s' made a weight non-finite from a "
+                     "finite loss and gradients; lower the learning rate",
+                     st->epoch, (long long)st->step, u->names[0]);
+}
