@@ -5,6 +5,7 @@
 #   make check      the same suite under AddressSanitizer and UndefinedBehaviorSanitizer
 #   make valgrind   memcheck over the C tests and short command-line runs (scripts/valgrind.sh)
 #   make install    PREFIX=/usr/local (DESTDIR honoured)
+#   make clean      needs none of the dependencies
 #
 # Every .c under runtime/ goes into the library, except the command-line front end;
 # every tests/test_*.c becomes a TAP program; tests/cli/*.t are shell tests of the
@@ -13,12 +14,17 @@
 PREFIX ?= /usr/local
 BUILD ?= build
 CC ?= cc
+PKG_CONFIG ?= pkg-config
 PKGS := openblas yaml-0.1 lua5.4 zlib libpng
 
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# Only a goal that builds needs the dependencies: clean works without them.
+NOBUILD_GOALS := clean
+ifneq ($(filter-out $(NOBUILD_GOALS),$(or $(MAKECMDGOALS),all)),)
+PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
 ifeq ($(PKG_LIBS),)
 $(error build dependencies missing: run scripts/install-deps.sh)
+endif
 endif
 
 OPT ?= -O3
@@ -49,11 +55,11 @@ $(BUILD)/libaigc.a: $(LIB_OBJ)
 	ar rcs $@ $^
 
 aigc-run: $(BUILD)/$(MAIN_SRC:.c=.o) $(BUILD)/libaigc.a
-	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/tests/%.t: tests/%.c $(BUILD)/libaigc.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -MMD -MP -o $@ $< $(BUILD)/libaigc.a $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -MMD -MP -o $@ $< $(BUILD)/libaigc.a $(LDLIBS)
 
 # The tests run from the top of the tree (they read tests/golden/ and data/) with one
 # BLAS thread unless told otherwise, so that results do not depend on the machine, and
@@ -73,7 +79,7 @@ test-san: $(TEST_BIN)
 	    prove --exec '' $(addprefix ./,$(TEST_BIN) $(CLI_TESTS))
 
 aigc-run-san: $(BUILD)/$(MAIN_SRC:.c=.o) $(BUILD)/libaigc.a
-	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # No error and no leak of any kind, on success and on the error paths: about 12 minutes
 # here (the 23 C test programs, 38 command-line runs). VALGRIND_ARGS="--only c" (or cli)
@@ -119,7 +125,7 @@ fuzz-build:
 	    $(BUILD)/fuzz/libaigc.a
 	@set -e; for t in $(FUZZ_TARGETS); do \
 	    echo "clang ... -o $(BUILD)/fuzz/fuzz_$$t"; \
-	    clang $(ALL_CFLAGS) -O1 -g -fsanitize=fuzzer $(FUZZ_SAN) tests/fuzz/fuzz_$$t.c \
+	    clang $(ALL_CFLAGS) -O1 -g -fsanitize=fuzzer $(FUZZ_SAN) $(LDFLAGS) tests/fuzz/fuzz_$$t.c \
 	        $(BUILD)/fuzz/libaigc.a $(LDLIBS) -o $(BUILD)/fuzz/fuzz_$$t; \
 	done
 
@@ -131,7 +137,7 @@ bench: aigc-run $(BUILD)/tests/bench/sgemm_probe
 
 $(BUILD)/tests/bench/sgemm_probe: tests/bench/sgemm_probe.c $(BUILD)/libaigc.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libaigc.a $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libaigc.a $(LDLIBS)
 
 # make quality: the quality report (scripts/quality.sh; docs/quality.md): trains each
 # family's spec for a stated budget on the embedded MNIST subset and on Fashion-MNIST
