@@ -4,7 +4,7 @@
 #   make test       every TAP test, through prove
 #   make check      the same suite under AddressSanitizer and UndefinedBehaviorSanitizer
 #   make valgrind   memcheck over the C tests and short command-line runs (scripts/valgrind.sh)
-#   make install    PREFIX=/usr/local (DESTDIR honoured)
+#   make install    PREFIX=/usr/local (DESTDIR honoured); make uninstall removes it again
 #   make clean      needs none of the dependencies
 #
 # Every .c under runtime/ goes into the library, except the command-line front end;
@@ -17,8 +17,8 @@ CC ?= cc
 PKG_CONFIG ?= pkg-config
 PKGS := openblas yaml-0.1 lua5.4 zlib libpng
 
-# Only a goal that builds needs the dependencies: clean works without them.
-NOBUILD_GOALS := clean
+# Only a goal that builds needs the dependencies: clean and uninstall work without them.
+NOBUILD_GOALS := clean uninstall
 ifneq ($(filter-out $(NOBUILD_GOALS),$(or $(MAKECMDGOALS),all)),)
 PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
@@ -43,7 +43,7 @@ TEST_SRC := $(sort $(wildcard tests/test_*.c))
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%.t)
 CLI_TESTS := $(sort $(wildcard tests/cli/*.t))
 
-.PHONY: all test check install clean bench
+.PHONY: all test check install uninstall clean bench
 all: aigc-run $(BUILD)/libaigc.a
 
 $(BUILD)/%.o: %.c
@@ -88,11 +88,32 @@ aigc-run-san: $(BUILD)/$(MAIN_SRC:.c=.o) $(BUILD)/libaigc.a
 valgrind: aigc-run $(TEST_BIN)
 	sh scripts/valgrind.sh $(VALGRIND_ARGS)
 
+# What make install puts under $(DESTDIR)$(PREFIX), and all that make uninstall removes:
+# the binary, the library, its headers and aigc.pc (for pkg-config --static), and the
+# example specs and hook scripts under share/aigc-run/.
+HEADERS := $(notdir $(wildcard include/aigc/*.h))
+SPECS := $(notdir $(wildcard specs/*.yaml))
+HOOKS := $(notdir $(wildcard scripts/hooks/*.lua))
+VERSION := $(shell sed -n 's/^\#define AIGC_VERSION "\(.*\)"/\1/p' include/aigc/base.h)
+DEST := $(DESTDIR)$(PREFIX)
+SHARE := $(DEST)/share/aigc-run
+
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/aigc
-	install -m 755 aigc-run $(DESTDIR)$(PREFIX)/bin/aigc-run
-	install -m 644 $(BUILD)/libaigc.a $(DESTDIR)$(PREFIX)/lib/libaigc.a
-	install -m 644 include/aigc/*.h $(DESTDIR)$(PREFIX)/include/aigc/
+	install -d $(DEST)/bin $(DEST)/lib/pkgconfig $(DEST)/include/aigc $(SHARE)/specs $(SHARE)/scripts/hooks
+	install -m 755 aigc-run $(DEST)/bin/aigc-run
+	install -m 644 $(BUILD)/libaigc.a $(DEST)/lib/libaigc.a
+	install -m 644 $(addprefix include/aigc/,$(HEADERS)) $(DEST)/include/aigc/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' -e 's|@REQUIRES@|$(PKGS)|' \
+	    aigc.pc.in >$(DEST)/lib/pkgconfig/aigc.pc
+	chmod 644 $(DEST)/lib/pkgconfig/aigc.pc
+	install -m 644 $(addprefix specs/,$(SPECS)) $(SHARE)/specs/
+	install -m 644 $(addprefix scripts/hooks/,$(HOOKS)) $(SHARE)/scripts/hooks/
+
+uninstall:
+	rm -f $(DEST)/bin/aigc-run $(DEST)/lib/libaigc.a $(DEST)/lib/pkgconfig/aigc.pc \
+	    $(addprefix $(DEST)/include/aigc/,$(HEADERS)) $(addprefix $(SHARE)/specs/,$(SPECS)) \
+	    $(addprefix $(SHARE)/scripts/hooks/,$(HOOKS))
+	-rmdir $(DEST)/include/aigc $(SHARE)/specs $(SHARE)/scripts/hooks $(SHARE)/scripts $(SHARE) 2>/dev/null
 
 clean:
 	rm -rf build build-san aigc-run aigc-run-san
