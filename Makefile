@@ -81,9 +81,9 @@ test-san: $(TEST_BIN)
 aigc-run-san: $(BUILD)/$(MAIN_SRC:.c=.o) $(BUILD)/libaigc.a
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-# No error and no leak of any kind, on success and on the error paths: about 12 minutes
-# here (the 23 C test programs, 38 command-line runs). VALGRIND_ARGS="--only c" (or cli)
-# runs a part.
+# No error and no leak of any kind, on success and on the error paths, over the C test
+# programs and the command-line runs of scripts/valgrind.sh: about 12 minutes on two
+# cores. VALGRIND_ARGS="--only c" (or cli) runs a part.
 .PHONY: valgrind
 valgrind: aigc-run $(TEST_BIN)
 	sh scripts/valgrind.sh $(VALGRIND_ARGS)
