@@ -4,7 +4,8 @@
 #   make test       every TAP test, through prove
 #   make check      the same suite under AddressSanitizer and UndefinedBehaviorSanitizer
 #   make valgrind   memcheck over the C tests and short command-line runs (scripts/valgrind.sh)
-#   make install    PREFIX=/usr/local (DESTDIR honoured)
+#   make install    PREFIX=/usr/local (DESTDIR honoured); make uninstall removes it again
+#   make clean      needs none of the dependencies
 #
 # Every .c under runtime/ goes into the library, except the command line's (runtime/cli/);
 # every tests/test_*.c becomes a TAP program; tests/cli/*.t are shell tests of the
@@ -13,12 +14,17 @@
 PREFIX ?= /usr/local
 BUILD ?= build
 CC ?= cc
+PKG_CONFIG ?= pkg-config
 PKGS := openblas yaml-0.1 lua5.4 zlib libpng
 
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# Only a goal that builds needs the dependencies: clean and uninstall work without them.
+NOBUILD_GOALS := clean uninstall
+ifneq ($(filter-out $(NOBUILD_GOALS),$(or $(MAKECMDGOALS),all)),)
+PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
 ifeq ($(PKG_LIBS),)
 $(error build dependencies missing: run scripts/install-deps.sh)
+endif
 endif
 
 OPT ?= -O3
@@ -38,7 +44,7 @@ TEST_SRC := $(sort $(wildcard tests/test_*.c))
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%.t)
 CLI_TESTS := $(sort $(wildcard tests/cli/*.t))
 
-.PHONY: all test check install clean bench
+.PHONY: all test check install uninstall clean bench
 all: aigc-run $(BUILD)/libaigc.a
 
 $(BUILD)/%.o: %.c
@@ -50,11 +56,11 @@ $(BUILD)/libaigc.a: $(LIB_OBJ)
 	ar rcs $@ $^
 
 aigc-run: $(CLI_OBJ) $(BUILD)/libaigc.a
-	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/tests/%.t: tests/%.c $(BUILD)/libaigc.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -MMD -MP -o $@ $< $(BUILD)/libaigc.a $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -MMD -MP -o $@ $< $(BUILD)/libaigc.a $(LDLIBS)
 
 # The tests run from the top of the tree (they read tests/golden/ and data/) with one
 # BLAS thread unless told otherwise, so that results do not depend on the machine, and
@@ -74,20 +80,41 @@ test-san: $(TEST_BIN)
 	    prove --exec '' $(addprefix ./,$(TEST_BIN) $(CLI_TESTS))
 
 aigc-run-san: $(CLI_OBJ) $(BUILD)/libaigc.a
-	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-# No error and no leak of any kind, on success and on the error paths: about 12 minutes
-# here (the 23 C test programs, 38 command-line runs). VALGRIND_ARGS="--only c" (or cli)
-# runs a part.
+# No error and no leak of any kind, on success and on the error paths, over the C test
+# programs and the command-line runs of scripts/valgrind.sh: about 12 minutes on two
+# cores. VALGRIND_ARGS="--only c" (or cli) runs a part.
 .PHONY: valgrind
 valgrind: aigc-run $(TEST_BIN)
 	sh scripts/valgrind.sh $(VALGRIND_ARGS)
 
+# What make install puts under $(DESTDIR)$(PREFIX), and all that make uninstall removes:
+# the binary, the library, its headers and aigc.pc (for pkg-config --static), and the
+# example specs and hook scripts under share/aigc-run/.
+HEADERS := $(notdir $(wildcard include/aigc/*.h))
+SPECS := $(notdir $(wildcard specs/*.yaml))
+HOOKS := $(notdir $(wildcard scripts/hooks/*.lua))
+VERSION := $(shell sed -n 's/^\#define AIGC_VERSION "\(.*\)"/\1/p' include/aigc/base.h)
+DEST := $(DESTDIR)$(PREFIX)
+SHARE := $(DEST)/share/aigc-run
+
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/aigc
-	install -m 755 aigc-run $(DESTDIR)$(PREFIX)/bin/aigc-run
-	install -m 644 $(BUILD)/libaigc.a $(DESTDIR)$(PREFIX)/lib/libaigc.a
-	install -m 644 include/aigc/*.h $(DESTDIR)$(PREFIX)/include/aigc/
+	install -d $(DEST)/bin $(DEST)/lib/pkgconfig $(DEST)/include/aigc $(SHARE)/specs $(SHARE)/scripts/hooks
+	install -m 755 aigc-run $(DEST)/bin/aigc-run
+	install -m 644 $(BUILD)/libaigc.a $(DEST)/lib/libaigc.a
+	install -m 644 $(addprefix include/aigc/,$(HEADERS)) $(DEST)/include/aigc/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' -e 's|@REQUIRES@|$(PKGS)|' \
+	    aigc.pc.in >$(DEST)/lib/pkgconfig/aigc.pc
+	chmod 644 $(DEST)/lib/pkgconfig/aigc.pc
+	install -m 644 $(addprefix specs/,$(SPECS)) $(SHARE)/specs/
+	install -m 644 $(addprefix scripts/hooks/,$(HOOKS)) $(SHARE)/scripts/hooks/
+
+uninstall:
+	rm -f $(DEST)/bin/aigc-run $(DEST)/lib/libaigc.a $(DEST)/lib/pkgconfig/aigc.pc \
+	    $(addprefix $(DEST)/include/aigc/,$(HEADERS)) $(addprefix $(SHARE)/specs/,$(SPECS)) \
+	    $(addprefix $(SHARE)/scripts/hooks/,$(HOOKS))
+	-rmdir $(DEST)/include/aigc $(SHARE)/specs $(SHARE)/scripts/hooks $(SHARE)/scripts $(SHARE) 2>/dev/null
 
 clean:
 	rm -rf build build-san aigc-run aigc-run-san
@@ -120,7 +147,7 @@ fuzz-build:
 	    $(BUILD)/fuzz/libaigc.a
 	@set -e; for t in $(FUZZ_TARGETS); do \
 	    echo "clang ... -o $(BUILD)/fuzz/fuzz_$$t"; \
-	    clang $(ALL_CFLAGS) -O1 -g -fsanitize=fuzzer $(FUZZ_SAN) tests/fuzz/fuzz_$$t.c \
+	    clang $(ALL_CFLAGS) -O1 -g -fsanitize=fuzzer $(FUZZ_SAN) $(LDFLAGS) tests/fuzz/fuzz_$$t.c \
 	        $(BUILD)/fuzz/libaigc.a $(LDLIBS) -o $(BUILD)/fuzz/fuzz_$$t; \
 	done
 
@@ -132,7 +159,7 @@ bench: aigc-run $(BUILD)/tests/bench/sgemm_probe
 
 $(BUILD)/tests/bench/sgemm_probe: tests/bench/sgemm_probe.c $(BUILD)/libaigc.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libaigc.a $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libaigc.a $(LDLIBS)
 
 # make quality: the quality report (scripts/quality.sh; docs/quality.md): trains each
 # family's spec for a stated budget on the embedded MNIST subset and on Fashion-MNIST

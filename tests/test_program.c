@@ -362,7 +362,7 @@ static void test_errors(void)
                  "    - update opt_D: bce(D(x), 1) + bce(D(detach(fake)), 0)\n"
                  "    - update opt_G: bce(D(fake), 1)\n",
                  16, 14, "model 'G' takes 1 input, got 2");
-    /* `batch` alone used to fail with no message at all. */
+    /* `batch` alone is a number, not a loss: refused with a message. */
     expect_error("the batch size as a loss",
                  HEAD("flatten(pixels / 255)")
                  "models:\n"
@@ -375,7 +375,7 @@ static void test_errors(void)
                  "    - l = mean(M(x))\n"
                  "    - update opt: batch\n",
                  15, 19, "update opt: the loss is a constant; it must be computed from the models");
-    /* More outputs than a call can hold used to overflow the evaluator's buffer. */
+    /* More outputs than a call can hold: refused, not written past the evaluator's buffer. */
     expect_error("a graph model with 17 outputs",
                  HEAD("flatten(pixels / 255)")
                  "models:\n"

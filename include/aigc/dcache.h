@@ -22,7 +22,7 @@
  * older ones: one entry per source, which the directory may lose at any time. An entry
  * begins with a header that holds the CRC-32 of its bytes, so that one damaged by a
  * crash or a full disk is read again from the source instead of trusted. An entry is
- * mapped, not read: reading 47 MB into fresh memory took 49 ms here, faulting in and
+ * mapped, not read: reading 47 MB into fresh memory takes about 49 ms, faulting in and
  * copying every page, where the mapping costs only the CRC's pass over the page cache.
  */
 #ifndef AIGC_DCACHE_H

@@ -19,7 +19,7 @@
  * worker is slow to wake or has lost its core to another process, so a busy machine
  * slows a step down but never stalls it. Workers spin briefly for the next job, then
  * yield their core for a while, then sleep on a futex (docs/performance.md,
- * Threading). tp_for is called from one thread at a time, or from inside a chunk: there
+ * Threads). tp_for is called from one thread at a time, or from inside a chunk: there
  * the pool is the one thread running it (tp_threads() is 1, and every job runs whole on
  * it, as with one thread), so that each chunk of a job can run work written for the
  * pool, such as a graph's forward, on a thread of its own.

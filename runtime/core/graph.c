@@ -372,7 +372,7 @@ void ag_backward(ag_graph *g, const ag_bwplan *p)
 void ag_set_threads(int n)
 {
     /* The pool splits the sgemms itself, each piece on single-threaded OpenBLAS
-     * (docs/performance.md, Threading). */
+     * (docs/performance.md, Threads). */
     openblas_set_num_threads(1);
     tp_set_threads(n);
 }

@@ -61,7 +61,7 @@ int dc_find(const char *source, dc_entry *e)
 }
 
 /* An entry this large has its CRC taken in two halves, the second on a thread of its
- * own, joined by crc32_combine: one thread took 25 ms over Fashion-MNIST's 47 MB of
+ * own, joined by crc32_combine: one thread takes 25 ms over Fashion-MNIST's 47 MB of
  * training images, the whole cost of loading them from the cache. */
 #define DC_SPLIT_BYTES ((size_t)8 << 20)
 

@@ -49,7 +49,7 @@ static void sgemm_epilogue(const sgemm_job *j, int64_t r0, int64_t r1, int64_t c
  * be added with the beta returned: the bias on every row, or zeros for beta = 0.
  * OpenBLAS applies beta to C in a pass of its own before it adds the product, and for
  * beta = 0 that pass is slower than memset: a piece of a weight gradient (400 x 392,
- * K = 64) took 280 us with beta = 0 and 244 us cleared here and added to with beta = 1,
+ * K = 64) takes 280 us with beta = 0 and 244 us cleared here and added to with beta = 1,
  * with no difference on the other shapes. Both leave no trace of C's old values. */
 static float sgemm_start(const sgemm_job *j, float *c, int rows, int cols, int64_t c0)
 {
@@ -125,9 +125,9 @@ static void sgemm_run(sgemm_job *j, int cut)
 /* Two independent sgemms side by side. An sgemm of batch 64 cut in two runs well below
  * OpenBLAS's single-thread rate on each piece (packing and each call's fixed costs do
  * not shrink with the piece); whole, beside the other, it keeps that rate. Paired on 2
- * threads, the two backward sgemms of the VAE's 400 -> 40 layer took 46 us instead of
+ * threads, the two backward sgemms of the VAE's 400 -> 40 layer take 46 us instead of
  * 91, the GAN's 512 -> 256 layer's 247 instead of 273; the largest layers gain least
- * (docs/performance.md, Threading). */
+ * (docs/performance.md, Threads). */
 typedef struct sgemm_pair {
     sgemm_job job[2];
     int64_t len[2];

@@ -136,7 +136,7 @@ static int pair_infer(ag_node *n, ag_error *err)
  * make the loss negative and the training silently wrong. bce_terms makes the term of
  * such an element NaN, so the check costs no pass of its own: the output (the sum, or
  * each term with reduction none) has a NaN only then, and only then is the first bad
- * element looked for, to name it. A serial pass before the terms had taken 2 % of a
+ * element looked for, to name it. A serial pass before the terms would take 2 % of a
  * VAE epoch on the calling thread, with the other one idle. */
 static void bce_fail(ag_graph *g, ag_node *n, const float *p, const float *t, int64_t len)
 {

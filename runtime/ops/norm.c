@@ -186,9 +186,9 @@ static void gn_forward(ag_node *n, gn_geom q)
 
 /* gn_backward for one position per channel (layer norm's rows): the same sums in the
  * same order as the general loop below, so the same bits, in one loop over the channels
- * without the general loop's per-position bookkeeping, which spent about 30 cycles per
+ * without the general loop's per-position bookkeeping, which costs about 30 cycles per
  * element of char-gpt's layer norms. (Cut over the pool, by sets for the input gradient
- * and by channels for the weight's, it measured no faster on 2 threads.) */
+ * and by channels for the weight's, it is no faster on 2 threads.) */
 static void gn_backward_rows(ag_node *n, unsigned need, gn_geom q, float *dw, float *db)
 {
     int64_t sets = q.v.n * q.groups;
