@@ -51,6 +51,17 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
 
+# The build's commit, for run reports: the header changes only when the commit does, so
+# that one object is rebuilt for it.
+COMMIT := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
+$(BUILD)/gen/commit.h: FORCE
+	@mkdir -p $(dir $@)
+	@echo '#define AIGC_COMMIT "$(COMMIT)"' > $@.tmp
+	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
+$(BUILD)/runtime/report/report.o: $(BUILD)/gen/commit.h
+$(BUILD)/runtime/report/report.o: ALL_CFLAGS += -I$(BUILD)/gen
+.PHONY: FORCE
+
 $(BUILD)/libaigc.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^

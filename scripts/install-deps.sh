@@ -8,14 +8,16 @@ set -eu
 # The pthread flavour of OpenBLAS: its thread count is set by the runtime (--threads).
 # Test: prove (perl). Data for the full-size runs: Fashion-MNIST, and the fortune cookies
 # of `fortunes` (/usr/share/games/fortunes) for specs/char-gpt.yaml. `make fuzz` alone
-# needs clang and its libFuzzer runtime (--with-fuzz).
+# needs clang and its libFuzzer runtime (--with-fuzz); the report's browser test, Chromium
+# (--with-browser).
 PKGS="build-essential pkg-config libyaml-dev liblua5.4-dev libopenblas-pthread-dev
 libopenblas0-pthread zlib1g-dev libpng-dev perl"
 for opt in "$@"; do
     case "$opt" in
     --with-data) PKGS="$PKGS dataset-fashion-mnist fortunes" ;;
     --with-fuzz) PKGS="$PKGS clang libclang-rt-14-dev" ;;
-    *) echo "usage: install-deps.sh [--with-data] [--with-fuzz]" >&2; exit 2 ;;
+    --with-browser) PKGS="$PKGS chromium" ;;
+    *) echo "usage: install-deps.sh [--with-data] [--with-fuzz] [--with-browser]" >&2; exit 2 ;;
     esac
 done
 

@@ -8,6 +8,8 @@
  *                           means at each epoch's end (and, for text with train.nll,
  *                           test_bits_per_char)
  *   samples-epoch-NNN.png   the spec's sample: section, after each epoch
+ *   report.html, run.json, spec.yaml   the run's report page (report.h), its facts
+ *                           and its spec, after every epoch
  *   last.safetensors, last.state   the checkpoint (ckpt.h), after every epoch, every
  *                           train.checkpoint.every steps, when a hook asks, when a hook
  *                           fails, and on SIGINT or SIGTERM
@@ -32,6 +34,7 @@ typedef struct tr_options {
     const char *resume;    /* a run directory or a checkpoint to continue, or NULL */
     int unsafe_hooks;      /* hooks may use io and os */
     int warn_hooks;        /* a failing hook is reported and training goes on */
+    const char *command;   /* the command line, for the run's report, or NULL */
 } tr_options;
 
 /* Trains; with o->resume the run continues from a checkpoint exactly. */

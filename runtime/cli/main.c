@@ -7,17 +7,19 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "aigc/afile.h"
 #include "aigc/ckpt.h"
 #include "aigc/hooks.h"
 #include "aigc/metrics.h"
 #include "aigc/pool.h"
 #include "aigc/program.h"
 #include "aigc/quality.h"
+#include "aigc/report.h"
 #include "aigc/sample.h"
 #include "aigc/spec.h"
 #include "aigc/suggest.h"
 #include "aigc/train.h"
-#include "report.h"
+#include "check.h"
 
 /* Exit codes: 0 done, 1 a problem with the spec, the data or the run, 2 bad usage. */
 enum { EXIT_USAGE = 2 };
@@ -36,6 +38,10 @@ static const char usage[] =
     "                                           sample quality: N images of a sample:\n"
     "                                           section, measured with classifier CSPEC\n"
     "                                           (weights CF, default runs/NAME/last)\n"
+    "       aigc-run report DIR [DIR ...] [-o FILE.html]\n"
+    "                                           a run's report page again (DIR/report.html),\n"
+    "                                           or several runs overlaid (default:\n"
+    "                                           report.html)\n"
     "\n"
     "options:\n"
     "  --set KEY=VALUE     override a spec value, like --set train.epochs=5 (repeatable)\n"
@@ -102,6 +108,7 @@ typedef struct cli_args {
     const char *quality, *quality_weights;
     int threads, progress, json, unsafe_hooks, warn_hooks, count;
     int64_t max_memory;
+    char command_line[8192];   /* as typed, for the run's report */
 } cli_args;
 
 static int bad_usage(const char *fmt, const char *arg)
@@ -377,9 +384,26 @@ static int find_section(const cli_args *a, const sp_spec *s, const pg_program *p
 /* Quality draws this many images per run of the sample graph (n in its expressions). */
 enum { QUALITY_DRAW = 250 };
 
+/* The figures beside the weights measured, as quality.json, when they are a run's (its
+ * directory holds metrics.jsonl): the run's report shows them. */
+static int keep_quality(const qm_report *r, const char *weights, ag_error *err)
+{
+    char dir[4200], path[4300];
+    const char *slash = strrchr(weights, '/');
+    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - weights) : 1, slash ? weights : ".");
+    snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
+    if (access(path, F_OK) != 0) return AG_OK;
+    snprintf(path, sizeof path, "%s/quality.json", dir);
+    af_file f;
+    if (af_begin(&f, path, err)) return AG_ERR;
+    qm_print(r, f.fp, 1);
+    return af_commit(&f, err);
+}
+
 /* eval --quality: sample section k (the first, or --section), measured with the
  * classifier. */
-static int quality(const cli_args *a, const sp_spec *s, pg_program *p, const ds_data *d, int k, ag_error *err)
+static int quality(const cli_args *a, const sp_spec *s, pg_program *p, const ds_data *d, int k, const char *weights,
+                   ag_error *err)
 {
     qm_classifier c;
     if (qm_classifier_open(&c, a->quality, a->quality_weights, err)) return AG_ERR;
@@ -387,6 +411,7 @@ static int quality(const cli_args *a, const sp_spec *s, pg_program *p, const ds_
     qm_report r;
     int rc = qm_measure(p, k, d, &c, n, s->seed, &r, err);
     if (rc == AG_OK) qm_print(&r, stdout, a->json);
+    if (rc == AG_OK && weights) rc = keep_quality(&r, weights, err);
     qm_classifier_close(&c);
     return rc;
 }
@@ -438,7 +463,7 @@ static int run_command(const cli_args *a, sp_spec *s, pg_program *p, const ds_da
         if (p->samples[k].strip && sa_strip_path(out, buf, sizeof buf) == AG_OK) printf("%s\n", buf);
         return AG_OK;
     }
-    if (a->command == C_EVAL && a->quality) return quality(a, s, p, d, k, err);
+    if (a->command == C_EVAL && a->quality) return quality(a, s, p, d, k, weights, err);
     if (a->command == C_EVAL) return mt_report(p, d, stdout, a->json, err);
     char resume_dir[4200];
     const char *resume = a->resume;
@@ -448,7 +473,7 @@ static int run_command(const cli_args *a, sp_spec *s, pg_program *p, const ds_da
         resume = resume_dir;
     }
     tr_options o = {.out_dir = a->out, .progress = a->progress, .resume = resume,
-                    .unsafe_hooks = a->unsafe_hooks, .warn_hooks = a->warn_hooks};
+                    .unsafe_hooks = a->unsafe_hooks, .warn_hooks = a->warn_hooks, .command = a->command_line};
     return tr_run(p, d, &o, err);
 }
 
@@ -505,11 +530,50 @@ static int run_spec(const cli_args *a)
     return rc;
 }
 
+/* aigc-run report DIR [DIR ...] [-o FILE]: no spec, no program, only what the runs
+ * left. */
+static int report(int argc, char **argv)
+{
+    const char **dirs = ag_xcalloc((size_t)argc, sizeof *dirs);
+    const char *out = NULL;
+    int n = 0;
+    for (int k = 2; k < argc; k++) {
+        if (!strcmp(argv[k], "-o")) {
+            if (k + 1 >= argc) {
+                free(dirs);
+                return bad_usage("%s needs a value", "-o");
+            }
+            out = argv[++k];
+        } else if (argv[k][0] == '-' && argv[k][1]) {
+            free(dirs);
+            return bad_usage("report takes run directories and -o FILE, not '%s'", argv[k]);
+        } else {
+            dirs[n++] = argv[k];
+        }
+    }
+    if (n == 0) {
+        free(dirs);
+        return bad_usage("%s", "report needs a run directory, like runs/gan");
+    }
+    char path[4200];
+    if (!out && n == 1) snprintf(path, sizeof path, "%s/report.html", dirs[0]), out = path;
+    if (!out) out = "report.html";
+    ag_error err;
+    int rc = rp_write(dirs, n, out, &err);
+    if (rc) fprintf(stderr, "%s\n", err.msg);
+    else printf("%s\n", out);
+    free(dirs);
+    return rc ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc > 1 && !strcmp(argv[1], "report")) return report(argc, argv);
     cli_args a;
     int rc = parse_args(argc, argv, &a);
     if (rc >= 0) return rc;
+    for (int k = 0, used = 0; k < argc && used < (int)sizeof a.command_line; k++)
+        used += snprintf(a.command_line + used, sizeof a.command_line - (size_t)used, "%s%s", k ? " " : "", argv[k]);
     ag_set_threads(a.threads);
     rc = run_spec(&a);
     ag_set_threads(1); /* the workers joined: nothing of theirs outlives the run */

@@ -61,6 +61,8 @@ typedef struct tr_run_state {
     pb_bar pr;
     tr_hooks hk;
     int stop;              /* a hook asked to stop */
+    double train_seconds;  /* spent in this process's epochs of steps, and the samples */
+    int64_t trained;       /* they trained: the report's rate */
     char data_meta[48], vocab_meta[DS_VOCAB_RECORD]; /* the checkpoint's record of the data */
 } tr_run_state;
 

@@ -8,8 +8,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
+#include "aigc/pool.h"
+#include "aigc/report.h"
 #include "aigc/sample.h"
 #include "rundir.h"
 
@@ -92,6 +95,8 @@ static int train_epoch(tr_run_state *st, ag_error *err)
     }
     pb_update(&st->pr, p, st->epoch, st->cursor, tr->count, first, st->rec.skipped, epoch_start, 1);
     if (st->pr.live) fputc('\n', stderr);
+    st->train_seconds += pb_now() - epoch_start;
+    st->trained += st->cursor - first;
     return AG_OK;
 }
 
@@ -140,6 +145,28 @@ static void epoch_row(tr_run_state *st, const mt_means *test, int64_t correct)
     fflush(stdout);
 }
 
+/* The run's facts and its report page: a view of the run, so that one that cannot be
+ * written is reported and the run goes on. */
+static void write_report(tr_run_state *st)
+{
+    const sp_spec *s = st->p->spec;
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    rp_facts f = {.spec_name = s->name, .spec_path = s->path, .command = st->o->command ? st->o->command : "",
+                  .backend = "openblas", .threads = tp_threads(), .epoch = st->epoch, .epochs = s->epochs,
+                  .step = st->step, .seconds = pb_now() - st->pr.start,
+                  .samples_per_second = st->train_seconds > 0 ? (double)st->trained / st->train_seconds : 0,
+                  .peak_memory_mb = (double)ru.ru_maxrss / 1024, .checkpoint = "last.safetensors"};
+    char out[4200];
+    snprintf(out, sizeof out, "%s/report.html", st->dir);
+    const char *dirs[] = {st->dir};
+    ag_error e;
+    if (rp_write_facts(st->dir, &f, s->doc.src, s->doc.src_len, &e) == AG_OK && rp_write(dirs, 1, out, &e) == AG_OK)
+        return;
+    if (st->pr.live) fputs("\r\033[K", stderr);
+    fprintf(stderr, "%s (the report is left as it was; training goes on)\n", e.msg);
+}
+
 static int end_epoch(tr_run_state *st, ag_error *err)
 {
     mt_means test = {0}, *train = &st->rec.train;
@@ -151,7 +178,9 @@ static int end_epoch(tr_run_state *st, ag_error *err)
     if (epoch_samples(st, err)) return AG_ERR;
     memset(train, 0, sizeof *train);
     st->rec.skipped = 0;
-    return tr_checkpoint(st, err);
+    if (tr_checkpoint(st, err)) return AG_ERR;
+    write_report(st);
+    return AG_OK;
 }
 
 static int run_epochs(tr_run_state *st, ag_error *err)

@@ -46,7 +46,10 @@ cmp -s "$FS/ae/last.safetensors" "$TMP/before/last.safetensors" &&
 ok $? "the previous checkpoint is left whole"
 is "$(cd "$FS/ae" && ls)" "last.safetensors
 last.state
-metrics.jsonl" "no temporary file is left behind"
+metrics.jsonl
+report.html
+run.json
+spec.yaml" "no temporary file is left behind"
 run eval tests/specs/tiny-ae.yaml --checkpoint "$FS/ae"
 is "$RC" 0 "the previous checkpoint still loads (eval)"
 rm "$FS/fill"

@@ -43,6 +43,11 @@ is "$RC" 0 "eval --quality exits 0"
 if [ "$RC" -ne 0 ]; then diag "$(cat "$ERR")"; fi
 Q=$TMP/vae.json
 cp "$OUT" "$Q"
+cmp -s "$OUT" "$V/quality.json"
+ok $? "eval --quality keeps its figures beside the run's weights, in quality.json"
+run report "$V"
+grep -q '<h3>eval --quality</h3>' "$V/report.html" && grep -q '<td>frechet</td>' "$V/report.html"
+ok $? "and the run's report shows them"
 is "$(field "$Q" samples)" 1000 "1,000 samples by default (the test split's size)"
 fd_vae=$(field "$Q" frechet)
 is_number "$fd_vae" && less 0 "$fd_vae"

@@ -1,5 +1,5 @@
-/* report.c — `aigc-run check`: the data, the models layer by layer, the step, the memory. */
-#include "report.h"
+/* check.c — `aigc-run check`: the data, the models layer by layer, the step, the memory. */
+#include "check.h"
 
 static void print_data(const sp_spec *s, const ds_data *d, FILE *out)
 {

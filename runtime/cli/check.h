@@ -1,8 +1,8 @@
 /*
- * report.h — private to the command line: what `aigc-run check` prints (prefix cr_).
+ * check.h — private to the command line: what `aigc-run check` prints (prefix cr_).
  */
-#ifndef AIGC_CLI_REPORT_H
-#define AIGC_CLI_REPORT_H
+#ifndef AIGC_CLI_CHECK_H
+#define AIGC_CLI_CHECK_H
 
 #include <stdio.h>
 
