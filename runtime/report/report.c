@@ -270,7 +270,7 @@ static void samples_of(FILE *f, const char *dir)
         files[n++] = ef;
     }
     closedir(d);
-    qsort(files, (size_t)n, sizeof *files, by_group_epoch);
+    if (n > 1) qsort(files, (size_t)n, sizeof *files, by_group_epoch);
     char path[4800];
     for (int lo = 0, hi = 0; lo < n; lo = hi) {
         while (hi < n && !strcmp(files[hi].prefix, files[lo].prefix) && !strcmp(files[hi].ext, files[lo].ext)) hi++;
