@@ -390,10 +390,11 @@ static int ck_text_eq_impl(const ck_rec *e, const char *s)
     return e->count == strlen(s) && !memcmp(e->v, s, e->count);
 }
 
-static int64_t ck_i64_impl(const ck_rec *e, uint64_t k)
+/* The value of an i64[1] record. */
+static int64_t ck_i64_impl(const ck_rec *e)
 {
     int64_t v;
-    memcpy(&v, e->v + 8 * k, 8);
+    memcpy(&v, e->v, 8);
     return v;
 }
 
@@ -523,7 +524,7 @@ static int ck_optim_impl(const ck_ctx *c, ck_run *run, int j)
         return ag_errorf(c->err, at, "optimizer '%s' was %.*s in the checkpoint, the spec says %s",
                          name, ck_shown_impl(kind.count), (const char *)kind.v,
                          opt_kind_name(o->kind));
-    if (ck_i64_impl(&step, 0) < 0)
+    if (ck_i64_impl(&step) < 0)
         return ag_errorf(c->err, at, "corrupt: optimizer '%s' has a negative step", name);
     if (lr.count != (uint64_t)o->ngroups)
         return ag_errorf(
@@ -545,7 +546,7 @@ static int ck_optim_impl(const ck_ctx *c, ck_run *run, int j)
             (unsigned long long)state.count, (long long)want);
     if (c->apply) {
         if (want) memcpy(o->state, state.v, (size_t)want * sizeof *o->state);
-        o->step = ck_i64_impl(&step, 0);
+        o->step = ck_i64_impl(&step);
     }
     return AG_OK;
 }
@@ -629,16 +630,16 @@ static int ck_payload_impl(const ck_ctx *c, ck_run *run)
         return ag_errorf(
             c->err, at, "does not belong to %s: saved with other weights (was a save interrupted?)",
             c->wpath);
-    int64_t e = ck_i64_impl(&epoch, 0), s = ck_i64_impl(&step, 0), at_pos = ck_i64_impl(&cursor, 0);
+    int64_t e = ck_i64_impl(&epoch), s = ck_i64_impl(&step), cur = ck_i64_impl(&cursor);
     if (e < 0 || e > INT_MAX || s < 0)
         return ag_errorf(c->err, at, "corrupt: epoch %lld, step %lld", (long long)e, (long long)s);
-    if (ck_order_impl(c, run, at_pos) || ck_rngs_impl(c, run) || ck_optims_impl(c, run) ||
+    if (ck_order_impl(c, run, cur) || ck_rngs_impl(c, run) || ck_optims_impl(c, run) ||
         ck_fields_impl(c, run))
         return AG_ERR;
     if (c->apply) {
         run->epoch = (int)e;
         run->step = s;
-        run->cursor = at_pos;
+        run->cursor = cur;
     }
     return AG_OK;
 }
