@@ -3,7 +3,9 @@
  * generators and data order bit for bit, and resumes to the same next step; each
  * mismatch between a checkpoint and a run refused with its exact message and nothing
  * changed; corrupt and mixed state files refused; a failed save leaving the previous
- * checkpoint whole.
+ * checkpoint whole. The state file's records as ckpt.h lays them out: the caller's
+ * fields round trip by name, a record missing, twice, of another type or unknown is
+ * met as the header says, and files of format 1 and of a newer format are refused.
  *
  * PyTorch interop, through the fixtures of scripts/golden/pytorch_generator.py: the
  * seed GAN's generator, saved by PyTorch, loads into a store and computes on the
@@ -76,9 +78,14 @@ typedef struct variant {
     int nrngs;
     int norder;
     const char *hash;
+    int nsum; /* the caller's field run.sum holds this many */
+    ck_type count_type; /* of the caller's field run.count */
+    int more; /* adds a caller's field run.more */
 } variant;
 
-static const variant base = {4, 0, 0, OPT_SGD, 0, 2, "opt_D", 3, 10, "hash-1"};
+static const variant base = {4, 0, 0, OPT_SGD, 0, 2, "opt_D", 3, 10, "hash-1", 3, CK_I64, 0};
+
+enum { MAX_SUM = 4 };
 
 enum { MAX_ORDER = 16 };
 
@@ -89,6 +96,9 @@ typedef struct run {
     rng r[3];
     rng *rp[3];
     int32_t order[MAX_ORDER];
+    double sum[MAX_SUM];
+    int64_t count, more;
+    ck_field fields[3];
     ck_run ck;
 } run;
 
@@ -118,6 +128,9 @@ static void run_make(run *s, const variant *v)
     s->names[0] = "opt_G";
     s->names[1] = v->d_name;
     for (int k = 0; k < 3; k++) s->rp[k] = &s->r[k];
+    s->fields[0] = (ck_field){"sum", CK_F64, v->nsum, s->sum};
+    s->fields[1] = (ck_field){"count", v->count_type, 1, &s->count};
+    s->fields[2] = (ck_field){"more", CK_I64, 1, &s->more};
     s->ck = (ck_run){.spec_name = "tiny-gan",
                      .spec_hash = v->hash,
                      .data = "4x3 2",
@@ -129,7 +142,9 @@ static void run_make(run *s, const variant *v)
                      .nrngs = v->nrngs,
                      .rngs = s->rp,
                      .order = s->order,
-                     .norder = v->norder};
+                     .norder = v->norder,
+                     .fields = s->fields,
+                     .nfields = v->more ? 3 : 2};
 }
 
 static void run_free(run *s)
@@ -160,6 +175,9 @@ static void run_scramble(run *s, uint64_t seed)
     s->ck.cursor = (int64_t)(seed % 7);
     s->ck.epoch = (int)seed + 2;
     s->ck.step = (int64_t)seed * 17;
+    for (int k = 0; k < MAX_SUM; k++) s->sum[k] = 1.5 * (double)seed + k;
+    s->count = (int64_t)seed * 3 - (1LL << 40);
+    s->more = (int64_t)seed;
 }
 
 /* Bit for bit: everything a checkpoint holds. */
@@ -179,7 +197,9 @@ static int run_same(const run *a, const run *b)
                a->r[k].has_spare == b->r[k].has_spare &&
                memcmp(&a->r[k].spare, &b->r[k].spare, sizeof(float)) == 0;
     return same && memcmp(a->order, b->order, (size_t)x->norder * sizeof(int32_t)) == 0 &&
-           x->cursor == y->cursor && x->epoch == y->epoch && x->step == y->step;
+           x->cursor == y->cursor && x->epoch == y->epoch && x->step == y->step &&
+           memcmp(a->sum, b->sum, (size_t)a->fields[0].count * sizeof *a->sum) == 0 &&
+           a->count == b->count && (x->nfields < 3 || a->more == b->more);
 }
 
 /* ---- save and load ---------------------------------------------------------------- */
@@ -201,7 +221,7 @@ static void test_round_trip(void)
     ok(!run_same(&a, &b), "a second run differs everywhere before the load");
     if (ok(ck_load(tmpdir, "last", &b.ck, &err) == AG_OK, "load: %s", err.msg))
         ok(run_same(&a, &b), "weights, moments, steps, learning rates, generators, order, cursor, "
-                             "epoch and step come back bit for bit");
+                             "epoch, step and the caller's fields come back bit for bit");
 
     /* The resumed run takes the same next step as the one that never stopped. */
     rng ga, gb;
@@ -296,11 +316,63 @@ static void test_mismatch(void)
     run_free(&s);
 }
 
-/* Rewrites the state file's CRC after an edit, as a forger would. */
-static void fix_crc(unsigned char *b, size_t n)
+/* ---- the state file's records, read as ckpt.h lays them out ----------------------- */
+
+static uint64_t le(const unsigned char *p, int bytes)
 {
-    uint32_t crc = (uint32_t)crc32(0, b, (uInt)(n - 4));
-    for (int k = 0; k < 4; k++) b[n - 4 + (size_t)k] = (unsigned char)(crc >> (8 * k));
+    uint64_t v = 0;
+    for (int k = 0; k < bytes; k++) v |= (uint64_t)p[k] << (8 * k);
+    return v;
+}
+
+static void put_le(unsigned char *p, uint64_t v, int bytes)
+{
+    for (int k = 0; k < bytes; k++) p[k] = (unsigned char)(v >> (8 * k));
+}
+
+/* Bytes per value of each type code: u8 i32 u32 i64 u64 f32 f64. */
+static size_t type_size(uint64_t code)
+{
+    static const size_t size[] = {0, 1, 4, 4, 8, 8, 4, 8};
+    return code < 8 ? size[code] : 0;
+}
+
+/* Where the record named name starts (at its name's length), or 0. */
+static size_t rec_find(const unsigned char *b, size_t n, const char *name)
+{
+    for (size_t at = 20; at + 16 <= n - 4;) {
+        size_t len = (size_t)le(b + at, 4);
+        if (len == strlen(name) && memcmp(b + at + 4, name, len) == 0) return at;
+        at += 16 + len + (size_t)le(b + at + 8 + len, 8) * type_size(le(b + at + 4 + len, 4));
+    }
+    return 0;
+}
+
+/* Where the record at `at` keeps its type code, and its values. */
+static size_t rec_type(const unsigned char *b, size_t at) { return at + 4 + (size_t)le(b + at, 4); }
+static size_t rec_values(const unsigned char *b, size_t at) { return rec_type(b, at) + 12; }
+
+/* Rewrites the state file's length and CRC after an edit, as a forger would. */
+static void fix_frame(unsigned char *b, size_t n)
+{
+    put_le(b + 12, n - 24, 8);
+    put_le(b + n - 4, (uint32_t)crc32(0, b, (uInt)(n - 4)), 4);
+}
+
+/* good (n bytes) into out with one more record before the CRC; the new length. */
+static size_t with_record(unsigned char *out, const unsigned char *good, size_t n, const char *name,
+                          uint32_t type, uint64_t count, const void *v)
+{
+    size_t at = n - 4, len = strlen(name), bytes = (size_t)count * type_size(type);
+    memcpy(out, good, at);
+    put_le(out + at, len, 4);
+    memcpy(out + at + 4, name, len);
+    put_le(out + at + 4 + len, type, 4);
+    put_le(out + at + 8 + len, count, 8);
+    if (bytes) memcpy(out + at + 16 + len, v, bytes);
+    at += 16 + len + bytes + 4;
+    fix_frame(out, at);
+    return at;
 }
 
 static void test_corrupt(void)
@@ -333,23 +405,27 @@ static void test_corrupt(void)
     refused(&base, "last.state", "not an aigc-run state file", "a file shorter than the frame");
 
     memcpy(bad, good, n);
-    bad[8] = 2;
+    bad[8] = 3;
     write_bytes(state, bad, n);
-    refused(&base, "last.state", "state file version 2; this aigc-run reads version 1",
+    refused(&base, "last.state",
+            "a checkpoint state of format version 3, newer than this build's 2: update aigc-run",
             "a newer version");
-
-    /* Past the checksum: a forged order that would index the data set out of range. The
-     * order starts after the frame (20), the hash (4 + 6), the weights CRC (4), epoch,
-     * step and cursor (24) and its length (8). */
     memcpy(bad, good, n);
-    memcpy(bad + 66 + 4, bad + 66, 4);
-    fix_crc(bad, n);
+    bad[8] = 0;
+    write_bytes(state, bad, n);
+    refused(&base, "last.state", "corrupt: format version 0", "version 0");
+
+    /* Past the checksum: a forged order that would index the data set out of range. */
+    size_t order = rec_values(good, rec_find(good, n, "order"));
+    memcpy(bad, good, n);
+    memcpy(bad + order + 4, bad + order, 4);
+    fix_frame(bad, n);
     write_bytes(state, bad, n);
     refused(&base, "last.state", "corrupt: the data order is not a permutation", "a forged order");
 
     memcpy(bad, good, n);
-    bad[20 + 10 + 4 + 16] = 11; /* the cursor's low byte */
-    fix_crc(bad, n);
+    bad[rec_values(good, rec_find(good, n, "cursor"))] = 11; /* the cursor's low byte */
+    fix_frame(bad, n);
     write_bytes(state, bad, n);
     refused(&base, "last.state", "corrupt: data cursor 11 is outside the data order (10 entries)",
             "a forged cursor");
@@ -374,6 +450,189 @@ static void test_corrupt(void)
     write_bytes(state, good, n);
     free(good);
     free(bad);
+}
+
+/* The records of the state file saved from the run of seed 1, in the order and types of
+ * ckpt.h's table, and nothing after them. */
+static void test_records(void)
+{
+    static const struct {
+        const char *name;
+        uint32_t type;
+        uint64_t count;
+    } want[] = {
+        {"step", 4, 1},           {"epoch", 4, 1},           {"cursor", 4, 1},
+        {"spec_hash", 1, 6},      {"weights_crc", 3, 1},     {"order", 2, 10},
+        {"rng.state", 5, 12},     {"rng.has_spare", 1, 3},   {"rng.spare", 6, 3},
+        {"optim.opt_G.kind", 1, 4}, {"optim.opt_G.step", 4, 1}, {"optim.opt_G.lr", 7, 2},
+        {"optim.opt_G.state", 6, 32}, {"optim.opt_D.kind", 1, 3}, {"optim.opt_D.step", 4, 1},
+        {"optim.opt_D.lr", 7, 1}, {"optim.opt_D.state", 6, 6}, {"run.sum", 7, 3},
+        {"run.count", 4, 1},
+    };
+    size_t n;
+    unsigned char *b = read_bytes(in_tmp("last.state"), &n);
+    ok(n > 24 && memcmp(b, "AIGCSTAT", 8) == 0 && le(b + 8, 4) == 2 && le(b + 12, 8) == n - 24 &&
+           le(b + n - 4, 4) == (uint32_t)crc32(0, b, (uInt)(n - 4)),
+       "the frame: magic, version 2, the payload's length, the CRC of all before it");
+    size_t at = 20;
+    int k = 0, same = 1;
+    for (; same && k < (int)AG_COUNTOF(want) && at + 16 <= n - 4; k++) {
+        size_t len = (size_t)le(b + at, 4);
+        uint64_t type = le(b + at + 4 + len, 4), count = le(b + at + 8 + len, 8);
+        same = len == strlen(want[k].name) && memcmp(b + at + 4, want[k].name, len) == 0 &&
+               type == want[k].type && count == want[k].count;
+        if (!same) diag("record %d: %.*s type %llu count %llu", k, (int)len, b + at + 4,
+                        (unsigned long long)type, (unsigned long long)count);
+        at += 16 + len + (size_t)count * type_size(type);
+    }
+    ok(same && k == (int)AG_COUNTOF(want) && at == n - 4,
+       "the records of ckpt.h's table, in its order and types, up to the CRC");
+    ok(le(b + 40, 8) == 17, "step, the first record, has its value at byte 40");
+    size_t sum = rec_values(b, rec_find(b, n, "run.sum"));
+    double sum2;
+    memcpy(&sum2, b + sum + 16, 8);
+    ok(sum2 == 1.5 + 2, "run.sum holds the caller's values as they lie in memory");
+    ok(memcmp(b + rec_values(b, rec_find(b, n, "optim.opt_D.kind")), "sgd", 3) == 0,
+       "opt_D's kind is its name, sgd");
+    free(b);
+}
+
+/* A run's state loads from tmpdir/last into the run of seed 2 as the run of seed 1 saved it. */
+static void loads_as_saved(const variant *v, const char *what)
+{
+    run want, got;
+    ag_error err = {{0}};
+    run_make(&want, &base);
+    run_scramble(&want, 1);
+    run_make(&got, v);
+    run_scramble(&got, 2);
+    if (ok(ck_load(tmpdir, "last", &got.ck, &err) == AG_OK, "%s: loads: %s", what, err.msg))
+        ok(run_same(&want, &got), "%s: everything comes back as saved", what);
+    run_free(&want);
+    run_free(&got);
+}
+
+/* The state file edited record by record: each record found by its name. */
+static void test_record_edits(void)
+{
+    const char *state = in_tmp("last.state");
+    size_t n;
+    unsigned char *good = read_bytes(state, &n), *bad = ag_xmalloc(n + 256);
+    const size_t epoch = rec_find(good, n, "epoch");
+
+    memcpy(bad, good, n);
+    bad[epoch + 8] = 'H'; /* epocH */
+    fix_frame(bad, n);
+    write_bytes(state, bad, n);
+    refused(&base, "last.state", "checkpoint lacks 'epoch'", "a record missing");
+
+    memcpy(bad, good, n);
+    put_le(bad + rec_type(good, epoch), 7, 4);
+    fix_frame(bad, n);
+    write_bytes(state, bad, n);
+    refused(&base, "last.state", "'epoch' holds f64[1] in the checkpoint, this build reads i64[1]",
+            "a record of another type");
+
+    memcpy(bad, good, n);
+    put_le(bad + rec_type(good, epoch), 9, 4);
+    fix_frame(bad, n);
+    write_bytes(state, bad, n);
+    refused(&base, "last.state", "corrupt: record 'epoch' has type 9", "an unknown type");
+
+    memcpy(bad, good, n);
+    put_le(bad + rec_type(good, rec_find(good, n, "order")) + 4, 1ULL << 62, 8);
+    fix_frame(bad, n);
+    write_bytes(state, bad, n);
+    refused(&base, "last.state", "corrupt: a record runs past the end of the file",
+            "a count past the end");
+
+    memcpy(bad, good, n);
+    bad[epoch + 5] = '\n';
+    fix_frame(bad, n);
+    write_bytes(state, bad, n);
+    refused(&base, "last.state", "corrupt: a record's name is empty or not text",
+            "a control byte in a name");
+
+    memcpy(bad, good, n);
+    bad[rec_values(good, rec_find(good, n, "optim.opt_D.kind")) + 2] = 'x';
+    fix_frame(bad, n);
+    write_bytes(state, bad, n);
+    refused(&base, "last.state", "optimizer 'opt_D' was sgx in the checkpoint, the spec says sgd",
+            "an optimizer kind this build does not know");
+
+    int64_t one = 1;
+    size_t m = with_record(bad, good, n, "epoch", 4, 1, &one);
+    write_bytes(state, bad, m);
+    refused(&base, "last.state", "corrupt: 'epoch' appears twice", "a record twice");
+
+    /* What a later build may add: records this one skips. */
+    float later[2] = {1, 2};
+    unsigned char *more = ag_xmalloc(n + 512);
+    m = with_record(more, good, n, "later.thing", 6, 2, later);
+    m = with_record(bad, more, m, "optim.opt_D.later", 1, 3, "abc");
+    m = with_record(more, bad, m, "run.later", 7, 0, NULL);
+    write_bytes(state, more, m);
+    loads_as_saved(&base, "records this build does not know");
+    free(more);
+    write_bytes(state, good, n);
+
+    /* The caller's fields: each by its name, in its type, of any count. */
+    variant v = base;
+    v.more = 1;
+    refused(&v, "last.state", "checkpoint lacks 'run.more'", "a caller's field missing");
+    v = base, v.count_type = CK_F64;
+    refused(&v, "last.state", "'run.count' holds i64[1] in the checkpoint, this build reads f64",
+            "a caller's field of another type");
+    run r;
+    ag_error err = {{0}};
+    v = base, v.nsum = 4;
+    run_make(&r, &v);
+    run_scramble(&r, 2);
+    ok(ck_load(tmpdir, "last", &r.ck, &err) == AG_OK && r.sum[0] == 1.5 && r.sum[2] == 3.5 &&
+           r.sum[3] == 0,
+       "a field saved with 3 values fills the first 3 of 4 and zeroes the last: %s", err.msg);
+    run_free(&r);
+    v = base, v.nsum = 2;
+    run_make(&r, &v);
+    run_scramble(&r, 2);
+    ok(ck_load(tmpdir, "last", &r.ck, &err) == AG_OK && r.sum[0] == 1.5 && r.sum[1] == 2.5 &&
+           r.sum[2] == 5,
+       "a field saved with 3 values fills 2 and leaves what is past them: %s", err.msg);
+    run_free(&r);
+
+    write_bytes(state, good, n);
+    free(good);
+    free(bad);
+}
+
+/* tests/data/ckpt-v1: a state file of format 1, which ck_save wrote for this run's
+ * shapes, refused with the way to its weights, and those weights load. */
+static void test_version_1(void)
+{
+    const char *dir = "tests/data/ckpt-v1";
+    run s, before;
+    ag_error err = {{0}};
+    run_make(&s, &base);
+    run_make(&before, &base);
+    run_scramble(&s, 3);
+    run_scramble(&before, 3);
+    ok(ck_load(dir, "last", &s.ck, &err) == AG_ERR, "a state of format 1 is refused");
+    is_str(err.msg,
+           "tests/data/ckpt-v1/last.state: a checkpoint state of format version 1, which this "
+           "build no longer reads; its weights still load with --init "
+           "tests/data/ckpt-v1/last.safetensors",
+           "with its version and what to do");
+    ok(run_same(&s, &before), "and nothing changed");
+    size_t n;
+    unsigned char *b = read_bytes("tests/data/ckpt-v1/last.state", &n);
+    ok(b && n > 12 && le(b + 8, 4) == 1, "the fixture is of format 1");
+    free(b);
+    err.msg[0] = 0;
+    ok(ck_load_weights("tests/data/ckpt-v1/last.safetensors", &s.ps, 0, "tiny-gan", &err) == AG_OK &&
+           s.ps.data[0] == 0 && s.ps.data[1] == 0.125f && s.ps.data[12] == 0,
+       "its weights load, as the message says: %s", err.msg);
+    run_free(&s);
+    run_free(&before);
 }
 
 /* A save that fails, halfway or at the start, leaves the previous checkpoint as it was. */
@@ -596,6 +855,9 @@ int main(void)
     test_round_trip();
     test_mismatch();
     test_corrupt();
+    test_records();
+    test_record_edits();
+    test_version_1();
     test_failed_save();
     test_pytorch_generator();
     test_written_by_aigc();

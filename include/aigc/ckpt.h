@@ -19,10 +19,12 @@
  *
  *     const char *names[] = {"opt_D", "opt_G"};
  *     rng *rngs[] = {&p->rng, &p->sample_rng, &data_rng};
+ *     ck_field fields[] = {{"train_sum", CK_F64, nlogs, sums}, {"skipped", CK_I64, 1, &skipped}};
  *     ck_run run = {.spec_name = "gan", .spec_hash = hash, .params = &p->params,
  *                   .noptims = 2, .optims = p->optims, .optim_names = names,
  *                   .nrngs = 3, .rngs = rngs, .order = order, .norder = n,
- *                   .cursor = at, .epoch = epoch, .step = step};
+ *                   .cursor = at, .epoch = epoch, .step = step,
+ *                   .fields = fields, .nfields = 2};
  *     if (ck_save(dir, "last", &run, &err)) ...
  *     ...
  *     if (ck_load(dir, "last", &run, &err)) ...   // fills all of it back in
@@ -36,18 +38,49 @@
  * and the optimizers, generators and data order must match the state file:
  *   "dir/last.state: optimizer 'opt_D' was adam in the checkpoint, the spec says sgd"
  *
- * The state file (all integers little-endian):
+ * The state file (all numbers little-endian):
  *
- *   "AIGCSTAT"  u32 version  u64 L  payload (L bytes)  u32 CRC32 of everything before it
+ *   "AIGCSTAT"  u32 version (2)  u64 L  payload (L bytes)  u32 CRC32 of everything before it
  *
- *   payload: str spec_hash, u32 weights_crc, i64 epoch, i64 step, i64 cursor,
- *            u64 norder, i32 order[norder],
- *            u32 nrngs, per generator: u64 s[4], u32 has_spare, f32 spare,
- *            u32 noptims, per optimizer: str name, u32 kind, i64 step,
- *                u32 ngroups, f64 lr[ngroups], u64 nstate, f32 state[nstate]
- *   (str: u32 length, then the bytes; floats by their bits)
+ *   payload: records to its end, each found by its name, never by its place:
+ *     u32 name length, the name (one byte or more, no control byte),
+ *     u32 type, u64 count, count values of the type
+ *   types: 1 u8, 2 i32, 3 u32, 4 i64, 5 u64, 6 f32, 7 f64 (floats by their bits)
  *
- * weights_crc is the CRC32 of the parameters' floats, in the store's order.
+ *   name              type  count      what
+ *   step              i64   1          updates done; written first, so it is at byte 40
+ *   epoch             i64   1
+ *   cursor            i64   1          the next position in order
+ *   spec_hash         u8    its length the caller's hash of the spec, as text
+ *   weights_crc       u32   1          CRC32 of the parameters' floats, in the store's order
+ *   order             i32   norder     the data order
+ *   rng.state         u64   4 nrngs    generator k's words at 4k
+ *   rng.has_spare     u8    nrngs      0 or 1
+ *   rng.spare         f32   nrngs
+ *   optim.NAME.kind   u8    its length "sgd", "adam", "adamw": each optimizer by its spec name
+ *   optim.NAME.step   i64   1
+ *   optim.NAME.lr     f64   ngroups    each parameter group's current learning rate
+ *   optim.NAME.state  f32   nstate     the moments, as opt_state_floats counts them
+ *   run.NAME          any   any        the caller's fields (ck_field), under their names
+ *
+ * Why not safetensors, as the weights are: the state is not tensors. It holds 64-bit
+ * words and counts, f64 rates and text, which the safetensors reader (F32 only) does
+ * not take, and it needs a frame of its own: a magic no weights file has, a version
+ * and a CRC over the whole file. A list of named records reads in a few bounded loops.
+ *
+ * A record this build does not know is skipped: a later build may add records that an
+ * older one can do without, and raises the version when one may not be ignored. A
+ * record the build needs and does not find, or finds twice, or of another type, is
+ * refused with its name:
+ *   "dir/last.state: checkpoint lacks 'run.skipped'"
+ *   "dir/last.state: 'epoch' holds f64[1] in the checkpoint, this build reads i64[1]"
+ * A file of another version is refused before its payload is read:
+ *   "dir/last.state: a checkpoint state of format version 1, which this build no longer
+ *    reads; its weights still load with --init dir/last.safetensors"
+ *   "dir/last.state: a checkpoint state of format version 3, newer than this build's 2:
+ *    update aigc-run"
+ * (Format 1 kept the same values by their place, and the caller's record as the raw
+ * bytes of its C struct, which no build can map to named fields.)
  */
 #ifndef AIGC_CKPT_H
 #define AIGC_CKPT_H
@@ -59,7 +92,21 @@
 #include "aigc/optim.h"
 #include "aigc/rng.h"
 
-enum { CK_VERSION = 1 };
+enum { CK_VERSION = 2 };
+
+/* The element types of the state file's records, by their codes in the file. */
+typedef enum ck_type { CK_U8 = 1, CK_I32, CK_U32, CK_I64, CK_U64, CK_F32, CK_F64, CK_TYPE_COUNT } ck_type;
+
+/* One of the caller's own values: count elements of type at ptr, saved as the record
+ * run.NAME. ck_load writes them back; a record of another count fills the first of
+ * them and zeroes the rest (a spec that now logs another number of values resumes, as
+ * it would from the end of an epoch). Names are distinct. */
+typedef struct ck_field {
+    const char *name;
+    ck_type type;
+    int64_t count;
+    void *ptr;
+} ck_field;
 
 /* What a checkpoint holds. ck_save reads it; ck_load writes into what the pointers
  * point at, and into cursor, epoch and step. */
@@ -79,10 +126,9 @@ typedef struct ck_run {
     int epoch;
     int64_t step;
     /* The caller's own record (the training loop's running means, the metrics file's
-     * length), saved as bytes and restored into the same buffer; a load requires the
-     * same length. */
-    void *extra;
-    uint64_t extra_len;
+     * length): every field is required on load, in its type. */
+    const ck_field *fields;
+    int nfields;
 } ck_run;
 
 /* Where a checkpoint named on the command line is: a run directory stands for its

@@ -15,7 +15,7 @@
 #include "aigc/afile.h"
 #include "aigc/safetensors.h"
 
-/* The optimizer state's floats go to and from disk as they lie in memory. */
+/* The state file's values go to and from disk as they lie in memory. */
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "the state file is little-endian: this file needs a byte swap on this machine"
 #endif
@@ -193,93 +193,103 @@ static int ck_save_weights_impl(const char *path, const ck_run *run, ag_error *e
     return rc;
 }
 
+/* ---- the state file: records ------------------------------------------------------ */
+
+/* The record types by their codes; code 0 is none. */
+static const struct {
+    const char *name;
+    size_t size;
+} ck_types[CK_TYPE_COUNT] = {
+    [CK_U8] = {"u8", 1},  [CK_I32] = {"i32", 4}, [CK_U32] = {"u32", 4}, [CK_I64] = {"i64", 8},
+    [CK_U64] = {"u64", 8}, [CK_F32] = {"f32", 4}, [CK_F64] = {"f64", 8},
+};
+
+/* A record's name, in up to three parts: "optim." NAME ".lr". */
+typedef struct ck_key {
+    const char *pre, *name, *post;
+} ck_key;
+
+static ck_key ck_key1_impl(const char *name) { return (ck_key){"", name, ""}; }
+
 /* ---- the state file: writing ------------------------------------------------------ */
 
-static void ck_le_impl(unsigned char *out, uint64_t v, int bytes)
+/* A record's head; its count values follow. */
+static void ck_head_impl(ag_bytes *b, ck_key k, ck_type t, uint64_t count)
 {
-    for (int k = 0; k < bytes; k++) out[k] = (unsigned char)(v >> (8 * k));
+    size_t a = strlen(k.pre), m = strlen(k.name), z = strlen(k.post);
+    AG_ASSERT(a + m + z > 0 && a + m + z <= UINT32_MAX && t > 0 && t < CK_TYPE_COUNT);
+    uint32_t len = (uint32_t)(a + m + z), code = (uint32_t)t;
+    ag_bytes_put(b, &len, 4);
+    ag_bytes_put(b, k.pre, a);
+    ag_bytes_put(b, k.name, m);
+    ag_bytes_put(b, k.post, z);
+    ag_bytes_put(b, &code, 4);
+    ag_bytes_put(b, &count, 8);
 }
 
-static void ck_u32_impl(ag_bytes *b, uint32_t v)
+static void ck_put_impl(ag_bytes *b, ck_key k, ck_type t, uint64_t count, const void *v)
 {
-    unsigned char x[4];
-    ck_le_impl(x, v, 4);
-    ag_bytes_put(b, x, 4);
+    ck_head_impl(b, k, t, count);
+    ag_bytes_put(b, v, (size_t)count * ck_types[t].size);
 }
 
-static void ck_u64_impl(ag_bytes *b, uint64_t v)
+static void ck_text_impl(ag_bytes *b, ck_key k, const char *s)
 {
-    unsigned char x[8];
-    ck_le_impl(x, v, 8);
-    ag_bytes_put(b, x, 8);
-}
-
-static void ck_f32_impl(ag_bytes *b, float f)
-{
-    uint32_t bits;
-    memcpy(&bits, &f, 4);
-    ck_u32_impl(b, bits);
-}
-
-static void ck_f64_impl(ag_bytes *b, double f)
-{
-    uint64_t bits;
-    memcpy(&bits, &f, 8);
-    ck_u64_impl(b, bits);
-}
-
-static void ck_str_impl(ag_bytes *b, const char *s)
-{
-    size_t n = strlen(s);
-    AG_ASSERT(n <= UINT32_MAX);
-    ck_u32_impl(b, (uint32_t)n);
-    ag_bytes_put(b, s, n);
+    ck_put_impl(b, k, CK_U8, strlen(s), s);
 }
 
 /* The whole state file, in the layout of ckpt.h. */
 static void ck_state_bytes_impl(ag_bytes *b, const ck_run *run)
 {
+    const uint32_t version = CK_VERSION, wcrc = ck_weights_crc_impl(run->params);
+    const uint64_t len = 0; /* the payload's, known at the end */
+    const int64_t epoch = run->epoch;
     ag_bytes_put(b, ck_magic, sizeof ck_magic);
-    ck_u32_impl(b, CK_VERSION);
-    ck_u64_impl(b, 0); /* the payload length, known at the end */
+    ag_bytes_put(b, &version, 4);
+    ag_bytes_put(b, &len, 8);
 
-    ck_str_impl(b, run->spec_hash);
-    ck_u32_impl(b, ck_weights_crc_impl(run->params));
-    ck_u64_impl(b, (uint64_t)(int64_t)run->epoch);
-    ck_u64_impl(b, (uint64_t)run->step);
-    ck_u64_impl(b, (uint64_t)run->cursor);
-    ck_u64_impl(b, (uint64_t)run->norder);
-    for (int64_t k = 0; k < run->norder; k++) ck_u32_impl(b, (uint32_t)run->order[k]);
-    ck_u32_impl(b, (uint32_t)run->nrngs);
+    ck_put_impl(b, ck_key1_impl("step"), CK_I64, 1, &run->step);
+    ck_put_impl(b, ck_key1_impl("epoch"), CK_I64, 1, &epoch);
+    ck_put_impl(b, ck_key1_impl("cursor"), CK_I64, 1, &run->cursor);
+    ck_text_impl(b, ck_key1_impl("spec_hash"), run->spec_hash);
+    ck_put_impl(b, ck_key1_impl("weights_crc"), CK_U32, 1, &wcrc);
+    ck_put_impl(b, ck_key1_impl("order"), CK_I32, (uint64_t)run->norder, run->order);
+    const uint64_t nrngs = (uint64_t)run->nrngs;
+    ck_head_impl(b, ck_key1_impl("rng.state"), CK_U64, 4 * nrngs);
+    for (int k = 0; k < run->nrngs; k++) ag_bytes_put(b, run->rngs[k]->s, sizeof run->rngs[k]->s);
+    ck_head_impl(b, ck_key1_impl("rng.has_spare"), CK_U8, nrngs);
     for (int k = 0; k < run->nrngs; k++) {
-        const rng *r = run->rngs[k];
-        for (int w = 0; w < 4; w++) ck_u64_impl(b, r->s[w]);
-        ck_u32_impl(b, (uint32_t)r->has_spare);
-        ck_f32_impl(b, r->spare);
+        unsigned char has = run->rngs[k]->has_spare != 0;
+        ag_bytes_put(b, &has, 1);
     }
-    ck_u32_impl(b, (uint32_t)run->noptims);
+    ck_head_impl(b, ck_key1_impl("rng.spare"), CK_F32, nrngs);
+    for (int k = 0; k < run->nrngs; k++) ag_bytes_put(b, &run->rngs[k]->spare, 4);
     for (int k = 0; k < run->noptims; k++) {
         const opt_optimizer *o = &run->optims[k];
-        ck_str_impl(b, run->optim_names[k]);
-        ck_u32_impl(b, (uint32_t)o->kind);
-        ck_u64_impl(b, (uint64_t)o->step);
-        ck_u32_impl(b, (uint32_t)o->ngroups);
-        for (int g = 0; g < o->ngroups; g++) ck_f64_impl(b, o->groups[g].lr);
-        int64_t n = opt_state_floats(o);
-        ck_u64_impl(b, (uint64_t)n);
-        ag_bytes_put(b, o->state, (size_t)n * sizeof *o->state);
+        const char *name = run->optim_names[k];
+        ck_text_impl(b, (ck_key){"optim.", name, ".kind"}, opt_kind_name(o->kind));
+        ck_put_impl(b, (ck_key){"optim.", name, ".step"}, CK_I64, 1, &o->step);
+        ck_head_impl(b, (ck_key){"optim.", name, ".lr"}, CK_F64, (uint64_t)o->ngroups);
+        for (int g = 0; g < o->ngroups; g++) ag_bytes_put(b, &o->groups[g].lr, 8);
+        ck_put_impl(b, (ck_key){"optim.", name, ".state"}, CK_F32, (uint64_t)opt_state_floats(o),
+                    o->state);
     }
-    ck_u64_impl(b, run->extra_len);
-    if (run->extra_len) ag_bytes_put(b, run->extra, run->extra_len);
+    for (int k = 0; k < run->nfields; k++) {
+        const ck_field *f = &run->fields[k];
+        AG_ASSERT(f->name && f->count >= 0 && (f->ptr || !f->count));
+        ck_put_impl(b, (ck_key){"run.", f->name, ""}, f->type, (uint64_t)f->count, f->ptr);
+    }
 
-    ck_le_impl(b->p + 12, b->n - CK_PREFIX, 8);
-    ck_u32_impl(b, ck_crc_impl(ck_crc_impl(0, NULL, 0), b->p, b->n));
+    const uint64_t payload = b->n - CK_PREFIX;
+    memcpy(b->p + 12, &payload, 8);
+    const uint32_t crc = ck_crc_impl(ck_crc_impl(0, NULL, 0), b->p, b->n);
+    ag_bytes_put(b, &crc, 4);
 }
 
 int ck_save(const char *dir, const char *name, const ck_run *run, ag_error *err)
 {
     AG_ASSERT(run->params && run->params->data && run->spec_name && run->spec_hash);
-    AG_ASSERT(run->noptims >= 0 && run->nrngs >= 0 && run->norder >= 0);
+    AG_ASSERT(run->noptims >= 0 && run->nrngs >= 0 && run->norder >= 0 && run->nfields >= 0);
     AG_ASSERT(run->cursor >= 0 && run->cursor <= run->norder && (run->order || !run->norder));
     char wpath[4096], spath[4096];
     if (ck_path_impl(wpath, sizeof wpath, dir, name, ".safetensors", err) ||
@@ -327,60 +337,127 @@ static uint64_t ck_get_impl(ck_reader *r, int bytes)
     return v;
 }
 
-static uint32_t ck_get_u32_impl(ck_reader *r) { return (uint32_t)ck_get_impl(r, 4); }
-static uint64_t ck_get_u64_impl(ck_reader *r) { return ck_get_impl(r, 8); }
+/* A record in place: its values start at v, unaligned. */
+typedef struct ck_rec {
+    const char *name;
+    uint32_t nlen;
+    uint32_t type; /* a ck_type once the record is known well formed */
+    uint64_t count;
+    const unsigned char *v;
+} ck_rec;
 
-static float ck_get_f32_impl(ck_reader *r)
+/* Names and kinds: one byte or more, none a control byte. */
+static int ck_is_text_impl(const void *s, uint64_t n)
 {
-    uint32_t bits = ck_get_u32_impl(r);
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
+    const unsigned char *c = s;
+    for (uint64_t k = 0; k < n; k++)
+        if (c[k] < 0x20 || c[k] == 0x7f) return 0;
+    return n > 0;
 }
 
-static double ck_get_f64_impl(ck_reader *r)
+/* A length for "%.*s" in a message. */
+static int ck_shown_impl(uint64_t n) { return n < 200 ? (int)n : 200; }
+
+/* The record at r's position into *e, and r past it: 1, or 0 at the end of the
+ * payload, or -1 for a malformed one (short_read set, a bad name, or an unknown type). */
+static int ck_next_impl(ck_reader *r, ck_rec *e)
 {
-    uint64_t bits = ck_get_u64_impl(r);
-    double f;
-    memcpy(&f, &bits, 8);
-    return f;
+    if (r->pos == r->n) return 0;
+    e->nlen = (uint32_t)ck_get_impl(r, 4);
+    e->name = ck_has_impl(r, e->nlen) ? (const char *)r->p + r->pos : "";
+    if (!r->short_read) r->pos += e->nlen;
+    e->type = (uint32_t)ck_get_impl(r, 4);
+    e->count = ck_get_impl(r, 8);
+    if (r->short_read || !ck_is_text_impl(e->name, e->nlen) || e->type == 0 ||
+        e->type >= CK_TYPE_COUNT)
+        return -1;
+    size_t size = ck_types[e->type].size;
+    if (e->count > (r->n - r->pos) / size) return r->short_read = 1, -1;
+    e->v = r->p + r->pos;
+    r->pos += (size_t)e->count * size;
+    return 1;
 }
 
-/* A string in place (not NUL-terminated): its bytes and length. */
-static const char *ck_get_str_impl(ck_reader *r, uint32_t *len)
+static int ck_named_impl(const ck_rec *e, ck_key k)
 {
-    *len = ck_get_u32_impl(r);
-    if (!ck_has_impl(r, *len)) return *len = 0, "";
-    const char *s = (const char *)r->p + r->pos;
-    r->pos += *len;
-    return s;
+    size_t a = strlen(k.pre), m = strlen(k.name), z = strlen(k.post);
+    return e->nlen == a + m + z && !memcmp(e->name, k.pre, a) && !memcmp(e->name + a, k.name, m) &&
+           !memcmp(e->name + a + m, k.post, z);
 }
 
-static int ck_str_eq_impl(const char *s, uint32_t len, const char *z)
+static int ck_text_eq_impl(const ck_rec *e, const char *s)
 {
-    return strlen(z) == len && memcmp(s, z, len) == 0;
+    return e->count == strlen(s) && !memcmp(e->v, s, e->count);
+}
+
+/* The value of an i64[1] record. */
+static int64_t ck_i64_impl(const ck_rec *e)
+{
+    int64_t v;
+    memcpy(&v, e->v, 8);
+    return v;
 }
 
 typedef struct ck_ctx {
     const char *path; /* the state file */
     const char *wpath; /* the weights file */
+    ck_reader payload; /* its records, known well formed */
     uint32_t weights_crc; /* of the weights file */
     int apply; /* 0: check only; 1: restore too */
     ag_error *err;
 } ck_ctx;
 
-static int ck_short_impl(const ck_ctx *c)
+/* Every record well formed, so that the lookups below need not check again. */
+static int ck_scan_impl(const ck_ctx *c)
 {
+    ck_reader r = c->payload;
+    ck_rec e;
+    int got;
+    while ((got = ck_next_impl(&r, &e)) > 0) {}
+    if (got == 0) return AG_OK;
+    const ag_loc at = ck_at_impl(c->path);
+    if (r.short_read)
+        return ag_errorf(c->err, at, "corrupt: a record runs past the end of the file");
+    if (!ck_is_text_impl(e.name, e.nlen))
+        return ag_errorf(c->err, at, "corrupt: a record's name is empty or not text");
+    return ag_errorf(c->err, at, "corrupt: record '%.*s' has type %u", ck_shown_impl(e.nlen),
+                     e.name, e.type);
+}
+
+/* The one record named k. */
+static int ck_find_impl(const ck_ctx *c, ck_key k, ck_rec *out)
+{
+    ck_reader r = c->payload;
+    ck_rec e;
+    int found = 0;
+    while (ck_next_impl(&r, &e) > 0)
+        if (ck_named_impl(&e, k) && found++ == 0) *out = e;
+    if (found == 1) return AG_OK;
     return ag_errorf(c->err, ck_at_impl(c->path),
-                     "corrupt: a record runs past the end of the file");
+                     found ? "corrupt: '%s%s%s' appears twice" : "checkpoint lacks '%s%s%s'", k.pre,
+                     k.name, k.post);
+}
+
+/* The record named k, of type t, and of count values unless count is negative. */
+static int ck_want_impl(const ck_ctx *c, ck_key k, ck_type t, int64_t count, ck_rec *e)
+{
+    if (ck_find_impl(c, k, e)) return AG_ERR;
+    if (e->type == (uint32_t)t && (count < 0 || e->count == (uint64_t)count)) return AG_OK;
+    char want[48];
+    if (count < 0) snprintf(want, sizeof want, "%s", ck_types[t].name);
+    else snprintf(want, sizeof want, "%s[%lld]", ck_types[t].name, (long long)count);
+    return ag_errorf(c->err, ck_at_impl(c->path),
+                     "'%s%s%s' holds %s[%llu] in the checkpoint, this build reads %s", k.pre,
+                     k.name, k.post, ck_types[e->type].name, (unsigned long long)e->count, want);
 }
 
 /* The data order: the run's length, a permutation, the cursor inside it. */
-static int ck_order_impl(ck_reader *r, const ck_ctx *c, ck_run *run, int64_t cursor)
+static int ck_order_impl(const ck_ctx *c, ck_run *run, int64_t cursor)
 {
     const ag_loc at = ck_at_impl(c->path);
-    uint64_t n = ck_get_u64_impl(r);
-    if (r->short_read) return ck_short_impl(c);
+    ck_rec e;
+    if (ck_want_impl(c, ck_key1_impl("order"), CK_I32, -1, &e)) return AG_ERR;
+    uint64_t n = e.count;
     if (n != (uint64_t)run->norder)
         return ag_errorf(c->err, at, "checkpoint's data order has %llu entries, the data set %lld",
                          (unsigned long long)n, (long long)run->norder);
@@ -388,16 +465,16 @@ static int ck_order_impl(ck_reader *r, const ck_ctx *c, ck_run *run, int64_t cur
         return ag_errorf(c->err, at,
                          "corrupt: data cursor %lld is outside the data order (%llu entries)",
                          (long long)cursor, (unsigned long long)n);
-    if (!ck_has_impl(r, n * 4)) return ck_short_impl(c);
     if (c->apply) {
-        for (uint64_t k = 0; k < n; k++) run->order[k] = (int32_t)ck_get_u32_impl(r);
+        if (n) memcpy(run->order, e.v, (size_t)n * 4);
         return AG_OK;
     }
     /* fill_batch indexes the data set with these: each must be in range, once. */
     unsigned char *seen = ag_xcalloc(n ? n : 1, 1);
     int rc = AG_OK;
     for (uint64_t k = 0; k < n && rc == AG_OK; k++) {
-        uint32_t v = ck_get_u32_impl(r);
+        uint32_t v;
+        memcpy(&v, e.v + 4 * k, 4);
         if (v >= n || seen[v])
             rc = ag_errorf(c->err, at, "corrupt: the data order is not a permutation");
         else seen[v] = 1;
@@ -406,136 +483,170 @@ static int ck_order_impl(ck_reader *r, const ck_ctx *c, ck_run *run, int64_t cur
     return rc;
 }
 
-static int ck_rngs_impl(ck_reader *r, const ck_ctx *c, ck_run *run)
+static int ck_rngs_impl(const ck_ctx *c, ck_run *run)
 {
-    uint32_t n = ck_get_u32_impl(r);
-    if (r->short_read) return ck_short_impl(c);
-    if (n != (uint32_t)run->nrngs)
+    ck_rec state, has, spare;
+    if (ck_want_impl(c, ck_key1_impl("rng.spare"), CK_F32, -1, &spare)) return AG_ERR;
+    if (spare.count != (uint64_t)run->nrngs)
         return ag_errorf(c->err, ck_at_impl(c->path),
-                         "checkpoint has %u random generators, the run %d", n, run->nrngs);
-    for (uint32_t k = 0; k < n; k++) {
-        rng g;
-        for (int w = 0; w < 4; w++) g.s[w] = ck_get_u64_impl(r);
-        uint32_t spare = ck_get_u32_impl(r);
-        g.has_spare = (int)spare;
-        g.spare = ck_get_f32_impl(r);
-        if (r->short_read) return ck_short_impl(c);
-        if (spare > 1)
-            return ag_errorf(c->err, ck_at_impl(c->path), "corrupt: random generator %u", k);
-        if (c->apply) *run->rngs[k] = g;
+                         "checkpoint has %llu random generators, the run %d",
+                         (unsigned long long)spare.count, run->nrngs);
+    if (ck_want_impl(c, ck_key1_impl("rng.state"), CK_U64, 4 * (int64_t)run->nrngs, &state) ||
+        ck_want_impl(c, ck_key1_impl("rng.has_spare"), CK_U8, run->nrngs, &has))
+        return AG_ERR;
+    for (int k = 0; k < run->nrngs; k++) {
+        if (has.v[k] > 1)
+            return ag_errorf(c->err, ck_at_impl(c->path), "corrupt: random generator %d", k);
+        if (!c->apply) continue;
+        rng *g = run->rngs[k];
+        memcpy(g->s, state.v + 32 * (size_t)k, sizeof g->s);
+        g->has_spare = has.v[k];
+        memcpy(&g->spare, spare.v + 4 * (size_t)k, 4);
     }
     return AG_OK;
 }
 
-static int ck_optim_impl(ck_reader *r, const ck_ctx *c, ck_run *run, unsigned char *matched)
+/* The optimizer the spec names optim_names[j], from its records optim.NAME.*. */
+static int ck_optim_impl(const ck_ctx *c, ck_run *run, int j)
 {
     const ag_loc at = ck_at_impl(c->path);
-    uint32_t len;
-    const char *name = ck_get_str_impl(r, &len);
-    uint32_t kind = ck_get_u32_impl(r);
-    int64_t step = (int64_t)ck_get_u64_impl(r);
-    uint32_t ngroups = ck_get_u32_impl(r);
-    if (r->short_read) return ck_short_impl(c);
-    int j = 0;
-    while (j < run->noptims && !ck_str_eq_impl(name, len, run->optim_names[j])) j++;
-    if (j == run->noptims)
-        return ag_errorf(c->err, at,
-                         "checkpoint has optimizer '%.*s', the spec has none of that name",
-                         (int)len, name);
-    if (matched[j])
-        return ag_errorf(c->err, at, "corrupt: optimizer '%.*s' appears twice", (int)len, name);
-    matched[j] = 1;
+    const char *name = run->optim_names[j];
     opt_optimizer *o = &run->optims[j];
-    if (kind >= OPT_COUNT)
-        return ag_errorf(c->err, at, "corrupt: optimizer '%.*s' has kind %u", (int)len, name, kind);
-    if (kind != o->kind)
-        return ag_errorf(c->err, at, "optimizer '%.*s' was %s in the checkpoint, the spec says %s",
-                         (int)len, name, opt_kind_name((opt_kind)kind), opt_kind_name(o->kind));
-    if (step < 0)
-        return ag_errorf(c->err, at, "corrupt: optimizer '%.*s' has a negative step", (int)len,
-                         name);
-    if (ngroups != (uint32_t)o->ngroups)
+    ck_rec kind, step, lr, state;
+    if (ck_want_impl(c, (ck_key){"optim.", name, ".kind"}, CK_U8, -1, &kind) ||
+        ck_want_impl(c, (ck_key){"optim.", name, ".step"}, CK_I64, 1, &step) ||
+        ck_want_impl(c, (ck_key){"optim.", name, ".lr"}, CK_F64, -1, &lr) ||
+        ck_want_impl(c, (ck_key){"optim.", name, ".state"}, CK_F32, -1, &state))
+        return AG_ERR;
+    if (!ck_is_text_impl(kind.v, kind.count))
+        return ag_errorf(c->err, at, "corrupt: optimizer '%s' has a kind that is not a name", name);
+    if (!ck_text_eq_impl(&kind, opt_kind_name(o->kind)))
+        return ag_errorf(c->err, at, "optimizer '%s' was %.*s in the checkpoint, the spec says %s",
+                         name, ck_shown_impl(kind.count), (const char *)kind.v,
+                         opt_kind_name(o->kind));
+    if (ck_i64_impl(&step) < 0)
+        return ag_errorf(c->err, at, "corrupt: optimizer '%s' has a negative step", name);
+    if (lr.count != (uint64_t)o->ngroups)
         return ag_errorf(
             c->err, at,
-            "optimizer '%.*s' had %u parameter groups in the checkpoint, the spec makes %d",
-            (int)len, name, ngroups, o->ngroups);
-    for (uint32_t g = 0; g < ngroups; g++) {
-        double lr = ck_get_f64_impl(r);
-        if (r->short_read) return ck_short_impl(c);
-        if (!(lr >= 0))
-            return ag_errorf(c->err, at, "corrupt: optimizer '%.*s' has learning rate %g", (int)len,
-                             name, lr);
-        if (c->apply) opt_set_lr(o, (int)g, lr);
+            "optimizer '%s' had %llu parameter groups in the checkpoint, the spec makes %d", name,
+            (unsigned long long)lr.count, o->ngroups);
+    for (int g = 0; g < o->ngroups; g++) {
+        double v;
+        memcpy(&v, lr.v + 8 * (size_t)g, 8);
+        if (!(v >= 0))
+            return ag_errorf(c->err, at, "corrupt: optimizer '%s' has learning rate %g", name, v);
+        if (c->apply) opt_set_lr(o, g, v);
     }
-    uint64_t nstate = ck_get_u64_impl(r);
     int64_t want = opt_state_floats(o);
-    if (r->short_read) return ck_short_impl(c);
-    if (nstate != (uint64_t)want)
+    if (state.count != (uint64_t)want)
         return ag_errorf(
             c->err, at,
-            "optimizer '%.*s' had %llu state values in the checkpoint, the spec makes %lld",
-            (int)len, name, (unsigned long long)nstate, (long long)want);
-    if (!ck_has_impl(r, nstate * 4)) return ck_short_impl(c);
-    if (!c->apply) return r->pos += (size_t)nstate * 4, AG_OK;
-    memcpy(o->state, r->p + r->pos, (size_t)nstate * sizeof *o->state);
-    r->pos += (size_t)nstate * sizeof *o->state;
-    o->step = step;
+            "optimizer '%s' had %llu state values in the checkpoint, the spec makes %lld", name,
+            (unsigned long long)state.count, (long long)want);
+    if (c->apply) {
+        if (want) memcpy(o->state, state.v, (size_t)want * sizeof *o->state);
+        o->step = ck_i64_impl(&step);
+    }
+    return AG_OK;
+}
+
+/* The optimizer a record optim.NAME.kind is of: NAME's bytes and length, or NULL. */
+static const char *ck_kind_of_impl(const ck_rec *e, uint32_t *len)
+{
+    static const char pre[] = "optim.", post[] = ".kind";
+    const uint32_t a = sizeof pre - 1, z = sizeof post - 1;
+    if (e->nlen <= a + z || memcmp(e->name, pre, a) || memcmp(e->name + e->nlen - z, post, z))
+        return NULL;
+    *len = e->nlen - a - z;
+    return e->name + a;
+}
+
+/* The optimizers, in the order saved: as many as the spec has, each of one of its names. */
+static int ck_optims_impl(const ck_ctx *c, ck_run *run)
+{
+    const ag_loc at = ck_at_impl(c->path);
+    ck_reader r = c->payload;
+    ck_rec e;
+    uint32_t len;
+    uint64_t n = 0;
+    while (ck_next_impl(&r, &e) > 0) n += ck_kind_of_impl(&e, &len) != NULL;
+    if (n != (uint64_t)run->noptims)
+        return ag_errorf(c->err, at, "checkpoint has %llu optimizers, the spec %d",
+                         (unsigned long long)n, run->noptims);
+    r = c->payload;
+    while (ck_next_impl(&r, &e) > 0) {
+        const char *name = ck_kind_of_impl(&e, &len);
+        if (!name) continue;
+        int j = 0;
+        while (j < run->noptims &&
+               !(strlen(run->optim_names[j]) == len && !memcmp(name, run->optim_names[j], len)))
+            j++;
+        if (j == run->noptims)
+            return ag_errorf(c->err, at,
+                             "checkpoint has optimizer '%.*s', the spec has none of that name",
+                             ck_shown_impl(len), name);
+        if (ck_optim_impl(c, run, j)) return AG_ERR;
+    }
+    return AG_OK;
+}
+
+/* The caller's fields, run.NAME: each in its type, of any count. */
+static int ck_fields_impl(const ck_ctx *c, ck_run *run)
+{
+    for (int k = 0; k < run->nfields; k++) {
+        const ck_field *f = &run->fields[k];
+        ck_rec e;
+        if (ck_want_impl(c, (ck_key){"run.", f->name, ""}, f->type, -1, &e)) return AG_ERR;
+        if (!c->apply) continue;
+        size_t size = ck_types[f->type].size;
+        uint64_t n = e.count < (uint64_t)f->count ? e.count : (uint64_t)f->count;
+        if (n) memcpy(f->ptr, e.v, (size_t)n * size);
+        if ((int64_t)n < f->count)
+            memset((char *)f->ptr + n * size, 0, (size_t)((uint64_t)f->count - n) * size);
+    }
     return AG_OK;
 }
 
 /* The payload against run. The check pass (apply 0) and the restore pass read the
- * same bytes the same way, so the restore cannot fail once the check has passed. */
-static int ck_payload_impl(ck_reader *r, const ck_ctx *c, ck_run *run)
+ * same records the same way, so the restore cannot fail once the check has passed. */
+static int ck_payload_impl(const ck_ctx *c, ck_run *run)
 {
     const ag_loc at = ck_at_impl(c->path);
-    uint32_t hlen;
-    const char *hash = ck_get_str_impl(r, &hlen);
-    uint32_t wcrc = ck_get_u32_impl(r);
-    int64_t epoch = (int64_t)ck_get_u64_impl(r), step = (int64_t)ck_get_u64_impl(r);
-    int64_t cursor = (int64_t)ck_get_u64_impl(r);
-    if (r->short_read) return ck_short_impl(c);
-    if (run->spec_hash && !ck_str_eq_impl(hash, hlen, run->spec_hash))
+    ck_rec hash, wcrc, epoch, step, cursor;
+    if (ck_want_impl(c, ck_key1_impl("spec_hash"), CK_U8, -1, &hash) ||
+        ck_want_impl(c, ck_key1_impl("weights_crc"), CK_U32, 1, &wcrc) ||
+        ck_want_impl(c, ck_key1_impl("epoch"), CK_I64, 1, &epoch) ||
+        ck_want_impl(c, ck_key1_impl("step"), CK_I64, 1, &step) ||
+        ck_want_impl(c, ck_key1_impl("cursor"), CK_I64, 1, &cursor))
+        return AG_ERR;
+    if (run->spec_hash && !ck_text_eq_impl(&hash, run->spec_hash))
         return ag_errorf(c->err, at,
                          "checkpoint was made from a different spec (hash %.*s, this spec's %s)",
-                         (int)hlen, hash, run->spec_hash);
-    if (wcrc != c->weights_crc)
+                         ck_shown_impl(hash.count), (const char *)hash.v, run->spec_hash);
+    uint32_t crc;
+    memcpy(&crc, wcrc.v, 4);
+    if (crc != c->weights_crc)
         return ag_errorf(
             c->err, at, "does not belong to %s: saved with other weights (was a save interrupted?)",
             c->wpath);
-    if (epoch < 0 || epoch > INT_MAX || step < 0)
-        return ag_errorf(c->err, at, "corrupt: epoch %lld, step %lld", (long long)epoch,
-                         (long long)step);
-    if (ck_order_impl(r, c, run, cursor) || ck_rngs_impl(r, c, run)) return AG_ERR;
-
-    uint32_t n = ck_get_u32_impl(r);
-    if (r->short_read) return ck_short_impl(c);
-    if (n != (uint32_t)run->noptims)
-        return ag_errorf(c->err, at, "checkpoint has %u optimizers, the spec %d", n, run->noptims);
-    unsigned char *matched = ag_xcalloc(n ? n : 1, 1);
-    int rc = AG_OK;
-    for (uint32_t k = 0; k < n && rc == AG_OK; k++) rc = ck_optim_impl(r, c, run, matched);
-    free(matched);
-    if (rc) return AG_ERR;
-    uint64_t extra_len = ck_get_u64_impl(r);
-    if (r->short_read) return ck_short_impl(c);
-    if (extra_len != run->extra_len)
-        return ag_errorf(c->err, at, "the checkpoint's run record has %llu bytes, this run keeps %llu",
-                         (unsigned long long)extra_len, (unsigned long long)run->extra_len);
-    if (!ck_has_impl(r, extra_len)) return ck_short_impl(c);
-    if (c->apply && extra_len) memcpy(run->extra, r->p + r->pos, extra_len);
-    r->pos += (size_t)extra_len;
-    if (r->pos != r->n)
-        return ag_errorf(c->err, at, "corrupt: %zu bytes after the last record", r->n - r->pos);
+    int64_t e = ck_i64_impl(&epoch), s = ck_i64_impl(&step), cur = ck_i64_impl(&cursor);
+    if (e < 0 || e > INT_MAX || s < 0)
+        return ag_errorf(c->err, at, "corrupt: epoch %lld, step %lld", (long long)e, (long long)s);
+    if (ck_order_impl(c, run, cur) || ck_rngs_impl(c, run) || ck_optims_impl(c, run) ||
+        ck_fields_impl(c, run))
+        return AG_ERR;
     if (c->apply) {
-        run->epoch = (int)epoch;
-        run->step = step;
-        run->cursor = cursor;
+        run->epoch = (int)e;
+        run->step = s;
+        run->cursor = cur;
     }
     return AG_OK;
 }
 
 /* The whole file into *buf, its frame checked: magic, version, length, checksum. */
-static int ck_read_state_impl(const char *path, unsigned char **buf, ck_reader *r, ag_error *err)
+static int ck_read_state_impl(const char *path, const char *wpath, unsigned char **buf,
+                              ck_reader *r, ag_error *err)
 {
     const ag_loc at = ck_at_impl(path);
     *buf = NULL;
@@ -560,16 +671,26 @@ static int ck_read_state_impl(const char *path, unsigned char **buf, ck_reader *
     if (size < CK_PREFIX + CK_SUFFIX || memcmp(*buf, ck_magic, sizeof ck_magic) != 0)
         return ag_errorf(err, at, "not an aigc-run state file");
     ck_reader h = {*buf, size, 8, 0};
-    uint32_t version = ck_get_u32_impl(&h);
-    uint64_t len = ck_get_u64_impl(&h);
-    if (version != CK_VERSION)
-        return ag_errorf(err, at, "state file version %u; this aigc-run reads version %d", version,
-                         CK_VERSION);
+    uint32_t version = (uint32_t)ck_get_impl(&h, 4);
+    uint64_t len = ck_get_impl(&h, 8);
+    /* The version comes first: another one may frame its payload otherwise. */
+    if (version == 1)
+        return ag_errorf(err, at,
+                         "a checkpoint state of format version 1, which this build no longer "
+                         "reads; its weights still load with --init %s",
+                         wpath);
+    if (version > CK_VERSION)
+        return ag_errorf(err, at,
+                         "a checkpoint state of format version %u, newer than this build's %d: "
+                         "update aigc-run",
+                         version, CK_VERSION);
+    if (version != CK_VERSION) return ag_errorf(err, at, "corrupt: format version %u", version);
     if (len != size - CK_PREFIX - CK_SUFFIX)
         return ag_errorf(err, at, "truncated or padded: %zu bytes, the header says %llu", size,
                          (unsigned long long)len + CK_PREFIX + CK_SUFFIX);
     ck_reader tail = {*buf, size, size - CK_SUFFIX, 0};
-    if (ck_crc_impl(ck_crc_impl(0, NULL, 0), *buf, size - CK_SUFFIX) != ck_get_u32_impl(&tail))
+    uint32_t crc = (uint32_t)ck_get_impl(&tail, 4);
+    if (ck_crc_impl(ck_crc_impl(0, NULL, 0), *buf, size - CK_SUFFIX) != crc)
         return ag_errorf(err, at, "checksum mismatch: the file is corrupt");
     *r = (ck_reader){*buf, size - CK_SUFFIX, CK_PREFIX, 0};
     return AG_OK;
@@ -578,7 +699,7 @@ static int ck_read_state_impl(const char *path, unsigned char **buf, ck_reader *
 int ck_load(const char *dir, const char *name, ck_run *run, ag_error *err)
 {
     AG_ASSERT(run->params && run->params->data);
-    AG_ASSERT(run->noptims >= 0 && run->nrngs >= 0 && run->norder >= 0);
+    AG_ASSERT(run->noptims >= 0 && run->nrngs >= 0 && run->norder >= 0 && run->nfields >= 0);
     char wpath[4096], spath[4096];
     if (ck_path_impl(wpath, sizeof wpath, dir, name, ".safetensors", err) ||
         ck_path_impl(spath, sizeof spath, dir, name, ".state", err))
@@ -588,15 +709,15 @@ int ck_load(const char *dir, const char *name, ck_run *run, ag_error *err)
     unsigned char *buf = NULL;
     ck_reader r;
     int rc = ck_match_impl(&f, run->params, 0, run->spec_name, err);
-    if (rc == AG_OK) rc = ck_read_state_impl(spath, &buf, &r, err);
+    if (rc == AG_OK) rc = ck_read_state_impl(spath, wpath, &buf, &r, err);
     if (rc == AG_OK) {
-        ck_ctx c = {spath, wpath, ck_file_crc_impl(&f, run->params), 0, err};
-        ck_reader again = r;
-        rc = ck_payload_impl(&r, &c, run);
+        ck_ctx c = {spath, wpath, r, ck_file_crc_impl(&f, run->params), 0, err};
+        rc = ck_scan_impl(&c);
+        if (rc == AG_OK) rc = ck_payload_impl(&c, run);
         if (rc == AG_OK) {
             ck_copy_weights_impl(&f, run->params, 0);
             c.apply = 1;
-            int restored = ck_payload_impl(&again, &c, run);
+            int restored = ck_payload_impl(&c, run);
             AG_ASSERT(restored == AG_OK);
         }
     }

@@ -20,32 +20,45 @@ static void spec_hash(const sp_spec *s, char *buf, size_t n)
     snprintf(buf, n, "%016llx", (unsigned long long)ag_fnv1a(AG_FNV_BASIS, s->doc.src, s->doc.src_len));
 }
 
-static ck_run ck_view(tr_run_state *st, rng **rngs, const char **names, char *hash, size_t hlen)
+enum { TR_NFIELDS = 6 };
+
+/* The checkpoint's view of the run; fields (TR_NFIELDS) name the record's values. */
+static ck_run ck_view(tr_run_state *st, rng **rngs, const char **names, ck_field *fields, char *hash,
+                      size_t hlen)
 {
     pg_program *p = st->p;
     spec_hash(p->spec, hash, hlen);
     rngs[0] = &p->rng;
     rngs[1] = &st->data_rng;
+    tr_record *rec = &st->rec;
+    int nlogs = p->nlogs < MT_MAX_LOGS ? p->nlogs : MT_MAX_LOGS;
+    int nopt = p->spec->noptims < TR_MAX_OPTIMS ? p->spec->noptims : TR_MAX_OPTIMS;
+    fields[0] = (ck_field){"train_sum", CK_F64, nlogs, rec->train.sum};
+    fields[1] = (ck_field){"train_count", CK_I64, 1, &rec->train.count};
+    fields[2] = (ck_field){"metrics_bytes", CK_I64, 1, &rec->metrics_bytes};
+    fields[3] = (ck_field){"spec_lr", CK_F64, nopt, rec->spec_lr};
+    fields[4] = (ck_field){"skipped", CK_I64, 1, &rec->skipped};
+    fields[5] = (ck_field){"skipped_in_row", CK_I64, 1, &rec->skipped_in_row};
     return (ck_run){.spec_name = p->spec->name, .spec_hash = hash,
                     .data = st->data_meta, .vocab = st->d->kind == SP_DATA_TEXT ? st->vocab_meta : NULL,
                     .params = &p->params,
                     .noptims = p->spec->noptims, .optims = p->optims,
                     .optim_names = optim_names(p->spec, names), .nrngs = 2, .rngs = rngs,
                     .order = st->order, .norder = st->d->train.count, .cursor = st->cursor,
-                    .epoch = st->epoch, .step = st->step, .extra = &st->rec,
-                    .extra_len = sizeof st->rec};
+                    .epoch = st->epoch, .step = st->step, .fields = fields, .nfields = TR_NFIELDS};
 }
 
 static int save(tr_run_state *st, const char *name, ag_error *err)
 {
     rng *rngs[2];
     const char *names[64];
+    ck_field fields[TR_NFIELDS];
     char hash[32];
     fflush(st->mf);
     st->rec.metrics_bytes = ftell(st->mf);
     for (int k = 0; k < st->p->spec->noptims && k < TR_MAX_OPTIMS; k++)
         st->rec.spec_lr[k] = st->p->spec->optims[k].h.lr;
-    ck_run r = ck_view(st, rngs, names, hash, sizeof hash);
+    ck_run r = ck_view(st, rngs, names, fields, hash, sizeof hash);
     return ck_save(st->dir, name, &r, err);
 }
 
@@ -68,8 +81,9 @@ int tr_resume(tr_run_state *st, const char *from, ag_error *err)
         return ag_errorf(err, (ag_loc){0}, "%s: no run directory or checkpoint to resume from", from);
     rng *rngs[2];
     const char *names[64];
+    ck_field fields[TR_NFIELDS];
     char hash[32];
-    ck_run r = ck_view(st, rngs, names, hash, sizeof hash);
+    ck_run r = ck_view(st, rngs, names, fields, hash, sizeof hash);
     r.spec_hash = NULL; /* a changed epoch count or learning rate may resume */
     if (ck_load(dir, name, &r, err)) return AG_ERR;
     st->epoch = r.epoch;

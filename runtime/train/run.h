@@ -19,9 +19,10 @@
 
 enum { TR_MAX_OPTIMS = 16 };
 
-/* What exact resume needs beyond the checkpoint module's fields: the epoch's running
- * means, so the epoch row comes out the same, and how much of the metrics file the
- * checkpoint had seen, so rows written after it are dropped on resume. */
+/* What exact resume needs beyond the checkpoint module's fields, saved as named fields
+ * (checkpoint.c): the epoch's running means, so the epoch row comes out the same, and
+ * how much of the metrics file the checkpoint had seen, so rows written after it are
+ * dropped on resume. */
 typedef struct tr_record {
     mt_means train;
     int64_t metrics_bytes;

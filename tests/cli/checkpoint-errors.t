@@ -39,8 +39,12 @@ damaged "a flipped byte in last.state" '$D/last.state: checksum mismatch: the fi
     'flip "$D/last.state" 1000'
 damaged "a flipped byte in last.state's checksum" '$D/last.state: checksum mismatch: the file is corrupt' \
     'flip "$D/last.state" $(($(size "$D/last.state") - 2))'
-damaged "last.state of another version" '$D/last.state: state file version 2; this aigc-run reads version 1' \
-    'printf "\002" | dd of="$D/last.state" bs=1 seek=8 conv=notrunc 2>/dev/null'
+damaged "last.state of a newer version" \
+    '$D/last.state: a checkpoint state of format version 3, newer than this build'"'"'s 2: update aigc-run' \
+    'printf "\003" | dd of="$D/last.state" bs=1 seek=8 conv=notrunc 2>/dev/null'
+damaged "last.state of version 1" \
+    '$D/last.state: a checkpoint state of format version 1, which this build no longer reads; its weights still load with --init $D/last.safetensors' \
+    'printf "\001" | dd of="$D/last.state" bs=1 seek=8 conv=notrunc 2>/dev/null'
 damaged "last.state not a state file" '$D/last.state: not an aigc-run state file' \
     'echo "not a state file" >"$D/last.state"'
 total=$(size "$TMP/ae/last.state")

@@ -19,9 +19,10 @@ hook_lines() {
 strip_seconds() {
     sed 's/"seconds":[^,}]*,\{0,1\}//' "$1"
 }
-# The step a state file was saved at (see include/aigc/ckpt.h).
+# The step a state file was saved at: its first record, an i64 at byte 40 (see
+# include/aigc/ckpt.h).
 state_step() {
-    od -An -td8 -j52 -N8 "$1" 2>/dev/null | tr -d ' '
+    od -An -td8 -j40 -N8 "$1" 2>/dev/null | tr -d ' '
 }
 # A PNG's size from its IHDR: WIDTHxHEIGHT.
 png_size() {

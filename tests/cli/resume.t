@@ -8,10 +8,10 @@
 strip_seconds() {
     sed 's/"seconds":[^,}]*,\{0,1\}//' "$1"
 }
-# The step a state file was saved at: an i64 at byte 52 (docs in include/aigc/ckpt.h:
-# the 20-byte header, the spec hash as u32 16 + 16 bytes, u32 weights_crc, i64 epoch).
+# The step a state file was saved at: an i64 at byte 40 (docs in include/aigc/ckpt.h:
+# the 20-byte header, then the record "step" first: u32 4, "step", u32 type, u64 count).
 state_step() {
-    od -An -td8 -j52 -N8 "$1" 2>/dev/null | tr -d ' '
+    od -An -td8 -j40 -N8 "$1" 2>/dev/null | tr -d ' '
 }
 # same_run DIR BASE WHAT: DIR's metrics (but for the seconds) and last weights are BASE's.
 same_run() {

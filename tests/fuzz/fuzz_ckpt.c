@@ -9,7 +9,7 @@
  * itself and one of the weights it was saved with, which random mutations almost
  * never keep right; so the flags let the harness repair them after mutation and reach
  * the payload's records: bit 0 sets the state file's length field and its trailing
- * CRC, bit 1 the weights CRC inside the payload (when the weights file matches the
+ * CRC, bit 1 the value of the record weights_crc (when the weights file matches the
  * store), bit 2 loads with no spec hash (any spec accepted).
  */
 #include <zlib.h>
@@ -26,6 +26,27 @@ static void fuzz_put_u32(uint8_t *p, uint32_t v)
 static uint32_t fuzz_get_u32(const uint8_t *p)
 {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* Where the values of the state file's record named name start, or 0 when it has none
+ * before a malformed one. The records follow the frame's 20 bytes, each a u32 name
+ * length, the name, a u32 type, a u64 count and the values (include/aigc/ckpt.h); the
+ * last 4 bytes are the CRC. */
+static size_t fuzz_record(const uint8_t *s, size_t n, const char *name)
+{
+    static const size_t size[8] = {0, 1, 4, 4, 8, 8, 4, 8};
+    const size_t end = n - 4, len = strlen(name);
+    for (size_t at = 20; n >= 24 && end - at >= 16;) {
+        size_t nlen = fuzz_get_u32(s + at);
+        if (end - at - 16 < nlen) return 0;
+        size_t v = at + 16 + nlen;
+        uint32_t type = fuzz_get_u32(s + at + 4 + nlen);
+        uint64_t count = fuzz_get_u32(s + at + 8 + nlen) | (uint64_t)fuzz_get_u32(s + at + 12 + nlen) << 32;
+        if (nlen == len && memcmp(s + at + 4, name, len) == 0) return v;
+        if (type >= 8 || !size[type] || count > (end - v) / size[type]) return 0;
+        at = v + (size_t)count * size[type];
+    }
+    return 0;
 }
 
 /* Into *crc, the CRC ck_save records for the weights file at path: its floats in the
@@ -61,11 +82,10 @@ static void fuzz_ckpt(const uint8_t *data, size_t size)
     size_t sn = size - n;
     uint8_t *state = ag_xmalloc(sn ? sn : 1);
     memcpy(state, data + n, sn);
-    /* magic 8, version 4, length 8; payload: hash (u32 length, bytes), weights CRC */
     uint32_t wcrc;
     if ((flags & 2) && sn >= 24 && fuzz_weights_crc(wpath, &r.ps, &wcrc)) {
-        size_t at = 24 + (size_t)fuzz_get_u32(state + 20);
-        if (at >= 24 && at + 4 <= sn) fuzz_put_u32(state + at, wcrc);
+        size_t at = fuzz_record(state, sn, "weights_crc");
+        if (at && sn - 4 - at >= 4) fuzz_put_u32(state + at, wcrc);
     }
     if ((flags & 1) && sn >= 24) {
         uint64_t len = sn - 24;

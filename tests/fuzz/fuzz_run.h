@@ -1,7 +1,8 @@
 /*
  * fuzz_run.h — the small run that the checkpoint harnesses load files into, and that
  * make_seeds.c saves to make their seed inputs: four parameters, Adam over two groups
- * and SGD with momentum, three generators, a data order of ten, an eight-byte record.
+ * and SGD with momentum, three generators, a data order of ten, and two fields of its
+ * own (run.sum, two f64, and run.count, an i64).
  */
 #ifndef AIGC_FUZZ_RUN_H
 #define AIGC_FUZZ_RUN_H
@@ -19,7 +20,9 @@ typedef struct fuzz_run {
     rng r[3];
     rng *rp[3];
     int32_t order[FUZZ_ORDER];
-    unsigned char extra[8];
+    double sum[2];
+    int64_t count;
+    ck_field fields[2];
     ck_run ck;
 } fuzz_run;
 
@@ -47,6 +50,8 @@ static inline void fuzz_run_make(fuzz_run *s)
         s->rp[k] = &s->r[k];
     }
     for (int k = 0; k < FUZZ_ORDER; k++) s->order[k] = FUZZ_ORDER - 1 - k;
+    s->fields[0] = (ck_field){"sum", CK_F64, 2, s->sum};
+    s->fields[1] = (ck_field){"count", CK_I64, 1, &s->count};
     s->ck = (ck_run){.spec_name = "fuzz",
                      .spec_hash = "hash-1",
                      .params = &s->ps,
@@ -57,8 +62,8 @@ static inline void fuzz_run_make(fuzz_run *s)
                      .rngs = s->rp,
                      .order = s->order,
                      .norder = FUZZ_ORDER,
-                     .extra = s->extra,
-                     .extra_len = sizeof s->extra};
+                     .fields = s->fields,
+                     .nfields = 2};
 }
 
 static inline void fuzz_run_free(fuzz_run *s)

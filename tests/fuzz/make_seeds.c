@@ -130,7 +130,7 @@ static void ckpt_seeds(fuzz_run *r)
     for (int k = 0; k < 2; k++)
         for (int64_t i = 0; i < opt_state_floats(&r->opt[k]); i++) r->opt[k].state[i] = 0.5f;
     r->ck.epoch = 2, r->ck.step = 17, r->ck.cursor = 3;
-    memcpy(r->extra, "record!", 8);
+    r->sum[0] = 0.25, r->sum[1] = -3, r->count = 5;
     ag_error err;
     if (ck_save(fuzz_dir(), "seed", &r->ck, &err)) {
         fprintf(stderr, "%s\n", err.msg);

@@ -10,8 +10,8 @@ local function last_state(run)
   end
   local bytes = f:read("a")
   f:close()
-  -- the state's step: an i64 at byte 53 (1-based), see include/aigc/ckpt.h
-  aigc.print("step " .. run.step .. ": last.state saved at step " .. string.unpack("<i8", bytes, 53))
+  -- the state's step, its first record: an i64 at byte 41 (1-based), see include/aigc/ckpt.h
+  aigc.print("step " .. run.step .. ": last.state saved at step " .. string.unpack("<i8", bytes, 41))
 end
 
 function on_step(run)
