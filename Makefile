@@ -67,9 +67,14 @@ $(BUILD)/tests/%.t: tests/%.c $(BUILD)/libaigc.a
 # The tests run from the top of the tree (they read tests/golden/ and data/) with one
 # BLAS thread unless told otherwise, so that results do not depend on the machine, and
 # with the cache of inflated data off, so that no run reads what an earlier one left
-# (tests/test_idx.c and tests/cli/data-cache.t give it directories of their own).
+# (tests/test_idx.c and tests/cli/data-cache.t give it directories of their own). The C
+# tests (gradient checks, PyTorch goldens) run once per backend built in; the command
+# line's on the default one, which tests/cli/determinism.t also compares with OpenBLAS.
+BACKENDS := openblas $(if $(filter 1,$(WITH_ONEDNN)),onednn)
 test: aigc-run $(TEST_BIN)
-	AIGC_RUN=$(abspath aigc-run) AIGC_CACHE=off prove --exec '' $(addprefix ./,$(TEST_BIN) $(CLI_TESTS))
+	@set -e; for b in $(BACKENDS); do echo "# backend $$b"; \
+	    AIGC_BACKEND=$$b AIGC_CACHE=off prove --exec '' $(addprefix ./,$(TEST_BIN)); done
+	AIGC_RUN=$(abspath aigc-run) AIGC_CACHE=off prove --exec '' $(addprefix ./,$(CLI_TESTS))
 
 # A separate build tree, so that sanitized objects never mix with the normal ones.
 check:
