@@ -157,6 +157,17 @@ $(BUILD)/tests/bench/backend_probe: tests/bench/backend_probe.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LDLIBS)
 
+# make conv-probe: the engine's convolutions against oneDNN's primitives at the DDPM's
+# shapes (tests/bench/conv_probe.c). Needs oneDNN.
+.PHONY: conv-probe
+conv-probe: $(BUILD)/tests/bench/conv_probe
+	$(BUILD)/tests/bench/conv_probe -t 1
+	$(BUILD)/tests/bench/conv_probe -t 2
+
+$(BUILD)/tests/bench/conv_probe: tests/bench/conv_probe.c $(BUILD)/libaigc.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libaigc.a $(LDLIBS)
+
 # make quality: the quality report (scripts/quality.sh; docs/quality.md): trains each
 # family's spec for a stated budget on the embedded MNIST subset and on Fashion-MNIST
 # (skipped if absent) under runs/quality/, measures the samples, and rewrites the measured
