@@ -36,4 +36,8 @@ bk_backend bk_current(void);
 void bk_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
               int lda, const float *b, int ldb, float beta, float *c, int ldc);
 
+/* oneDNN runs on the calling thread alone from now on: for the callers of its other
+ * primitives (runtime/ops/conv_onednn.c), before they make or run one. */
+void bk_single_thread(void);
+
 #endif

@@ -27,19 +27,26 @@ static void openblas_sgemm(int trans_a, int trans_b, int m, int n, int k, float 
  * thread that calls oneDNN sets its own to one, once. */
 static _Thread_local int omp_single;
 
-static void onednn_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha,
-                         const float *a, int lda, const float *b, int ldb, float beta, float *c,
-                         int ldc)
+void bk_single_thread(void)
 {
     if (!omp_single) {
         omp_set_num_threads(1);
         omp_single = 1;
     }
+}
+
+static void onednn_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha,
+                         const float *a, int lda, const float *b, int ldb, float beta, float *c,
+                         int ldc)
+{
+    bk_single_thread();
     /* It fails only on arguments that the callers' shapes rule out. */
     dnnl_status_t st = dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', m, n, k, alpha, a, lda,
                                   b, ldb, beta, c, ldc);
     AG_ASSERT(st == dnnl_success);
 }
+#else
+void bk_single_thread(void) {}
 #endif
 
 static const struct {
