@@ -438,7 +438,10 @@ static int job_slices(cvd_job *j, const cvd_conv *c)
         cvd_conv key = *c;
         key.n = slice_lo(j, s + 1) - slice_lo(j, s);
         j->entry[s] = entry_for(&key);
-        ok = j->entry[s] && j->entry[s]->ok;
+        /* The slices share one copy of the weight in the primitives' formats. */
+        ok = j->entry[s] && j->entry[s]->ok &&
+             dnnl_memory_desc_equal(&j->entry[s]->wei[0], &j->entry[0]->wei[0]) &&
+             dnnl_memory_desc_equal(&j->entry[s]->wei[1], &j->entry[0]->wei[1]);
     }
     pthread_mutex_unlock(&cvd.lock);
     for (int s = 0; s < slices && ok; s++)
@@ -454,7 +457,6 @@ static int job_make(cvd_job *j, const cvd_conv *c, const float *w, unsigned prim
     if (bk_current() != BK_ONEDNN || c->n < 1) return 0;
     bk_single_thread();
     if (!job_slices(j, c)) return 0;
-    /* Every slice's entry has the same weight formats: they do not depend on n. */
     cvd_entry *e = j->entry[0];
     int t = tp_self();
     j->part_len = weight_numel(c) + c->cout;
