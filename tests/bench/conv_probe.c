@@ -296,6 +296,10 @@ static void dnnl_build(dnnl_run *d, const conv *c, int batch, int any, const flo
             dnnl_primitive_desc_destroy(rpd);
         }
     }
+    if (any) { /* what the timed reorders read */
+        fill(d, d->plain[R_SRC], &src_p, x);
+        fill(d, d->plain[R_DDST], &dst_p, dy);
+    }
     fill(d, d->src, &src_p, x);
     fill(d, d->wei, &wei_p, w);
     fill(d, d->bias, &bias_p, b);
