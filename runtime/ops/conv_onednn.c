@@ -71,6 +71,7 @@ typedef struct cvd_entry {
     size_t off[P_COUNT];           /* a port's place in a workspace, when reordered */
     size_t dsrc_plain_off, scratch_off, ws_bytes;
     size_t wei_bytes[2];
+    int ddst_shared;               /* both backward primitives read dy in one format */
     dnnl_memory_t mem[TP_MAX_THREADS][M_COUNT];
 } cvd_entry;
 
@@ -260,6 +261,7 @@ static cvd_entry *entry_make(const cvd_conv *key)
             at += align_up(dnnl_memory_desc_get_size(&e->want[p]));
         }
     }
+    e->ddst_shared = !fail && dnnl_memory_desc_equal(&e->want[P_BD_DDST], &e->want[P_BW_DDST]);
     e->dsrc_plain_off = at;
     if (!fail && e->re[P_BD_DSRC]) at += align_up(dnnl_memory_desc_get_size(&e->plain[P_BD_DSRC]));
     for (int k = 0; k < 2 && !fail; k++) {
@@ -390,10 +392,12 @@ static void backward_slices(void *ctx, int64_t lo, int64_t hi)
         cvd_entry *e = j->entry[s];
         int64_t i0 = slice_lo(j, (int)s), len = slice_lo(j, (int)s + 1) - i0;
         const float *dy = j->dy + i0 * out_numel(c);
+        dnnl_memory_t ddst = NULL;
         if (j->dx) {
             dnnl_memory_t dsrc = bind(e, t, M_WANT + P_BD_DSRC, &e->want[P_BD_DSRC], cvd.ws[t] + e->off[P_BD_DSRC]);
+            ddst = port_in(e, t, P_BD_DDST, dy);
             dnnl_exec_arg_t args[] = {
-                {DNNL_ARG_DIFF_DST, port_in(e, t, P_BD_DDST, dy)},
+                {DNNL_ARG_DIFF_DST, ddst},
                 {DNNL_ARG_WEIGHTS, bind(e, t, M_WEI + 1, &e->wei[1], j->wei[1])},
                 {DNNL_ARG_DIFF_SRC, dsrc},
                 {DNNL_ARG_SCRATCHPAD, scratch(e, t, F_BWD_DATA)},
@@ -411,7 +415,7 @@ static void backward_slices(void *ctx, int64_t lo, int64_t hi)
             float *dw = j->part + s * j->part_len;
             dnnl_exec_arg_t args[] = {
                 {DNNL_ARG_SRC, port_in(e, t, P_BW_SRC, j->x + i0 * in_numel(c))},
-                {DNNL_ARG_DIFF_DST, port_in(e, t, P_BW_DDST, dy)},
+                {DNNL_ARG_DIFF_DST, ddst && e->ddst_shared ? ddst : port_in(e, t, P_BW_DDST, dy)},
                 {DNNL_ARG_DIFF_WEIGHTS, port_out(e, t, P_BW_DWEI, dw)},
                 {DNNL_ARG_SCRATCHPAD, scratch(e, t, F_BWD_WEIGHTS)},
                 {DNNL_ARG_DIFF_BIAS, c->bias ? bind(e, t, M_DBIAS, &e->bias, dw + weight_numel(c)) : NULL},
