@@ -27,14 +27,23 @@ $(error build dependencies missing: run scripts/install-deps.sh)
 endif
 endif
 
+# oneDNN (Debian's libdnnl-dev, which has no pkg-config file) is the compute library
+# when its header is found, OpenBLAS the other (--backend) and LAPACK's: it is always
+# linked. WITH_ONEDNN=0 builds without oneDNN. Debian's oneDNN threads with OpenMP.
+WITH_ONEDNN ?= $(shell printf '\043include <oneapi/dnnl/dnnl.h>\n' | $(CC) -E -x c - >/dev/null 2>&1 && echo 1 || echo 0)
+ifeq ($(WITH_ONEDNN),1)
+DNNL_CFLAGS := -DAIGC_ONEDNN
+DNNL_LIBS := -ldnnl -lgomp
+endif
+
 OPT ?= -O3
 CFLAGS ?= $(OPT) -g
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
 # -fno-math-errno: nothing reads errno after sqrtf or expf, and without it no loop that
 # calls them can be vectorized. -fno-trapping-math: no floating-point trap is enabled,
 # so a select in a loop (relu, leaky_relu) may be vectorized. Neither changes a result.
-ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -fno-math-errno -fno-trapping-math $(WARN) -Iinclude $(PKG_CFLAGS) $(CFLAGS)
-LDLIBS := $(PKG_LIBS) -lm -lpthread
+ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -fno-math-errno -fno-trapping-math $(WARN) -Iinclude $(PKG_CFLAGS) $(DNNL_CFLAGS) $(CFLAGS)
+LDLIBS := $(PKG_LIBS) $(DNNL_LIBS) -lm -lpthread
 
 CLI_SRC := $(sort $(wildcard runtime/cli/*.c))
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
@@ -76,9 +85,14 @@ $(BUILD)/tests/%.t: tests/%.c $(BUILD)/libaigc.a
 # The tests run from the top of the tree (they read tests/golden/ and data/) with one
 # BLAS thread unless told otherwise, so that results do not depend on the machine, and
 # with the cache of inflated data off, so that no run reads what an earlier one left
-# (tests/test_idx.c and tests/cli/data-cache.t give it directories of their own).
+# (tests/test_idx.c and tests/cli/data-cache.t give it directories of their own). The C
+# tests (gradient checks, PyTorch goldens) run once per backend built in; the command
+# line's on the default one, which tests/cli/determinism.t also compares with OpenBLAS.
+BACKENDS := openblas $(if $(filter 1,$(WITH_ONEDNN)),onednn)
 test: aigc-run $(TEST_BIN)
-	AIGC_RUN=$(abspath aigc-run) AIGC_CACHE=off prove --exec '' $(addprefix ./,$(TEST_BIN) $(CLI_TESTS))
+	@set -e; for b in $(BACKENDS); do echo "# backend $$b"; \
+	    AIGC_BACKEND=$$b AIGC_CACHE=off prove --exec '' $(addprefix ./,$(TEST_BIN)); done
+	AIGC_RUN=$(abspath aigc-run) AIGC_CACHE=off prove --exec '' $(addprefix ./,$(CLI_TESTS))
 
 # A separate build tree, so that sanitized objects never mix with the normal ones.
 check:
@@ -171,6 +185,27 @@ bench: aigc-run $(BUILD)/tests/bench/sgemm_probe
 $(BUILD)/tests/bench/sgemm_probe: tests/bench/sgemm_probe.c $(BUILD)/libaigc.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libaigc.a $(LDLIBS)
+
+# make backend-probe: cblas_sgemm against dnnl_sgemm at the GAN's and the VAE's shapes,
+# speed and accuracy (tests/bench/backend_probe.c). Needs oneDNN.
+.PHONY: backend-probe
+backend-probe: $(BUILD)/tests/bench/backend_probe
+	$(BUILD)/tests/bench/backend_probe -t 2 gan=100,256,512,784+784,512,256,1 vae=784,400,40+20,400,784
+
+$(BUILD)/tests/bench/backend_probe: tests/bench/backend_probe.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LDLIBS)
+
+# make conv-probe: the engine's convolutions against oneDNN's primitives at the DDPM's
+# shapes (tests/bench/conv_probe.c). Needs oneDNN.
+.PHONY: conv-probe
+conv-probe: $(BUILD)/tests/bench/conv_probe
+	$(BUILD)/tests/bench/conv_probe -t 1
+	$(BUILD)/tests/bench/conv_probe -t 2
+
+$(BUILD)/tests/bench/conv_probe: tests/bench/conv_probe.c $(BUILD)/libaigc.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libaigc.a $(LDLIBS)
 
 # make quality: the quality report (scripts/quality.sh; docs/quality.md): trains each
 # family's spec for a stated budget on the embedded MNIST subset and on Fashion-MNIST

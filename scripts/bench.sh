@@ -7,7 +7,8 @@
 #   scripts/bench.sh [--threads "1 2"] [--reps N] [--out FILE]
 #
 # Every figure is the median of N runs (default 3): other work on the machine makes single
-# runs noisy. Per spec and thread count it reports
+# runs noisy. Per spec, thread count and compute backend (--backend: openblas, and onednn
+# when the build has it) it reports
 #   wall       the whole command (/usr/bin/time): data loading, the epoch, the test
 #              split's evaluation, the sample grids, the checkpoint
 #   samples/s  the training loop alone (its last progress line)
@@ -17,6 +18,7 @@
 #              2048-square sgemm (the BLAS's best case, the pool's or OpenBLAS's
 #              threads, whichever is faster)
 #   RSS        peak resident memory (/usr/bin/time)
+#   speed      samples/s against the openblas backend's at the same spec and threads
 #   steal %    the share of the machine's CPU time its virtual machine host gave to
 #              others during the runs (/proc/stat): above a few percent, the figures
 #              measure the neighbours too
@@ -105,30 +107,37 @@ gan_check=$(check_ms specs/gan.yaml)
     echo "check specs/gan.yaml: $gan_check ms"
     echo "check specs/vae.yaml on Fashion-MNIST: $load_cold ms inflating it, $load_warm ms from the cache"
     echo
-    printf '%-4s %3s %8s %10s %8s %13s %13s %8s %7s\n' spec thr "wall s" samples/s GFLOP/s "of sgemm mix" "of 2048^2" "RSS MB" "steal %"
+    printf '%-4s %3s %-8s %8s %10s %8s %13s %13s %8s %7s %6s\n' spec thr backend "wall s" samples/s GFLOP/s \
+        "of sgemm mix" "of 2048^2" "RSS MB" "steal %" speed
 } >"$tmp/table"
 
+backends=openblas
+"$AIGC_RUN" check specs/gan.yaml --backend onednn >/dev/null 2>&1 && backends="openblas onednn"
 for t in $threads; do
-    "$PROBE" -t "$t" gan=100,256,512,784+784,512,256,1 vae=784,400,40+20,400,784 >"$tmp/probe-$t"
-    cat "$tmp/probe-$t" >>"$tmp/probes"
-    # The bound: the square sgemm cut by the pool or on OpenBLAS's threads, the faster.
-    square=$(awk '$1 == "square" || $1 == "square-blas" {if ($3 > s) s = $3} END {print s}' "$tmp/probe-$t")
-    for spec in gan vae; do
-        mix=$(awk -v s="$spec" '$1 == "mix" && $2 == s {print $3}' "$tmp/probe-$t")
-        fl=$(flops "$spec")
-        timed_runs progress_rate "$AIGC_RUN" "specs/$spec.yaml" \
-            --set data.dataset=fashion-mnist --set "data.path=$DATA" --epochs 1 \
-            --threads "$t" --progress lines --out "$tmp/run"
-        wall=$(run_median 1)
-        rss=$(run_median 2)
-        sps=$(run_median 3)
-        steal=$(run_median 4)
-        awk -v s="$spec" -v t="$t" -v w="$wall" -v sps="$sps" -v fl="$fl" -v mix="$mix" \
-            -v sq="$square" -v rss="$rss" -v st="$steal" 'BEGIN {
-                gf = fl * sps * 1e-9
-                printf "%-4s %3d %8.2f %10.0f %8.1f %7.0f%% of %-4.0f %5.0f%% of %-4.0f %8.0f %7.1f\n",
-                    s, t, w, sps, gf, 100 * gf / mix, mix, 100 * gf / sq, sq, rss, st
-            }' >>"$tmp/table"
+    for b in $backends; do
+        AIGC_BACKEND=$b "$PROBE" -t "$t" gan=100,256,512,784+784,512,256,1 vae=784,400,40+20,400,784 >"$tmp/probe-$t-$b"
+        echo "backend $b" >>"$tmp/probes"
+        cat "$tmp/probe-$t-$b" >>"$tmp/probes"
+        # The bound: the square sgemm cut by the pool or on OpenBLAS's threads, the faster.
+        square=$(awk '$1 == "square" || $1 == "square-blas" {if ($3 > s) s = $3} END {print s}' "$tmp/probe-$t-$b")
+        for spec in gan vae; do
+            mix=$(awk -v s="$spec" '$1 == "mix" && $2 == s {print $3}' "$tmp/probe-$t-$b")
+            fl=$(flops "$spec")
+            timed_runs progress_rate "$AIGC_RUN" "specs/$spec.yaml" \
+                --set data.dataset=fashion-mnist --set "data.path=$DATA" --epochs 1 \
+                --threads "$t" --backend "$b" --progress lines --out "$tmp/run"
+            wall=$(run_median 1)
+            rss=$(run_median 2)
+            sps=$(run_median 3)
+            steal=$(run_median 4)
+            [ "$b" = openblas ] && echo "$sps" >"$tmp/base-$spec-$t"
+            awk -v s="$spec" -v t="$t" -v b="$b" -v w="$wall" -v sps="$sps" -v fl="$fl" -v mix="$mix" \
+                -v sq="$square" -v rss="$rss" -v st="$steal" -v base="$(cat "$tmp/base-$spec-$t")" 'BEGIN {
+                    gf = fl * sps * 1e-9
+                    printf "%-4s %3d %-8s %8.2f %10.0f %8.1f %7.0f%% of %-4.0f %5.0f%% of %-4.0f %8.0f %7.1f %5.2fx\n",
+                        s, t, b, w, sps, gf, 100 * gf / mix, mix, 100 * gf / sq, sq, rss, st, sps / base
+                }' >>"$tmp/table"
+        done
     done
 done
 

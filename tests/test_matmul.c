@@ -1,8 +1,9 @@
 /* test_matmul.c — the BLAS path agrees with the naive reference: ag_sgemm in every
- * transpose case with awkward sizes, strides and scalars, and the matmul op on
- * batched operands. */
+ * transpose case with awkward sizes, strides and scalars, on the backend AIGC_BACKEND
+ * names and on each one built in, and the matmul op on batched operands. */
 #include <stdlib.h>
 
+#include "aigc/blas.h"
 #include "aigc/graph.h"
 #include "tap.h"
 
@@ -54,6 +55,37 @@ static void test_sgemm(void)
             check_sgemm(&r, ta, tb, 31, 17, 5, 0.7f, -0.3f, 3);
             check_sgemm(&r, ta, tb, 1, 33, 65, -1.5f, 1, 1);
         }
+}
+
+/* The backend in use is the one the environment names (make test runs this program once
+ * per backend), a name is checked, and every backend built in agrees with the reference. */
+static void test_backends(void)
+{
+    const char *env = getenv("AIGC_BACKEND");
+    bk_backend first = bk_current();
+    if (env && *env)
+        is_str(bk_name(first), env, "the backend in use is AIGC_BACKEND's");
+    else
+        is_str(bk_name(first), bk_built(BK_ONEDNN) ? "onednn" : "openblas",
+               "without AIGC_BACKEND: oneDNN when built in");
+    ag_error err;
+    ok(bk_select("mkl", &err) == AG_ERR && bk_current() == first, "an unknown backend is refused");
+    is_str(err.msg, "unknown backend 'mkl' (openblas or onednn)", "... with the names it takes");
+    if (!bk_built(BK_ONEDNN)) {
+        ok(bk_select("onednn", &err) == AG_ERR, "onednn is refused by a build without it");
+        is_str(err.msg, "backend 'onednn' is not in this build (its library was not found when it was built)",
+               "... saying why");
+    }
+    rng r;
+    rng_seed(&r, 11);
+    for (int b = 0; b < BK_COUNT; b++) {
+        if (!bk_built((bk_backend)b)) continue;
+        ok(bk_select(bk_name((bk_backend)b), &err) == AG_OK && bk_current() == (bk_backend)b,
+           "%s selected", bk_name((bk_backend)b));
+        check_sgemm(&r, 1, 0, 40, 400, 64, 1, 0, 0);
+        check_sgemm(&r, 0, 1, 64, 33, 100, 0.5f, 1, 2);
+    }
+    ok(bk_select(bk_name(first), &err) == AG_OK, "back to %s", bk_name(first));
 }
 
 /* A NaN in C must not survive beta = 0, in either implementation. */
@@ -209,6 +241,7 @@ static void test_matmul_errors(void)
 int main(void)
 {
     ag_set_threads(1);
+    test_backends();
     test_sgemm();
     test_sgemm_beta_zero();
     test_matmul_op();

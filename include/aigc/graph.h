@@ -130,7 +130,7 @@ typedef enum ag_op {
     AG_OP_ONE_HOT,      /* class indices [...] as floats -> [..., i[0]]; no gradient */
     AG_OP_SOFTMAX,      /* along axis i[0] */
     AG_OP_LOG_SOFTMAX,
-    /* linear algebra (cblas_sgemm) */
+    /* linear algebra (bk_sgemm) */
     AG_OP_MATMUL,       /* src0 [..., M, K] @ src1 [..., K, N]; i[0], i[1] transpose each */
     AG_OP_LINEAR,       /* x [..., in] W [out, in] (+ b [out]) -> [..., out] */
     /* losses; reduction i[0] is an ag_reduction */
@@ -395,13 +395,13 @@ ag_op ag_op_by_name(const char *name);
 void ag_fail(ag_graph *g, const ag_node *n, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* n threads in all (include/aigc/pool.h): sgemms are cut in pieces, each run by
- * single-threaded OpenBLAS on one of them, and so are the unary ops and the optimizers'
+/* n threads in all (include/aigc/pool.h): sgemms are cut in pieces, each run by the
+ * single-threaded backend (include/aigc/blas.h) on one of them, and so are the unary ops and the optimizers'
  * updates. The same n gives the same bits; another n may round sgemms differently. */
 void ag_set_threads(int n);
 
 /* C = alpha * op(A) op(B) + beta * C, row-major, op = transpose when trans_*:
- * cblas_sgemm, cut along C's longer side over the pool's threads when the pieces are
+ * the backend's sgemm (bk_sgemm), cut along C's longer side over the pool's threads when the pieces are
  * big enough, and a naive loop kept as the reference the tests compare against. */
 void ag_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
               int lda, const float *b, int ldb, float beta, float *c, int ldc);
@@ -430,7 +430,7 @@ typedef struct ag_gemm {
 /* x and then y (NULL: x alone), two sgemms that write disjoint memory, such as a
  * layer's input and weight gradients. With an even thread count they run side by side,
  * each cut in half as many pieces as there are threads: a batch-64 sgemm keeps more of
- * OpenBLAS's rate whole than cut in two. Otherwise each is cut as ag_sgemm cuts it. */
+ * the library's rate whole than cut in two. Otherwise each is cut as ag_sgemm cuts it. */
 void ag_sgemm_pair(const ag_gemm *x, const ag_gemm *y);
 
 #endif

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "aigc/afile.h"
+#include "aigc/blas.h"
 #include "aigc/ckpt.h"
 #include "aigc/hooks.h"
 #include "aigc/metrics.h"
@@ -103,7 +104,7 @@ typedef struct cli_args {
                                 * --inpaint and --mask */
     int inpaint;               /* --inpaint or --mask: sample the section inpaint */
     size_t inputused;
-    const char *out, *resume, *init, *checkpoint, *image, *section;
+    const char *out, *resume, *init, *checkpoint, *image, *section, *backend;
     char quality_spec[4096];   /* --quality CSPEC[:CF], split */
     const char *quality, *quality_weights;
     int threads, progress, json, unsafe_hooks, warn_hooks, count;
@@ -146,7 +147,7 @@ static int add_set(cli_args *a, const char *key, long n)
 typedef enum cli_opt {
     O_SET, O_EPOCHS, O_SEED, O_OUT, O_THREADS, O_PROGRESS, O_RESUME, O_INIT, O_CHECKPOINT, O_COUNT,
     O_IMAGE, O_JSON, O_UNSAFE_HOOKS, O_HOOK_ERRORS, O_SECTION, O_MAX_MEMORY, O_QUALITY,
-    O_INPUT, O_PROMPT, O_LENGTH, O_TEMPERATURE, O_INPAINT, O_MASK
+    O_INPUT, O_PROMPT, O_LENGTH, O_TEMPERATURE, O_INPAINT, O_MASK, O_BACKEND
 } cli_opt;
 
 static const struct {
@@ -161,6 +162,7 @@ static const struct {
     {"--seed", O_SEED, 1, C_ALL, NULL},
     {"--out", O_OUT, 1, C_TRAIN, NULL},
     {"--threads", O_THREADS, 1, C_ALL, NULL},
+    {"--backend", O_BACKEND, 1, C_ALL, NULL},
     {"--progress", O_PROGRESS, 1, C_TRAIN, NULL},
     {"--resume", O_RESUME, 2, C_TRAIN, NULL},
     {"--init", O_INIT, 1, C_TRAIN, NULL},
@@ -272,6 +274,7 @@ static int set_option(cli_args *a, cli_opt opt, const char *name, const char *v)
         a->threads = (int)n;
         return -1;
     case O_OUT: a->out = v; return -1;
+    case O_BACKEND: a->backend = v; return -1;
     case O_RESUME: a->resume = v ? v : ""; return -1;
     case O_INIT: a->init = v; return -1;
     case O_CHECKPOINT: a->checkpoint = v; return -1;
@@ -574,6 +577,12 @@ int main(int argc, char **argv)
     if (rc >= 0) return rc;
     for (int k = 0, used = 0; k < argc && used < (int)sizeof a.command_line; k++)
         used += snprintf(a.command_line + used, sizeof a.command_line - (size_t)used, "%s%s", k ? " " : "", argv[k]);
+    /* The option, else the environment's choice, checked here so that a bad one is
+     * reported rather than met by the first product. */
+    const char *backend = a.backend ? a.backend : getenv("AIGC_BACKEND");
+    ag_error err;
+    if (backend && *backend && bk_select(backend, &err))
+        return bad_usage(a.backend ? "--backend: %s" : "AIGC_BACKEND: %s", err.msg);
     ag_set_threads(a.threads);
     rc = run_spec(&a);
     ag_set_threads(1); /* the workers joined: nothing of theirs outlives the run */

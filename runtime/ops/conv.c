@@ -21,6 +21,9 @@
  * a whole batch of column matrices would be k^2 times the input. Backward rebuilds the
  * columns rather than keeping them from forward, for the same reason.
  *
+ * With the oneDNN backend, oneDNN's primitives take both instead, faster on these
+ * shapes (runtime/ops/conv_onednn.c); this path runs when they cannot.
+ *
  * Parameters: i[0], i[1] stride (h, w); i[2], i[3] padding (h, w); conv_transpose2d
  * also i[4], i[5] output_padding (h, w). Weights have PyTorch's layouts: conv2d
  * [C_out, C_in, kh, kw], conv_transpose2d [C_in, C_out, kh, kw].
@@ -30,6 +33,7 @@
 #include "aigc/graph.h"
 #include "aigc/pool.h"
 #include "axis.h"
+#include "conv_onednn.h"
 
 /* Floats of scratch per convolution node: 8 MB. In specs/ddpm.yaml's U-Net that is 4
  * to 8 images per sgemm at 28x28, 16 to 38 at 14x14 and 7x7, where it matters most. */
@@ -207,6 +211,27 @@ static void cv_bias_grad(float *db, const float *dy, int64_t nplanes, int c, int
     }
 }
 
+/* The convolution of node n for oneDNN: x [N, C_in, ...] -> n [N, C_out, ...]. */
+static cvd_conv cvd_of(const ag_node *n, int transposed)
+{
+    const ag_shape *x = &n->src[0]->shape, *w = &n->src[1]->shape;
+    return (cvd_conv){.transposed = transposed, .bias = n->nsrc > 2,
+                      .n = x->d[0], .cin = x->d[1], .ih = x->d[2], .iw = x->d[3],
+                      .cout = n->shape.d[1], .oh = n->shape.d[2], .ow = n->shape.d[3],
+                      .kh = w->d[2], .kw = w->d[3], .sh = n->i[0], .sw = n->i[1],
+                      .ph = n->i[2], .pw = n->i[3],
+                      .oph = transposed ? n->i[4] : 0, .opw = transposed ? n->i[5] : 0};
+}
+
+/* The gradients backward asks for (need: 1 input, 2 weight, 4 bias) by oneDNN. */
+static int cvd_grads(const ag_node *n, int transposed, unsigned need)
+{
+    cvd_conv c = cvd_of(n, transposed);
+    return cvd_backward(&c, n->src[0]->data, n->src[1]->data, n->grad,
+                        need & 1u ? n->src[0]->grad : NULL, need & 2u ? n->src[1]->grad : NULL,
+                        need & 4u ? n->src[2]->grad : NULL);
+}
+
 /* ------------------------------------------------------------ shape checks -- */
 
 /* Checks what conv2d and conv_transpose2d share; the weight's layout differs in which
@@ -278,6 +303,8 @@ static void conv_forward(ag_graph *g, ag_node *n)
     int nb = x->shape.d[0], G = cv_group(&q, nb);
     int64_t K = cv_rows(&q), P = cv_cols(&q), xs = (int64_t)q.c * q.h * q.w;
     const float *bias = n->nsrc > 2 ? n->src[2]->data : NULL;
+    cvd_conv c = cvd_of(n, 0);
+    if (cvd_forward(&c, x->data, w->data, bias, n->data)) return;
     float *col = n->aux, *grid = n->aux + K * P * G;
     for (int b0 = 0; b0 < nb; b0 += G) {
         int gn = nb - b0 < G ? nb - b0 : G;
@@ -294,6 +321,7 @@ static void conv_forward(ag_graph *g, ag_node *n)
  * column scratch takes W^T dy, folded into dx. db += the sums of dy. */
 static void conv_backward(ag_graph *g, ag_node *n, unsigned need)
 {
+    if (cvd_grads(n, 0, need)) return;
     const ag_node *x = n->src[0], *w = n->src[1];
     cv_geom q = conv_geom(n);
     int nb = x->shape.d[0], G = cv_group(&q, nb);
@@ -363,6 +391,8 @@ static void convt_forward(ag_graph *g, ag_node *n)
     int nb = x->shape.d[0], G = cv_group(&q, nb);
     int64_t K = cv_rows(&q), P = cv_cols(&q), ys = (int64_t)q.c * q.h * q.w;
     const float *bias = n->nsrc > 2 ? n->src[2]->data : NULL;
+    cvd_conv c = cvd_of(n, 1);
+    if (cvd_forward(&c, x->data, w->data, bias, n->data)) return;
     float *col = n->aux, *grid = n->aux + K * P * G;
     cv_fill_bias(n->data, bias, (int64_t)nb * q.c, q.c, (int64_t)q.h * q.w);
     for (int b0 = 0; b0 < nb; b0 += G) {
@@ -378,6 +408,7 @@ static void convt_forward(ag_graph *g, ag_node *n)
  * the grid scratch takes W col, scattered into dx. db += the sums of dy. */
 static void convt_backward(ag_graph *g, ag_node *n, unsigned need)
 {
+    if (cvd_grads(n, 1, need)) return;
     const ag_node *x = n->src[0], *w = n->src[1];
     cv_geom q = convt_geom(n);
     int nb = x->shape.d[0], G = cv_group(&q, nb);

@@ -1,25 +1,17 @@
-/* linalg.c — sgemm (OpenBLAS, and the naive reference beside it), matmul and linear.
+/* linalg.c — sgemm (the backend's, include/aigc/blas.h, and the naive reference beside
+ * it), matmul and linear.
  *
  * Dimension letters, for the whole file: op(A) is [M, K], op(B) is [K, N], C is
  * [M, N]; op transposes when the trans flag is set, so a transposed A is stored [K, M].
  * Batched matmul repeats that over the leading dimensions ("groups"). All matrices are
  * row-major; ld* is the stored row length. */
-#include <cblas.h>
 #include <string.h>
 
+#include "aigc/blas.h"
 #include "aigc/graph.h"
 #include "aigc/pool.h"
 
 /* ------------------------------------------------------------------- sgemm -- */
-
-static void blas_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha,
-                       const float *a, int lda, const float *b, int ldb, float beta, float *c,
-                       int ldc)
-{
-    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
-                trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c,
-                ldc);
-}
 
 /* One sgemm cut along C's rows (by_rows) or columns, a piece per chunk of the pool.
  * A linear layer's adds two things to each piece, done while the piece is in cache:
@@ -73,12 +65,11 @@ static void sgemm_piece(void *ctx, int64_t lo, int64_t hi)
     float *c = j->c + (j->by_rows ? lo * j->ldc : lo);
     float beta = sgemm_start(j, c, rows, cols, j->by_rows ? 0 : lo);
     if (j->by_rows) /* rows lo..hi of op(A) and C */
-        blas_sgemm(j->trans_a, j->trans_b, len, j->n, j->k, j->alpha,
-                   j->a + (j->trans_a ? lo : lo * j->lda), j->lda, j->b, j->ldb, beta, c,
-                   j->ldc);
+        bk_sgemm(j->trans_a, j->trans_b, len, j->n, j->k, j->alpha,
+                 j->a + (j->trans_a ? lo : lo * j->lda), j->lda, j->b, j->ldb, beta, c, j->ldc);
     else /* columns lo..hi of op(B) and C */
-        blas_sgemm(j->trans_a, j->trans_b, j->m, len, j->k, j->alpha, j->a, j->lda,
-                   j->b + (j->trans_b ? lo * j->ldb : lo), j->ldb, beta, c, j->ldc);
+        bk_sgemm(j->trans_a, j->trans_b, j->m, len, j->k, j->alpha, j->a, j->lda,
+                 j->b + (j->trans_b ? lo * j->ldb : lo), j->ldb, beta, c, j->ldc);
     if (j->ep) {
         if (j->by_rows)
             sgemm_epilogue(j, lo, hi, 0, j->n);

@@ -11,6 +11,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "aigc/blas.h"
 #include "aigc/pool.h"
 #include "aigc/report.h"
 #include "aigc/sample.h"
@@ -153,7 +154,7 @@ static void write_report(tr_run_state *st)
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     rp_facts f = {.spec_name = s->name, .spec_path = s->path, .command = st->o->command ? st->o->command : "",
-                  .backend = "openblas", .threads = tp_threads(), .epoch = st->epoch, .epochs = s->epochs,
+                  .backend = bk_name(bk_current()), .threads = tp_threads(), .epoch = st->epoch, .epochs = s->epochs,
                   .step = st->step, .seconds = pb_now() - st->pr.start,
                   .samples_per_second = st->train_seconds > 0 ? (double)st->trained / st->train_seconds : 0,
                   .peak_memory_mb = (double)ru.ru_maxrss / 1024, .checkpoint = "last.safetensors"};

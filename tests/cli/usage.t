@@ -17,6 +17,10 @@ expect_error 2 "aigc-run: --seed expects a whole number in [0, 92233720368547758
 expect_error 2 "aigc-run: --threads expects a whole number in [1, 16], got '0'" check specs/gan.yaml --threads 0
 expect_error 2 "aigc-run: --threads expects a whole number in [1, 16], got '17'" check specs/gan.yaml --threads 17
 expect_error 2 "aigc-run: --out needs a value" specs/gan.yaml --out
+expect_error 2 "aigc-run: --backend: unknown backend 'mkl' (openblas or onednn)" check specs/gan.yaml --backend mkl
+export AIGC_BACKEND=blis
+expect_error 2 "aigc-run: AIGC_BACKEND: unknown backend 'blis' (openblas or onednn)" check specs/gan.yaml
+unset AIGC_BACKEND
 expect_error 2 "aigc-run: --progress takes bar, lines or auto, not 'fancy'" specs/gan.yaml --progress fancy
 expect_error 2 "aigc-run: unexpected argument 'specs/vae.yaml'" check specs/gan.yaml specs/vae.yaml
 
