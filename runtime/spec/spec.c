@@ -163,8 +163,10 @@ static int parse_shape(const yt_node *n, const char *what, ag_shape *out, ag_err
  * type, the range or the words it takes, its default and the field its value goes to.
  * sp_bind reads a mapping by its table: the unknown keys and their "did you mean" come
  * from its names, in its order; the range a message states, from its bounds. A key of
- * type SP_OWN is a list, a section or an expression over others: the table names it and
- * the mapping's own code reads it, after sp_bind. */
+ * type SP_OWN is a list, a section or an expression over others: its load function
+ * reads it, or else the mapping's own code, after sp_bind. Keys are read in the table's
+ * order, pass by pass (pass 0 first): a mapping whose keys are read in another order
+ * than its names are offered for "did you mean" numbers its passes. */
 typedef enum sp_key_type {
     SP_OWN,
     SP_INT,   /* int, in [min, max] */
@@ -180,6 +182,7 @@ typedef enum sp_key_type {
 
 enum {
     SP_REQUIRED = 1u << 0,
+    SP_ALWAYS = 1u << 4,  /* SP_OWN: load is called when the key is absent too */
     SP_HAS_LOC = 1u << 1, /* the value's place goes to loc_offset (the mapping's if absent) */
     SP_IMAGES = 1u << 2,  /* applies to image data only */
     SP_TEXT = 1u << 3,    /* applies to text data only */
@@ -199,6 +202,9 @@ struct sp_key {
     size_t offset, loc_offset;
     const sp_key *sub;
     int nsub;
+    int pass;
+    /* SP_OWN: reads the key's value v (NULL when absent, with SP_ALWAYS) into dst. */
+    int (*load)(sp_spec *s, void *dst, const yt_node *map, const yt_node *v, ag_error *err);
     /* Called when the key is given, before its value is read: may it be given here? */
     int (*allow)(const void *dst, const yt_node *map, const yt_node *v, ag_error *err);
     /* Called once the value is read (or defaulted: v NULL). */
@@ -282,19 +288,27 @@ static int sp_bind(sp_spec *s, const sp_key *keys, int n, unsigned data, const y
     }
     allowed[na] = NULL;
     if (yt_check_keys(map, allowed, where, err)) return AG_ERR;
-    for (int j = 0; j < n; j++) {
-        const sp_key *k = &keys[j];
-        if (!applies(k, data) || k->type == SP_OWN) continue;
-        const yt_node *v = yt_get(map, k->name);
-        void *at = (char *)dst + k->offset;
-        if (k->flags & SP_HAS_LOC) *(ag_loc *)((char *)dst + k->loc_offset) = v ? v->loc : map->loc;
-        if (!v && (k->flags & SP_REQUIRED)) {
-            yt_need(map, k->name, err);
-            return AG_ERR;
+    for (int pass = 0, more = 1; more; pass++) {
+        more = 0;
+        for (int j = 0; j < n; j++) {
+            const sp_key *k = &keys[j];
+            more |= k->pass > pass;
+            if (k->pass != pass || !applies(k, data) || (k->type == SP_OWN && !k->load)) continue;
+            const yt_node *v = yt_get(map, k->name);
+            if (!v && (k->flags & SP_REQUIRED)) {
+                yt_need(map, k->name, err);
+                return AG_ERR;
+            }
+            if (k->type == SP_OWN) {
+                if ((v || (k->flags & SP_ALWAYS)) && k->load(s, dst, map, v, err)) return AG_ERR;
+                continue;
+            }
+            if (k->flags & SP_HAS_LOC) *(ag_loc *)((char *)dst + k->loc_offset) = v ? v->loc : map->loc;
+            if (v && k->allow && k->allow(dst, map, v, err)) return AG_ERR;
+            void *at = (char *)dst + k->offset;
+            if (v ? bind_value(s, k, v, data, dst, at, err) : bind_default(s, k, map, dst, err)) return AG_ERR;
+            if (k->check && k->check(dst, map, v, err)) return AG_ERR;
         }
-        if (v && k->allow && k->allow(dst, map, v, err)) return AG_ERR;
-        if (v ? bind_value(s, k, v, data, dst, at, err) : bind_default(s, k, map, dst, err)) return AG_ERR;
-        if (k->check && k->check(dst, map, v, err)) return AG_ERR;
     }
     return AG_OK;
 }
@@ -352,16 +366,16 @@ static const sp_key data_keys[] = {
      .loc_offset = offsetof(sp_data, path_loc), .check = data_path_check},
     {.name = "batch", .type = SP_INT, .min = 1, .max = 65536, .dflt = 64, .offset = offsetof(sp_data, batch)},
     {.name = "shuffle", .type = SP_BOOL, .dflt = 1, .offset = offsetof(sp_data, shuffle)},
-    {.name = "x", .type = SP_EXPR, .flags = SP_IMAGES, .dflt_text = "flatten(pixels / 255)",
-     .offset = offsetof(sp_data, x)},
-    {.name = "x", .type = SP_EXPR, .flags = SP_TEXT, .dflt_text = "tokens", .offset = offsetof(sp_data, x)},
     {.name = "context", .type = SP_INT, .flags = SP_TEXT, .min = 1, .max = 4096, .dflt = 64,
      .offset = offsetof(sp_data, context)},
     {.name = "test", .type = SP_FLOAT, .flags = SP_TEXT, .lo = 0, .hi = 0.5, .dflt = 0.1,
      .offset = offsetof(sp_data, test_fraction)},
+    {.name = "x", .type = SP_EXPR, .flags = SP_IMAGES, .dflt_text = "flatten(pixels / 255)",
+     .offset = offsetof(sp_data, x)},
+    {.name = "x", .type = SP_EXPR, .flags = SP_TEXT, .dflt_text = "tokens", .offset = offsetof(sp_data, x)},
 };
 
-static int load_data(sp_spec *s, const yt_node *n, ag_error *err)
+static int load_data(sp_spec *s, void *dst, const yt_node *map, const yt_node *n, ag_error *err)
 {
     if (yt_want(n, YT_MAP, "data", err)) return AG_ERR;
     sp_data *d = &s->data;
@@ -523,7 +537,7 @@ static int load_model(sp_spec *s, const yt_pair *pair, sp_model *m, ag_error *er
     return AG_OK;
 }
 
-static int load_models(sp_spec *s, const yt_node *n, ag_error *err)
+static int load_models(sp_spec *s, void *dst, const yt_node *map, const yt_node *n, ag_error *err)
 {
     if (yt_want(n, YT_MAP, "models", err)) return AG_ERR;
     if (n->n == 0) return ag_errorf(err, n->loc, "'models' is empty");
@@ -670,7 +684,7 @@ static const sp_key train_keys[] = {
      .offset = offsetof(sp_spec, max_skipped), .allow = max_skipped_allow},
 };
 
-static int load_train(sp_spec *s, const yt_node *n, ag_error *err)
+static int load_train(sp_spec *s, void *dst, const yt_node *map, const yt_node *n, ag_error *err)
 {
     if (yt_want(n, YT_MAP, "train", err) || sp_bind(s, SP_KEYS(train_keys), 0, n, "train", s, err)) return AG_ERR;
 
@@ -720,8 +734,9 @@ static const sp_key loop_keys[] = {
     {.name = "steps", .type = SP_OWN},
 };
 
-static int load_loop(sp_spec *s, const yt_node *n, sp_sample *sm, ag_error *err)
+static int load_loop(sp_spec *s, void *dst, const yt_node *map, const yt_node *n, ag_error *err)
 {
+    sp_sample *sm = dst;
     if (yt_want(n, YT_MAP, "loop", err) || sp_bind(s, SP_KEYS(loop_keys), 0, n, "loop", sm, err)) return AG_ERR;
     sm->has_loop = 1;
     sm->loop_loc = n->loc;
@@ -748,7 +763,7 @@ static const sp_key schedule_keys[] = {
 static_assert(SP_SCHEDULE_LINEAR == 0 && SP_SCHEDULE_COSINE == 1 && sizeof(sp_schedule_kind) == sizeof(int),
               "a schedule kind is the index of its word");
 
-static int load_schedule(sp_spec *s, const yt_node *n, ag_error *err)
+static int load_schedule(sp_spec *s, void *dst, const yt_node *map, const yt_node *n, ag_error *err)
 {
     sp_schedule *sc = &s->schedule;
     sc->loc = n->loc;
@@ -801,8 +816,9 @@ static const sp_key input_keys[] = {
 
 /* inputs: {NAME: NUMBER, NAME: {number: NUMBER, range: [LO, HI]}, NAME: {image: FILE-or-~},
  * NAME: {text: STRING}}. */
-static int load_inputs(sp_spec *s, const yt_node *n, sp_sample *sm, ag_error *err)
+static int load_inputs(sp_spec *s, void *dst, const yt_node *map, const yt_node *n, ag_error *err)
 {
+    sp_sample *sm = dst;
     static const char *const taken[] = {"n", "pixels", "test_x", "test_label", "tokens"};
     if (yt_want(n, YT_MAP, "inputs", err)) return AG_ERR;
     if (n->n > SP_MAX_SAMPLE_INPUTS)
@@ -856,8 +872,41 @@ static int load_inputs(sp_spec *s, const yt_node *n, sp_sample *sm, ag_error *er
     return AG_OK;
 }
 
-/* One section: an image expression over n draws (and the test split's first n
- * images as test_x and test_label), optional statements before it, and the grid. */
+/* steps: statements run before the section's result. */
+static int load_section_steps(sp_spec *s, void *dst, const yt_node *map, const yt_node *v, ag_error *err)
+{
+    sp_sample *sm = dst;
+    if (yt_want(v, YT_SEQ, "steps", err)) return AG_ERR;
+    sm->nsteps = (int)v->n;
+    sm->steps = ar_alloc(&s->arena, (v->n ? v->n : 1) * sizeof *sm->steps);
+    for (size_t k = 0; k < v->n; k++)
+        if (parse_stmt(s, v->items[k], &sm->steps[k], err)) return AG_ERR;
+    return AG_OK;
+}
+
+static int strip_check(void *dst, const yt_node *map, const yt_node *v, ag_error *err)
+{
+    const sp_sample *sm = dst;
+    if (v && !yt_get(map, "loop"))
+        return ag_errorf(err, v->loc, "%s: 'strip' records the passes of a loop, and this section has none",
+                         sm->name);
+    if (v && yt_get(map, "text"))
+        return ag_errorf(err, v->loc, "%s: 'strip' records images, and this section gives text", sm->name);
+    return AG_OK;
+}
+
+/* The section's result: an image expression, or a text one. */
+static int load_result(sp_spec *s, void *dst, const yt_node *map, const yt_node *img, ag_error *err)
+{
+    sp_sample *sm = dst;
+    const yt_node *txt = yt_get(map, "text");
+    if (img && txt)
+        return ag_errorf(err, txt->loc, "%s: a section gives 'image' or 'text', not both", sm->name);
+    if (txt) return parse_expr(s, txt, "text", &sm->text, err);
+    if (!(img = yt_need(map, "image", err)) || parse_expr(s, img, "image", &sm->image, err)) return AG_ERR;
+    return AG_OK;
+}
+
 /* grid: ROWSxCOLS, for a section that gives images (one that gives text ignores it). */
 static int grid_check(void *dst, const yt_node *map, const yt_node *v, ag_error *err)
 {
@@ -872,65 +921,50 @@ static int grid_check(void *dst, const yt_node *map, const yt_node *v, ag_error 
     return AG_OK;
 }
 
+/* range: the values mapped to black and white, for a section that gives images. */
+static int load_image_range(sp_spec *s, void *dst, const yt_node *map, const yt_node *v, ag_error *err)
+{
+    sp_sample *sm = dst;
+    double lo, hi;
+    if (yt_get(map, "text")) return AG_OK;
+    if (get_range(v, &lo, &hi, err)) return AG_ERR;
+    sm->has_range = 1;
+    sm->lo = (float)lo;
+    sm->hi = (float)hi;
+    return AG_OK;
+}
+
 static const sp_key strip_keys[] = {
     {.name = "every", .type = SP_INT, .flags = SP_REQUIRED, .min = 1, .max = 1000000,
      .offset = offsetof(sp_sample, strip_every)},
 };
 
+/* Offered for "did you mean" in this order, read in the order of the passes. */
 static const sp_key section_keys[] = {
-    {.name = "image", .type = SP_OWN},
-    {.name = "steps", .type = SP_OWN},
-    {.name = "loop", .type = SP_OWN},
-    {.name = "grid", .type = SP_FN, .check = grid_check},
-    {.name = "range", .type = SP_OWN},
+    {.name = "image", .type = SP_OWN, .flags = SP_ALWAYS, .pass = 6, .load = load_result},
+    {.name = "steps", .type = SP_OWN, .pass = 1, .load = load_section_steps},
+    {.name = "loop", .type = SP_OWN, .pass = 4, .load = load_loop},
+    {.name = "grid", .type = SP_FN, .pass = 7, .check = grid_check},
+    {.name = "range", .type = SP_OWN, .pass = 8, .load = load_image_range},
     {.name = "count", .type = SP_INT, .min = 1, .max = 4096, .dflt = 64, .offset = offsetof(sp_sample, count)},
-    {.name = "each_epoch", .type = SP_BOOL, .dflt = 1, .offset = offsetof(sp_sample, each_epoch)},
-    {.name = "inputs", .type = SP_OWN},
+    {.name = "each_epoch", .type = SP_BOOL, .pass = 3, .dflt = 1, .offset = offsetof(sp_sample, each_epoch)},
+    {.name = "inputs", .type = SP_OWN, .pass = 2, .load = load_inputs},
     {.name = "text", .type = SP_OWN},
-    {.name = "strip", .type = SP_MAP, .sub = SP_KEYS(strip_keys)},
+    {.name = "strip", .type = SP_MAP, .pass = 5, .sub = SP_KEYS(strip_keys), .check = strip_check},
 };
 
+/* One section: an image expression over n draws (and the test split's first n
+ * images as test_x and test_label), optional statements before it, and the grid. */
 static int load_section(sp_spec *s, const char *name, const yt_node *n, sp_sample *sm, ag_error *err)
 {
-    if (yt_want(n, YT_MAP, name, err) || sp_bind(s, SP_KEYS(section_keys), 0, n, name, sm, err)) return AG_ERR;
     sm->name = name;
     sm->loc = n->loc;
-    const yt_node *steps = yt_get(n, "steps");
-    if (steps) {
-        if (yt_want(steps, YT_SEQ, "steps", err)) return AG_ERR;
-        sm->nsteps = (int)steps->n;
-        sm->steps = ar_alloc(&s->arena, (steps->n ? steps->n : 1) * sizeof *sm->steps);
-        for (size_t k = 0; k < steps->n; k++)
-            if (parse_stmt(s, steps->items[k], &sm->steps[k], err)) return AG_ERR;
-    }
-    const yt_node *inputs = yt_get(n, "inputs");
-    if (inputs && load_inputs(s, inputs, sm, err)) return AG_ERR;
-    const yt_node *loop = yt_get(n, "loop");
-    if (loop && load_loop(s, loop, sm, err)) return AG_ERR;
-    const yt_node *strip = yt_get(n, "strip");
-    if (strip && !loop)
-        return ag_errorf(err, strip->loc, "%s: 'strip' records the passes of a loop, and this section has none",
-                         name);
-    if (strip && yt_get(n, "text"))
-        return ag_errorf(err, strip->loc, "%s: 'strip' records images, and this section gives text", name);
-    const yt_node *img = yt_get(n, "image"), *txt = yt_get(n, "text");
-    if (img && txt)
-        return ag_errorf(err, txt->loc, "%s: a section gives 'image' or 'text', not both", name);
-    if (txt) return parse_expr(s, txt, "text", &sm->text, err);
-    if (!(img = yt_need(n, "image", err)) || parse_expr(s, img, "image", &sm->image, err)) return AG_ERR;
-    const yt_node *range = yt_get(n, "range");
-    if (range) {
-        double lo, hi;
-        if (get_range(range, &lo, &hi, err)) return AG_ERR;
-        sm->has_range = 1;
-        sm->lo = (float)lo;
-        sm->hi = (float)hi;
-    }
-    return AG_OK;
+    if (yt_want(n, YT_MAP, name, err)) return AG_ERR;
+    return sp_bind(s, SP_KEYS(section_keys), 0, n, name, sm, err);
 }
 
 /* `sample:` is one section (it has an image) or named sections. */
-static int load_sample(sp_spec *s, const yt_node *n, ag_error *err)
+static int load_sample(sp_spec *s, void *dst, const yt_node *map, const yt_node *n, ag_error *err)
 {
     if (yt_want(n, YT_MAP, "sample", err)) return AG_ERR;
     if (yt_get(n, "image") || yt_get(n, "text")) {
@@ -1049,11 +1083,11 @@ static int name_check(void *dst, const yt_node *map, const yt_node *v, ag_error 
 static const sp_key spec_keys[] = {
     {.name = "name", .type = SP_STR, .flags = SP_REQUIRED, .offset = offsetof(sp_spec, name), .check = name_check},
     {.name = "seed", .type = SP_U64, .min = 0, .max = LONG_MAX, .offset = offsetof(sp_spec, seed)},
-    {.name = "data", .type = SP_OWN},
-    {.name = "schedule", .type = SP_OWN},
-    {.name = "models", .type = SP_OWN},
-    {.name = "train", .type = SP_OWN},
-    {.name = "sample", .type = SP_OWN},
+    {.name = "data", .type = SP_OWN, .flags = SP_REQUIRED, .load = load_data},
+    {.name = "schedule", .type = SP_OWN, .load = load_schedule},
+    {.name = "models", .type = SP_OWN, .flags = SP_REQUIRED, .load = load_models},
+    {.name = "train", .type = SP_OWN, .flags = SP_REQUIRED, .load = load_train},
+    {.name = "sample", .type = SP_OWN, .load = load_sample},
     {.name = "hooks", .type = SP_STR, .flags = SP_HAS_LOC, .offset = offsetof(sp_spec, hooks),
      .loc_offset = offsetof(sp_spec, hooks_loc)},
 };
@@ -1068,15 +1102,7 @@ int sp_load(sp_spec *s, const char *path, const sp_set *sets, int nsets, ag_erro
     if (yt_want(root, YT_MAP, "the spec", err)) return AG_ERR;
     for (int k = 0; k < nsets; k++)
         if (apply_set(s, sets[k].text, err)) return AG_ERR;
-    if (sp_bind(s, SP_KEYS(spec_keys), 0, root, NULL, s, err)) return AG_ERR;
-
-    const yt_node *n;
-    if (!(n = yt_need(root, "data", err)) || load_data(s, n, err)) return AG_ERR;
-    if ((n = yt_get(root, "schedule")) && load_schedule(s, n, err)) return AG_ERR;
-    if (!(n = yt_need(root, "models", err)) || load_models(s, n, err)) return AG_ERR;
-    if (!(n = yt_need(root, "train", err)) || load_train(s, n, err)) return AG_ERR;
-    if ((n = yt_get(root, "sample")) && load_sample(s, n, err)) return AG_ERR;
-    return AG_OK;
+    return sp_bind(s, SP_KEYS(spec_keys), 0, root, NULL, s, err);
 }
 
 void sp_free(sp_spec *s) { ar_free(&s->arena); }
