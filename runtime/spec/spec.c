@@ -164,9 +164,9 @@ static int parse_shape(const yt_node *n, const char *what, ag_shape *out, ag_err
  * sp_bind reads a mapping by its table: the unknown keys and their "did you mean" come
  * from its names, in its order; the range a message states, from its bounds. A key of
  * type SP_OWN is a list, a section or an expression over others: its load function
- * reads it, or else the mapping's own code, after sp_bind. Keys are read in the table's
- * order, pass by pass (pass 0 first): a mapping whose keys are read in another order
- * than its names are offered for "did you mean" numbers its passes. */
+ * reads it, or else the mapping's own code, after sp_bind. Keys are read pass by pass
+ * (pass 0 first), each pass in the table's order: a table lists its names in the order
+ * "did you mean" offers them, and numbers passes where it reads its keys in another. */
 typedef enum sp_key_type {
     SP_OWN,
     SP_INT,   /* int, in [min, max] */
@@ -182,10 +182,10 @@ typedef enum sp_key_type {
 
 enum {
     SP_REQUIRED = 1u << 0,
-    SP_ALWAYS = 1u << 4,  /* SP_OWN: load is called when the key is absent too */
     SP_HAS_LOC = 1u << 1, /* the value's place goes to loc_offset (the mapping's if absent) */
     SP_IMAGES = 1u << 2,  /* applies to image data only */
     SP_TEXT = 1u << 3,    /* applies to text data only */
+    SP_ALWAYS = 1u << 4,  /* SP_OWN: load is called when the key is absent too */
 };
 
 typedef struct sp_key sp_key;
