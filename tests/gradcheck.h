@@ -6,11 +6,17 @@
  * L = sum(out * R) for a fixed random R, takes the analytic gradient of every
  * differentiable input with one ag_backward, and compares it element by element with
  * the central difference (L(x + h) - L(x - h)) / 2h, L summed in double.
+ *
+ * With AIGC_GRADCOV naming a file, each check appends to it the name of every op whose
+ * backward it ran (the case's own nodes, not the loss built around them), one a line:
+ * tests/test_grad_coverage.c runs the programs that include this header that way and
+ * fails for any op of the table with a backward that no check reached.
  */
 #ifndef AIGC_GRADCHECK_H
 #define AIGC_GRADCHECK_H
 
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "aigc/graph.h"
 #include "tap.h"
@@ -39,6 +45,19 @@ static inline double gc_loss(ag_graph *g, ag_node *out, const float *r)
     int64_t n = ag_numel(&out->shape);
     for (int64_t k = 0; k < n; k++) s += (double)out->data[k] * r[k];
     return s;
+}
+
+/* The ops of the case's nodes (ids up to out's) that the backward plan calls. */
+static inline void gc_record(const ag_bwplan *bw, const ag_node *out)
+{
+    const char *path = getenv("AIGC_GRADCOV");
+    if (!path || !bw) return;
+    FILE *f = fopen(path, "a");
+    if (!f) return;
+    for (int k = 0; k < bw->nsteps; k++)
+        if (bw->steps[k].node->id <= out->id)
+            fprintf(f, "%s\n", ag_op_defs[bw->steps[k].node->op]->name);
+    fclose(f);
 }
 
 /* One TAP line per case: ok when every gradient element matches. */
@@ -133,6 +152,7 @@ static inline int gc_check_opts(const char *name, int nin, const gc_input *in, g
         }
     }
     ok(good, "gradcheck %s (worst abs error %.2g)", name, worst);
+    if (good) gc_record(bw, out);
     ag_graph_free(&g);
     ag_params_free(&ps);
     return good;

@@ -109,7 +109,7 @@ static void test_case(const gd_file *f, rng *r, const char *label, const char *i
     for (int k = 0; k < s.ndim; k++) s.d[k] = (int)se->v[k];
     float args[INIT_MAX_ARGS];
     init_default_args(d, args);
-    for (int k = 0; k < d->nargs && k < ae->n; k++) args[k] = (float)ae->v[k];
+    for (int k = 0; k < d->args.nparams && k < ae->n; k++) args[k] = (float)ae->v[k];
     long n = (long)ag_numel(&s);
     float *x = ag_xmalloc((size_t)n * sizeof *x);
     for (long k = 0; k < n; k++) x[k] = NAN;

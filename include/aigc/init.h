@@ -21,6 +21,7 @@
 
 #include <stdint.h>
 
+#include "aigc/args.h"
 #include "aigc/base.h"
 #include "aigc/graph.h"
 #include "aigc/rng.h"
@@ -50,9 +51,7 @@ enum { INIT_MAX_ARGS = 2 };
 
 typedef struct init_def {
     const char *name;                       /* "kaiming_uniform" */
-    int nargs;
-    const char *arg_names[INIT_MAX_ARGS];   /* spec keys, PyTorch's argument names */
-    float arg_defaults[INIT_MAX_ARGS];      /* PyTorch's defaults */
+    ab_sig args;                            /* PyTorch's argument names and defaults */
     int needs_fans;                         /* only for tensors of 2 or more dimensions */
     void (*fill)(rng *r, float *x, int64_t n, int fan_in, int fan_out, const float *args);
 } init_def;

@@ -132,3 +132,11 @@ static void attention_backward(ag_graph *g, ag_node *n, unsigned need)
 const ag_op_def ag_def_causal_attention = {
     .name = "causal_attention", .min_src = 1, .max_src = 1, .infer = attention_infer,
     .forward = attention_forward, .backward = attention_backward};
+
+/* ----------------------------------------------------------------- builders -- */
+
+ag_node *ag_causal_attention(ag_graph *g, ag_node *qkv, int heads)
+{
+    return ag_new(g, AG_OP_CAUSAL_ATTENTION, 1, (ag_node *const[]){qkv}, NULL,
+                  (const int[AG_MAX_IP]){heads});
+}

@@ -435,3 +435,19 @@ const ag_op_def ag_def_conv_transpose2d = {.name = "conv_transpose2d", .min_src 
                                            .max_src = 3, .infer = convt_infer,
                                            .forward = convt_forward,
                                            .backward = convt_backward};
+
+/* ----------------------------------------------------------------- builders -- */
+
+ag_node *ag_conv2d(ag_graph *g, ag_node *x, ag_node *w, ag_node *b, int stride, int padding)
+{
+    return ag_new(g, AG_OP_CONV2D, b ? 3 : 2, (ag_node *const[]){x, w, b}, NULL,
+                  (const int[AG_MAX_IP]){stride, stride, padding, padding});
+}
+
+ag_node *ag_conv_transpose2d(ag_graph *g, ag_node *x, ag_node *w, ag_node *b, int stride,
+                             int padding, int output_padding)
+{
+    return ag_new(g, AG_OP_CONV_TRANSPOSE2D, b ? 3 : 2, (ag_node *const[]){x, w, b}, NULL,
+                  (const int[AG_MAX_IP]){stride, stride, padding, padding, output_padding,
+                                         output_padding});
+}

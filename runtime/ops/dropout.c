@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "aigc/graph.h"
+#include "build.h"
 
 static int dropout_infer(ag_node *n, ag_error *err)
 {
@@ -48,3 +49,7 @@ static void dropout_backward(ag_graph *g, ag_node *n, unsigned need)
 const ag_op_def ag_def_dropout = {.name = "dropout", .min_src = 1, .max_src = 1,
                                   .infer = dropout_infer, .forward = dropout_forward,
                                   .backward = dropout_backward};
+
+/* ----------------------------------------------------------------- builders -- */
+
+ag_node *ag_dropout(ag_graph *g, ag_node *x, float p) { return bd_new1(g, AG_OP_DROPOUT, x, BD_F(p), NULL); }

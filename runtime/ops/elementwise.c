@@ -7,6 +7,7 @@
 #include "aigc/graph.h"
 #include "aigc/pool.h"
 #include "axis.h"
+#include "build.h"
 #include "vmath.h"
 
 /* ---- broadcasting --------------------------------------------------------------- */
@@ -338,3 +339,37 @@ UNARY(sigmoid,    vm_sigmoidf(x),               y * (1.0f - y))
 UNARY(softplus,   softplusf(x, p0, p1),         p0 * x > p1 ? 1.0f : vm_sigmoidf(p0 * x))
 UNARY(silu,       x * vm_sigmoidf(x),           silu_grad(x))
 UNARY(gelu,       geluf(x),                     gelu_grad(x))
+
+/* ----------------------------------------------------------------- builders -- */
+
+ag_node *ag_unary(ag_graph *g, ag_op op, ag_node *x) { return bd_new1(g, op, x, NULL, NULL); }
+
+ag_node *ag_binary(ag_graph *g, ag_op op, ag_node *a, ag_node *b)
+{
+    return bd_new2(g, op, a, b, NULL, NULL);
+}
+
+ag_node *ag_affine(ag_graph *g, ag_node *x, float scale, float shift)
+{
+    return bd_new1(g, AG_OP_AFFINE, x, BD_F(scale, shift), NULL);
+}
+
+ag_node *ag_rdiv(ag_graph *g, float num, ag_node *x) { return bd_new1(g, AG_OP_RDIV, x, BD_F(num), NULL); }
+ag_node *ag_pow(ag_graph *g, ag_node *x, float p) { return bd_new1(g, AG_OP_POW, x, BD_F(p), NULL); }
+
+ag_node *ag_clamp(ag_graph *g, ag_node *x, float lo, float hi)
+{
+    return bd_new1(g, AG_OP_CLAMP, x, BD_F(lo, hi), NULL);
+}
+
+ag_node *ag_leaky_relu(ag_graph *g, ag_node *x, float slope)
+{
+    return bd_new1(g, AG_OP_LEAKY_RELU, x, BD_F(slope), NULL);
+}
+
+ag_node *ag_elu(ag_graph *g, ag_node *x, float alpha) { return bd_new1(g, AG_OP_ELU, x, BD_F(alpha), NULL); }
+
+ag_node *ag_softplus(ag_graph *g, ag_node *x, float beta, float threshold)
+{
+    return bd_new1(g, AG_OP_SOFTPLUS, x, BD_F(beta, threshold), NULL);
+}

@@ -7,6 +7,7 @@
 
 #include "aigc/graph.h"
 #include "axis.h"
+#include "build.h"
 
 /* -------------------------------------------------------------- embedding -- */
 
@@ -105,3 +106,15 @@ static void timestep_embedding_forward(ag_graph *g, ag_node *n)
 const ag_op_def ag_def_timestep_embedding = {
     .name = "timestep_embedding", .min_src = 1, .max_src = 1, .flags = AG_DEF_NO_GRAD,
     .infer = timestep_embedding_infer, .forward = timestep_embedding_forward};
+
+/* ----------------------------------------------------------------- builders -- */
+
+ag_node *ag_embedding(ag_graph *g, ag_node *weight, ag_node *index)
+{
+    return bd_new2(g, AG_OP_EMBEDDING, weight, index, NULL, NULL);
+}
+
+ag_node *ag_timestep_embedding(ag_graph *g, ag_node *t, int dim)
+{
+    return bd_new1(g, AG_OP_TIMESTEP_EMBEDDING, t, NULL, BD_I(dim));
+}

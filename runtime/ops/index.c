@@ -7,6 +7,7 @@
 #include <stdlib.h>
 
 #include "aigc/graph.h"
+#include "build.h"
 
 /* ---------------------------------------------------------------- one_hot -- */
 
@@ -280,3 +281,40 @@ static void categorical_forward(ag_graph *g, ag_node *n)
 const ag_op_def ag_def_categorical = {
     .name = "categorical", .min_src = 1, .max_src = 1, .flags = AG_DEF_NO_GRAD,
     .infer = categorical_infer, .forward = categorical_forward};
+
+/* ----------------------------------------------------------------- builders -- */
+
+ag_node *ag_one_hot(ag_graph *g, ag_node *index, int classes)
+{
+    return bd_new1(g, AG_OP_ONE_HOT, index, NULL, BD_I(classes));
+}
+
+ag_node *ag_batch_size(ag_graph *g) { return ag_leaf(g, AG_OP_BATCH_SIZE, ag_shape0(), 0, NULL, NULL); }
+
+ag_node *ag_cycle(ag_graph *g, int n, int period)
+{
+    return ag_leaf(g, AG_OP_CYCLE, ag_shape1(n), 0, NULL, BD_I(period));
+}
+
+ag_node *ag_interpolate(ag_graph *g, ag_node *a, ag_node *b, int steps)
+{
+    return bd_new2(g, AG_OP_INTERPOLATE, a, b, NULL, BD_I(steps));
+}
+
+ag_node *ag_randint(ag_graph *g, ag_shape shape, int batched, int high)
+{
+    return ag_leaf(g, AG_OP_RANDINT, shape, batched, NULL, BD_I(high));
+}
+
+ag_node *ag_table_at(ag_graph *g, ag_node *table, ag_node *index, float outside, int rank)
+{
+    return bd_new2(g, AG_OP_TABLE_AT, table, index, BD_F(outside), BD_I(rank));
+}
+
+ag_node *ag_threshold(ag_graph *g, ag_node *x, float t) { return bd_new1(g, AG_OP_THRESHOLD, x, BD_F(t), NULL); }
+ag_node *ag_bernoulli(ag_graph *g, ag_node *p) { return bd_new1(g, AG_OP_BERNOULLI, p, NULL, NULL); }
+
+ag_node *ag_categorical(ag_graph *g, ag_node *logits, int top_k)
+{
+    return bd_new1(g, AG_OP_CATEGORICAL, logits, NULL, BD_I(top_k));
+}

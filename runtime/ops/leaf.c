@@ -4,6 +4,7 @@
  * Random leaves draw from g->rng at every forward, in node order on one thread, so a
  * seed fixes every value of a run. */
 #include "aigc/graph.h"
+#include "build.h"
 
 /* ------------------------------------------------------------------- leaves -- */
 
@@ -77,3 +78,36 @@ const ag_op_def ag_def_rand_like = {.name = "rand_like", .min_src = 1, .max_src 
 const ag_op_def ag_def_detach = {.name = "detach", .min_src = 1, .max_src = 1,
                                  .flags = AG_DEF_NO_GRAD | AG_DEF_ALIAS_DATA,
                                  .infer = like_infer};
+
+/* ----------------------------------------------------------------- builders -- */
+
+ag_node *ag_input(ag_graph *g, const char *name, ag_shape shape, int batched)
+{
+    ag_node *n = ag_leaf(g, AG_OP_INPUT, shape, batched, NULL, NULL);
+    if (n) n->name = name;
+    return n;
+}
+
+ag_node *ag_full(ag_graph *g, ag_shape shape, int batched, float value)
+{
+    return ag_leaf(g, AG_OP_FULL, shape, batched, BD_F(value), NULL);
+}
+
+ag_node *ag_randn(ag_graph *g, ag_shape shape, int batched, float mean, float std)
+{
+    return ag_leaf(g, AG_OP_RANDN, shape, batched, BD_F(mean, std), NULL);
+}
+
+ag_node *ag_rand(ag_graph *g, ag_shape shape, int batched, float lo, float hi)
+{
+    return ag_leaf(g, AG_OP_RAND, shape, batched, BD_F(lo, hi), NULL);
+}
+
+ag_node *ag_full_like(ag_graph *g, ag_node *x, float value)
+{
+    return bd_new1(g, AG_OP_FULL_LIKE, x, BD_F(value), NULL);
+}
+
+ag_node *ag_randn_like(ag_graph *g, ag_node *x) { return bd_new1(g, AG_OP_RANDN_LIKE, x, NULL, NULL); }
+ag_node *ag_rand_like(ag_graph *g, ag_node *x) { return bd_new1(g, AG_OP_RAND_LIKE, x, NULL, NULL); }
+ag_node *ag_detach(ag_graph *g, ag_node *x) { return bd_new1(g, AG_OP_DETACH, x, NULL, NULL); }

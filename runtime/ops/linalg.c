@@ -416,3 +416,16 @@ const ag_op_def ag_def_linear = {.name = "linear", .min_src = 2, .max_src = 3,
                                  .infer = linear_infer,
                                  .forward = linear_forward,
                                  .backward = linear_backward};
+
+/* ----------------------------------------------------------------- builders -- */
+
+ag_node *ag_matmul(ag_graph *g, ag_node *a, ag_node *b, int trans_a, int trans_b)
+{
+    return ag_new(g, AG_OP_MATMUL, 2, (ag_node *const[]){a, b}, NULL,
+                  (const int[AG_MAX_IP]){trans_a, trans_b});
+}
+
+ag_node *ag_linear(ag_graph *g, ag_node *x, ag_node *w, ag_node *b)
+{
+    return ag_new(g, AG_OP_LINEAR, b ? 3 : 2, (ag_node *const[]){x, w, b}, NULL, NULL);
+}

@@ -15,6 +15,7 @@
 
 #include "aigc/graph.h"
 #include "aigc/pool.h"
+#include "build.h"
 #include "vmath.h"
 
 /* ---------------------------------------------------------------- reduction -- */
@@ -456,3 +457,10 @@ static void kl_backward(ag_graph *g, ag_node *n, unsigned need)
 const ag_op_def ag_def_kl_normal = {.name = "kl_normal", .min_src = 2, .max_src = 2,
                                     .infer = pair_infer, .forward = kl_forward,
                                     .backward = kl_backward};
+
+/* ----------------------------------------------------------------- builders -- */
+
+ag_node *ag_loss(ag_graph *g, ag_op op, ag_node *a, ag_node *b, ag_reduction red)
+{
+    return bd_new2(g, op, a, b, NULL, BD_I((int)red));
+}

@@ -80,3 +80,11 @@ static void masked_linear_backward(ag_graph *g, ag_node *n, unsigned need)
 const ag_op_def ag_def_masked_linear = {
     .name = "masked_linear", .min_src = 3, .max_src = 4, .infer = masked_linear_infer,
     .forward = masked_linear_forward, .backward = masked_linear_backward};
+
+/* ----------------------------------------------------------------- builders -- */
+
+ag_node *ag_masked_linear(ag_graph *g, ag_node *x, ag_node *w, ag_node *mask, ag_node *b)
+{
+    return ag_new(g, AG_OP_MASKED_LINEAR, b ? 4 : 3, (ag_node *const[]){x, w, mask, b}, NULL,
+                  NULL);
+}

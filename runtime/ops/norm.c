@@ -17,6 +17,7 @@
 #include "aigc/graph.h"
 #include "aigc/pool.h"
 #include "axis.h"
+#include "build.h"
 
 typedef struct nm_view {
     int64_t n, s;
@@ -411,3 +412,25 @@ static void batch_norm_backward(ag_graph *g, ag_node *n, unsigned need)
 const ag_op_def ag_def_batch_norm = {.name = "batch_norm", .min_src = 5, .max_src = 5,
                                      .infer = batch_norm_infer, .forward = batch_norm_forward,
                                      .backward = batch_norm_backward};
+
+/* ----------------------------------------------------------------- builders -- */
+
+ag_node *ag_layer_norm(ag_graph *g, ag_node *x, ag_node *w, ag_node *b, float eps)
+{
+    AG_ASSERT(w || !b);
+    return ag_new(g, AG_OP_LAYER_NORM, 1 + !!w + !!b, (ag_node *const[]){x, w, b}, BD_F(eps), NULL);
+}
+
+ag_node *ag_group_norm(ag_graph *g, ag_node *x, int groups, ag_node *w, ag_node *b, float eps)
+{
+    AG_ASSERT(w || !b);
+    return ag_new(g, AG_OP_GROUP_NORM, 1 + !!w + !!b, (ag_node *const[]){x, w, b}, BD_F(eps),
+                  BD_I(groups));
+}
+
+ag_node *ag_batch_norm(ag_graph *g, ag_node *x, ag_node *w, ag_node *b, ag_node *running_mean,
+                       ag_node *running_var, float eps, float momentum)
+{
+    return ag_new(g, AG_OP_BATCH_NORM, 5, (ag_node *const[]){x, w, b, running_mean, running_var},
+                  BD_F(eps, momentum), NULL);
+}

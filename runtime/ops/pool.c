@@ -11,6 +11,7 @@
  */
 #include "aigc/graph.h"
 #include "axis.h"
+#include "build.h"
 
 static int pl_check_input(ag_node *n, ag_error *err)
 {
@@ -136,3 +137,15 @@ static void up_backward(ag_graph *g, ag_node *n, unsigned need)
 const ag_op_def ag_def_upsample_nearest2d = {.name = "upsample_nearest2d", .min_src = 1,
                                              .max_src = 1, .infer = up_infer,
                                              .forward = up_forward, .backward = up_backward};
+
+/* ----------------------------------------------------------------- builders -- */
+
+ag_node *ag_avg_pool2d(ag_graph *g, ag_node *x, int kernel, int stride)
+{
+    return bd_new1(g, AG_OP_AVG_POOL2D, x, NULL, BD_I(kernel, stride ? stride : kernel));
+}
+
+ag_node *ag_upsample_nearest2d(ag_graph *g, ag_node *x, int scale)
+{
+    return bd_new1(g, AG_OP_UPSAMPLE_NEAREST2D, x, NULL, BD_I(scale));
+}

@@ -6,6 +6,7 @@
 
 #include "aigc/graph.h"
 #include "axis.h"
+#include "build.h"
 
 /* ---- sum, mean: everything to a scalar ------------------------------------------ */
 
@@ -117,3 +118,18 @@ const ag_op_def ag_def_sum_axis = {.name = "sum_axis", .min_src = 1, .max_src = 
 const ag_op_def ag_def_mean_axis = {.name = "mean_axis", .min_src = 1, .max_src = 1,
                                     .infer = axis_infer, .forward = axis_forward,
                                     .backward = axis_backward};
+
+/* ----------------------------------------------------------------- builders -- */
+
+ag_node *ag_sum(ag_graph *g, ag_node *x) { return bd_new1(g, AG_OP_SUM, x, NULL, NULL); }
+ag_node *ag_mean(ag_graph *g, ag_node *x) { return bd_new1(g, AG_OP_MEAN, x, NULL, NULL); }
+
+ag_node *ag_sum_axis(ag_graph *g, ag_node *x, int axis, int keepdim)
+{
+    return bd_new1(g, AG_OP_SUM_AXIS, x, NULL, BD_I(axis, keepdim));
+}
+
+ag_node *ag_mean_axis(ag_graph *g, ag_node *x, int axis, int keepdim)
+{
+    return bd_new1(g, AG_OP_MEAN_AXIS, x, NULL, BD_I(axis, keepdim));
+}

@@ -11,6 +11,7 @@
 
 #include "aigc/graph.h"
 #include "axis.h"
+#include "build.h"
 
 /* ---- reshape: i[0..i[4]-1] the new dims, one of them may be -1 -------------------- */
 
@@ -282,3 +283,35 @@ static void gather_backward(ag_graph *g, ag_node *n, unsigned need)
 const ag_op_def ag_def_gather = {.name = "gather", .min_src = 2, .max_src = 2,
                                  .infer = gather_infer, .forward = gather_forward,
                                  .backward = gather_backward};
+
+/* ----------------------------------------------------------------- builders -- */
+
+ag_node *ag_reshape(ag_graph *g, ag_node *x, int ndim, const int *dims)
+{
+    AG_ASSERT(ndim >= 0 && ndim <= AG_MAX_DIMS);
+    int ip[AG_MAX_IP] = {0};
+    for (int k = 0; k < ndim; k++) ip[k] = dims[k];
+    ip[4] = ndim;
+    return bd_new1(g, AG_OP_RESHAPE, x, NULL, ip);
+}
+
+ag_node *ag_flatten(ag_graph *g, ag_node *x)
+{
+    if (!x) return NULL;
+    return ag_reshape(g, x, 2, (const int[]){-1, x->shape.ndim ? (int)(ag_numel(&x->shape) / x->shape.d[0]) : 1});
+}
+
+ag_node *ag_concat(ag_graph *g, int n, ag_node *const *xs, int axis)
+{
+    return ag_new(g, AG_OP_CONCAT, n, xs, NULL, BD_I(axis));
+}
+
+ag_node *ag_slice(ag_graph *g, ag_node *x, int axis, int start, int end)
+{
+    return bd_new1(g, AG_OP_SLICE, x, NULL, BD_I(axis, start, end));
+}
+
+ag_node *ag_gather(ag_graph *g, ag_node *x, int axis, ag_node *index)
+{
+    return bd_new2(g, AG_OP_GATHER, x, index, NULL, BD_I(axis));
+}

@@ -10,6 +10,7 @@
 
 #include "aigc/graph.h"
 #include "axis.h"
+#include "build.h"
 
 static int sm_infer(ag_node *n, ag_error *err)
 {
@@ -115,3 +116,12 @@ const ag_op_def ag_def_softmax = {.name = "softmax", .min_src = 1, .max_src = 1,
 const ag_op_def ag_def_log_softmax = {.name = "log_softmax", .min_src = 1, .max_src = 1,
                                       .infer = sm_infer, .forward = log_softmax_forward,
                                       .backward = log_softmax_backward};
+
+/* ----------------------------------------------------------------- builders -- */
+
+ag_node *ag_softmax(ag_graph *g, ag_node *x, int axis) { return bd_new1(g, AG_OP_SOFTMAX, x, NULL, BD_I(axis)); }
+
+ag_node *ag_log_softmax(ag_graph *g, ag_node *x, int axis)
+{
+    return bd_new1(g, AG_OP_LOG_SOFTMAX, x, NULL, BD_I(axis));
+}

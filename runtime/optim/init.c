@@ -134,17 +134,23 @@ static void fill_xavier_normal(rng *r, float *x, int64_t n, int fi, int fo, cons
 
 /* Names, argument names and defaults are torch.nn.init's (uniform_(a=0, b=1) names its
  * bounds a and b; kaiming's a is the negative slope). */
+#define ARGS(...)                                                                          \
+    {AB_CALL, (int)(sizeof((const ab_param[]){__VA_ARGS__}) / sizeof(ab_param)), 0,      \
+     (const ab_param[]){__VA_ARGS__}, 0}
+#define ARG(n, d) {.name = n, .dflt = d, .lo = -INFINITY, .hi = INFINITY}
 const init_def init_defs[] = {
-    {"zeros", 0, {0}, {0}, 0, fill_zeros},
-    {"ones", 0, {0}, {0}, 0, fill_ones},
-    {"constant", 1, {"val"}, {0}, 0, fill_constant},
-    {"uniform", 2, {"a", "b"}, {0, 1}, 0, fill_uniform},
-    {"normal", 2, {"mean", "std"}, {0, 1}, 0, fill_normal},
-    {"kaiming_uniform", 1, {"a"}, {0}, 1, fill_kaiming_uniform},
-    {"kaiming_normal", 1, {"a"}, {0}, 1, fill_kaiming_normal},
-    {"xavier_uniform", 1, {"gain"}, {1}, 1, fill_xavier_uniform},
-    {"xavier_normal", 1, {"gain"}, {1}, 1, fill_xavier_normal},
+    {"zeros", {AB_CALL, 0, 0, NULL, 0}, 0, fill_zeros},
+    {"ones", {AB_CALL, 0, 0, NULL, 0}, 0, fill_ones},
+    {"constant", ARGS(ARG("val", 0)), 0, fill_constant},
+    {"uniform", ARGS(ARG("a", 0), ARG("b", 1)), 0, fill_uniform},
+    {"normal", ARGS(ARG("mean", 0), ARG("std", 1)), 0, fill_normal},
+    {"kaiming_uniform", ARGS(ARG("a", 0)), 1, fill_kaiming_uniform},
+    {"kaiming_normal", ARGS(ARG("a", 0)), 1, fill_kaiming_normal},
+    {"xavier_uniform", ARGS(ARG("gain", 1)), 1, fill_xavier_uniform},
+    {"xavier_normal", ARGS(ARG("gain", 1)), 1, fill_xavier_normal},
 };
+#undef ARG
+#undef ARGS
 const int init_ndefs = (int)AG_COUNTOF(init_defs);
 
 const init_def *init_by_name(const char *name)
@@ -154,16 +160,13 @@ const init_def *init_by_name(const char *name)
     return NULL;
 }
 
-int init_arg_index(const init_def *d, const char *arg)
-{
-    for (int k = 0; k < d->nargs; k++)
-        if (strcmp(d->arg_names[k], arg) == 0) return k;
-    return -1;
-}
+int init_arg_index(const init_def *d, const char *arg) { return ab_index(&d->args, arg); }
 
 void init_default_args(const init_def *d, float *args)
 {
-    for (int k = 0; k < INIT_MAX_ARGS; k++) args[k] = k < d->nargs ? d->arg_defaults[k] : 0;
+    double v[AB_MAX_PARAMS];
+    ab_defaults(&d->args, v);
+    for (int k = 0; k < INIT_MAX_ARGS; k++) args[k] = k < d->args.nparams ? (float)v[k] : 0;
 }
 
 int init_apply(const init_def *d, const float *args, rng *r, float *x, const ag_shape *s,

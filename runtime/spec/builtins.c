@@ -10,7 +10,7 @@
 #include "aigc/suggest.h"
 #include "eval.h"
 
-enum { BI_MAX_PARAMS = 6 };
+enum { BI_MAX_PARAMS = AB_MAX_PARAMS };
 
 struct bi_def {
     const char *name;
@@ -510,40 +510,17 @@ int bi_call(ev_ctx *c, const bi_def *d, const ex_node *call, pv *outs, int *nout
 {
     pv a[BI_MAX_PARAMS];
     memset(a, 0, sizeof a);
+    ab_param params[BI_MAX_PARAMS];
     int nparams = 0;
-    while (nparams < BI_MAX_PARAMS && d->params[nparams]) nparams++;
-    int npos = 0;
+    for (; nparams < BI_MAX_PARAMS && d->params[nparams]; nparams++)
+        params[nparams] = (ab_param){.name = d->params[nparams]};
+    ab_sig sig = {AB_CALL, nparams, d->nrequired, params, d->variadic};
+    ab_state st = {.nargs = (int)call->nargs};
     for (size_t k = 0; k < call->nargs; k++) {
         const ex_arg *arg = &call->args[k];
-        int at;
-        if (!arg->key) {
-            at = npos++;
-            /* An empty parameter name ends the positional ones (concat's axis is
-             * keyword-only). */
-            if (at >= nparams || !d->params[at][0])
-                return ag_errorf(err, arg->value->loc, "%s takes at most %d positional argument%s",
-                                 d->name, at, at == 1 ? "" : "s");
-        } else {
-            at = -1;
-            for (int j = 0; j < nparams; j++)
-                if (d->params[j][0] && strcmp(d->params[j], arg->key) == 0) at = j;
-            if (at < 0 || d->variadic) {
-                sg_best b;
-                sg_init(&b, arg->key);
-                for (int j = 0; j < nparams && !d->variadic; j++) sg_offer(&b, d->params[j]);
-                char hint[96];
-                return ag_errorf(err, arg->key_loc, "%s has no argument '%s'%s", d->name, arg->key,
-                                 sg_hint(&b, hint, sizeof hint));
-            }
-            if (a[at].kind != PV_NONE)
-                return ag_errorf(err, arg->key_loc, "%s: '%s' given twice", d->name, arg->key);
-        }
-        if (ev_eval(c, arg->value, &a[at], err)) return AG_ERR;
+        int at = ab_place(&sig, d->name, &st, arg->key, arg->value->loc, arg->key_loc, err);
+        if (at < 0 || ev_eval(c, arg->value, &a[at], err)) return AG_ERR;
     }
-    for (int k = 0; k < d->nrequired; k++)
-        if (a[k].kind == PV_NONE)
-            return ag_errorf(err, call->loc, "%s needs %d argument%s (%s%s%s)", d->name, d->nrequired,
-                             d->nrequired == 1 ? "" : "s", d->params[0], d->nrequired > 1 ? ", " : "",
-                             d->nrequired > 1 ? d->params[1] : "");
-    return d->build(c, call, a, d->variadic ? npos : nparams, outs, nout, err);
+    if (ab_missing(&sig, d->name, &st, call->loc, err)) return AG_ERR;
+    return d->build(c, call, a, d->variadic ? st.npos : nparams, outs, nout, err);
 }

@@ -10,6 +10,7 @@
 #ifndef AIGC_SPEC_EVAL_H
 #define AIGC_SPEC_EVAL_H
 
+#include "aigc/args.h"
 #include "aigc/program.h"
 
 typedef enum pv_kind { PV_NONE, PV_TENSOR, PV_NUM, PV_WORD, PV_BATCH } pv_kind;
@@ -59,10 +60,7 @@ pv ev_tensor(ag_node *n, float lo, float hi, ag_loc loc);
 
 struct ly_def {
     const char *name;
-    int nargs, nrequired;
-    const char *arg_names[SP_MAX_LAYER_ARGS];
-    double arg_defaults[SP_MAX_LAYER_ARGS];
-    double arg_lo[SP_MAX_LAYER_ARGS], arg_hi[SP_MAX_LAYER_ARGS];
+    ab_sig args;  /* at most SP_MAX_LAYER_ARGS */
     /* Adds the parameters of slot s for input x, named from prefix. */
     int (*declare)(ev_ctx *c, ly_slot *s, ag_node *x, const char *prefix, ag_error *err);
     ag_node *(*apply)(ev_ctx *c, const ly_slot *s, ag_node *x);
@@ -73,11 +71,6 @@ struct ly_def {
     /* FLOPs per sample for output y; NULL: one per output value (and linear's own
      * count from declare). */
     int64_t (*flops)(const ly_slot *s, const ag_node *y);
-    /* Bit k set: argument k must be a whole number (sizes, strides). */
-    unsigned whole;
-    /* The words argument k takes instead of a number, NULL-terminated; word j stands
-     * for j (arg_lo and arg_hi do not apply). NULL: numbers only. */
-    const char *const *arg_words[SP_MAX_LAYER_ARGS];
 };
 
 const ly_def *ly_find(const char *name);

@@ -1,4 +1,5 @@
 /* layers.c — the layer table: what a stack entry or a graph-model call can name. */
+#include <assert.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -380,70 +381,67 @@ static ag_node *time_embedding_apply(ev_ctx *c, const ly_slot *s, ag_node *x)
 
 /* ---------------------------------------------------------------- table -- */
 
-/* Arguments: names, defaults, [lo, hi] ranges; `nrequired` leading ones must be given;
- * `whole` marks the ones that must be whole numbers (bit k for argument k). */
-#define ARGS(...) .arg_names = {__VA_ARGS__}
+/* A layer's parameters (aigc/args.h): numbers with a default and a range [lo, hi],
+ * whole numbers, or words; the first `required` must be given. */
+#define NUM(n, d, l, h) {.name = n, .dflt = d, .lo = l, .hi = h}
+#define WHOLE(n, d, l, h) {.name = n, .dflt = d, .lo = l, .hi = h, .whole = 1}
+#define WORDS(n, w) {.name = n, .words = w}
+#define ARGS(required, ...)                                                                  \
+    .args = {.form = AB_LAYER, .nrequired = (required),                                  \
+             .nparams = (int)(sizeof((const ab_param[]){__VA_ARGS__}) / sizeof(ab_param)), \
+             .params = (const ab_param[]){__VA_ARGS__}}
+#define MADE_ARGS                                                                          \
+    ARGS(1, WHOLE("out", 0, 1, 1 << 20), WORDS("order", made_orders),                 \
+         WORDS("connect", made_connects), WHOLE("seed", 0, 0, 1 << 30))
+static_assert((int)AB_MAX_PARAMS == (int)SP_MAX_LAYER_ARGS, "a layer's arguments fit its slot's args");
 static const ly_def layers[] = {
-    {.name = "linear", .nargs = 2, .nrequired = 1, ARGS("out", "bias"), .arg_defaults = {0, 1},
-     .arg_lo = {1, 0}, .arg_hi = {1 << 24, 1}, .whole = 0x1, .declare = linear_declare,
+    {.name = "linear", ARGS(1, WHOLE("out", 0, 1, 1 << 24), NUM("bias", 1, 0, 1)), .declare = linear_declare,
      .apply = linear_apply, .init = linear_init},
     {.name = "relu", .apply = relu_apply, .range = range_relu},
-    {.name = "leaky_relu", .nargs = 1, ARGS("slope"), .arg_defaults = {0.01}, .arg_hi = {INFINITY},
-     .apply = leaky_apply, .range = range_leaky},
-    {.name = "elu", .nargs = 1, ARGS("alpha"), .arg_defaults = {1.0}, .arg_hi = {INFINITY},
-     .apply = elu_apply, .range = range_elu},
+    {.name = "leaky_relu", ARGS(0, NUM("slope", 0.01, 0, INFINITY)), .apply = leaky_apply, .range = range_leaky},
+    {.name = "elu", ARGS(0, NUM("alpha", 1.0, 0, INFINITY)), .apply = elu_apply, .range = range_elu},
     {.name = "tanh", .apply = tanh_apply, .range = range_tanh},
     {.name = "sigmoid", .apply = sigmoid_apply, .range = range_sigmoid},
-    {.name = "softplus", .nargs = 2, ARGS("beta", "threshold"), .arg_defaults = {1, 20},
-     .arg_lo = {1e-6, 0}, .arg_hi = {INFINITY, INFINITY}, .apply = softplus_apply,
-     .range = range_softplus},
+    {.name = "softplus", ARGS(0, NUM("beta", 1, 1e-6, INFINITY), NUM("threshold", 20, 0, INFINITY)),
+     .apply = softplus_apply, .range = range_softplus},
     {.name = "silu", .apply = silu_apply, .range = range_silu},
     {.name = "gelu", .apply = gelu_apply, .range = range_gelu},
-    {.name = "dropout", .nargs = 1, ARGS("p"), .arg_defaults = {0.5}, .arg_hi = {0.999},
-     .apply = dropout_apply, .range = range_dropout},
+    {.name = "dropout", ARGS(0, NUM("p", 0.5, 0, 0.999)), .apply = dropout_apply, .range = range_dropout},
     {.name = "flatten", .apply = flatten_apply, .range = range_same},
-    {.name = "reshape", .nargs = 3, .nrequired = 1, ARGS("d1", "d2", "d3"), .arg_lo = {1, 0, 0},
-     .arg_hi = {1 << 24, 1 << 24, 1 << 24}, .whole = 0x7, .apply = reshape_apply,
+    {.name = "reshape", ARGS(1, WHOLE("d1", 0, 1, 1 << 24), WHOLE("d2", 0, 0, 1 << 24), WHOLE("d3", 0, 0, 1 << 24)),
+     .apply = reshape_apply, .range = range_same},
+    {.name = "conv2d",
+     ARGS(2, WHOLE("out", 0, 1, 1 << 16), WHOLE("kernel", 0, 1, 64), WHOLE("stride", 1, 1, 64),
+          WHOLE("padding", 0, 0, 64), NUM("bias", 1, 0, 1)),
+     .declare = conv_declare, .apply = conv_apply, .init = conv_init, .flops = conv_flops},
+    {.name = "conv_transpose2d",
+     ARGS(2, WHOLE("out", 0, 1, 1 << 16), WHOLE("kernel", 0, 1, 64), WHOLE("stride", 1, 1, 64),
+          WHOLE("padding", 0, 0, 64), WHOLE("output_padding", 0, 0, 63), NUM("bias", 1, 0, 1)),
+     .declare = conv_declare, .apply = conv_apply, .init = conv_init, .flops = conv_flops},
+    {.name = "avg_pool", ARGS(1, WHOLE("kernel", 0, 1, 64), WHOLE("stride", 0, 0, 64)), .apply = avg_pool_apply,
      .range = range_same},
-    {.name = "conv2d", .nargs = 5, .nrequired = 2, ARGS("out", "kernel", "stride", "padding", "bias"),
-     .arg_defaults = {0, 0, 1, 0, 1}, .arg_lo = {1, 1, 1, 0, 0}, .arg_hi = {1 << 16, 64, 64, 64, 1},
-     .whole = 0xf, .declare = conv_declare, .apply = conv_apply, .init = conv_init,
-     .flops = conv_flops},
-    {.name = "conv_transpose2d", .nargs = 6, .nrequired = 2,
-     ARGS("out", "kernel", "stride", "padding", "output_padding", "bias"),
-     .arg_defaults = {0, 0, 1, 0, 0, 1}, .arg_lo = {1, 1, 1, 0, 0, 0},
-     .arg_hi = {1 << 16, 64, 64, 64, 63, 1}, .whole = 0x1f, .declare = conv_declare,
-     .apply = conv_apply, .init = conv_init, .flops = conv_flops},
-    {.name = "avg_pool", .nargs = 2, .nrequired = 1, ARGS("kernel", "stride"), .arg_lo = {1, 0},
-     .arg_hi = {64, 64}, .whole = 0x3, .apply = avg_pool_apply, .range = range_same},
-    {.name = "upsample", .nargs = 1, .nrequired = 1, ARGS("scale"), .arg_lo = {1}, .arg_hi = {64},
-     .whole = 0x1, .apply = upsample_apply, .range = range_same},
-    {.name = "layer_norm", .nargs = 1, ARGS("eps"), .arg_defaults = {1e-5}, .arg_hi = {1},
-     .declare = norm_declare, .apply = norm_apply, .init = norm_init},
-    {.name = "group_norm", .nargs = 2, .nrequired = 1, ARGS("groups", "eps"),
-     .arg_defaults = {0, 1e-5}, .arg_lo = {1, 0}, .arg_hi = {1 << 16, 1}, .whole = 0x1,
-     .declare = norm_declare, .apply = norm_apply, .init = norm_init},
-    {.name = "batch_norm", .nargs = 2, ARGS("eps", "momentum"), .arg_defaults = {1e-5, 0.1},
-     .arg_hi = {1, 1}, .declare = norm_declare, .apply = norm_apply, .init = norm_init},
-    {.name = "made", .nargs = 4, .nrequired = 1, ARGS("out", "order", "connect", "seed"),
-     .arg_lo = {1, 0, 0, 0}, .arg_hi = {1 << 20, 0, 0, 1 << 30}, .whole = 0x9,
-     .arg_words = {NULL, made_orders, made_connects}, .declare = made_declare,
-     .apply = made_apply, .init = made_init},
-    {.name = "made_output", .nargs = 4, .nrequired = 1, ARGS("out", "order", "connect", "seed"),
-     .arg_lo = {1, 0, 0, 0}, .arg_hi = {1 << 20, 0, 0, 1 << 30}, .whole = 0x9,
-     .arg_words = {NULL, made_orders, made_connects}, .declare = made_declare,
-     .apply = made_apply, .init = made_init},
-    {.name = "embedding", .nargs = 2, .nrequired = 2, ARGS("vocab", "dim"), .arg_lo = {1, 1},
-     .arg_hi = {1 << 24, 1 << 16}, .whole = 0x3, .declare = embedding_declare,
-     .apply = embedding_apply, .init = embedding_init},
-    {.name = "causal_attention", .nargs = 1, .nrequired = 1, ARGS("heads"), .arg_lo = {1},
-     .arg_hi = {1 << 16}, .whole = 0x1, .apply = attention_apply, .flops = attention_flops},
-    {.name = "time_embedding", .nargs = 1, .nrequired = 1, ARGS("dim"), .arg_lo = {2},
-     .arg_hi = {1 << 16}, .whole = 0x1, .apply = time_embedding_apply},
+    {.name = "upsample", ARGS(1, WHOLE("scale", 0, 1, 64)), .apply = upsample_apply, .range = range_same},
+    {.name = "layer_norm", ARGS(0, NUM("eps", 1e-5, 0, 1)), .declare = norm_declare, .apply = norm_apply,
+     .init = norm_init},
+    {.name = "group_norm", ARGS(1, WHOLE("groups", 0, 1, 1 << 16), NUM("eps", 1e-5, 0, 1)), .declare = norm_declare,
+     .apply = norm_apply, .init = norm_init},
+    {.name = "batch_norm", ARGS(0, NUM("eps", 1e-5, 0, 1), NUM("momentum", 0.1, 0, 1)), .declare = norm_declare,
+     .apply = norm_apply, .init = norm_init},
+    {.name = "made", MADE_ARGS, .declare = made_declare, .apply = made_apply, .init = made_init},
+    {.name = "made_output", MADE_ARGS, .declare = made_declare, .apply = made_apply, .init = made_init},
+    {.name = "embedding", ARGS(2, WHOLE("vocab", 0, 1, 1 << 24), WHOLE("dim", 0, 1, 1 << 16)),
+     .declare = embedding_declare, .apply = embedding_apply, .init = embedding_init},
+    {.name = "causal_attention", ARGS(1, WHOLE("heads", 0, 1, 1 << 16)), .apply = attention_apply,
+     .flops = attention_flops},
+    {.name = "time_embedding", ARGS(1, WHOLE("dim", 0, 2, 1 << 16)), .apply = time_embedding_apply},
     {.name = "pos_embedding", .declare = pos_embedding_declare, .apply = pos_embedding_apply,
      .init = embedding_init},
 };
+#undef MADE_ARGS
 #undef ARGS
+#undef WORDS
+#undef WHOLE
+#undef NUM
 
 const ly_def *ly_find(const char *name)
 {
@@ -457,88 +455,20 @@ void ly_offer_names(void *b)
     for (size_t k = 0; k < AG_COUNTOF(layers); k++) sg_offer(b, layers[k].name);
 }
 
-int ly_arg_index(const ly_def *d, const char *key, int pos)
-{
-    if (!key) return pos;
-    for (int j = 0; j < d->nargs; j++)
-        if (strcmp(d->arg_names[j], key) == 0) return j;
-    return -1;
-}
+int ly_arg_index(const ly_def *d, const char *key, int pos) { return key ? ab_index(&d->args, key) : pos; }
 
-/* The number word stands for in argument at of d, which takes words, or -1. */
-static int word_value(const ly_def *d, int at, const char *word)
-{
-    const char *const *w = d->arg_words[at];
-    for (int j = 0; w[j]; j++)
-        if (strcmp(w[j], word) == 0) return j;
-    return -1;
-}
-
-int ly_takes_words(const ly_def *d, int at) { return at >= 0 && at < d->nargs && d->arg_words[at]; }
-
-/* "'order' must be natural, reversed or random, got 'randon'; did you mean 'random'?" */
-static int word_error(const ly_def *d, int at, const sp_arg *a, ag_error *err)
-{
-    const char *const *w = d->arg_words[at];
-    char list[160] = "", got[64], hint[96] = "";
-    size_t len = 0;
-    for (int j = 0; w[j] && len < sizeof list; j++)
-        len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", j == 0 ? "" : w[j + 1] ? ", " : " or ", w[j]);
-    if (a->word) {
-        sg_best b;
-        sg_init(&b, a->word);
-        for (int j = 0; w[j]; j++) sg_offer(&b, w[j]);
-        sg_hint(&b, hint, sizeof hint);
-        snprintf(got, sizeof got, "'%s'", a->word);
-    } else {
-        snprintf(got, sizeof got, "%g", a->num);
-    }
-    return ag_errorf(err, a->loc, "%s: '%s' must be %s, got %s%s", d->name, d->arg_names[at], list, got, hint);
-}
+int ly_takes_words(const ly_def *d, int at) { return at >= 0 && at < d->args.nparams && d->args.params[at].words; }
 
 int ly_args(const ly_def *d, const sp_arg *in, int n, double *args, ag_loc loc, ag_error *err)
 {
-    int set[SP_MAX_LAYER_ARGS] = {0};
-    for (int k = 0; k < d->nargs; k++) args[k] = d->arg_defaults[k];
-    for (int k = 0, pos = 0; k < n; k++) {
+    ab_state st = {.nargs = n};
+    ab_defaults(&d->args, args);
+    for (int k = 0; k < n; k++) {
         const sp_arg *a = &in[k];
-        int at = ly_arg_index(d, a->key, pos);
-        if (at < 0) {
-            sg_best b;
-            sg_init(&b, a->key);
-            for (int j = 0; j < d->nargs; j++) sg_offer(&b, d->arg_names[j]);
-            char hint[96];
-            return ag_errorf(err, a->key_loc, "%s has no argument '%s'%s", d->name, a->key,
-                             sg_hint(&b, hint, sizeof hint));
-        }
-        if (!a->key) pos++;
-        if (at >= d->nargs)
-            return ag_errorf(err, a->loc, "%s takes %s%d argument%s, got %d", d->name,
-                             d->nargs > d->nrequired ? "at most " : "", d->nargs,
-                             d->nargs == 1 ? "" : "s", n);
-        if (set[at]) return ag_errorf(err, a->loc, "%s: '%s' given twice", d->name, d->arg_names[at]);
-        set[at] = 1;
-        if (d->arg_words[at]) {
-            int v = a->word ? word_value(d, at, a->word) : -1;
-            if (v < 0) return word_error(d, at, a, err);
-            args[at] = v;
-            continue;
-        }
-        if (a->word)
-            return ag_errorf(err, a->loc, "%s: '%s' must be a number, got '%s'", d->name,
-                             d->arg_names[at], a->word);
-        if (!(a->num >= d->arg_lo[at] && a->num <= d->arg_hi[at]))
-            return ag_errorf(err, a->loc, "%s: '%s' must be in [%.15g, %.15g], got %.15g", d->name,
-                             d->arg_names[at], d->arg_lo[at], d->arg_hi[at], a->num);
-        if ((d->whole >> at & 1) && a->num != floor(a->num))
-            return ag_errorf(err, a->loc, "%s: '%s' must be a whole number, got %g", d->name,
-                             d->arg_names[at], a->num);
-        args[at] = a->num;
+        int at = ab_place(&d->args, d->name, &st, a->key, a->loc, a->key_loc, err);
+        if (at < 0 || ab_number(&d->args, d->name, at, a->word, a->num, a->loc, &args[at], err)) return AG_ERR;
     }
-    for (int k = 0; k < d->nrequired; k++)
-        if (!set[k]) return ag_errorf(err, loc, "%s needs its '%s', like '%s 256'", d->name,
-                                      d->arg_names[k], d->name);
-    return AG_OK;
+    return ab_missing(&d->args, d->name, &st, loc, err);
 }
 
 int ly_apply(ev_ctx *c, const ly_def *d, const double *args, const pv *x, ag_loc loc, pv *out,
@@ -570,17 +500,18 @@ int ly_apply(ev_ctx *c, const ly_def *d, const double *args, const pv *x, ag_loc
         /* Arguments by position as long as none was left out; after a default left
          * out, and for words, by name: "conv2d 16 5 padding=2", not "conv2d 16 5 2",
          * which reads as a stride. */
-        for (int j = 0, named = 0; j < d->nargs && k < (int)sizeof label; j++) {
+        for (int j = 0, named = 0; j < d->args.nparams && k < (int)sizeof label; j++) {
             size_t left = sizeof label - (size_t)k;
-            if (j >= d->nrequired && args[j] == d->arg_defaults[j]) {
+            const ab_param *p = &d->args.params[j];
+            if (j >= d->args.nrequired && args[j] == p->dflt) {
                 named = 1;
                 continue;
             }
-            named |= d->arg_words[j] != NULL;
-            if (d->arg_words[j])
-                k += snprintf(label + k, left, " %s=%s", d->arg_names[j], d->arg_words[j][(int)args[j]]);
+            named |= p->words != NULL;
+            if (p->words)
+                k += snprintf(label + k, left, " %s=%s", p->name, ab_word(&d->args, j, args[j]));
             else if (named)
-                k += snprintf(label + k, left, " %s=%g", d->arg_names[j], args[j]);
+                k += snprintf(label + k, left, " %s=%g", p->name, args[j]);
             else
                 k += snprintf(label + k, left, " %g", args[j]);
         }

@@ -1,7 +1,9 @@
 /* spec.c — a spec's YAML checked section by section into an sp_spec. */
 #include "aigc/spec.h"
 
+#include <assert.h>
 #include <errno.h>
+#include <stddef.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -109,28 +111,6 @@ static int apply_set(sp_spec *s, const char *text, ag_error *err)
 
 static const char *key_of(const yt_pair *p) { return p->key->text; }
 
-static int get_int(const yt_node *map, const char *key, long lo, long hi, long dflt, long *out,
-                   ag_error *err)
-{
-    const yt_node *n = yt_get(map, key);
-    if (!n) {
-        *out = dflt;
-        return AG_OK;
-    }
-    return yt_int(n, key, lo, hi, out, err);
-}
-
-static int get_str(const yt_node *map, const char *key, const char *dflt, const char **out,
-                   ag_error *err)
-{
-    const yt_node *n = yt_get(map, key);
-    if (!n) {
-        *out = dflt;
-        return AG_OK;
-    }
-    return yt_str(n, key, out, err);
-}
-
 /* An expression that ended too soon where a flow collection's comma cut it: says so. */
 static int comma_hint(const yt_node *n, int rc, ag_error *err)
 {
@@ -177,6 +157,162 @@ static int parse_shape(const yt_node *n, const char *what, ag_shape *out, ag_err
     return AG_OK;
 }
 
+/* ------------------------------------------------------------------- keys -- */
+
+/* The keys of a mapping, one table each, in the manner of redis's config table: a key's
+ * type, the range or the words it takes, its default and the field its value goes to.
+ * sp_bind reads a mapping by its table: the unknown keys and their "did you mean" come
+ * from its names, in its order; the range a message states, from its bounds. A key of
+ * type SP_OWN is a list, a section or an expression over others: its load function
+ * reads it, or else the mapping's own code, after sp_bind. Keys are read pass by pass
+ * (pass 0 first), each pass in the table's order: a table lists its names in the order
+ * "did you mean" offers them, and numbers passes where it reads its keys in another. */
+typedef enum sp_key_type {
+    SP_OWN,
+    SP_INT,   /* int, in [min, max] */
+    SP_U64,   /* uint64_t, in [min, max] */
+    SP_FLOAT, /* double, in [lo, hi] */
+    SP_BOOL,  /* int */
+    SP_STR,   /* const char * (default dflt_text) */
+    SP_WORD,  /* int: the index of the value in words; dflt the default's */
+    SP_EXPR,  /* ex_node *, dflt_text parsed at the mapping when the key is absent */
+    SP_MAP,   /* a mapping of keys sub, whose fields are in the same struct */
+    SP_FN,    /* a scalar that check alone reads */
+} sp_key_type;
+
+enum {
+    SP_REQUIRED = 1u << 0,
+    SP_HAS_LOC = 1u << 1, /* the value's place goes to loc_offset (the mapping's if absent) */
+    SP_IMAGES = 1u << 2,  /* applies to image data only */
+    SP_TEXT = 1u << 3,    /* applies to text data only */
+    SP_ALWAYS = 1u << 4,  /* SP_OWN: load is called when the key is absent too */
+};
+
+typedef struct sp_key sp_key;
+struct sp_key {
+    const char *name;
+    sp_key_type type;
+    unsigned flags;
+    long min, max;
+    double lo, hi;
+    double dflt;
+    const char *dflt_text;
+    const char *const *words;
+    const char *words_msg; /* the refusal of a word, %s the value */
+    size_t offset, loc_offset;
+    const sp_key *sub;
+    int nsub;
+    int pass;
+    /* SP_OWN: reads the key's value v (NULL when absent, with SP_ALWAYS) into dst. */
+    int (*load)(sp_spec *s, void *dst, const yt_node *map, const yt_node *v, ag_error *err);
+    /* Called when the key is given, before its value is read: may it be given here? */
+    int (*allow)(const void *dst, const yt_node *map, const yt_node *v, ag_error *err);
+    /* Called once the value is read (or defaulted: v NULL). */
+    int (*check)(void *dst, const yt_node *map, const yt_node *v, ag_error *err);
+};
+
+#define SP_KEYS(table) (table), (int)AG_COUNTOF(table)
+
+static int applies(const sp_key *k, unsigned data) { return !(k->flags & (SP_IMAGES | SP_TEXT)) || (k->flags & data); }
+
+static int sp_bind(sp_spec *s, const sp_key *keys, int n, unsigned data, const yt_node *map,
+                   const char *where, void *dst, ag_error *err);
+
+static int bind_default(sp_spec *s, const sp_key *k, const yt_node *map, void *dst, ag_error *err)
+{
+    void *at = (char *)dst + k->offset;
+    switch (k->type) {
+    case SP_INT: *(int *)at = (int)k->dflt; break;
+    case SP_U64: *(uint64_t *)at = (uint64_t)k->dflt; break;
+    case SP_FLOAT: *(double *)at = k->dflt; break;
+    case SP_BOOL:
+    case SP_WORD: *(int *)at = (int)k->dflt; break;
+    case SP_STR: *(const char **)at = k->dflt_text; break;
+    case SP_EXPR:
+        if (k->dflt_text) return ex_parse_expr(&s->arena, k->dflt_text, map->loc, (ex_node **)at, err);
+        break;
+    case SP_MAP:
+        for (int j = 0; j < k->nsub; j++)
+            if (!(k->sub[j].flags & SP_REQUIRED) && bind_default(s, &k->sub[j], map, dst, err)) return AG_ERR;
+        break;
+    case SP_OWN:
+    case SP_FN: break;
+    }
+    return AG_OK;
+}
+
+static int bind_value(sp_spec *s, const sp_key *k, const yt_node *v, unsigned data, void *dst, void *at,
+                      ag_error *err)
+{
+    long l;
+    switch (k->type) {
+    case SP_INT:
+        if (yt_int(v, k->name, k->min, k->max, &l, err)) return AG_ERR;
+        *(int *)at = (int)l;
+        return AG_OK;
+    case SP_U64:
+        if (yt_int(v, k->name, k->min, k->max, &l, err)) return AG_ERR;
+        *(uint64_t *)at = (uint64_t)l;
+        return AG_OK;
+    case SP_FLOAT: return yt_float(v, k->name, k->lo, k->hi, (double *)at, err);
+    case SP_BOOL: return yt_bool(v, k->name, (int *)at, err);
+    case SP_STR: return yt_str(v, k->name, (const char **)at, err);
+    case SP_WORD: {
+        const char *word;
+        if (yt_str(v, k->name, &word, err)) return AG_ERR;
+        for (int j = 0; k->words[j]; j++)
+            if (!strcmp(word, k->words[j])) return *(int *)at = j, AG_OK;
+        return ag_errorf(err, v->loc, k->words_msg, word);
+    }
+    case SP_EXPR: return parse_expr(s, v, k->name, (ex_node **)at, err);
+    case SP_MAP:
+        if (yt_want(v, YT_MAP, k->name, err)) return AG_ERR;
+        return sp_bind(s, k->sub, k->nsub, data, v, k->name, dst, err);
+    case SP_OWN:
+    case SP_FN: return AG_OK;
+    }
+    return AG_OK;
+}
+
+/* Reads the keys of map that the table binds into dst, in the table's order, after
+ * refusing any key it does not name; data (SP_IMAGES or SP_TEXT, 0 elsewhere) picks
+ * the keys that apply. where names the mapping in messages (NULL: the top level). */
+static int sp_bind(sp_spec *s, const sp_key *keys, int n, unsigned data, const yt_node *map,
+                   const char *where, void *dst, ag_error *err)
+{
+    const char *allowed[32];
+    int na = 0;
+    for (int k = 0; k < n; k++) {
+        AG_ASSERT(na < (int)AG_COUNTOF(allowed) - 1);
+        if (applies(&keys[k], data)) allowed[na++] = keys[k].name;
+    }
+    allowed[na] = NULL;
+    if (yt_check_keys(map, allowed, where, err)) return AG_ERR;
+    for (int pass = 0, more = 1; more; pass++) {
+        more = 0;
+        for (int j = 0; j < n; j++) {
+            const sp_key *k = &keys[j];
+            more |= k->pass > pass;
+            if (k->pass != pass || !applies(k, data) || (k->type == SP_OWN && !k->load)) continue;
+            const yt_node *v = yt_get(map, k->name);
+            if (!v && (k->flags & SP_REQUIRED)) {
+                yt_need(map, k->name, err);
+                return AG_ERR;
+            }
+            if (k->type == SP_OWN) {
+                if ((v || (k->flags & SP_ALWAYS)) && k->load(s, dst, map, v, err)) return AG_ERR;
+                continue;
+            }
+            if (k->flags & SP_HAS_LOC) *(ag_loc *)((char *)dst + k->loc_offset) = v ? v->loc : map->loc;
+            if (v && k->allow && k->allow(dst, map, v, err)) return AG_ERR;
+            void *at = (char *)dst + k->offset;
+            if (v ? bind_value(s, k, v, data, dst, at, err) : bind_default(s, k, map, dst, err)) return AG_ERR;
+            if (k->check && k->check(dst, map, v, err)) return AG_ERR;
+        }
+    }
+    return AG_OK;
+}
+
 /* ------------------------------------------------------------------- data -- */
 
 typedef struct sp_dataset_info {
@@ -191,37 +327,28 @@ static const sp_dataset_info datasets[] = {
     {"text", NULL, SP_DATA_TEXT},
 };
 
-static int load_data(sp_spec *s, const yt_node *n, ag_error *err)
+static const sp_dataset_info *dataset_info(const char *name)
 {
-    static const char *const image_keys[] = {"dataset", "path", "batch", "shuffle", "x", NULL};
-    static const char *const text_keys[] = {"dataset", "path", "batch", "shuffle", "x", "context", "test", NULL};
-    if (yt_want(n, YT_MAP, "data", err)) return AG_ERR;
-    sp_data *d = &s->data;
-    d->loc = n->loc;
-    const yt_node *ds = yt_need(n, "dataset", err);
-    if (!ds || yt_str(ds, "dataset", &d->dataset, err)) return AG_ERR;
-    const sp_dataset_info *info = NULL;
-    sg_best best;
-    sg_init(&best, d->dataset);
-    for (size_t k = 0; k < AG_COUNTOF(datasets); k++) {
-        if (strcmp(datasets[k].name, d->dataset) == 0) info = &datasets[k];
-        sg_offer(&best, datasets[k].name);
+    for (size_t k = 0; k < AG_COUNTOF(datasets); k++)
+        if (strcmp(datasets[k].name, name) == 0) return &datasets[k];
+    return NULL;
+}
+
+/* The dataset's own directory when no path is given; another data set's own directory
+ * is refused: a dataset changed (by --set, often) without its path, which would train
+ * on the other data under this one's name. */
+static int data_path_check(void *dst, const yt_node *map, const yt_node *v, ag_error *err)
+{
+    sp_data *d = dst;
+    const sp_dataset_info *info = dataset_info(d->dataset);
+    const yt_node *ds = yt_get(map, "dataset");
+    if (!v) {
+        d->path_loc = ds->loc;
+        if (!info->default_path)
+            return ag_errorf(err, map->loc, "data: a %s dataset needs a 'path' (a file, or a directory of files)",
+                             d->dataset);
+        d->path = info->default_path;
     }
-    if (!info) {
-        char hint[96];
-        return ag_errorf(err, ds->loc, "unknown dataset '%s'%s (known: mnist, fashion-mnist, text)",
-                         d->dataset, sg_hint(&best, hint, sizeof hint));
-    }
-    d->kind = info->kind;
-    if (yt_check_keys(n, d->kind == SP_DATA_TEXT ? text_keys : image_keys, "data", err)) return AG_ERR;
-    const yt_node *p = yt_get(n, "path");
-    d->path_loc = p ? p->loc : ds->loc;
-    if (!p && !info->default_path)
-        return ag_errorf(err, n->loc, "data: a %s dataset needs a 'path' (a file, or a directory of files)",
-                         d->dataset);
-    if (get_str(n, "path", info->default_path, &d->path, err)) return AG_ERR;
-    /* Another data set's own directory: a dataset changed (by --set, often) without its
-     * path, which would train on the other data under this one's name. */
     for (size_t k = 0; k < AG_COUNTOF(datasets); k++)
         if (&datasets[k] != info && datasets[k].default_path && !strcmp(d->path, datasets[k].default_path))
         {
@@ -230,24 +357,42 @@ static int load_data(sp_spec *s, const yt_node *n, ag_error *err)
             return ag_errorf(err, ds->loc, "dataset '%s' with the path %s, which is %s's: give its own data.path%s",
                              d->dataset, d->path, datasets[k].name, dflt);
         }
-    long batch;
-    if (get_int(n, "batch", 1, 65536, 64, &batch, err)) return AG_ERR;
-    d->batch = (int)batch;
-    d->shuffle = 1;
-    const yt_node *sh = yt_get(n, "shuffle");
-    if (sh && yt_bool(sh, "shuffle", &d->shuffle, err)) return AG_ERR;
-    if (d->kind == SP_DATA_TEXT) {
-        long context;
-        if (get_int(n, "context", 1, 4096, 64, &context, err)) return AG_ERR;
-        d->context = (int)context;
-        d->test_fraction = 0.1;
-        const yt_node *t = yt_get(n, "test");
-        if (t && yt_float(t, "test", 0, 0.5, &d->test_fraction, err)) return AG_ERR;
+    return AG_OK;
+}
+
+static const sp_key data_keys[] = {
+    {.name = "dataset", .type = SP_OWN},
+    {.name = "path", .type = SP_STR, .flags = SP_HAS_LOC, .offset = offsetof(sp_data, path),
+     .loc_offset = offsetof(sp_data, path_loc), .check = data_path_check},
+    {.name = "batch", .type = SP_INT, .min = 1, .max = 65536, .dflt = 64, .offset = offsetof(sp_data, batch)},
+    {.name = "shuffle", .type = SP_BOOL, .dflt = 1, .offset = offsetof(sp_data, shuffle)},
+    {.name = "context", .type = SP_INT, .flags = SP_TEXT, .min = 1, .max = 4096, .dflt = 64,
+     .offset = offsetof(sp_data, context)},
+    {.name = "test", .type = SP_FLOAT, .flags = SP_TEXT, .lo = 0, .hi = 0.5, .dflt = 0.1,
+     .offset = offsetof(sp_data, test_fraction)},
+    {.name = "x", .type = SP_EXPR, .flags = SP_IMAGES, .dflt_text = "flatten(pixels / 255)",
+     .offset = offsetof(sp_data, x)},
+    {.name = "x", .type = SP_EXPR, .flags = SP_TEXT, .dflt_text = "tokens", .offset = offsetof(sp_data, x)},
+};
+
+static int load_data(sp_spec *s, void *dst, const yt_node *map, const yt_node *n, ag_error *err)
+{
+    if (yt_want(n, YT_MAP, "data", err)) return AG_ERR;
+    sp_data *d = &s->data;
+    d->loc = n->loc;
+    const yt_node *ds = yt_need(n, "dataset", err);
+    if (!ds || yt_str(ds, "dataset", &d->dataset, err)) return AG_ERR;
+    const sp_dataset_info *info = dataset_info(d->dataset);
+    if (!info) {
+        sg_best best;
+        sg_init(&best, d->dataset);
+        for (size_t k = 0; k < AG_COUNTOF(datasets); k++) sg_offer(&best, datasets[k].name);
+        char hint[96];
+        return ag_errorf(err, ds->loc, "unknown dataset '%s'%s (known: mnist, fashion-mnist, text)",
+                         d->dataset, sg_hint(&best, hint, sizeof hint));
     }
-    const yt_node *x = yt_get(n, "x");
-    if (x) return parse_expr(s, x, "x", &d->x, err);
-    return ex_parse_expr(&s->arena, d->kind == SP_DATA_TEXT ? "tokens" : "flatten(pixels / 255)", n->loc,
-                         &d->x, err);
+    d->kind = info->kind;
+    return sp_bind(s, SP_KEYS(data_keys), d->kind == SP_DATA_TEXT ? SP_TEXT : SP_IMAGES, n, "data", d, err);
 }
 
 /* ----------------------------------------------------------------- models -- */
@@ -303,20 +448,28 @@ static int parse_layer(sp_spec *s, const yt_node *n, sp_layer *L, ag_error *err)
     return AG_OK;
 }
 
+static int ema_warmup_allow(const void *dst, const yt_node *map, const yt_node *v, ag_error *err)
+{
+    if (yt_get(map, "ema")) return AG_OK;
+    return ag_errorf(err, v->loc, "'ema_warmup' needs 'ema', the decay, on the same model");
+}
+
+static const sp_key model_keys[] = {
+    {.name = "in", .type = SP_OWN},
+    {.name = "layers", .type = SP_OWN},
+    {.name = "nodes", .type = SP_OWN},
+    {.name = "outputs", .type = SP_OWN},
+    {.name = "ema", .type = SP_FLOAT, .lo = 0, .hi = 1, .offset = offsetof(sp_model, ema_decay)},
+    {.name = "ema_warmup", .type = SP_BOOL, .offset = offsetof(sp_model, ema_warmup), .allow = ema_warmup_allow},
+};
+
 static int load_model(sp_spec *s, const yt_pair *pair, sp_model *m, ag_error *err)
 {
-    static const char *const keys[] = {"in", "layers", "nodes", "outputs", "ema", "ema_warmup",
-                                       NULL};
     const yt_node *n = pair->value;
     m->name = key_of(pair);
     m->loc = pair->key->loc;
-    if (yt_want(n, YT_MAP, m->name, err) || yt_check_keys(n, keys, m->name, err)) return AG_ERR;
-    const yt_node *ema = yt_get(n, "ema"), *warm = yt_get(n, "ema_warmup");
-    if (ema && yt_float(ema, "ema", 0, 1, &m->ema_decay, err)) return AG_ERR;
-    if (warm && !ema)
-        return ag_errorf(err, warm->loc, "'ema_warmup' needs 'ema', the decay, on the same model");
-    if (warm && yt_bool(warm, "ema_warmup", &m->ema_warmup, err)) return AG_ERR;
-    m->has_ema = ema != NULL;
+    if (yt_want(n, YT_MAP, m->name, err) || sp_bind(s, SP_KEYS(model_keys), 0, n, m->name, m, err)) return AG_ERR;
+    m->has_ema = yt_get(n, "ema") != NULL;
     const yt_node *in = yt_need(n, "in", err);
     if (!in) return AG_ERR;
     if (in->kind == YT_MAP) {
@@ -384,7 +537,7 @@ static int load_model(sp_spec *s, const yt_pair *pair, sp_model *m, ag_error *er
     return AG_OK;
 }
 
-static int load_models(sp_spec *s, const yt_node *n, ag_error *err)
+static int load_models(sp_spec *s, void *dst, const yt_node *map, const yt_node *n, ag_error *err)
 {
     if (yt_want(n, YT_MAP, "models", err)) return AG_ERR;
     if (n->n == 0) return ag_errorf(err, n->loc, "'models' is empty");
@@ -503,50 +656,37 @@ static int parse_stmt(sp_spec *s, const yt_node *n, ex_stmt **out, ag_error *err
 }
 
 /* on_nan: stop (the default) or skip; max_skipped only means something with skip. */
-static int load_on_nan(sp_spec *s, const yt_node *train, ag_error *err)
+static int max_skipped_allow(const void *dst, const yt_node *map, const yt_node *v, ag_error *err)
 {
-    const char *mode;
-    const yt_node *on = yt_get(train, "on_nan"), *max = yt_get(train, "max_skipped");
-    if (get_str(train, "on_nan", "stop", &mode, err)) return AG_ERR;
-    if (strcmp(mode, "stop") && strcmp(mode, "skip"))
-        return ag_errorf(err, on->loc, "'on_nan' takes stop or skip, not '%s'", mode);
-    s->on_nan_skip = !strcmp(mode, "skip");
-    s->on_nan_loc = on ? on->loc : train->loc;
-    if (max && !s->on_nan_skip)
-        return ag_errorf(err, max->loc, "'max_skipped' needs 'on_nan: skip'");
-    long v;
-    if (get_int(train, "max_skipped", 1, 1000000, 10, &v, err)) return AG_ERR;
-    s->max_skipped = (int)v;
-    return AG_OK;
+    if (((const sp_spec *)dst)->on_nan_skip) return AG_OK;
+    return ag_errorf(err, v->loc, "'max_skipped' needs 'on_nan: skip'");
 }
 
-static int load_train(sp_spec *s, const yt_node *n, ag_error *err)
+static const sp_key checkpoint_keys[] = {
+    {.name = "every", .type = SP_INT, .min = 0, .max = INT_MAX, .offset = offsetof(sp_spec, ckpt_every)},
+    {.name = "keep", .type = SP_INT, .min = 0, .max = 1000, .offset = offsetof(sp_spec, ckpt_keep)},
+};
+
+static const sp_key train_keys[] = {
+    {.name = "epochs", .type = SP_INT, .flags = SP_REQUIRED, .min = 1, .max = 1000000,
+     .offset = offsetof(sp_spec, epochs)},
+    {.name = "optimizers", .type = SP_OWN},
+    {.name = "step", .type = SP_OWN},
+    {.name = "log", .type = SP_OWN},
+    {.name = "log_every", .type = SP_INT, .min = 1, .max = INT_MAX, .dflt = 50, .offset = offsetof(sp_spec, log_every)},
+    {.name = "nll", .type = SP_STR, .flags = SP_HAS_LOC, .offset = offsetof(sp_spec, nll),
+     .loc_offset = offsetof(sp_spec, nll_loc)},
+    {.name = "checkpoint", .type = SP_MAP, .sub = SP_KEYS(checkpoint_keys)},
+    {.name = "on_nan", .type = SP_WORD, .flags = SP_HAS_LOC, .words = (const char *const[]){"stop", "skip", NULL},
+     .words_msg = "'on_nan' takes stop or skip, not '%s'", .offset = offsetof(sp_spec, on_nan_skip),
+     .loc_offset = offsetof(sp_spec, on_nan_loc)},
+    {.name = "max_skipped", .type = SP_INT, .min = 1, .max = 1000000, .dflt = 10,
+     .offset = offsetof(sp_spec, max_skipped), .allow = max_skipped_allow},
+};
+
+static int load_train(sp_spec *s, void *dst, const yt_node *map, const yt_node *n, ag_error *err)
 {
-    static const char *const keys[] = {"epochs", "optimizers", "step", "log", "log_every",
-                                       "checkpoint", "nll", "on_nan", "max_skipped", NULL};
-    if (yt_want(n, YT_MAP, "train", err) || yt_check_keys(n, keys, "train", err)) return AG_ERR;
-    long v;
-    const yt_node *ep = yt_need(n, "epochs", err);
-    if (!ep || yt_int(ep, "epochs", 1, 1000000, &v, err)) return AG_ERR;
-    s->epochs = (int)v;
-    if (get_int(n, "log_every", 1, INT_MAX, 50, &v, err)) return AG_ERR;
-    s->log_every = (int)v;
-    const yt_node *nll = yt_get(n, "nll");
-    if (nll) {
-        if (yt_str(nll, "nll", &s->nll, err)) return AG_ERR;
-        s->nll_loc = nll->loc;
-    }
-    const yt_node *ck = yt_get(n, "checkpoint");
-    if (ck) {
-        static const char *const ck_keys[] = {"every", "keep", NULL};
-        if (yt_want(ck, YT_MAP, "checkpoint", err) || yt_check_keys(ck, ck_keys, "checkpoint", err) ||
-            get_int(ck, "every", 0, INT_MAX, 0, &v, err))
-            return AG_ERR;
-        s->ckpt_every = (int)v;
-        if (get_int(ck, "keep", 0, 1000, 0, &v, err)) return AG_ERR;
-        s->ckpt_keep = (int)v;
-    }
-    if (load_on_nan(s, n, err)) return AG_ERR;
+    if (yt_want(n, YT_MAP, "train", err) || sp_bind(s, SP_KEYS(train_keys), 0, n, "train", s, err)) return AG_ERR;
 
     const yt_node *opts = yt_need(n, "optimizers", err);
     if (!opts || yt_want(opts, YT_MAP, "optimizers", err)) return AG_ERR;
@@ -586,17 +726,20 @@ static int load_train(sp_spec *s, const yt_node *n, ag_error *err)
 
 /* loop: {var: t, from: 999, to: 0, by: -1, steps: [...]}: the reverse process of a
  * diffusion model, or pixel-by-pixel generation. */
-static int load_loop(sp_spec *s, const yt_node *n, sp_sample *sm, ag_error *err)
+static const sp_key loop_keys[] = {
+    {.name = "var", .type = SP_STR, .flags = SP_REQUIRED, .offset = offsetof(sp_sample, loop_var)},
+    {.name = "from", .type = SP_EXPR, .flags = SP_REQUIRED, .offset = offsetof(sp_sample, loop_from)},
+    {.name = "to", .type = SP_EXPR, .flags = SP_REQUIRED, .offset = offsetof(sp_sample, loop_to)},
+    {.name = "by", .type = SP_EXPR, .offset = offsetof(sp_sample, loop_by)},
+    {.name = "steps", .type = SP_OWN},
+};
+
+static int load_loop(sp_spec *s, void *dst, const yt_node *map, const yt_node *n, ag_error *err)
 {
-    static const char *const keys[] = {"var", "from", "to", "by", "steps", NULL};
-    if (yt_want(n, YT_MAP, "loop", err) || yt_check_keys(n, keys, "loop", err)) return AG_ERR;
+    sp_sample *sm = dst;
+    if (yt_want(n, YT_MAP, "loop", err) || sp_bind(s, SP_KEYS(loop_keys), 0, n, "loop", sm, err)) return AG_ERR;
     sm->has_loop = 1;
     sm->loop_loc = n->loc;
-    const yt_node *v;
-    if (!(v = yt_need(n, "var", err)) || yt_str(v, "var", &sm->loop_var, err)) return AG_ERR;
-    if (!(v = yt_need(n, "from", err)) || parse_expr(s, v, "from", &sm->loop_from, err)) return AG_ERR;
-    if (!(v = yt_need(n, "to", err)) || parse_expr(s, v, "to", &sm->loop_to, err)) return AG_ERR;
-    if ((v = yt_get(n, "by")) && parse_expr(s, v, "by", &sm->loop_by, err)) return AG_ERR;
     const yt_node *steps = yt_need(n, "steps", err);
     if (!steps || yt_want(steps, YT_SEQ, "steps", err)) return AG_ERR;
     sm->nloop_steps = (int)steps->n;
@@ -608,28 +751,24 @@ static int load_loop(sp_spec *s, const yt_node *n, sp_sample *sm, ag_error *err)
 
 /* schedule: {kind: linear, steps: 1000, beta_start: 1e-4, beta_end: 0.02} or
  * {kind: cosine, steps: 1000, s: 0.008}. */
-static int load_schedule(sp_spec *s, const yt_node *n, ag_error *err)
+static const sp_key schedule_keys[] = {
+    {.name = "kind", .type = SP_WORD, .words = (const char *const[]){"linear", "cosine", NULL},
+     .words_msg = "schedule: 'kind' is linear or cosine, not '%s'", .offset = offsetof(sp_schedule, kind)},
+    {.name = "steps", .type = SP_INT, .min = 1, .max = 100000, .dflt = 1000, .offset = offsetof(sp_schedule, steps)},
+    {.name = "beta_start", .type = SP_FLOAT, .lo = 0, .hi = 1, .dflt = 1e-4,
+     .offset = offsetof(sp_schedule, beta_start)},
+    {.name = "beta_end", .type = SP_FLOAT, .lo = 0, .hi = 1, .dflt = 0.02, .offset = offsetof(sp_schedule, beta_end)},
+    {.name = "s", .type = SP_FLOAT, .lo = 0, .hi = 1, .dflt = 0.008, .offset = offsetof(sp_schedule, s)},
+};
+static_assert(SP_SCHEDULE_LINEAR == 0 && SP_SCHEDULE_COSINE == 1 && sizeof(sp_schedule_kind) == sizeof(int),
+              "a schedule kind is the index of its word");
+
+static int load_schedule(sp_spec *s, void *dst, const yt_node *map, const yt_node *n, ag_error *err)
 {
-    static const char *const keys[] = {"kind", "steps", "beta_start", "beta_end", "s", NULL};
-    if (yt_want(n, YT_MAP, "schedule", err) || yt_check_keys(n, keys, "schedule", err)) return AG_ERR;
     sp_schedule *sc = &s->schedule;
     sc->loc = n->loc;
-    const char *kind;
-    if (get_str(n, "kind", "linear", &kind, err)) return AG_ERR;
-    if (!strcmp(kind, "linear"))
-        sc->kind = SP_SCHEDULE_LINEAR;
-    else if (!strcmp(kind, "cosine"))
-        sc->kind = SP_SCHEDULE_COSINE;
-    else
-        return ag_errorf(err, yt_get(n, "kind")->loc, "schedule: 'kind' is linear or cosine, not '%s'", kind);
-    long steps;
-    if (get_int(n, "steps", 1, 100000, 1000, &steps, err)) return AG_ERR;
-    sc->steps = (int)steps;
-    sc->beta_start = 1e-4, sc->beta_end = 0.02, sc->s = 0.008;
-    const yt_node *v;
-    if ((v = yt_get(n, "beta_start")) && yt_float(v, "beta_start", 0, 1, &sc->beta_start, err)) return AG_ERR;
-    if ((v = yt_get(n, "beta_end")) && yt_float(v, "beta_end", 0, 1, &sc->beta_end, err)) return AG_ERR;
-    if ((v = yt_get(n, "s")) && yt_float(v, "s", 0, 1, &sc->s, err)) return AG_ERR;
+    if (yt_want(n, YT_MAP, "schedule", err) || sp_bind(s, SP_KEYS(schedule_keys), 0, n, "schedule", sc, err))
+        return AG_ERR;
     if (!(sc->beta_start <= sc->beta_end) || sc->beta_end >= 1)
         return ag_errorf(err, n->loc, "schedule: need 0 <= beta_start <= beta_end < 1");
     s->has_schedule = 1;
@@ -667,12 +806,20 @@ static int load_number_input(sp_input *in, const yt_node *v, ag_error *err)
     return AG_OK;
 }
 
+/* An input's kinds exclude each other, and a number's default is read with its range. */
+static const sp_key input_keys[] = {
+    {.name = "image", .type = SP_OWN},
+    {.name = "text", .type = SP_OWN},
+    {.name = "number", .type = SP_OWN},
+    {.name = "range", .type = SP_OWN},
+};
+
 /* inputs: {NAME: NUMBER, NAME: {number: NUMBER, range: [LO, HI]}, NAME: {image: FILE-or-~},
  * NAME: {text: STRING}}. */
-static int load_inputs(sp_spec *s, const yt_node *n, sp_sample *sm, ag_error *err)
+static int load_inputs(sp_spec *s, void *dst, const yt_node *map, const yt_node *n, ag_error *err)
 {
+    sp_sample *sm = dst;
     static const char *const taken[] = {"n", "pixels", "test_x", "test_label", "tokens"};
-    static const char *const kinds[] = {"image", "text", "number", "range", NULL};
     if (yt_want(n, YT_MAP, "inputs", err)) return AG_ERR;
     if (n->n > SP_MAX_SAMPLE_INPUTS)
         return ag_errorf(err, n->loc, "'inputs' has %zu entries; at most %d", n->n, SP_MAX_SAMPLE_INPUTS);
@@ -692,7 +839,7 @@ static int load_inputs(sp_spec *s, const yt_node *n, sp_sample *sm, ag_error *er
                                  in->name, in->name);
         const yt_node *v = pr->value;
         if (v->kind == YT_MAP) {
-            if (yt_check_keys(v, kinds, in->name, err)) return AG_ERR;
+            if (sp_bind(s, SP_KEYS(input_keys), 0, v, in->name, in, err)) return AG_ERR;
             const yt_node *txt = yt_get(v, "text"), *num = yt_get(v, "number");
             if (!!txt + !!num + !!yt_get(v, "image") > 1)
                 return ag_errorf(err, v->loc, "input '%s': either 'image', 'text' or 'number', not two", in->name);
@@ -725,74 +872,99 @@ static int load_inputs(sp_spec *s, const yt_node *n, sp_sample *sm, ag_error *er
     return AG_OK;
 }
 
+/* steps: statements run before the section's result. */
+static int load_section_steps(sp_spec *s, void *dst, const yt_node *map, const yt_node *v, ag_error *err)
+{
+    sp_sample *sm = dst;
+    if (yt_want(v, YT_SEQ, "steps", err)) return AG_ERR;
+    sm->nsteps = (int)v->n;
+    sm->steps = ar_alloc(&s->arena, (v->n ? v->n : 1) * sizeof *sm->steps);
+    for (size_t k = 0; k < v->n; k++)
+        if (parse_stmt(s, v->items[k], &sm->steps[k], err)) return AG_ERR;
+    return AG_OK;
+}
+
+static int strip_check(void *dst, const yt_node *map, const yt_node *v, ag_error *err)
+{
+    const sp_sample *sm = dst;
+    if (v && !yt_get(map, "loop"))
+        return ag_errorf(err, v->loc, "%s: 'strip' records the passes of a loop, and this section has none",
+                         sm->name);
+    if (v && yt_get(map, "text"))
+        return ag_errorf(err, v->loc, "%s: 'strip' records images, and this section gives text", sm->name);
+    return AG_OK;
+}
+
+/* The section's result: an image expression, or a text one. */
+static int load_result(sp_spec *s, void *dst, const yt_node *map, const yt_node *img, ag_error *err)
+{
+    sp_sample *sm = dst;
+    const yt_node *txt = yt_get(map, "text");
+    if (img && txt)
+        return ag_errorf(err, txt->loc, "%s: a section gives 'image' or 'text', not both", sm->name);
+    if (txt) return parse_expr(s, txt, "text", &sm->text, err);
+    if (!(img = yt_need(map, "image", err)) || parse_expr(s, img, "image", &sm->image, err)) return AG_ERR;
+    return AG_OK;
+}
+
+/* grid: ROWSxCOLS, for a section that gives images (one that gives text ignores it). */
+static int grid_check(void *dst, const yt_node *map, const yt_node *v, ag_error *err)
+{
+    sp_sample *sm = dst;
+    const char *g;
+    int used = 0;
+    if (!v || yt_get(map, "text")) return AG_OK;
+    if (yt_str(v, "grid", &g, err)) return AG_ERR;
+    if (sscanf(g, "%dx%d%n", &sm->rows, &sm->cols, &used) != 2 || g[used] || sm->rows < 1 || sm->cols < 1 ||
+        sm->rows > 1024 || sm->cols > 1024)
+        return ag_errorf(err, v->loc, "'grid' must be ROWSxCOLS, like 8x8, got '%s'", g);
+    return AG_OK;
+}
+
+/* range: the values mapped to black and white, for a section that gives images. */
+static int load_image_range(sp_spec *s, void *dst, const yt_node *map, const yt_node *v, ag_error *err)
+{
+    sp_sample *sm = dst;
+    double lo, hi;
+    if (yt_get(map, "text")) return AG_OK;
+    if (get_range(v, &lo, &hi, err)) return AG_ERR;
+    sm->has_range = 1;
+    sm->lo = (float)lo;
+    sm->hi = (float)hi;
+    return AG_OK;
+}
+
+static const sp_key strip_keys[] = {
+    {.name = "every", .type = SP_INT, .flags = SP_REQUIRED, .min = 1, .max = 1000000,
+     .offset = offsetof(sp_sample, strip_every)},
+};
+
+/* Offered for "did you mean" in this order, read in the order of the passes. */
+static const sp_key section_keys[] = {
+    {.name = "image", .type = SP_OWN, .flags = SP_ALWAYS, .pass = 6, .load = load_result},
+    {.name = "steps", .type = SP_OWN, .pass = 1, .load = load_section_steps},
+    {.name = "loop", .type = SP_OWN, .pass = 4, .load = load_loop},
+    {.name = "grid", .type = SP_FN, .pass = 7, .check = grid_check},
+    {.name = "range", .type = SP_OWN, .pass = 8, .load = load_image_range},
+    {.name = "count", .type = SP_INT, .min = 1, .max = 4096, .dflt = 64, .offset = offsetof(sp_sample, count)},
+    {.name = "each_epoch", .type = SP_BOOL, .pass = 3, .dflt = 1, .offset = offsetof(sp_sample, each_epoch)},
+    {.name = "inputs", .type = SP_OWN, .pass = 2, .load = load_inputs},
+    {.name = "text", .type = SP_OWN},
+    {.name = "strip", .type = SP_MAP, .pass = 5, .sub = SP_KEYS(strip_keys), .check = strip_check},
+};
+
 /* One section: an image expression over n draws (and the test split's first n
  * images as test_x and test_label), optional statements before it, and the grid. */
 static int load_section(sp_spec *s, const char *name, const yt_node *n, sp_sample *sm, ag_error *err)
 {
-    static const char *const keys[] = {"image", "steps", "loop", "grid", "range", "count", "each_epoch",
-                                       "inputs", "text", "strip", NULL};
-    if (yt_want(n, YT_MAP, name, err) || yt_check_keys(n, keys, name, err)) return AG_ERR;
     sm->name = name;
     sm->loc = n->loc;
-    long count;
-    if (get_int(n, "count", 1, 4096, 64, &count, err)) return AG_ERR;
-    sm->count = (int)count;
-    const yt_node *steps = yt_get(n, "steps");
-    if (steps) {
-        if (yt_want(steps, YT_SEQ, "steps", err)) return AG_ERR;
-        sm->nsteps = (int)steps->n;
-        sm->steps = ar_alloc(&s->arena, (steps->n ? steps->n : 1) * sizeof *sm->steps);
-        for (size_t k = 0; k < steps->n; k++)
-            if (parse_stmt(s, steps->items[k], &sm->steps[k], err)) return AG_ERR;
-    }
-    const yt_node *inputs = yt_get(n, "inputs");
-    if (inputs && load_inputs(s, inputs, sm, err)) return AG_ERR;
-    sm->each_epoch = 1;
-    const yt_node *each = yt_get(n, "each_epoch");
-    if (each && yt_bool(each, "each_epoch", &sm->each_epoch, err)) return AG_ERR;
-    const yt_node *loop = yt_get(n, "loop");
-    if (loop && load_loop(s, loop, sm, err)) return AG_ERR;
-    const yt_node *strip = yt_get(n, "strip");
-    if (strip) {
-        static const char *const strip_keys[] = {"every", NULL};
-        long every;
-        if (yt_want(strip, YT_MAP, "strip", err) || yt_check_keys(strip, strip_keys, "strip", err) ||
-            !yt_need(strip, "every", err) || get_int(strip, "every", 1, 1000000, 1, &every, err))
-            return AG_ERR;
-        if (!loop)
-            return ag_errorf(err, strip->loc, "%s: 'strip' records the passes of a loop, and this section has none",
-                             name);
-        if (yt_get(n, "text"))
-            return ag_errorf(err, strip->loc, "%s: 'strip' records images, and this section gives text", name);
-        sm->strip_every = (int)every;
-    }
-    const yt_node *img = yt_get(n, "image"), *txt = yt_get(n, "text");
-    if (img && txt)
-        return ag_errorf(err, txt->loc, "%s: a section gives 'image' or 'text', not both", name);
-    if (txt) return parse_expr(s, txt, "text", &sm->text, err);
-    if (!(img = yt_need(n, "image", err)) || parse_expr(s, img, "image", &sm->image, err)) return AG_ERR;
-    const yt_node *grid = yt_get(n, "grid");
-    if (grid) {
-        const char *g;
-        int used = 0;
-        if (yt_str(grid, "grid", &g, err)) return AG_ERR;
-        if (sscanf(g, "%dx%d%n", &sm->rows, &sm->cols, &used) != 2 || g[used] || sm->rows < 1 ||
-            sm->cols < 1 || sm->rows > 1024 || sm->cols > 1024)
-            return ag_errorf(err, grid->loc, "'grid' must be ROWSxCOLS, like 8x8, got '%s'", g);
-    }
-    const yt_node *range = yt_get(n, "range");
-    if (range) {
-        double lo, hi;
-        if (get_range(range, &lo, &hi, err)) return AG_ERR;
-        sm->has_range = 1;
-        sm->lo = (float)lo;
-        sm->hi = (float)hi;
-    }
-    return AG_OK;
+    if (yt_want(n, YT_MAP, name, err)) return AG_ERR;
+    return sp_bind(s, SP_KEYS(section_keys), 0, n, name, sm, err);
 }
 
 /* `sample:` is one section (it has an image) or named sections. */
-static int load_sample(sp_spec *s, const yt_node *n, ag_error *err)
+static int load_sample(sp_spec *s, void *dst, const yt_node *map, const yt_node *n, ag_error *err)
 {
     if (yt_want(n, YT_MAP, "sample", err)) return AG_ERR;
     if (yt_get(n, "image") || yt_get(n, "text")) {
@@ -896,10 +1068,32 @@ int sp_set_inputs(sp_spec *s, const char *section, const sp_set *sets, int nsets
 
 /* ------------------------------------------------------------------ spec -- */
 
+/* The run directory is named after it. */
+static int name_check(void *dst, const yt_node *map, const yt_node *v, ag_error *err)
+{
+    const char *name = ((sp_spec *)dst)->name;
+    if (!*name) return ag_errorf(err, v->loc, "'name' is empty; it names the run directory");
+    for (const char *c = name; *c; c++)
+        if (!(*c == '-' || *c == '_' || *c == '.' || (*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'z') ||
+              (*c >= 'A' && *c <= 'Z')) || name[0] == '.')
+            return ag_errorf(err, v->loc, "'name' names the run directory: use letters, digits, '-', '_' and '.' only");
+    return AG_OK;
+}
+
+static const sp_key spec_keys[] = {
+    {.name = "name", .type = SP_STR, .flags = SP_REQUIRED, .offset = offsetof(sp_spec, name), .check = name_check},
+    {.name = "seed", .type = SP_U64, .min = 0, .max = LONG_MAX, .offset = offsetof(sp_spec, seed)},
+    {.name = "data", .type = SP_OWN, .flags = SP_REQUIRED, .load = load_data},
+    {.name = "schedule", .type = SP_OWN, .load = load_schedule},
+    {.name = "models", .type = SP_OWN, .flags = SP_REQUIRED, .load = load_models},
+    {.name = "train", .type = SP_OWN, .flags = SP_REQUIRED, .load = load_train},
+    {.name = "sample", .type = SP_OWN, .load = load_sample},
+    {.name = "hooks", .type = SP_STR, .flags = SP_HAS_LOC, .offset = offsetof(sp_spec, hooks),
+     .loc_offset = offsetof(sp_spec, hooks_loc)},
+};
+
 int sp_load(sp_spec *s, const char *path, const sp_set *sets, int nsets, ag_error *err)
 {
-    static const char *const keys[] = {"name", "seed", "data", "schedule", "models", "train",
-                                       "sample", "hooks", NULL};
     memset(s, 0, sizeof *s);
     ar_init(&s->arena, 0);
     s->path = path;
@@ -908,30 +1102,7 @@ int sp_load(sp_spec *s, const char *path, const sp_set *sets, int nsets, ag_erro
     if (yt_want(root, YT_MAP, "the spec", err)) return AG_ERR;
     for (int k = 0; k < nsets; k++)
         if (apply_set(s, sets[k].text, err)) return AG_ERR;
-    if (yt_check_keys(root, keys, NULL, err)) return AG_ERR;
-
-    const yt_node *name = yt_need(root, "name", err);
-    if (!name || yt_str(name, "name", &s->name, err)) return AG_ERR;
-    if (!*s->name) return ag_errorf(err, name->loc, "'name' is empty; it names the run directory");
-    for (const char *c = s->name; *c; c++)
-        if (!(*c == '-' || *c == '_' || *c == '.' || (*c >= '0' && *c <= '9') ||
-              (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z')) || s->name[0] == '.')
-            return ag_errorf(err, name->loc, "'name' names the run directory: use letters, digits, '-', '_' and '.' only");
-    long seed;
-    if (get_int(root, "seed", 0, LONG_MAX, 0, &seed, err)) return AG_ERR;
-    s->seed = (uint64_t)seed;
-
-    const yt_node *n;
-    if (!(n = yt_need(root, "data", err)) || load_data(s, n, err)) return AG_ERR;
-    if ((n = yt_get(root, "schedule")) && load_schedule(s, n, err)) return AG_ERR;
-    if (!(n = yt_need(root, "models", err)) || load_models(s, n, err)) return AG_ERR;
-    if (!(n = yt_need(root, "train", err)) || load_train(s, n, err)) return AG_ERR;
-    if ((n = yt_get(root, "sample")) && load_sample(s, n, err)) return AG_ERR;
-    if ((n = yt_get(root, "hooks"))) {
-        s->hooks_loc = n->loc;
-        if (yt_str(n, "hooks", &s->hooks, err)) return AG_ERR;
-    }
-    return AG_OK;
+    return sp_bind(s, SP_KEYS(spec_keys), 0, root, NULL, s, err);
 }
 
 void sp_free(sp_spec *s) { ar_free(&s->arena); }
