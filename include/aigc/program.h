@@ -44,6 +44,7 @@ typedef struct pg_model {
     int nslots, cap;
     ly_slot *slots;
     int declared;
+    int calling;           /* being built: a model that reaches itself is refused */
     int64_t params, flops;
 } pg_model;
 

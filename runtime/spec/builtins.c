@@ -388,15 +388,16 @@ typedef struct bi_loss {
     ag_op op;
     ag_reduction dflt;
     int target_is_prob; /* bce: the target must lie in [0, 1] */
+    int input_is_prob;  /* bce, not bce_with_logits: the input too */
 } bi_loss;
 
 static const bi_loss losses[] = {
-    {"bce", AG_OP_BCE, AG_RED_MEAN, 1},
-    {"bce_with_logits", AG_OP_BCE_LOGITS, AG_RED_MEAN, 1},
-    {"mse", AG_OP_MSE, AG_RED_MEAN, 0},
-    {"l1", AG_OP_L1, AG_RED_MEAN, 0},
-    {"cross_entropy", AG_OP_CROSS_ENTROPY, AG_RED_MEAN, 0},
-    {"kl_normal", AG_OP_KL_NORMAL, AG_RED_SUM, 0},
+    {"bce", AG_OP_BCE, AG_RED_MEAN, 1, 1},
+    {"bce_with_logits", AG_OP_BCE_LOGITS, AG_RED_MEAN, 1, 0},
+    {"mse", AG_OP_MSE, AG_RED_MEAN, 0, 0},
+    {"l1", AG_OP_L1, AG_RED_MEAN, 0, 0},
+    {"cross_entropy", AG_OP_CROSS_ENTROPY, AG_RED_MEAN, 0, 0},
+    {"kl_normal", AG_OP_KL_NORMAL, AG_RED_SUM, 0, 0},
 };
 
 static const char *const reductions[] = {"mean", "sum", "none", NULL};
@@ -408,6 +409,13 @@ static int b_loss(ev_ctx *c, const ex_node *call, pv *a, int na, pv *o, int *no,
         if (strcmp(losses[k].name, call->text) == 0) L = &losses[k];
     AG_ASSERT(L);
     if (want_tensor(call, &a[0], "input", err)) return AG_ERR;
+    /* A model ending in tanh (or any range the input is known to leave [0, 1] for) would
+     * fail at the first batch; it is the spec's mistake, said before training. */
+    if (L->input_is_prob && (a[0].lo < 0 || a[0].hi > 1) && isfinite(a[0].lo) && isfinite(a[0].hi))
+        return ag_errorf(err, call->nargs ? call->args[0].value->loc : call->loc,
+                         "%s: the input takes values in [%g, %g], but bce takes probabilities in [0, 1] "
+                         "(end the model with sigmoid, or use bce_with_logits)",
+                         L->name, a[0].lo, a[0].hi);
     ag_reduction red = L->dflt;
     if (a[2].kind != PV_NONE) {
         int found = -1;

@@ -402,9 +402,17 @@ int ev_call_model(ev_ctx *c, pg_model *m, const pv *args, int nargs, ag_loc loc,
 {
     for (int k = 0; k < nargs; k++)
         if (check_input(m, k, &args[k], args[k].loc.file ? args[k].loc : loc, err)) return AG_ERR;
+    /* A graph node that calls its own model, or a model that calls back, would build
+     * without end. */
+    if (m->calling) {
+        if (c->model == m) return ag_errorf(err, loc, "model '%s' calls itself", m->spec->name);
+        return ag_errorf(err, loc, "model '%s' calls itself through model '%s'", m->spec->name,
+                         c->model ? c->model->spec->name : "?");
+    }
 
     /* A model body sees its inputs and its own nodes only. */
     ev_ctx saved = *c;
+    m->calling = 1;
     c->scope = c->nenv;
     c->model = m;
     c->cursor = 0;
@@ -484,5 +492,6 @@ int ev_call_model(ev_ctx *c, pg_model *m, const pv *args, int nargs, ag_loc loc,
     *c = saved;
     c->env = env;
     c->cap = cap;
+    m->calling = 0;
     return rc;
 }
