@@ -249,7 +249,7 @@ static void test_names_and_checks(void)
     h = opt_defaults(OPT_SGD);
     h.lr = -0.1;
     opt_check(OPT_SGD, &h, at, &err);
-    is_str(err.msg, "spec.yaml:12:3: sgd: lr must be >= 0, got -0.1",
+    is_str(err.msg, "spec.yaml:12:3: sgd: lr must be in [0, 1000], got -0.1",
            "a negative lr is refused");
     h = opt_defaults(OPT_SGD);
     h.nesterov = 1;
@@ -261,7 +261,7 @@ static void test_names_and_checks(void)
     const opt_field *eps = opt_field_by_name(OPT_ADAM, "eps");
     ok(opt_check_value(OPT_ADAM, eps, 1e-8, at, &err) == AG_OK, "one value in range");
     opt_check_value(OPT_ADAM, eps, -1, (ag_loc){"spec.yaml", 9, 28}, &err);
-    is_str(err.msg, "spec.yaml:9:28: adam: eps must be >= 0, got -1", "one value out of range, at its place");
+    is_str(err.msg, "spec.yaml:9:28: adam: eps must be a finite number >= 0, got -1", "one value out of range, at its place");
 }
 
 int main(void)

@@ -254,7 +254,7 @@ static void test_control_errors(void)
         {"aigc.set_lr('opt_d', 1e-3)", "unknown optimizer 'opt_d'; did you mean 'opt_D'?", "set_lr: unknown name"},
         {"aigc.set_lr('zzzzzz', 1e-3)", "unknown optimizer 'zzzzzz' (known: opt_D, opt_G)",
          "set_lr: no close name lists them"},
-        {"aigc.set_lr('opt_D', -1)", "bad argument #2 to 'set_lr' (a learning rate is a finite number >= 0, got -1.0)",
+        {"aigc.set_lr('opt_D', -1)", "bad argument #2 to 'set_lr' (a learning rate is a number in [0, 1000.0], got -1.0)",
          "set_lr: a negative lr"},
         {"aigc.log('a b', 1)", "bad argument #1 to 'log' (a name has only letters, digits, '_', '.' and '-')",
          "log: a name that would break the metrics"},

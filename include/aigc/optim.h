@@ -60,7 +60,12 @@ opt_hyper opt_defaults(opt_kind kind);
 opt_kind opt_kind_by_name(const char *name);
 const char *opt_kind_name(opt_kind kind);
 
-/* The hyper-parameters a spec may set, with their ranges (PyTorch's checks). */
+/* A learning rate past this is a mistake (a missing minus sign in 1e-3, say) that
+ * would make the first update's weights non-finite: refused in specs and hooks. */
+#define OPT_LR_MAX 1000.0
+
+/* The hyper-parameters a spec may set, with their ranges (PyTorch's checks, and
+ * OPT_LR_MAX); every value must be finite. */
 typedef struct opt_field {
     const char *name;       /* spec key */
     size_t offset;          /* into opt_hyper: a double, or an int when is_bool */

@@ -13,6 +13,8 @@
 #include <lua.h>
 #include <lualib.h>
 
+#include "aigc/optim.h"
+
 #include "aigc/suggest.h"
 
 #define RUN_MT "aigc.run"
@@ -437,8 +439,8 @@ static int aigc_set_lr(lua_State *L)
     const char *name = luaL_checkstring(L, 1);
     double lr = luaL_checknumber(L, 2);
     lh_run *r = current_run(L, "aigc.set_lr");
-    if (!isfinite(lr) || lr < 0)
-        return luaL_argerror(L, 2, lua_pushfstring(L, "a learning rate is a finite number >= 0, got %f", lr));
+    if (!(lr >= 0 && lr <= OPT_LR_MAX))
+        return luaL_argerror(L, 2, lua_pushfstring(L, "a learning rate is a number in [0, %f], got %f", OPT_LR_MAX, lr));
     int k = scalars_find(r, SC_LR, name);
     if (k < 0) {
         const char *names[64];

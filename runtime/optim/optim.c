@@ -177,7 +177,7 @@ const char *opt_kind_name(opt_kind kind)
 
 /* PyTorch's checks: lr, eps, weight_decay, momentum >= 0 and betas in [0, 1). */
 const opt_field opt_fields[] = {
-    F(lr, 0, INFINITY, 0, ALL_K),
+    F(lr, 0, OPT_LR_MAX, 0, ALL_K),
     F(weight_decay, 0, INFINITY, 0, ALL_K),
     F(momentum, 0, INFINITY, 0, SGD_K),
     F(dampening, 0, 1, 0, SGD_K),
@@ -203,9 +203,10 @@ const opt_field *opt_field_by_name(opt_kind kind, const char *name)
 int opt_check_value(opt_kind kind, const opt_field *f, double x, ag_loc loc, ag_error *err)
 {
     int above = f->hi_open ? !(x < f->hi) : !(x <= f->hi);
-    if (x >= f->lo && !above) return AG_OK;
+    if (x >= f->lo && !above && isfinite(x)) return AG_OK;
     if (isinf(f->hi))
-        return ag_errorf(err, loc, "%s: %s must be >= %g, got %g", opt_defs[kind].name, f->name, f->lo, x);
+        return ag_errorf(err, loc, "%s: %s must be a finite number >= %g, got %g", opt_defs[kind].name, f->name,
+                         f->lo, x);
     return ag_errorf(err, loc, "%s: %s must be in [%g, %g%c, got %g", opt_defs[kind].name, f->name, f->lo,
                      f->hi, f->hi_open ? ')' : ']', x);
 }
