@@ -611,6 +611,29 @@ static int load_text(lua_State *L)
     return lua_gettop(L) - 4;
 }
 
+/* setmetatable as Lua's, but refusing a metatable with __gc. Lua runs finalizers (when
+ * it collects, and in lua_close) with debug hooks off, so no instruction budget can stop
+ * one that loops; an object is only finalized if its metatable has __gc when it is set,
+ * so refusing it here is enough. */
+static int setmetatable_no_gc(lua_State *L)
+{
+    int t = lua_type(L, 2);
+    luaL_checktype(L, 1, LUA_TTABLE);
+    luaL_argexpected(L, t == LUA_TNIL || t == LUA_TTABLE, 2, "nil or table");
+    lua_settop(L, 2);
+    if (t == LUA_TTABLE) {
+        lua_pushliteral(L, "__gc");
+        if (lua_rawget(L, 2) != LUA_TNIL)
+            return luaL_argerror(L, 2, "hooks cannot use __gc: a finalizer runs outside the "
+                                       "instruction budget");
+        lua_pop(L, 1);
+    }
+    if (luaL_getmetafield(L, 1, "__metatable") != LUA_TNIL)
+        return luaL_error(L, "cannot change a protected metatable");
+    lua_setmetatable(L, 1);
+    return 1;
+}
+
 static void open_lib(lua_State *L, const char *name, lua_CFunction open)
 {
     luaL_requiref(L, name, open, 1);
@@ -647,6 +670,8 @@ static int setup(lua_State *L)
     lua_getglobal(L, "load");
     lua_pushcclosure(L, load_text, 1);
     lua_setglobal(L, "load");
+    lua_pushcfunction(L, setmetatable_no_gc);
+    lua_setglobal(L, "setmetatable");
 
     new_metatable(L, RUN_MT, (const luaL_Reg[]){{"__index", run_index}, {"__newindex", run_newindex},
                                                  {"__tostring", run_tostring}, {NULL, NULL}});
