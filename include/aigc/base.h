@@ -65,6 +65,12 @@ int ag_error_addf(ag_error *err, const char *fmt, ...) __attribute__((format(pri
  * " (a relative path, read from the current directory DIR)", else "". Returns buf. */
 const char *ag_relative_hint(const char *path, char *buf, size_t n);
 
+/* Opens path with flags (O_RDONLY and the like) when it is a regular file. A FIFO, a
+ * device or a directory is refused without blocking in open() (a FIFO with no writer
+ * would block forever). Returns the descriptor, or -1 with why[n] set to the reason:
+ * strerror(errno), or "not a regular file (a FIFO)" and the like. */
+int ag_open_regular(const char *path, int flags, char *why, size_t n);
+
 /* mkdir -p: path and each missing directory above it. On failure returns AG_ERR with
  * errno set and the directory that could not be made in failed (n bytes). */
 int ag_mkdirs(const char *path, char *failed, size_t n);

@@ -2,6 +2,7 @@
 #include "aigc/base.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,6 +95,44 @@ const char *ag_relative_hint(const char *path, char *buf, size_t n)
     if (path[0] != '/' && access(path, F_OK) != 0 && getcwd(cwd, sizeof cwd))
         snprintf(buf, n, " (a relative path, read from the current directory %s)", cwd);
     return buf;
+}
+
+/* What a file that is not a regular file is, for the message. */
+static const char *file_kind(mode_t m)
+{
+    static const struct {
+        mode_t type;
+        const char *name;
+    } kinds[] = {{S_IFIFO, "a FIFO"}, {S_IFDIR, "a directory"}, {S_IFCHR, "a character device"},
+                 {S_IFBLK, "a block device"}, {S_IFSOCK, "a socket"}};
+    for (size_t k = 0; k < AG_COUNTOF(kinds); k++)
+        if ((m & S_IFMT) == kinds[k].type) return kinds[k].name;
+    return "not a file";
+}
+
+int ag_open_regular(const char *path, int flags, char *why, size_t n)
+{
+    /* O_NONBLOCK so that opening a FIFO returns at once; cleared for the reads. */
+    int fd = open(path, flags | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(why, n, "%s", strerror(errno));
+        return -1;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        snprintf(why, n, "%s", strerror(errno));
+        close(fd);
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        snprintf(why, n, "not a regular file (%s)", file_kind(st.st_mode));
+        close(fd);
+        errno = EINVAL;
+        return -1;
+    }
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    why[0] = 0;
+    return fd;
 }
 
 int ag_mkdirs(const char *path, char *failed, size_t n)
