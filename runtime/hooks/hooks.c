@@ -3,11 +3,13 @@
 #include "aigc/hooks.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -843,14 +845,15 @@ void lh_clear(lh_run *run)
 int lh_open(lh_state **out, const char *path, const lh_options *opt, ag_error *err)
 {
     *out = NULL;
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        int e = errno;
+    /* Checked here, not left to luaL_loadfilex, whose fopen would block on a FIFO. */
+    char why[128];
+    int fd = ag_open_regular(path, O_RDONLY, why, sizeof why);
+    if (fd < 0) {
         char hint[4200];
-        return ag_errorf(err, (ag_loc){path, 0, 0}, "cannot open the hook script: %s%s", strerror(e),
+        return ag_errorf(err, (ag_loc){path, 0, 0}, "cannot open the hook script: %s%s", why,
                          ag_relative_hint(path, hint, sizeof hint));
     }
-    fclose(f);
+    close(fd);
     lh_state *S = ag_xcalloc(1, sizeof *S);
     if (opt) S->opt = *opt;
     int64_t budget = S->opt.budget > 0 ? S->opt.budget : LH_DEFAULT_BUDGET;
