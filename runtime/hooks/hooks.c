@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <lauxlib.h>
@@ -91,6 +92,8 @@ static void check_name(lua_State *L, int idx, int arg, char *dst, size_t size, c
     if (!s || len == 0 || len >= size)
         luaL_argerror(L, arg, lua_pushfstring(L, "%s must be a string of 1 to %d characters, got %s", what,
                                               (int)size - 1, s ? "a longer or empty one" : luaL_typename(L, idx)));
+    /* C would read the string only up to it. */
+    if (strlen(s) != len) luaL_argerror(L, arg, lua_pushfstring(L, "%s has a zero byte", what));
     memcpy(dst, s, len + 1);
 }
 
@@ -490,6 +493,25 @@ static int path_is_inside(const char *p)
     return 1;
 }
 
+/* Whether rel, a path inside the run directory dir by its words (path_is_inside), stays
+ * in it on the disk: no symlink as the file (or as its ".tmp", which af_begin opens
+ * before the rename) and none on the way that leads out. */
+static int stays_inside(const char *dir, const char *rel)
+{
+    char full[2 * PATH_MAX], real_dir[PATH_MAX], real_parent[PATH_MAX];
+    if (!realpath(dir, real_dir)) return 1; /* no run directory yet: no link in it */
+    snprintf(full, sizeof full, "%s/%s.tmp", dir, rel);
+    struct stat st;
+    if (lstat(full, &st) == 0 && S_ISLNK(st.st_mode)) return 0;
+    full[strlen(full) - 4] = 0;
+    if (lstat(full, &st) == 0 && S_ISLNK(st.st_mode)) return 0;
+    *strrchr(full, '/') = 0;
+    /* A directory that is not there: the write fails, and says so. */
+    if (!realpath(full, real_parent)) return 1;
+    size_t n = strlen(real_dir);
+    return strncmp(real_parent, real_dir, n) == 0 && (real_parent[n] == 0 || real_parent[n] == '/');
+}
+
 static int aigc_sample(lua_State *L)
 {
     lh_run *r = current_run(L, "aigc.sample");
@@ -525,6 +547,9 @@ static int aigc_sample(lua_State *L)
             if (!state_of(L)->opt.unsafe && !path_is_inside(q.path))
                 return luaL_argerror(L, 1, lua_pushfstring(L, "path '%s' leaves the run directory "
                                                               "(allowed with --unsafe-hooks)", q.path));
+            if (!state_of(L)->opt.unsafe && !stays_inside(r->dir, q.path))
+                return luaL_argerror(L, 1, lua_pushfstring(L, "path '%s' leaves the run directory through "
+                                                              "a symlink (allowed with --unsafe-hooks)", q.path));
         }
         lua_pop(L, 1);
     }

@@ -28,4 +28,32 @@ expect_quick 1 "--set data.path=$TMP/data: cannot load the training data: $TMP/d
     check tests/bad/spec.yaml --set data.path="$TMP/data"
 expect_quick 1 "$TMP/data: cannot open: not a regular file (a directory)" check "$TMP/data"
 
+# A hook's aigc.sample whose file cannot be written ends the run as a hook error does:
+# the message names the hook, and the run so far is saved. Without --unsafe-hooks, a
+# path through a symlink out of the run directory is refused, and a zero byte in a path
+# is refused rather than cutting it.
+SAMPLE='sample={image: "G(rand(16, 8))", grid: 4x4}'
+hook_sample() { # NAME PATH: a hook script that asks for a grid at PATH after the epoch
+    printf 'function on_epoch_end(run) aigc.sample{path = "%s"} end\n' "$2" >"$TMP/$1.lua"
+}
+OUTD=$TMP/out
+mkdir -p "$OUTD/taken.png" "$TMP/outside"
+ln -s "$TMP/outside" "$OUTD/link"
+hook_sample nodir nodir/x.png
+hook_sample taken taken.png
+hook_sample link link/x.png
+hook_sample nul 'x.png\0/../../y.png'
+for case in "nodir|hook 'on_epoch_end' failed: aigc.sample: $OUTD/nodir/x.png: cannot write: No such file or directory" \
+    "taken|hook 'on_epoch_end' failed: aigc.sample: $OUTD/taken.png: cannot write: Is a directory" \
+    "link|hook 'on_epoch_end' failed: $TMP/link.lua:1: bad argument #1 to 'sample' (path 'link/x.png' leaves the run directory through a symlink (allowed with --unsafe-hooks))" \
+    "nul|hook 'on_epoch_end' failed: $TMP/nul.lua:1: bad argument #1 to 'sample' (path has a zero byte)"; do
+    name=${case%%|*}
+    rm -f "$OUTD"/last.*
+    expect_quick 1 "${case#*|}" tests/bad/spec.yaml --set hooks="$TMP/$name.lua" --set "$SAMPLE" --out "$OUTD"
+    grep -qx "(the run so far is saved in $OUTD/last)" "$ERR" && [ -s "$OUTD/last.safetensors" ]
+    ok $? "$name: the run so far is saved, and the message says where"
+done
+[ -z "$(ls -A "$TMP/outside")" ]
+ok $? "nothing was written through the symlink"
+
 done_testing
