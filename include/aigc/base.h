@@ -47,9 +47,11 @@ typedef struct ag_loc {
 } ag_loc;
 
 /* One user-facing error message. Fixed size so that reporting an error never
- * needs an allocation (it may be the allocation that failed). */
+ * needs an allocation (it may be the allocation that failed). Room for a path of
+ * PATH_MAX and its reason; a longer message loses its middle, never its end, where the
+ * reason and the way out are. */
 typedef struct ag_error {
-    char msg[1024];
+    char msg[6144];
 } ag_error;
 
 /* Formats into err->msg, prefixed with "file:line:col: " when loc has a file.

@@ -241,6 +241,13 @@ int tr_run(pg_program *p, const ds_data *d, const tr_options *o, ag_error *err)
     st->d = d;
     st->o = o;
     st->dir_fd = -1;
+    /* Before anything is made: a path cut to fit would make a directory tree of its
+     * own. The files of a run go after the directory's name. */
+    if (o->out_dir && strlen(o->out_dir) > TR_MAX_DIR) {
+        free(st);
+        return ag_errorf(err, (ag_loc){0}, "--out %s: a path of %zu bytes; a run directory's may have at most %d",
+                         o->out_dir, strlen(o->out_dir), TR_MAX_DIR);
+    }
     if (o->out_dir)
         snprintf(st->dir, sizeof st->dir, "%s", o->out_dir);
     else

@@ -56,4 +56,27 @@ done
 [ -z "$(ls -A "$TMP/outside")" ]
 ok $? "nothing was written through the symlink"
 
+# An --out too long for a path: refused before any directory is made, with its reason
+# at the end of the message even when the path alone is longer than a message holds.
+mkdir "$TMP/long"
+LONG=$(awk 'BEGIN { for (i = 0; i < 50; i++) printf "%s%s", (i ? "/" : ""), sprintf("%099d", i) }')
+NAME69=$(awk 'BEGIN { printf "%099d", 69 }')
+HUGE=$(awk 'BEGIN { for (i = 0; i < 70; i++) printf "%s%s", (i ? "/" : ""), sprintf("%099d", i) }')
+(cd "$TMP/long" && timeout 60 "$AIGC_RUN" "$ROOT/tests/bad/spec.yaml" --set data.path="$ROOT/data/mnist" \
+    --set hooks="$ROOT/tests/bad/hooks/none.lua" --out "$LONG" >"$OUT" 2>"$ERR")
+is "$?" 1 "a 4,999-byte --out: exit 1"
+is "$(cat "$ERR")" "--out $LONG: a path of 4999 bytes; a run directory's may have at most 3840" \
+    "  with the path and the reason"
+(cd "$TMP/long" && timeout 60 "$AIGC_RUN" "$ROOT/tests/bad/spec.yaml" --set data.path="$ROOT/data/mnist" \
+    --set hooks="$ROOT/tests/bad/hooks/none.lua" --out "$HUGE" >"$OUT" 2>"$ERR")
+like "$(cat "$ERR")" "--out 0[0/]* ... [0-9/]*/${NAME69}: a path of 6999 bytes; a run directory's may have at most 3840" \
+    "a 6,999-byte --out: the message loses the middle of the path, not its reason"
+NAME=$(awk 'BEGIN { printf "%0300d", 0 }')
+(cd "$TMP/long" && timeout 60 "$AIGC_RUN" "$ROOT/tests/bad/spec.yaml" --set data.path="$ROOT/data/mnist" \
+    --set hooks="$ROOT/tests/bad/hooks/none.lua" --out "a/b/$NAME/c" >"$OUT" 2>"$ERR")
+is "$(cat "$ERR")" "a/b/$NAME/c: cannot create the run directory: a/b/$NAME: File name too long" \
+    "a name of 300 bytes in --out"
+[ -z "$(ls -A "$TMP/long")" ]
+ok $? "  none of them left a directory behind"
+
 done_testing
