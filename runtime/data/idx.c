@@ -40,9 +40,10 @@ static int idx_gz_error_impl(gzFile f, const char *path, ag_error *err)
     int saved = errno, code;
     const char *msg = gzerror(f, &code);
     if (code == Z_ERRNO) return ag_errorf(err, idx_noloc, "%s: %s", path, strerror(saved));
-    /* zlib starts its message with the path we gave gzopen; ours already does. */
-    size_t n = strlen(path);
-    if (strncmp(msg, path, n) == 0 && strncmp(msg + n, ": ", 2) == 0) msg += n + 2;
+    /* zlib starts its message with the name gzdopen gave the file, "<fd:N>: "; ours
+     * starts with the path. */
+    const char *named = strncmp(msg, "<fd:", 4) == 0 ? strstr(msg, ">: ") : NULL;
+    if (named) msg = named + 3;
     return ag_errorf(err, idx_noloc, "%s: corrupt gzip data: %s", path, msg);
 }
 
