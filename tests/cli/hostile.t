@@ -79,4 +79,31 @@ is "$(cat "$ERR")" "a/b/$NAME/c: cannot create the run directory: a/b/$NAME: Fil
 [ -z "$(ls -A "$TMP/long")" ]
 ok $? "  none of them left a directory behind"
 
+# --resume while another run trains in the directory (here: holds its lock) says so,
+# and reads no checkpoint, which may be half renamed (last.safetensors is held aside).
+RD=$TMP/rd
+H="--set hooks=tests/bad/hooks/none.lua"
+# shellcheck disable=SC2086 # H is two words
+timeout 60 "$AIGC_RUN" tests/bad/spec.yaml $H --out "$RD" >/dev/null 2>&1
+ok $? "a run to resume"
+mv "$RD/last.safetensors" "$RD/held"
+flock "$RD" sleep 3 &
+LOCKER=$!
+sleep 0.5
+# shellcheck disable=SC2086
+expect_quick 1 "$RD: another aigc-run is training in this directory; wait for it to end, or give --out another one" \
+    tests/bad/spec.yaml $H --resume --out "$RD" --epochs 2
+wait "$LOCKER"
+mv "$RD/held" "$RD/last.safetensors"
+
+# A save killed half way leaves its temporary files: the next run there deletes them,
+# and only them.
+touch "$RD/last.safetensors.tmp" "$RD/last.state.tmp" "$RD/step-00000070.safetensors.tmp" \
+    "$RD/step-00000070.state.tmp" "$RD/notes.tmp" "$RD/last.tmp" "$RD/step-x.state.tmp"
+# shellcheck disable=SC2086
+timeout 60 "$AIGC_RUN" tests/bad/spec.yaml $H --resume --out "$RD" --epochs 2 >/dev/null 2>&1
+ok $? "the run resumes"
+is "$(cd "$RD" && ls -- *.tmp | tr '\n' ' ')" "last.tmp notes.tmp step-x.state.tmp " \
+    "  the checkpoints' temporary files are gone, the other files stay"
+
 done_testing
