@@ -229,7 +229,7 @@ static void int_is(const char *text, long min, long max, const char *want)
     ag_error err = {{0}};
     long v = -12345;
     int rc = yt_int(value(text), "epochs", min, max, &v, &err);
-    char got[1024];
+    char got[sizeof err.msg];
     snprintf(got, sizeof got, "%s", rc == AG_OK ? "" : err.msg);
     if (rc == AG_OK) snprintf(got, sizeof got, "%ld", v);
     is_str(got, want, "yt_int '%s'", text);
@@ -240,7 +240,7 @@ static void float_is(const char *text, double min, double max, const char *want)
     ag_error err = {{0}};
     double v = -12345;
     int rc = yt_float(value(text), "lr", min, max, &v, &err);
-    char got[1024];
+    char got[sizeof err.msg];
     snprintf(got, sizeof got, "%s", rc == AG_OK ? "" : err.msg);
     if (rc == AG_OK) snprintf(got, sizeof got, "%g", v);
     is_str(got, want, "yt_float '%s'", text);

@@ -2,9 +2,9 @@
 #include "run.h"
 
 #include <stdio.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <string.h>
 
 #include "aigc/ckpt.h"
 #include "rundir.h"
