@@ -1,5 +1,6 @@
 /* test_expr.c — the step language: trees, locations, and every error message. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "aigc/expr.h"
@@ -53,6 +54,54 @@ static void expr_fails(const char *text, const char *want)
     ag_error err = {{0}};
     ok(ex_parse_expr(&arena, text, AT, &n, &err) == AG_ERR, "'%s' is refused", text);
     is_str(err.msg, want, "  with the message");
+}
+
+/* "x OP 0 OP 0 ..." with n operators. */
+static char *chain(const char *op, int n)
+{
+    size_t len = 1 + (size_t)n * (strlen(op) + 3) + 1;
+    char *s = malloc(len), *c = s;
+    *c++ = 'x';
+    for (int i = 0; i < n; i++) c += sprintf(c, " %s 0", op);
+    return s;
+}
+
+/* A chain of operators is a tree as deep as the chain is long (whatever walks it recurses
+ * once per operator), so it is bounded like brackets, at the operator past the limit. */
+static void test_long_chains(void)
+{
+    static const char *const ops[] = {"+", "*", "-", "/"};
+    for (size_t k = 0; k < sizeof ops / sizeof *ops; k++) {
+        char *ok63 = chain(ops[k], 63), *long_one = chain(ops[k], 10000);
+        ex_node *n;
+        ag_error err = {{0}};
+        ok(ex_parse_expr(&arena, ok63, AT, &n, &err) == AG_OK && n->height == 64,
+           "x %s 0 ... with 63 operators is a tree 64 deep, and is taken", ops[k]);
+        ok(ex_parse_expr(&arena, long_one, AT, &n, &err) == AG_ERR,
+           "x %s 0 ... with 10,000 operators is refused", ops[k]);
+        /* the 64th operator: x at column 7, then " OP 0" four columns apiece */
+        is_str(err.msg, "s.yaml:3:261: expression nested deeper than 64 levels (each operator, "
+                        "call and bracket is one); split it into named steps", "  at the 64th operator");
+        free(ok63);
+        free(long_one);
+    }
+    ex_stmt *s;
+    ag_error err = {{0}};
+    char *step = chain("+", 10000);
+    memcpy(step, "l", 1);
+    char *text = malloc(strlen(step) + 5);
+    sprintf(text, "y = %s", step);
+    ok(ex_parse_stmt(&arena, text, AT, &s, &err) == AG_ERR, "a step 'y = l + 0 ...' is refused");
+    is_str(err.msg, "s.yaml:3:265: expression nested deeper than 64 levels (each operator, call "
+                    "and bracket is one); split it into named steps", "  at its 64th operator");
+    free(step);
+    free(text);
+    char nest[512] = "";
+    for (int i = 0; i < 32; i++) strcat(nest, "-(a + ");
+    strcat(nest, "b");
+    for (int i = 0; i < 32; i++) strcat(nest, ")");
+    expr_fails(nest, "s.yaml:3:195: expression nested deeper than 64 levels (each operator, call "
+                     "and bracket is one); split it into named steps");
 }
 
 static void test_precedence(void)
@@ -185,11 +234,13 @@ static void test_errors(void)
     memset(deep, '(', 64);
     deep[64] = 'x';
     memset(deep + 65, ')', 64);
-    expr_fails(deep, "s.yaml:3:71: expression nested deeper than 64 levels");
+    expr_fails(deep, "s.yaml:3:71: expression nested deeper than 64 levels (each operator, call "
+                     "and bracket is one); split it into named steps");
     deep[63] = 'x';
     memset(deep + 64, ')', 63);
     deep[127] = 0;
     expr_is(deep, "x");
+    test_long_chains();
     char many[256] = "f(";
     for (int i = 0; i < 33; i++) strcat(many, "a,");
     strcat(many, "a)");

@@ -147,6 +147,12 @@ static void test_errors(void)
     snprintf(want, sizeof want, "%s: not a readable PNG: ", in_tmp("text.png"));
     ok(strncmp(err.msg, want, strlen(want)) == 0, "a text file: message");
     diag("%s", err.msg);
+
+    ok(mkfifo(in_tmp("fifo.png"), 0600) == 0, "a FIFO is made");
+    rc = img_read_gray(in_tmp("fifo.png"), &g, &err);
+    ok(rc == AG_ERR && g.pixels == NULL, "a FIFO as a PNG input is refused, without blocking");
+    snprintf(want, sizeof want, "%s: not a regular file (a FIFO)", in_tmp("fifo.png"));
+    is_str(err.msg, want, "  with the message");
 }
 
 int main(void)

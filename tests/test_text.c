@@ -114,6 +114,10 @@ static void test_messages(void)
              "symlinks and *.dat are skipped)", in_tmp("emptydir"));
     is_str(err.msg, want, "a directory of nothing to read");
     ok(c.train == NULL && c.vocab == 0, "a failed load leaves the corpus empty");
+    ok(mkfifo(in_tmp("fifo"), 0600) == 0, "a FIFO is made");
+    ok(tx_load(in_tmp("fifo"), 0.1, &c, &err) == AG_ERR, "a FIFO as the corpus is refused, without blocking");
+    snprintf(want, sizeof want, "%s: not a file or a directory", in_tmp("fifo"));
+    is_str(err.msg, want, "  with the message");
 }
 
 int main(void)

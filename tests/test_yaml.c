@@ -5,12 +5,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "aigc/expr.h"
 #include "aigc/suggest.h"
 #include "aigc/yaml.h"
 #include "tap.h"
+#include "tmpdir.h"
 
 static ar_arena arena;
 
@@ -172,7 +174,9 @@ static void test_refusals(void)
     refused("a: 1\nb: [1, 2\nc: 3",
             "s.yaml:3:2: did not find expected ',' or ']' (while parsing a flow sequence at 2:4)",
             "an unclosed flow list");
-    refused("a: 1\n  b: 2\n", "s.yaml:2:4: mapping values are not allowed in this context",
+    refused("a: 1\n  b: 2\n",
+            "s.yaml:2:4: mapping values are not allowed in this context; check the indentation of "
+            "line 2: deeper than line 1, it continues that line's value",
             "a bad indent");
     refused("a: \"x\xff\"\n",
             "s.yaml:1:6: byte 0xFF is not UTF-8: a spec must be UTF-8 text (was the file saved as "
@@ -225,7 +229,7 @@ static void int_is(const char *text, long min, long max, const char *want)
     ag_error err = {{0}};
     long v = -12345;
     int rc = yt_int(value(text), "epochs", min, max, &v, &err);
-    char got[1024];
+    char got[sizeof err.msg];
     snprintf(got, sizeof got, "%s", rc == AG_OK ? "" : err.msg);
     if (rc == AG_OK) snprintf(got, sizeof got, "%ld", v);
     is_str(got, want, "yt_int '%s'", text);
@@ -236,7 +240,7 @@ static void float_is(const char *text, double min, double max, const char *want)
     ag_error err = {{0}};
     double v = -12345;
     int rc = yt_float(value(text), "lr", min, max, &v, &err);
-    char got[1024];
+    char got[sizeof err.msg];
     snprintf(got, sizeof got, "%s", rc == AG_OK ? "" : err.msg);
     if (rc == AG_OK) snprintf(got, sizeof got, "%g", v);
     is_str(got, want, "yt_float '%s'", text);
@@ -426,6 +430,96 @@ static void test_file(void)
     unlink(path);
 }
 
+/* Text made of head, then n copies of item, then tail. */
+static char *repeat(const char *head, const char *item, size_t n, const char *tail)
+{
+    size_t hl = strlen(head), il = strlen(item), tl = strlen(tail);
+    char *s = malloc(hl + n * il + tl + 1), *c = s;
+    memcpy(c, head, hl);
+    c += hl;
+    for (size_t i = 0; i < n; i++, c += il) memcpy(c, item, il);
+    memcpy(c, tail, tl + 1);
+    return s;
+}
+
+/* Large specs load in time linear in their size (no timing here: the sizes are those
+ * that took seconds to minutes when a long line or a large mapping was quadratic), and
+ * the limits refuse the rest with their message. */
+static void test_large(void)
+{
+    ag_error err = {{0}};
+    char *items = repeat("x: [", "1, ", 40000, "1]\n");
+    const yt_node *root = load(items, &err);
+    ok(root && yt_get(root, "x")->n == 40001, "40,001 items on one line load");
+    ok(root && at(yt_get(root, "x")->items[40000], 1, 120005), "  the last one at its column");
+    free(items);
+
+    char *keys = malloc(40000 * 16 + 16), *c = keys;
+    for (int i = 0; i < 40000; i++) c += sprintf(c, "k%d: %d\n", i, i);
+    strcpy(c, "k39999: 0\n");
+    refused(keys, "s.yaml:40001:1: duplicate key 'k39999' (first at 40000:1)",
+            "40,000 keys and the last one again");
+    *c = 0;
+    root = load(keys, &err);
+    ok(root && root->n == 40000 && strcmp(yt_get(root, "k12345")->text, "12345") == 0,
+       "40,000 distinct keys load");
+    free(keys);
+
+    refused("a: {k: 1, b: {k: 2, c: {k: 3}}, k: 4}\n", "s.yaml:1:33: duplicate key 'k' (first at 1:5)",
+            "a key again after nested mappings that have it too");
+    root = load("- {k: 1}\n- {k: 2}\n- a: {k: 3}\n  k: 4\n", &err);
+    ok(root && root->n == 3, "the same key in sibling and nested mappings is no duplicate");
+
+    char *many = repeat("x: [", "1,", YT_MAX_NODES, "1]\n");
+    char want[128];
+    snprintf(want, sizeof want, "s.yaml:1:%d: more than %d values in one spec; a spec is not this large",
+             2 * (YT_MAX_NODES - 3) + 5, YT_MAX_NODES); /* the map, 'x' and the list come first */
+    refused(many, want, "a list of as many values as the limit");
+    free(many);
+
+    yt_doc doc;
+    tmp_open("yaml");
+    FILE *f = fopen(in_tmp("big.yaml"), "w");
+    ok(f && fseek(f, 50l << 20, SEEK_SET) == 0 && fputc('\n', f) == '\n' && fclose(f) == 0,
+       "a 50 MB spec is made");
+    ok(yt_load_file(&doc, &arena, in_tmp("big.yaml"), &err) == AG_ERR, "a 50 MB spec is refused");
+    snprintf(want, sizeof want, "%s: 52428801 bytes, more than the 16 MiB a spec may have",
+             in_tmp("big.yaml"));
+    is_str(err.msg, want, "  by its size, before it is read");
+    ok(mkfifo(in_tmp("fifo.yaml"), 0600) == 0, "a FIFO is made");
+    ok(yt_load_file(&doc, &arena, in_tmp("fifo.yaml"), &err) == AG_ERR,
+       "a FIFO as the spec is refused (without blocking for a writer)");
+    snprintf(want, sizeof want, "%s: cannot open: not a regular file (a FIFO)", in_tmp("fifo.yaml"));
+    is_str(err.msg, want, "  with the message");
+    ok(yt_load_file(&doc, &arena, tmpdir, &err) == AG_ERR, "a directory as the spec is refused");
+    snprintf(want, sizeof want, "%s: cannot open: not a regular file (a directory)", tmpdir);
+    is_str(err.msg, want, "  with the message");
+    tmp_close();
+}
+
+/* libyaml's words for a misindented line, and the line they come with. */
+static void test_indentation(void)
+{
+    refused("name: x\ntrain:\n  epochs: 1\n   lr: 3\n",
+            "s.yaml:4:6: mapping values are not allowed in this context; check the indentation of "
+            "line 4: deeper than line 3, it continues that line's value",
+            "a key indented deeper than the one above");
+    refused("train:\n  epochs: 1\n  # a comment\n\n    lr: 3\n",
+            "s.yaml:5:5: did not find expected key (while parsing a block mapping at 2:3); check the "
+            "indentation of line 5: the mapping at 2:3 has its keys at column 3",
+            "  after a comment and a blank line");
+    refused("name: x: y\n", "s.yaml:1:8: mapping values are not allowed in this context",
+            "a second colon on one line (no hint: not an indentation)");
+    refused("name: x\ntrain:\n  epochs: 1\n lr: 3\n",
+            "s.yaml:4:2: did not find expected key (while parsing a block mapping at 1:1); check the "
+            "indentation of line 4: the mapping at 1:1 has its keys at column 1",
+            "a key between two levels");
+    refused("train:\n  step:\n    - a = 1\n   - b = 2\n",
+            "s.yaml:4:4: did not find expected key (while parsing a block mapping at 2:3); check the "
+            "indentation of line 4: the mapping at 2:3 has its keys at column 3",
+            "a list item out of line");
+}
+
 int main(void)
 {
     ar_init(&arena, 0);
@@ -438,6 +532,8 @@ int main(void)
     test_suggest();
     test_annotate();
     test_file();
+    test_large();
+    test_indentation();
     ar_free(&arena);
     return tap_done();
 }

@@ -47,9 +47,11 @@ typedef struct ag_loc {
 } ag_loc;
 
 /* One user-facing error message. Fixed size so that reporting an error never
- * needs an allocation (it may be the allocation that failed). */
+ * needs an allocation (it may be the allocation that failed). Room for a path of
+ * PATH_MAX and its reason; a longer message loses its middle, never its end, where the
+ * reason and the way out are. */
 typedef struct ag_error {
-    char msg[1024];
+    char msg[6144];
 } ag_error;
 
 /* Formats into err->msg, prefixed with "file:line:col: " when loc has a file.
@@ -64,6 +66,12 @@ int ag_error_addf(ag_error *err, const char *fmt, ...) __attribute__((format(pri
 /* For a path that could not be opened: when it is relative and not there, buf gets
  * " (a relative path, read from the current directory DIR)", else "". Returns buf. */
 const char *ag_relative_hint(const char *path, char *buf, size_t n);
+
+/* Opens path with flags (O_RDONLY and the like) when it is a regular file. A FIFO, a
+ * device or a directory is refused without blocking in open() (a FIFO with no writer
+ * would block forever). Returns the descriptor, or -1 with why[n] set to the reason:
+ * strerror(errno), or "not a regular file (a FIFO)" and the like. */
+int ag_open_regular(const char *path, int flags, char *why, size_t n);
 
 /* mkdir -p: path and each missing directory above it. On failure returns AG_ERR with
  * errno set and the directory that could not be made in failed (n bytes). */

@@ -36,8 +36,9 @@
 #include "aigc/arena.h"
 #include "aigc/base.h"
 
-/* Expressions nested deeper than this are refused, so that hostile text cannot
- * overflow the C stack of the recursive parser; calls take at most EX_MAX_ARGS. */
+/* Expressions nested deeper than this are refused, so that hostile text cannot overflow
+ * the C stack of the recursive parser, nor of what walks the tree (the evaluator): both
+ * the brackets and the tree's height are bounded. Calls take at most EX_MAX_ARGS. */
 enum { EX_MAX_DEPTH = 64, EX_MAX_ARGS = 32 };
 
 typedef enum ex_kind {
@@ -65,6 +66,7 @@ struct ex_node {
     int is_int;       /* a number written without '.' or exponent */
     ex_op op;
     ex_node *lhs, *rhs;
+    int height;       /* of the subtree: 1 for a leaf, at most EX_MAX_DEPTH */
     ex_arg *args;     /* positional ones first */
     size_t nargs;
 };

@@ -28,7 +28,8 @@
  * What is refused
  * ---------------
  * Malformed YAML (libyaml's own words and place), a mapping key given twice, a key that
- * is not a scalar, nesting deeper than YT_MAX_DEPTH, more than one document, an empty
+ * is not a scalar, nesting deeper than YT_MAX_DEPTH, a file larger than YT_MAX_BYTES or
+ * with more than YT_MAX_NODES values, more than one document, an empty
  * file, explicit tags, and anchors and aliases. Aliases are refused rather than resolved
  * because a shared node has two places (an error in it could point at only one of them)
  * and because `--set a.b=1` on a shared node would silently change every use of it; a
@@ -42,7 +43,10 @@
 #include "aigc/arena.h"
 #include "aigc/base.h"
 
-enum { YT_MAX_DEPTH = 64 };
+/* Limits that keep hostile input from taking the machine: a real spec is a few kB and
+ * a few hundred values. The file's size is checked before it is read. */
+enum { YT_MAX_DEPTH = 64, YT_MAX_NODES = 100000 };
+#define YT_MAX_BYTES (16u << 20)
 
 typedef enum yt_kind { YT_SCALAR, YT_SEQ, YT_MAP } yt_kind;
 

@@ -2,6 +2,8 @@
 #include "aigc/base.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,17 +16,43 @@ _Noreturn void ag_assert_fail(const char *file, int line, const char *what)
     abort();
 }
 
+/* Puts text (len bytes) in msg; when it does not fit, its middle gives way to " ... ",
+ * cut between UTF-8 characters. */
+static void put_message(char *msg, size_t size, const char *text, size_t len)
+{
+    static const char gap[] = " ... ";
+    if (len < size) {
+        memcpy(msg, text, len + 1);
+        return;
+    }
+    size_t head = (size - sizeof gap) / 2, tail = size - sizeof gap - head;
+    while (head > 0 && (text[head] & 0xC0) == 0x80) head--;
+    const char *end = text + len - tail;
+    while (tail > 0 && (*end & 0xC0) == 0x80) end++, tail--;
+    memcpy(msg, text, head);
+    memcpy(msg + head, gap, sizeof gap - 1);
+    memcpy(msg + head + sizeof gap - 1, end, tail + 1);
+}
+
+/* Room to format a message that may not fit err->msg, so that put_message keeps its
+ * end: on the stack, as an error needs no allocation. */
+enum { LONG_MESSAGE = 4 * sizeof(((ag_error *)0)->msg) };
+
 int ag_verrorf(ag_error *err, ag_loc loc, const char *fmt, va_list ap)
 {
+    char text[LONG_MESSAGE];
     int k = 0;
     if (loc.file) {
         if (loc.line > 0)
-            k = snprintf(err->msg, sizeof err->msg, "%s:%d:%d: ", loc.file, loc.line, loc.col);
+            k = snprintf(text, sizeof text, "%s:%d:%d: ", loc.file, loc.line, loc.col);
         else
-            k = snprintf(err->msg, sizeof err->msg, "%s: ", loc.file);
-        if (k < 0 || (size_t)k >= sizeof err->msg) k = 0;
+            k = snprintf(text, sizeof text, "%s: ", loc.file);
+        if (k < 0 || (size_t)k >= sizeof text) k = 0;
     }
-    vsnprintf(err->msg + k, sizeof err->msg - (size_t)k, fmt, ap);
+    int n = vsnprintf(text + k, sizeof text - (size_t)k, fmt, ap);
+    size_t len = n < 0 ? (size_t)k : (size_t)k + (size_t)n;
+    if (len >= sizeof text) len = sizeof text - 1;
+    put_message(err->msg, sizeof err->msg, text, len);
     return AG_ERR;
 }
 
@@ -39,11 +67,16 @@ int ag_errorf(ag_error *err, ag_loc loc, const char *fmt, ...)
 
 int ag_error_addf(ag_error *err, const char *fmt, ...)
 {
+    char text[LONG_MESSAGE];
     size_t used = strlen(err->msg);
+    memcpy(text, err->msg, used);
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(err->msg + used, sizeof err->msg - used, fmt, ap);
+    int n = vsnprintf(text + used, sizeof text - used, fmt, ap);
     va_end(ap);
+    size_t len = n < 0 ? used : used + (size_t)n;
+    if (len >= sizeof text) len = sizeof text - 1;
+    put_message(err->msg, sizeof err->msg, text, len);
     return AG_ERR;
 }
 
@@ -96,13 +129,62 @@ const char *ag_relative_hint(const char *path, char *buf, size_t n)
     return buf;
 }
 
+/* What a file that is not a regular file is, for the message. */
+static const char *file_kind(mode_t m)
+{
+    static const struct {
+        mode_t type;
+        const char *name;
+    } kinds[] = {{S_IFIFO, "a FIFO"}, {S_IFDIR, "a directory"}, {S_IFCHR, "a character device"},
+                 {S_IFBLK, "a block device"}, {S_IFSOCK, "a socket"}};
+    for (size_t k = 0; k < AG_COUNTOF(kinds); k++)
+        if ((m & S_IFMT) == kinds[k].type) return kinds[k].name;
+    return "not a file";
+}
+
+int ag_open_regular(const char *path, int flags, char *why, size_t n)
+{
+    /* O_NONBLOCK so that opening a FIFO returns at once; cleared for the reads. */
+    int fd = open(path, flags | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(why, n, "%s", strerror(errno));
+        return -1;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        snprintf(why, n, "%s", strerror(errno));
+        close(fd);
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        snprintf(why, n, "not a regular file (%s)", file_kind(st.st_mode));
+        close(fd);
+        errno = EINVAL;
+        return -1;
+    }
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    why[0] = 0;
+    return fd;
+}
+
 int ag_mkdirs(const char *path, char *failed, size_t n)
 {
-    char buf[4096];
+    char buf[PATH_MAX];
     if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) {
         snprintf(failed, n, "%s", path);
         errno = ENAMETOOLONG;
         return AG_ERR;
+    }
+    /* A name too long would fail only once the directories above it are made. */
+    for (const char *c = buf; *c;) {
+        size_t len = strcspn(c, "/");
+        if (len > NAME_MAX) {
+            snprintf(failed, n, "%.*s", (int)(c - buf + (ptrdiff_t)len), buf);
+            errno = ENAMETOOLONG;
+            return AG_ERR;
+        }
+        c += len;
+        c += strspn(c, "/");
     }
     for (char *c = buf + 1;; c++) {
         if (*c == '/' || !*c) {

@@ -91,7 +91,8 @@ static uLong dc_crc(const unsigned char *p, size_t n)
 
 const uint8_t *dc_map(const dc_entry *e, size_t *n)
 {
-    int fd = open(e->path, O_RDONLY | O_CLOEXEC);
+    char why[128];
+    int fd = ag_open_regular(e->path, O_RDONLY, why, sizeof why);
     struct stat st;
     if (fd < 0) return NULL;
     if (fstat(fd, &st) != 0 || st.st_size < DC_HEAD) {

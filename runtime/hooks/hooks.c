@@ -3,11 +3,14 @@
 #include "aigc/hooks.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -91,6 +94,8 @@ static void check_name(lua_State *L, int idx, int arg, char *dst, size_t size, c
     if (!s || len == 0 || len >= size)
         luaL_argerror(L, arg, lua_pushfstring(L, "%s must be a string of 1 to %d characters, got %s", what,
                                               (int)size - 1, s ? "a longer or empty one" : luaL_typename(L, idx)));
+    /* C would read the string only up to it. */
+    if (strlen(s) != len) luaL_argerror(L, arg, lua_pushfstring(L, "%s has a zero byte", what));
     memcpy(dst, s, len + 1);
 }
 
@@ -490,6 +495,25 @@ static int path_is_inside(const char *p)
     return 1;
 }
 
+/* Whether rel, a path inside the run directory dir by its words (path_is_inside), stays
+ * in it on the disk: no symlink as the file (or as its ".tmp", which af_begin opens
+ * before the rename) and none on the way that leads out. */
+static int stays_inside(const char *dir, const char *rel)
+{
+    char full[2 * PATH_MAX], real_dir[PATH_MAX], real_parent[PATH_MAX];
+    if (!realpath(dir, real_dir)) return 1; /* no run directory yet: no link in it */
+    snprintf(full, sizeof full, "%s/%s.tmp", dir, rel);
+    struct stat st;
+    if (lstat(full, &st) == 0 && S_ISLNK(st.st_mode)) return 0;
+    full[strlen(full) - 4] = 0;
+    if (lstat(full, &st) == 0 && S_ISLNK(st.st_mode)) return 0;
+    *strrchr(full, '/') = 0;
+    /* A directory that is not there: the write fails, and says so. */
+    if (!realpath(full, real_parent)) return 1;
+    size_t n = strlen(real_dir);
+    return strncmp(real_parent, real_dir, n) == 0 && (real_parent[n] == 0 || real_parent[n] == '/');
+}
+
 static int aigc_sample(lua_State *L)
 {
     lh_run *r = current_run(L, "aigc.sample");
@@ -525,6 +549,9 @@ static int aigc_sample(lua_State *L)
             if (!state_of(L)->opt.unsafe && !path_is_inside(q.path))
                 return luaL_argerror(L, 1, lua_pushfstring(L, "path '%s' leaves the run directory "
                                                               "(allowed with --unsafe-hooks)", q.path));
+            if (!state_of(L)->opt.unsafe && !stays_inside(r->dir, q.path))
+                return luaL_argerror(L, 1, lua_pushfstring(L, "path '%s' leaves the run directory through "
+                                                              "a symlink (allowed with --unsafe-hooks)", q.path));
         }
         lua_pop(L, 1);
     }
@@ -613,6 +640,29 @@ static int load_text(lua_State *L)
     return lua_gettop(L) - 4;
 }
 
+/* setmetatable as Lua's, but refusing a metatable with __gc. Lua runs finalizers (when
+ * it collects, and in lua_close) with debug hooks off, so no instruction budget can stop
+ * one that loops; an object is only finalized if its metatable has __gc when it is set,
+ * so refusing it here is enough. */
+static int setmetatable_no_gc(lua_State *L)
+{
+    int t = lua_type(L, 2);
+    luaL_checktype(L, 1, LUA_TTABLE);
+    luaL_argexpected(L, t == LUA_TNIL || t == LUA_TTABLE, 2, "nil or table");
+    lua_settop(L, 2);
+    if (t == LUA_TTABLE) {
+        lua_pushliteral(L, "__gc");
+        if (lua_rawget(L, 2) != LUA_TNIL)
+            return luaL_argerror(L, 2, "hooks cannot use __gc: a finalizer runs outside the "
+                                       "instruction budget");
+        lua_pop(L, 1);
+    }
+    if (luaL_getmetafield(L, 1, "__metatable") != LUA_TNIL)
+        return luaL_error(L, "cannot change a protected metatable");
+    lua_setmetatable(L, 1);
+    return 1;
+}
+
 static void open_lib(lua_State *L, const char *name, lua_CFunction open)
 {
     luaL_requiref(L, name, open, 1);
@@ -649,6 +699,8 @@ static int setup(lua_State *L)
     lua_getglobal(L, "load");
     lua_pushcclosure(L, load_text, 1);
     lua_setglobal(L, "load");
+    lua_pushcfunction(L, setmetatable_no_gc);
+    lua_setglobal(L, "setmetatable");
 
     new_metatable(L, RUN_MT, (const luaL_Reg[]){{"__index", run_index}, {"__newindex", run_newindex},
                                                  {"__tostring", run_tostring}, {NULL, NULL}});
@@ -820,14 +872,15 @@ void lh_clear(lh_run *run)
 int lh_open(lh_state **out, const char *path, const lh_options *opt, ag_error *err)
 {
     *out = NULL;
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        int e = errno;
+    /* Checked here, not left to luaL_loadfilex, whose fopen would block on a FIFO. */
+    char why[128];
+    int fd = ag_open_regular(path, O_RDONLY, why, sizeof why);
+    if (fd < 0) {
         char hint[4200];
-        return ag_errorf(err, (ag_loc){path, 0, 0}, "cannot open the hook script: %s%s", strerror(e),
+        return ag_errorf(err, (ag_loc){path, 0, 0}, "cannot open the hook script: %s%s", why,
                          ag_relative_hint(path, hint, sizeof hint));
     }
-    fclose(f);
+    close(fd);
     lh_state *S = ag_xcalloc(1, sizeof *S);
     if (opt) S->opt = *opt;
     int64_t budget = S->opt.budget > 0 ? S->opt.budget : LH_DEFAULT_BUDGET;

@@ -7,6 +7,8 @@
 #include "aigc/png.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <png.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,8 +86,15 @@ int img_write_grid(const char *path, const float *images, int n, int h, int w, i
 int img_read_gray(const char *path, img_gray *out, ag_error *err)
 {
     memset(out, 0, sizeof *out);
-    FILE *f = fopen(path, "rb");
-    if (!f) return ag_errorf(err, img_noloc, "%s: %s", path, strerror(errno));
+    char why[128];
+    int fd = ag_open_regular(path, O_RDONLY, why, sizeof why);
+    if (fd < 0) return ag_errorf(err, img_noloc, "%s: %s", path, why);
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        int e = errno;
+        close(fd);
+        return ag_errorf(err, img_noloc, "%s: %s", path, strerror(e));
+    }
 
     png_image img;
     memset(&img, 0, sizeof img);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aigc/metrics.h"
 #include "aigc/suggest.h"
 #include "compile.h"
 
@@ -345,6 +346,13 @@ static int compile_step(pg_program *p, ag_error *err)
     for (int k = 0; k < s->nsteps && s->nlogs == 0; k++) {
         const ex_stmt *st = s->steps[k];
         if (st->kind == EX_UPDATE && st->expr->kind == EX_NAME) {
+            /* The means of the logged values are fixed arrays (mt_means); an explicit
+             * log is held to the same count where the spec is read. */
+            if (p->nlogs == MT_MAX_LOGS) {
+                ag_errorf(err, st->loc, "more than %d updates, whose losses are logged when 'log' is not given: "
+                          "name at most %d values under train.log", MT_MAX_LOGS, MT_MAX_LOGS);
+                goto out;
+            }
             p->log_names[p->nlogs] = st->expr->text;
             p->logs[p->nlogs++] = ev_lookup(&c, st->expr->text)->node;
         }

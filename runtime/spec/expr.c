@@ -163,7 +163,24 @@ static ex_node *new_node(ex_parser *p, ex_kind kind, ag_loc loc)
     ex_node *n = ar_alloc(p->a, sizeof *n);
     n->kind = kind;
     n->loc = loc;
+    n->height = 1;
     return n;
+}
+
+static void *too_deep(ex_parser *p, ag_loc at)
+{
+    ag_errorf(p->err, at,
+              "expression nested deeper than %d levels (each operator, call and bracket is "
+              "one); split it into named steps", EX_MAX_DEPTH);
+    return NULL;
+}
+
+/* Makes child a part of parent. The tree's height is bounded, not only the brackets: a
+ * chain `x + 0 + 0 ...` is as deep as it is long, and whatever walks the tree recurses. */
+static ex_node *adopt(ex_parser *p, ex_node *parent, const ex_node *child)
+{
+    if (child->height >= parent->height) parent->height = child->height + 1;
+    return parent->height > EX_MAX_DEPTH ? too_deep(p, parent->loc) : parent;
 }
 
 static ex_node *parse_sum(ex_parser *p);
@@ -211,6 +228,8 @@ static ex_node *parse_call(ex_parser *p)
     c->nargs = n;
     c->args = ar_alloc(p->a, n * sizeof *c->args);
     memcpy(c->args, args, n * sizeof *args);
+    for (size_t i = 0; i < n; i++)
+        if (!adopt(p, c, args[i].value)) return NULL;
     return c;
 }
 
@@ -250,26 +269,25 @@ static ex_node *parse_primary(ex_parser *p)
     }
 }
 
-/* Every path of recursion goes through here, so this is where depth is bounded. */
+/* Every path of recursion goes through here, so this is where the parser's own depth is
+ * bounded (brackets make no node, so the tree's height alone would not). */
 static ex_node *parse_unary(ex_parser *p)
 {
-    if (p->depth == EX_MAX_DEPTH) {
-        ag_errorf(p->err, p->t->loc, "expression nested deeper than %d levels", EX_MAX_DEPTH);
-        return NULL;
-    }
+    if (p->depth == EX_MAX_DEPTH) return too_deep(p, p->t->loc);
     p->depth++;
     ex_node *n;
     if (p->t->kind == T_MINUS) {
         n = new_node(p, EX_NEG, p->t->loc);
         p->t++;
-        if (!(n->lhs = parse_unary(p))) return NULL;
+        if (!(n->lhs = parse_unary(p)) || !adopt(p, n, n->lhs)) return NULL;
     } else if ((n = parse_primary(p)) && p->t->kind == T_POW) {
         ex_node *pow = new_node(p, EX_BIN, p->t->loc);
         pow->op = EX_POW;
         pow->lhs = n;
         p->t++;
         /* The right side is a unary: 2 ** -1 is fine, and 2 ** 3 ** 2 groups right. */
-        if (!(pow->rhs = parse_unary(p))) return NULL;
+        if (!(pow->rhs = parse_unary(p)) || !adopt(p, pow, n) || !adopt(p, pow, pow->rhs))
+            return NULL;
         n = pow;
     }
     p->depth--;
@@ -285,7 +303,7 @@ static ex_node *parse_binary(ex_parser *p, ex_tok_kind k1, ex_op op1, ex_tok_kin
         b->op = p->t->kind == k1 ? op1 : op2;
         b->lhs = l;
         p->t++;
-        if (!(b->rhs = operand(p))) return NULL;
+        if (!(b->rhs = operand(p)) || !adopt(p, b, l) || !adopt(p, b, b->rhs)) return NULL;
         l = b;
     }
     return l;

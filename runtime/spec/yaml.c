@@ -2,12 +2,16 @@
 #include "aigc/yaml.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <yaml.h>
 
 #include "aigc/suggest.h"
@@ -33,6 +37,18 @@ typedef struct yt_builder {
     size_t top, cap;
     yt_frame frames[YT_MAX_DEPTH];
     int depth;
+    size_t nodes;
+    /* The last mark mapped to an offset: marks come in order along a line, so each is
+     * found from the one before, not from the line's start (quadratic on a long line). */
+    yaml_mark_t last;
+    size_t last_off;
+    /* Every mapping key seen, by the hash of its text and its mapping, for the duplicate
+     * check: open addressing, (SIZE_MAX, NULL) when free. */
+    struct yt_seen {
+        size_t at;           /* the key's index on the scratch stack */
+        const yt_node *key;
+    } *seen;
+    size_t nseen, seen_cap;
 } yt_builder;
 
 static ag_loc mark_loc(const yt_builder *b, yaml_mark_t m)
@@ -60,16 +76,22 @@ static void index_lines(yt_builder *b)
 
 /* The byte offset of a mark, or SIZE_MAX when the mark does not fit the text (libyaml
  * converted UTF-16 input, or counted a line break that is not \n or \r). */
-static size_t mark_offset(const yt_builder *b, yaml_mark_t m)
+static size_t mark_offset(yt_builder *b, yaml_mark_t m)
 {
     if (m.line >= b->nlines) return SIZE_MAX;
     const char *s = b->doc->src;
-    size_t i = b->lines[m.line], end = b->doc->src_len;
-    for (size_t col = 0; col < m.column; col++) {
+    size_t i = b->lines[m.line], end = b->doc->src_len, col = 0;
+    if (b->last_off != SIZE_MAX && b->last.line == m.line && b->last.column <= m.column) {
+        i = b->last_off;
+        col = b->last.column;
+    }
+    for (; col < m.column; col++) {
         if (i >= end || s[i] == '\n' || s[i] == '\r') return SIZE_MAX;
         i++;
         while (i < end && is_cont_byte((unsigned char)s[i])) i++;
     }
+    b->last = m;
+    b->last_off = i;
     return i;
 }
 
@@ -82,10 +104,52 @@ static void scratch_push(yt_builder *b, yt_node *n)
     b->scratch[b->top++] = n;
 }
 
+/* Where the key text of a mapping whose children start at base is, or would go, in the
+ * seen table. An entry whose key no longer sits at its index on the scratch stack
+ * belongs to a mapping that has closed: it is skipped, and never matches. */
+static struct yt_seen *seen_slot(const yt_builder *b, size_t base, const yt_node *key)
+{
+    size_t mask = b->seen_cap - 1;
+    size_t h = (size_t)ag_fnv1a(ag_fnv1a(AG_FNV_BASIS, &base, sizeof base), key->text, key->len);
+    for (size_t k = h & mask;; k = (k + 1) & mask) {
+        struct yt_seen *e = &b->seen[k];
+        if (!e->key) return e;
+        int live = e->at >= base && e->at < b->top && b->scratch[e->at] == e->key;
+        if (live && e->key->len == key->len && memcmp(e->key->text, key->text, key->len) == 0)
+            return e;
+    }
+}
+
+static void seen_grow(yt_builder *b)
+{
+    struct yt_seen *old = b->seen;
+    size_t n = b->seen_cap;
+    b->seen_cap = n ? 2 * n : 64;
+    b->seen = ag_xcalloc(b->seen_cap, sizeof *b->seen);
+    b->nseen = 0;
+    for (size_t k = 0; k < n; k++) {
+        const struct yt_seen *e = &old[k];
+        /* Keys of closed mappings are dropped here. */
+        if (!e->key || e->at >= b->top || b->scratch[e->at] != e->key) continue;
+        size_t base = 0;
+        for (int d = b->depth; d > 0; d--)
+            if (b->frames[d - 1].base <= e->at) {
+                base = b->frames[d - 1].base;
+                break;
+            }
+        *seen_slot(b, base, e->key) = *e;
+        b->nseen++;
+    }
+    free(old);
+}
+
 /* Attach a new node to the open collection (or make it the root), checking the rules
  * that apply to mapping keys. */
 static int attach(yt_builder *b, yt_node *n)
 {
+    if (++b->nodes > YT_MAX_NODES)
+        return ag_errorf(b->err, n->loc, "more than %d values in one spec; a spec is not this large",
+                         YT_MAX_NODES);
     if (b->depth == 0) {
         b->doc->root = n;
         return AG_OK;
@@ -95,12 +159,13 @@ static int attach(yt_builder *b, yt_node *n)
         if (n->kind != YT_SCALAR)
             return ag_errorf(b->err, n->loc, "a mapping key must be a plain value, not %s",
                              n->kind == YT_MAP ? "a mapping" : "a list");
-        for (size_t i = f->base; i < b->top; i += 2) {
-            const yt_node *k = b->scratch[i];
-            if (k->len == n->len && memcmp(k->text, n->text, n->len) == 0)
-                return ag_errorf(b->err, n->loc, "duplicate key '%s' (first at %d:%d)",
-                                 n->text, k->loc.line, k->loc.col);
-        }
+        if (2 * (b->nseen + 1) > b->seen_cap) seen_grow(b);
+        struct yt_seen *e = seen_slot(b, f->base, n);
+        if (e->key)
+            return ag_errorf(b->err, n->loc, "duplicate key '%s' (first at %d:%d)", n->text,
+                             e->key->loc.line, e->key->loc.col);
+        *e = (struct yt_seen){b->top, n};
+        b->nseen++;
     }
     scratch_push(b, n);
     return AG_OK;
@@ -235,6 +300,42 @@ static int tab_indents(const char *src, size_t len, size_t line)
     return 0;
 }
 
+/* The spaces before line `line` (0-based) begins, or -1 for a line with nothing but
+ * spaces or a comment. */
+static long line_indent(const yt_builder *b, size_t line)
+{
+    const char *s = b->doc->src;
+    size_t i = b->lines[line], end = b->doc->src_len;
+    while (i < end && s[i] == ' ') i++;
+    if (i == end || s[i] == '\n' || s[i] == '\r' || s[i] == '#') return -1;
+    return (long)(i - b->lines[line]);
+}
+
+/* libyaml's words for a misindented line do not say so. It reads a line indented deeper
+ * than the one above as the rest of that line's value ("mapping values are not allowed"
+ * at its colon), and a line between two levels of a block mapping as no key at all
+ * ("did not find expected key"). */
+static void indentation_hint(yt_builder *b, const yaml_parser_t *p)
+{
+    size_t line = p->problem_mark.line;
+    if (line >= b->nlines || !p->problem) return;
+    long indent = line_indent(b, line);
+    if (indent < 0) return;
+    if (strcmp(p->problem, "mapping values are not allowed in this context") == 0) {
+        size_t above = line;
+        while (above > 0 && line_indent(b, above - 1) < 0) above--;
+        if (above > 0 && indent > line_indent(b, above - 1))
+            ag_error_addf(b->err, "; check the indentation of line %zu: deeper than line %zu, it "
+                                  "continues that line's value", line + 1, above);
+    } else if (strcmp(p->problem, "did not find expected key") == 0 && p->context &&
+               strcmp(p->context, "while parsing a block mapping") == 0 &&
+               (size_t)indent != p->context_mark.column) {
+        ag_error_addf(b->err, "; check the indentation of line %zu: the mapping at %d:%d has its keys "
+                              "at column %d", line + 1, (int)p->context_mark.line + 1,
+                      (int)p->context_mark.column + 1, (int)p->context_mark.column + 1);
+    }
+}
+
 static int parse_error(yt_builder *b, const yaml_parser_t *p)
 {
     const char *problem = p->problem ? p->problem : "malformed YAML";
@@ -265,6 +366,8 @@ static int parse_error(yt_builder *b, const yaml_parser_t *p)
         /* libyaml's words for a tab in the indentation do not say it is one. */
         if (tab_indents(b->doc->src, b->doc->src_len, p->problem_mark.line))
             ag_error_addf(b->err, "; YAML indents with spaces, and this line's indentation has a tab");
+        else
+            indentation_hint(b, p);
         return AG_ERR;
     }
 }
@@ -302,7 +405,7 @@ int yt_load_string(yt_doc *doc, ar_arena *a, const char *file, const char *text,
 {
     *doc = (yt_doc){.file = ar_strdup(a, file), .src = ar_strndup(a, text, len), .src_len = len};
 
-    yt_builder b = {.a = a, .doc = doc, .err = err};
+    yt_builder b = {.a = a, .doc = doc, .err = err, .last_off = SIZE_MAX};
     index_lines(&b);
     yaml_parser_t p;
     if (!yaml_parser_initialize(&p)) {
@@ -323,6 +426,7 @@ int yt_load_string(yt_doc *doc, ar_arena *a, const char *file, const char *text,
     yaml_parser_delete(&p);
     free(b.lines);
     free(b.scratch);
+    free(b.seen);
     if (status != AG_OK) doc->root = NULL;
     return status;
 }
@@ -330,19 +434,35 @@ int yt_load_string(yt_doc *doc, ar_arena *a, const char *file, const char *text,
 int yt_load_file(yt_doc *doc, ar_arena *a, const char *path, ag_error *err)
 {
     *doc = (yt_doc){.file = ar_strdup(a, path)};
-    FILE *f = fopen(path, "rb");
-    if (!f) return ag_errorf(err, (ag_loc){doc->file, 0, 0}, "cannot open: %s", strerror(errno));
-    size_t len = 0, cap = 4096;
-    char *buf = ag_xmalloc(cap);
-    for (size_t got; (got = fread(buf + len, 1, cap - len, f)) > 0;) {
-        len += got;
-        if (len == cap) buf = ag_xrealloc(buf, cap *= 2);
+    ag_loc at = {doc->file, 0, 0};
+    char why[128];
+    int fd = ag_open_regular(path, O_RDONLY, why, sizeof why);
+    if (fd < 0) return ag_errorf(err, at, "cannot open: %s", why);
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        close(fd);
+        return ag_errorf(err, at, "cannot read: %s", strerror(e));
     }
-    int failed = ferror(f);
-    fclose(f);
-    int status = failed ? ag_errorf(err, (ag_loc){doc->file, 0, 0}, "cannot read: %s",
-                                    strerror(errno))
-                        : yt_load_string(doc, a, path, buf, len, err);
+    if ((uintmax_t)st.st_size > YT_MAX_BYTES) {
+        close(fd);
+        return ag_errorf(err, at, "%jd bytes, more than the %u MiB a spec may have", (intmax_t)st.st_size,
+                         YT_MAX_BYTES >> 20);
+    }
+    /* One byte more than the size, to see the file grow as it is read. */
+    size_t cap = (size_t)st.st_size + 1, len = 0;
+    char *buf = ag_xmalloc(cap);
+    ssize_t got = 1;
+    while (len < cap && (got = read(fd, buf + len, cap - len)) > 0) len += (size_t)got;
+    int e = errno;
+    close(fd);
+    int status;
+    if (got < 0)
+        status = ag_errorf(err, at, "cannot read: %s", strerror(e));
+    else if (len == cap)
+        status = ag_errorf(err, at, "cannot read: the file grew while it was read");
+    else
+        status = yt_load_string(doc, a, path, buf, len, err);
     free(buf);
     return status;
 }

@@ -3,6 +3,8 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "aigc/ckpt.h"
 #include "rundir.h"
@@ -79,13 +81,23 @@ int tr_resume(tr_run_state *st, const char *from, ag_error *err)
     char dir[4096], name[512];
     if (ck_locate(from, dir, sizeof dir, name, sizeof name))
         return ag_errorf(err, (ag_loc){0}, "%s: no run directory or checkpoint to resume from", from);
+    /* A run still training there may be between a checkpoint's two renames: its lock
+     * says so, where reading would say a file is missing. Resuming in place, the lock is
+     * kept for the run; resuming elsewhere, it guards the reading only. */
+    int fd;
+    if (rd_lock(dir, &fd, err)) return AG_ERR;
+    struct stat a, b;
+    if (stat(dir, &a) == 0 && stat(st->dir, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+        st->dir_fd = fd;
     rng *rngs[2];
     const char *names[64];
     ck_field fields[TR_NFIELDS];
     char hash[32];
     ck_run r = ck_view(st, rngs, names, fields, hash, sizeof hash);
     r.spec_hash = NULL; /* a changed epoch count or learning rate may resume */
-    if (ck_load(dir, name, &r, err)) return AG_ERR;
+    int rc = ck_load(dir, name, &r, err);
+    if (st->dir_fd != fd) close(fd);
+    if (rc) return AG_ERR;
     st->epoch = r.epoch;
     st->cursor = r.cursor;
     st->step = r.step;

@@ -80,6 +80,9 @@ int tr_hook(tr_run_state *st, lh_event ev, const mt_means *train, const mt_means
             snprintf(path, sizeof path, "%s", q->path[0] ? q->path : "");
         else
             snprintf(path, sizeof path, "%s/%s", st->dir, q->path);
+        /* A request that fails is the hook's failure, not the training's: the run is
+         * saved as for a hook that raised an error. */
+        st->hk.failed = 1;
         if (p->nsamples == 0)
             return ag_errorf(err, p->spec->hooks_loc, "aigc.sample: the spec has no sample: section");
         /* The program's sections are the spec's, in its order. */
@@ -93,7 +96,10 @@ int tr_hook(tr_run_state *st, lh_event ev, const mt_means *train, const mt_means
         if (!q->path[0])
             snprintf(path, sizeof path, "%s/samples-step-%08lld-%d.%s", st->dir, (long long)st->step, k,
                      p->samples[sec].text ? "txt" : "png");
-        if (sa_write(p, sec, st->d, path, p->spec->seed, q->n, err)) return AG_ERR;
+        ag_error e;
+        if (sa_write(p, sec, st->d, path, p->spec->seed, q->n, &e))
+            return ag_errorf(err, (ag_loc){0}, "hook '%s' failed: aigc.sample: %s", lh_event_name(ev), e.msg);
+        st->hk.failed = 0;
     }
     if (r->save_checkpoint && tr_checkpoint(st, err)) return AG_ERR;
     if (r->stop && !st->stop) {

@@ -43,11 +43,14 @@ typedef struct tr_hooks {
     int failed;            /* the last callback raised: the run is saved before it ends */
 } tr_hooks;
 
+/* The longest path of a run directory: PATH_MAX, less room for its files' names. */
+enum { TR_MAX_DIR = 3840 };
+
 typedef struct tr_run_state {
     pg_program *p;
     const ds_data *d;
     const tr_options *o;
-    char dir[4096];
+    char dir[TR_MAX_DIR + 256];
     int dir_fd;            /* the run directory, locked while the run writes in it */
     char metrics_path[4200];
     char resume_dir[4096]; /* the directory of the checkpoint resumed from */

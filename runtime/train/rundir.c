@@ -31,10 +31,43 @@ int rd_lock(const char *dir, int *fd, ag_error *err)
     *fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (*fd < 0) return ag_errorf(err, (ag_loc){0}, "%s: cannot open the run directory: %s", dir, strerror(errno));
     if (flock(*fd, LOCK_EX | LOCK_NB) == 0 || errno != EWOULDBLOCK) return AG_OK;
+    close(*fd);
+    *fd = -1;
     return ag_errorf(err, (ag_loc){0},
                      "%s: another aigc-run is training in this directory; wait for it to end, or give --out "
                      "another one",
                      dir);
+}
+
+/* A checkpoint's temporary file: (last|step-DIGITS).(safetensors|state).tmp */
+static int is_checkpoint_tmp(const struct dirent *e)
+{
+    static const char *const exts[] = {".safetensors.tmp", ".state.tmp"};
+    const char *s = e->d_name;
+    if (!strncmp(s, "last", 4)) {
+        s += 4;
+    } else if (!strncmp(s, "step-", 5) && s[5] >= '0' && s[5] <= '9') {
+        s += 5;
+        while (*s >= '0' && *s <= '9') s++;
+    } else {
+        return 0;
+    }
+    for (size_t k = 0; k < AG_COUNTOF(exts); k++)
+        if (!strcmp(s, exts[k])) return 1;
+    return 0;
+}
+
+void rd_clean(const char *dir)
+{
+    struct dirent **list;
+    int n = scandir(dir, &list, is_checkpoint_tmp, alphasort);
+    for (int k = 0; k < n; k++) {
+        char path[4400];
+        snprintf(path, sizeof path, "%s/%s", dir, list[k]->d_name);
+        unlink(path);
+        free(list[k]);
+    }
+    if (n >= 0) free(list);
 }
 
 static int is_snapshot(const struct dirent *e)

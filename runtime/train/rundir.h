@@ -13,9 +13,14 @@
 /* Makes path and the directories above it. */
 int rd_make(const char *path, ag_error *err);
 
-/* One run at a time in a directory: *fd (>= 0 on success) holds the lock until it is
- * closed. A second run is refused with a message. */
+/* One run at a time in a directory: *fd (>= 0 on success, else -1) holds the lock
+ * until it is closed. A second run is refused with a message. */
 int rd_lock(const char *dir, int *fd, ag_error *err);
+
+/* Deletes what a save killed half way left in dir: the temporary files of checkpoints
+ * (last.* and step-N.*, .safetensors or .state, with .tmp after), nothing else. Only
+ * under the lock: a running save's file is not stale. */
+void rd_clean(const char *dir);
 
 /* Deletes the oldest numbered checkpoints (step-NNNNNNNN.*) of dir beyond `keep`. */
 void rd_prune(const char *dir, int keep);

@@ -237,7 +237,9 @@ static int run_in_dir(tr_run_state *st, ag_error *err)
 {
     const tr_options *o = st->o;
     int rc = rd_make(st->dir, err);
-    if (rc == AG_OK) rc = rd_lock(st->dir, &st->dir_fd, err);
+    /* Resuming in place, the lock was taken before the checkpoint was read. */
+    if (rc == AG_OK && st->dir_fd < 0) rc = rd_lock(st->dir, &st->dir_fd, err);
+    if (rc == AG_OK) rd_clean(st->dir);
     if (rc == AG_OK && o->resume)
         rc = rd_resume_metrics(st->resume_dir, st->dir, st->metrics_path, st->rec.metrics_bytes, err);
     if (rc == AG_OK) rc = open_metrics(st, err);
@@ -259,7 +261,6 @@ static int run_in_dir(tr_run_state *st, ag_error *err)
         rc = ag_errorf(err, (ag_loc){0}, "%s: cannot write the metrics: %s", st->metrics_path, strerror(errno));
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
-    if (st->dir_fd >= 0) close(st->dir_fd);
     return rc;
 }
 
@@ -271,6 +272,13 @@ int tr_run(pg_program *p, const ds_data *d, const tr_options *o, ag_error *err)
     st->d = d;
     st->o = o;
     st->dir_fd = -1;
+    /* Before anything is made: a path cut to fit would make a directory tree of its
+     * own. The files of a run go after the directory's name. */
+    if (o->out_dir && strlen(o->out_dir) > TR_MAX_DIR) {
+        free(st);
+        return ag_errorf(err, (ag_loc){0}, "--out %s: a path of %zu bytes; a run directory's may have at most %d",
+                         o->out_dir, strlen(o->out_dir), TR_MAX_DIR);
+    }
     if (o->out_dir)
         snprintf(st->dir, sizeof st->dir, "%s", o->out_dir);
     else
@@ -297,6 +305,7 @@ int tr_run(pg_program *p, const ds_data *d, const tr_options *o, ag_error *err)
      * directory that does not exist) leaves no run directory behind. */
     if (rc == AG_OK && o->resume) rc = tr_resume(st, o->resume, err);
     if (rc == AG_OK && !(o->resume && tr_nothing_to_train(st))) rc = run_in_dir(st, err);
+    if (st->dir_fd >= 0) close(st->dir_fd);
     tr_hooks_close(st);
     free(st->order);
     free(st->logged);
