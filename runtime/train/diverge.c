@@ -41,13 +41,29 @@ static const char *nonfinite_name(float v)
     return isnan(v) ? "NaN" : v > 0 ? "+infinity" : "-infinity";
 }
 
-/* Names the logged value, and the first node of the step that made a non-finite value. */
+/* "opt_D lr 0.0002, opt_G lr 0.0002": the rates in force, for a message. */
+static void learning_rates(const pg_program *p, char *buf, size_t n)
+{
+    size_t used = 0;
+    buf[0] = 0;
+    for (int k = 0; k < p->spec->noptims && used < n; k++)
+        used += (size_t)snprintf(buf + used, n - used, "%s%s lr %g", k ? ", " : "", p->spec->optims[k].name,
+                                 p->optims[k].groups[0].lr);
+}
+
+/* Names the logged value, and the first node of the step that made a non-finite value.
+ * After finite steps the updates made it so: the learning rates are named too. */
 int tr_diverged(tr_run_state *st, int bad, ag_error *err)
 {
     const pg_program *p = st->p;
-    char head[512];
-    snprintf(head, sizeof head, "training diverged at epoch %d, step %lld: '%s' is %s", st->epoch,
-             (long long)st->step, p->log_names[bad], nonfinite_name(p->logs[bad]->data[0]));
+    char head[1024], lrs[512];
+    int k = snprintf(head, sizeof head, "training diverged at epoch %d, step %lld: '%s' is %s", st->epoch,
+                     (long long)st->step, p->log_names[bad], nonfinite_name(p->logs[bad]->data[0]));
+    if (st->step > 1) {
+        learning_rates(p, lrs, sizeof lrs);
+        snprintf(head + k, sizeof head - (size_t)k, " after %lld finite steps (lower the learning rate: %s)",
+                 (long long)st->step - 1, lrs);
+    }
     return nonfinite_at(st, p->step.n, (ag_loc){0}, head, err);
 }
 
@@ -91,4 +107,29 @@ int tr_overflowed(tr_run_state *st, ag_error *err)
                      "training diverged at epoch %d, step %lld: 'update %s' made a weight non-finite from a "
                      "finite loss and gradients; lower the learning rate",
                      st->epoch, (long long)st->step, u->names[0]);
+}
+
+/* An op failed in the step (p->step.err). After finite steps, weights that are no longer
+ * finite are the cause, whatever the op says (bce meets NaN as "outside [0, 1]"): the
+ * message says so first and points at the learning rates. */
+int tr_step_failed(tr_run_state *st, ag_error *err)
+{
+    const pg_program *p = st->p;
+    const ag_params *ps = &p->params;
+    int bad = -1;
+    for (int k = 0; k < ps->n && bad < 0; k++) {
+        const float *w = ps->data + ps->p[k].offset;
+        int64_t len = ag_numel(&ps->p[k].shape);
+        for (int64_t j = 0; j < len && bad < 0; j++)
+            if (!isfinite(w[j])) bad = k;
+    }
+    if (bad < 0 || st->step == 0)
+        return ag_errorf(err, (ag_loc){0}, "%s (epoch %d, step %lld)", p->step.err.msg, st->epoch,
+                         (long long)st->step + 1);
+    char lrs[512];
+    learning_rates(p, lrs, sizeof lrs);
+    return ag_errorf(err, (ag_loc){0},
+                     "training diverged at epoch %d, step %lld: %s is not finite after %lld finite steps; lower "
+                     "the learning rate (%s)\n(then: %s)",
+                     st->epoch, (long long)st->step + 1, ps->p[bad].name, (long long)st->step, lrs, p->step.err.msg);
 }

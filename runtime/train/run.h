@@ -90,11 +90,13 @@ int tr_hook(tr_run_state *st, lh_event ev, const mt_means *train, const mt_means
 void tr_hook_logs(tr_run_state *st);
 
 /* diverge.c: a logged value went NaN or infinite; a batch skipped (train.on_nan: skip);
- * an update that made a weight non-finite. Each returns AG_ERR with its message but
- * tr_skip_batch, which returns AG_OK while the skips in a row are within the limit. */
+ * an update that made a weight non-finite; an op that failed in the step. Each returns
+ * AG_ERR with its message but tr_skip_batch, which returns AG_OK while the skips in a
+ * row are within the limit. */
 int tr_nonfinite_log(const pg_program *p, int *which);
 int tr_diverged(tr_run_state *st, int bad, ag_error *err);
 int tr_skip_batch(tr_run_state *st, ag_error *err);
 int tr_overflowed(tr_run_state *st, ag_error *err);
+int tr_step_failed(tr_run_state *st, ag_error *err);
 
 #endif

@@ -69,9 +69,7 @@ static int train_epoch(tr_run_state *st, ag_error *err)
         int n = (int)(tr->count - st->cursor < batch ? tr->count - st->cursor : batch);
         ds_fill_batch(p->pixels, p->labels, tr, st->order, st->cursor, n);
         int rc = pg_train_step(p, n);
-        if (rc == AG_ERR)
-            return ag_errorf(err, (ag_loc){0}, "%s (epoch %d, step %lld)", p->step.err.msg, st->epoch,
-                             (long long)st->step + 1);
+        if (rc == AG_ERR) return tr_step_failed(st, err);
         st->step++;
         st->cursor += n;
         if (rc == PG_OVERFLOWED) return tr_overflowed(st, err);

@@ -55,6 +55,11 @@ like "$(tail -n 1 "$TMP/term.err")" "interrupted by SIGTERM at epoch *" "SIGTERM
 # NaN: the statement that made the first non-finite value, with its place.
 expect_error 1 "$S/diverges.yaml:11:7: training diverged at epoch 1, step 1: 'loss' is NaN; the first non-finite value comes from log in this statement" \
     $S/diverges.yaml --out "$TMP/nan" --progress lines
+# After finite steps the updates are the cause: the learning rates are named.
+run $S/blowup.yaml --out "$TMP/blowup" --progress lines
+is "$(grep -v '^epoch [0-9]*/[0-9]* [0-9]*/[0-9]* ' "$ERR" | sed -n 1p)" "$S/blowup.yaml:10:7: training diverged at epoch 1, step 6: 'loss' is +infinity after 5 finite steps (lower the learning rate: opt lr 100); the first non-finite value comes from mse in this statement" \
+    "a loss that turns infinite after finite steps: the message names the learning rate"
+is "$RC" 1 "... exit 1"
 
 # Sizes past the memory limit are refused with the computed size, before allocating.
 expect_error 1 "$S/huge.yaml:5:3: the models have 12560000000 parameters: with their gradients and optimizer state 239562 MB, more than the memory limit of 100 MB (--max-memory)" \
