@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,6 +107,21 @@ static int ck_match_impl(const sf_file *f, const ag_params *ps, int seed_ema, co
     return AG_ERR;
 }
 
+/* The first parameter the file holds a NaN or an infinity for, or -1. */
+static int ck_nonfinite_impl(const sf_file *f, const ag_params *ps, int seed_ema)
+{
+    for (int k = 0; k < ps->n; k++) {
+        const sf_tensor *t = ck_tensor_impl(f, &ps->p[k], seed_ema);
+        const unsigned char *x = (const unsigned char *)t->data;
+        for (int64_t j = 0; j < sf_numel(t); j++) {
+            float v; /* the file's floats need not be aligned */
+            memcpy(&v, x + 4 * j, sizeof v);
+            if (!isfinite(v)) return k;
+        }
+    }
+    return -1;
+}
+
 static void ck_copy_weights_impl(const sf_file *f, ag_params *ps, int seed_ema)
 {
     for (int k = 0; k < ps->n; k++) {
@@ -132,6 +148,15 @@ int ck_load_weights(const char *path, ag_params *ps, int seed_ema, const char *s
     sf_file f;
     if (sf_open(&f, path, err)) return AG_ERR;
     int rc = ck_match_impl(&f, ps, seed_ema, spec_name, err);
+    int bad = rc == AG_OK ? ck_nonfinite_impl(&f, ps, seed_ema) : -1;
+    /* Training from them (--init) would diverge at once; a sample or an evaluation
+     * shows what they make, NaN, said first. */
+    if (bad >= 0 && seed_ema)
+        rc = ag_errorf(err, ck_at_impl(path), "%s holds non-finite values: the run had diverged when it was saved",
+                       ps->p[bad].name);
+    else if (bad >= 0)
+        fprintf(stderr, "%s: warning: %s holds non-finite values (the run had diverged when it was saved)\n", path,
+                ps->p[bad].name);
     if (rc == AG_OK) ck_copy_weights_impl(&f, ps, seed_ema);
     sf_close(&f);
     return rc;
@@ -650,12 +675,13 @@ static int ck_read_state_impl(const char *path, const char *wpath, unsigned char
 {
     const ag_loc at = ck_at_impl(path);
     *buf = NULL;
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) return ag_errorf(err, at, "cannot open: %s", strerror(errno));
+    char why[128];
+    int fd = ag_open_regular(path, O_RDONLY, why, sizeof why);
+    if (fd < 0) return ag_errorf(err, at, "cannot open: %s", why);
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (fstat(fd, &st) != 0) {
         close(fd);
-        return ag_errorf(err, at, "not a regular file");
+        return ag_errorf(err, at, "cannot open: %s", strerror(errno));
     }
     size_t size = (size_t)st.st_size, got = 0;
     *buf = ag_xmalloc(size);
@@ -709,6 +735,11 @@ int ck_load(const char *dir, const char *name, ck_run *run, ag_error *err)
     unsigned char *buf = NULL;
     ck_reader r;
     int rc = ck_match_impl(&f, run->params, 0, run->spec_name, err);
+    int bad = rc == AG_OK ? ck_nonfinite_impl(&f, run->params, 0) : -1;
+    if (bad >= 0)
+        rc = ag_errorf(err, ck_at_impl(wpath), "%s holds non-finite values: the run had diverged when it was saved; "
+                       "resume from an earlier checkpoint (train.checkpoint.keep keeps them)",
+                       run->params->p[bad].name);
     if (rc == AG_OK) rc = ck_read_state_impl(spath, wpath, &buf, &r, err);
     if (rc == AG_OK) {
         ck_ctx c = {spath, wpath, r, ck_file_crc_impl(&f, run->params), 0, err};

@@ -675,9 +675,10 @@ int sf_open(sf_file *f, const char *path, ag_error *err)
     memset(f, 0, sizeof *f);
     ar_init(&f->arena, 0);
     f->path = ar_strdup(&f->arena, path);
-    int fd = open(path, O_RDONLY);
+    char why[128];
+    int fd = ag_open_regular(path, O_RDONLY, why, sizeof why);
     if (fd < 0) {
-        ag_errorf(err, sf_at_impl(path), "cannot open: %s", strerror(errno));
+        ag_errorf(err, sf_at_impl(path), "cannot open: %s", why);
         sf_close(f);
         return AG_ERR;
     }

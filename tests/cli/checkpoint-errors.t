@@ -77,4 +77,26 @@ expect_error 1 "$TMP/ae/last.safetensors: checkpoint has E.0.weight [32, 784] bu
 expect_error 1 "$TMP/ae/last.safetensors: checkpoint has E.0.weight [32, 784] but the spec makes [16, 784]" \
     eval tests/specs/tiny-ae.yaml --checkpoint "$TMP/ae" --set "models.E.layers=[linear 16, relu]" --set models.G.in=16
 
+# weights that hold a NaN (a run saved after it diverged): refused for --resume and
+# --init, named with a warning for eval and sample; a FIFO in a checkpoint's place is
+# refused without blocking
+N=$TMP/nanw
+cp -R "$TMP/ae" "$N"
+perl -e 'open my $f, "+<", $ARGV[0] or die; binmode $f; read $f, my $h, 8;
+    seek $f, 8 + unpack("Q<", $h) + 4 * 7, 0; print $f pack("V", 0x7fc00000); close $f or die' "$N/last.safetensors"
+run tests/specs/tiny-ae.yaml --resume "$N" --out "$TMP/nanr" --progress lines
+like "$(cat "$ERR")" "$N/last.safetensors: [EG].*.weight holds non-finite values: the run had diverged when it was saved; resume from an earlier checkpoint (train.checkpoint.keep keeps them)" \
+    "--resume from weights holding a NaN: refused, and the parameter named"
+is "$RC" 1 "... exit 1"
+run tests/specs/tiny-ae.yaml --init "$N/last.safetensors" --out "$TMP/nani" --progress lines
+like "$(cat "$ERR")" "$N/last.safetensors: [EG].*.weight holds non-finite values: the run had diverged when it was saved" \
+    "--init from them: refused"
+run eval tests/specs/tiny-ae.yaml --checkpoint "$N"
+like "$(sed -n 1p "$ERR")" "$N/last.safetensors: warning: [EG].*.weight holds non-finite values (the run had diverged when it was saved)" \
+    "eval from them: a warning first"
+is "$RC" 0 "... and the evaluation of what they make"
+mkfifo "$TMP/fifo.safetensors"
+expect_error 1 "$TMP/fifo.safetensors: cannot open: not a regular file (a FIFO)" \
+    eval tests/specs/tiny-ae.yaml --checkpoint "$TMP/fifo.safetensors"
+
 done_testing
