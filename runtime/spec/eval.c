@@ -2,6 +2,7 @@
  * layers and models, and the value ranges that travel with them. */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "aigc/suggest.h"
@@ -28,8 +29,50 @@ const pv *ev_lookup(const ev_ctx *c, const char *name)
     return NULL;
 }
 
+/* The index of model node `name`, or -1. */
+static int node_index(const sp_model *sm, const char *name)
+{
+    for (int k = 0; k < sm->nnodes; k++)
+        if (!strcmp(sm->nodes[k].name, name)) return k;
+    return -1;
+}
+
+/* Whether expression e uses node `target`, itself or through the nodes it names. The
+ * recursion is bounded by the parser's limit on an expression's height and by seen. */
+static int uses_node(const sp_model *sm, const ex_node *e, int target, unsigned char *seen)
+{
+    if (!e) return 0;
+    if (e->kind == EX_NAME) {
+        int j = node_index(sm, e->text);
+        if (j < 0 || seen[j]) return j == target;
+        seen[j] = 1;
+        return j == target || uses_node(sm, sm->nodes[j].expr, target, seen);
+    }
+    if (uses_node(sm, e->lhs, target, seen) || uses_node(sm, e->rhs, target, seen)) return 1;
+    for (size_t k = 0; k < e->nargs; k++)
+        if (uses_node(sm, e->args[k].value, target, seen)) return 1;
+    return 0;
+}
+
+/* A graph model's node that uses one defined below it: in a cycle, or out of order. */
+static int defined_below(const ev_ctx *c, const ex_node *e, ag_error *err)
+{
+    const sp_model *sm = c->model->spec;
+    int later = node_index(sm, e->text), here = c->node ? node_index(sm, c->node) : -1;
+    unsigned char *seen = ag_xcalloc((size_t)sm->nnodes, 1);
+    int cycle = here >= 0 && uses_node(sm, sm->nodes[later].expr, here, seen);
+    free(seen);
+    if (cycle)
+        return ag_errorf(err, e->loc, "'%s' is defined below and uses '%s': the nodes of model '%s' form a cycle",
+                         e->text, c->node, sm->name);
+    return ag_errorf(err, e->loc, "'%s' is defined below, at line %d; a node uses the nodes above it: move '%s' up",
+                     e->text, sm->nodes[later].loc.line, e->text);
+}
+
 static int undefined(const ev_ctx *c, const ex_node *e, int is_call, ag_error *err)
 {
+    if (!is_call && c->model && c->model->spec->nnodes && node_index(c->model->spec, e->text) >= 0)
+        return defined_below(c, e, err);
     sg_best b;
     sg_init(&b, e->text);
     char hint[96];
