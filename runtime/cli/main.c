@@ -75,6 +75,8 @@ static const char usage[] =
     "  --json              eval: one JSON object instead of lines\n"
     "  --threads N         threads in all, 1 to 16, for sgemm, element-wise ops, updates\n"
     "                      (default 1: the same results whatever the core count)\n"
+    "  --backend NAME      the compute library of the matrix products and convolutions:\n"
+    "                      onednn (the default where built) or openblas\n"
     "  --max-memory MB     refuse a spec that plans more (default: 80% of physical memory)\n"
     "  --progress MODE     bar, lines or auto (default: a bar on a terminal)\n"
     "  --unsafe-hooks      let the spec's Lua hooks use io and os\n"
@@ -83,6 +85,7 @@ static const char usage[] =
     "  --version           the version\n"
     "\n"
     "Environment:\n"
+    "  AIGC_BACKEND        the backend when --backend is not given\n"
     "  AIGC_CACHE          where inflated gzip data is kept for the next run (default:\n"
     "                      $XDG_CACHE_HOME/aigc-run, else ~/.cache/aigc-run), or off\n";
 
