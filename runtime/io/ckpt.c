@@ -745,6 +745,11 @@ int ck_load(const char *dir, const char *name, ck_run *run, ag_error *err)
         ck_ctx c = {spath, wpath, r, ck_file_crc_impl(&f, run->params), 0, err};
         rc = ck_scan_impl(&c);
         if (rc == AG_OK) rc = ck_payload_impl(&c, run);
+        /* Weights that fit, with a state that does not (other optimizers, another
+         * data set): the spec the pair was saved from says why, as for the weights. */
+        const char *saved = sf_meta_get(&f, "spec");
+        if (rc != AG_OK && run->spec_name && saved && strcmp(saved, run->spec_name))
+            ag_error_addf(err, " (a checkpoint of spec '%s', not of '%s')", saved, run->spec_name);
         if (rc == AG_OK) {
             ck_copy_weights_impl(&f, run->params, 0);
             c.apply = 1;

@@ -77,6 +77,11 @@ expect_error 1 "$TMP/ae/last.safetensors: checkpoint has E.0.weight [32, 784] bu
 expect_error 1 "$TMP/ae/last.safetensors: checkpoint has E.0.weight [32, 784] but the spec makes [16, 784]" \
     eval tests/specs/tiny-ae.yaml --checkpoint "$TMP/ae" --set "models.E.layers=[linear 16, relu]" --set models.G.in=16
 
+# a state that does not fit, saved by another spec whose weights do: that spec named
+sed 's/^name: tiny-ae$/name: tiny-sgd/; s/type: adam, lr: 1e-3/type: sgd, lr: 1e-3/' tests/specs/tiny-ae.yaml >"$TMP/tiny-sgd.yaml"
+expect_error 1 "$TMP/ae/last.state: optimizer 'opt' was adam in the checkpoint, the spec says sgd (a checkpoint of spec 'tiny-ae', not of 'tiny-sgd')" \
+    "$TMP/tiny-sgd.yaml" --resume "$TMP/ae" --out "$TMP/sgd"
+
 # weights that hold a NaN (a run saved after it diverged): refused for --resume and
 # --init, named with a warning for eval and sample; a FIFO in a checkpoint's place is
 # refused without blocking
