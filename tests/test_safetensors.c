@@ -269,7 +269,7 @@ static void test_truncated(void)
     char missing[600];
     snprintf(missing, sizeof missing, "%s/absent.safetensors", tmpdir);
     refused(missing, "cannot open: No such file or directory", "a missing file");
-    refused(tmpdir, "not a regular file", "a directory");
+    refused(tmpdir, "cannot open: not a regular file (a directory)", "a directory");
 }
 
 static void test_json(void)

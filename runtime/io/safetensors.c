@@ -626,7 +626,6 @@ static int sf_open_impl(sf_file *f, int fd, const char *path, ag_error *err)
     const ag_loc at = sf_at_impl(path);
     struct stat st;
     if (fstat(fd, &st) != 0) return ag_errorf(err, at, "cannot read: %s", strerror(errno));
-    if (!S_ISREG(st.st_mode)) return ag_errorf(err, at, "not a regular file");
     uint64_t size = (uint64_t)st.st_size;
     if (size < 8)
         return ag_errorf(err, at,
