@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "aigc/ckpt.h"
+#include "aigc/dist.h"
 #include "aigc/hooks.h"
 #include "aigc/metrics.h"
 #include "aigc/pool.h"
@@ -354,7 +355,10 @@ static int fail(const ag_error *err, const sp_spec *s)
 {
     ag_error e = *err;
     if (s) yt_annotate(&e, &s->doc);
-    fprintf(stderr, "%s\n", e.msg);
+    /* Under mpirun, a rank that fails ends the job, which would otherwise wait for it;
+     * a stop every rank took together ends it normally, rank 0 saying why. */
+    if (dp_size() > 1 && !dp_shared_error()) dp_abort(e.msg);
+    if (dp_rank() == 0) fprintf(stderr, "%s\n", e.msg);
     return 1;
 }
 
@@ -505,7 +509,7 @@ static int run_spec(const cli_args *a)
     return rc;
 }
 
-int main(int argc, char **argv)
+static int run_main(int argc, char **argv)
 {
     cli_args a;
     int rc = parse_args(argc, argv, &a);
@@ -513,5 +517,17 @@ int main(int argc, char **argv)
     ag_set_threads(a.threads);
     rc = run_spec(&a);
     ag_set_threads(1); /* the workers joined: nothing of theirs outlives the run */
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    ag_error err;
+    if (dp_init(&err)) {
+        fprintf(stderr, "aigc-run: %s\n", err.msg);
+        return 1;
+    }
+    int rc = run_main(argc, argv);
+    dp_finalize();
     return rc;
 }

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aigc/dist.h"
 #include "compile.h"
 
 static void update_ema(pg_program *p, int optim)
@@ -38,20 +39,41 @@ void pg_ema_swap(pg_program *p)
         }
 }
 
-int pg_train_step(pg_program *p, int batch)
+/* The gradients an update applies, summed over the ranks (dist.h): each rank's are the
+ * partial sums of its rows. A rank that runs no rows adds nothing. */
+static void sum_grads(pg_program *p, const opt_optimizer *o, int empty)
+{
+    for (int k = 0; k < o->ngroups; k++)
+        for (int r = 0; r < o->groups[k].nranges; r++) {
+            float *grad = p->params.grad + o->groups[k].ranges[r].offset;
+            int64_t n = o->groups[k].ranges[r].n;
+            if (empty) memset(grad, 0, (size_t)n * sizeof *grad);
+            dp_sum_f32(grad, n);
+        }
+}
+
+int pg_train_step(pg_program *p, int batch) { return pg_train_shard(p, 0, batch, batch); }
+
+int pg_train_shard(pg_program *p, int lo, int n, int global)
 {
     ag_graph *g = &p->step;
-    ag_graph_set_batch(g, batch);
+    /* No rows: one row run for its draws alone, so the generator keeps in step. */
+    ag_graph_set_shard(g, n ? lo : 0, n ? n : 1, global);
+    int ranks = dp_size() > 1;
     for (int k = 0; k < p->nsegs; k++) {
         const pg_segment *sg = &p->segs[k];
         if (ag_forward(g, sg->from, sg->to)) return AG_ERR;
         if (sg->optim < 0) continue;
         ag_backward(g, sg->bw);
         opt_optimizer *o = &p->optims[sg->optim];
+        if (ranks) sum_grads(p, o, n == 0);
         p->bad_seg = k;
         /* No update from a non-finite loss or gradient: it is left out, and so are the
-         * statements after it, which would see it made. */
-        if (p->spec->on_nan_skip && (!isfinite(sg->loss->data[0]) || !opt_grads_finite(o))) return PG_SKIPPED;
+         * statements after it, which would see it made. Every rank sees the same sums,
+         * so every rank decides alike. */
+        float loss = n ? sg->loss->data[0] : 0;
+        if (ranks && p->spec->on_nan_skip) dp_sum_f32(&loss, 1);
+        if (p->spec->on_nan_skip && (!isfinite(loss) || !opt_grads_finite(o))) return PG_SKIPPED;
         opt_step(o);
         if (p->spec->on_nan_skip && !opt_params_finite(o)) return PG_OVERFLOWED;
         update_ema(p, sg->optim);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "aigc/ckpt.h"
+#include "aigc/dist.h"
 #include "rundir.h"
 
 static const char *const *optim_names(const sp_spec *s, const char **buf)
@@ -52,6 +53,8 @@ static int save(tr_run_state *st, const char *name, ag_error *err)
 int tr_checkpoint(tr_run_state *st, ag_error *err)
 {
     const sp_spec *s = st->p->spec;
+    /* Every rank holds the same state: rank 0 writes it. */
+    if (dp_rank() != 0) return AG_OK;
     if (save(st, "last", err)) return AG_ERR;
     if (s->ckpt_keep == 0) return AG_OK;
     char name[64];
