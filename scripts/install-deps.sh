@@ -10,8 +10,8 @@ set -eu
 # mpirun and libmpi (openmpi-bin brings libopenmpi3), which aigc-run loads at run time
 # under mpirun only, so the build needs no MPI headers. Data for the full-size runs:
 # Fashion-MNIST, and the fortune cookies of `fortunes` (/usr/share/games/fortunes) for
-# specs/char-gpt.yaml. `make fuzz` alone
-# needs clang and its libFuzzer runtime (--with-fuzz).
+# specs/char-gpt.yaml. `make fuzz` alone needs clang and its libFuzzer runtime
+# (--with-fuzz).
 PKGS="build-essential pkg-config libyaml-dev liblua5.4-dev libopenblas-pthread-dev
 libopenblas0-pthread zlib1g-dev libpng-dev perl openmpi-bin"
 for opt in "$@"; do
