@@ -437,6 +437,8 @@ static int run_command(const cli_args *a, sp_spec *s, pg_program *p, const ds_da
                              "name a file ending in .png", a->image, s->samples[k].name);
         /* Texts are results: stdout unless -o names a file. */
         const char *out = a->image ? a->image : p->samples[k].text ? "-" : "samples.png";
+        /* Under mpirun every rank would draw the same: rank 0 writes it. */
+        if (dp_rank() != 0) return AG_OK;
         if (sa_write(p, k, d, out, s->seed, 0, err)) return AG_ERR;
         if (strcmp(out, "-")) printf("%s\n", out);
         if (p->samples[k].strip && sa_strip_path(out, buf, sizeof buf) == AG_OK) printf("%s\n", buf);

@@ -305,7 +305,8 @@ int tr_run(pg_program *p, const ds_data *d, const tr_options *o, ag_error *err)
 
     const idx_dataset *tr = &d->train;
     st->order = ag_xmalloc((size_t)tr->count * sizeof *st->order);
-    st->logged = ag_xmalloc((size_t)(p->nlogs ? p->nlogs : 1) * sizeof *st->logged);
+    st->logged = ag_xcalloc((size_t)(p->nlogs ? p->nlogs : 1), sizeof *st->logged);
+    mt_logged(p, &p->step, st->logged); /* what on_start shows */
     st->from_batch = from_batch(p);
     for (int64_t k = 0; k < tr->count; k++) st->order[k] = (int32_t)k;
     /* The data order has its own generator, so that changing the model (and with it
