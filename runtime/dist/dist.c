@@ -41,6 +41,10 @@ int dp_init(ag_error *err)
 {
     /* mpirun sets these in every rank it starts (Open MPI's, and PMIx's for srun). */
     if (!getenv("OMPI_COMM_WORLD_SIZE") && !getenv("PMIX_RANK")) return AG_OK;
+    /* A rank waiting for the others yields its core rather than spinning on it: on a
+     * machine whose cores are shared (with the other ranks, with --threads' workers, with
+     * other jobs) spinning starves the rank it waits for. An explicit setting wins. */
+    setenv("OMPI_MCA_mpi_yield_when_idle", "1", 0);
     dp.lib = dlopen("libmpi.so.40", RTLD_NOW | RTLD_GLOBAL);
     if (!dp.lib)
         return ag_errorf(err, (ag_loc){0}, "launched by mpirun, but libmpi cannot be loaded: %s "

@@ -54,7 +54,8 @@ typedef struct tr_run_state {
     FILE *mf;
     int32_t *order;
     float *logged;         /* the step's logged values, as the last batch made them (the
-                            * whole batch: summed over the ranks) */
+                            * whole batch: summed over the ranks), and a slot for the sum
+                            * of the ranks' signals */
     char *from_batch;      /* per logged value: made from the batch, not the weights alone */
     rng data_rng;
     int epoch;             /* 1-based, the one in progress */
@@ -64,6 +65,7 @@ typedef struct tr_run_state {
     pb_bar pr;
     tr_hooks hk;
     int stop;              /* a hook asked to stop */
+    int interrupt;         /* the signal every rank knows of (SIGINT, SIGTERM), or 0 */
     char data_meta[48], vocab_meta[DS_VOCAB_RECORD]; /* the checkpoint's record of the data */
 } tr_run_state;
 

@@ -40,22 +40,15 @@ static void on_signal(int sig)
     tr_signal = sig;
 }
 
-/* Whether the run was interrupted. Ranks that were not are told: they stop at the same
- * step as the others, which would otherwise wait for them. Every rank calls it at the
- * same points. */
-static int interrupted(void)
-{
-    if (dp_size() == 1) return tr_signal;
-    float any = (float)tr_signal;
-    dp_sum_f32(&any, 1);
-    if (any && !tr_signal) tr_signal = SIGTERM;
-    return tr_signal;
-}
+/* Whether the run was interrupted. With several ranks, a signal counts once every rank
+ * knows of it, from the sum after the step in which it came (step_logs): they stop
+ * after the same step, none waiting for another that stopped. */
+static int interrupted(const tr_run_state *st) { return dp_size() == 1 ? tr_signal : st->interrupt; }
 
 /* The step's logged values, as the whole batch made them: a value made from the batch
  * is the sum of the ranks' parts (a mean over the batch is each rank's sum over the
  * whole batch's count); one made from the weights alone is rank 0's, the same on
- * every rank. */
+ * every rank. The same sum tells every rank of a signal any rank got. */
 static void step_logs(tr_run_state *st, int rows)
 {
     const pg_program *p = st->p;
@@ -63,7 +56,9 @@ static void step_logs(tr_run_state *st, int rows)
     if (dp_size() == 1) return;
     for (int k = 0; k < p->nlogs; k++)
         if (st->from_batch[k] ? rows == 0 : dp_rank() != 0) st->logged[k] = 0;
-    dp_sum_f32(st->logged, p->nlogs);
+    st->logged[p->nlogs] = (float)tr_signal;
+    dp_sum_f32(st->logged, p->nlogs + 1);
+    if (st->logged[p->nlogs] != 0) st->interrupt = tr_signal ? tr_signal : SIGTERM;
 }
 
 /* Per logged value: whether the batch's data or draws reach it (a batched node does). */
@@ -104,7 +99,7 @@ static int train_epoch(tr_run_state *st, ag_error *err)
     int batch = s->data.batch;
     double epoch_start = pb_now();
     int64_t first = st->cursor;
-    while (st->cursor < tr->count && !st->stop && !interrupted()) {
+    while (st->cursor < tr->count && !st->stop && !interrupted(st)) {
         int n = (int)(tr->count - st->cursor < batch ? tr->count - st->cursor : batch), lo, rows;
         /* This rank's rows of the batch (all of them on one rank); a rank left without
          * any still runs one, for the draws. */
@@ -212,22 +207,22 @@ static int run_epochs(tr_run_state *st, ag_error *err)
         if (st->cursor == tr->count && st->rec.train.count && end_epoch(st, err)) return AG_ERR;
         if (st->cursor == tr->count) {
             /* The epoch in the record is over: the next one starts in a new order. */
-            if (st->epoch >= s->epochs || st->stop || interrupted()) break;
+            if (st->epoch >= s->epochs || st->stop || interrupted(st)) break;
             st->epoch++;
             st->cursor = 0;
             if (s->data.shuffle) rng_shuffle(&st->data_rng, st->order, tr->count);
         }
         if (train_epoch(st, err)) return AG_ERR;
-        if (interrupted()) break;
+        if (interrupted(st)) break;
         if (st->cursor < tr->count) break; /* stopped by a hook mid-epoch */
         if (end_epoch(st, err)) return AG_ERR;
     }
-    if (interrupted()) {
+    if (interrupted(st)) {
         if (tr_checkpoint(st, err)) return AG_ERR;
         dp_set_shared_error();
         return ag_errorf(err, (ag_loc){0},
                          "interrupted by %s at epoch %d, step %lld: saved %s/last; continue with --resume",
-                         tr_signal == SIGINT ? "SIGINT" : "SIGTERM", st->epoch, (long long)st->step, st->dir);
+                         interrupted(st) == SIGINT ? "SIGINT" : "SIGTERM", st->epoch, (long long)st->step, st->dir);
     }
     if (st->stop && st->cursor < tr->count && tr_checkpoint(st, err)) return AG_ERR;
     return st->hk.L ? tr_hook(st, LH_ON_END, NULL, NULL, err) : AG_OK;
@@ -305,7 +300,7 @@ int tr_run(pg_program *p, const ds_data *d, const tr_options *o, ag_error *err)
 
     const idx_dataset *tr = &d->train;
     st->order = ag_xmalloc((size_t)tr->count * sizeof *st->order);
-    st->logged = ag_xcalloc((size_t)(p->nlogs ? p->nlogs : 1), sizeof *st->logged);
+    st->logged = ag_xcalloc((size_t)p->nlogs + 1, sizeof *st->logged);
     mt_logged(p, &p->step, st->logged); /* what on_start shows */
     st->from_batch = from_batch(p);
     for (int64_t k = 0; k < tr->count; k++) st->order[k] = (int32_t)k;
