@@ -67,9 +67,9 @@ is "$(grep -c '"kind":"step"' "$TMP/res/2/metrics.jsonl")" 40 "the resumed run c
 perl tests/cli/close.pl weights "$TMP/gan/1/last.safetensors" "$TMP/res/2/last.safetensors" 1e-5 >/dev/null
 ok $((!$?)) "the comparison can fail: step 20's weights are not step 40's"
 
-# e) a batch of 1 leaves rank 1 without rows: it runs for the draws and adds nothing
+# e) a batch of 1 leaves a rank (rank 0) without rows: it runs for the draws and adds nothing
 two "$TMP/b1" specs/vae.yaml $STOP --set data.batch=1
-agree "$TMP/b1" "VAE, batch 1 (rank 1 has no rows)"
+agree "$TMP/b1" "VAE, batch 1 (rank 0 has no rows)"
 
 # f) a rank that fails alone (its hook raises) ends the job, with its message
 # shellcheck disable=SC2086
