@@ -78,7 +78,10 @@ static const char usage[] =
     "\n"
     "Environment:\n"
     "  AIGC_CACHE          where inflated gzip data is kept for the next run (default:\n"
-    "                      $XDG_CACHE_HOME/aigc-run, else ~/.cache/aigc-run), or off\n";
+    "                      $XDG_CACHE_HOME/aigc-run, else ~/.cache/aigc-run), or off\n"
+    "\n"
+    "Under Open MPI's mpirun (mpirun -np N aigc-run SPEC), training is data-parallel:\n"
+    "each rank runs its share of every batch, rank 0 writes (docs/scaling.md).\n";
 
 /* The commands, in this order, and as bits: the command given, and those an option is
  * for. */
