@@ -95,16 +95,17 @@ int tr_nothing_to_train(const tr_run_state *st)
 {
     int epochs = st->p->spec->epochs, e = st->epoch;
     int64_t count = st->d->train.count;
+    char why[160];
     if (st->cursor == count && !st->rec.train.count && e == epochs)
-        fprintf(stderr, "%s: nothing to train: the run has done its %d epoch%s (--epochs %d or more trains on)\n",
-                st->resume_dir, e, e == 1 ? "" : "s", e + 1);
+        snprintf(why, sizeof why, "the run has done its %d epoch%s (--epochs %d or more trains on)", e,
+                 e == 1 ? "" : "s", e + 1);
     else if (st->cursor == count && !st->rec.train.count && e > epochs)
-        fprintf(stderr, "%s: nothing to train: the run has done %d epochs, more than %d (--epochs %d or more trains on)\n",
-                st->resume_dir, e, epochs, e + 1);
+        snprintf(why, sizeof why, "the run has done %d epochs, more than %d (--epochs %d or more trains on)", e, epochs,
+                 e + 1);
     else if (st->cursor < count && e > epochs)
-        fprintf(stderr, "%s: nothing to train: the run stopped in epoch %d, past %d (--epochs %d or more finishes it)\n",
-                st->resume_dir, e, epochs, e);
+        snprintf(why, sizeof why, "the run stopped in epoch %d, past %d (--epochs %d or more finishes it)", e, epochs, e);
     else
         return 0;
+    if (dp_rank() == 0) fprintf(stderr, "%s: nothing to train: %s\n", st->resume_dir, why);
     return 1;
 }
