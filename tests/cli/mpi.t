@@ -1,9 +1,9 @@
 #!/bin/sh
 # Data-parallel training under mpirun (docs/scaling.md): 2 ranks end where 1 rank ends,
-# to float summation order (1e-5), on the GAN (20 steps) and the VAE (an epoch of 20
-# steps with its evaluation); 2 ranks resume a 1-rank checkpoint as 1 rank does; a rank
-# with no rows of a batch still keeps in step; a rank that fails or dies ends the job
-# with a message instead of a hang. Skipped without mpirun (openmpi-bin).
+# to float summation order (1e-5), on the GAN (20 steps), the VAE (an epoch of 20 steps
+# with its evaluation) and a small DDPM; 2 ranks resume a 1-rank checkpoint as 1 rank
+# does; a rank with no rows of a batch still keeps in step; a rank that fails or dies
+# ends the job with a message instead of a hang. Skipped without mpirun (openmpi-bin).
 if ! command -v mpirun >/dev/null 2>&1; then
     echo "TAP version 13"
     echo "1..0 # SKIP no mpirun (install openmpi-bin: sh scripts/install-deps.sh)"
@@ -70,11 +70,15 @@ is "$(grep -c '"kind":"step"' "$TMP/res/2/metrics.jsonl")" 40 "the resumed run c
 perl tests/cli/close.pl weights "$TMP/gan/1/last.safetensors" "$TMP/res/2/last.safetensors" 1e-5 >/dev/null
 ok $((!$?)) "the comparison can fail: step 20's weights are not step 40's"
 
-# e) a batch of 1 leaves a rank (rank 0) without rows: it runs for the draws and adds nothing
+# e) a small DDPM: a timestep per sample (randint), noise like the images, EMA weights
+two "$TMP/ddpm" tests/specs/tiny-ddpm.yaml $STOP
+agree "$TMP/ddpm" "tiny DDPM, 20 steps"
+
+# f) a batch of 1 leaves a rank (rank 0) without rows: it runs for the draws and adds nothing
 two "$TMP/b1" specs/vae.yaml $STOP --set data.batch=1
 agree "$TMP/b1" "VAE, batch 1 (rank 0 has no rows)"
 
-# f) a rank that fails alone (its hook raises) ends the job, with its message
+# g) a rank that fails alone (its hook raises) ends the job, with its message
 # shellcheck disable=SC2086
 $MPIRUN "$AIGC_RUN" specs/gan.yaml --out "$TMP/fail" --progress lines --unsafe-hooks \
     --set hooks=tests/hooks/fail_on_rank1.lua >"$OUT" 2>"$ERR"
@@ -83,7 +87,7 @@ ok $((RC == 0 || RC == 124)) "a failing rank ends the job, not with a hang (exit
 grep -q "^rank 1 of 2: hook 'on_step' failed: tests/hooks/fail_on_rank1.lua:5: rank 1 gives up" "$ERR"
 ok $? "the failing rank's message says which rank and why"
 
-# g) a rank killed outright ends the job too
+# h) a rank killed outright ends the job too
 # shellcheck disable=SC2086
 $MPIRUN "$AIGC_RUN" specs/gan.yaml --out "$TMP/kill" --progress lines >"$OUT" 2>"$ERR" &
 mp=$!
