@@ -2,8 +2,9 @@
 # Data-parallel training under mpirun (docs/scaling.md): 2 ranks end where 1 rank ends,
 # to float summation order (1e-5), on the GAN (20 steps), the VAE (an epoch of 20 steps
 # with its evaluation) and a small DDPM; 2 ranks resume a 1-rank checkpoint as 1 rank
-# does; a rank with no rows of a batch still keeps in step; a rank that fails or dies
-# ends the job with a message instead of a hang. Skipped without mpirun (openmpi-bin).
+# does, and 1 rank a 2-rank one; a rank with no rows of a batch still keeps in step; a
+# rank that fails or dies ends the job with a message instead of a hang. Skipped without
+# mpirun (openmpi-bin).
 if ! command -v mpirun >/dev/null 2>&1; then
     echo "TAP version 13"
     echo "1..0 # SKIP no mpirun (install openmpi-bin: sh scripts/install-deps.sh)"
@@ -69,6 +70,11 @@ agree "$TMP/res" "GAN, resumed from 1 rank at step 20"
 is "$(grep -c '"kind":"step"' "$TMP/res/2/metrics.jsonl")" 40 "the resumed run carries the 20 rows before it"
 perl tests/cli/close.pl weights "$TMP/gan/1/last.safetensors" "$TMP/res/2/last.safetensors" 1e-5 >/dev/null
 ok $((!$?)) "the comparison can fail: step 20's weights are not step 40's"
+# and 1 rank a 2-rank checkpoint
+run specs/gan.yaml $STOP --resume "$TMP/gan/2" --out "$TMP/res/back"
+is "$RC" 0 "1 rank resumes the 2-rank checkpoint"
+w=$(perl tests/cli/close.pl weights "$TMP/res/1/last.safetensors" "$TMP/res/back/last.safetensors" 1e-5)
+ok $? "GAN, resumed at 1 rank from 2 ranks at step 20: the weights agree within 1e-5 ($w)"
 
 # e) a small DDPM: a timestep per sample (randint), noise like the images, EMA weights
 two "$TMP/ddpm" tests/specs/tiny-ddpm.yaml $STOP
