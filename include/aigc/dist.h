@@ -36,7 +36,6 @@ int dp_size(void);
 
 /* In place, on every rank: x becomes the sum of every rank's x (MPI_Allreduce). */
 void dp_sum_f32(float *x, int64_t n);
-void dp_sum_f64(double *x, int64_t n);
 /* Rank 0's x, on every rank (MPI_Bcast). */
 void dp_bcast_f64(double *x, int64_t n);
 
