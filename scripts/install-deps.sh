@@ -8,12 +8,14 @@ set -eu
 # The pthread flavour of OpenBLAS: its thread count is set by the runtime (--threads).
 # oneDNN (libdnnl-dev) is the faster of the two compute libraries (--backend), OpenBLAS
 # the other one and LAPACK's.
-# Test: prove (perl). Data for the full-size runs: Fashion-MNIST, and the fortune cookies
-# of `fortunes` (/usr/share/games/fortunes) for specs/char-gpt.yaml. `make fuzz` alone
-# needs clang and its libFuzzer runtime (--with-fuzz); the report's browser test, Chromium
-# (--with-browser).
+# Test: prove (perl). Data-parallel training and its test (tests/cli/mpi.t): Open MPI's
+# mpirun and libmpi (openmpi-bin brings libopenmpi3), which aigc-run loads at run time
+# under mpirun only, so the build needs no MPI headers. Data for the full-size runs:
+# Fashion-MNIST, and the fortune cookies of `fortunes` (/usr/share/games/fortunes) for
+# specs/char-gpt.yaml. `make fuzz` alone needs clang and its libFuzzer runtime
+# (--with-fuzz); the report's browser test, Chromium (--with-browser).
 PKGS="build-essential pkg-config libyaml-dev liblua5.4-dev libopenblas-pthread-dev
-libopenblas0-pthread libdnnl-dev zlib1g-dev libpng-dev perl"
+libopenblas0-pthread libdnnl-dev zlib1g-dev libpng-dev perl openmpi-bin"
 for opt in "$@"; do
     case "$opt" in
     --with-data) PKGS="$PKGS dataset-fashion-mnist fortunes" ;;

@@ -246,6 +246,9 @@ struct ag_graph {
     ag_node **param_node;   /* per parameter index: its node here, or NULL */
     int nparam_node;
     int batch, max_batch;
+    /* A shard (ag_graph_set_shard): this graph runs rows [shard_lo, shard_lo + batch) of
+     * a batch of global_batch rows; global_batch <= batch when it runs a whole batch. */
+    int shard_lo, global_batch;
     int planned;
     int training;           /* dropout is active; 1 by default */
     unsigned bw_assign;     /* during a backward call: its ag_bstep's assign */
@@ -351,6 +354,22 @@ ag_bwplan *ag_backward_plan(ag_graph *g, ag_node *loss, const int *params, int n
 /* Plans all memory for batches up to max_batch, then sets that batch. */
 int ag_graph_plan(ag_graph *g, int max_batch, ag_error *err);
 void ag_graph_set_batch(ag_graph *g, int batch);
+/* Rows [lo, lo + n) of a batch of `global` rows, the rest of which other processes run
+ * (dist.h): the batch is n, and the ops see the whole batch where it matters, so that
+ * the shards' values add up to the whole batch's. A mean over a batched tensor divides
+ * by the whole batch's count (ag_mean_count), batch_size is `global`, and a random op
+ * on a batched node draws the values of every row from g->rng, keeping its own rows:
+ * every shard's generator advances as the whole batch's would. ag_graph_set_batch ends
+ * the shard. */
+void ag_graph_set_shard(ag_graph *g, int lo, int n, int global);
+/* The batch the ops see: global_batch in a shard, else the batch. */
+int ag_global_batch(const ag_graph *g);
+/* What a mean over x's `count` elements divides by: count, or in a shard, for a
+ * batched x, the count the whole batch would have. */
+int64_t ag_mean_count(const ag_graph *g, const ag_node *x, int64_t count);
+/* A random op on n in a shard: how many of its draws (elements of n) come before its
+ * rows and after them, which it makes and discards. 0 and 0 outside a shard. */
+void ag_shard_draws(const ag_graph *g, const ag_node *n, int64_t *before, int64_t *after);
 /* A copy of planned graph src for forward runs on another thread: the same nodes and
  * parameters, memory of its own (no gradients; max_bytes as ag_graph's), its inputs'
  * current values, drawing from r. AG_ERR when max_bytes leaves no room for it. */

@@ -177,6 +177,11 @@ void pg_free(pg_program *p);
  * made a parameter non-finite (a learning rate far too large). */
 enum { PG_SKIPPED = 2, PG_OVERFLOWED = 3 };
 int pg_train_step(pg_program *p, int batch);
+/* A rank's share of a data-parallel step (dist.h): rows [lo, lo + n) of a batch of
+ * `global`, written into p->pixels and p->labels; the gradients are summed over the
+ * ranks before each update. n may be 0: the rank runs the step without adding to it.
+ * pg_train_step(p, batch) is the whole batch on one rank. */
+int pg_train_shard(pg_program *p, int lo, int n, int global);
 /* The same statements, no updates, dropout off: for the test split. */
 int pg_eval_step(pg_program *p, int batch);
 /* Up to `want` graphs that run the step's statements side by side, one batch each, in

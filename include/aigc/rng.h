@@ -30,6 +30,11 @@ float rng_normal(rng *r);
 uint64_t rng_below(rng *r, uint64_t n);
 void rng_fill_uniform(rng *r, float *x, int64_t n, float lo, float hi);
 void rng_fill_normal(rng *r, float *x, int64_t n, float mean, float std);
+/* The generator as n calls of rng_uniform (rng_normal, rng_below(r, bound)) would leave
+ * it, their values unused: a shard's random op passes over the other rows' draws. */
+void rng_skip_uniform(rng *r, int64_t n);
+void rng_skip_normal(rng *r, int64_t n);
+void rng_skip_below(rng *r, uint64_t bound, int64_t n);
 /* Fisher-Yates shuffle of a permutation of int32 indices. */
 void rng_shuffle(rng *r, int32_t *idx, int64_t n);
 

@@ -10,6 +10,7 @@
 #include "aigc/afile.h"
 #include "aigc/blas.h"
 #include "aigc/ckpt.h"
+#include "aigc/dist.h"
 #include "aigc/hooks.h"
 #include "aigc/metrics.h"
 #include "aigc/pool.h"
@@ -87,7 +88,10 @@ static const char usage[] =
     "Environment:\n"
     "  AIGC_BACKEND        the backend when --backend is not given\n"
     "  AIGC_CACHE          where inflated gzip data is kept for the next run (default:\n"
-    "                      $XDG_CACHE_HOME/aigc-run, else ~/.cache/aigc-run), or off\n";
+    "                      $XDG_CACHE_HOME/aigc-run, else ~/.cache/aigc-run), or off\n"
+    "\n"
+    "Under Open MPI's mpirun (mpirun -np N aigc-run SPEC), training is data-parallel:\n"
+    "each rank runs its share of every batch, rank 0 writes (docs/scaling.md).\n";
 
 /* The commands, in this order, and as bits: the command given, and those an option is
  * for. */
@@ -367,7 +371,10 @@ static int fail(const ag_error *err, const sp_spec *s)
 {
     ag_error e = *err;
     if (s) yt_annotate(&e, &s->doc);
-    fprintf(stderr, "%s\n", e.msg);
+    /* Under mpirun, a rank that fails ends the job, which would otherwise wait for it;
+     * a stop every rank took together ends it normally, rank 0 saying why. */
+    if (dp_size() > 1 && !dp_shared_error()) dp_abort(e.msg);
+    if (dp_rank() == 0) fprintf(stderr, "%s\n", e.msg);
     return 1;
 }
 
@@ -464,6 +471,8 @@ static int run_command(const cli_args *a, sp_spec *s, pg_program *p, const ds_da
                              "name a file ending in .png", a->image, s->samples[k].name);
         /* Texts are results: stdout unless -o names a file. */
         const char *out = a->image ? a->image : p->samples[k].text ? "-" : "samples.png";
+        /* Under mpirun every rank would draw the same: rank 0 writes it. */
+        if (dp_rank() != 0) return AG_OK;
         if (sa_write(p, k, d, out, s->seed, 0, err)) return AG_ERR;
         if (strcmp(out, "-")) printf("%s\n", out);
         if (p->samples[k].strip && sa_strip_path(out, buf, sizeof buf) == AG_OK) printf("%s\n", buf);
@@ -572,7 +581,7 @@ static int report(int argc, char **argv)
     return rc ? 1 : 0;
 }
 
-int main(int argc, char **argv)
+static int run_main(int argc, char **argv)
 {
     if (argc > 1 && !strcmp(argv[1], "report")) return report(argc, argv);
     cli_args a;
@@ -589,5 +598,17 @@ int main(int argc, char **argv)
     ag_set_threads(a.threads);
     rc = run_spec(&a);
     ag_set_threads(1); /* the workers joined: nothing of theirs outlives the run */
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    ag_error err;
+    if (dp_init(&err)) {
+        fprintf(stderr, "aigc-run: %s\n", err.msg);
+        return 1;
+    }
+    int rc = run_main(argc, argv);
+    dp_finalize();
     return rc;
 }

@@ -244,9 +244,36 @@ int ag_graph_copy(ag_graph *dst, const ag_graph *src, rng *r, int64_t max_bytes,
 void ag_graph_set_batch(ag_graph *g, int batch)
 {
     AG_ASSERT(g->planned && batch >= 1 && batch <= g->max_batch);
+    g->shard_lo = 0;
+    g->global_batch = batch;
     if (batch == g->batch) return;
     ag_error err;
     if (infer_all(g, batch, &err) != AG_OK) ag_assert_fail(__FILE__, __LINE__, err.msg);
+}
+
+void ag_graph_set_shard(ag_graph *g, int lo, int n, int global)
+{
+    AG_ASSERT(lo >= 0 && n >= 1 && lo + n <= global);
+    ag_graph_set_batch(g, n);
+    g->shard_lo = lo;
+    g->global_batch = global;
+}
+
+int ag_global_batch(const ag_graph *g) { return g->global_batch > g->batch ? g->global_batch : g->batch; }
+
+int64_t ag_mean_count(const ag_graph *g, const ag_node *x, int64_t count)
+{
+    if (!x->batched || g->global_batch <= g->batch) return count;
+    return count / g->batch * g->global_batch;
+}
+
+void ag_shard_draws(const ag_graph *g, const ag_node *n, int64_t *before, int64_t *after)
+{
+    *before = *after = 0;
+    if (!n->batched || g->global_batch <= g->batch) return;
+    int64_t per = ag_numel(&n->shape) / g->batch;
+    *before = per * g->shard_lo;
+    *after = per * (g->global_batch - g->shard_lo - g->batch);
 }
 
 /* ----------------------------------------------------------------- running -- */

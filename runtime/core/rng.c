@@ -78,6 +78,30 @@ void rng_fill_normal(rng *r, float *x, int64_t n, float mean, float std)
     for (int64_t k = 0; k < n; k++) x[k] = mean + std * rng_normal(r);
 }
 
+void rng_skip_uniform(rng *r, int64_t n)
+{
+    for (int64_t k = 0; k < n; k++) rng_u64(r);
+}
+
+void rng_skip_normal(rng *r, int64_t n)
+{
+    if (n > 0 && r->has_spare) {
+        r->has_spare = 0;
+        n--;
+    }
+    /* A pair of normals is two words; only an odd one out needs its spare made. */
+    for (int64_t k = 0; k + 2 <= n; k += 2) {
+        rng_u64(r);
+        rng_u64(r);
+    }
+    if (n & 1) rng_normal(r);
+}
+
+void rng_skip_below(rng *r, uint64_t bound, int64_t n)
+{
+    for (int64_t k = 0; k < n; k++) rng_below(r, bound);
+}
+
 void rng_shuffle(rng *r, int32_t *idx, int64_t n)
 {
     for (int64_t k = n - 1; k > 0; k--) {

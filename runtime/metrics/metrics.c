@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aigc/dist.h"
 #include "aigc/pool.h"
 
 void mt_json_num(FILE *f, double v)
@@ -70,8 +71,9 @@ typedef struct eval_job {
     uint64_t seed;
     _Atomic int64_t next;      /* the next batch to claim */
     _Atomic int stop;          /* a batch failed: claim no more */
+    int rank, ranks;           /* batch b is run by rank b % ranks (dist.h) */
     float *values;             /* [nbatches][nlogs] */
-    int64_t *right;            /* [nbatches]: images classified right */
+    float *right;              /* [nbatches]: images classified right */
     int64_t failed[TP_MAX_THREADS]; /* per graph, the batch that failed, or nbatches */
     ag_error err[TP_MAX_THREADS];
 } eval_job;
@@ -93,7 +95,7 @@ static void eval_graphs(void *ctx, int64_t lo, int64_t hi)
         rng r;
         g->rng = &r;
         while (!atomic_load(&j->stop)) {
-            int64_t b = atomic_fetch_add(&j->next, 1);
+            int64_t b = atomic_fetch_add(&j->next, 1) * j->ranks + j->rank;
             if (b >= j->nbatches) break;
             int n = batch_size_at(j->ds->count, batch, b);
             ds_fill_batch(pixels, labels, j->ds, NULL, b * batch, n);
@@ -106,7 +108,7 @@ static void eval_graphs(void *ctx, int64_t lo, int64_t hi)
                 break;
             }
             mt_logged(p, g, j->values + b * p->nlogs);
-            if (j->logits) j->right[b] = count_correct(g->nodes[j->logits->id], labels->data, n);
+            if (j->logits) j->right[b] = (float)count_correct(g->nodes[j->logits->id], labels->data, n);
         }
     }
 }
@@ -115,10 +117,12 @@ int mt_evaluate(pg_program *p, const idx_dataset *ds, mt_means *m, int64_t *corr
 {
     int batch = p->spec->data.batch;
     eval_job j = {.p = p, .ds = ds, .logits = mt_logits(p), .nbatches = (ds->count + batch - 1) / batch,
-                  .seed = p->spec->seed ^ 0xe7a1ull};
+                  .seed = p->spec->seed ^ 0xe7a1ull, .rank = dp_rank(), .ranks = dp_size()};
     int ngraphs = pg_eval_graphs(p, tp_threads(), j.graphs);
-    j.values = ag_xmalloc((size_t)(j.nbatches * p->nlogs + 1) * sizeof *j.values);
-    j.right = ag_xmalloc((size_t)(j.nbatches + 1) * sizeof *j.right);
+    /* The counts after the values: one sum over the ranks brings both. Zeros where
+     * another rank ran the batch, so each value arrives exact. */
+    j.values = ag_xcalloc((size_t)(j.nbatches * (p->nlogs + 1) + 1), sizeof *j.values);
+    j.right = j.values + j.nbatches * p->nlogs;
     for (int k = 0; k < ngraphs; k++) {
         j.failed[k] = j.nbatches;
         j.graphs[k]->training = 0;
@@ -133,14 +137,14 @@ int mt_evaluate(pg_program *p, const idx_dataset *ds, mt_means *m, int64_t *corr
     int first = 0;
     for (int k = 1; k < ngraphs; k++)
         if (j.failed[k] < j.failed[first]) first = k;
+    if (j.failed[first] == j.nbatches) dp_sum_f32(j.values, j.nbatches * (p->nlogs + 1));
     memset(m, 0, sizeof *m);
     *correct = j.logits ? 0 : -1;
     for (int64_t b = 0; b < j.nbatches && j.failed[first] == j.nbatches; b++) {
         mt_add(m, p, j.values + b * p->nlogs, batch_size_at(ds->count, batch, b));
-        if (j.logits) *correct += j.right[b];
+        if (j.logits) *correct += (int64_t)j.right[b];
     }
     free(j.values);
-    free(j.right);
     if (j.failed[first] < j.nbatches) {
         /* The images (or windows) of the batch, as an element index in the message
          * counts within it. */

@@ -28,10 +28,14 @@ static void dropout_forward(ag_graph *g, ag_node *n)
         return;
     }
     float p = n->f[0], scale = p < 1 ? 1 / (1 - p) : 0;
+    int64_t before, after;
+    ag_shard_draws(g, n, &before, &after);
+    rng_skip_uniform(g->rng, before);
     for (int64_t k = 0; k < len; k++) {
         n->aux[k] = rng_uniform(g->rng) < p ? 0.0f : scale;
         n->data[k] = x[k] * n->aux[k];
     }
+    rng_skip_uniform(g->rng, after);
 }
 
 static void dropout_backward(ag_graph *g, ag_node *n, unsigned need)

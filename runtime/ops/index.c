@@ -49,7 +49,7 @@ const ag_op_def ag_def_one_hot = {
 
 /* The last batch of an epoch is smaller: a loss summed over a batch and divided by
  * this is a per-sample value whatever the batch. */
-static void batch_size_forward(ag_graph *g, ag_node *n) { n->data[0] = (float)g->batch; }
+static void batch_size_forward(ag_graph *g, ag_node *n) { n->data[0] = (float)ag_global_batch(g); }
 
 const ag_op_def ag_def_batch_size = {.name = "batch_size", .forward = batch_size_forward};
 
@@ -130,8 +130,11 @@ static int randint_infer(ag_node *n, ag_error *err)
 /* rng_below is exact: no value is likelier than another, whatever the bound. */
 static void randint_forward(ag_graph *g, ag_node *n)
 {
-    int64_t len = ag_numel(&n->shape);
+    int64_t len = ag_numel(&n->shape), before, after;
+    ag_shard_draws(g, n, &before, &after);
+    rng_skip_below(g->rng, (uint64_t)n->i[0], before);
     for (int64_t k = 0; k < len; k++) n->data[k] = (float)rng_below(g->rng, (uint64_t)n->i[0]);
+    rng_skip_below(g->rng, (uint64_t)n->i[0], after);
 }
 
 const ag_op_def ag_def_randint = {.name = "randint", .infer = randint_infer, .forward = randint_forward};
@@ -196,7 +199,9 @@ const ag_op_def ag_def_threshold = {
 static void bernoulli_forward(ag_graph *g, ag_node *n)
 {
     const float *p = n->src[0]->data;
-    int64_t len = ag_numel(&n->shape);
+    int64_t len = ag_numel(&n->shape), before, after;
+    ag_shard_draws(g, n, &before, &after);
+    rng_skip_uniform(g->rng, before);
     for (int64_t k = 0; k < len; k++) {
         if (!(p[k] >= 0 && p[k] <= 1)) {
             ag_fail(g, n, "bernoulli: probability %g at element %lld is outside [0, 1]", p[k], (long long)k);
@@ -204,6 +209,7 @@ static void bernoulli_forward(ag_graph *g, ag_node *n)
         }
         n->data[k] = rng_uniform(g->rng) < p[k] ? 1.0f : 0.0f;
     }
+    rng_skip_uniform(g->rng, after);
 }
 
 const ag_op_def ag_def_bernoulli = {
@@ -240,7 +246,9 @@ static void categorical_forward(ag_graph *g, ag_node *n)
 {
     const ag_node *x = n->src[0];
     int v = x->shape.d[x->shape.ndim - 1], k = n->i[0] && n->i[0] < v ? n->i[0] : v;
-    int64_t rows = ag_numel(&n->shape);
+    int64_t rows = ag_numel(&n->shape), before, after;
+    ag_shard_draws(g, n, &before, &after);
+    rng_skip_uniform(g->rng, before);
     for (int64_t r = 0; r < rows; r++) {
         const float *row = x->data + r * v;
         float mx = -INFINITY;
@@ -275,6 +283,7 @@ static void categorical_forward(ag_graph *g, ag_node *n)
         }
         n->data[r] = (float)pick;
     }
+    rng_skip_uniform(g->rng, after);
 }
 
 /* A draw has no gradient: nothing flows back. */

@@ -26,15 +26,28 @@ static void full_forward(ag_graph *g, ag_node *n)
     for (int64_t k = 0; k < len; k++) n->data[k] = n->f[0];
 }
 
-static void randn_forward(ag_graph *g, ag_node *n)
+/* In a shard, the other rows' draws are made and discarded (ag_shard_draws). */
+static void draw_normal(ag_graph *g, ag_node *n, float mean, float std)
 {
-    rng_fill_normal(g->rng, n->data, ag_numel(&n->shape), n->f[0], n->f[1]);
+    int64_t before, after;
+    ag_shard_draws(g, n, &before, &after);
+    rng_skip_normal(g->rng, before);
+    rng_fill_normal(g->rng, n->data, ag_numel(&n->shape), mean, std);
+    rng_skip_normal(g->rng, after);
 }
 
-static void rand_forward(ag_graph *g, ag_node *n)
+static void draw_uniform(ag_graph *g, ag_node *n, float lo, float hi)
 {
-    rng_fill_uniform(g->rng, n->data, ag_numel(&n->shape), n->f[0], n->f[1]);
+    int64_t before, after;
+    ag_shard_draws(g, n, &before, &after);
+    rng_skip_uniform(g->rng, before);
+    rng_fill_uniform(g->rng, n->data, ag_numel(&n->shape), lo, hi);
+    rng_skip_uniform(g->rng, after);
 }
+
+static void randn_forward(ag_graph *g, ag_node *n) { draw_normal(g, n, n->f[0], n->f[1]); }
+
+static void rand_forward(ag_graph *g, ag_node *n) { draw_uniform(g, n, n->f[0], n->f[1]); }
 
 /* Inputs are written from outside; a parameter's data is its slice of the params slab. */
 const ag_op_def ag_def_input = {.name = "input", .infer = leaf_infer};
@@ -53,15 +66,9 @@ static int like_infer(ag_node *n, ag_error *err)
 }
 
 /* As torch.randn_like and torch.rand_like: standard normal, uniform on [0, 1). */
-static void randn_like_forward(ag_graph *g, ag_node *n)
-{
-    rng_fill_normal(g->rng, n->data, ag_numel(&n->shape), 0.0f, 1.0f);
-}
+static void randn_like_forward(ag_graph *g, ag_node *n) { draw_normal(g, n, 0.0f, 1.0f); }
 
-static void rand_like_forward(ag_graph *g, ag_node *n)
-{
-    rng_fill_uniform(g->rng, n->data, ag_numel(&n->shape), 0.0f, 1.0f);
-}
+static void rand_like_forward(ag_graph *g, ag_node *n) { draw_uniform(g, n, 0.0f, 1.0f); }
 
 const ag_op_def ag_def_full_like = {.name = "full_like", .min_src = 1, .max_src = 1,
                                     .flags = AG_DEF_NO_GRAD, .infer = like_infer,

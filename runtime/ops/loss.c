@@ -65,8 +65,9 @@ static int64_t loss_per(int64_t size, int64_t per)
     return per > 0 && size / per > 16 ? size / per : 16;
 }
 
-/* n's output from the terms of its count elements (or rows of `per` elements). */
-static void loss_forward(ag_node *n, int64_t count, int64_t per, loss_terms_fn terms)
+/* n's output from the terms of its count elements (or rows of `per` elements). A mean
+ * divides by the whole batch's count in a shard (ag_mean_count). */
+static void loss_forward(const ag_graph *g, ag_node *n, int64_t count, int64_t per, loss_terms_fn terms)
 {
     loss_job j = {n, terms};
     if (n->i[0] == AG_RED_NONE) {
@@ -74,7 +75,7 @@ static void loss_forward(ag_node *n, int64_t count, int64_t per, loss_terms_fn t
         return;
     }
     double s = tp_sum(count, loss_per(LOSS_SUM_BLOCK, per), loss_add, &j);
-    n->data[0] = (float)(n->i[0] == AG_RED_MEAN ? s / (double)count : s);
+    n->data[0] = (float)(n->i[0] == AG_RED_MEAN ? s / (double)ag_mean_count(g, n->src[0], count) : s);
 }
 
 /* The loss's shape: that of x with reduction none, else a scalar. */
@@ -109,10 +110,10 @@ typedef struct loss_bw {
     int none, assign;
 } loss_bw;
 
-static loss_bw loss_bw_of(const ag_node *n, unsigned need, int64_t count, int assign)
+static loss_bw loss_bw_of(const ag_graph *g, const ag_node *n, unsigned need, int64_t count, int assign)
 {
     int none = n->i[0] == AG_RED_NONE;
-    return (loss_bw){n, need, none ? 0.0f : loss_dy(n, 0, count), none, assign};
+    return (loss_bw){n, need, none ? 0.0f : loss_dy(n, 0, ag_mean_count(g, n->src[0], count)), none, assign};
 }
 
 /* Two operands of one shape: (input, target), or (mu, logvar) for kl_normal. */
@@ -183,7 +184,7 @@ static void bce_terms(const ag_node *n, int64_t lo, int64_t hi, double *v)
 static void bce_forward(ag_graph *g, ag_node *n)
 {
     int64_t len = ag_numel(&n->src[0]->shape), out = ag_numel(&n->shape);
-    loss_forward(n, len, 1, bce_terms);
+    loss_forward(g, n, len, 1, bce_terms);
     int nan = 0;
     for (int64_t k = 0; k < out; k++) nan |= n->data[k] != n->data[k];
     if (nan) bce_fail(g, n, n->src[0]->data, n->src[1]->data, len);
@@ -226,7 +227,7 @@ static void bce_backward(ag_graph *g, ag_node *n, unsigned need)
 {
     if (!(need & 1u)) return;
     int64_t len = ag_numel(&n->src[0]->shape);
-    loss_bw j = loss_bw_of(n, need, len, g->bw_assign & 1u);
+    loss_bw j = loss_bw_of(g, n, need, len, g->bw_assign & 1u);
     tp_for(len, LOSS_GRAIN, bce_bw_range, &j);
 }
 
@@ -249,7 +250,7 @@ static void bcel_terms(const ag_node *n, int64_t lo, int64_t hi, double *v)
 
 static void bcel_forward(ag_graph *g, ag_node *n)
 {
-    loss_forward(n, ag_numel(&n->src[0]->shape), 1, bcel_terms);
+    loss_forward(g, n, ag_numel(&n->src[0]->shape), 1, bcel_terms);
 }
 
 static void bcel_backward(ag_graph *g, ag_node *n, unsigned need)
@@ -261,7 +262,7 @@ static void bcel_backward(ag_graph *g, ag_node *n, unsigned need)
     for (int64_t k = 0; k < len; k++) {
         float e = expf(-fabsf(x[k]));
         float sig = x[k] >= 0 ? 1 / (1 + e) : e / (1 + e);
-        dx[k] += loss_dy(n, k, len) * (sig - t[k]);
+        dx[k] += loss_dy(n, k, ag_mean_count(g, n->src[0], len)) * (sig - t[k]);
     }
 }
 
@@ -282,7 +283,7 @@ static void mse_terms(const ag_node *n, int64_t lo, int64_t hi, double *v)
 
 static void mse_forward(ag_graph *g, ag_node *n)
 {
-    loss_forward(n, ag_numel(&n->src[0]->shape), 1, mse_terms);
+    loss_forward(g, n, ag_numel(&n->src[0]->shape), 1, mse_terms);
 }
 
 static void mse_bw_range(void *ctx, int64_t lo, int64_t hi)
@@ -300,7 +301,7 @@ static void mse_bw_range(void *ctx, int64_t lo, int64_t hi)
 static void mse_backward(ag_graph *g, ag_node *n, unsigned need)
 {
     int64_t len = ag_numel(&n->src[0]->shape);
-    loss_bw j = loss_bw_of(n, need, len, 0);
+    loss_bw j = loss_bw_of(g, n, need, len, 0);
     tp_for(len, LOSS_GRAIN, mse_bw_range, &j);
 }
 
@@ -315,7 +316,7 @@ static void l1_terms(const ag_node *n, int64_t lo, int64_t hi, double *v)
 
 static void l1_forward(ag_graph *g, ag_node *n)
 {
-    loss_forward(n, ag_numel(&n->src[0]->shape), 1, l1_terms);
+    loss_forward(g, n, ag_numel(&n->src[0]->shape), 1, l1_terms);
 }
 
 /* The sign of a - b, 0 where they are equal (PyTorch's subgradient). */
@@ -324,7 +325,7 @@ static void l1_backward(ag_graph *g, ag_node *n, unsigned need)
     const float *a = n->src[0]->data, *b = n->src[1]->data;
     int64_t len = ag_numel(&n->src[0]->shape);
     for (int64_t k = 0; k < len; k++) {
-        float s = (float)((a[k] > b[k]) - (a[k] < b[k])) * loss_dy(n, k, len);
+        float s = (float)((a[k] > b[k]) - (a[k] < b[k])) * loss_dy(n, k, ag_mean_count(g, n->src[0], len));
         if (need & 1u) n->src[0]->grad[k] += s;
         if (need & 2u) n->src[1]->grad[k] -= s;
     }
@@ -398,7 +399,7 @@ static void ce_forward(ag_graph *g, ag_node *n)
                     t[r], (long long)r, c);
             return;
         }
-    loss_forward(n, rows, c, ce_terms);
+    loss_forward(g, n, rows, c, ce_terms);
 }
 
 static void ce_bw_range(void *ctx, int64_t lo, int64_t hi)
@@ -419,7 +420,7 @@ static void ce_backward(ag_graph *g, ag_node *n, unsigned need)
 {
     if (!(need & 1u)) return;
     int64_t rows = ce_rows(n);
-    loss_bw j = loss_bw_of(n, need, rows, 0);
+    loss_bw j = loss_bw_of(g, n, need, rows, 0);
     tp_for(rows, loss_per(LOSS_GRAIN, ce_classes(n)), ce_bw_range, &j);
 }
 
@@ -440,7 +441,7 @@ static void kl_terms(const ag_node *n, int64_t lo, int64_t hi, double *v)
 
 static void kl_forward(ag_graph *g, ag_node *n)
 {
-    loss_forward(n, ag_numel(&n->src[0]->shape), 1, kl_terms);
+    loss_forward(g, n, ag_numel(&n->src[0]->shape), 1, kl_terms);
 }
 
 static void kl_backward(ag_graph *g, ag_node *n, unsigned need)
@@ -448,7 +449,7 @@ static void kl_backward(ag_graph *g, ag_node *n, unsigned need)
     const float *mu = n->src[0]->data, *lv = n->src[1]->data;
     int64_t len = ag_numel(&n->src[0]->shape);
     for (int64_t k = 0; k < len; k++) {
-        float dy = loss_dy(n, k, len);
+        float dy = loss_dy(n, k, ag_mean_count(g, n->src[0], len));
         if (need & 1u) n->src[0]->grad[k] += dy * mu[k];
         if (need & 2u) n->src[1]->grad[k] += dy * 0.5f * (expf(lv[k]) - 1);
     }

@@ -18,10 +18,11 @@ static int all_infer(ag_node *n, ag_error *err)
     return AG_OK;
 }
 
-/* 1 for sum, 1 / numel for mean: the count follows the batch at each call. */
-static float all_scale(const ag_node *n)
+/* 1 for sum, 1 / numel for mean: the count follows the batch at each call (the whole
+ * batch's, in a shard). */
+static float all_scale(const ag_graph *g, const ag_node *n)
 {
-    return n->op == AG_OP_MEAN ? 1.0f / (float)ag_numel(&n->src[0]->shape) : 1.0f;
+    return n->op == AG_OP_MEAN ? 1.0f / (float)ag_mean_count(g, n->src[0], ag_numel(&n->src[0]->shape)) : 1.0f;
 }
 
 static void all_forward(ag_graph *g, ag_node *n)
@@ -31,13 +32,13 @@ static void all_forward(ag_graph *g, ag_node *n)
     /* A loss sums tens of thousands of terms: double keeps the total exact enough. */
     double s = 0;
     for (int64_t k = 0; k < len; k++) s += x[k];
-    n->data[0] = (float)(s * all_scale(n));
+    n->data[0] = (float)(s * all_scale(g, n));
 }
 
 static void all_backward(ag_graph *g, ag_node *n, unsigned need)
 {
     if (!(need & 1u)) return;
-    float *gx = n->src[0]->grad, gy = n->grad[0] * all_scale(n);
+    float *gx = n->src[0]->grad, gy = n->grad[0] * all_scale(g, n);
     int64_t len = ag_numel(&n->src[0]->shape);
     for (int64_t k = 0; k < len; k++) gx[k] += gy;
 }
@@ -74,9 +75,12 @@ static ax_view axis_view(const ag_node *n)
     return ax_view_of(s, ax_norm(n->i[0], s->ndim));
 }
 
-static float axis_scale(const ag_node *n, ax_view v)
+/* Axis 0 of a batched tensor is the batch: the whole batch's, in a shard. */
+static float axis_scale(const ag_graph *g, const ag_node *n, ax_view v)
 {
-    return n->op == AG_OP_MEAN_AXIS ? 1.0f / (float)v.len : 1.0f;
+    if (n->op != AG_OP_MEAN_AXIS) return 1.0f;
+    int batch_axis = ax_norm(n->i[0], n->src[0]->shape.ndim) == 0;
+    return 1.0f / (float)(batch_axis ? ag_mean_count(g, n->src[0], v.len) : v.len);
 }
 
 /* y[o, j] = scale * sum_k x[o, k, j]; rows of x are added whole so the loop runs over
@@ -84,7 +88,7 @@ static float axis_scale(const ag_node *n, ax_view v)
 static void axis_forward(ag_graph *g, ag_node *n)
 {
     ax_view v = axis_view(n);
-    float scale = axis_scale(n, v);
+    float scale = axis_scale(g, n, v);
     const float *x = n->src[0]->data;
     for (int64_t o = 0; o < v.outer; o++) {
         float *y = n->data + o * v.inner;
@@ -101,7 +105,7 @@ static void axis_backward(ag_graph *g, ag_node *n, unsigned need)
 {
     if (!(need & 1u)) return;
     ax_view v = axis_view(n);
-    float scale = axis_scale(n, v);
+    float scale = axis_scale(g, n, v);
     float *gx = n->src[0]->grad;
     for (int64_t o = 0; o < v.outer; o++) {
         const float *gy = n->grad + o * v.inner;

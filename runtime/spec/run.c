@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aigc/dist.h"
 #include "compile.h"
 
 static void update_ema(pg_program *p, int optim)
@@ -38,25 +39,76 @@ void pg_ema_swap(pg_program *p)
         }
 }
 
-int pg_train_step(pg_program *p, int batch)
+/* The gradients an update applies, summed over the ranks (dist.h): each rank's are the
+ * partial sums of its rows. A rank that runs no rows adds nothing. */
+static void sum_grads(pg_program *p, const opt_optimizer *o, int empty)
+{
+    for (int k = 0; k < o->ngroups; k++)
+        for (int r = 0; r < o->groups[k].nranges; r++) {
+            float *grad = p->params.grad + o->groups[k].ranges[r].offset;
+            int64_t n = o->groups[k].ranges[r].n;
+            if (empty) memset(grad, 0, (size_t)n * sizeof *grad);
+            dp_sum_f32(grad, n);
+        }
+}
+
+/* batch_norm's running statistics, averaged over the ranks: each rank moved them
+ * towards its own rows' statistics, and the average of those moves is the move towards
+ * the average of the rows' means (the variances lack the spread between the ranks'
+ * means: docs/scaling.md). Every rank then evaluates and saves the same ones. */
+static void average_running_stats(pg_program *p)
+{
+    const ag_graph *g = &p->step;
+    float scale = 1.0f / (float)dp_size();
+    for (int k = 0; k < g->n; k++) {
+        const ag_node *n = g->nodes[k];
+        if (n->op != AG_OP_BATCH_NORM) continue;
+        for (int j = 3; j < 5; j++) {
+            float *x = n->src[j]->data;
+            int64_t len = ag_numel(&n->src[j]->shape);
+            dp_sum_f32(x, len);
+            for (int64_t i = 0; i < len; i++) x[i] *= scale;
+        }
+    }
+}
+
+int pg_train_step(pg_program *p, int batch) { return pg_train_shard(p, 0, batch, batch); }
+
+/* The step's segments, forward, backward, sum over the ranks and update, until one
+ * fails or is skipped. */
+static int run_segments(pg_program *p, int empty, int ranks)
 {
     ag_graph *g = &p->step;
-    ag_graph_set_batch(g, batch);
     for (int k = 0; k < p->nsegs; k++) {
         const pg_segment *sg = &p->segs[k];
         if (ag_forward(g, sg->from, sg->to)) return AG_ERR;
         if (sg->optim < 0) continue;
         ag_backward(g, sg->bw);
         opt_optimizer *o = &p->optims[sg->optim];
+        if (ranks) sum_grads(p, o, empty);
         p->bad_seg = k;
         /* No update from a non-finite loss or gradient: it is left out, and so are the
-         * statements after it, which would see it made. */
-        if (p->spec->on_nan_skip && (!isfinite(sg->loss->data[0]) || !opt_grads_finite(o))) return PG_SKIPPED;
+         * statements after it, which would see it made. Every rank sees the same sums,
+         * so every rank decides alike. */
+        float loss = empty ? 0 : sg->loss->data[0];
+        if (ranks && p->spec->on_nan_skip) dp_sum_f32(&loss, 1);
+        if (p->spec->on_nan_skip && (!isfinite(loss) || !opt_grads_finite(o))) return PG_SKIPPED;
         opt_step(o);
         if (p->spec->on_nan_skip && !opt_params_finite(o)) return PG_OVERFLOWED;
         update_ema(p, sg->optim);
     }
     return AG_OK;
+}
+
+int pg_train_shard(pg_program *p, int lo, int n, int global)
+{
+    /* No rows: one row run for its draws alone, so the generator keeps in step. */
+    ag_graph_set_shard(&p->step, n ? lo : 0, n ? n : 1, global);
+    int ranks = dp_size() > 1;
+    int rc = run_segments(p, n == 0, ranks);
+    /* A rank that failed is ending the job: the others are not waited for. */
+    if (ranks && rc != AG_ERR) average_running_stats(p);
+    return rc;
 }
 
 int pg_eval_step(pg_program *p, int batch)

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "aigc/ckpt.h"
+#include "aigc/dist.h"
 #include "rundir.h"
 
 static const char *const *optim_names(const sp_spec *s, const char **buf)
@@ -67,6 +68,8 @@ static int save(tr_run_state *st, const char *name, ag_error *err)
 int tr_checkpoint(tr_run_state *st, ag_error *err)
 {
     const sp_spec *s = st->p->spec;
+    /* Every rank holds the same state: rank 0 writes it. */
+    if (dp_rank() != 0) return AG_OK;
     if (save(st, "last", err)) return AG_ERR;
     if (s->ckpt_keep == 0) return AG_OK;
     char name[64];
@@ -83,11 +86,12 @@ int tr_resume(tr_run_state *st, const char *from, ag_error *err)
         return ag_errorf(err, (ag_loc){0}, "%s: no run directory or checkpoint to resume from", from);
     /* A run still training there may be between a checkpoint's two renames: its lock
      * says so, where reading would say a file is missing. Resuming in place, the lock is
-     * kept for the run; resuming elsewhere, it guards the reading only. */
-    int fd;
-    if (rd_lock(dir, &fd, err)) return AG_ERR;
+     * kept for the run; resuming elsewhere, it guards the reading only. Rank 0 alone
+     * takes it: the ranks of one job read the checkpoint together. */
+    int fd = -1;
+    if (dp_rank() == 0 && rd_lock(dir, &fd, err)) return AG_ERR;
     struct stat a, b;
-    if (stat(dir, &a) == 0 && stat(st->dir, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+    if (fd >= 0 && stat(dir, &a) == 0 && stat(st->dir, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino)
         st->dir_fd = fd;
     rng *rngs[2];
     const char *names[64];
@@ -96,7 +100,7 @@ int tr_resume(tr_run_state *st, const char *from, ag_error *err)
     ck_run r = ck_view(st, rngs, names, fields, hash, sizeof hash);
     r.spec_hash = NULL; /* a changed epoch count or learning rate may resume */
     int rc = ck_load(dir, name, &r, err);
-    if (st->dir_fd != fd) close(fd);
+    if (fd >= 0 && st->dir_fd != fd) close(fd);
     if (rc) return AG_ERR;
     st->epoch = r.epoch;
     st->cursor = r.cursor;
@@ -118,16 +122,17 @@ int tr_nothing_to_train(const tr_run_state *st)
 {
     int epochs = st->p->spec->epochs, e = st->epoch;
     int64_t count = st->d->train.count;
+    char why[160];
     if (st->cursor == count && !st->rec.train.count && e == epochs)
-        fprintf(stderr, "%s: nothing to train: the run has done its %d epoch%s (--epochs %d or more trains on)\n",
-                st->resume_dir, e, e == 1 ? "" : "s", e + 1);
+        snprintf(why, sizeof why, "the run has done its %d epoch%s (--epochs %d or more trains on)", e,
+                 e == 1 ? "" : "s", e + 1);
     else if (st->cursor == count && !st->rec.train.count && e > epochs)
-        fprintf(stderr, "%s: nothing to train: the run has done %d epochs, more than %d (--epochs %d or more trains on)\n",
-                st->resume_dir, e, epochs, e + 1);
+        snprintf(why, sizeof why, "the run has done %d epochs, more than %d (--epochs %d or more trains on)", e, epochs,
+                 e + 1);
     else if (st->cursor < count && e > epochs)
-        fprintf(stderr, "%s: nothing to train: the run stopped in epoch %d, past %d (--epochs %d or more finishes it)\n",
-                st->resume_dir, e, epochs, e);
+        snprintf(why, sizeof why, "the run stopped in epoch %d, past %d (--epochs %d or more finishes it)", e, epochs, e);
     else
         return 0;
+    if (dp_rank() == 0) fprintf(stderr, "%s: nothing to train: %s\n", st->resume_dir, why);
     return 1;
 }

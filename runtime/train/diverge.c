@@ -4,10 +4,12 @@
 #include <math.h>
 #include <stdio.h>
 
-int tr_nonfinite_log(const pg_program *p, int *which)
+#include "aigc/dist.h"
+
+int tr_nonfinite_log(const pg_program *p, const float *values, int *which)
 {
     for (int k = 0; k < p->nlogs; k++)
-        if (!isfinite(p->logs[k]->data[0])) {
+        if (!isfinite(values[k])) {
             *which = k;
             return 1;
         }
@@ -58,12 +60,13 @@ int tr_diverged(tr_run_state *st, int bad, ag_error *err)
     const pg_program *p = st->p;
     char head[1024], lrs[512];
     int k = snprintf(head, sizeof head, "training diverged at epoch %d, step %lld: '%s' is %s", st->epoch,
-                     (long long)st->step, p->log_names[bad], nonfinite_name(p->logs[bad]->data[0]));
+                     (long long)st->step, p->log_names[bad], nonfinite_name(st->logged[bad]));
     if (st->step > 1) {
         learning_rates(p, lrs, sizeof lrs);
         snprintf(head + k, sizeof head - (size_t)k, " after %lld finite steps (lower the learning rate: %s)",
                  (long long)st->step - 1, lrs);
     }
+    dp_set_shared_error();
     return nonfinite_at(st, p->step.n, (ag_loc){0}, head, err);
 }
 
@@ -85,6 +88,7 @@ int tr_skip_batch(tr_run_state *st, ag_error *err)
     const pg_program *p = st->p;
     st->rec.skipped++;
     if (++st->rec.skipped_in_row <= p->spec->max_skipped) return AG_OK;
+    dp_set_shared_error();
     const pg_segment *sg = &p->segs[p->bad_seg];
     const ex_stmt *u = update_stmt(p, p->bad_seg);
     float v = sg->loss->data[0];
@@ -103,6 +107,7 @@ int tr_skip_batch(tr_run_state *st, ag_error *err)
 int tr_overflowed(tr_run_state *st, ag_error *err)
 {
     const ex_stmt *u = update_stmt(st->p, st->p->bad_seg);
+    dp_set_shared_error();
     return ag_errorf(err, u->loc,
                      "training diverged at epoch %d, step %lld: 'update %s' made a weight non-finite from a "
                      "finite loss and gradients; lower the learning rate",

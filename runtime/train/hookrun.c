@@ -4,11 +4,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "aigc/dist.h"
 #include "aigc/sample.h"
 
 static void hook_print(void *ctx, const char *line)
 {
     const tr_run_state *st = ctx;
+    /* Every rank runs the hook; rank 0 speaks for them. */
+    if (dp_rank() != 0) return;
     if (st->pr.live) fputs("\r\033[K", stderr);
     fprintf(stderr, "%s\n", line);
 }
@@ -28,6 +31,7 @@ int tr_hooks_open(tr_run_state *st, ag_error *err)
     st->hk.tensors = ag_xcalloc((size_t)(p->nnamed ? p->nnamed : 1), sizeof *st->hk.tensors);
     st->hk.values = ag_xcalloc((size_t)(p->nlogs ? p->nlogs : 1), sizeof *st->hk.values);
     st->hk.test = ag_xcalloc((size_t)(p->nlogs ? p->nlogs : 1), sizeof *st->hk.test);
+    st->hk.decided = ag_xcalloc((size_t)(2 + 2 * s->noptims), sizeof *st->hk.decided);
     int64_t batch = s->data.batch;
     st->hk.run = (lh_run){.name = s->name, .dir = st->dir, .epochs = s->epochs,
                           .steps_per_epoch = (st->d->train.count + batch - 1) / batch, .noptims = s->noptims,
@@ -42,6 +46,30 @@ void tr_hooks_close(tr_run_state *st)
     free(st->hk.tensors);
     free(st->hk.values);
     free(st->hk.test);
+    free(st->hk.decided);
+}
+
+/* What rank 0's hook asked for (stop, save, learning rates), on every rank: each rank
+ * ran the hook on the same values, but a script may still tell ranks apart (by time,
+ * say), and ranks that acted differently would no longer meet. */
+static void rank0_decides(tr_hooks *hk)
+{
+    if (dp_size() == 1) return;
+    lh_run *r = &hk->run;
+    double *d = hk->decided;
+    d[0] = r->stop;
+    d[1] = r->save_checkpoint;
+    for (int k = 0; k < r->noptims; k++) {
+        d[2 + 2 * k] = r->optims[k].changed;
+        d[3 + 2 * k] = r->optims[k].lr;
+    }
+    dp_bcast_f64(d, 2 + 2 * r->noptims);
+    r->stop = d[0] != 0;
+    r->save_checkpoint = d[1] != 0;
+    for (int k = 0; k < r->noptims; k++) {
+        r->optims[k].changed = d[2 + 2 * k] != 0;
+        r->optims[k].lr = d[3 + 2 * k];
+    }
 }
 
 int tr_hook(tr_run_state *st, lh_event ev, const mt_means *train, const mt_means *test, ag_error *err)
@@ -53,7 +81,7 @@ int tr_hook(tr_run_state *st, lh_event ev, const mt_means *train, const mt_means
     r->samples = st->step ? st->step * p->spec->data.batch : 0;
     r->seconds = pb_now() - st->pr.start;
     for (int k = 0; k < p->nlogs; k++)
-        st->hk.values[k] = train ? train->sum[k] / (double)(train->count ? train->count : 1) : p->logs[k]->data[0];
+        st->hk.values[k] = train ? train->sum[k] / (double)(train->count ? train->count : 1) : st->logged[k];
     r->loss = (lh_scalars){p->nlogs, p->log_names, st->hk.values};
     r->test = (lh_scalars){0, p->log_names, st->hk.test};
     if (test && test->count) {
@@ -71,6 +99,7 @@ int tr_hook(tr_run_state *st, lh_event ev, const mt_means *train, const mt_means
         rc = AG_OK;
     }
     if (rc) return AG_ERR;
+    rank0_decides(&st->hk);
     for (int k = 0; k < r->noptims; k++)
         if (r->optims[k].changed) opt_set_lr(&p->optims[k], -1, r->optims[k].lr);
     for (int k = 0; k < r->nsample_requests; k++) {
@@ -97,7 +126,7 @@ int tr_hook(tr_run_state *st, lh_event ev, const mt_means *train, const mt_means
             snprintf(path, sizeof path, "%s/samples-step-%08lld-%d.%s", st->dir, (long long)st->step, k,
                      p->samples[sec].text ? "txt" : "png");
         ag_error e;
-        if (sa_write(p, sec, st->d, path, p->spec->seed, q->n, &e))
+        if (dp_rank() == 0 && sa_write(p, sec, st->d, path, p->spec->seed, q->n, &e))
             return ag_errorf(err, (ag_loc){0}, "hook '%s' failed: aigc.sample: %s", lh_event_name(ev), e.msg);
         st->hk.failed = 0;
     }

@@ -24,6 +24,7 @@ static void fmt_time(char *buf, size_t n, double s)
 void pb_update(pb_bar *pr, const pg_program *p, int epoch, int64_t done, int64_t total, int64_t from,
                int64_t skipped, double epoch_start, int final)
 {
+    if (pr->off) return;
     double t = pb_now();
     /* A live bar redraws ten times a second; a log file gets a line every 10 s. */
     if (!final && t - pr->last < (pr->live ? 0.1 : 10.0)) return;

@@ -17,6 +17,7 @@ enum { PB_SHOWN = 16 };
 
 typedef struct pb_bar {
     int live;
+    int off;               /* shows nothing: another rank's (dist.h) */
     double start, last;
     int at_epoch;          /* the epoch and position of the last line written */
     int64_t at;

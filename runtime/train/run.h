@@ -40,6 +40,7 @@ typedef struct tr_hooks {
     lh_optim *optims;
     lh_tensor *tensors;
     double *values, *test;
+    double *decided;       /* rank 0's requests, sent to the others (dist.h) */
     int failed;            /* the last callback raised: the run is saved before it ends */
 } tr_hooks;
 
@@ -56,7 +57,10 @@ typedef struct tr_run_state {
     char resume_dir[4096]; /* the directory of the checkpoint resumed from */
     FILE *mf;
     int32_t *order;
-    float *logged;         /* the step's logged values, as the last batch made them */
+    float *logged;         /* the step's logged values, as the last batch made them (the
+                            * whole batch: summed over the ranks), and a slot for the sum
+                            * of the ranks' signals */
+    char *from_batch;      /* per logged value: made from the batch, not the weights alone */
     rng data_rng;
     int epoch;             /* 1-based, the one in progress */
     int64_t cursor;        /* next position in order */
@@ -67,6 +71,7 @@ typedef struct tr_run_state {
     int stop;              /* a hook asked to stop */
     double train_seconds;  /* spent in this process's epochs of steps, and the samples */
     int64_t trained;       /* they trained: the report's rate */
+    int interrupt;         /* the signal every rank knows of (SIGINT, SIGTERM), or 0 */
     char data_meta[48], vocab_meta[DS_VOCAB_RECORD]; /* the checkpoint's record of the data */
 } tr_run_state;
 
@@ -93,7 +98,7 @@ void tr_hook_logs(tr_run_state *st);
  * an update that made a weight non-finite; an op that failed in the step. Each returns
  * AG_ERR with its message but tr_skip_batch, which returns AG_OK while the skips in a
  * row are within the limit. */
-int tr_nonfinite_log(const pg_program *p, int *which);
+int tr_nonfinite_log(const pg_program *p, const float *values, int *which);
 int tr_diverged(tr_run_state *st, int bad, ag_error *err);
 int tr_skip_batch(tr_run_state *st, ag_error *err);
 int tr_overflowed(tr_run_state *st, ag_error *err);

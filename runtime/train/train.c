@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "aigc/blas.h"
+#include "aigc/dist.h"
 #include "aigc/pool.h"
 #include "aigc/report.h"
 #include "aigc/sample.h"
@@ -22,6 +23,7 @@
 static int epoch_samples(tr_run_state *st, ag_error *err)
 {
     pg_program *p = st->p;
+    if (dp_rank() != 0) return AG_OK;
     for (int k = 0; k < p->nsamples; k++) {
         if (!p->samples[k].spec->each_epoch) continue;
         char path[4400];
@@ -42,6 +44,42 @@ static void on_signal(int sig)
     tr_signal = sig;
 }
 
+/* Whether the run was interrupted. With several ranks, a signal counts once every rank
+ * knows of it, from the sum after the step in which it came (step_logs): they stop
+ * after the same step, none waiting for another that stopped. */
+static int interrupted(const tr_run_state *st) { return dp_size() == 1 ? tr_signal : st->interrupt; }
+
+/* The step's logged values, as the whole batch made them: a value made from the batch
+ * is the sum of the ranks' parts (a mean over the batch is each rank's sum over the
+ * whole batch's count); one made from the weights alone is rank 0's, the same on
+ * every rank. The same sum tells every rank of a signal any rank got. */
+static void step_logs(tr_run_state *st, int rows)
+{
+    const pg_program *p = st->p;
+    mt_logged(p, &p->step, st->logged);
+    if (dp_size() == 1) return;
+    for (int k = 0; k < p->nlogs; k++)
+        if (st->from_batch[k] ? rows == 0 : dp_rank() != 0) st->logged[k] = 0;
+    st->logged[p->nlogs] = (float)tr_signal;
+    dp_sum_f32(st->logged, p->nlogs + 1);
+    if (st->logged[p->nlogs] != 0) st->interrupt = tr_signal ? tr_signal : SIGTERM;
+}
+
+/* Per logged value: whether the batch's data or draws reach it (a batched node does). */
+static char *from_batch(const pg_program *p)
+{
+    const ag_graph *g = &p->step;
+    char *dep = ag_xcalloc((size_t)g->n, 1), *out = ag_xcalloc((size_t)(p->nlogs ? p->nlogs : 1), 1);
+    for (int k = 0; k < g->n; k++) {
+        const ag_node *n = g->nodes[k];
+        dep[k] = (char)n->batched;
+        for (int j = 0; j < n->nsrc; j++) dep[k] |= dep[n->src[j]->id];
+    }
+    for (int k = 0; k < p->nlogs; k++) out[k] = dep[p->logs[k]->id];
+    free(dep);
+    return out;
+}
+
 /* A skipped batch's values are left out (null): they are not the step's. */
 static void step_row(tr_run_state *st, int skipped)
 {
@@ -50,7 +88,7 @@ static void step_row(tr_run_state *st, int skipped)
             (long long)st->step, pb_now() - st->pr.start);
     for (int k = 0; k < p->nlogs; k++) {
         fprintf(st->mf, ",\"%s\":", p->log_names[k]);
-        mt_json_num(st->mf, skipped ? NAN : p->logs[k]->data[0]);
+        mt_json_num(st->mf, skipped ? NAN : st->logged[k]);
     }
     if (p->spec->on_nan_skip) fprintf(st->mf, ",\"skipped\":%lld", (long long)st->rec.skipped);
     tr_hook_logs(st);
@@ -65,21 +103,24 @@ static int train_epoch(tr_run_state *st, ag_error *err)
     int batch = s->data.batch;
     double epoch_start = pb_now();
     int64_t first = st->cursor;
-    while (st->cursor < tr->count && !st->stop && !tr_signal) {
-        int n = (int)(tr->count - st->cursor < batch ? tr->count - st->cursor : batch);
-        ds_fill_batch(p->pixels, p->labels, tr, st->order, st->cursor, n);
-        int rc = pg_train_step(p, n);
+    while (st->cursor < tr->count && !st->stop && !interrupted(st)) {
+        int n = (int)(tr->count - st->cursor < batch ? tr->count - st->cursor : batch), lo, rows;
+        /* This rank's rows of the batch (all of them on one rank); a rank left without
+         * any still runs one, for the draws. */
+        dp_share(n, &lo, &rows);
+        ds_fill_batch(p->pixels, p->labels, tr, st->order, st->cursor + (rows ? lo : 0), rows ? rows : 1);
+        int rc = pg_train_shard(p, lo, rows, n);
         if (rc == AG_ERR) return tr_step_failed(st, err);
         st->step++;
         st->cursor += n;
+        step_logs(st, rows);
         if (rc == PG_OVERFLOWED) return tr_overflowed(st, err);
         if (rc == PG_SKIPPED) {
             if (tr_skip_batch(st, err)) return AG_ERR;
         } else {
             int bad;
-            if (tr_nonfinite_log(p, &bad)) return tr_diverged(st, bad, err);
+            if (tr_nonfinite_log(p, st->logged, &bad)) return tr_diverged(st, bad, err);
             st->rec.skipped_in_row = 0;
-            mt_logged(p, &p->step, st->logged);
             mt_add(&st->rec.train, p, st->logged, n);
             st->pr.shown = p->nlogs < PB_SHOWN ? p->nlogs : PB_SHOWN;
             memcpy(st->pr.values, st->logged, (size_t)st->pr.shown * sizeof *st->logged);
@@ -148,6 +189,7 @@ static void epoch_row(tr_run_state *st, const mt_means *test, int64_t correct)
  * written is reported and the run goes on. */
 static void write_report(tr_run_state *st)
 {
+    if (dp_rank() != 0) return;
     const sp_spec *s = st->p->spec;
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
@@ -194,21 +236,22 @@ static int run_epochs(tr_run_state *st, ag_error *err)
         if (st->cursor == tr->count && st->rec.train.count && end_epoch(st, err)) return AG_ERR;
         if (st->cursor == tr->count) {
             /* The epoch in the record is over: the next one starts in a new order. */
-            if (st->epoch >= s->epochs || st->stop || tr_signal) break;
+            if (st->epoch >= s->epochs || st->stop || interrupted(st)) break;
             st->epoch++;
             st->cursor = 0;
             if (s->data.shuffle) rng_shuffle(&st->data_rng, st->order, tr->count);
         }
         if (train_epoch(st, err)) return AG_ERR;
-        if (tr_signal) break;
+        if (interrupted(st)) break;
         if (st->cursor < tr->count) break; /* stopped by a hook mid-epoch */
         if (end_epoch(st, err)) return AG_ERR;
     }
-    if (tr_signal) {
+    if (interrupted(st)) {
         if (tr_checkpoint(st, err)) return AG_ERR;
+        dp_set_shared_error();
         return ag_errorf(err, (ag_loc){0},
                          "interrupted by %s at epoch %d, step %lld: saved %s/last; continue with --resume",
-                         tr_signal == SIGINT ? "SIGINT" : "SIGTERM", st->epoch, (long long)st->step, st->dir);
+                         interrupted(st) == SIGINT ? "SIGINT" : "SIGTERM", st->epoch, (long long)st->step, st->dir);
     }
     if (st->stop && st->cursor < tr->count && tr_checkpoint(st, err)) return AG_ERR;
     return st->hk.L ? tr_hook(st, LH_ON_END, NULL, NULL, err) : AG_OK;
@@ -217,6 +260,11 @@ static int run_epochs(tr_run_state *st, ag_error *err)
 /* metrics.jsonl: appended to on resume, else made anew. */
 static int open_metrics(tr_run_state *st, ag_error *err)
 {
+    /* Rank 0 writes the run; the others write their rows nowhere. */
+    if (dp_rank() != 0) {
+        st->mf = fopen("/dev/null", "w");
+        return st->mf ? AG_OK : ag_errorf(err, (ag_loc){0}, "/dev/null: %s", strerror(errno));
+    }
     char prev[4200];
     snprintf(prev, sizeof prev, "%s/last.state", st->dir);
     int replacing = !st->o->resume && access(prev, F_OK) == 0;
@@ -234,11 +282,12 @@ static int open_metrics(tr_run_state *st, ag_error *err)
 static int run_in_dir(tr_run_state *st, ag_error *err)
 {
     const tr_options *o = st->o;
-    int rc = rd_make(st->dir, err);
+    int writer = dp_rank() == 0;
+    int rc = writer ? rd_make(st->dir, err) : AG_OK;
     /* Resuming in place, the lock was taken before the checkpoint was read. */
-    if (rc == AG_OK && st->dir_fd < 0) rc = rd_lock(st->dir, &st->dir_fd, err);
-    if (rc == AG_OK) rd_clean(st->dir);
-    if (rc == AG_OK && o->resume)
+    if (rc == AG_OK && writer && st->dir_fd < 0) rc = rd_lock(st->dir, &st->dir_fd, err);
+    if (rc == AG_OK && writer) rd_clean(st->dir);
+    if (rc == AG_OK && o->resume && writer)
         rc = rd_resume_metrics(st->resume_dir, st->dir, st->metrics_path, st->rec.metrics_bytes, err);
     if (rc == AG_OK) rc = open_metrics(st, err);
     struct sigaction sa = {.sa_handler = on_signal}, old_int, old_term;
@@ -251,7 +300,7 @@ static int run_in_dir(tr_run_state *st, ag_error *err)
         if (rc && st->hk.failed) {
             /* A broken hook loses no training: the run so far is saved first. */
             ag_error e2;
-            if (tr_checkpoint(st, &e2) == AG_OK)
+            if (dp_rank() == 0 && tr_checkpoint(st, &e2) == AG_OK)
                 ag_error_addf(err, "\n(the run so far is saved in %s/last)", st->dir);
         }
     }
@@ -283,11 +332,14 @@ int tr_run(pg_program *p, const ds_data *d, const tr_options *o, ag_error *err)
         snprintf(st->dir, sizeof st->dir, "runs/%s", s->name);
     snprintf(st->metrics_path, sizeof st->metrics_path, "%s/metrics.jsonl", st->dir);
     ds_record(d, st->data_meta, sizeof st->data_meta, st->vocab_meta);
-    st->pr = (pb_bar){.live = o->progress < 0 ? isatty(2) : o->progress, .start = pb_now()};
+    st->pr = (pb_bar){.live = dp_rank() == 0 && (o->progress < 0 ? isatty(2) : o->progress), .off = dp_rank() != 0,
+                      .start = pb_now()};
 
     const idx_dataset *tr = &d->train;
     st->order = ag_xmalloc((size_t)tr->count * sizeof *st->order);
-    st->logged = ag_xmalloc((size_t)(p->nlogs ? p->nlogs : 1) * sizeof *st->logged);
+    st->logged = ag_xcalloc((size_t)p->nlogs + 1, sizeof *st->logged);
+    mt_logged(p, &p->step, st->logged); /* what on_start shows */
+    st->from_batch = from_batch(p);
     for (int64_t k = 0; k < tr->count; k++) st->order[k] = (int32_t)k;
     /* The data order has its own generator, so that changing the model (and with it
      * the draws of noise) does not change which images come together. */
@@ -307,6 +359,7 @@ int tr_run(pg_program *p, const ds_data *d, const tr_options *o, ag_error *err)
     tr_hooks_close(st);
     free(st->order);
     free(st->logged);
+    free(st->from_batch);
     free(st);
     return rc;
 }
