@@ -407,6 +407,8 @@ enum {
     AG_DEF_BW_ASSIGN = 1u << 3,  /* backward writes every element of each needed source's
                                   * grad once, and honours g->bw_assign */
     AG_DEF_EPILOGUE = 1u << 4,   /* forward runs n->epilogue's range on its output */
+    AG_DEF_AUX_SCRATCH = 1u << 5, /* aux is scratch of one forward or backward call, which
+                                   * nothing reads after it: such nodes share one */
 };
 
 extern const ag_op_def *const ag_op_defs[AG_OP_COUNT];

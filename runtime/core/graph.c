@@ -165,19 +165,25 @@ static void plan_fusion(ag_graph *g)
     }
 }
 
-/* Every value its own slice of the slab, gradients beside them. */
+/* Every value its own slice of the slab, gradients and op memory beside them; the ops
+ * whose op memory is scratch of one call share the largest, at the end. */
 static int64_t layout_whole(ag_graph *g, int64_t *data_at, int64_t *grad_at, int64_t *aux_at)
 {
-    int64_t at = 0;
+    int64_t at = 0, scratch = 0;
     for (int k = 0; k < g->n; k++) {
         const ag_node *n = g->nodes[k];
         unsigned fl = ag_op_defs[n->op]->flags;
-        int64_t numel = round_up(ag_numel(&n->shape));
+        int64_t numel = round_up(ag_numel(&n->shape)), aux = round_up(n->aux_numel);
         if (n->op != AG_OP_PARAM && !(fl & AG_DEF_ALIAS_DATA)) data_at[k] = at, at += numel;
         if (n->op != AG_OP_PARAM && n->has_grad && !(fl & AG_DEF_ALIAS_GRAD)) grad_at[k] = at, at += numel;
-        if (n->aux_numel) aux_at[k] = at, at += round_up(n->aux_numel);
+        if (fl & AG_DEF_AUX_SCRATCH)
+            scratch = aux > scratch ? aux : scratch;
+        else if (aux)
+            aux_at[k] = at, at += aux;
     }
-    return at;
+    for (int k = 0; k < g->n; k++)
+        if (ag_op_defs[g->nodes[k]->op]->flags & AG_DEF_AUX_SCRATCH) aux_at[k] = at;
+    return at + scratch;
 }
 
 /* Free ranges of the slab, in floats, sorted by offset, touching ones merged; the slab
