@@ -331,6 +331,8 @@ static void test_copy(void)
     ag_node *noisy = ag_binary(g, AG_OP_ADD, ag_unary(g, AG_OP_TANH, h), ag_randn_like(g, h));
     ag_node *t = ag_binary(g, AG_OP_MUL, ag_sum(g, table), ag_batch_size(g));
     a.out = ag_binary(g, AG_OP_ADD, noisy, t);
+    ag_keep(g, a.out);  /* a copy reuses the buffers of the values not kept */
+    ag_keep(g, t);
     ag_error err;
     a.bw = ag_backward_plan(g, ag_mean(g, a.out), (int[]){0, 1}, 2, &err);
     if (!ok(a.bw && ag_graph_plan(g, 8, &err) == AG_OK, "a graph with noise and a table plans")) return;
@@ -365,6 +367,175 @@ static void test_copy(void)
        "a copy that does not fit its memory limit is refused: %s", err.msg);
     ag_graph_free(&c);
     ag_graph_free(g);
+    ag_params_free(&ps);
+}
+
+/* ---- buffers shared by lifetime in forward-only graphs -------------------------- */
+
+/* Three layers of a convolutional net, [B, 2, 6, 6] -> [B, 72], with what the planner
+ * must mind: a reshape (an alias), an activation fused into its linear layer, a
+ * concat of an early value with a late one, group norm's and conv's op memory, noise. */
+static ag_node *conv_net(ag_graph *g, ag_node *x)
+{
+    ag_node *c1 = ag_unary(g, AG_OP_SILU, ag_conv2d(g, x, ag_param(g, 0), ag_param(g, 1), 1, 1));
+    ag_node *c2 = ag_group_norm(g, ag_conv2d(g, c1, ag_param(g, 2), NULL, 1, 1), 2, NULL, NULL, 1e-5f);
+    ag_node *both = ag_concat(g, 2, (ag_node *[]){c1, ag_unary(g, AG_OP_TANH, c2)}, 1);
+    ag_node *pooled = ag_avg_pool2d(g, both, 2, 0);
+    ag_node *h = ag_unary(g, AG_OP_GELU, ag_linear(g, ag_flatten(g, pooled), ag_param(g, 3), NULL));
+    return ag_binary(g, AG_OP_ADD, ag_affine(g, h, 0.5f, 0.0f), ag_randn_like(g, h));
+}
+
+static void conv_params(ag_params *ps, rng *r)
+{
+    ag_params_init(ps);
+    ag_params_add(ps, "c1.weight", ag_shape4(4, 2, 3, 3), no_loc);
+    ag_params_add(ps, "c1.bias", ag_shape1(4), no_loc);
+    ag_params_add(ps, "c2.weight", ag_shape4(4, 4, 3, 3), no_loc);
+    ag_params_add(ps, "fc.weight", ag_shape2(72, 8 * 3 * 3), no_loc);
+    ag_params_alloc(ps);
+    fill(r, ps->data, ps->total);
+}
+
+/* The net twice in a row on its own output, so that values die early and late; mid is
+ * the first net's output, kept, which the second's values would otherwise take over. */
+static ag_node *reuse_graph(ag_graph *g, ag_params *ps, rng *r, int reuse, ag_node **x, ag_node **mid)
+{
+    ag_graph_init(g, ps, r);
+    g->reuse = reuse;
+    g->training = 0;
+    *x = ag_input(g, "x", ag_shape4(0, 2, 6, 6), 1);
+    *mid = conv_net(g, *x);
+    ag_node *y2 = conv_net(g, ag_reshape(g, ag_affine(g, *mid, 1.0f, 0.0f), 4, (int[]){-1, 2, 6, 6}));
+    ag_node *out = ag_binary(g, AG_OP_SUB, y2, ag_reshape(g, *x, 2, (int[]){-1, 72}));
+    if (out) ag_keep(g, *mid), ag_keep(g, out);
+    return out;
+}
+
+static void test_reuse(void)
+{
+    rng r;
+    rng_seed(&r, 17);
+    ag_params ps;
+    conv_params(&ps, &r);
+    ag_graph whole, shared;
+    ag_node *wx, *sx, *wmid, *smid;
+    ag_node *wout = reuse_graph(&whole, &ps, &r, 0, &wx, &wmid);
+    ag_node *sout = reuse_graph(&shared, &ps, &r, 1, &sx, &smid);
+    ag_error err;
+    if (!ok(wout && sout, "the nets build")) {
+        diag("%s %s", whole.err.msg, shared.err.msg);
+        return;
+    }
+    if (!ok(ag_graph_plan(&whole, 4, &err) == AG_OK && ag_graph_plan(&shared, 4, &err) == AG_OK,
+            "both plan at batch 4")) return;
+    ok(shared.slab_floats * 2 < whole.slab_floats,
+       "the reusing graph's slab is less than half of one buffer per value: %lld floats, not %lld",
+       (long long)shared.slab_floats, (long long)whole.slab_floats);
+    int same = 1, kept = 1;
+    for (int batch = 4; batch >= 3; batch--) {
+        ag_graph_set_batch(&whole, batch);
+        ag_graph_set_batch(&shared, batch);
+        fill(&r, wx->data, batch * 72);
+        memcpy(sx->data, wx->data, (size_t)batch * 72 * sizeof(float));
+        rng_seed(&r, 5);
+        ag_forward(&whole, 0, whole.n);
+        rng_seed(&r, 5);
+        ag_forward(&shared, 0, shared.n);
+        same &= !memcmp(wout->data, sout->data, (size_t)batch * 72 * sizeof(float));
+        kept &= !memcmp(wmid->data, smid->data, (size_t)batch * 72 * sizeof(float));
+    }
+    ok(same, "... and gives the same bits as the graph with one buffer per value, at batch 4 and 3");
+    ok(kept, "a kept value in the middle still holds its value after the run");
+    ag_graph_free(&whole);
+    ag_graph_free(&shared);
+    ag_params_free(&ps);
+}
+
+/* A sample section's loop: c = f(c, z) for passes over a carried c, with z made once
+ * before the loop and an image made after it from c and from a value of the loop. The
+ * values the caller copies, c's first and each pass's last, die where they are made
+ * but for ag_keep. */
+typedef struct loop_net {
+    ag_graph g;
+    ag_node *init, *carry_in, *carry_out, *image;
+} loop_net;
+
+static void loop_build(loop_net *l, ag_params *ps, rng *r, int reuse)
+{
+    ag_graph *g = &l->g;
+    ag_graph_init(g, ps, r);
+    g->reuse = reuse;
+    g->training = 0;
+    ag_node *x = ag_input(g, "x", ag_shape2(4, 8), 0);
+    l->init = ag_randn(g, ag_shape2(4, 8), 0, 0.0f, 1.0f);
+    ag_node *z = ag_unary(g, AG_OP_TANH, ag_linear(g, x, ag_param(g, 0), ag_param(g, 1)));
+    /* Values that die before the loop, whose buffers the loop's values take. */
+    ag_node *wide = ag_reshape(g, ag_randn(g, ag_shape2(4, 64), 0, 0.0f, 1.0f), 3, (int[]){4, 8, 8});
+    z = ag_binary(g, AG_OP_ADD, z, ag_mean_axis(g, wide, 2, 0));
+    l->carry_in = ag_input(g, "c", ag_shape2(4, 8), 0);
+    int begin = g->n;
+    ag_node *a = ag_binary(g, AG_OP_ADD, l->carry_in, z);
+    for (int k = 0; k < 4; k++) a = ag_unary(g, AG_OP_TANH, ag_linear(g, a, ag_param(g, 0), ag_param(g, 1)));
+    l->carry_out = ag_binary(g, AG_OP_ADD, ag_affine(g, a, 0.5f, 0.0f), ag_randn_like(g, a));
+    ag_node *seen = ag_binary(g, AG_OP_ADD, ag_binary(g, AG_OP_ADD, ag_affine(g, a, 2.0f, 0.0f),
+                                                     ag_affine(g, a, 3.0f, 0.0f)),
+                              ag_affine(g, a, 4.0f, 0.0f));
+    int end = g->n;
+    l->image = ag_binary(g, AG_OP_MUL, ag_unary(g, AG_OP_SIGMOID, l->carry_in), ag_unary(g, AG_OP_EXP, seen));
+    if (!l->image) return;
+    ag_graph_loop(g, begin, end);
+    ag_keep(g, l->init);
+    ag_keep(g, l->carry_out);
+    ag_keep(g, l->image);
+}
+
+/* As pg_sample runs it with a strip: the image also before the first pass and after
+ * every other pass. */
+static void loop_run(loop_net *l, rng *r, const float *x, float *frames)
+{
+    ag_graph *g = &l->g;
+    rng_seed(r, 3);
+    memcpy(g->nodes[0]->data, x, 32 * sizeof(float));
+    ag_forward(g, 0, g->loop_begin);
+    memcpy(l->carry_in->data, l->init->data, 32 * sizeof(float));
+    for (int pass = 0; pass <= 6; pass++) {
+        if (pass % 2 == 0) {
+            ag_forward(g, g->loop_end, g->n);
+            memcpy(frames + (pass / 2) * 32, l->image->data, 32 * sizeof(float));
+        }
+        if (pass == 6) break;
+        ag_forward(g, g->loop_begin, g->loop_end);
+        memcpy(l->carry_in->data, l->carry_out->data, 32 * sizeof(float));
+    }
+}
+
+static void test_reuse_loop(void)
+{
+    rng r;
+    rng_seed(&r, 19);
+    ag_params ps;
+    ag_params_init(&ps);
+    ag_params_add(&ps, "fc.weight", ag_shape2(8, 8), no_loc);
+    ag_params_add(&ps, "fc.bias", ag_shape1(8), no_loc);
+    ag_params_alloc(&ps);
+    fill(&r, ps.data, ps.total);
+    loop_net whole, shared;
+    loop_build(&whole, &ps, &r, 0);
+    loop_build(&shared, &ps, &r, 1);
+    ag_error err;
+    if (!ok(whole.image && shared.image && ag_graph_plan(&whole.g, 1, &err) == AG_OK &&
+                ag_graph_plan(&shared.g, 1, &err) == AG_OK,
+            "a graph with a loop plans, with and without reuse")) return;
+    ok(shared.g.slab_floats < whole.g.slab_floats, "reuse plans less: %lld floats, not %lld",
+       (long long)shared.g.slab_floats, (long long)whole.g.slab_floats);
+    float x[32], want[4 * 32], got[4 * 32];
+    fill(&r, x, 32);
+    loop_run(&whole, &r, x, want);
+    loop_run(&shared, &r, x, got);
+    ok(!memcmp(want, got, sizeof want),
+       "the image before the passes, between them and after: the same bits as one buffer per value");
+    ag_graph_free(&whole.g);
+    ag_graph_free(&shared.g);
     ag_params_free(&ps);
 }
 
@@ -730,6 +901,8 @@ int main(void)
     test_shared_param();
     test_dynamic_batch();
     test_copy();
+    test_reuse();
+    test_reuse_loop();
     test_backward_zeroes();
     test_errors();
     test_determinism();

@@ -43,6 +43,15 @@
  * g->bw_assign and stores its gradient instead of adding it (an sgemm with beta 0).
  * The calls after it accumulate as usual.
  *
+ * Memory reuse
+ * ------------
+ * A forward-only graph (no backward plan) may set g->reuse before ag_graph_plan: a
+ * node's buffer is then free once the last node reading it has run, and a later node
+ * takes it, so the slab holds what is live at once rather than every value. After a
+ * run only the inputs, the nodes kept with ag_keep and the aliases of both still hold
+ * their values; the caller keeps what it reads. ag_graph_copy's copies reuse, keeping
+ * the nodes kept in the source.
+ *
  * Errors
  * ------
  * Builders return NULL and leave a message with the node's spec location in g->err
@@ -194,6 +203,7 @@ struct ag_node {
      * The consumer keeps its buffer and its backward: only the pass is saved. */
     ag_node *epilogue;
     int fused;
+    int kept;               /* ag_keep: holds its value after a run of a reusing graph */
     const char *name;       /* optional, for messages and hooks */
     ag_loc loc;             /* the spec text that made this node */
 };
@@ -257,6 +267,8 @@ struct ag_graph {
     ag_loc loc;             /* stamped on the nodes made next */
     int64_t slab_floats;    /* planned memory, for reports */
     int64_t max_bytes;      /* ag_graph_plan refuses a larger slab; 0: no limit */
+    int reuse;              /* set before ag_graph_plan: buffers shared by lifetime */
+    int loop_begin, loop_end; /* ag_graph_loop's range; both 0 when there is none */
 };
 
 void ag_graph_init(ag_graph *g, ag_params *ps, rng *r);
@@ -351,6 +363,15 @@ ag_node *ag_masked_linear(ag_graph *g, ag_node *x, ag_node *w, ag_node *mask,
 ag_bwplan *ag_backward_plan(ag_graph *g, ag_node *loss, const int *params, int nparams,
                             ag_error *err);
 
+/* n's value stays readable after a run when the graph reuses buffers (the caller
+ * reads it: a sample's image, a logged value). Before ag_graph_plan. */
+void ag_keep(ag_graph *g, ag_node *n);
+/* Nodes [begin, end) run many times after [0, begin) ran once, and [end, g->n) after
+ * some of those passes (a sample section's loop). With reuse, a value read across an
+ * edge of the range keeps its buffer; what is made and read within one part shares.
+ * Before ag_graph_plan, at most once. */
+void ag_graph_loop(ag_graph *g, int begin, int end);
+
 /* Plans all memory for batches up to max_batch, then sets that batch. */
 int ag_graph_plan(ag_graph *g, int max_batch, ag_error *err);
 void ag_graph_set_batch(ag_graph *g, int batch);
@@ -371,8 +392,9 @@ int64_t ag_mean_count(const ag_graph *g, const ag_node *x, int64_t count);
  * rows and after them, which it makes and discards. 0 and 0 outside a shard. */
 void ag_shard_draws(const ag_graph *g, const ag_node *n, int64_t *before, int64_t *after);
 /* A copy of planned graph src for forward runs on another thread: the same nodes and
- * parameters, memory of its own (no gradients; max_bytes as ag_graph's), its inputs'
- * current values, drawing from r. AG_ERR when max_bytes leaves no room for it. */
+ * parameters, memory of its own, reused by lifetime (no gradients; only the inputs and
+ * src's kept nodes hold their values after a run; max_bytes as ag_graph's), its
+ * inputs' current values, drawing from r. AG_ERR when max_bytes leaves no room. */
 int ag_graph_copy(ag_graph *dst, const ag_graph *src, rng *r, int64_t max_bytes, ag_error *err);
 /* Runs the forward of nodes [from, to) in creation order. AG_ERR when an op failed:
  * the message is in g->err. */
@@ -404,6 +426,8 @@ enum {
     AG_DEF_BW_ASSIGN = 1u << 3,  /* backward writes every element of each needed source's
                                   * grad once, and honours g->bw_assign */
     AG_DEF_EPILOGUE = 1u << 4,   /* forward runs n->epilogue's range on its output */
+    AG_DEF_AUX_SCRATCH = 1u << 5, /* aux is scratch of one forward or backward call, which
+                                   * nothing reads after it: such nodes share one */
 };
 
 extern const ag_op_def *const ag_op_defs[AG_OP_COUNT];

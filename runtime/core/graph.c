@@ -138,6 +138,193 @@ static int infer_all(ag_graph *g, int batch, ag_error *err)
 
 static int64_t round_up(int64_t n) { return (n + 15) & ~(int64_t)15; }
 
+void ag_keep(ag_graph *g, ag_node *n)
+{
+    AG_ASSERT(!g->planned && n->id < g->n && g->nodes[n->id] == n);
+    n->kept = 1;
+}
+
+void ag_graph_loop(ag_graph *g, int begin, int end)
+{
+    AG_ASSERT(!g->planned && !g->loop_end && 0 <= begin && begin <= end && end <= g->n);
+    g->loop_begin = begin;
+    g->loop_end = end;
+}
+
+/* An element-wise op on the output of an op that can run it as an epilogue (a linear
+ * layer's activation) is run by that op: one per source, the first. */
+static void plan_fusion(ag_graph *g)
+{
+    for (int k = 0; k < g->n; k++) {
+        ag_node *n = g->nodes[k], *s = n->nsrc == 1 ? n->src[0] : NULL;
+        if (ag_op_defs[n->op]->range && s && (ag_op_defs[s->op]->flags & AG_DEF_EPILOGUE) &&
+            !s->epilogue) {
+            s->epilogue = n;
+            n->fused = 1;
+        }
+    }
+}
+
+/* Every value its own slice of the slab, gradients and op memory beside them; the ops
+ * whose op memory is scratch of one call share the largest, at the end. */
+static int64_t layout_whole(ag_graph *g, int64_t *data_at, int64_t *grad_at, int64_t *aux_at)
+{
+    int64_t at = 0, scratch = 0;
+    for (int k = 0; k < g->n; k++) {
+        const ag_node *n = g->nodes[k];
+        unsigned fl = ag_op_defs[n->op]->flags;
+        int64_t numel = round_up(ag_numel(&n->shape)), aux = round_up(n->aux_numel);
+        if (n->op != AG_OP_PARAM && !(fl & AG_DEF_ALIAS_DATA)) data_at[k] = at, at += numel;
+        if (n->op != AG_OP_PARAM && n->has_grad && !(fl & AG_DEF_ALIAS_GRAD)) grad_at[k] = at, at += numel;
+        if (fl & AG_DEF_AUX_SCRATCH)
+            scratch = aux > scratch ? aux : scratch;
+        else if (aux)
+            aux_at[k] = at, at += aux;
+    }
+    for (int k = 0; k < g->n; k++)
+        if (ag_op_defs[g->nodes[k]->op]->flags & AG_DEF_AUX_SCRATCH) aux_at[k] = at;
+    return at + scratch;
+}
+
+/* Free ranges of the slab, in floats, sorted by offset, touching ones merged; the slab
+ * grows at its top when none fits. */
+typedef struct span {
+    int64_t at, len;
+} span;
+
+typedef struct free_list {
+    span *s;
+    int n;
+    int64_t top;
+} free_list;
+
+/* The smallest free range that fits (the lowest of equal ones), else the top. */
+static int64_t take(free_list *f, int64_t len)
+{
+    int best = -1;
+    for (int k = 0; k < f->n; k++)
+        if (f->s[k].len >= len && (best < 0 || f->s[k].len < f->s[best].len)) best = k;
+    if (best < 0 && f->n && f->s[f->n - 1].at + f->s[f->n - 1].len == f->top) {
+        /* The free range at the top grows into the rest. */
+        best = f->n - 1;
+        f->top += len - f->s[best].len;
+        f->s[best].len = len;
+    }
+    if (best < 0) {
+        f->top += len;
+        return f->top - len;
+    }
+    int64_t at = f->s[best].at;
+    f->s[best].at += len;
+    f->s[best].len -= len;
+    if (f->s[best].len == 0) {
+        memmove(f->s + best, f->s + best + 1, (size_t)(f->n - best - 1) * sizeof *f->s);
+        f->n--;
+    }
+    return at;
+}
+
+static void give_back(free_list *f, int64_t at, int64_t len)
+{
+    if (len == 0) return;
+    int k = 0;
+    while (k < f->n && f->s[k].at < at) k++;
+    int joins_prev = k > 0 && f->s[k - 1].at + f->s[k - 1].len == at;
+    int joins_next = k < f->n && at + len == f->s[k].at;
+    if (joins_prev && joins_next) {
+        f->s[k - 1].len += len + f->s[k].len;
+        memmove(f->s + k, f->s + k + 1, (size_t)(f->n - k - 1) * sizeof *f->s);
+        f->n--;
+    } else if (joins_prev) {
+        f->s[k - 1].len += len;
+    } else if (joins_next) {
+        f->s[k].at = at;
+        f->s[k].len += len;
+    } else {
+        memmove(f->s + k + 1, f->s + k, (size_t)(f->n - k) * sizeof *f->s);
+        f->s[k] = (span){at, len};
+        f->n++;
+    }
+}
+
+/* Which part of a loop's run node position k is in: before the range, in it, after. */
+static int loop_part(const ag_graph *g, int k)
+{
+    if (!g->loop_end) return 0;
+    return k < g->loop_begin ? 0 : k < g->loop_end ? 1 : 2;
+}
+
+/* Buffers shared by lifetime (a forward-only graph). A node runs at pos: its own place,
+ * or for a fused node its source's, where its values are made. Its buffer is taken
+ * there and given back after the last node reading it has run; a node's own sources
+ * are still held while it runs, so no op writes over what it reads, and its aux (no
+ * forward reads another's, nor its own from an earlier run) lives for its run alone.
+ * Kept whole, taken once and never given back: what the caller writes (inputs, and any
+ * other leaf without a forward), what it reads (ag_keep), and what is read across an
+ * edge of the loop, which does not run again for each read. A loop's value read after
+ * it is taken where no other value was, as zeros: a strip's first frame reads it
+ * before the first pass. An alias's readers hold its source's buffer. */
+static int64_t layout_reuse(ag_graph *g, int64_t *data_at, int64_t *aux_at)
+{
+    int n = g->n;
+    int *pos = ag_xmalloc((size_t)n * 4 * sizeof *pos), *last = pos + n, *owner = pos + 2 * n,
+        *next_dying = pos + 3 * n;
+    char *whole = ag_xcalloc((size_t)n, 2), *fresh = whole + n;
+    for (int k = 0; k < n; k++) {
+        const ag_node *x = g->nodes[k];
+        const ag_op_def *def = ag_op_defs[x->op];
+        pos[k] = x->fused ? pos[x->src[0]->id] : k;
+        last[k] = pos[k];
+        owner[k] = (def->flags & AG_DEF_ALIAS_DATA) ? owner[x->src[0]->id] : k;
+        whole[k] = x->kept || (x->op != AG_OP_PARAM && !(def->flags & AG_DEF_ALIAS_DATA) && !def->forward);
+        for (int s = 0; s < x->nsrc; s++) {
+            int i = x->src[s]->id;
+            if (pos[k] > last[i]) last[i] = pos[k];
+            if (loop_part(g, pos[k]) != loop_part(g, pos[i])) whole[i] = 1;
+            if (loop_part(g, pos[k]) == 2 && loop_part(g, pos[i]) == 1) fresh[i] = 1;
+        }
+    }
+    /* Aliases come after their sources: one pass back gives each owner all of its. */
+    for (int k = n - 1; k >= 0; k--)
+        if (owner[k] != k) {
+            int o = owner[k];
+            if (last[k] > last[o]) last[o] = last[k];
+            whole[o] |= whole[k];
+            fresh[o] |= fresh[k];
+        }
+    /* The owners dying at each position, as lists through next_dying. */
+    int *dying = ag_xmalloc((size_t)n * sizeof *dying);
+    for (int k = 0; k < n; k++) dying[k] = -1;
+    for (int k = 0; k < n; k++)
+        if (owner[k] == k && g->nodes[k]->op != AG_OP_PARAM && !whole[k]) {
+            next_dying[k] = dying[last[k]];
+            dying[last[k]] = k;
+        }
+
+    free_list f = {ag_xmalloc((size_t)(2 * n + 1) * sizeof *f.s), 0, 0};
+    for (int t = 0; t < n; t++) {
+        /* Made at t: node t, unless an epilogue runs it earlier, and its epilogue. */
+        ag_node *made[2] = {g->nodes[t]->fused ? NULL : g->nodes[t], g->nodes[t]->epilogue};
+        for (int j = 0; j < 2; j++) {
+            const ag_node *x = made[j];
+            if (!x) continue;
+            int64_t len = round_up(ag_numel(&x->shape));
+            if (x->op != AG_OP_PARAM && owner[x->id] == x->id)
+                data_at[x->id] = fresh[x->id] ? (f.top += len) - len : take(&f, len);
+            if (x->aux_numel) aux_at[x->id] = take(&f, round_up(x->aux_numel));
+        }
+        for (int j = 0; j < 2; j++)
+            if (made[j] && made[j]->aux_numel) give_back(&f, aux_at[made[j]->id], round_up(made[j]->aux_numel));
+        for (int k = dying[t]; k >= 0; k = next_dying[k])
+            give_back(&f, data_at[k], round_up(ag_numel(&g->nodes[k]->shape)));
+    }
+    free(f.s);
+    free(dying);
+    free(whole);
+    free(pos);
+    return f.top;
+}
+
 int ag_graph_plan(ag_graph *g, int max_batch, ag_error *err)
 {
     AG_ASSERT(!g->planned && max_batch >= 1);
@@ -151,61 +338,39 @@ int ag_graph_plan(ag_graph *g, int max_batch, ag_error *err)
     /* An aliased gradient is its source's gradient: the source must have one. */
     for (int k = g->n - 1; k >= 0; k--) {
         ag_node *n = g->nodes[k];
+        AG_ASSERT(!(g->reuse && n->has_grad));  /* a backward pass reads every value */
         if (n->has_grad && (ag_op_defs[n->op]->flags & AG_DEF_ALIAS_GRAD))
             n->src[0]->has_grad = 1;
     }
+    /* Fusion first: a fused node's values are made where its source runs. */
+    plan_fusion(g);
 
-    int64_t total = 0;
-    for (int k = 0; k < g->n; k++) {
-        const ag_node *n = g->nodes[k];
-        unsigned fl = ag_op_defs[n->op]->flags;
-        int64_t numel = round_up(ag_numel(&n->shape));
-        if (n->op != AG_OP_PARAM && !(fl & AG_DEF_ALIAS_DATA)) total += numel;
-        if (n->op != AG_OP_PARAM && n->has_grad && !(fl & AG_DEF_ALIAS_GRAD)) total += numel;
-        total += round_up(n->aux_numel);
-    }
+    int64_t *data_at = ag_xmalloc((size_t)(3 * g->n + 1) * sizeof *data_at);
+    int64_t *grad_at = data_at + g->n, *aux_at = grad_at + g->n;
+    int64_t total = g->reuse ? layout_reuse(g, data_at, aux_at) : layout_whole(g, data_at, grad_at, aux_at);
     /* Refused before anything is allocated: a spec error, not an out-of-memory exit. */
-    if (g->max_bytes && total * (int64_t)sizeof(float) > (g->max_bytes > 0 ? g->max_bytes : 1))
+    if (g->max_bytes && total * (int64_t)sizeof(float) > (g->max_bytes > 0 ? g->max_bytes : 1)) {
+        free(data_at);
         return ag_errorf(err, (ag_loc){0}, "the graph needs %lld MB at batch %d, more than the %lld MB left under the memory limit (--max-memory)",
                          (long long)(total * (int64_t)sizeof(float) >> 20), max_batch, (long long)(g->max_bytes >> 20));
+    }
     float *slab = total ? ar_alloc(&g->arena, (size_t)total * sizeof(float)) : NULL;
     g->slab_floats = total;
 
-    float *at = slab;
     for (int k = 0; k < g->n; k++) {
         ag_node *n = g->nodes[k];
         unsigned fl = ag_op_defs[n->op]->flags;
-        int64_t numel = round_up(ag_numel(&n->shape));
         if (n->op == AG_OP_PARAM) {
             const ag_parameter *p = &g->params->p[n->i[0]];
             n->data = p->data;
             n->grad = p->grad;
         } else {
-            if (fl & AG_DEF_ALIAS_DATA)
-                n->data = n->src[0]->data;
-            else
-                n->data = at, at += numel;
-            if (n->has_grad) {
-                if (fl & AG_DEF_ALIAS_GRAD)
-                    n->grad = n->src[0]->grad;
-                else
-                    n->grad = at, at += numel;
-            }
+            n->data = (fl & AG_DEF_ALIAS_DATA) ? n->src[0]->data : slab + data_at[k];
+            if (n->has_grad) n->grad = (fl & AG_DEF_ALIAS_GRAD) ? n->src[0]->grad : slab + grad_at[k];
         }
-        if (n->aux_numel) n->aux = at, at += round_up(n->aux_numel);
+        if (n->aux_numel) n->aux = slab + aux_at[k];
     }
-    AG_ASSERT(at - slab == total);
-
-    /* An element-wise op on the output of an op that can run it as an epilogue (a
-     * linear layer's activation) is run by that op: one per source, the first. */
-    for (int k = 0; k < g->n; k++) {
-        ag_node *n = g->nodes[k], *s = n->nsrc == 1 ? n->src[0] : NULL;
-        if (ag_op_defs[n->op]->range && s && (ag_op_defs[s->op]->flags & AG_DEF_EPILOGUE) &&
-            !s->epilogue) {
-            s->epilogue = n;
-            n->fused = 1;
-        }
-    }
+    free(data_at);
     g->planned = 1;
     return AG_OK;
 }
@@ -228,6 +393,9 @@ int ag_graph_copy(ag_graph *dst, const ag_graph *src, rng *r, int64_t max_bytes,
         dst->nodes[k] = n;
     }
     dst->n = dst->cap = src->n;
+    dst->reuse = 1;
+    dst->loop_begin = src->loop_begin;
+    dst->loop_end = src->loop_end;
     if (ag_graph_plan(dst, src->max_batch, err)) {
         ag_graph_free(dst);
         return AG_ERR;

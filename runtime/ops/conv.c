@@ -35,8 +35,9 @@
 #include "axis.h"
 #include "conv_onednn.h"
 
-/* Floats of scratch per convolution node: 8 MB. In specs/ddpm.yaml's U-Net that is 4
- * to 8 images per sgemm at 28x28, 16 to 38 at 14x14 and 7x7, where it matters most. */
+/* Floats of scratch per convolution call: 8 MB, in one buffer that all the convolutions
+ * of a graph share (AG_DEF_AUX_SCRATCH). In specs/ddpm.yaml's U-Net that is 4 to 8
+ * images per sgemm at 28x28, 16 to 38 at 14x14 and 7x7, where it matters most. */
 enum { CV_SCRATCH_FLOATS = 1 << 21 };
 
 typedef struct cv_geom {
@@ -344,8 +345,8 @@ static void conv_backward(ag_graph *g, ag_node *n, unsigned need)
 }
 
 const ag_op_def ag_def_conv2d = {.name = "conv2d", .min_src = 2, .max_src = 3,
-                                 .infer = conv_infer, .forward = conv_forward,
-                                 .backward = conv_backward};
+                                 .flags = AG_DEF_AUX_SCRATCH, .infer = conv_infer,
+                                 .forward = conv_forward, .backward = conv_backward};
 
 /* -------------------------------------------------------- conv_transpose2d -- */
 
@@ -432,7 +433,8 @@ static void convt_backward(ag_graph *g, ag_node *n, unsigned need)
 }
 
 const ag_op_def ag_def_conv_transpose2d = {.name = "conv_transpose2d", .min_src = 2,
-                                           .max_src = 3, .infer = convt_infer,
+                                           .max_src = 3, .flags = AG_DEF_AUX_SCRATCH,
+                                           .infer = convt_infer,
                                            .forward = convt_forward,
                                            .backward = convt_backward};
 

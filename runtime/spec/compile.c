@@ -357,6 +357,10 @@ static int compile_step(pg_program *p, ag_error *err)
             p->logs[p->nlogs++] = ev_lookup(&c, st->expr->text)->node;
         }
     }
+    /* Evaluation reads these back from its copies of the step (mt_evaluate: the logged
+     * values, and the logits for the accuracy): copies reuse every other buffer. */
+    for (int k = 0; k < p->nlogs; k++) ag_keep(g, p->logs[k]);
+    for (int k = 0; k < p->nnamed; k++) ag_keep(g, p->named_nodes[k]);
     p->nll_log = -1;
     for (int k = 0; k < p->nlogs && s->nll; k++)
         if (!strcmp(p->log_names[k], s->nll)) p->nll_log = k;

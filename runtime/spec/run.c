@@ -129,11 +129,13 @@ int pg_eval_graphs(pg_program *p, int want, ag_graph **out)
         int64_t planned = pg_planned_bytes_impl(p), limit = p->spec->max_memory, used = 0;
         for (int k = 0; k < p->copies.n; k++) used += p->copies.graphs[k].slab_floats * (int64_t)sizeof(float);
         while (p->copies.n < want - 1) {
-            /* The copies take at most a quarter of what the run planned without them.
-             * That admits an MLP's (a VAE's, 1.3 MB at batch 64), whose small sgemms
-             * gain most from running whole, and not a convolutional network's (the
-             * DDPM's, 250 MB), whose ops the pool cuts by image anyway. */
+            /* A copy pays where small sgemms gain most from running whole: an MLP's
+             * (the VAE's copy plans 1.0 MB at batch 64, the MADE's 3.9 MB), not a
+             * convolutional network's (the DCGAN's 15 MB, the DDPM's 32 MB), whose ops
+             * the pool cuts by image anyway. So each copy fits in 8 MB, and all take at
+             * most a quarter of what the run planned without them. */
             int64_t left = planned / 4 - used;
+            if (left > (8 << 20)) left = 8 << 20;
             if (limit && limit - planned - used < left) left = limit - planned - used;
             ag_error ignored;
             if (left <= 0 || ag_graph_copy(&p->copies.graphs[p->copies.n], &p->step, NULL, left, &ignored)) {

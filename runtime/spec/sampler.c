@@ -82,6 +82,7 @@ static int compile_loop(pg_program *p, pg_sampler *q, ev_ctx *c, ag_error *err)
     q->loop_begin = g->n;
     int rc = compile_assignments(c, sm->loop_steps, sm->nloop_steps, err);
     q->loop_end = g->n;
+    ag_graph_loop(g, q->loop_begin, q->loop_end);
     for (int k = 0; k < q->ncarry && rc == AG_OK; k++) {
         const pv *v = ev_lookup(c, names[k]);
         if (v->kind != PV_TENSOR || !ag_shape_eq(&v->node->shape, &q->carry_in[k]->shape)) {
@@ -92,6 +93,9 @@ static int compile_loop(pg_program *p, pg_sampler *q, ev_ctx *c, ag_error *err)
             break;
         }
         q->carry_out[k] = v->node;
+        /* pg_sample copies both after the runs that make them. */
+        ag_keep(g, q->carry_out[k]);
+        ag_keep(g, q->carry_init[k]);
         /* After the loop the name is its carried value. */
         ev_bind(c, names[k], ev_tensor(q->carry_in[k], -INFINITY, INFINITY, sm->loop_loc));
     }
@@ -127,6 +131,7 @@ int pg_compile_sample_impl(pg_program *p, int k, ag_error *err)
     ag_graph *g = &q->graph;
     ag_graph_init(g, &p->params, &p->sample_rng);
     g->training = 0;
+    g->reuse = 1; /* forward only: what the runs read back is kept below */
     g->max_bytes = s->max_memory ? s->max_memory - pg_planned_bytes_impl(p) : 0;
     q->spec = sm;
     int counted = sample_counted(s, k);
@@ -176,6 +181,7 @@ int pg_compile_sample_impl(pg_program *p, int k, ag_error *err)
             return ag_errorf(err, sm->text->loc, "%s: 'text' needs dataset: text, whose vocabulary turns "
                              "token ids into bytes", sm->name);
         q->image = img.node;
+        ag_keep(g, q->image);
         q->text = 1;
         q->images = img.node->shape.d[0];
         return pg_plan_impl(p, g, 1, err);
@@ -189,6 +195,7 @@ int pg_compile_sample_impl(pg_program *p, int k, ag_error *err)
                          "%s: each image has %lld values, but the data's images are %dx%d (%lld values)",
                          sm->name, (long long)per, p->rows, p->cols, (long long)px);
     q->image = img.node;
+    ag_keep(g, q->image);
     q->channels = (int)(per / px);
     q->images = img.node->shape.d[0];
     if (sm->strip_every) {
