@@ -24,9 +24,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+#include "probe.h"
 
-enum { ROUNDS = 5, MAX_GEMMS = 256 };
+enum { MAX_GEMMS = 256 };
 
 typedef struct gemm {
     int ta, tb, m, n, k;
@@ -36,19 +36,6 @@ typedef struct gemm {
 typedef enum lib { LIB_BLAS, LIB_DNNL } lib;
 
 static float *buf_a, *buf_b, *buf_c;
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 static int lda_of(const gemm *g) { return g->ta ? g->m : g->k; }
 static int ldb_of(const gemm *g) { return g->tb ? g->k : g->n; }
@@ -67,25 +54,25 @@ static void run(lib l, const gemm *g)
     }
 }
 
-/* GFLOP/s of g on `threads` threads of the library's own: the median over ROUNDS. */
+typedef struct one_gemm {
+    lib l;
+    const gemm *g;
+} one_gemm;
+
+static void run_one(void *ctx)
+{
+    const one_gemm *o = ctx;
+    run(o->l, o->g);
+}
+
+/* GFLOP/s of g on `threads` threads of the library's own, in the median round. */
 static double rate(lib l, const gemm *g, int threads)
 {
     openblas_set_num_threads(threads);
     omp_set_num_threads(threads);
-    double flops = 2.0 * g->m * g->n * g->k, r[ROUNDS];
+    double flops = 2.0 * g->m * g->n * g->k;
     run(l, g); /* the library's threads, and oneDNN's kernels for the shape */
-    for (int round = 0; round < ROUNDS; round++) {
-        long reps = 0;
-        double t0 = now(), t;
-        do {
-            run(l, g);
-            reps++;
-            t = now() - t0;
-        } while (t < 0.05);
-        r[round] = flops * (double)reps / t * 1e-9;
-    }
-    qsort(r, ROUNDS, sizeof r[0], cmp_double);
-    return r[ROUNDS / 2];
+    return flops / probe_seconds(run_one, &(one_gemm){l, g}, 0.05) * 1e-9;
 }
 
 /* max |c - ref| / sum |a b| over C, in epsilons, of one single-threaded run. */

@@ -22,11 +22,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "aigc/graph.h"
+#include "probe.h"
 
-enum { ROUNDS = 5 };
 
 typedef struct conv {
     int transposed, cin, cout, h, w, k, s, p;
@@ -40,38 +39,13 @@ static const conv ddpm[] = {
     {0, 64, 32, 28, 28, 3, 1, 1}, {0, 32, 1, 28, 28, 3, 1, 1},
 };
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 typedef void (*run_fn)(void *ctx);
 
-/* Milliseconds per run of fn: the median over ROUNDS. */
+/* Milliseconds per run of fn, in the median round. */
 static double time_ms(run_fn fn, void *ctx)
 {
     fn(ctx);
-    double r[ROUNDS];
-    for (int round = 0; round < ROUNDS; round++) {
-        long reps = 0;
-        double t0 = now(), t;
-        do {
-            fn(ctx);
-            reps++;
-            t = now() - t0;
-        } while (t < 0.1);
-        r[round] = t / (double)reps * 1e3;
-    }
-    qsort(r, ROUNDS, sizeof r[0], cmp_double);
-    return r[ROUNDS / 2];
+    return probe_seconds(fn, ctx, 0.1) * 1e3;
 }
 
 static void check(dnnl_status_t st, const char *what)

@@ -26,30 +26,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "aigc/graph.h"
+#include "probe.h"
 
-enum { ROUNDS = 5, MAX_LAYERS = 32, MAX_GEMMS = 256 };
+enum { MAX_LAYERS = 32, MAX_GEMMS = 256 };
 
 typedef struct gemm {
     int ta, tb, m, n, k;
     const char *what;
     int blas_threads; /* 0: the pool's split; else cblas_sgemm on this many of its threads */
 } gemm;
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 /* Operands big enough for every gemm of the run, filled once with small values. */
 static float *buf_a, *buf_b, *buf_c;
@@ -87,25 +74,24 @@ static void run_all(const gemm *gs, int n)
     for (int i = 0; i < n;) i += run(gs + i, n - i);
 }
 
-/* GFLOP/s of running gemms [0, n) back to back: the median over ROUNDS rounds. */
+typedef struct gemms {
+    const gemm *gs;
+    int n;
+} gemms;
+
+static void run_gemms(void *ctx)
+{
+    const gemms *g = ctx;
+    run_all(g->gs, g->n);
+}
+
+/* GFLOP/s of running gemms [0, n) back to back, in the median round. */
 static double rate(const gemm *gs, int n)
 {
     double flops = 0;
     for (int i = 0; i < n; i++) flops += 2.0 * gs[i].m * gs[i].n * gs[i].k;
     run_all(gs, n); /* warm the caches and the BLAS threads */
-    double r[ROUNDS];
-    for (int round = 0; round < ROUNDS; round++) {
-        long reps = 0;
-        double t0 = now(), t;
-        do {
-            run_all(gs, n);
-            reps++;
-            t = now() - t0;
-        } while (t < 0.1);
-        r[round] = flops * (double)reps / t * 1e-9;
-    }
-    qsort(r, ROUNDS, sizeof r[0], cmp_double);
-    return r[ROUNDS / 2];
+    return flops / probe_seconds(run_gemms, &(gemms){gs, n}, 0.1) * 1e-9;
 }
 
 static void usage(void)
