@@ -14,6 +14,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define AIGC_VERSION "0.1.0"
 
@@ -72,6 +73,8 @@ const char *ag_relative_hint(const char *path, char *buf, size_t n);
  * would block forever). Returns the descriptor, or -1 with why[n] set to the reason:
  * strerror(errno), or "not a regular file (a FIFO)" and the like. */
 int ag_open_regular(const char *path, int flags, char *why, size_t n);
+/* The same for reading with stdio: a FILE open for "rb", or NULL with why set. */
+FILE *ag_fopen_regular(const char *path, char *why, size_t n);
 
 /* mkdir -p: path and each missing directory above it. On failure returns AG_ERR with
  * errno set and the directory that could not be made in failed (n bytes). */

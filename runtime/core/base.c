@@ -167,6 +167,18 @@ int ag_open_regular(const char *path, int flags, char *why, size_t n)
     return fd;
 }
 
+FILE *ag_fopen_regular(const char *path, char *why, size_t n)
+{
+    int fd = ag_open_regular(path, O_RDONLY, why, n);
+    if (fd < 0) return NULL;
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        snprintf(why, n, "%s", strerror(errno));
+        close(fd);
+    }
+    return f;
+}
+
 int ag_mkdirs(const char *path, char *failed, size_t n)
 {
     char buf[PATH_MAX];

@@ -3,13 +3,11 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 static const ag_loc tx_noloc = {0};
 
@@ -28,14 +26,8 @@ typedef struct tx_buf {
 static int tx_read_file_impl(const char *path, tx_buf *b, ag_error *err)
 {
     char why[128];
-    int fd = ag_open_regular(path, O_RDONLY, why, sizeof why);
-    if (fd < 0) return ag_errorf(err, tx_noloc, "%s: %s", path, why);
-    FILE *f = fdopen(fd, "rb");
-    if (!f) {
-        int e = errno;
-        close(fd);
-        return ag_errorf(err, tx_noloc, "%s: %s", path, strerror(e));
-    }
+    FILE *f = ag_fopen_regular(path, why, sizeof why);
+    if (!f) return ag_errorf(err, tx_noloc, "%s: %s", path, why);
     for (;;) {
         if (b->cap - b->len < 65536) {
             b->cap = b->cap ? 2 * b->cap : 1 << 20;

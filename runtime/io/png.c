@@ -7,8 +7,6 @@
 #include "aigc/png.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <unistd.h>
 #include <png.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -87,14 +85,8 @@ int img_read_gray(const char *path, img_gray *out, ag_error *err)
 {
     memset(out, 0, sizeof *out);
     char why[128];
-    int fd = ag_open_regular(path, O_RDONLY, why, sizeof why);
-    if (fd < 0) return ag_errorf(err, img_noloc, "%s: %s", path, why);
-    FILE *f = fdopen(fd, "rb");
-    if (!f) {
-        int e = errno;
-        close(fd);
-        return ag_errorf(err, img_noloc, "%s: %s", path, strerror(e));
-    }
+    FILE *f = ag_fopen_regular(path, why, sizeof why);
+    if (!f) return ag_errorf(err, img_noloc, "%s: %s", path, why);
 
     png_image img;
     memset(&img, 0, sizeof img);
