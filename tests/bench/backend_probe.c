@@ -106,23 +106,18 @@ static void report(const char *name, int name_len, const gemm *g, int threads)
            error(LIB_DNNL, g));
 }
 
+#define USAGE "backend_probe [-t THREADS] [-b BATCH] [-q SQUARE] NAME=W0,W1,...,Wn ..."
+
 static void usage(void)
 {
-    fputs("usage: backend_probe [-t THREADS] [-b BATCH] [-q SQUARE] NAME=W0,W1,...,Wn ...\n", stderr);
+    fputs("usage: " USAGE "\n", stderr);
     exit(2);
 }
 
 int main(int argc, char **argv)
 {
-    int threads = 2, batch = 64, square = 1024, argi = 1;
-    for (; argi + 1 < argc && argv[argi][0] == '-'; argi += 2) {
-        int v = atoi(argv[argi + 1]);
-        if (v < 1) usage();
-        if (!strcmp(argv[argi], "-t")) threads = v;
-        else if (!strcmp(argv[argi], "-b")) batch = v;
-        else if (!strcmp(argv[argi], "-q")) square = v;
-        else usage();
-    }
+    int threads = 2, batch = 64, square = 1024;
+    int argi = probe_options(argc, argv, USAGE, &threads, &batch, &square);
     size_t biggest = (size_t)square * square;
     for (int a = argi; a < argc; a++) {
         const char *eq = strchr(argv[a], '=');

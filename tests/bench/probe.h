@@ -4,7 +4,9 @@
 #ifndef AIGC_BENCH_PROBE_H
 #define AIGC_BENCH_PROBE_H
 
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 enum { PROBE_ROUNDS = 5 };
@@ -40,6 +42,26 @@ static double probe_seconds(void (*fn)(void *), void *ctx, double least)
     }
     qsort(r, PROBE_ROUNDS, sizeof r[0], probe_cmp);
     return r[PROBE_ROUNDS / 2];
+}
+
+/* The options every probe takes, -t THREADS -b BATCH -q SQUARE, each a whole number of
+ * at least 1, into the values given (their defaults). Returns the index of the first
+ * other argument; a bad option prints `usage` and exits 2. */
+static int probe_options(int argc, char **argv, const char *usage, int *threads, int *batch, int *square)
+{
+    int argi = 1;
+    for (; argi + 1 < argc && argv[argi][0] == '-'; argi += 2) {
+        int v = atoi(argv[argi + 1]), *to = NULL;
+        if (!strcmp(argv[argi], "-t")) to = threads;
+        else if (!strcmp(argv[argi], "-b")) to = batch;
+        else if (!strcmp(argv[argi], "-q")) to = square;
+        if (v < 1 || !to) {
+            fprintf(stderr, "usage: %s\n", usage);
+            exit(2);
+        }
+        *to = v;
+    }
+    return argi;
 }
 
 #endif

@@ -94,24 +94,18 @@ static double rate(const gemm *gs, int n)
     return flops / probe_seconds(run_gemms, &(gemms){gs, n}, 0.1) * 1e-9;
 }
 
+#define USAGE "sgemm_probe [-t THREADS] [-b BATCH] [-q SQUARE] NAME=W0,W1,...,Wn ..."
+
 static void usage(void)
 {
-    fputs("usage: sgemm_probe [-t THREADS] [-b BATCH] [-q SQUARE] NAME=W0,W1,...,Wn ...\n",
-          stderr);
+    fputs("usage: " USAGE "\n", stderr);
     exit(2);
 }
 
 int main(int argc, char **argv)
 {
-    int threads = 1, batch = 64, square = 2048, argi = 1;
-    for (; argi + 1 < argc && argv[argi][0] == '-'; argi += 2) {
-        int v = atoi(argv[argi + 1]);
-        if (v < 1) usage();
-        if (!strcmp(argv[argi], "-t")) threads = v;
-        else if (!strcmp(argv[argi], "-b")) batch = v;
-        else if (!strcmp(argv[argi], "-q")) square = v;
-        else usage();
-    }
+    int threads = 1, batch = 64, square = 2048;
+    int argi = probe_options(argc, argv, USAGE, &threads, &batch, &square);
     if (argi >= argc) usage();
     ag_set_threads(threads);
     printf("threads %d\nbatch %d\n", threads, batch);
