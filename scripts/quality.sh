@@ -6,12 +6,15 @@
 # trained here too), and rewrites the measured part of docs/quality.md with the numbers
 # and the last sample grid of each spec (docs/img/quality/).
 #
-#   scripts/quality.sh [--root DIR] [--seed N] [--threads N] [--sets "mnist fashion"]
-#                      [--doc FILE] [--img DIR] [--no-build] [--report-only]
+#   scripts/quality.sh [--root DIR] [--seed N] [--threads N] [--backend B]
+#                      [--sets "mnist fashion"] [--doc FILE] [--img DIR] [--no-build]
+#                      [--report-only]
 #
 #   --root DIR     where the runs go (default runs/quality: DIR/SET/NAME, logs in DIR/logs)
 #   --seed N       the seed of every run and measurement (default 0)
 #   --threads N    threads (default 1); the numbers reproduce at the same count
+#   --backend B    the compute backend, onednn or openblas (default: the build's); the
+#                  numbers reproduce on the same backend (they round differently)
 #   --sets LIST    which data sets, of mnist and fashion (default both)
 #   --doc FILE     the report to rewrite (default docs/quality.md); "-" writes none
 #   --img DIR      where the sample grids go (default docs/img/quality)
@@ -28,6 +31,7 @@ set -eu
 root=runs/quality
 seed=0
 threads=1
+backend=
 sets="mnist fashion"
 doc=docs/quality.md
 img=docs/img/quality
@@ -38,12 +42,13 @@ while [ $# -gt 0 ]; do
     --root) root=$2; shift 2 ;;
     --seed) seed=$2; shift 2 ;;
     --threads) threads=$2; shift 2 ;;
+    --backend) backend=$2; shift 2 ;;
     --sets) sets=$2; shift 2 ;;
     --doc) doc=$2; shift 2 ;;
     --img) img=$2; shift 2 ;;
     --no-build) build=0; shift ;;
     --report-only) runs=0 build=0; shift ;;
-    -h | --help) sed -n '2,26p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,29p' "$0"; exit 0 ;;
     *) echo "quality.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
     esac
 done
@@ -57,12 +62,19 @@ MARKER='<!-- Everything below is written by scripts/quality.sh (make quality): e
 # cut from its 20 to 10 to keep the run short (its test NLL still falls there, by about
 # 3.5 nats an epoch: the row is not MADE's best). Fashion-MNIST has 60,000 training
 # images, 6.7 times the subset: 10 GAN epochs are 9,380 updates, twice the 4,230 of the
-# 30 MNIST ones; the VAE and the classifier get their specs' own.
-MNIST_CLASSIFIER=8 MNIST_GAN=30 MNIST_VAE=10 MNIST_MADE=10
+# 30 MNIST ones; the VAE and the classifier get their specs' own. The DDPM is cut from its
+# 15 to 10 (1,410 updates), its samples drawn by the spec's first section (DDIM, 50 steps).
+MNIST_CLASSIFIER=8 MNIST_GAN=30 MNIST_VAE=10 MNIST_MADE=10 MNIST_DDPM=10
 FASHION_CLASSIFIER=5 FASHION_VAE=10 FASHION_GAN=10
 
 if [ "$build" = 1 ]; then ${MAKE:-make} aigc-run >/dev/null; fi
 [ -x "$AIGC_RUN" ] || { echo "quality.sh: $AIGC_RUN is missing (run make)" >&2; exit 1; }
+# The backend, named in the report: the build's default is oneDNN where it has it.
+if [ -z "$backend" ]; then
+    backend=openblas
+    "$AIGC_RUN" check specs/gan.yaml --backend onednn >/dev/null 2>&1 && backend=onednn
+fi
+export AIGC_BACKEND="$backend"
 if [ "$doc" != - ]; then
     grep -qxF "$MARKER" "$doc" || { echo "quality.sh: $doc has no marker line:
 $MARKER" >&2; exit 1; }
@@ -180,28 +192,19 @@ reference() {
 }
 
 head_table() {
-    out "| spec | epochs | test loss (per image; nats for MADE) | Fréchet | score | coverage | hist_kl | test accuracy | histogram (0-9) |"
+    out "| spec | epochs | test loss (the logged values: per image, nats for MADE, per pixel for the DDPM) | Fréchet | score | coverage | hist_kl | test accuracy | histogram (0-9) |"
     out "|---|---|---|---|---|---|---|---|---|"
 }
 
-# The commit the runs were made at (kept in $root/commit for --report-only).
-if [ "$runs" = 1 ] || [ ! -f "$root/commit" ]; then
-    commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-    if [ "$commit" != unknown ] && ! git diff --quiet HEAD -- 2>/dev/null; then
-        commit="$commit (with uncommitted changes)"
-    fi
-    [ "$runs" = 0 ] || echo "$commit" >"$root/commit"
-else
-    commit=$(cat "$root/commit")
-fi
 targs=
 [ "$threads" = 1 ] || targs=" --threads $threads"
+targs="$targs --backend $backend"
 sargs=
 [ "$seed" = 0 ] || sargs=" --seed $seed"
-again="make quality"
-[ -z "$sargs$targs" ] || again="make quality QUALITY_ARGS=\"${sargs# }$targs\""
-out "Written by \`sh scripts/quality.sh$sargs$targs\` at commit $commit: seed $seed," \
-    "$threads BLAS thread$([ "$threads" = 1 ] || echo s). To reproduce: \`$again\`."
+args="$sargs$targs"
+again="make quality QUALITY_ARGS=\"${args# }\""
+out "Written by \`sh scripts/quality.sh$sargs$targs\`: seed $seed," \
+    "$threads thread$([ "$threads" = 1 ] || echo s), the $backend backend. To reproduce: \`$again\`."
 
 for set_ in $sets; do
     case $set_ in
@@ -210,8 +213,9 @@ for set_ in $sets; do
         train mnist gan specs/gan.yaml $MNIST_GAN
         train mnist vae specs/vae.yaml $MNIST_VAE
         train mnist made specs/made.yaml $MNIST_MADE
-        for n in classifier gan vae made; do evaluate mnist $n specs/$n.yaml; done
-        for n in gan vae made; do measure mnist $n specs/$n.yaml specs/classifier.yaml classifier; done
+        train mnist ddpm specs/ddpm.yaml $MNIST_DDPM
+        for n in classifier gan vae made ddpm; do evaluate mnist $n specs/$n.yaml; done
+        for n in gan vae made ddpm; do measure mnist $n specs/$n.yaml specs/classifier.yaml classifier; done
         reference mnist specs/classifier.yaml classifier
         q=$root/mnist/probe-real.quality.json
         out "" "### The embedded MNIST subset" ""
@@ -224,14 +228,15 @@ for set_ in $sets; do
         row mnist gan "\`specs/gan.yaml\`" $MNIST_GAN
         row mnist vae "\`specs/vae.yaml\`, prior samples" $MNIST_VAE
         row mnist made "\`specs/made.yaml\`" $MNIST_MADE
+        row mnist ddpm "\`specs/ddpm.yaml\`, DDIM 50 steps" $MNIST_DDPM
         row mnist probe-real "the test split itself" ""
         row mnist probe-noise "uniform noise" ""
         g1=$(grid mnist gan specs/gan.yaml) g2=$(grid mnist vae specs/vae.yaml)
-        g3=$(grid mnist made specs/made.yaml)
-        out "" "The last sample grid of each run ($g1; $g2; $g3):" "" \
-            "| \`specs/gan.yaml\` | \`specs/vae.yaml\` (prior) | \`specs/made.yaml\` |" \
-            "|---|---|---|" \
-            "| ![GAN samples, MNIST](img/quality/mnist-gan.png) | ![VAE samples, MNIST](img/quality/mnist-vae.png) | ![MADE samples, MNIST](img/quality/mnist-made.png) |"
+        g3=$(grid mnist made specs/made.yaml) g4=$(grid mnist ddpm specs/ddpm.yaml)
+        out "" "The last sample grid of each run ($g1; $g2; $g3; $g4):" "" \
+            "| \`specs/gan.yaml\` | \`specs/vae.yaml\` (prior) | \`specs/made.yaml\` | \`specs/ddpm.yaml\` (DDIM) |" \
+            "|---|---|---|---|" \
+            "| ![GAN samples, MNIST](img/quality/mnist-gan.png) | ![VAE samples, MNIST](img/quality/mnist-vae.png) | ![MADE samples, MNIST](img/quality/mnist-made.png) | ![DDPM samples, MNIST](img/quality/mnist-ddpm.png) |"
         ;;
     fashion)
         out "" "### Fashion-MNIST" ""
