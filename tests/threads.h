@@ -31,7 +31,7 @@ static inline float *th_run(int threads, const ag_shape *shapes, int nin, float 
     ag_params ps;
     ag_params_init(&ps);
     int ip[TH_MAX_IN];
-    char name[8];
+    char name[16];  /* "in" and any int: no truncation warning */
     for (int k = 0; k < nin; k++) {
         snprintf(name, sizeof name, "in%d", k);
         ip[k] = ag_params_add(&ps, name, shapes[k], (ag_loc){0});

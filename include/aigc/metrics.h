@@ -16,7 +16,7 @@
 #include "aigc/dataset.h"
 #include "aigc/program.h"
 
-enum { MT_MAX_LOGS = 64 };
+enum { MT_MAX_LOGS = SP_MAX_LOGS };
 
 /* Running sums of the logged values, each weighted by its batch's size. */
 typedef struct mt_means {

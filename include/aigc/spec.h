@@ -24,7 +24,8 @@
 #include "aigc/optim.h"
 #include "aigc/yaml.h"
 
-enum { SP_MAX_INPUTS = 4, SP_MAX_LAYER_ARGS = 6, SP_MAX_SAMPLE_INPUTS = 16 };
+/* SP_MAX_LOGS: the values under train.log, each a running sum in the metrics. */
+enum { SP_MAX_INPUTS = 4, SP_MAX_LAYER_ARGS = 6, SP_MAX_SAMPLE_INPUTS = 16, SP_MAX_LOGS = 64 };
 
 /* A layer's argument as written: a number, or one of the words an argument may take
  * instead (`made 512 order=random`). */

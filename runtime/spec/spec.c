@@ -648,7 +648,8 @@ static int load_train(sp_spec *s, void *dst, const yt_node *map, const yt_node *
     const yt_node *log = yt_get(n, "log");
     if (log) {
         size_t nl = log->kind == YT_SEQ ? log->n : 1;
-        if (nl > 64) return ag_errorf(err, log->loc, "'log' takes at most 64 names, got %zu", nl);
+        if (nl > SP_MAX_LOGS)
+            return ag_errorf(err, log->loc, "'log' takes at most %d names, got %zu", SP_MAX_LOGS, nl);
         s->nlogs = (int)nl;
         s->logs = ar_alloc(&s->arena, (nl ? nl : 1) * sizeof *s->logs);
         s->log_locs = ar_alloc(&s->arena, (nl ? nl : 1) * sizeof *s->log_locs);
