@@ -132,6 +132,7 @@ typedef struct sp_sample {
     ag_loc loop_loc;
     ex_node *image;          /* the result: a batch of images, */
     ex_node *text;           /* or of token ids [n, L], decoded to text (one is NULL) */
+    ex_node *label;          /* the class of each image, [n] (images only), or NULL */
     ag_loc loc;
     int count;               /* `n` in the expressions: how many to draw */
     int each_epoch;          /* drawn after every epoch (default true) */
