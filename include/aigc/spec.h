@@ -89,6 +89,8 @@ typedef struct sp_data {
     sp_data_kind kind;
     const char *path;
     ag_loc path_loc;
+    const char *test_path;   /* images: the directory of the test split (default: path) */
+    ag_loc test_path_loc;
     int batch;
     int shuffle;
     ex_node *x;              /* the transform of `pixels` (or `tokens`) into x */
