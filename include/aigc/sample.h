@@ -30,7 +30,8 @@ int sa_draw(pg_program *p, int k, const ds_data *d, int64_t first, uint64_t seed
 
 /* The images [0, n) of section k's last draw as bytes [n, rows, cols], mapped from the
  * section's range to 0..255 as its grid maps them (no range known: the draw's own
- * min..max, as the grid of that draw would); and when labels is not NULL, their
+ * min..max, as the grid of that draw would), unless pixels is NULL; and when labels is
+ * not NULL, their
  * `label:` values, which must be whole numbers of the data's classes (first, the draw's
  * first image among all drawn, numbers them in the message). The section gives
  * one-channel images; labels only with a `label:`. */

@@ -131,7 +131,7 @@ int sa_bytes(const pg_program *p, int k, int64_t n, int64_t first, uint8_t *pixe
     int64_t px = (int64_t)p->rows * p->cols;
     float lo, hi;
     value_range(q, q->image->data, (int64_t)q->images * px, &lo, &hi);
-    img_to_bytes(q->image->data, n * px, lo, hi, pixels);
+    if (pixels) img_to_bytes(q->image->data, n * px, lo, hi, pixels);
     for (int64_t j = 0; labels && j < n; j++) {
         float v = q->label->data[j];
         if (!(v >= 0 && v <= p->classes - 1 && v == floorf(v)))
