@@ -455,16 +455,23 @@ static int quality(const cli_args *a, const sp_spec *s, pg_program *p, const ds_
     return rc;
 }
 
-/* sample --format idx: -n images (the section's count without it) into -o DIR. */
-static int write_idx(const cli_args *a, const sp_spec *s, pg_program *p, const ds_data *d, int k, ag_error *err)
+/* Whether section k can be written as --format asks. */
+static int format_fits(const cli_args *a, const pg_sampler *q, ag_error *err)
 {
-    const pg_sampler *q = &p->samples[k];
+    if (a->format != F_IDX) return AG_OK;
     if (q->text)
         return ag_errorf(err, (ag_loc){0}, "--format idx: sample section '%s' gives text, and IDX files hold "
                          "images: write its texts with -o FILE", q->spec->name);
     if (q->channels != 1)
         return ag_errorf(err, (ag_loc){0}, "--format idx: sample section '%s' gives %d-channel images, and an "
                          "IDX data set holds one channel", q->spec->name, q->channels);
+    return AG_OK;
+}
+
+/* sample --format idx: -n images (the section's count without it) into -o DIR. */
+static int write_idx(const cli_args *a, const sp_spec *s, pg_program *p, const ds_data *d, int k, ag_error *err)
+{
+    const pg_sampler *q = &p->samples[k];
     /* Under mpirun every rank would draw the same: rank 0 writes it. */
     if (dp_rank() != 0) return AG_OK;
     if (sa_write_idx(p, k, d, a->image, s->seed, a->count ? a->count : q->spec->count, err)) return AG_ERR;
@@ -492,10 +499,11 @@ static int run_command(const cli_args *a, sp_spec *s, pg_program *p, const ds_da
         cr_print_check(p, d, stdout);
         return AG_OK;
     }
-    /* The section drawn, before the weights are read: a misspelt --section is the
-     * mistake to report, whatever the checkpoint. */
+    /* The section drawn, before the weights are read: a misspelt --section, or one
+     * that --format cannot write, is the mistake to report, whatever the checkpoint. */
     int k = 0;
     if ((a->command == C_SAMPLE || a->quality) && find_section(a, s, p, &k, err)) return AG_ERR;
+    if (a->command == C_SAMPLE && format_fits(a, &p->samples[k], err)) return AG_ERR;
     if (weights && ck_load_weights(weights, &p->params, a->init != NULL, s->name, err)) {
         /* Training the spec writes the default weights, not a path given. */
         if (!a->checkpoint && !a->init && access(weights, F_OK))
