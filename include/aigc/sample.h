@@ -1,6 +1,7 @@
 /*
  * sample.h — drawing a spec's sample sections and writing what they make (prefix sa_):
- * a PNG grid (and a trajectory strip beside it), or a section's texts.
+ * a PNG grid (and a trajectory strip beside it), a section's texts, or its images and
+ * labels as an IDX data set.
  *
  *     if (sa_write(p, k, &data, "samples.png", spec->seed, 0, &err)) ...
  *
