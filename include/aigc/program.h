@@ -199,9 +199,9 @@ void pg_ema_swap(pg_program *p);
  * drawn from seed, after the caller wrote its pixels and labels; the images are
  * p->samples[k].image->data. */
 int pg_sample(pg_program *p, int k, uint64_t seed, ag_error *err);
-/* Whether section k's result (and its labels) depends on the test images or labels the caller writes
- * (test_x, test_label), through its loop's carried values too: whether drawing it
- * needs the data set. */
+/* Whether section k's result or its labels depend on the test images or labels the
+ * caller writes (test_x, test_label), through its loop's carried values too: whether
+ * drawing it needs the data set. */
 int pg_sample_reads_data(const pg_program *p, int k);
 
 #endif

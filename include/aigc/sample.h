@@ -29,13 +29,12 @@ int sa_inputs(pg_program *p, int k, const ds_data *d, ag_error *err);
  * p->samples[k].image->data. */
 int sa_draw(pg_program *p, int k, const ds_data *d, int64_t first, uint64_t seed, ag_error *err);
 
-/* The images [0, n) of section k's last draw as bytes [n, rows, cols], mapped from the
- * section's range to 0..255 as its grid maps them (no range known: the draw's own
- * min..max, as the grid of that draw would), unless pixels is NULL; and when labels is
- * not NULL, their
- * `label:` values, which must be whole numbers of the data's classes (first, the draw's
- * first image among all drawn, numbers them in the message). The section gives
- * one-channel images; labels only with a `label:`. */
+/* The images [0, n) of section k's last draw as bytes [n, rows, cols] into pixels
+ * (unless NULL), mapped from the section's range to 0..255 as its grid maps them (no
+ * range known: the draw's own min..max, as the grid of that draw would); and into
+ * labels (unless NULL) their `label:` values, which must be whole numbers of the data's
+ * classes (first, the number of the draw's first image among all drawn, numbers them in
+ * the message). The section gives one-channel images; labels only with a `label:`. */
 int sa_bytes(const pg_program *p, int k, int64_t n, int64_t first, uint8_t *pixels, uint8_t *labels, ag_error *err);
 
 /* Section k's grid into path, its noise drawn from seed, test_x from d: its first

@@ -575,7 +575,8 @@ static int run_spec(const cli_args *a)
                                 : (int64_t)sysconf(_SC_PHYS_PAGES) * sysconf(_SC_PAGE_SIZE) / 10 * 8;
     /* Measuring and writing IDX files draw in pieces (a grid laid out for the piece,
      * never written). */
-    if (a->quality || a->format == F_IDX) s.sample_count = a->count && a->count < QUALITY_DRAW ? a->count : QUALITY_DRAW;
+    if (a->quality || a->format == F_IDX)
+        s.sample_count = a->count && a->count < QUALITY_DRAW ? a->count : QUALITY_DRAW;
     ds_data d;
     char buf[4800];
     const char *from = a->checkpoint ? a->checkpoint : a->init;
