@@ -84,6 +84,9 @@ sample:
     image: test_x
     label: test_label / 2
     range: [0, 1]
+  noise:
+    image: rand(n, 784)
+    label: test_label
 EOF
 P=$TMP/probe
 run "$TMP/probe.yaml" --out "$P" --progress lines
@@ -133,6 +136,12 @@ is "$(cat "$TMP/left")" "" "a refused label leaves no file, not even a temporary
 run eval "$TMP/probe.yaml" --checkpoint "$P" --section halves --quality "specs/classifier.yaml:$C" -n 300
 is "$RC:$ERR1" "1:$TMP/probe.yaml:19:23: halves: 'label' gives 0.5 for image 1, not a class of the data's: a whole number from 0 to 9" \
     "eval --quality checks the labels alike"
+# Without the data set, the checkpoint's record of it serves a section whose images are
+# noise, but not one whose labels are the test split's.
+run sample "$TMP/probe.yaml" --checkpoint "$P" --section noise --format idx -o "$TMP/noise" \
+    --set data.path=$TMP/none
+is "$RC:$ERR1" "1:--set data.path=$TMP/none: cannot load the training data: $TMP/none: No such file or directory (sample section 'noise' reads the test split)" \
+    "labels that read the test split need the data set"
 sed 's|^  label: .*|  label: cycle(n, 12)|' specs/cgan.yaml >"$TMP/label12.yaml"
 expect_error 1 "$TMP/label12.yaml:35:10: sample: 'label' gives values in [0, 11], but the data's classes are 0 to 9" \
     check "$TMP/label12.yaml"
