@@ -618,6 +618,56 @@ static void test_bad_splits(void)
     expect_split_error(in_tmp("empty-split"), want, "no images");
 }
 
+/* ---- writing ------------------------------------------------------------------ */
+
+/* What idx_writer writes, idx_load_split reads back: the header its dims give, the
+ * items in the order they came, in pieces; and nothing is at the path until the end. */
+static void test_write(void)
+{
+    enum { COUNT = 7, ROWS = 3, COLS = 5 };
+    uint8_t images[COUNT * ROWS * COLS], labels[COUNT];
+    for (int i = 0; i < COUNT * ROWS * COLS; i++) images[i] = (uint8_t)(i * 37 + 11);
+    for (int i = 0; i < COUNT; i++) labels[i] = (uint8_t)(i % 4);
+    mkdir(in_tmp("written"), 0755);
+    idx_writer wi, wl;
+    ag_error err = {{0}};
+    int64_t idims[] = {COUNT, ROWS, COLS}, ldims[] = {COUNT};
+    int rc = idx_write_begin(&wi, in_tmp("written/train-images-idx3-ubyte"), 3, idims, &err);
+    if (rc == AG_OK) rc = idx_write_begin(&wl, in_tmp("written/train-labels-idx1-ubyte"), 1, ldims, &err);
+    /* In pieces of 3, 0 and 4 items. */
+    if (rc == AG_OK) rc = idx_write_items(&wi, images, 3, &err);
+    if (rc == AG_OK) rc = idx_write_items(&wi, images + 3 * ROWS * COLS, 0, &err);
+    if (rc == AG_OK) rc = idx_write_items(&wi, images + 3 * ROWS * COLS, 4, &err);
+    if (rc == AG_OK) rc = idx_write_items(&wl, labels, COUNT, &err);
+    ok(rc == AG_OK && access(in_tmp("written/train-images-idx3-ubyte"), F_OK) != 0,
+       "write: the items go to a temporary file, not yet to the path");
+    if (rc == AG_OK) rc = idx_write_end(&wi, &err);
+    if (rc == AG_OK) rc = idx_write_end(&wl, &err);
+    if (!ok(rc == AG_OK, "write: images and labels written")) diag("%s", err.msg);
+
+    size_t n;
+    uint8_t *raw = read_file(in_tmp("written/train-images-idx3-ubyte"), &n);
+    static const uint8_t head[] = {0, 0, 8, 3, 0, 0, 0, COUNT, 0, 0, 0, ROWS, 0, 0, 0, COLS};
+    ok(raw && n == sizeof head + sizeof images && memcmp(raw, head, sizeof head) == 0,
+       "write: the images' header is 00 00 08 03, then %d, %d, %d big-endian", COUNT, ROWS, COLS);
+    free(raw);
+
+    idx_dataset d;
+    rc = idx_load_split(in_tmp("written"), "train", &d, &err);
+    if (!ok(rc == AG_OK, "write: the directory reads as a training split")) diag("%s", err.msg);
+    ok(rc == AG_OK && d.count == COUNT && d.rows == ROWS && d.cols == COLS && d.classes == 4 &&
+           memcmp(d.images.data, images, sizeof images) == 0 && memcmp(d.labels.data, labels, sizeof labels) == 0,
+       "write: read back, the same %d images of %dx%d and labels 0..3", COUNT, ROWS, COLS);
+    idx_dataset_free(&d);
+
+    /* An abandoned writer leaves neither the file nor its temporary one. */
+    rc = idx_write_begin(&wl, in_tmp("written/t10k-labels-idx1-ubyte"), 1, ldims, &err);
+    idx_write_abort(&wl);
+    ok(rc == AG_OK && access(in_tmp("written/t10k-labels-idx1-ubyte"), F_OK) != 0 &&
+           access(in_tmp("written/t10k-labels-idx1-ubyte.tmp"), F_OK) != 0,
+       "write: an aborted file leaves nothing behind");
+}
+
 int main(void)
 {
     tmp_open("idx");
@@ -631,6 +681,7 @@ int main(void)
     test_cache();
     test_cache_halves();
     test_bad_splits();
+    test_write();
     tmp_close();
     return tap_done();
 }

@@ -285,6 +285,20 @@ static void test_classes(void)
     is_close(qm_score(&c), exp(log(2) - hq), 1e-6, 1e-6, "score: two soft classes give exp(log 2 - H(q))");
     qm_classes_free(&c);
 
+    /* The requested classes: rows (0.8, 0.2) and (0.2, 0.8) asked for 0 and 0 match once;
+     * ties go to the first class, as in the histogram. */
+    float tie[2] = {0.5f, 0.5f};
+    const uint8_t asked[] = {0, 0}, first[] = {0}, second[] = {1};
+    qm_classes_init(&c, 2);
+    ok(isnan(qm_class_match(&c)), "class match: NaN before any requested class");
+    qm_classes_match(&c, two, asked, 2);
+    is_close(qm_class_match(&c), 0.5, 0, 0, "class match: one of two argmaxes at the requested class");
+    qm_classes_match(&c, tie, first, 1);
+    qm_classes_match(&c, tie, second, 1);
+    is_close(qm_class_match(&c), 0.5, 0, 0, "class match: a tie counts for the first class only");
+    ok(c.count == 0, "class match: the histogram's count is qm_classes_add's alone");
+    qm_classes_free(&c);
+
     /* Softmax: rows sum to 1, large logits stay finite, known values. */
     float x[6] = {0, 0, (float)log(3.0), 1000, 1000, -1000};
     qm_softmax_rows(x, 2, 3);

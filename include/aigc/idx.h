@@ -19,12 +19,22 @@
  * Every malformed file — wrong magic, an element type other than unsigned byte, an
  * absurd size, fewer or more bytes than the header promises — is a user error with
  * the file's path in the message. Pixels stay uint8: the runtime converts per batch.
+ *
+ * idx_writer writes such a file (raw) for generated data, its items given in pieces so
+ * that many images need not be held at once, replaced whole or not at all (afile.h):
+ *
+ *     idx_writer w;
+ *     int64_t dims[] = {count, 28, 28};
+ *     if (idx_write_begin(&w, "gen/train-images-idx3-ubyte", 3, dims, &err)) ...
+ *     while (...) if (idx_write_items(&w, bytes, n, &err)) ...   // n items of 784 bytes
+ *     if (idx_write_end(&w, &err)) ...        // renamed over the path once all came
  */
 #ifndef AIGC_IDX_H
 #define AIGC_IDX_H
 
 #include <stdint.h>
 
+#include "aigc/afile.h"
 #include "aigc/base.h"
 
 /* More dimensions than [count, rows, cols, channels] is no data set we read. */
@@ -59,5 +69,22 @@ typedef struct idx_dataset {
  * both hold the same, non-zero count. */
 int idx_load_split(const char *dir, const char *split, idx_dataset *out, ag_error *err);
 void idx_dataset_free(idx_dataset *d);
+
+/* An unsigned-byte IDX file being written. */
+typedef struct idx_writer {
+    af_file file;
+    int64_t item_size;     /* bytes per item: the product of dims[1..] */
+    int64_t left;          /* items still to come */
+} idx_writer;
+
+/* Opens path's temporary file and writes the header of ndims (1 .. IDX_MAX_DIMS)
+ * dimensions, each within what idx_load accepts. */
+int idx_write_begin(idx_writer *w, const char *path, int ndims, const int64_t *dims, ag_error *err);
+/* The next n items, n * item_size bytes; on failure the temporary file is gone. */
+int idx_write_items(idx_writer *w, const uint8_t *items, int64_t n, ag_error *err);
+/* Renames the file over its path; every item the header counts must have come. */
+int idx_write_end(idx_writer *w, ag_error *err);
+/* Drops the temporary file of a writer that will not end (another file failed). */
+void idx_write_abort(idx_writer *w);
 
 #endif

@@ -19,6 +19,10 @@
 
 #include "aigc/base.h"
 
+/* n values mapped to pixels as img_write_grid maps them: linearly from [lo, hi] to
+ * [0, 255], rounded, clamped, NaN 0 (lo < hi). */
+void img_to_bytes(const float *x, int64_t n, float lo, float hi, uint8_t *out);
+
 /* Writes n images laid out [n, channels, h, w] (PyTorch's NCHW; channels 1 = gray,
  * 3 = RGB) into a rows x cols grid, filled row by row, with pad black pixels between
  * and around the tiles (like torchvision's make_grid); unused tiles stay black.

@@ -59,6 +59,7 @@ typedef struct pg_sampler {
     int inputs_written;    /* they were: the files and texts do not change during a run */
     ag_node *image;        /* the result: images, or token ids [count, L] for text */
     int text;              /* the result is text (the spec's `text:`) */
+    ag_node *label;        /* the spec's `label:`, one class per image [images], or NULL */
     int count;             /* n */
     int images, channels;  /* of the image expression's result */
     int grid_rows, grid_cols;
@@ -198,9 +199,9 @@ void pg_ema_swap(pg_program *p);
  * drawn from seed, after the caller wrote its pixels and labels; the images are
  * p->samples[k].image->data. */
 int pg_sample(pg_program *p, int k, uint64_t seed, ag_error *err);
-/* Whether section k's result depends on the test images or labels the caller writes
- * (test_x, test_label), through its loop's carried values too: whether drawing it
- * needs the data set. */
+/* Whether section k's result or its labels depend on the test images or labels the
+ * caller writes (test_x, test_label), through its loop's carried values too: whether
+ * drawing it needs the data set. */
 int pg_sample_reads_data(const pg_program *p, int k);
 
 #endif

@@ -79,12 +79,16 @@ typedef struct qm_classes {
     double *marginal;      /* [classes]: the sum of p(y|x) over x */
     double neg_entropy;    /* the sum over x of sum_y p(y|x) log p(y|x) */
     int64_t *hist;         /* [classes]: how many x have their argmax at y */
+    int64_t asked;         /* x with a requested class (a conditional model's label:) */
+    int64_t matched;       /* ... whose argmax is that class */
 } qm_classes;
 
 void qm_classes_init(qm_classes *c, int classes);
 void qm_classes_free(qm_classes *c);
 /* Adds n rows of probabilities p[n, classes] (each row sums to 1). */
 void qm_classes_add(qm_classes *c, const float *p, int64_t n);
+/* Counts the n rows of p[n, classes] whose argmax is their requested class, labels[n]. */
+void qm_classes_match(qm_classes *c, const float *p, const uint8_t *labels, int64_t n);
 /* Rows of logits x[n, classes] to their softmax, in place. */
 void qm_softmax_rows(float *x, int64_t n, int classes);
 
@@ -94,6 +98,9 @@ double qm_score(const qm_classes *c);
 double qm_coverage(const qm_classes *c, double share);
 /* KL(histogram || uniform) in nats: 0 for equal counts, log(classes) for one class. */
 double qm_hist_kl(const qm_classes *c);
+/* The share of the rows qm_classes_match counted whose argmax is their class; NaN when
+ * it counted none. */
+double qm_class_match(const qm_classes *c);
 
 /* ------------------------------------------------------------ classifier -- */
 
@@ -114,9 +121,10 @@ int qm_classifier_open(qm_classifier *c, const char *spec_path, const char *weig
 void qm_classifier_close(qm_classifier *c);
 
 /* Classifies n images of pixels [n, rows, cols] (0..255, the classifier data's size),
- * adding their features to feats and their probabilities to classes (either NULL). */
-int qm_classify(qm_classifier *c, const float *pixels, int64_t n, qm_stats *feats, qm_classes *classes,
-                ag_error *err);
+ * adding their features to feats and their probabilities to classes (either NULL), and
+ * with classes and labels[n] (or NULL), the classes they were asked for. */
+int qm_classify(qm_classifier *c, const float *pixels, const uint8_t *labels, int64_t n, qm_stats *feats,
+                qm_classes *classes, ag_error *err);
 
 /* ------------------------------------------------------------- measuring -- */
 
@@ -129,12 +137,15 @@ typedef struct qm_report {
     double test_score;     /* of the test split: what real images get */
     double coverage;       /* classes with at least half their fair share */
     double hist_kl;        /* KL(histogram || uniform), nats */
+    int labelled;          /* the section has a label: */
+    double class_match;    /* the share whose argmax is their label */
     int64_t hist[256];
 } qm_report;
 
 /* Draws n images from sample section k of p (seeds seed, seed + 1, ... per draw of
  * the section's size; test_x from d, the next test images at each draw), maps them from the section's range to pixels
- * 0..255 as the sample grid does, rounds them, and measures them with c. */
+ * 0..255 as the sample grid does, rounds them, and measures them with c; with the
+ * section's label:, also how often c sees the requested class. */
 int qm_measure(pg_program *p, int k, const ds_data *d, qm_classifier *c, int64_t n, uint64_t seed,
                qm_report *r, ag_error *err);
 

@@ -90,6 +90,8 @@ typedef struct sp_data {
     sp_data_kind kind;
     const char *path;
     ag_loc path_loc;
+    const char *test_path;   /* images: the directory of the test split (default: path) */
+    ag_loc test_path_loc;
     int batch;
     int shuffle;
     ex_node *x;              /* the transform of `pixels` (or `tokens`) into x */
@@ -133,6 +135,7 @@ typedef struct sp_sample {
     ag_loc loop_loc;
     ex_node *image;          /* the result: a batch of images, */
     ex_node *text;           /* or of token ids [n, L], decoded to text (one is NULL) */
+    ex_node *label;          /* the class of each image, [n] (images only), or NULL */
     ag_loc loc;
     int count;               /* `n` in the expressions: how many to draw */
     int each_epoch;          /* drawn after every epoch (default true) */

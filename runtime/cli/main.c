@@ -33,6 +33,9 @@ static const char usage[] =
     "                                           the memory planned\n"
     "       aigc-run sample SPEC [--checkpoint F] [-n N] [-o FILE.png] [--seed S]\n"
     "                                           draw the spec's sample: section\n"
+    "       aigc-run sample SPEC [--checkpoint F] -n N --format idx -o DIR\n"
+    "                                           N images as a data set's training\n"
+    "                                           split in DIR (data.path reads it)\n"
     "       aigc-run eval SPEC [--checkpoint F] [--json]\n"
     "                                           the logged values over the test split\n"
     "                                           (and the accuracy of a classifier)\n"
@@ -62,7 +65,10 @@ static const char usage[] =
     "                      eval: the Frechet distance of the classifier's features to the\n"
     "                      test split's, the classifier score and the class histogram\n"
     "  -o FILE             sample: where to write the grid (default: samples.png), or a\n"
-    "                      text section's texts (default: stdout)\n"
+    "                      text section's texts (default: stdout), or with --format idx\n"
+    "                      the directory of the IDX files\n"
+    "  --format FORMAT     sample: png (default), a grid; or idx, IDX files of the\n"
+    "                      images (and of their classes, for a section with label:)\n"
     "  --section NAME      sample, eval --quality: which section of sample: (default:\n"
     "                      the first)\n"
     "  --input NAME=VALUE  set an input of the sample sections (a number, or a PNG for\n"
@@ -112,6 +118,8 @@ typedef struct cli_args {
     int inpaint;               /* --inpaint or --mask: sample the section inpaint */
     size_t inputused;
     const char *out, *resume, *init, *checkpoint, *image, *section, *backend;
+    int format;                /* sample --format: an index into formats */
+    const char *count_text;    /* -n as typed, for the limit of a grid */
     char quality_spec[4096];   /* --quality CSPEC[:CF], split */
     const char *quality, *quality_weights;
     int threads, progress, json, unsafe_hooks, warn_hooks, count;
@@ -154,8 +162,12 @@ static int add_set(cli_args *a, const char *key, long n)
 typedef enum cli_opt {
     O_SET, O_EPOCHS, O_SEED, O_OUT, O_THREADS, O_PROGRESS, O_RESUME, O_INIT, O_CHECKPOINT, O_COUNT,
     O_IMAGE, O_JSON, O_UNSAFE_HOOKS, O_HOOK_ERRORS, O_SECTION, O_MAX_MEMORY, O_QUALITY,
-    O_INPUT, O_PROMPT, O_LENGTH, O_TEMPERATURE, O_INPAINT, O_MASK, O_BACKEND
+    O_INPUT, O_PROMPT, O_LENGTH, O_TEMPERATURE, O_INPAINT, O_MASK, O_BACKEND, O_FORMAT
 } cli_opt;
+
+/* sample --format: what it writes. */
+static const char *const formats[] = {"png", "idx"};
+enum { F_PNG, F_IDX };
 
 static const struct {
     const char *name;
@@ -176,6 +188,7 @@ static const struct {
     {"--checkpoint", O_CHECKPOINT, 1, C_SAMPLE | C_EVAL, "; to continue training use --resume"},
     {"-n", O_COUNT, 1, C_SAMPLE | C_EVAL, NULL},
     {"-o", O_IMAGE, 1, C_SAMPLE, NULL},
+    {"--format", O_FORMAT, 1, C_SAMPLE, NULL},
     {"--json", O_JSON, 0, C_EVAL, NULL},
     {"--unsafe-hooks", O_UNSAFE_HOOKS, 0, C_TRAIN | C_CHECK, NULL},
     {"--hook-errors", O_HOOK_ERRORS, 1, C_TRAIN, NULL},
@@ -241,10 +254,16 @@ static int set_option(cli_args *a, cli_opt opt, const char *name, const char *v)
         return parse_int_arg(name, v, 1, 1000000, &n) ? EXIT_USAGE : add_set(a, "train.epochs", n);
     case O_SEED: return parse_int_arg(name, v, 0, LONG_MAX, &n) ? EXIT_USAGE : add_set(a, "seed", n);
     case O_COUNT:
-        /* sample draws one grid; eval --quality measures in pieces of any count. */
-        if (parse_int_arg(name, v, 1, a->command == C_SAMPLE ? 4096 : 1000000, &n)) return EXIT_USAGE;
+        /* eval --quality and sample --format idx draw in pieces of any count; a grid
+         * is one draw (parse_args checks its limit once --format is known). */
+        if (parse_int_arg(name, v, 1, 1000000, &n)) return EXIT_USAGE;
         a->count = (int)n;
+        a->count_text = v;
         return -1;
+    case O_FORMAT:
+        for (a->format = 0; a->format < (int)AG_COUNTOF(formats); a->format++)
+            if (!strcmp(v, formats[a->format])) return -1;
+        return bad_usage("--format takes png or idx, not '%s'", v);
     case O_SECTION: a->section = v; return -1;
     case O_INPUT:
         if (a->ninputs == (int)AG_COUNTOF(a->inputs)) return bad_usage("too many inputs (%s)", name);
@@ -362,6 +381,12 @@ static int parse_args(int argc, char **argv, cli_args *a)
     /* eval draws a section only to measure it. */
     if (a->command == C_EVAL && !a->quality && (a->count || a->section))
         return bad_usage("%s", "-n and --section are for sample and eval --quality");
+    /* A grid is one draw of the section, planned for its count. */
+    long grid_limit;
+    if (a->command == C_SAMPLE && a->format == F_PNG && a->count > 4096 &&
+        parse_int_arg("-n", a->count_text, 1, 4096, &grid_limit))
+        return EXIT_USAGE;
+    if (a->format == F_IDX && !a->image) return bad_usage("%s", "--format idx writes a directory: give -o DIR");
     /* The spec's inpainting section, by its conventional name (specs/ddpm.yaml). */
     if (a->inpaint && !a->section && a->command == C_SAMPLE) a->section = "inpaint";
     return -1;
@@ -394,7 +419,8 @@ static int find_section(const cli_args *a, const sp_spec *s, const pg_program *p
     return AG_OK;
 }
 
-/* Quality draws this many images per run of the sample graph (n in its expressions). */
+/* eval --quality and sample --format idx draw this many images per run of the sample
+ * graph (n in its expressions). */
 enum { QUALITY_DRAW = 250 };
 
 /* The figures beside the weights measured, as quality.json, when they are a run's (its
@@ -429,6 +455,32 @@ static int quality(const cli_args *a, const sp_spec *s, pg_program *p, const ds_
     return rc;
 }
 
+/* Whether section k can be written as --format asks. */
+static int format_fits(const cli_args *a, const pg_sampler *q, ag_error *err)
+{
+    if (a->format != F_IDX) return AG_OK;
+    if (q->text)
+        return ag_errorf(err, (ag_loc){0}, "--format idx: sample section '%s' gives text, and IDX files hold "
+                         "images: write its texts with -o FILE", q->spec->name);
+    if (q->channels != 1)
+        return ag_errorf(err, (ag_loc){0}, "--format idx: sample section '%s' gives %d-channel images, and an "
+                         "IDX data set holds one channel", q->spec->name, q->channels);
+    return AG_OK;
+}
+
+/* sample --format idx: -n images (the section's count without it) into -o DIR. */
+static int write_idx(const cli_args *a, const sp_spec *s, pg_program *p, const ds_data *d, int k, ag_error *err)
+{
+    const pg_sampler *q = &p->samples[k];
+    /* Under mpirun every rank would draw the same: rank 0 writes it. */
+    if (dp_rank() != 0) return AG_OK;
+    if (sa_write_idx(p, k, d, a->image, s->seed, a->count ? a->count : q->spec->count, err)) return AG_ERR;
+    char path[4200];
+    for (int labels = 0; labels <= (q->label != NULL); labels++)
+        if (sa_idx_path(a->image, labels, path, sizeof path) == AG_OK) printf("%s\n", path);
+    return AG_OK;
+}
+
 /* weights: the file --checkpoint or --init names (ck_weights_path), the spec's own run's
  * for sample and eval without --checkpoint, else NULL. */
 static int run_command(const cli_args *a, sp_spec *s, pg_program *p, const ds_data *d, const char *weights,
@@ -447,10 +499,11 @@ static int run_command(const cli_args *a, sp_spec *s, pg_program *p, const ds_da
         cr_print_check(p, d, stdout);
         return AG_OK;
     }
-    /* The section drawn, before the weights are read: a misspelt --section is the
-     * mistake to report, whatever the checkpoint. */
+    /* The section drawn, before the weights are read: a misspelt --section, or one
+     * that --format cannot write, is the mistake to report, whatever the checkpoint. */
     int k = 0;
     if ((a->command == C_SAMPLE || a->quality) && find_section(a, s, p, &k, err)) return AG_ERR;
+    if (a->command == C_SAMPLE && format_fits(a, &p->samples[k], err)) return AG_ERR;
     if (weights && ck_load_weights(weights, &p->params, a->init != NULL, s->name, err)) {
         /* Training the spec writes the default weights, not a path given. */
         if (!a->checkpoint && !a->init && access(weights, F_OK))
@@ -462,6 +515,7 @@ static int run_command(const cli_args *a, sp_spec *s, pg_program *p, const ds_da
             *err = d->absent;
             return ag_error_addf(err, " (sample section '%s' reads the test split)", s->samples[k].name);
         }
+        if (a->format == F_IDX) return write_idx(a, s, p, d, k, err);
         /* A grid is a PNG file: '-' (stdout, for texts) or another image type's ending
          * would make a file that its name misdescribes. */
         const char *dot = a->image ? strrchr(a->image, '.') : NULL;
@@ -519,8 +573,10 @@ static int run_spec(const cli_args *a)
      * refused with its size, before anything is allocated. */
     s.max_memory = a->max_memory ? a->max_memory
                                 : (int64_t)sysconf(_SC_PHYS_PAGES) * sysconf(_SC_PAGE_SIZE) / 10 * 8;
-    /* Measuring draws in pieces (a grid laid out for the piece, never written). */
-    if (a->quality) s.sample_count = a->count && a->count < QUALITY_DRAW ? a->count : QUALITY_DRAW;
+    /* Measuring and writing IDX files draw in pieces (a grid laid out for the piece,
+     * never written). */
+    if (a->quality || a->format == F_IDX)
+        s.sample_count = a->count && a->count < QUALITY_DRAW ? a->count : QUALITY_DRAW;
     ds_data d;
     char buf[4800];
     const char *from = a->checkpoint ? a->checkpoint : a->init;

@@ -45,9 +45,11 @@ static int load_images(const sp_spec *s, ds_data *d, ag_error *err)
     ag_error e;
     /* The test split is optional: without it there is no test loss. But a test file
      * that is there and broken is an error, not a quiet lack of test loss. */
-    test_load t = {s->data.path, &d->test, {{0}}, AG_OK};
+    const sp_data *sd = &s->data;
+    test_load t = {sd->test_path, &d->test, {{0}}, AG_OK};
     pthread_t th;
-    int has_test = split_present(s->data.path, "t10k");
+    /* A test_path of its own must hold the split it is given for. */
+    int has_test = strcmp(sd->test_path, sd->path) || split_present(sd->test_path, "t10k");
     int threaded = has_test && tp_threads() > 1 && pthread_create(&th, NULL, load_test, &t) == 0;
     int rc = idx_load_split(s->data.path, "train", &d->train, &e);
     if (threaded)
@@ -60,11 +62,15 @@ static int load_images(const sp_spec *s, ds_data *d, ag_error *err)
                          ag_relative_hint(s->data.path, hint, sizeof hint));
     if (has_test) {
         if (t.rc != AG_OK)
-            return ag_errorf(err, s->data.path_loc, "cannot load the test data: %s", t.err.msg);
+            return ag_errorf(err, sd->test_path_loc, "cannot load the test data: %s%s", t.err.msg,
+                             ag_relative_hint(sd->test_path, hint, sizeof hint));
         d->has_test = 1;
         if (d->test.rows != d->train.rows || d->test.cols != d->train.cols)
-            return ag_errorf(err, s->data.path_loc, "the test images are %dx%d but the training images %dx%d",
+            return ag_errorf(err, sd->test_path_loc, "the test images are %dx%d but the training images %dx%d",
                              d->test.rows, d->test.cols, d->train.rows, d->train.cols);
+        /* Generated training images may lack a class the test split has: the models
+         * are built for both splits' classes. */
+        if (d->test.classes > d->train.classes) d->train.classes = d->test.classes;
     }
     return AG_OK;
 }

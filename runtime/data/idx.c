@@ -284,6 +284,39 @@ void idx_free(idx_array *a)
     memset(a, 0, sizeof *a);
 }
 
+/* ---- writing ---------------------------------------------------------------- */
+
+int idx_write_begin(idx_writer *w, const char *path, int ndims, const int64_t *dims, ag_error *err)
+{
+    AG_ASSERT(ndims >= 1 && ndims <= IDX_MAX_DIMS);
+    idx_array a = {.ndims = ndims, .item_size = 1};
+    for (int i = 0; i < ndims; i++) {
+        AG_ASSERT(dims[i] >= (i == 0 ? 0 : 1) && dims[i] <= (i == 0 ? IDX_MAX_COUNT : IDX_MAX_EXTENT));
+        a.dims[i] = dims[i];
+        if (i > 0) a.item_size *= dims[i];
+    }
+    w->item_size = a.item_size;
+    w->left = dims[0];
+    uint8_t head[4 + 4 * IDX_MAX_DIMS];
+    if (af_begin(&w->file, path, err)) return AG_ERR;
+    return af_write(&w->file, head, idx_encode_header_impl(&a, head), err);
+}
+
+int idx_write_items(idx_writer *w, const uint8_t *items, int64_t n, ag_error *err)
+{
+    AG_ASSERT(n >= 0 && n <= w->left);
+    w->left -= n;
+    return af_write(&w->file, items, (size_t)(n * w->item_size), err);
+}
+
+int idx_write_end(idx_writer *w, ag_error *err)
+{
+    AG_ASSERT(w->left == 0);
+    return af_commit(&w->file, err);
+}
+
+void idx_write_abort(idx_writer *w) { af_abort(&w->file); }
+
 /* ---- a split: images and labels ---------------------------------------------- */
 
 /* Finds dir/{split}-{kind}-ubyte, raw or gzipped, into path. */

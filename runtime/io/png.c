@@ -29,6 +29,13 @@ static uint8_t img_to_byte_impl(float x, float lo, float scale)
     return (uint8_t)(t + 0.5f);
 }
 
+void img_to_bytes(const float *x, int64_t n, float lo, float hi, uint8_t *out)
+{
+    AG_ASSERT(lo < hi);
+    float scale = 255.0f / (hi - lo);
+    for (int64_t j = 0; j < n; j++) out[j] = img_to_byte_impl(x[j], lo, scale);
+}
+
 /* Writes buf (height rows of width * channels bytes) as path, replacing it whole. */
 static int img_write_file_impl(const char *path, const uint8_t *buf, int width, int height,
                                int channels, ag_error *err)

@@ -179,6 +179,7 @@ void qm_classes_init(qm_classes *c, int classes)
     c->classes = classes;
     c->count = 0;
     c->neg_entropy = 0;
+    c->asked = c->matched = 0;
     c->marginal = ag_xcalloc((size_t)classes, sizeof *c->marginal);
     c->hist = ag_xcalloc((size_t)classes, sizeof *c->hist);
 }
@@ -190,22 +191,37 @@ void qm_classes_free(qm_classes *c)
     memset(c, 0, sizeof *c);
 }
 
+/* The first class with the largest probability of the row. */
+static int argmax_impl(const float *row, int classes)
+{
+    int best = 0;
+    for (int y = 1; y < classes; y++)
+        if (row[y] > row[best]) best = y;
+    return best;
+}
+
 void qm_classes_add(qm_classes *c, const float *p, int64_t n)
 {
     int k = c->classes;
     for (int64_t r = 0; r < n; r++) {
         const float *row = p + r * k;
-        int best = 0;
         for (int y = 0; y < k; y++) {
             double q = row[y];
             if (q > 0) c->neg_entropy += q * log(q);
             c->marginal[y] += q;
-            if (row[y] > row[best]) best = y;
         }
-        c->hist[best]++;
+        c->hist[argmax_impl(row, k)]++;
     }
     c->count += n;
 }
+
+void qm_classes_match(qm_classes *c, const float *p, const uint8_t *labels, int64_t n)
+{
+    for (int64_t r = 0; r < n; r++) c->matched += argmax_impl(p + r * c->classes, c->classes) == labels[r];
+    c->asked += n;
+}
+
+double qm_class_match(const qm_classes *c) { return c->asked ? (double)c->matched / (double)c->asked : NAN; }
 
 void qm_softmax_rows(float *x, int64_t n, int classes)
 {
@@ -309,8 +325,8 @@ void qm_classifier_close(qm_classifier *c)
     memset(c, 0, sizeof *c);
 }
 
-int qm_classify(qm_classifier *c, const float *pixels, int64_t n, qm_stats *feats, qm_classes *classes,
-                ag_error *err)
+int qm_classify(qm_classifier *c, const float *pixels, const uint8_t *labels, int64_t n, qm_stats *feats,
+                qm_classes *classes, ag_error *err)
 {
     pg_program *p = &c->prog;
     int batch = c->spec.data.batch, k = p->classes;
@@ -331,6 +347,7 @@ int qm_classify(qm_classifier *c, const float *pixels, int64_t n, qm_stats *feat
             memcpy(prob, c->logits->data, (size_t)nb * (size_t)k * sizeof *prob);
             qm_softmax_rows(prob, nb, k);
             qm_classes_add(classes, prob, nb);
+            if (labels) qm_classes_match(classes, prob, labels + at, nb);
         }
     }
     free(prob);
@@ -349,7 +366,7 @@ static int reference_impl(qm_classifier *c, qm_stats *feats, qm_classes *classes
     for (int64_t at = 0; at < t->count && rc == AG_OK; at += chunk) {
         int64_t n = t->count - at < chunk ? t->count - at : chunk;
         for (int64_t j = 0; j < n * px; j++) buf[j] = t->images.data[at * px + j];
-        rc = qm_classify(c, buf, n, feats, classes, err);
+        rc = qm_classify(c, buf, NULL, n, feats, classes, err);
     }
     free(buf);
     return rc;
@@ -370,12 +387,14 @@ static int generated_impl(pg_program *p, int k, const ds_data *d, qm_classifier 
     pg_sampler *q = &p->samples[k];
     int64_t px = (int64_t)p->rows * p->cols;
     float *buf = ag_xmalloc((size_t)((int64_t)q->images * px) * sizeof *buf);
+    uint8_t *labels = q->label ? ag_xmalloc((size_t)q->images) : NULL;
     int rc = AG_OK;
     for (int64_t done = 0, draw = 0; done < n && rc == AG_OK; draw++) {
         rc = sa_draw(p, k, d, done, seed + (uint64_t)draw, err);
         if (rc) break;
-        const float *x = q->image->data;
         int64_t m = n - done < q->images ? n - done : q->images;
+        if (labels && (rc = sa_bytes(p, k, m, done, NULL, labels, err))) break;
+        const float *x = q->image->data;
         float lo = q->lo, hi = q->hi;
         if (!(lo < hi)) {
             /* No known range: the draw's own, as the grid does. */
@@ -385,10 +404,11 @@ static int generated_impl(pg_program *p, int k, const ds_data *d, qm_classifier 
             if (!(lo < hi)) lo = 0, hi = 1;
         }
         to_pixels(x, m * px, lo, hi, buf);
-        rc = qm_classify(c, buf, m, feats, classes, err);
+        rc = qm_classify(c, buf, labels, m, feats, classes, err);
         done += m;
     }
     free(buf);
+    free(labels);
     return rc;
 }
 
@@ -424,6 +444,8 @@ int qm_measure(pg_program *p, int k, const ds_data *d, qm_classifier *c, int64_t
         r->test_score = qm_score(&real_cls);
         r->coverage = qm_coverage(&fake_cls, 0.5 / cp->classes);
         r->hist_kl = qm_hist_kl(&fake_cls);
+        r->labelled = q->label != NULL;
+        r->class_match = qm_class_match(&fake_cls);
         for (int y = 0; y < cp->classes; y++) r->hist[y] = fake_cls.hist[y];
     }
     qm_stats_free(&real);
@@ -443,11 +465,13 @@ static void num_impl(FILE *out, double v)
 
 void qm_print(const qm_report *r, FILE *out, int json)
 {
-    const char *names[] = {"frechet", "score", "test_score", "coverage", "hist_kl"};
-    double values[] = {r->frechet, r->score, r->test_score, r->coverage, r->hist_kl};
+    /* class_match last, and only for a section with label:. */
+    const char *names[] = {"frechet", "score", "test_score", "coverage", "hist_kl", "class_match"};
+    double values[] = {r->frechet, r->score, r->test_score, r->coverage, r->hist_kl, r->class_match};
+    size_t shown = AG_COUNTOF(names) - !r->labelled;
     if (json) {
         fprintf(out, "{\"samples\":%lld,\"reference\":%lld", (long long)r->samples, (long long)r->reference);
-        for (size_t k = 0; k < AG_COUNTOF(names); k++) {
+        for (size_t k = 0; k < shown; k++) {
             fprintf(out, ",\"%s\":", names[k]);
             num_impl(out, values[k]);
         }
@@ -457,7 +481,7 @@ void qm_print(const qm_report *r, FILE *out, int json)
         return;
     }
     fprintf(out, "samples %lld\nreference %lld\n", (long long)r->samples, (long long)r->reference);
-    for (size_t k = 0; k < AG_COUNTOF(names); k++) fprintf(out, "%s %.6g\n", names[k], values[k]);
+    for (size_t k = 0; k < shown; k++) fprintf(out, "%s %.6g\n", names[k], values[k]);
     fputs("hist", out);
     for (int y = 0; y < r->classes; y++) fprintf(out, " %lld", (long long)r->hist[y]);
     fputc('\n', out);

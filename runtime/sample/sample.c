@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "aigc/afile.h"
+#include "aigc/idx.h"
 #include "aigc/png.h"
 
 /* A text input's bytes as token ids, the same row for every draw. */
@@ -111,6 +112,37 @@ static int write_text(pg_program *p, int k, const ds_data *d, const float *ids, 
     return af_commit(&file, err);
 }
 
+/* The values mapped to black and white: the section's range, else the least and
+ * the largest finite values of the n in x. */
+static void value_range(const pg_sampler *q, const float *x, int64_t n, float *lo, float *hi)
+{
+    *lo = q->lo, *hi = q->hi;
+    if (*lo < *hi) return;
+    *lo = INFINITY, *hi = -INFINITY;
+    for (int64_t j = 0; j < n; j++)
+        if (isfinite(x[j])) *lo = fminf(*lo, x[j]), *hi = fmaxf(*hi, x[j]);
+    if (!(*lo < *hi)) *lo = 0, *hi = 1;
+}
+
+int sa_bytes(const pg_program *p, int k, int64_t n, int64_t first, uint8_t *pixels, uint8_t *labels, ag_error *err)
+{
+    const pg_sampler *q = &p->samples[k];
+    AG_ASSERT(!q->text && q->channels == 1 && n <= q->images && (!labels || q->label));
+    int64_t px = (int64_t)p->rows * p->cols;
+    float lo, hi;
+    value_range(q, q->image->data, (int64_t)q->images * px, &lo, &hi);
+    if (pixels) img_to_bytes(q->image->data, n * px, lo, hi, pixels);
+    for (int64_t j = 0; labels && j < n; j++) {
+        float v = q->label->data[j];
+        if (!(v >= 0 && v <= p->classes - 1 && v == floorf(v)))
+            return ag_errorf(err, q->spec->label->loc, "%s: 'label' gives %g for image %lld, not a class of the "
+                             "data's: a whole number from 0 to %d", q->spec->name, v, (long long)(first + j),
+                             p->classes - 1);
+        labels[j] = (uint8_t)v;
+    }
+    return AG_OK;
+}
+
 /* A limit above the count, which hooks may ask for (aigc.sample{n = ...}), is drawn in
  * rounds because the section's graph is planned for its count; the rounds follow
  * eval --quality's draws. The first round runs last, so that a trajectory strip is that
@@ -141,14 +173,8 @@ int sa_write(pg_program *p, int k, const ds_data *d, const char *path, uint64_t 
         cols = (int)ceil(sqrt((double)images));
         rows = (images + cols - 1) / cols;
     }
-    float lo = q->lo, hi = q->hi;
-    int64_t n = per * images;
-    if (!(lo < hi)) {
-        lo = INFINITY, hi = -INFINITY;
-        for (int64_t j = 0; j < n; j++)
-            if (isfinite(x[j])) lo = fminf(lo, x[j]), hi = fmaxf(hi, x[j]);
-        if (!(lo < hi)) lo = 0, hi = 1;
-    }
+    float lo, hi;
+    value_range(q, x, per * images, &lo, &hi);
     rc = img_write_grid(path, x, images, p->rows, p->cols, q->channels, rows, cols, lo, hi, 2, err);
     free(buf);
     if (rc || !q->strip) return rc;
@@ -157,6 +183,65 @@ int sa_write(pg_program *p, int k, const ds_data *d, const char *path, uint64_t 
         return ag_errorf(err, (ag_loc){0}, "%s: the path is too long", path);
     return img_write_grid(strip, q->strip, q->strip_frames, p->rows, p->cols, q->channels, 1,
                           q->strip_frames, lo, hi, 2, err);
+}
+
+int sa_idx_path(const char *dir, int labels, char *buf, size_t n)
+{
+    const char *name = labels ? "train-labels-idx1-ubyte" : "train-images-idx3-ubyte";
+    return snprintf(buf, n, "%s/%s", dir, name) >= (int)n ? AG_ERR : AG_OK;
+}
+
+/* The rounds of sa_write_idx into open writers (wl NULL without labels). */
+static int draw_idx(pg_program *p, int k, const ds_data *d, uint64_t seed, int64_t n, idx_writer *wi,
+                    idx_writer *wl, ag_error *err)
+{
+    pg_sampler *q = &p->samples[k];
+    int64_t px = (int64_t)p->rows * p->cols;
+    uint8_t *pixels = ag_xmalloc((size_t)(q->images * px)), *labels = ag_xmalloc((size_t)q->images);
+    int rc = AG_OK;
+    for (int64_t done = 0, round = 0; done < n && rc == AG_OK; round++) {
+        int64_t m = n - done < q->images ? n - done : q->images;
+        rc = sa_draw(p, k, d, done, seed + (uint64_t)round, err);
+        if (rc == AG_OK) rc = sa_bytes(p, k, m, done, pixels, wl ? labels : NULL, err);
+        if (rc == AG_OK) rc = idx_write_items(wi, pixels, m, err);
+        if (rc == AG_OK && wl) rc = idx_write_items(wl, labels, m, err);
+        done += m;
+    }
+    free(pixels);
+    free(labels);
+    return rc;
+}
+
+int sa_write_idx(pg_program *p, int k, const ds_data *d, const char *dir, uint64_t seed, int64_t n, ag_error *err)
+{
+    pg_sampler *q = &p->samples[k];
+    AG_ASSERT(!q->text && q->channels == 1 && n >= 1);
+    char ipath[4200], lpath[4200], failed[4096];
+    if (sa_idx_path(dir, 0, ipath, sizeof ipath) || sa_idx_path(dir, 1, lpath, sizeof lpath))
+        return ag_errorf(err, (ag_loc){0}, "%s: the path is too long", dir);
+    if (ag_mkdirs(dir, failed, sizeof failed)) {
+        const char *why = strerror(errno);
+        if (strcmp(failed, dir))
+            return ag_errorf(err, (ag_loc){0}, "%s: cannot create the directory: %s: %s", dir, failed, why);
+        return ag_errorf(err, (ag_loc){0}, "%s: cannot create the directory: %s", dir, why);
+    }
+    idx_writer wi, wl;
+    int64_t idims[] = {n, p->rows, p->cols}, ldims[] = {n};
+    if (idx_write_begin(&wi, ipath, 3, idims, err)) return AG_ERR;
+    if (q->label && idx_write_begin(&wl, lpath, 1, ldims, err)) {
+        idx_write_abort(&wi);
+        return AG_ERR;
+    }
+    if (draw_idx(p, k, d, seed, n, &wi, q->label ? &wl : NULL, err)) {
+        idx_write_abort(&wi);
+        if (q->label) idx_write_abort(&wl);
+        return AG_ERR;
+    }
+    if (idx_write_end(&wi, err)) {
+        if (q->label) idx_write_abort(&wl);
+        return AG_ERR;
+    }
+    return q->label ? idx_write_end(&wl, err) : AG_OK;
 }
 
 int sa_strip_path(const char *grid, char *buf, size_t n)

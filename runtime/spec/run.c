@@ -210,6 +210,11 @@ int pg_sample_reads_data(const pg_program *p, int k)
     int n = 0, reads = 0;
     todo[n++] = q->image;
     seen[q->image->id] = 1;
+    /* The labels a data set records are drawn as the images are. */
+    if (q->label && !seen[q->label->id]) {
+        todo[n++] = q->label;
+        seen[q->label->id] = 1;
+    }
     while (n > 0 && !reads) {
         ag_node *x = todo[--n];
         reads = x == q->pixels || x == q->labels;

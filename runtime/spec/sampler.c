@@ -120,6 +120,26 @@ static int text_input(pg_program *p, pg_sampler *q, ev_ctx *c, int j, ag_error *
     return AG_OK;
 }
 
+/* label: one class per image, [images]; values that its known range puts outside the
+ * data's classes are refused here, the rest where a draw gives them (sa_labels). */
+static int compile_label(const pg_program *p, pg_sampler *q, const pv *v, ag_error *err)
+{
+    const sp_sample *sm = q->spec;
+    if (v->kind != PV_TENSOR || v->node->shape.ndim != 1 || v->node->shape.d[0] != q->images) {
+        char got[64];
+        if (v->kind == PV_TENSOR) ag_shape_str(&v->node->shape, 0, got, sizeof got);
+        else snprintf(got, sizeof got, "a number");
+        return ag_errorf(err, sm->label->loc, "%s: 'label' must give one class per image, [%d], not %s",
+                         sm->name, q->images, got);
+    }
+    if (isfinite(v->lo) && isfinite(v->hi) && (v->lo < 0 || v->hi > p->classes - 1))
+        return ag_errorf(err, sm->label->loc, "%s: 'label' gives values in [%g, %g], but the data's classes are "
+                         "0 to %d", sm->name, v->lo, v->hi, p->classes - 1);
+    q->label = v->node;
+    ag_keep(&q->graph, q->label);
+    return AG_OK;
+}
+
 /* Whether section k is the one -n counts (the drawn one, when -n is given). */
 static int sample_counted(const sp_spec *s, int k) { return s->sample_count > 0 && k == s->sample_index; }
 
@@ -169,8 +189,12 @@ int pg_compile_sample_impl(pg_program *p, int k, ag_error *err)
         rc = compile_assignments(&c, sm->steps, sm->nsteps, err);
     }
     if (rc == AG_OK && sm->has_loop) rc = compile_loop(p, q, &c, err);
-    pv img;
+    pv img, label = {0};
     if (rc == AG_OK) rc = ev_eval(&c, sm->text ? sm->text : sm->image, &img, err);
+    if (rc == AG_OK && sm->label) {
+        ag_graph_set_loc(g, sm->label->loc);
+        rc = ev_eval(&c, sm->label, &label, err);
+    }
     free(c.env);
     if (rc) return AG_ERR;
     if (sm->text) {
@@ -198,6 +222,7 @@ int pg_compile_sample_impl(pg_program *p, int k, ag_error *err)
     ag_keep(g, q->image);
     q->channels = (int)(per / px);
     q->images = img.node->shape.d[0];
+    if (sm->label && compile_label(p, q, &label, err)) return AG_ERR;
     if (sm->strip_every) {
         /* compile_loop made sure that the loop makes at least one pass. */
         int passes = (q->loop_to - q->loop_from) / q->loop_by + 1;

@@ -299,10 +299,24 @@ static int data_path_check(void *dst, const yt_node *map, const yt_node *v, ag_e
     return AG_OK;
 }
 
+/* The test split's directory: path's unless given, so that a model trained on generated
+ * images (sample --format idx) is tested on the real ones. */
+static int test_path_check(void *dst, const yt_node *map, const yt_node *v, ag_error *err)
+{
+    sp_data *d = dst;
+    if (!v) {
+        d->test_path = d->path;
+        d->test_path_loc = d->path_loc;
+    }
+    return AG_OK;
+}
+
 static const sp_key data_keys[] = {
     {.name = "dataset", .type = SP_OWN},
     {.name = "path", .type = SP_STR, .flags = SP_HAS_LOC, .offset = offsetof(sp_data, path),
      .loc_offset = offsetof(sp_data, path_loc), .check = data_path_check},
+    {.name = "test_path", .type = SP_STR, .flags = SP_HAS_LOC | SP_IMAGES, .offset = offsetof(sp_data, test_path),
+     .loc_offset = offsetof(sp_data, test_path_loc), .check = test_path_check},
     {.name = "batch", .type = SP_INT, .min = 1, .max = 65536, .dflt = 64, .offset = offsetof(sp_data, batch)},
     {.name = "shuffle", .type = SP_BOOL, .dflt = 1, .offset = offsetof(sp_data, shuffle)},
     {.name = "context", .type = SP_INT, .flags = SP_TEXT, .min = 1, .max = 4096, .dflt = 64,

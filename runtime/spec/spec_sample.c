@@ -221,6 +221,17 @@ static int load_image_range(sp_spec *s, void *dst, const yt_node *map, const yt_
     return AG_OK;
 }
 
+/* label: the class each image was asked for, which a generated data set records and
+ * eval --quality compares with what the classifier sees; text has no classes. */
+static int label_check(void *dst, const yt_node *map, const yt_node *v, ag_error *err)
+{
+    const sp_sample *sm = dst;
+    if (v && yt_get(map, "text"))
+        return ag_errorf(err, v->loc, "%s: 'label' gives the class of each image, and this section gives text",
+                         sm->name);
+    return AG_OK;
+}
+
 static const sp_key strip_keys[] = {
     {.name = "every", .type = SP_INT, .flags = SP_REQUIRED, .min = 1, .max = 1000000,
      .offset = offsetof(sp_sample, strip_every)},
@@ -229,6 +240,7 @@ static const sp_key strip_keys[] = {
 /* Offered for "did you mean" in this order, read in the order of the passes. */
 static const sp_key section_keys[] = {
     {.name = "image", .type = SP_OWN, .flags = SP_ALWAYS, .pass = 6, .load = load_result},
+    {.name = "label", .type = SP_EXPR, .pass = 6, .offset = offsetof(sp_sample, label), .check = label_check},
     {.name = "steps", .type = SP_OWN, .pass = 1, .load = load_section_steps},
     {.name = "loop", .type = SP_OWN, .pass = 4, .load = load_loop},
     {.name = "grid", .type = SP_FN, .pass = 7, .check = grid_check},
