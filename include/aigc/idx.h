@@ -16,9 +16,14 @@
  *     // train.count images of train.rows x train.cols bytes at train.images.data
  *     idx_dataset_free(&train);
  *
- * Every malformed file — wrong magic, an element type other than unsigned byte, an
+ * Every malformed file — wrong magic, an element type other than the one expected, an
  * absurd size, fewer or more bytes than the header promises — is a user error with
  * the file's path in the message. Pixels stay uint8: the runtime converts per batch.
+ *
+ * Features (aigc-run encode's output, read by `dataset: features`) are float32 IDX
+ * files, type 0x0D, [count, F], each float big-endian as the format has it. They stay
+ * in the file's byte order too (a cached file is a read-only mapping): idx_float
+ * decodes one.
  */
 #ifndef AIGC_IDX_H
 #define AIGC_IDX_H
@@ -30,10 +35,15 @@
 /* More dimensions than [count, rows, cols, channels] is no data set we read. */
 #define IDX_MAX_DIMS 4
 
+/* The element types read: MNIST's bytes, and features' floats. */
+enum { IDX_UBYTE = 0x08, IDX_FLOAT = 0x0D };
+
 typedef struct idx_array {
     int ndims;                  /* 1 (labels) .. IDX_MAX_DIMS */
+    int type;                   /* IDX_UBYTE or IDX_FLOAT */
     int64_t dims[IDX_MAX_DIMS]; /* dims[0] is the item count */
-    int64_t item_size;          /* bytes per item: the product of dims[1..] (1 for labels) */
+    int64_t item_size;          /* bytes per item: the product of dims[1..] (1 for labels),
+                                 * times 4 for floats */
     int64_t size;               /* bytes in data: dims[0] * item_size */
     const uint8_t *data;        /* owned, released by idx_free: an allocation, or a cache
                                  * entry's read-only mapping (then `mapped`) */
@@ -42,11 +52,30 @@ typedef struct idx_array {
 
 /* Loads any unsigned-byte IDX file. On error *out is left empty (safe to idx_free). */
 int idx_load(const char *path, idx_array *out, ag_error *err);
+/* The same for an IDX file of element type `type` (IDX_UBYTE or IDX_FLOAT). */
+int idx_load_typed(const char *path, int type, idx_array *out, ag_error *err);
 void idx_free(idx_array *a);
 
-/* One split of an image data set: matching images and labels. */
+/* Element i of a float array, from its big-endian bytes. */
+static inline float idx_float(const idx_array *a, int64_t i)
+{
+    const uint8_t *p = a->data + 4 * i;
+    union {
+        uint32_t u;
+        float f;
+    } v = {.u = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]};
+    return v.f;
+}
+
+/* Writes an IDX file of ndims dims (dims[0] the count) whose elements, in the host's
+ * order, are data: bytes for IDX_UBYTE, floats for IDX_FLOAT (written big-endian).
+ * Replaced whole or not at all (afile.h). */
+int idx_write(const char *path, int type, int ndims, const int64_t *dims, const void *data, ag_error *err);
+
+/* One split of an image data set: matching images and labels. A split of features is
+ * one too, its items [count, 1, F] floats. */
 typedef struct idx_dataset {
-    idx_array images;      /* [count, rows, cols] */
+    idx_array images;      /* [count, rows, cols], or features [count, F] */
     idx_array labels;      /* [count] */
     int64_t count;
     int rows, cols;
@@ -58,6 +87,9 @@ typedef struct idx_dataset {
  * split is "train" or "t10k". Checks that the images are 3-d, the labels 1-d, and that
  * both hold the same, non-zero count. */
 int idx_load_split(const char *dir, const char *split, idx_dataset *out, ag_error *err);
+/* The same for features: {split}-features-idx2-float and {split}-labels-idx1-ubyte,
+ * raw or ".gz"; rows is 1, cols the features' count F. */
+int idx_load_features(const char *dir, const char *split, idx_dataset *out, ag_error *err);
 void idx_dataset_free(idx_dataset *d);
 
 #endif
