@@ -81,17 +81,19 @@ typedef struct sp_optim {
     ag_loc *model_locs;
 } sp_optim;
 
-/* What a data set's items are: images with labels (IDX files), or windows of text. */
-typedef enum sp_data_kind { SP_DATA_IMAGES, SP_DATA_TEXT } sp_data_kind;
+/* What a data set's items are: images with labels (IDX files), windows of text, or
+ * feature vectors with labels (float IDX files that aigc-run encode writes). */
+typedef enum sp_data_kind { SP_DATA_IMAGES, SP_DATA_TEXT, SP_DATA_FEATURES } sp_data_kind;
 
 typedef struct sp_data {
-    const char *dataset;     /* "mnist", "fashion-mnist" (IDX image files) or "text" */
+    const char *dataset;     /* "mnist", "fashion-mnist" (IDX image files), "text" or
+                              * "features" */
     sp_data_kind kind;
     const char *path;
     ag_loc path_loc;
     int batch;
     int shuffle;
-    ex_node *x;              /* the transform of `pixels` (or `tokens`) into x */
+    ex_node *x;              /* the transform of `pixels` (`tokens`, `features`) into x */
     int context;             /* text: the tokens a model sees; windows hold one more */
     double test_fraction;    /* text: the share of the corpus held out for testing */
     ag_loc loc;

@@ -78,8 +78,7 @@ int sa_draw(pg_program *p, int k, const ds_data *d, int64_t first, uint64_t seed
     if (d->has_test) {
         int64_t px = (int64_t)p->rows * p->cols, at = first % d->test.count;
         for (int j = 0; j < q->count; j++, at = (at + 1) % d->test.count) {
-            const uint8_t *src = d->test.images.data + at * px;
-            for (int64_t i = 0; i < px; i++) q->pixels->data[j * px + i] = src[i];
+            ds_item(&d->test, at, q->pixels->data + j * px);
             q->labels->data[j] = d->test.labels.data[at];
         }
     }
