@@ -59,6 +59,8 @@ typedef struct pg_sampler {
     int inputs_written;    /* they were: the files and texts do not change during a run */
     ag_node *image;        /* the result: images, or token ids [count, L] for text */
     int text;              /* the result is text (the spec's `text:`) */
+    int features;          /* the result is features [count, F] (the spec's `features:`),
+                            * of the images the caller writes into pixels and labels */
     int count;             /* n */
     int images, channels;  /* of the image expression's result */
     int grid_rows, grid_cols;

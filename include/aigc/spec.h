@@ -133,7 +133,10 @@ typedef struct sp_sample {
     ex_stmt **loop_steps;
     ag_loc loop_loc;
     ex_node *image;          /* the result: a batch of images, */
-    ex_node *text;           /* or of token ids [n, L], decoded to text (one is NULL) */
+    ex_node *text;           /* or of token ids [n, L], decoded to text, */
+    ex_node *features;       /* or of features [n, F], one row per image of a split, which
+                              * the section sees as x and label (aigc-run encode); one
+                              * of the three is set */
     ag_loc loc;
     int count;               /* `n` in the expressions: how many to draw */
     int each_epoch;          /* drawn after every epoch (default true) */
