@@ -61,9 +61,11 @@ static int load_idx(const sp_spec *s, ds_data *d, split_loader load, const char 
     else if (has_test && rc == AG_OK)
         load_test(&t);
     char hint[4200];
+    /* Features come from a model: say which command makes them. */
+    const char *make = d->kind == SP_DATA_FEATURES ? " (aigc-run encode SPEC -o DIR writes features)" : "";
     if (rc != AG_OK)
-        return ag_errorf(err, s->data.path_loc, "cannot load the training data: %s%s", e.msg,
-                         ag_relative_hint(s->data.path, hint, sizeof hint));
+        return ag_errorf(err, s->data.path_loc, "cannot load the training data: %s%s%s", e.msg,
+                         ag_relative_hint(s->data.path, hint, sizeof hint), make);
     if (has_test) {
         if (t.rc != AG_OK)
             return ag_errorf(err, s->data.path_loc, "cannot load the test data: %s", t.err.msg);

@@ -190,7 +190,7 @@ static int load_features(sp_spec *s, sp_sample *sm, const yt_node *map, const yt
 {
     const yt_node *other = yt_get(map, "image") ? yt_get(map, "image") : yt_get(map, "text");
     if (other)
-        return ag_errorf(err, other->loc, "%s: a section gives 'features', or 'image' or 'text', not two", sm->name);
+        return ag_errorf(err, other->loc, "%s: a section gives one of 'image', 'text' and 'features', not two", sm->name);
     const yt_node *each = yt_get(map, "each_epoch");
     if (each && sm->each_epoch)
         return ag_errorf(err, each->loc, "%s: a features section is not drawn each epoch: aigc-run encode writes "
