@@ -196,6 +196,12 @@ static int load_features(sp_spec *s, sp_sample *sm, const yt_node *map, const yt
         return ag_errorf(err, each->loc, "%s: a features section is not drawn each epoch: aigc-run encode writes "
                          "it; remove 'each_epoch'", sm->name);
     sm->each_epoch = 0;
+    /* The chunk's images and labels are the section's own names (inputs are read
+     * before: pass 2). */
+    for (int j = 0; j < sm->ninputs; j++)
+        if (!strcmp(sm->inputs[j].name, "x") || !strcmp(sm->inputs[j].name, "label"))
+            return ag_errorf(err, sm->inputs[j].loc, "input '%s': the section already has '%s'; choose another name",
+                             sm->inputs[j].name, sm->inputs[j].name);
     return sp_parse_expr_impl(s, f, "features", &sm->features, err);
 }
 
