@@ -10,7 +10,7 @@
 #include "aigc/pool.h"
 #include "aigc/safetensors.h"
 
-/* How a kind of IDX data loads a split, and its items' file. */
+/* How a kind of IDX data (images, or features) loads a split. */
 typedef int (*split_loader)(const char *dir, const char *split, idx_dataset *out, ag_error *err);
 
 /* Whether any file of the split is there, raw or gzip. */
