@@ -632,8 +632,8 @@ static void test_write(void)
     idx_writer wi, wl;
     ag_error err = {{0}};
     int64_t idims[] = {COUNT, ROWS, COLS}, ldims[] = {COUNT};
-    int rc = idx_write_begin(&wi, in_tmp("written/train-images-idx3-ubyte"), 3, idims, &err);
-    if (rc == AG_OK) rc = idx_write_begin(&wl, in_tmp("written/train-labels-idx1-ubyte"), 1, ldims, &err);
+    int rc = idx_write_begin(&wi, in_tmp("written/train-images-idx3-ubyte"), IDX_UBYTE, 3, idims, &err);
+    if (rc == AG_OK) rc = idx_write_begin(&wl, in_tmp("written/train-labels-idx1-ubyte"), IDX_UBYTE, 1, ldims, &err);
     /* In pieces of 3, 0 and 4 items. */
     if (rc == AG_OK) rc = idx_write_items(&wi, images, 3, &err);
     if (rc == AG_OK) rc = idx_write_items(&wi, images + 3 * ROWS * COLS, 0, &err);
@@ -661,11 +661,89 @@ static void test_write(void)
     idx_dataset_free(&d);
 
     /* An abandoned writer leaves neither the file nor its temporary one. */
-    rc = idx_write_begin(&wl, in_tmp("written/t10k-labels-idx1-ubyte"), 1, ldims, &err);
+    rc = idx_write_begin(&wl, in_tmp("written/t10k-labels-idx1-ubyte"), IDX_UBYTE, 1, ldims, &err);
     idx_write_abort(&wl);
     ok(rc == AG_OK && access(in_tmp("written/t10k-labels-idx1-ubyte"), F_OK) != 0 &&
            access(in_tmp("written/t10k-labels-idx1-ubyte.tmp"), F_OK) != 0,
        "write: an aborted file leaves nothing behind");
+}
+
+/* ---- float features ----------------------------------------------------------- */
+
+/* idx_write's floats come back bit for bit through idx_load_features, raw and gzip,
+ * and through the cache of inflated files, whose entry keeps the float type. */
+static void test_features(void)
+{
+    enum { N = 3, F = 4 };
+    const float x[N * F] = {1.0f, -2.5f, 0.0f, 3.25e-7f, -0.0f, 1e30f, -1e-30f, 65504.0f,
+                            0.1f, -0.2f, 0.3f, 7.0f};
+    const uint8_t labels[N] = {2, 0, 7};
+    int64_t dims[2] = {N, F};
+    ag_error err = {{0}};
+    mkdir(in_tmp("feat"), 0755);
+    ok(idx_write(in_tmp("feat/train-features-idx2-float"), IDX_FLOAT, 2, dims, x, &err) == AG_OK &&
+           idx_write(in_tmp("feat/train-labels-idx1-ubyte"), IDX_UBYTE, 1, dims, labels, &err) == AG_OK,
+       "features: idx_write writes floats and labels");
+    uint8_t buf[64];
+    FILE *f = fopen(in_tmp("feat/train-features-idx2-float"), "rb");
+    size_t n = f ? fread(buf, 1, sizeof buf, f) : 0;
+    if (f) fclose(f);
+    static const uint8_t head[] = {0, 0, 0x0d, 2, 0, 0, 0, 3, 0, 0, 0, 4, 0x3f, 0x80, 0, 0, 0xc0, 0x20, 0, 0};
+    ok(n == 12 + 4 * N * F && !memcmp(buf, head, sizeof head),
+       "features: header 00 00 0d 02, dims [3, 4], then big-endian floats (1.0 is 3f 80 00 00)");
+
+    idx_dataset d;
+    int rc = idx_load_features(in_tmp("feat"), "train", &d, &err);
+    int same = rc == AG_OK && d.count == N && d.rows == 1 && d.cols == F && d.classes == 8;
+    for (int i = 0; same && i < N * F; i++) {
+        float v = idx_float(&d.images, i);
+        same = !memcmp(&v, &x[i], sizeof v);
+    }
+    ok(same, "features: read back bit for bit, [3, 1, 4], 8 classes");
+    if (rc) diag("%s", err.msg);
+    idx_dataset_free(&d);
+
+    /* A gzip file too, and one over DC_MIN_BYTES cached: its entry's header keeps 0x0d. */
+    enum { BIG = 70000 };
+    float *big = malloc(sizeof(float) * BIG * F);
+    uint8_t *bl = malloc(BIG);
+    for (int i = 0; i < BIG * F; i++) big[i] = (float)i * 0.5f - 3.0f;
+    for (int i = 0; i < BIG; i++) bl[i] = (uint8_t)(i % 10);
+    int64_t bdims[2] = {BIG, F};
+    mkdir(in_tmp("featgz"), 0755);
+    mkdir(in_tmp("featcache"), 0755);
+    idx_write(in_tmp("featgz/raw"), IDX_FLOAT, 2, bdims, big, &err);
+    FILE *r = fopen(in_tmp("featgz/raw"), "rb");
+    uint8_t *bytes = malloc(12 + sizeof(float) * BIG * F);
+    size_t nb = r ? fread(bytes, 1, 12 + sizeof(float) * BIG * F, r) : 0;
+    if (r) fclose(r);
+    unlink(in_tmp("featgz/raw"));
+    write_gz(in_tmp("featgz/t10k-features-idx2-float.gz"), bytes, nb);
+    idx_write(in_tmp("featgz/t10k-labels-idx1-ubyte"), IDX_UBYTE, 1, bdims, bl, &err);
+    setenv("AIGC_CACHE", in_tmp("featcache"), 1);
+    for (int pass = 0; pass < 2; pass++) {
+        rc = idx_load_features(in_tmp("featgz"), "t10k", &d, &err);
+        same = rc == AG_OK && d.count == BIG && d.cols == F && (pass == 0 || d.images.mapped);
+        for (int i = 0; same && i < BIG * F; i++) same = idx_float(&d.images, i) == big[i];
+        ok(same, "features: gzip, %s", pass ? "then from the cache's mapped entry" : "inflated");
+        idx_dataset_free(&d);
+    }
+    setenv("AIGC_CACHE", "off", 1);
+    free(bytes);
+    free(big);
+    free(bl);
+
+    /* Each kind refuses the other's element type, naming the one it reads. */
+    char want[1200];
+    snprintf(want, sizeof want, "%s: IDX element type 0x08 (unsigned byte) is not supported, only float32 (0x0d)",
+             in_tmp("feat/train-labels-idx1-ubyte"));
+    idx_array a;
+    rc = idx_load_typed(in_tmp("feat/train-labels-idx1-ubyte"), IDX_FLOAT, &a, &err);
+    ok(rc == AG_ERR && !strcmp(err.msg, want), "features: a byte file where floats are read: refused");
+    if (strcmp(err.msg, want)) diag("got: %s", err.msg);
+    snprintf(want, sizeof want, "%s: IDX element type 0x0d (float32) is not supported, only unsigned bytes (0x08)",
+             in_tmp("feat/train-features-idx2-float"));
+    expect_load_error(in_tmp("feat/train-features-idx2-float"), want, "features: floats where bytes are read");
 }
 
 int main(void)
@@ -682,6 +760,7 @@ int main(void)
     test_cache_halves();
     test_bad_splits();
     test_write();
+    test_features();
     tmp_close();
     return tap_done();
 }

@@ -43,6 +43,10 @@ void ds_free(ds_data *d);
 enum { DS_VOCAB_RECORD = 2 * 256 + 1 };
 void ds_record(const ds_data *d, char *data, size_t n, char *vocab);
 
+/* Item `item` of ds as floats into dst (rows * cols of them): bytes 0..255, or
+ * features as they are. */
+void ds_item(const idx_dataset *ds, int64_t item, float *dst);
+
 /* Items [at, at + n) of ds (in `order` when given) into a graph's pixel and label
  * inputs, bytes to floats per batch: the data set stays uint8, a quarter of the memory. */
 void ds_fill_batch(ag_node *pixels, ag_node *labels, const idx_dataset *ds, const int32_t *order, int64_t at,

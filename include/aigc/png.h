@@ -31,6 +31,9 @@ void img_to_bytes(const float *x, int64_t n, float lo, float hi, uint8_t *out);
 int img_write_grid(const char *path, const float *images, int n, int h, int w, int channels,
                    int rows, int cols, float lo, float hi, int pad, ag_error *err);
 
+/* Writes an 8-bit RGB image, h rows of 3 * w bytes (a drawing: scatter.h). */
+int img_write_rgb(const char *path, const uint8_t *rgb, int w, int h, ag_error *err);
+
 /* An 8-bit grayscale image, h rows of w bytes, in one allocation. */
 typedef struct img_gray {
     int h, w;

@@ -60,6 +60,8 @@ typedef struct pg_sampler {
     ag_node *image;        /* the result: images, or token ids [count, L] for text */
     int text;              /* the result is text (the spec's `text:`) */
     ag_node *label;        /* the spec's `label:`, one class per image [images], or NULL */
+    int features;          /* the result is features [count, F] (the spec's `features:`),
+                            * of the images the caller writes into pixels and labels */
     int count;             /* n */
     int images, channels;  /* of the image expression's result */
     int grid_rows, grid_cols;

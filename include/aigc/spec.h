@@ -82,19 +82,21 @@ typedef struct sp_optim {
     ag_loc *model_locs;
 } sp_optim;
 
-/* What a data set's items are: images with labels (IDX files), or windows of text. */
-typedef enum sp_data_kind { SP_DATA_IMAGES, SP_DATA_TEXT } sp_data_kind;
+/* What a data set's items are: images with labels (IDX files), windows of text, or
+ * feature vectors with labels (float IDX files that aigc-run encode writes). */
+typedef enum sp_data_kind { SP_DATA_IMAGES, SP_DATA_TEXT, SP_DATA_FEATURES } sp_data_kind;
 
 typedef struct sp_data {
-    const char *dataset;     /* "mnist", "fashion-mnist" (IDX image files) or "text" */
+    const char *dataset;     /* "mnist", "fashion-mnist" (IDX image files), "text" or
+                              * "features" */
     sp_data_kind kind;
     const char *path;
     ag_loc path_loc;
-    const char *test_path;   /* images: the directory of the test split (default: path) */
+    const char *test_path;   /* images, features: the test split's directory (default: path) */
     ag_loc test_path_loc;
     int batch;
     int shuffle;
-    ex_node *x;              /* the transform of `pixels` (or `tokens`) into x */
+    ex_node *x;              /* the transform of `pixels` (`tokens`, `features`) into x */
     int context;             /* text: the tokens a model sees; windows hold one more */
     double test_fraction;    /* text: the share of the corpus held out for testing */
     ag_loc loc;
@@ -134,7 +136,10 @@ typedef struct sp_sample {
     ex_stmt **loop_steps;
     ag_loc loop_loc;
     ex_node *image;          /* the result: a batch of images, */
-    ex_node *text;           /* or of token ids [n, L], decoded to text (one is NULL) */
+    ex_node *text;           /* or of token ids [n, L], decoded to text, */
+    ex_node *features;       /* or of features [n, F], one row per image of a split, which
+                              * the section sees as x and label (aigc-run encode); one
+                              * of the three is set */
     ex_node *label;          /* the class of each image, [n] (images only), or NULL */
     ag_loc loc;
     int count;               /* `n` in the expressions: how many to draw */

@@ -3,6 +3,9 @@
 
 static void print_data(const sp_spec *s, const ds_data *d, FILE *out)
 {
+    if (d->kind == SP_DATA_FEATURES)
+        fprintf(out, "data: features from %s: %d per item, %d classes; train %lld, test %lld\n\n", s->data.path,
+                d->train.cols, d->train.classes, (long long)d->train.count, (long long)d->test.count);
     if (d->kind != SP_DATA_TEXT) return;
     const tx_corpus *c = &d->text;
     fprintf(out, "data: text from %s: %d file%s, %lld bytes, a vocabulary of %d bytes\n", s->data.path, c->nfiles,

@@ -11,6 +11,7 @@
 #include "aigc/blas.h"
 #include "aigc/ckpt.h"
 #include "aigc/dist.h"
+#include "aigc/encode.h"
 #include "aigc/hooks.h"
 #include "aigc/metrics.h"
 #include "aigc/pool.h"
@@ -43,6 +44,11 @@ static const char usage[] =
     "                                           sample quality: N images of a sample:\n"
     "                                           section, measured with classifier CSPEC\n"
     "                                           (weights CF, default runs/NAME/last)\n"
+    "       aigc-run encode SPEC [--checkpoint F] [--section NAME] -o DIR\n"
+    "                                           a features section over the training\n"
+    "                                           and test splits: float IDX files and\n"
+    "                                           labels in DIR (a features data set),\n"
+    "                                           and DIR/scatter.png\n"
     "       aigc-run report DIR [DIR ...] [-o FILE.html]\n"
     "                                           a run's report page again (DIR/report.html),\n"
     "                                           or several runs overlaid (default:\n"
@@ -56,7 +62,7 @@ static const char usage[] =
     "  --resume [DIR|F]    continue a run exactly: from DIR/last (default: the run's\n"
     "                      directory) or from checkpoint F\n"
     "  --init F            start training from the weights in F (safetensors)\n"
-    "  --checkpoint F      the weights for sample and eval (default: runs/NAME/last): a run\n"
+    "  --checkpoint F      the weights for sample, eval and encode (default: runs/NAME/last): a run\n"
     "                      directory (its last), a checkpoint with or without its ending,\n"
     "                      or a safetensors file\n"
     "  -n N                sample: how many to draw (n in the section's expressions);\n"
@@ -66,11 +72,12 @@ static const char usage[] =
     "                      test split's, the classifier score and the class histogram\n"
     "  -o FILE             sample: where to write the grid (default: samples.png), or a\n"
     "                      text section's texts (default: stdout), or with --format idx\n"
-    "                      the directory of the IDX files\n"
+    "                      the directory of the IDX files; encode: the directory\n"
     "  --format FORMAT     sample: png (default), a grid; or idx, IDX files of the\n"
     "                      images (and of their classes, for a section with label:)\n"
     "  --section NAME      sample, eval --quality: which section of sample: (default:\n"
-    "                      the first)\n"
+    "                      the first); encode: which features section (default: the\n"
+    "                      first)\n"
     "  --input NAME=VALUE  set an input of the sample sections (a number, or a PNG for\n"
     "                      an image input), of --section's only when given (repeatable)\n"
     "  --prompt TEXT       the same as --input prompt=TEXT (text models)\n"
@@ -101,8 +108,8 @@ static const char usage[] =
 
 /* The commands, in this order, and as bits: the command given, and those an option is
  * for. */
-static const char *const commands[] = {"train", "check", "sample", "eval"};
-enum { C_TRAIN = 1, C_CHECK = 2, C_SAMPLE = 4, C_EVAL = 8, C_ALL = 15 };
+static const char *const commands[] = {"train", "check", "sample", "eval", "encode"};
+enum { C_TRAIN = 1, C_CHECK = 2, C_SAMPLE = 4, C_EVAL = 8, C_ENCODE = 16, C_ALL = 31 };
 
 typedef struct cli_args {
     unsigned command;          /* one of the C_ bits */
@@ -185,14 +192,14 @@ static const struct {
     {"--progress", O_PROGRESS, 1, C_TRAIN, NULL},
     {"--resume", O_RESUME, 2, C_TRAIN, NULL},
     {"--init", O_INIT, 1, C_TRAIN, NULL},
-    {"--checkpoint", O_CHECKPOINT, 1, C_SAMPLE | C_EVAL, "; to continue training use --resume"},
+    {"--checkpoint", O_CHECKPOINT, 1, C_SAMPLE | C_EVAL | C_ENCODE, "; to continue training use --resume"},
     {"-n", O_COUNT, 1, C_SAMPLE | C_EVAL, NULL},
-    {"-o", O_IMAGE, 1, C_SAMPLE, NULL},
+    {"-o", O_IMAGE, 1, C_SAMPLE | C_ENCODE, NULL},
     {"--format", O_FORMAT, 1, C_SAMPLE, NULL},
     {"--json", O_JSON, 0, C_EVAL, NULL},
     {"--unsafe-hooks", O_UNSAFE_HOOKS, 0, C_TRAIN | C_CHECK, NULL},
     {"--hook-errors", O_HOOK_ERRORS, 1, C_TRAIN, NULL},
-    {"--section", O_SECTION, 1, C_SAMPLE | C_EVAL, NULL},
+    {"--section", O_SECTION, 1, C_SAMPLE | C_EVAL | C_ENCODE, NULL},
     {"--max-memory", O_MAX_MEMORY, 1, C_ALL, NULL},
     {"--quality", O_QUALITY, 1, C_EVAL, NULL},
     /* Inputs reach the sections drawn after each epoch, and check checks them. */
@@ -387,6 +394,7 @@ static int parse_args(int argc, char **argv, cli_args *a)
         parse_int_arg("-n", a->count_text, 1, 4096, &grid_limit))
         return EXIT_USAGE;
     if (a->format == F_IDX && !a->image) return bad_usage("%s", "--format idx writes a directory: give -o DIR");
+    if (a->command == C_ENCODE && !a->image) return bad_usage("%s", "encode needs -o DIR, the directory to write");
     /* The spec's inpainting section, by its conventional name (specs/ddpm.yaml). */
     if (a->inpaint && !a->section && a->command == C_SAMPLE) a->section = "inpaint";
     return -1;
@@ -416,6 +424,44 @@ static int find_section(const cli_args *a, const sp_spec *s, const pg_program *p
                          sp_sample_hint(s, a->section, hint, sizeof hint));
     }
     *k = (int)(sec - s->samples);
+    return AG_OK;
+}
+
+/* --section NAME for encode: a features section (the first, without it). */
+static int find_features(const cli_args *a, const sp_spec *s, const pg_program *p, int *k, ag_error *err)
+{
+    if (a->section) {
+        if (find_section(a, s, p, k, err)) return AG_ERR;
+        if (!p->samples[*k].features)
+            return ag_errorf(err, (ag_loc){s->path, 0, 0}, "sample section '%s' gives %s, not features: encode "
+                             "runs a section with 'features:', like specs/vae.yaml's 'latent'", a->section,
+                             p->samples[*k].text ? "text" : "images");
+        return AG_OK;
+    }
+    for (*k = 0; *k < p->nsamples; (*k)++)
+        if (p->samples[*k].features) return AG_OK;
+    return ag_errorf(err, (ag_loc){s->path, 0, 0}, "the spec has no features section: add one to sample:, like "
+                     "specs/vae.yaml's 'latent: {steps: [...], features: mu}'");
+}
+
+/* A features section is written by encode, not drawn. */
+static int drawn_section(const sp_spec *s, const pg_program *p, int k, ag_error *err)
+{
+    if (!p->samples[k].features) return AG_OK;
+    return ag_errorf(err, (ag_loc){s->path, 0, 0}, "sample section '%s' gives features, not images: write them "
+                     "with aigc-run encode %s --section %s -o DIR", s->samples[k].name, s->path, s->samples[k].name);
+}
+
+/* encode: the features section over both splits into -o DIR; the files written on
+ * stdout. */
+static int encode(const cli_args *a, const sp_spec *s, pg_program *p, const ds_data *d, int k, ag_error *err)
+{
+    en_result r;
+    if (en_write(p, k, d, a->image, s->seed, &r, err)) return AG_ERR;
+    for (int j = 0; j < r.nfiles; j++) printf("%s\n", r.files[j]);
+    fprintf(stderr, "%s: %d features; train %lld, test %lld; the scatter's axes hold %.0f%% and %.0f%% of "
+            "the variance\n", s->samples[k].name, r.features, (long long)r.train, (long long)r.test,
+            100 * r.share[0], 100 * r.share[1]);
     return AG_OK;
 }
 
@@ -502,8 +548,11 @@ static int run_command(const cli_args *a, sp_spec *s, pg_program *p, const ds_da
     /* The section drawn, before the weights are read: a misspelt --section, or one
      * that --format cannot write, is the mistake to report, whatever the checkpoint. */
     int k = 0;
-    if ((a->command == C_SAMPLE || a->quality) && find_section(a, s, p, &k, err)) return AG_ERR;
+    if ((a->command == C_SAMPLE || a->quality) &&
+        (find_section(a, s, p, &k, err) || drawn_section(s, p, k, err)))
+        return AG_ERR;
     if (a->command == C_SAMPLE && format_fits(a, &p->samples[k], err)) return AG_ERR;
+    if (a->command == C_ENCODE && find_features(a, s, p, &k, err)) return AG_ERR;
     if (weights && ck_load_weights(weights, &p->params, a->init != NULL, s->name, err)) {
         /* Training the spec writes the default weights, not a path given. */
         if (!a->checkpoint && !a->init && access(weights, F_OK))
@@ -532,6 +581,7 @@ static int run_command(const cli_args *a, sp_spec *s, pg_program *p, const ds_da
         if (p->samples[k].strip && sa_strip_path(out, buf, sizeof buf) == AG_OK) printf("%s\n", buf);
         return AG_OK;
     }
+    if (a->command == C_ENCODE) return dp_rank() == 0 ? encode(a, s, p, d, k, err) : AG_OK;
     if (a->command == C_EVAL && a->quality) return quality(a, s, p, d, k, weights, err);
     if (a->command == C_EVAL) return mt_report(p, d, stdout, a->json, err);
     char resume_dir[4200];
@@ -582,7 +632,7 @@ static int run_spec(const cli_args *a)
     const char *from = a->checkpoint ? a->checkpoint : a->init;
     const char *weights = from ? ck_weights_path(from, buf, sizeof buf) : NULL;
     /* sample and eval read the spec's own run, as training left it, unless told. */
-    if (!from && (a->command & (C_SAMPLE | C_EVAL))) weights = ck_run_weights(s.name, buf, sizeof buf);
+    if (!from && (a->command & (C_SAMPLE | C_EVAL | C_ENCODE))) weights = ck_run_weights(s.name, buf, sizeof buf);
     /* Sampling needs the data set only for a section that reads the test split:
      * without it, the checkpoint's record of the data builds the program. */
     if (ds_load(&s, &d, &err) && !(a->command == C_SAMPLE && ds_recorded(&s, weights, &err, &d))) {

@@ -10,11 +10,16 @@
 #include "aigc/pool.h"
 #include "aigc/safetensors.h"
 
+/* How a kind of IDX data (images, or features) loads a split. */
+typedef int (*split_loader)(const char *dir, const char *split, idx_dataset *out, ag_error *err);
+
 /* Whether any file of the split is there, raw or gzip. */
-static int split_present(const char *dir, const char *split)
+static int split_present(const char *dir, const char *split, const char *items)
 {
-    static const char *const names[] = {"images-idx3-ubyte", "labels-idx1-ubyte", "images-idx3-ubyte.gz",
-                                        "labels-idx1-ubyte.gz"};
+    char item[64], itemgz[64];
+    snprintf(item, sizeof item, "%s", items);
+    snprintf(itemgz, sizeof itemgz, "%s.gz", items);
+    const char *const names[] = {item, "labels-idx1-ubyte", itemgz, "labels-idx1-ubyte.gz"};
     char path[4200];
     for (size_t k = 0; k < AG_COUNTOF(names); k++) {
         snprintf(path, sizeof path, "%s/%s-%s", dir, split, names[k]);
@@ -27,6 +32,7 @@ static int split_present(const char *dir, const char *split)
  * split: Fashion-MNIST's 10,000 test images take 0.06 s of zlib, hidden behind the
  * training images' 0.3 s. */
 typedef struct test_load {
+    split_loader load;
     const char *dir;
     idx_dataset *out;
     ag_error err;
@@ -36,35 +42,40 @@ typedef struct test_load {
 static void *load_test(void *arg)
 {
     test_load *t = arg;
-    t->rc = idx_load_split(t->dir, "t10k", t->out, &t->err);
+    t->rc = t->load(t->dir, "t10k", t->out, &t->err);
     return NULL;
 }
 
-static int load_images(const sp_spec *s, ds_data *d, ag_error *err)
+static int load_idx(const sp_spec *s, ds_data *d, split_loader load, const char *items, ag_error *err)
 {
     ag_error e;
     /* The test split is optional: without it there is no test loss. But a test file
      * that is there and broken is an error, not a quiet lack of test loss. */
     const sp_data *sd = &s->data;
-    test_load t = {sd->test_path, &d->test, {{0}}, AG_OK};
+    test_load t = {load, sd->test_path, &d->test, {{0}}, AG_OK};
     pthread_t th;
     /* A test_path of its own must hold the split it is given for. */
-    int has_test = strcmp(sd->test_path, sd->path) || split_present(sd->test_path, "t10k");
+    int has_test = strcmp(sd->test_path, sd->path) || split_present(sd->test_path, "t10k", items);
     int threaded = has_test && tp_threads() > 1 && pthread_create(&th, NULL, load_test, &t) == 0;
-    int rc = idx_load_split(s->data.path, "train", &d->train, &e);
+    int rc = load(s->data.path, "train", &d->train, &e);
     if (threaded)
         pthread_join(th, NULL);
     else if (has_test && rc == AG_OK)
         load_test(&t);
     char hint[4200];
+    /* Features come from a model: say which command makes them. */
+    const char *make = d->kind == SP_DATA_FEATURES ? " (aigc-run encode SPEC -o DIR writes features)" : "";
     if (rc != AG_OK)
-        return ag_errorf(err, s->data.path_loc, "cannot load the training data: %s%s", e.msg,
-                         ag_relative_hint(s->data.path, hint, sizeof hint));
+        return ag_errorf(err, s->data.path_loc, "cannot load the training data: %s%s%s", e.msg,
+                         ag_relative_hint(s->data.path, hint, sizeof hint), make);
     if (has_test) {
         if (t.rc != AG_OK)
             return ag_errorf(err, sd->test_path_loc, "cannot load the test data: %s%s", t.err.msg,
                              ag_relative_hint(sd->test_path, hint, sizeof hint));
         d->has_test = 1;
+        if (d->kind == SP_DATA_FEATURES && d->test.cols != d->train.cols)
+            return ag_errorf(err, sd->test_path_loc, "the test split has %d features but the training split %d",
+                             d->test.cols, d->train.cols);
         if (d->test.rows != d->train.rows || d->test.cols != d->train.cols)
             return ag_errorf(err, sd->test_path_loc, "the test images are %dx%d but the training images %dx%d",
                              d->test.rows, d->test.cols, d->train.rows, d->train.cols);
@@ -73,6 +84,16 @@ static int load_images(const sp_spec *s, ds_data *d, ag_error *err)
         if (d->test.classes > d->train.classes) d->train.classes = d->test.classes;
     }
     return AG_OK;
+}
+
+static int load_images(const sp_spec *s, ds_data *d, ag_error *err)
+{
+    return load_idx(s, d, idx_load_split, "images-idx3-ubyte", err);
+}
+
+static int load_features(const sp_spec *s, ds_data *d, ag_error *err)
+{
+    return load_idx(s, d, idx_load_features, "features-idx2-float", err);
 }
 
 static int load_text(const sp_spec *s, ds_data *d, ag_error *err)
@@ -107,6 +128,7 @@ static int load_text(const sp_spec *s, ds_data *d, ag_error *err)
 static int (*const loaders[])(const sp_spec *, ds_data *, ag_error *) = {
     [SP_DATA_IMAGES] = load_images,
     [SP_DATA_TEXT] = load_text,
+    [SP_DATA_FEATURES] = load_features,
 };
 
 int ds_load(const sp_spec *s, ds_data *d, ag_error *err)
@@ -172,15 +194,24 @@ void ds_free(ds_data *d)
     memset(d, 0, sizeof *d);
 }
 
+void ds_item(const idx_dataset *ds, int64_t item, float *dst)
+{
+    int64_t px = (int64_t)ds->rows * ds->cols;
+    if (ds->images.type == IDX_FLOAT) {
+        for (int64_t j = 0; j < px; j++) dst[j] = idx_float(&ds->images, item * px + j);
+        return;
+    }
+    const uint8_t *src = ds->images.data + item * px;
+    for (int64_t j = 0; j < px; j++) dst[j] = (float)src[j];
+}
+
 void ds_fill_batch(ag_node *pixels, ag_node *labels, const idx_dataset *ds, const int32_t *order, int64_t at,
                    int n)
 {
     int64_t px = (int64_t)ds->rows * ds->cols;
     for (int k = 0; k < n; k++) {
         int64_t item = order ? order[at + k] : at + k;
-        const uint8_t *src = ds->images.data + item * px;
-        float *dst = pixels->data + k * px;
-        for (int64_t j = 0; j < px; j++) dst[j] = (float)src[j];
+        ds_item(ds, item, pixels->data + k * px);
         labels->data[k] = (float)ds->labels.data[item];
     }
 }

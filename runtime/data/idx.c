@@ -19,6 +19,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "aigc/afile.h"
 #include "aigc/dcache.h"
 
 /* Limits that no real data set comes near; beyond them the header is corrupt. The
@@ -27,7 +28,6 @@
 #define IDX_MAX_EXTENT 65536
 #define IDX_MAX_BYTES ((int64_t)1 << 34)
 
-#define IDX_UBYTE 0x08
 #define IDX_FIRST_CHUNK ((int64_t)1 << 20)
 #define IDX_GZ_BUFFER (1u << 18)
 
@@ -92,12 +92,16 @@ static void idx_describe_impl(const idx_array *a, char *buf, size_t n)
                         a->dims[i]);
 }
 
+/* What a type is called where it is the one wanted, and its element's size. */
+static const char *idx_wanted_name_impl(int type) { return type == IDX_FLOAT ? "float32" : "unsigned bytes"; }
+static int64_t idx_elem_size_impl(int type) { return type == IDX_FLOAT ? 4 : 1; }
+
 /* The bytes of a's header: the magic and the dimension count, then 4 per dimension. */
 static int64_t idx_header_bytes(const idx_array *a) { return 4 + 4 * (int64_t)a->ndims; }
 
 /* The header from its first bytes: head holds `got` of them (all of them when there
- * are at least 4 + 4 * IDX_MAX_DIMS). */
-static int idx_parse_header_impl(const uint8_t *head, int64_t got, const char *path, idx_array *a,
+ * are at least 4 + 4 * IDX_MAX_DIMS); its element type must be `want`. */
+static int idx_parse_header_impl(const uint8_t *head, int64_t got, const char *path, int want, idx_array *a,
                                  ag_error *err)
 {
     if (got < 4)
@@ -106,13 +110,14 @@ static int idx_parse_header_impl(const uint8_t *head, int64_t got, const char *p
     if (head[0] != 0 || head[1] != 0)
         return ag_errorf(err, idx_noloc,
                          "%s: not an IDX file: starts with %02x %02x %02x %02x, "
-                         "expected 00 00 08 and a dimension count",
-                         path, head[0], head[1], head[2], head[3]);
-    if (head[2] != IDX_UBYTE)
+                         "expected 00 00 %02x and a dimension count",
+                         path, head[0], head[1], head[2], head[3], want);
+    if (head[2] != want)
         return ag_errorf(err, idx_noloc,
                          "%s: IDX element type 0x%02x (%s) is not supported, "
-                         "only unsigned bytes (0x08)",
-                         path, head[2], idx_type_name_impl(head[2]));
+                         "only %s (0x%02x)",
+                         path, head[2], idx_type_name_impl(head[2]), idx_wanted_name_impl(want), want);
+    a->type = want;
     a->ndims = head[3];
     if (a->ndims < 1 || a->ndims > IDX_MAX_DIMS)
         return ag_errorf(err, idx_noloc, "%s: IDX header has %d dimensions, expected 1 to %d",
@@ -123,7 +128,7 @@ static int idx_parse_header_impl(const uint8_t *head, int64_t got, const char *p
                          " bytes, file holds %" PRId64,
                          path, idx_header_bytes(a), got);
 
-    a->item_size = 1;
+    a->item_size = idx_elem_size_impl(want);
     for (int i = 0; i < a->ndims; i++) {
         const uint8_t *p = head + 4 + 4 * i;
         int64_t d = (int64_t)p[0] << 24 | (int64_t)p[1] << 16 | (int64_t)p[2] << 8 | p[3];
@@ -150,7 +155,7 @@ static int idx_parse_header_impl(const uint8_t *head, int64_t got, const char *p
 
 /* The header's bytes read from f (the dimension count, in the fourth, says how many
  * follow), then parsed. */
-static int idx_read_header_impl(gzFile f, const char *path, idx_array *a, ag_error *err)
+static int idx_read_header_impl(gzFile f, const char *path, int want, idx_array *a, ag_error *err)
 {
     uint8_t head[4 + 4 * IDX_MAX_DIMS];
     int64_t got = idx_read_impl(f, path, head, 4, err);
@@ -160,7 +165,7 @@ static int idx_read_header_impl(gzFile f, const char *path, idx_array *a, ag_err
         if (more < 0) return AG_ERR;
         got += more;
     }
-    return idx_parse_header_impl(head, got, path, a, err);
+    return idx_parse_header_impl(head, got, path, want, a, err);
 }
 
 /* ---- the payload ------------------------------------------------------------- */
@@ -210,16 +215,16 @@ static size_t idx_encode_header_impl(const idx_array *a, uint8_t *head)
     size_t n = 0;
     head[n++] = 0;
     head[n++] = 0;
-    head[n++] = IDX_UBYTE;
+    head[n++] = (uint8_t)a->type;
     head[n++] = (uint8_t)a->ndims;
     for (int i = 0; i < a->ndims; i++)
         for (int s = 24; s >= 0; s -= 8) head[n++] = (uint8_t)(a->dims[i] >> s);
     return n;
 }
 
-static int idx_parse_impl(gzFile f, const char *path, idx_array *out, ag_error *err)
+static int idx_parse_impl(gzFile f, const char *path, int want, idx_array *out, ag_error *err)
 {
-    int rc = idx_read_header_impl(f, path, out, err);
+    int rc = idx_read_header_impl(f, path, want, out, err);
     if (rc == AG_OK) rc = idx_read_payload_impl(f, path, out, err);
     if (rc != AG_OK) idx_free(out);
     return rc;
@@ -229,13 +234,13 @@ static int idx_parse_impl(gzFile f, const char *path, idx_array *out, ag_error *
  * written with: a header and exactly the payload it promises, left in the entry's
  * mapping. Anything else (no entry, another version's, a damaged one) is a miss, not
  * an error: the source is read instead. */
-static int idx_load_cached_impl(const dc_entry *e, idx_array *out)
+static int idx_load_cached_impl(const dc_entry *e, int want, idx_array *out)
 {
     size_t n;
     const uint8_t *bytes = dc_map(e, &n);
     if (!bytes) return AG_ERR;
     ag_error ignored;
-    if (idx_parse_header_impl(bytes, (int64_t)n, e->path, out, &ignored) != AG_OK ||
+    if (idx_parse_header_impl(bytes, (int64_t)n, e->path, want, out, &ignored) != AG_OK ||
         (size_t)(idx_header_bytes(out) + out->size) != n) {
         dc_unmap(bytes, n);
         memset(out, 0, sizeof *out);
@@ -246,12 +251,15 @@ static int idx_load_cached_impl(const dc_entry *e, idx_array *out)
     return AG_OK;
 }
 
-int idx_load(const char *path, idx_array *out, ag_error *err)
+int idx_load(const char *path, idx_array *out, ag_error *err) { return idx_load_typed(path, IDX_UBYTE, out, err); }
+
+int idx_load_typed(const char *path, int type, idx_array *out, ag_error *err)
 {
+    AG_ASSERT(type == IDX_UBYTE || type == IDX_FLOAT);
     memset(out, 0, sizeof *out);
     dc_entry e;
     int cache = dc_find(path, &e);
-    if (cache && idx_load_cached_impl(&e, out) == AG_OK) return AG_OK;
+    if (cache && idx_load_cached_impl(&e, type, out) == AG_OK) return AG_OK;
     char why[128];
     int fd = ag_open_regular(path, O_RDONLY, why, sizeof why);
     if (fd < 0) return ag_errorf(err, idx_noloc, "%s: %s", path, why);
@@ -264,7 +272,7 @@ int idx_load(const char *path, idx_array *out, ag_error *err)
     /* zlib's 8 KB input buffer returns from inflate every 14 KB of images; the
      * Fashion-MNIST training set inflates 10 % faster with this one. */
     gzbuffer(f, IDX_GZ_BUFFER);
-    int rc = idx_parse_impl(f, path, out, err), inflated = !gzdirect(f);
+    int rc = idx_parse_impl(f, path, type, out, err), inflated = !gzdirect(f);
     gzclose(f);
     if (rc == AG_OK && cache && inflated && out->size >= DC_MIN_BYTES) {
         uint8_t head[4 + 4 * IDX_MAX_DIMS];
@@ -284,29 +292,46 @@ void idx_free(idx_array *a)
     memset(a, 0, sizeof *a);
 }
 
-/* ---- writing ---------------------------------------------------------------- */
+/* ---- writing ----------------------------------------------------------------- */
 
-int idx_write_begin(idx_writer *w, const char *path, int ndims, const int64_t *dims, ag_error *err)
+int idx_write_begin(idx_writer *w, const char *path, int type, int ndims, const int64_t *dims, ag_error *err)
 {
+    AG_ASSERT(type == IDX_UBYTE || type == IDX_FLOAT);
     AG_ASSERT(ndims >= 1 && ndims <= IDX_MAX_DIMS);
-    idx_array a = {.ndims = ndims, .item_size = 1};
+    idx_array a = {.ndims = ndims, .type = type};
+    int64_t per_item = 1;
     for (int i = 0; i < ndims; i++) {
         AG_ASSERT(dims[i] >= (i == 0 ? 0 : 1) && dims[i] <= (i == 0 ? IDX_MAX_COUNT : IDX_MAX_EXTENT));
         a.dims[i] = dims[i];
-        if (i > 0) a.item_size *= dims[i];
+        if (i > 0) per_item *= dims[i];
     }
-    w->item_size = a.item_size;
+    w->type = type;
+    w->per_item = per_item;
     w->left = dims[0];
     uint8_t head[4 + 4 * IDX_MAX_DIMS];
     if (af_begin(&w->file, path, err)) return AG_ERR;
     return af_write(&w->file, head, idx_encode_header_impl(&a, head), err);
 }
 
-int idx_write_items(idx_writer *w, const uint8_t *items, int64_t n, ag_error *err)
+int idx_write_items(idx_writer *w, const void *items, int64_t n, ag_error *err)
 {
     AG_ASSERT(n >= 0 && n <= w->left);
     w->left -= n;
-    return af_write(&w->file, items, (size_t)(n * w->item_size), err);
+    int64_t count = n * w->per_item;
+    if (w->type == IDX_UBYTE) return af_write(&w->file, items, (size_t)count, err);
+    /* Big-endian, a block of floats at a time. */
+    const float *x = items;
+    uint8_t buf[4096];
+    for (int64_t at = 0; at < count;) {
+        int64_t m = count - at < (int64_t)sizeof buf / 4 ? count - at : (int64_t)sizeof buf / 4;
+        for (int64_t k = 0; k < m; k++, at++) {
+            uint32_t u;
+            memcpy(&u, &x[at], 4);
+            for (int b = 0; b < 4; b++) buf[4 * k + b] = (uint8_t)(u >> (24 - 8 * b));
+        }
+        if (af_write(&w->file, buf, (size_t)(4 * m), err)) return AG_ERR;
+    }
+    return AG_OK;
 }
 
 int idx_write_end(idx_writer *w, ag_error *err)
@@ -317,15 +342,35 @@ int idx_write_end(idx_writer *w, ag_error *err)
 
 void idx_write_abort(idx_writer *w) { af_abort(&w->file); }
 
-/* ---- a split: images and labels ---------------------------------------------- */
+int idx_write(const char *path, int type, int ndims, const int64_t *dims, const void *data, ag_error *err)
+{
+    idx_writer w;
+    if (idx_write_begin(&w, path, type, ndims, dims, err) || idx_write_items(&w, data, dims[0], err))
+        return AG_ERR;
+    return idx_write_end(&w, err);
+}
 
-/* Finds dir/{split}-{kind}-ubyte, raw or gzipped, into path. */
-static int idx_find_impl(const char *dir, const char *split, const char *kind,
-                         const char *noun, char *path, size_t n, ag_error *err)
+/* ---- a split: images (or features) and labels --------------------------------- */
+
+/* What a split's items are: their file's name, element type and dimensions. */
+typedef struct idx_items {
+    const char *stem;  /* {split}-STEM, raw or .gz */
+    const char *noun;
+    const char *magic; /* for messages */
+    int type, ndims;
+} idx_items;
+
+static const idx_items idx_images = {"images-idx3-ubyte", "images", "00 00 08 03", IDX_UBYTE, 3};
+static const idx_items idx_features = {"features-idx2-float", "features", "00 00 0d 02", IDX_FLOAT, 2};
+static const idx_items idx_labels = {"labels-idx1-ubyte", "labels", "00 00 08 01", IDX_UBYTE, 1};
+
+/* Finds dir/{split}-{stem}, raw or gzipped, into path. */
+static int idx_find_impl(const char *dir, const char *split, const idx_items *it, char *path, size_t n,
+                         ag_error *err)
 {
     static const char *const suffixes[] = {"", ".gz"};
     for (size_t i = 0; i < AG_COUNTOF(suffixes); i++) {
-        int len = snprintf(path, n, "%s/%s-%s-ubyte%s", dir, split, kind, suffixes[i]);
+        int len = snprintf(path, n, "%s/%s-%s%s", dir, split, it->stem, suffixes[i]);
         if (len < 0 || (size_t)len >= n)
             return ag_errorf(err, idx_noloc, "%s: path too long", dir);
         if (access(path, F_OK) == 0) return AG_OK;
@@ -333,24 +378,24 @@ static int idx_find_impl(const char *dir, const char *split, const char *kind,
     struct stat st;
     if (stat(dir, &st) != 0) return ag_errorf(err, idx_noloc, "%s: %s", dir, strerror(errno));
     if (!S_ISDIR(st.st_mode)) return ag_errorf(err, idx_noloc, "%s: not a directory", dir);
-    return ag_errorf(err, idx_noloc, "%s: no %s %s: looked for %s-%s-ubyte and %s-%s-ubyte.gz",
-                     dir, split, noun, split, kind, split, kind);
+    return ag_errorf(err, idx_noloc, "%s: no %s %s: looked for %s-%s and %s-%s.gz",
+                     dir, split, it->noun, split, it->stem, split, it->stem);
 }
 
-static int idx_load_split_impl(const char *dir, const char *split, idx_dataset *d,
+static int idx_load_split_impl(const char *dir, const char *split, const idx_items *it, idx_dataset *d,
                                ag_error *err)
 {
     char ipath[4096], lpath[4096];
-    if (idx_find_impl(dir, split, "images-idx3", "images", ipath, sizeof ipath, err) != AG_OK ||
-        idx_find_impl(dir, split, "labels-idx1", "labels", lpath, sizeof lpath, err) != AG_OK)
+    if (idx_find_impl(dir, split, it, ipath, sizeof ipath, err) != AG_OK ||
+        idx_find_impl(dir, split, &idx_labels, lpath, sizeof lpath, err) != AG_OK)
         return AG_ERR;
 
-    if (idx_load(ipath, &d->images, err) != AG_OK) return AG_ERR;
-    if (d->images.ndims != 3)
+    if (idx_load_typed(ipath, it->type, &d->images, err) != AG_OK) return AG_ERR;
+    if (d->images.ndims != it->ndims)
         return ag_errorf(err, idx_noloc,
-                         "%s: expected images (IDX magic 00 00 08 03), found a %d-dimensional "
-                         "IDX file", ipath, d->images.ndims);
-    if (d->images.dims[0] == 0) return ag_errorf(err, idx_noloc, "%s: holds no images", ipath);
+                         "%s: expected %s (IDX magic %s), found a %d-dimensional "
+                         "IDX file", ipath, it->noun, it->magic, d->images.ndims);
+    if (d->images.dims[0] == 0) return ag_errorf(err, idx_noloc, "%s: holds no %s", ipath, it->noun);
 
     if (idx_load(lpath, &d->labels, err) != AG_OK) return AG_ERR;
     if (d->labels.ndims != 1)
@@ -358,23 +403,34 @@ static int idx_load_split_impl(const char *dir, const char *split, idx_dataset *
                          "%s: expected labels (IDX magic 00 00 08 01), found a %d-dimensional "
                          "IDX file", lpath, d->labels.ndims);
     if (d->labels.dims[0] != d->images.dims[0])
-        return ag_errorf(err, idx_noloc, "%s holds %" PRId64 " images but %s holds %" PRId64
-                         " labels", ipath, d->images.dims[0], lpath, d->labels.dims[0]);
+        return ag_errorf(err, idx_noloc, "%s holds %" PRId64 " %s but %s holds %" PRId64
+                         " labels", ipath, d->images.dims[0], it->noun, lpath, d->labels.dims[0]);
 
     d->count = d->images.dims[0];
-    d->rows = (int)d->images.dims[1];
-    d->cols = (int)d->images.dims[2];
+    d->rows = it->ndims == 3 ? (int)d->images.dims[1] : 1;
+    d->cols = (int)d->images.dims[it->ndims - 1];
     for (int64_t i = 0; i < d->count; i++)
         if (d->labels.data[i] >= d->classes) d->classes = d->labels.data[i] + 1;
     return AG_OK;
 }
 
-int idx_load_split(const char *dir, const char *split, idx_dataset *out, ag_error *err)
+static int idx_load_items_impl(const char *dir, const char *split, const idx_items *it, idx_dataset *out,
+                               ag_error *err)
 {
     memset(out, 0, sizeof *out);
-    int rc = idx_load_split_impl(dir, split, out, err);
+    int rc = idx_load_split_impl(dir, split, it, out, err);
     if (rc != AG_OK) idx_dataset_free(out);
     return rc;
+}
+
+int idx_load_split(const char *dir, const char *split, idx_dataset *out, ag_error *err)
+{
+    return idx_load_items_impl(dir, split, &idx_images, out, err);
+}
+
+int idx_load_features(const char *dir, const char *split, idx_dataset *out, ag_error *err)
+{
+    return idx_load_items_impl(dir, split, &idx_features, out, err);
 }
 
 void idx_dataset_free(idx_dataset *d)

@@ -86,6 +86,12 @@ int img_write_grid(const char *path, const float *images, int n, int h, int w, i
     return rc;
 }
 
+int img_write_rgb(const char *path, const uint8_t *rgb, int w, int h, ag_error *err)
+{
+    AG_ASSERT(w > 0 && h > 0);
+    return img_write_file_impl(path, rgb, w, h, 3, err);
+}
+
 /* ---- reading ----------------------------------------------------------------- */
 
 int img_read_gray(const char *path, img_gray *out, ag_error *err)

@@ -79,8 +79,7 @@ int sa_draw(pg_program *p, int k, const ds_data *d, int64_t first, uint64_t seed
     if (d->has_test) {
         int64_t px = (int64_t)p->rows * p->cols, at = first % d->test.count;
         for (int j = 0; j < q->count; j++, at = (at + 1) % d->test.count) {
-            const uint8_t *src = d->test.images.data + at * px;
-            for (int64_t i = 0; i < px; i++) q->pixels->data[j * px + i] = src[i];
+            ds_item(&d->test, at, q->pixels->data + j * px);
             q->labels->data[j] = d->test.labels.data[at];
         }
     }
@@ -227,8 +226,8 @@ int sa_write_idx(pg_program *p, int k, const ds_data *d, const char *dir, uint64
     }
     idx_writer wi, wl;
     int64_t idims[] = {n, p->rows, p->cols}, ldims[] = {n};
-    if (idx_write_begin(&wi, ipath, 3, idims, err)) return AG_ERR;
-    if (q->label && idx_write_begin(&wl, lpath, 1, ldims, err)) {
+    if (idx_write_begin(&wi, ipath, IDX_UBYTE, 3, idims, err)) return AG_ERR;
+    if (q->label && idx_write_begin(&wl, lpath, IDX_UBYTE, 1, ldims, err)) {
         idx_write_abort(&wi);
         return AG_ERR;
     }

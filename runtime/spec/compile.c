@@ -189,11 +189,12 @@ static void init_ema(pg_program *p)
 
 /* ---------------------------------------------------------------- step -- */
 
-/* Names the data defines for the step. */
-static int find_reserved(const char *name)
+/* Names the data defines for the step; `features` only where it is the data's (a
+ * classifier's step may name its own). */
+static int find_reserved(const sp_data *d, const char *name)
 {
     return !strcmp(name, "pixels") || !strcmp(name, "label") || !strcmp(name, "x") || !strcmp(name, "batch") ||
-           !strcmp(name, "tokens");
+           !strcmp(name, "tokens") || (d->kind == SP_DATA_FEATURES && !strcmp(name, "features"));
 }
 
 ag_node *pg_data_items_impl(pg_program *p, ev_ctx *c, int n, int batched)
@@ -204,6 +205,11 @@ ag_node *pg_data_items_impl(pg_program *p, ev_ctx *c, int n, int batched)
         ag_node *t = ag_input(c->g, "tokens", ag_shape2(n, p->cols), batched);
         ev_bind(c, "tokens", ev_tensor(t, 0, (float)(p->classes - 1), d->loc));
         return t;
+    }
+    if (d->kind == SP_DATA_FEATURES) {
+        ag_node *f = ag_input(c->g, "features", ag_shape2(n, p->cols), batched);
+        ev_bind(c, "features", ev_tensor(f, -INFINITY, INFINITY, d->loc));
+        return f;
     }
     ag_node *px = ag_input(c->g, "pixels", ag_shape3(n, p->rows, p->cols), batched);
     ev_bind(c, "pixels", ev_tensor(px, 0, 255, d->loc));
@@ -271,7 +277,8 @@ static int compile_step(pg_program *p, ag_error *err)
     pv x;
     if (ev_eval(&c, s->data.x, &x, err)) goto out;
     if (x.kind != PV_TENSOR) {
-        ag_errorf(err, s->data.x->loc, "'x' must be a tensor computed from %s", text ? "tokens" : "pixels");
+        ag_errorf(err, s->data.x->loc, "'x' must be a tensor computed from %s",
+                  text ? "tokens" : s->data.kind == SP_DATA_FEATURES ? "features" : "pixels");
         goto out;
     }
     ev_bind(&c, "x", x);
@@ -298,7 +305,7 @@ static int compile_step(pg_program *p, ag_error *err)
             goto out;
         }
         for (size_t j = 0; j < st->nnames; j++) {
-            if (find_reserved(st->names[j])) {
+            if (find_reserved(&s->data, st->names[j])) {
                 ag_errorf(err, st->name_locs[j], "'%s' is the data's; choose another name", st->names[j]);
                 goto out;
             }

@@ -183,20 +183,37 @@ int pg_compile_sample_impl(pg_program *p, int k, ag_error *err)
     pv test_x;
     if (rc == AG_OK) rc = ev_eval(&c, s->data.x, &test_x, err);
     if (rc == AG_OK) {
-        ev_bind(&c, "test_x", test_x);
-        if (s->data.kind == SP_DATA_IMAGES)
-            ev_bind(&c, "test_label", ev_tensor(q->labels, 0, (float)(p->classes - 1), s->data.loc));
+        /* A features section runs over a split's images, chunk by chunk: they are its x
+         * and label, as in the step; the others see the test split's first n. */
+        ev_bind(&c, sm->features ? "x" : "test_x", test_x);
+        if (s->data.kind != SP_DATA_TEXT)
+            ev_bind(&c, sm->features ? "label" : "test_label",
+                    ev_tensor(q->labels, 0, (float)(p->classes - 1), s->data.loc));
         rc = compile_assignments(&c, sm->steps, sm->nsteps, err);
     }
     if (rc == AG_OK && sm->has_loop) rc = compile_loop(p, q, &c, err);
     pv img, label = {0};
-    if (rc == AG_OK) rc = ev_eval(&c, sm->text ? sm->text : sm->image, &img, err);
+    const ex_node *result = sm->features ? sm->features : sm->text ? sm->text : sm->image;
+    if (rc == AG_OK) rc = ev_eval(&c, result, &img, err);
     if (rc == AG_OK && sm->label) {
         ag_graph_set_loc(g, sm->label->loc);
         rc = ev_eval(&c, sm->label, &label, err);
     }
     free(c.env);
     if (rc) return AG_ERR;
+    if (sm->features) {
+        if (img.kind != PV_TENSOR || img.node->shape.ndim != 2 || img.node->shape.d[0] != q->count) {
+            char shape[64] = "a number";
+            if (img.kind == PV_TENSOR) ag_shape_str(&img.node->shape, 0, shape, sizeof shape);
+            return ag_errorf(err, sm->features->loc, "%s: 'features' must give [n, F], one row of F values per "
+                             "image (n = %d), got %s", sm->name, q->count, shape);
+        }
+        q->image = img.node;
+        ag_keep(g, q->image);
+        q->features = 1;
+        q->images = q->count;
+        return pg_plan_impl(p, g, 1, err);
+    }
     if (sm->text) {
         if (img.kind != PV_TENSOR || img.node->shape.ndim != 2)
             return ag_errorf(err, sm->text->loc, "%s: 'text' must give token ids [N, L], one row per text",

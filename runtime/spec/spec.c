@@ -158,7 +158,10 @@ static int parse_shape(const yt_node *n, const char *what, ag_shape *out, ag_err
 
 /* ------------------------------------------------------------------- keys -- */
 
-static int applies(const sp_key *k, unsigned data) { return !(k->flags & (SP_IMAGES | SP_TEXT)) || (k->flags & data); }
+static int applies(const sp_key *k, unsigned data)
+{
+    return !(k->flags & (SP_IMAGES | SP_TEXT | SP_FEATURES)) || (k->flags & data);
+}
 
 static int bind_default(sp_spec *s, const sp_key *k, const yt_node *map, void *dst, ag_error *err)
 {
@@ -258,12 +261,14 @@ typedef struct sp_dataset_info {
     const char *name;
     const char *default_path; /* NULL: the spec must give one */
     sp_data_kind kind;
+    unsigned keys; /* the flag of the data keys that apply to it */
 } sp_dataset_info;
 
 static const sp_dataset_info datasets[] = {
-    {"mnist", "data/mnist", SP_DATA_IMAGES},
-    {"fashion-mnist", "/usr/share/datasets/fashion-mnist", SP_DATA_IMAGES},
-    {"text", NULL, SP_DATA_TEXT},
+    {"mnist", "data/mnist", SP_DATA_IMAGES, SP_IMAGES},
+    {"fashion-mnist", "/usr/share/datasets/fashion-mnist", SP_DATA_IMAGES, SP_IMAGES},
+    {"text", NULL, SP_DATA_TEXT, SP_TEXT},
+    {"features", NULL, SP_DATA_FEATURES, SP_FEATURES},
 };
 
 static const sp_dataset_info *dataset_info(const char *name)
@@ -315,7 +320,7 @@ static const sp_key data_keys[] = {
     {.name = "dataset", .type = SP_OWN},
     {.name = "path", .type = SP_STR, .flags = SP_HAS_LOC, .offset = offsetof(sp_data, path),
      .loc_offset = offsetof(sp_data, path_loc), .check = data_path_check},
-    {.name = "test_path", .type = SP_STR, .flags = SP_HAS_LOC | SP_IMAGES, .offset = offsetof(sp_data, test_path),
+    {.name = "test_path", .type = SP_STR, .flags = SP_HAS_LOC | SP_IMAGES | SP_FEATURES, .offset = offsetof(sp_data, test_path),
      .loc_offset = offsetof(sp_data, test_path_loc), .check = test_path_check},
     {.name = "batch", .type = SP_INT, .min = 1, .max = 65536, .dflt = 64, .offset = offsetof(sp_data, batch)},
     {.name = "shuffle", .type = SP_BOOL, .dflt = 1, .offset = offsetof(sp_data, shuffle)},
@@ -326,6 +331,7 @@ static const sp_key data_keys[] = {
     {.name = "x", .type = SP_EXPR, .flags = SP_IMAGES, .dflt_text = "flatten(pixels / 255)",
      .offset = offsetof(sp_data, x)},
     {.name = "x", .type = SP_EXPR, .flags = SP_TEXT, .dflt_text = "tokens", .offset = offsetof(sp_data, x)},
+    {.name = "x", .type = SP_EXPR, .flags = SP_FEATURES, .dflt_text = "features", .offset = offsetof(sp_data, x)},
 };
 
 static int load_data(sp_spec *s, void *dst, const yt_node *map, const yt_node *n, ag_error *err)
@@ -341,11 +347,11 @@ static int load_data(sp_spec *s, void *dst, const yt_node *map, const yt_node *n
         sg_init(&best, d->dataset);
         for (size_t k = 0; k < AG_COUNTOF(datasets); k++) sg_offer(&best, datasets[k].name);
         char hint[96];
-        return ag_errorf(err, ds->loc, "unknown dataset '%s'%s (known: mnist, fashion-mnist, text)",
+        return ag_errorf(err, ds->loc, "unknown dataset '%s'%s (known: mnist, fashion-mnist, text, features)",
                          d->dataset, sg_hint(&best, hint, sizeof hint));
     }
     d->kind = info->kind;
-    return sp_bind_impl(s, SP_KEYS(data_keys), d->kind == SP_DATA_TEXT ? SP_TEXT : SP_IMAGES, n, "data", d, err);
+    return sp_bind_impl(s, SP_KEYS(data_keys), info->keys, n, "data", d, err);
 }
 
 /* ----------------------------------------------------------------- models -- */

@@ -34,6 +34,7 @@ enum {
     SP_IMAGES = 1u << 2,  /* applies to image data only */
     SP_TEXT = 1u << 3,    /* applies to text data only */
     SP_ALWAYS = 1u << 4,  /* SP_OWN: load is called when the key is absent too */
+    SP_FEATURES = 1u << 5, /* applies to features data only */
 };
 
 typedef struct sp_key sp_key;

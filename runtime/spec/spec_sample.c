@@ -179,14 +179,38 @@ static int strip_check(void *dst, const yt_node *map, const yt_node *v, ag_error
                          sm->name);
     if (v && yt_get(map, "text"))
         return ag_errorf(err, v->loc, "%s: 'strip' records images, and this section gives text", sm->name);
+    if (v && yt_get(map, "features"))
+        return ag_errorf(err, v->loc, "%s: 'strip' records images, and this section gives features", sm->name);
     return AG_OK;
 }
 
-/* The section's result: an image expression, or a text one. */
+/* A features section is written by aigc-run encode over whole splits, never drawn as
+ * a grid: not after each epoch. */
+static int load_features(sp_spec *s, sp_sample *sm, const yt_node *map, const yt_node *f, ag_error *err)
+{
+    const yt_node *other = yt_get(map, "image") ? yt_get(map, "image") : yt_get(map, "text");
+    if (other)
+        return ag_errorf(err, other->loc, "%s: a section gives one of 'image', 'text' and 'features', not two", sm->name);
+    const yt_node *each = yt_get(map, "each_epoch");
+    if (each && sm->each_epoch)
+        return ag_errorf(err, each->loc, "%s: a features section is not drawn each epoch: aigc-run encode writes "
+                         "it; remove 'each_epoch'", sm->name);
+    sm->each_epoch = 0;
+    /* The chunk's images and labels are the section's own names (inputs are read
+     * before: pass 2). */
+    for (int j = 0; j < sm->ninputs; j++)
+        if (!strcmp(sm->inputs[j].name, "x") || !strcmp(sm->inputs[j].name, "label"))
+            return ag_errorf(err, sm->inputs[j].loc, "input '%s': the section already has '%s'; choose another name",
+                             sm->inputs[j].name, sm->inputs[j].name);
+    return sp_parse_expr_impl(s, f, "features", &sm->features, err);
+}
+
+/* The section's result: an image expression, a text one, or features. */
 static int load_result(sp_spec *s, void *dst, const yt_node *map, const yt_node *img, ag_error *err)
 {
     sp_sample *sm = dst;
-    const yt_node *txt = yt_get(map, "text");
+    const yt_node *txt = yt_get(map, "text"), *f = yt_get(map, "features");
+    if (f) return load_features(s, sm, map, f, err);
     if (img && txt)
         return ag_errorf(err, txt->loc, "%s: a section gives 'image' or 'text', not both", sm->name);
     if (txt) return sp_parse_expr_impl(s, txt, "text", &sm->text, err);
@@ -249,6 +273,7 @@ static const sp_key section_keys[] = {
     {.name = "each_epoch", .type = SP_BOOL, .pass = 3, .dflt = 1, .offset = offsetof(sp_sample, each_epoch)},
     {.name = "inputs", .type = SP_OWN, .pass = 2, .load = load_inputs},
     {.name = "text", .type = SP_OWN},
+    {.name = "features", .type = SP_OWN},
     {.name = "strip", .type = SP_MAP, .pass = 5, .sub = SP_KEYS(strip_keys), .check = strip_check},
 };
 
@@ -266,7 +291,7 @@ static int load_section(sp_spec *s, const char *name, const yt_node *n, sp_sampl
 int sp_load_sample_impl(sp_spec *s, void *dst, const yt_node *map, const yt_node *n, ag_error *err)
 {
     if (yt_want(n, YT_MAP, "sample", err)) return AG_ERR;
-    if (yt_get(n, "image") || yt_get(n, "text")) {
+    if (yt_get(n, "image") || yt_get(n, "text") || yt_get(n, "features")) {
         s->nsamples = 1;
         s->samples = ar_alloc(&s->arena, sizeof *s->samples);
         return load_section(s, "sample", n, &s->samples[0], err);

@@ -122,6 +122,9 @@ int tr_hook(tr_run_state *st, lh_event ev, const mt_means *train, const mt_means
                              q->section, sp_sample_hint(p->spec, q->section, hint, sizeof hint));
         }
         int sec = (int)(found - p->spec->samples);
+        if (p->samples[sec].features)
+            return ag_errorf(err, p->spec->hooks_loc, "aigc.sample: sample section '%s' gives features, not images "
+                             "(aigc-run encode writes them)", found->name);
         if (!q->path[0])
             snprintf(path, sizeof path, "%s/samples-step-%08lld-%d.%s", st->dir, (long long)st->step, k,
                      p->samples[sec].text ? "txt" : "png");

@@ -46,7 +46,7 @@ run sample specs/vae.yaml --checkpoint "$CK" --section reconstruction -o "$TMP/r
 is "$RC,$(png_size "$TMP/rec.png")" 0,242x242 "--section reconstruction: 32 test images and their reconstructions, 8x8"
 expect_error 1 "specs/vae.yaml: no sample section 'interpolatoin'; did you mean 'interpolation'?" \
     sample specs/vae.yaml --checkpoint "$CK" --section interpolatoin
-expect_error 1 "specs/vae.yaml: no sample section 'walk' (the spec's: prior, reconstruction, interpolation)" \
+expect_error 1 "specs/vae.yaml: no sample section 'walk' (the spec's: prior, reconstruction, interpolation, latent)" \
     sample specs/vae.yaml --checkpoint "$CK" --section walk
 
 # Without the data set: the checkpoint's record of it (28x28 images, 10 classes) builds

@@ -83,9 +83,9 @@ is "$RC" 0 "an epoch of one batch exits 0"
 is "$(grep -c '^epoch [12]/2 9000/9000 ' "$ERR")" 2 "one progress line per epoch of one batch"
 
 # Options a command does not use are reported, not ignored.
-expect_error 2 "aigc-run: --section is for sample and eval" check specs/vae.yaml --section prior
-expect_error 2 "aigc-run: -o is for sample" specs/vae.yaml -o x.png
-expect_error 2 "aigc-run: -o is for sample" eval specs/vae.yaml --checkpoint runs/vae -o x.png
+expect_error 2 "aigc-run: --section is for sample, eval and encode" check specs/vae.yaml --section prior
+expect_error 2 "aigc-run: -o is for sample and encode" specs/vae.yaml -o x.png
+expect_error 2 "aigc-run: -o is for sample and encode" eval specs/vae.yaml --checkpoint runs/vae -o x.png
 expect_error 2 "aigc-run: --json is for eval" sample specs/vae.yaml --checkpoint runs/vae --json
 expect_error 2 "aigc-run: -n and --section are for sample and eval --quality" eval specs/vae.yaml -n 5
 expect_error 2 "aigc-run: --out is for train" sample specs/vae.yaml --out "$TMP/o"
@@ -94,6 +94,6 @@ expect_error 2 "aigc-run: --init is for train" eval specs/vae.yaml --init runs/v
 expect_error 2 "aigc-run: --progress is for train" check specs/vae.yaml --progress lines
 expect_error 2 "aigc-run: --hook-errors is for train" sample specs/vae.yaml --hook-errors warn
 expect_error 2 "aigc-run: --unsafe-hooks is for train and check" eval specs/vae.yaml --unsafe-hooks
-expect_error 2 "aigc-run: --checkpoint is for sample and eval; to continue training use --resume" check specs/vae.yaml --checkpoint runs/vae
+expect_error 2 "aigc-run: --checkpoint is for sample, eval and encode; to continue training use --resume" check specs/vae.yaml --checkpoint runs/vae
 
 done_testing
