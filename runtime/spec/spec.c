@@ -504,7 +504,7 @@ static int load_optim(sp_spec *s, const yt_pair *pair, sp_optim *o, ag_error *er
         sg_init(&b, tname);
         for (int k = 0; k < OPT_COUNT; k++) sg_offer(&b, opt_kind_name((opt_kind)k));
         char hint[96];
-        return ag_errorf(err, type->loc, "unknown optimizer type '%s'%s (known: sgd, adam, adamw)",
+        return ag_errorf(err, type->loc, "unknown optimizer type '%s'%s (known: sgd, adam, adamw, rmsprop)",
                          tname, sg_hint(&b, hint, sizeof hint));
     }
     o->h = opt_defaults(o->kind);
@@ -512,7 +512,7 @@ static int load_optim(sp_spec *s, const yt_pair *pair, sp_optim *o, ag_error *er
     /* The keys this kind accepts: type, params, betas, and its hyper-parameters. */
     const char *allowed[40] = {"type", "params"};
     int na = 2;
-    if (o->kind != OPT_SGD) allowed[na++] = "betas";
+    if (o->kind == OPT_ADAM || o->kind == OPT_ADAMW) allowed[na++] = "betas";
     for (int k = 0; k < opt_nfields && na < 39; k++)
         if (opt_fields[k].kinds & (1u << o->kind)) allowed[na++] = opt_fields[k].name;
     allowed[na] = NULL;
