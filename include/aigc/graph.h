@@ -149,6 +149,8 @@ typedef enum ag_op {
     AG_OP_L1,
     AG_OP_CROSS_ENTROPY, /* (logits [..., C], class indices [...] as floats) */
     AG_OP_KL_NORMAL,    /* (mu, logvar): -0.5 * (1 + logvar - mu^2 - exp(logvar)) */
+    AG_OP_HINGE,        /* (scores, target): max(0, 1 - target * scores) */
+    AG_OP_WASSERSTEIN,  /* (scores, target): -target * scores */
     /* regularization */
     AG_OP_DROPOUT,      /* p f[0]; identity when the graph is not training */
     /* convolution, NCHW (runtime/ops/conv.c, pool.c) */

@@ -18,7 +18,8 @@
     X(CONCAT, concat) X(SLICE, slice) X(GATHER, gather) X(ONE_HOT, one_hot) X(SOFTMAX, softmax)            \
     X(LOG_SOFTMAX, log_softmax) X(MATMUL, matmul) X(LINEAR, linear) X(BCE, bce)        \
     X(BCE_LOGITS, bce_with_logits) X(MSE, mse) X(L1, l1)                               \
-    X(CROSS_ENTROPY, cross_entropy) X(KL_NORMAL, kl_normal) X(DROPOUT, dropout)         \
+    X(CROSS_ENTROPY, cross_entropy) X(KL_NORMAL, kl_normal) X(HINGE, hinge)             \
+    X(WASSERSTEIN, wasserstein) X(DROPOUT, dropout)                                    \
     X(CONV2D, conv2d) X(CONV_TRANSPOSE2D, conv_transpose2d) X(AVG_POOL2D, avg_pool2d)  \
     X(UPSAMPLE_NEAREST2D, upsample_nearest2d)         \
     X(LAYER_NORM, layer_norm) X(GROUP_NORM, group_norm) X(BATCH_NORM, batch_norm)     \

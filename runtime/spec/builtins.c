@@ -389,15 +389,18 @@ typedef struct bi_loss {
     ag_reduction dflt;
     int target_is_prob; /* bce: the target must lie in [0, 1] */
     int input_is_prob;  /* bce, not bce_with_logits: the input too */
+    int target_is_sign; /* hinge, wasserstein: a number target is 1 (real) or -1 (fake) */
 } bi_loss;
 
 static const bi_loss losses[] = {
-    {"bce", AG_OP_BCE, AG_RED_MEAN, 1, 1},
-    {"bce_with_logits", AG_OP_BCE_LOGITS, AG_RED_MEAN, 1, 0},
-    {"mse", AG_OP_MSE, AG_RED_MEAN, 0, 0},
-    {"l1", AG_OP_L1, AG_RED_MEAN, 0, 0},
-    {"cross_entropy", AG_OP_CROSS_ENTROPY, AG_RED_MEAN, 0, 0},
-    {"kl_normal", AG_OP_KL_NORMAL, AG_RED_SUM, 0, 0},
+    {"bce", AG_OP_BCE, AG_RED_MEAN, 1, 1, 0},
+    {"bce_with_logits", AG_OP_BCE_LOGITS, AG_RED_MEAN, 1, 0, 0},
+    {"mse", AG_OP_MSE, AG_RED_MEAN, 0, 0, 0},
+    {"l1", AG_OP_L1, AG_RED_MEAN, 0, 0, 0},
+    {"cross_entropy", AG_OP_CROSS_ENTROPY, AG_RED_MEAN, 0, 0, 0},
+    {"kl_normal", AG_OP_KL_NORMAL, AG_RED_SUM, 0, 0, 0},
+    {"hinge", AG_OP_HINGE, AG_RED_MEAN, 0, 0, 1},
+    {"wasserstein", AG_OP_WASSERSTEIN, AG_RED_MEAN, 0, 0, 1},
 };
 
 static const char *const reductions[] = {"mean", "sum", "none", NULL};
@@ -439,6 +442,10 @@ static int b_loss(ev_ctx *c, const ex_node *call, pv *a, int na, pv *o, int *no,
         /* bce(D(x), 1): a constant target shaped like the input. */
         if (L->target_is_prob && !(a[1].num >= 0 && a[1].num <= 1))
             return ag_errorf(err, a[1].loc, "%s: the target %g is outside [0, 1]", L->name, a[1].num);
+        /* hinge(D(fake), 0) is bce's habit, and would be a loss that does not move. */
+        if (L->target_is_sign && a[1].num != 1 && a[1].num != -1)
+            return ag_errorf(err, a[1].loc, "%s: the target is 1 (real) or -1 (fake), not %g", L->name,
+                             a[1].num);
         ag_graph_set_loc(c->g, call->loc);
         target = ag_full_like(c->g, a[0].node, (float)a[1].num);
         if (!target) {
@@ -457,7 +464,8 @@ static int b_loss(ev_ctx *c, const ex_node *call, pv *a, int na, pv *o, int *no,
     }
     ag_graph_set_loc(c->g, call->loc);
     ag_node *y = ag_loss(c->g, L->op, a[0].node, target, red);
-    return built(c, y, L->op == AG_OP_KL_NORMAL ? -INFINITY : 0, INFINITY, call, o, no, err);
+    float lo = L->op == AG_OP_KL_NORMAL || L->op == AG_OP_WASSERSTEIN ? -INFINITY : 0;
+    return built(c, y, lo, INFINITY, call, o, no, err);
 }
 
 /* ---------------------------------------------------------------- table -- */
@@ -498,6 +506,8 @@ static const bi_def builtins[] = {
     {"l1", 2, {"input", "target", "reduction"}, 0, b_loss},
     {"cross_entropy", 2, {"input", "target", "reduction"}, 0, b_loss},
     {"kl_normal", 2, {"mu", "logvar", "reduction"}, 0, b_loss},
+    {"hinge", 2, {"scores", "target", "reduction"}, 0, b_loss},
+    {"wasserstein", 2, {"scores", "target", "reduction"}, 0, b_loss},
     {"slice", 2, {"input", "start", "end", "axis"}, 0, b_slice},
     {"categorical", 1, {"logits", "top_k"}, 0, b_categorical},
 };
