@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "aigc/metrics.h"
 #include "aigc/program.h"
 #include "aigc/spec.h"
 #include "tap.h"
@@ -226,6 +227,96 @@ static void test_graph_model(void)
     ok(t.p.nlogs == 1 && isfinite(loss) && loss > 0, "the logged loss is finite (%g)", loss);
     ok(pg_train_step(&t.p, B) == AG_OK && isfinite(t.p.logs[0]->data[0]), "and again");
     ok(pg_eval_step(&t.p, 3) == AG_OK && isfinite(t.p.logs[0]->data[0]), "an eval step at batch 3 runs");
+    release(&t);
+}
+
+/* ---- updates made every K steps -------------------------------------------------- */
+
+static const char every_spec[] = HEAD("flatten(pixels / 255)")
+    "models:\n"
+    "  G: {in: 8, layers: [linear 784, tanh]}\n"
+    "  D: {in: 784, layers: [linear 4, relu, linear 1]}\n"
+    "train:\n"
+    "  epochs: 1\n"
+    "  optimizers:\n"
+    "    opt_D: {type: rmsprop, lr: 1e-2, clip_weights: 0.05, params: D}\n"
+    "    opt_G: {type: rmsprop, lr: 1e-2, params: G}\n"
+    "  step:\n"
+    "    - fake = G(randn(batch, 8))\n"
+    "    - loss_D = wasserstein(D(x), 1) + wasserstein(D(detach(fake)), -1)\n"
+    "    - update opt_D: loss_D\n"
+    "    - g_score = D(fake)\n"
+    "    - loss_G = wasserstein(g_score, 1)\n"
+    "    - update opt_G every 3: loss_G\n"
+    "  log: [loss_D, loss_G]\n";
+
+/* Whether a parameter's values differ from a copy of them. */
+static int moved(const ag_params *ps, const char *name, const float *before)
+{
+    const ag_parameter *w = &ps->p[ag_params_find(ps, name)];
+    return memcmp(w->data, before, (size_t)ag_numel(&w->shape) * sizeof *before) != 0;
+}
+
+/* Whether a training step after `done` steps changed D's and G's weights; loss_G's
+ * buffer changed tells whether it ran. */
+static void every_step(tcase *t, int64_t done, int *d_moved, int *g_moved, int *g_ran)
+{
+    const ag_params *ps = &t->p.params;
+    static float g0[8 * 784], d0[784 * 4];
+    memcpy(g0, ps->p[ag_params_find(ps, "G.0.weight")].data, sizeof g0);
+    memcpy(d0, ps->p[ag_params_find(ps, "D.0.weight")].data, sizeof d0);
+    float l0 = t->p.logs[1]->data[0];
+    t->p.logs[1]->data[0] = NAN;
+    t->p.steps_done = done;
+    *g_ran = pg_train_step(&t->p, 4) == AG_OK && !isnan(t->p.logs[1]->data[0]);
+    if (!*g_ran) t->p.logs[1]->data[0] = l0;
+    *g_moved = moved(ps, "G.0.weight", g0);
+    *d_moved = moved(ps, "D.0.weight", d0);
+}
+
+static void test_every(void)
+{
+    tcase t;
+    if (!ok(build(&t, every_spec) == AG_OK, "a spec with 'update opt_G every 3' builds")) {
+        diag("%s", t.err.msg);
+        release(&t);
+        return;
+    }
+    const pg_program *p = &t.p;
+    ok(p->segs[1].every == 3 && p->segs[0].every == 1, "the update's period is 3, the other's 1");
+    ok(p->log_every[0] == 1 && p->log_every[1] == 3, "loss_D is computed every step, loss_G every 3rd");
+    /* g_score = D(fake): D's two linear layers and relu, then the loss; fake itself is
+     * loss_D's too. */
+    int sometimes = 0, fake_every = 0;
+    for (int k = 0; k < p->step.n; k++) sometimes += p->node_every[k] == 3;
+    for (int k = 0; k < p->nnamed; k++)
+        if (!strcmp(p->named[k], "fake")) fake_every = p->node_every[p->named_nodes[k]->id];
+    ok(sometimes >= 4 && fake_every == 1, "D(fake) and loss_G run every 3rd step, fake every step (%d nodes)",
+       sometimes);
+
+    for (int k = 0; k < 4 * 28 * 28; k++) t.p.pixels->data[k] = (float)(k % 255);
+    int d, g, ran;
+    every_step(&t, 0, &d, &g, &ran);
+    ok(d && g && ran, "after 0 steps: both updates, loss_G computed");
+    every_step(&t, 1, &d, &g, &ran);
+    ok(d && !g && !ran, "after 1 step: D updated, G not, loss_G not computed");
+    every_step(&t, 2, &d, &g, &ran);
+    ok(d && !g && !ran, "after 2 steps: the same");
+    every_step(&t, 3, &d, &g, &ran);
+    ok(d && g && ran, "after 3 steps: both again");
+    float w = 0;
+    int dw = ag_params_find(&p->params, "D.0.weight");
+    for (int64_t k = 0; k < ag_numel(&p->params.p[dw].shape); k++) w = fmaxf(w, fabsf(p->params.p[dw].data[k]));
+    ok(w <= 0.05f, "clip_weights holds D's weights in [-0.05, 0.05] (largest %g)", w);
+
+    /* The epoch means count each value over the batches that computed it. */
+    mt_means m = {0};
+    t.p.steps_done = 4;
+    mt_add(&m, p, (const float[]){1, 5}, 4, 1);
+    t.p.steps_done = 6;
+    mt_add(&m, p, (const float[]){3, 7}, 4, 1);
+    ok(mt_mean(&m, 0) == 2 && mt_mean(&m, 1) == 7 && m.counts[1] == 4 && m.count == 8,
+       "loss_G's mean is over the one batch of two that computed it");
     release(&t);
 }
 
@@ -966,6 +1057,7 @@ int main(void)
 {
     test_counts();
     test_graph_model();
+    test_every();
     test_errors();
     test_training();
     test_eval_graphs();

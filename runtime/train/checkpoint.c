@@ -23,7 +23,7 @@ static void spec_hash(const sp_spec *s, char *buf, size_t n)
     snprintf(buf, n, "%016llx", (unsigned long long)ag_fnv1a(AG_FNV_BASIS, s->doc.src, s->doc.src_len));
 }
 
-enum { TR_NFIELDS = 6 };
+enum { TR_NFIELDS = 7 };
 
 /* The checkpoint's view of the run; fields (TR_NFIELDS) name the record's values. */
 static ck_run ck_view(tr_run_state *st, rng **rngs, const char **names, ck_field *fields, char *hash,
@@ -42,6 +42,7 @@ static ck_run ck_view(tr_run_state *st, rng **rngs, const char **names, ck_field
     fields[3] = (ck_field){"spec_lr", CK_F64, nopt, rec->spec_lr};
     fields[4] = (ck_field){"skipped", CK_I64, 1, &rec->skipped};
     fields[5] = (ck_field){"skipped_in_row", CK_I64, 1, &rec->skipped_in_row};
+    fields[6] = (ck_field){"train_counts", CK_I64, nlogs, rec->train.counts};
     return (ck_run){.spec_name = p->spec->name, .spec_hash = hash,
                     .data = st->data_meta, .vocab = st->d->kind == SP_DATA_TEXT ? st->vocab_meta : NULL,
                     .params = &p->params,

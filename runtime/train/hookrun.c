@@ -81,7 +81,7 @@ int tr_hook(tr_run_state *st, lh_event ev, const mt_means *train, const mt_means
     r->samples = st->step ? st->step * p->spec->data.batch : 0;
     r->seconds = pb_now() - st->pr.start;
     for (int k = 0; k < p->nlogs; k++)
-        st->hk.values[k] = train ? train->sum[k] / (double)(train->count ? train->count : 1) : st->logged[k];
+        st->hk.values[k] = train ? mt_mean(train, k) : st->logged[k];
     r->loss = (lh_scalars){p->nlogs, p->log_names, st->hk.values};
     r->test = (lh_scalars){0, p->log_names, st->hk.test};
     if (test && test->count) {
