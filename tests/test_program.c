@@ -320,6 +320,49 @@ static void test_every(void)
     release(&t);
 }
 
+/* ---- spectral normalization ------------------------------------------------------- */
+
+static const char sn_spec[] = HEAD("pixels / 255")
+    "models:\n"
+    "  D:\n"
+    "    in: [28, 28]\n"
+    "    layers: [reshape 1 28 28, conv2d 2 4 2 sn=1, flatten, linear 1 bias=0 sn=1]\n"
+    "train:\n"
+    "  epochs: 1\n"
+    "  optimizers: {opt: {type: adam, lr: 1e-2, params: D}}\n"
+    "  step:\n"
+    "    - loss = hinge(D(x), 1)\n"
+    "    - update opt: loss\n";
+
+static void test_spectral_layers(void)
+{
+    tcase t;
+    if (!ok(build(&t, sn_spec) == AG_OK, "conv2d and linear with sn=1 build")) {
+        diag("%s", t.err.msg);
+        release(&t);
+        return;
+    }
+    const ag_params *ps = &t.p.params;
+    const char *want[] = {"D.1.weight_orig", "D.1.bias", "D.1.weight_u", "D.1.weight_v",
+                          "D.3.weight_orig", "D.3.weight_u", "D.3.weight_v"};
+    int good = ps->n == (int)AG_COUNTOF(want);
+    for (size_t k = 0; good && k < AG_COUNTOF(want); k++) good = strcmp(ps->p[k].name, want[k]) == 0;
+    ok(good, "PyTorch's names: weight_orig, then the buffers weight_u and weight_v after the bias");
+    int u = ag_params_find(ps, "D.1.weight_u"), v = ag_params_find(ps, "D.1.weight_v");
+    ok(ps->p[u].shape.d[0] == 2 && ps->p[v].shape.d[0] == 16, "u is [out] = [2], v [in * k * k] = [16]");
+    double uu = 0;
+    for (int k = 0; k < 2; k++) uu += (double)ps->p[u].data[k] * ps->p[u].data[k];
+    ok(fabs(uu - 1) < 1e-6, "u starts as a unit vector (|u|^2 = %g)", uu);
+    ok(t.p.optims[0].covered == 2 * 16 + 2 + 169 * 2, "the optimizer covers the weights, not the buffers");
+    ok(t.p.models[0].params == 2 * 16 + 2 + 338, "and the parameter count leaves them out too");
+
+    for (int k = 0; k < 4 * 28 * 28; k++) t.p.pixels->data[k] = (float)(k % 255);
+    float u0 = ps->p[u].data[0];
+    ok(pg_eval_step(&t.p, 4) == AG_OK && ps->p[u].data[0] == u0, "an evaluation step leaves u as it is");
+    ok(pg_train_step(&t.p, 4) == AG_OK && ps->p[u].data[0] != u0, "a training step moves it");
+    release(&t);
+}
+
 /* ---- errors --------------------------------------------------------------------- */
 
 /* Two models, two optimizers: the scaffold most error cases edit one line of. */
@@ -1058,6 +1101,7 @@ int main(void)
     test_counts();
     test_graph_model();
     test_every();
+    test_spectral_layers();
     test_errors();
     test_training();
     test_eval_graphs();

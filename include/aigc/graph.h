@@ -161,7 +161,7 @@ typedef enum ag_op {
     AG_OP_AVG_POOL2D,   /* square kernel i[0], stride i[1]; no padding */
     AG_OP_UPSAMPLE_NEAREST2D, /* integer scale i[0] */
     /* normalization, embedding, attention (runtime/ops/norm.c, embed.c, attention.c,
-     * masked_linear.c) */
+     * masked_linear.c, spectral.c) */
     AG_OP_LAYER_NORM,   /* x [..., C] (, weight [C] (, bias [C])) over the last dim; eps f[0] */
     AG_OP_GROUP_NORM,   /* x [N, C, ...] (, weight [C] (, bias [C])); groups i[0], eps f[0] */
     AG_OP_BATCH_NORM,   /* x [N, C, ...], weight, bias, running_mean, running_var [C]; eps f[0], momentum f[1] */
@@ -169,6 +169,7 @@ typedef enum ag_op {
     AG_OP_CAUSAL_ATTENTION, /* qkv [B, T, 3C] -> [B, T, C]; heads i[0] */
     AG_OP_TIMESTEP_EMBEDDING, /* t [N] -> [N, i[0]], sinusoidal; no gradient */
     AG_OP_MASKED_LINEAR, /* x [..., in], W [out, in], mask [out, in] (, b [out]); the mask gets no gradient */
+    AG_OP_SPECTRAL_NORM, /* W [O, ...], u [O], v [I]: W / sigma; a training forward updates u, v; eps f[0] */
     AG_OP_INTERPOLATE,  /* a, b [m, ...] -> [m * i[0], ...]: i[0] steps from a to b per row */
     AG_OP_RANDINT,      /* integers uniform in [0, i[0]), drawn at every forward */
     AG_OP_THRESHOLD,    /* 1 where x > f[0], else 0; no gradient */
@@ -359,6 +360,10 @@ ag_node *ag_causal_attention(ag_graph *g, ag_node *qkv, int heads);
 ag_node *ag_timestep_embedding(ag_graph *g, ag_node *t, int dim);
 ag_node *ag_masked_linear(ag_graph *g, ag_node *x, ag_node *w, ag_node *mask,
                           ag_node *b /* may be NULL */);
+/* W / sigma, sigma its largest singular value as estimated from the buffers u and v
+ * (parameters that no optimizer updates), which a training forward moves one step of
+ * the power method, as torch.nn.utils.spectral_norm (runtime/ops/spectral.c). */
+ag_node *ag_spectral_norm(ag_graph *g, ag_node *w, ag_node *u, ag_node *v, float eps);
 
 /* Backward plans; must all be made before ag_graph_plan. params are indices into
  * g->params. Fails when loss is not a scalar or depends on none of the params. */

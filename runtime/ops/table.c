@@ -25,6 +25,7 @@
     X(LAYER_NORM, layer_norm) X(GROUP_NORM, group_norm) X(BATCH_NORM, batch_norm)     \
     X(EMBEDDING, embedding) X(CAUSAL_ATTENTION, causal_attention)                      \
     X(TIMESTEP_EMBEDDING, timestep_embedding) X(MASKED_LINEAR, masked_linear) \
+    X(SPECTRAL_NORM, spectral_norm) \
     X(INTERPOLATE, interpolate) X(RANDINT, randint) X(TABLE_AT, table_at) \
     X(THRESHOLD, threshold) X(BERNOULLI, bernoulli) \
     X(CATEGORICAL, categorical)

@@ -5,6 +5,7 @@ Run by hand, from the top of the tree, with Debian's PyTorch (python3-torch, 1.1
 
     /usr/bin/python3 scripts/golden/make_goldens.py          # every file below
     /usr/bin/python3 scripts/golden/make_goldens.py optim    # optim_*.txt only
+    /usr/bin/python3 scripts/golden/make_goldens.py spectral # spectral_norm.txt only
 
 It is not part of the build or of CI: the files it writes are committed, and the C
 tests (tests/test_golden_*.c) only read them. Rerun it when a golden case changes.
@@ -20,6 +21,9 @@ Files:
   loss.txt          per loss: inputs, the value for each reduction, gradients
   optim_<run>.txt   10 optimizer steps of a small MLP: initial weights, data,
                     hyper-parameters, every step's loss and the final weights
+  spectral_norm.txt torch.nn.utils.spectral_norm on a Linear and a Conv2d: the
+                    buffers u and v before and after training forwards, the
+                    outputs, the gradients, an evaluation forward
 """
 
 import math
@@ -347,14 +351,59 @@ loss: the loss at each step, before its update; final.*: the weights after the l
     g.write()
 
 
+# ---- spectral normalization -------------------------------------------------------------
+#
+# u and v start from PyTorch's own draws, stored here: the C test sets its buffers to them.
+
+def spectral_case(g, label, layer, x):
+    m = torch.nn.utils.spectral_norm(layer)
+    g.tensor(label + ".weight", m.weight_orig)
+    g.tensor(label + ".bias", m.bias)
+    g.tensor(label + ".u0", m.weight_u)
+    g.tensor(label + ".v0", m.weight_v)
+    g.tensor(label + ".x", x)
+    m.train()
+    y = m(x)                        # one power iteration, then W / sigma
+    r = torch.linspace(-1.0, 1.0, y.numel()).reshape(y.shape)
+    (y * r).sum().backward()
+    g.tensor(label + ".r", r)
+    g.tensor(label + ".y1", y)
+    g.tensor(label + ".u1", m.weight_u)
+    g.tensor(label + ".v1", m.weight_v)
+    g.tensor(label + ".grad_weight", m.weight_orig.grad)
+    g.tensor(label + ".grad_bias", m.bias.grad)
+    with torch.no_grad():
+        g.tensor(label + ".y2", m(x))   # a second iteration
+        g.tensor(label + ".u2", m.weight_u)
+        m.eval()
+        g.tensor(label + ".y_eval", m(x))   # none: u and v stay
+        g.tensor(label + ".u_eval", m.weight_u)
+
+
+def make_spectral():
+    g = Golden("spectral_norm.txt", """
+torch.nn.utils.spectral_norm (one power iteration, eps 1e-12). Per layer L: its weight
+(weight_orig), bias, buffers u0 and v0, an input x; training forward y1 = L(x) with the
+buffers after it (u1, v1), and the gradients of sum(y1 * r); a second training forward
+y2 (u2 after it); an evaluation forward y_eval, after which u is still u2 (u_eval).""")
+    torch.manual_seed(7)
+    spectral_case(g, "linear", torch.nn.Linear(5, 4), torch.randn(3, 5))
+    spectral_case(g, "conv", torch.nn.Conv2d(2, 3, 3), torch.randn(2, 2, 5, 5))
+    g.write()
+
+
 def main():
     torch.set_num_threads(1)
     os.makedirs(OUT, exist_ok=True)
-    if sys.argv[1:] != ["optim"]:   # "optim": the optimizer runs only
+    only = sys.argv[1] if len(sys.argv) > 1 else None   # "optim" or "spectral": those only
+    if only is None:
         make_init()
         make_loss()
-    for run in RUNS:
-        make_optim_run(*run)
+    if only in (None, "optim"):
+        for run in RUNS:
+            make_optim_run(*run)
+    if only in (None, "spectral"):
+        make_spectral()
 
 
 if __name__ == "__main__":
