@@ -320,6 +320,52 @@ static void test_every(void)
     release(&t);
 }
 
+/* ---- the batch cut into parts -------------------------------------------------------- */
+
+/* Batch 6, two parts: the first trains M, the second only feeds a logged value. */
+static const char part_spec[] =
+    "name: t\n"
+    "seed: 1\n"
+    "data: {dataset: mnist, path: data/mnist, batch: 6, drop_last: true, x: flatten(pixels / 255)}\n"
+    "models:\n"
+    "  M: {in: 784, layers: [linear 1]}\n"
+    "train:\n"
+    "  epochs: 1\n"
+    "  optimizers: {opt: {type: sgd, lr: 0.1, params: M}}\n"
+    "  step:\n"
+    "    - a, b = split(x, 2, axis=0)\n"
+    "    - h1, h2, h3 = chunk(M(x), 3, axis=0)\n"
+    "    - loss = mean(h2 * h2)\n"
+    "    - update opt: loss\n"
+    "    - seen = sum(b)\n"
+    "  log: [loss, seen]\n";
+
+static void test_batch_parts(void)
+{
+    tcase t;
+    if (!ok(build(&t, part_spec) == AG_OK, "split and chunk of the batch axis build with drop_last")) {
+        diag("%s", t.err.msg);
+        release(&t);
+        return;
+    }
+    enum { B = 6 };
+    for (int k = 0; k < B * 784; k++) t.p.pixels->data[k] = (float)(k / 784); /* row r is r / 255 */
+    const ag_params *ps = &t.p.params;
+    int w = ag_params_find(ps, "M.0.weight"), bias = ag_params_find(ps, "M.0.bias");
+    double b0 = ps->p[bias].data[0], wsum = 0;
+    for (int j = 0; j < 784; j++) wsum += ps->p[w].data[j];
+    ok(pg_train_step(&t.p, B) == AG_OK, "a step runs");
+    double seen = 784 * (3 + 4 + 5) / 255.0;
+    ok(fabs(t.p.logs[1]->data[0] - seen) < 1e-3, "b holds rows 3 to 5: sum %g (want %g)", t.p.logs[1]->data[0],
+       seen);
+    /* loss = (h_2^2 + h_3^2) / 2 with h_r = (r / 255) sum(w) + b: the bias moves by
+     * -lr (h_2 + h_3), from rows 2 and 3 alone. */
+    double h2 = 2 / 255.0 * wsum + b0, h3 = 3 / 255.0 * wsum + b0, moved = ps->p[bias].data[0] - b0;
+    ok(fabs(moved + 0.1 * (h2 + h3)) < 1e-5, "the gradient flows through h2's rows only: the bias moved %g (want %g)",
+       moved, -0.1 * (h2 + h3));
+    release(&t);
+}
+
 /* ---- spectral normalization ------------------------------------------------------- */
 
 static const char sn_spec[] = HEAD("pixels / 255")
@@ -1102,6 +1148,7 @@ int main(void)
     test_graph_model();
     test_every();
     test_spectral_layers();
+    test_batch_parts();
     test_errors();
     test_training();
     test_eval_graphs();

@@ -135,6 +135,7 @@ typedef enum ag_op {
     AG_OP_RESHAPE,      /* to i[0..ndim-1], ndim i[4]; one -1 is inferred. Aliases src 0. */
     AG_OP_CONCAT,       /* 2 to AG_MAX_SRC sources along axis i[0] */
     AG_OP_SLICE,        /* [i[1], i[2]) along axis i[0] */
+    AG_OP_ROW_PART,     /* part i[0] of i[1] equal parts of dim 0 (a batch's rows): not batched */
     AG_OP_GATHER,       /* torch.gather(src0, i[0], index=src1), indices stored as floats */
     AG_OP_ONE_HOT,      /* class indices [...] as floats -> [..., i[0]]; no gradient */
     AG_OP_SOFTMAX,      /* along axis i[0] */
@@ -320,6 +321,9 @@ ag_node *ag_reshape(ag_graph *g, ag_node *x, int ndim, const int *dims);
 ag_node *ag_flatten(ag_graph *g, ag_node *x);  /* [B, ...] -> [B, prod(...)] */
 ag_node *ag_concat(ag_graph *g, int n, ag_node *const *xs, int axis);
 ag_node *ag_slice(ag_graph *g, ag_node *x, int axis, int start, int end);
+/* Part `part` of `parts` equal parts of x's dim 0, also of a batched x's rows (the part
+ * is then not batched, its rows a share of each batch's). */
+ag_node *ag_row_part(ag_graph *g, ag_node *x, int part, int parts);
 ag_node *ag_gather(ag_graph *g, ag_node *x, int axis, ag_node *index);
 ag_node *ag_one_hot(ag_graph *g, ag_node *index, int classes);
 ag_node *ag_interpolate(ag_graph *g, ag_node *a, ag_node *b, int steps);

@@ -90,7 +90,9 @@ typedef struct sp_data {
     const char *path;
     ag_loc path_loc;
     int batch;
+    ag_loc batch_loc;
     int shuffle;
+    int drop_last;           /* every batch full: a split's last short batch is left out */
     ex_node *x;              /* the transform of `pixels` (or `tokens`) into x */
     int context;             /* text: the tokens a model sees; windows hold one more */
     double test_fraction;    /* text: the share of the corpus held out for testing */

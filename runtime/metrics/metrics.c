@@ -122,7 +122,9 @@ static void eval_graphs(void *ctx, int64_t lo, int64_t hi)
 int mt_evaluate(pg_program *p, const idx_dataset *ds, mt_means *m, int64_t *correct, ag_error *err)
 {
     int batch = p->spec->data.batch;
-    eval_job j = {.p = p, .ds = ds, .logits = mt_logits(p), .nbatches = (ds->count + batch - 1) / batch,
+    /* data.drop_last: full batches only, as in training (a cut of the batch needs them). */
+    int64_t nbatches = p->spec->data.drop_last ? ds->count / batch : (ds->count + batch - 1) / batch;
+    eval_job j = {.p = p, .ds = ds, .logits = mt_logits(p), .nbatches = nbatches,
                   .seed = p->spec->seed ^ 0xe7a1ull, .rank = dp_rank(), .ranks = dp_size()};
     int ngraphs = pg_eval_graphs(p, tp_threads(), j.graphs);
     /* The counts after the values: one sum over the ranks brings both. Zeros where
@@ -184,6 +186,10 @@ int mt_report(pg_program *p, const ds_data *d, FILE *out, int json, ag_error *er
     mt_means m;
     int64_t correct;
     if (mt_evaluate(p, &d->test, &m, &correct, err)) return AG_ERR;
+    if (m.count == 0)
+        return ag_errorf(err, p->spec->data.batch_loc,
+                         "the test split has %lld items, fewer than a batch of %d, and data.drop_last leaves none",
+                         (long long)d->test.count, p->spec->data.batch);
     int first = 1;
     if (json) fputc('{', out);
     for (int k = 0; k < p->nlogs; k++) {

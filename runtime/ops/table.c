@@ -15,7 +15,7 @@
     X(LEAKY_RELU, leaky_relu) X(ELU, elu) X(TANH, tanh) X(SIGMOID, sigmoid)            \
     X(SOFTPLUS, softplus) X(SILU, silu) X(GELU, gelu) X(SUM, sum) X(MEAN, mean)        \
     X(SUM_AXIS, sum_axis) X(MEAN_AXIS, mean_axis) X(RESHAPE, reshape)                  \
-    X(CONCAT, concat) X(SLICE, slice) X(GATHER, gather) X(ONE_HOT, one_hot) X(SOFTMAX, softmax)            \
+    X(CONCAT, concat) X(SLICE, slice) X(ROW_PART, row_part) X(GATHER, gather) X(ONE_HOT, one_hot) X(SOFTMAX, softmax)            \
     X(LOG_SOFTMAX, log_softmax) X(MATMUL, matmul) X(LINEAR, linear) X(BCE, bce)        \
     X(BCE_LOGITS, bce_with_logits) X(MSE, mse) X(L1, l1)                               \
     X(CROSS_ENTROPY, cross_entropy) X(KL_NORMAL, kl_normal) X(HINGE, hinge)             \

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "aigc/dist.h"
 #include "aigc/suggest.h"
 #include "eval.h"
 
@@ -158,6 +159,36 @@ static int b_detach(ev_ctx *c, const ex_node *call, pv *a, int na, pv *o, int *n
     return built(c, ag_detach(c->g, a[0].node), a[0].lo, a[0].hi, call, o, no, err);
 }
 
+/* split(x, n, axis=0) of a batched x: n parts of the batch's rows, for a fresh real batch
+ * per critic update. Every batch must then split alike: training leaves the short last
+ * batch out (data.drop_last), and the data-parallel ranks, which hold shares of the
+ * rows, cannot cut the whole batch. */
+static int split_batch(ev_ctx *c, const ex_node *call, pv *a, int n, pv *o, int *no, ag_error *err)
+{
+    const sp_data *d = &c->p->spec->data;
+    if (dp_size() > 1)
+        return ag_errorf(err, call->loc, "%s: cutting the batch (axis 0) is not supported in data-parallel training: "
+                         "each rank holds a share of the batch's rows", call->text);
+    if (!d->drop_last)
+        return ag_errorf(err, call->loc, "%s: cutting the batch (axis 0) into %d parts needs every batch full, but an "
+                         "epoch's last batch may have fewer than %d rows: add 'drop_last: true' under data",
+                         call->text, n, d->batch);
+    if (d->batch % n)
+        return ag_errorf(err, call->loc, "%s: the batch of %d (data.batch at %d:%d) does not cut into %d equal parts",
+                         call->text, d->batch, d->batch_loc.line, d->batch_loc.col, n);
+    ag_graph_set_loc(c->g, call->loc);
+    for (int k = 0; k < n; k++) {
+        ag_node *s = ag_row_part(c->g, a[0].node, k, n);
+        if (!s) {
+            *err = c->g->err;
+            return AG_ERR;
+        }
+        o[k] = ev_tensor(s, a[0].lo, a[0].hi, call->loc);
+    }
+    *no = n;
+    return AG_OK;
+}
+
 /* split(x, n): n equal parts along the last axis (or axis=); chunk is the same. */
 static int b_split(ev_ctx *c, const ex_node *call, pv *a, int na, pv *o, int *no, ag_error *err)
 {
@@ -170,6 +201,7 @@ static int b_split(ev_ctx *c, const ex_node *call, pv *a, int na, pv *o, int *no
     if (ax < 0 || ax >= x->shape.ndim)
         return ag_errorf(err, call->loc, "%s: axis %d is out of range for a %d-D input", call->text, axis,
                          x->shape.ndim);
+    if (ax == 0 && x->batched) return split_batch(c, call, a, n, o, no, err);
     int len = x->shape.d[ax];
     if (len % n)
         return ag_errorf(err, call->loc, "%s: %d elements along axis %d do not split into %d equal parts",

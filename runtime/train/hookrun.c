@@ -32,9 +32,10 @@ int tr_hooks_open(tr_run_state *st, ag_error *err)
     st->hk.values = ag_xcalloc((size_t)(p->nlogs ? p->nlogs : 1), sizeof *st->hk.values);
     st->hk.test = ag_xcalloc((size_t)(p->nlogs ? p->nlogs : 1), sizeof *st->hk.test);
     st->hk.decided = ag_xcalloc((size_t)(2 + 2 * s->noptims), sizeof *st->hk.decided);
-    int64_t batch = s->data.batch;
+    int64_t batch = s->data.batch, count = st->d->train.count;
     st->hk.run = (lh_run){.name = s->name, .dir = st->dir, .epochs = s->epochs,
-                          .steps_per_epoch = (st->d->train.count + batch - 1) / batch, .noptims = s->noptims,
+                          .steps_per_epoch = s->data.drop_last ? count / batch : (count + batch - 1) / batch,
+                          .noptims = s->noptims,
                           .optims = st->hk.optims, .tensors = st->hk.tensors};
     return AG_OK;
 }

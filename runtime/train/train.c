@@ -106,6 +106,12 @@ static int train_epoch(tr_run_state *st, ag_error *err)
     int64_t first = st->cursor;
     while (st->cursor < tr->count && !st->stop && !interrupted(st)) {
         int n = (int)(tr->count - st->cursor < batch ? tr->count - st->cursor : batch), lo, rows;
+        /* data.drop_last: the short last batch is not trained on; the epoch is over. */
+        if (n < batch && s->data.drop_last) {
+            first += n;
+            st->cursor = tr->count;
+            break;
+        }
         /* This rank's rows of the batch (all of them on one rank); a rank left without
          * any still runs one, for the draws. */
         dp_share(n, &lo, &rows);
@@ -340,6 +346,12 @@ int tr_run(pg_program *p, const ds_data *d, const tr_options *o, ag_error *err)
                       .start = pb_now()};
 
     const idx_dataset *tr = &d->train;
+    if (s->data.drop_last && tr->count < s->data.batch) {
+        free(st);
+        return ag_errorf(err, s->data.batch_loc,
+                         "the training split has %lld items, fewer than a batch of %d: data.drop_last would leave "
+                         "none; lower data.batch", (long long)tr->count, s->data.batch);
+    }
     st->order = ag_xmalloc((size_t)tr->count * sizeof *st->order);
     st->logged = ag_xcalloc((size_t)p->nlogs + 1, sizeof *st->logged);
     mt_logged(p, &p->step, st->logged); /* what on_start shows */

@@ -1,6 +1,7 @@
 #!/bin/sh
 # specs/wgan.yaml, trained for short real runs: RMSprop, the critic's weights clipped,
-# G updated every 5 steps.
+# G updated every 5 steps; and tests/specs/wgan-split.yaml, its five critic updates in
+# one step on parts of a batch of 320, with data.drop_last.
 . "$(dirname "$0")/lib.sh"
 
 # max_abs FILE TENSOR: the largest |value| of a float32 tensor in a safetensors file.
@@ -73,5 +74,30 @@ is "$RC" 0 "wgan: --resume from step 30 exits 0"
 strip "$TMP/wgan-mid/metrics.jsonl" >"$TMP/c.jsonl"
 cmp -s "$TMP/a.jsonl" "$TMP/c.jsonl"
 ok $? "resumed from step 30, the metrics are the uninterrupted run's"
+
+# x) the batch cut in five: 28 full batches of 320 an epoch, the 40 images left over
+# dropped, in training and in the test means (1,000 = 3 x 320 + 40)
+run tests/specs/wgan-split.yaml --progress lines --set train.log_every=1 --out "$TMP/split"
+is "$RC" 0 "wgan-split: one epoch exits 0"
+if [ "$RC" -ne 0 ]; then diag "$(cat "$ERR")"; fi
+M=$TMP/split/metrics.jsonl
+is "$(grep -c '"kind":"step"' "$M")" 28 "28 steps: the epoch's short last batch is dropped"
+is "$(json_field "$M" epoch 1 step)" 28 "the epoch ends at step 28"
+for f in train_loss_D train_loss_G test_loss_D test_loss_G; do
+    v=$(json_field "$M" epoch 1 $f)
+    is_number "$v"
+    ok $? "wgan-split: $f is a finite number ($v)"
+done
+less "$(json_field "$M" epoch 1 train_loss_D)" 0
+ok $? "wgan-split: the critic learns from the parts (train_loss_D < 0)"
+d=$(max_abs "$TMP/split/last.safetensors" D.0.weight)
+less "$d" 0.0100001
+ok $? "wgan-split: five clipped updates a step keep the critic in [-0.01, 0.01] ($d)"
+
+# x) a batch too large for drop_last to leave any
+expect_error 1 "--set data.batch=10000: the training split has 9000 items, fewer than a batch of 10000: data.drop_last would leave none; lower data.batch" \
+    tests/specs/wgan-split.yaml --set data.batch=10000 --out "$TMP/split-big"
+[ ! -e "$TMP/split-big" ]
+ok $? "and it leaves no run directory"
 
 done_testing
