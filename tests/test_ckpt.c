@@ -128,9 +128,9 @@ static void run_make(run *s, const variant *v)
     s->names[0] = "opt_G";
     s->names[1] = v->d_name;
     for (int k = 0; k < 3; k++) s->rp[k] = &s->r[k];
-    s->fields[0] = (ck_field){"sum", CK_F64, v->nsum, s->sum};
-    s->fields[1] = (ck_field){"count", v->count_type, 1, &s->count};
-    s->fields[2] = (ck_field){"more", CK_I64, 1, &s->more};
+    s->fields[0] = (ck_field){"sum", CK_F64, v->nsum, s->sum, 0};
+    s->fields[1] = (ck_field){"count", v->count_type, 1, &s->count, 0};
+    s->fields[2] = (ck_field){"more", CK_I64, 1, &s->more, 0};
     s->ck = (ck_run){.spec_name = "tiny-gan",
                      .spec_hash = v->hash,
                      .data = "4x3 2",
@@ -585,6 +585,14 @@ static void test_record_edits(void)
             "a caller's field of another type");
     run r;
     ag_error err = {{0}};
+    /* An optional field the file lacks (added after it was written) keeps its value. */
+    v = base, v.more = 1;
+    run_make(&r, &v);
+    r.fields[2].optional = 1;
+    r.more = -1;
+    ok(ck_load(tmpdir, "last", &r.ck, &err) == AG_OK && r.more == -1 && r.sum[0] == 1.5,
+       "an optional field the checkpoint lacks loads and is left as it was: %s", err.msg);
+    run_free(&r);
     v = base, v.nsum = 4;
     run_make(&r, &v);
     run_scramble(&r, 2);

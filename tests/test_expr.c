@@ -172,6 +172,9 @@ static void test_statements(void)
     stmt_is("update", "update");
     stmt_is("update = 1", "(= update 1)");
     stmt_is("update(x)", "(update x)");
+    stmt_is("update opt_G every 5: loss_G", "(update opt_G every=5 loss_G)");
+    stmt_is("update opt_G every 1: loss_G", "(update opt_G loss_G)");
+    stmt_is("update every: loss", "(update every loss)");
 
     ex_stmt *s;
     ag_error err;
@@ -183,6 +186,9 @@ static void test_statements(void)
     ok(s->kind == EX_UPDATE && strcmp(s->names[0], "opt_G") == 0 && s->name_locs[0].col == 14 &&
            s->expr->kind == EX_NAME && s->expr->loc.col == 21,
        "update names its optimizer and its loss");
+    ok(s->every == 1, "an update without 'every' runs on every step");
+    ex_parse_stmt(&arena, "update opt_G every 5: loss_G", AT, &s, &err);
+    ok(s->every == 5 && s->every_loc.col == 26, "'every K' and its place");
 }
 
 /* A plain YAML scalar that continues on the next line is handed over as written. */
@@ -219,6 +225,15 @@ static void test_errors(void)
     stmt_fails("z = a\x01", "s.yaml:3:12: unexpected control character 0x01");
     stmt_fails("update opt_D loss_D", "s.yaml:3:20: expected ':' after 'update opt_D', got 'loss_D'");
     stmt_fails("update opt_D:", "s.yaml:3:20: expected an expression, got end of text");
+    stmt_fails("update opt_G every 0: loss_G",
+               "s.yaml:3:26: expected a whole number of steps from 1 to 1000000 after 'every', got '0'");
+    stmt_fails("update opt_G every 2.5: loss_G",
+               "s.yaml:3:26: expected a whole number of steps from 1 to 1000000 after 'every', got '2.5'");
+    stmt_fails("update opt_G every k: loss_G",
+               "s.yaml:3:26: expected a whole number of steps from 1 to 1000000 after 'every', got 'k'");
+    stmt_fails("update opt_G every: loss_G",
+               "s.yaml:3:25: expected a whole number of steps from 1 to 1000000 after 'every', got ':'");
+    stmt_fails("update opt_G every 5 loss_G", "s.yaml:3:28: expected ':' after 'update opt_G every K', got 'loss_G'");
     stmt_fails("mu, = split(h, 2)", "s.yaml:3:11: expected a name after ',', got '='");
     stmt_fails("mu, 2 = split(h, 2)", "s.yaml:3:11: expected a name after ',', got '2'");
     stmt_fails("mu, logvar split(h, 2)", "s.yaml:3:18: expected ',' or '=' after 'logvar', got 'split'");

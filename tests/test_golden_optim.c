@@ -1,4 +1,5 @@
-/* test_golden_optim.c — ten optimizer steps on a small MLP, against PyTorch.
+/* test_golden_optim.c — ten optimizer steps on a small MLP, against PyTorch, with and
+ * without clip_grad_norm and clip_weights (clip_grad_norm_ and clamp_ around the step).
  *
  * Each tests/golden/optim_<run>.txt holds a Linear 6->5, tanh, Linear 5->3, sigmoid MLP
  * under BCE (mean): initial weights, a batch of 4, the optimizer's hyper-parameters and
@@ -103,7 +104,9 @@ static opt_hyper hyper_from(const gd_entry *h)
 {
     return (opt_hyper){.lr = h->v[0], .weight_decay = h->v[1], .momentum = h->v[2],
                        .dampening = h->v[3], .nesterov = h->v[4] != 0, .beta1 = h->v[5],
-                       .beta2 = h->v[6], .eps = h->v[7], .amsgrad = h->v[8] != 0};
+                       .beta2 = h->v[6], .eps = h->v[7], .amsgrad = h->v[8] != 0,
+                       .alpha = h->v[9], .centered = h->v[10] != 0, .clip_grad_norm = h->v[11],
+                       .clip_weights = h->v[12]};
 }
 
 static void test_run(const char *run, opt_kind kind)
@@ -114,7 +117,7 @@ static void test_run(const char *run, opt_kind kind)
     if (gd_load(&f, path)) return;
     const gd_entry *he = gd_get(&f, "hyper"), *lrs = gd_get(&f, "lrs");
     mlp m = {0};
-    if (!he || he->n != 9 || !lrs || mlp_make(&m, &f)) goto done;
+    if (!he || he->n != 13 || !lrs || mlp_make(&m, &f)) goto done;
     opt_hyper h = hyper_from(he);
     ag_error err = {{0}};
     if (!ok(opt_check(kind, &h, (ag_loc){0}, &err) == AG_OK, "%s: hyper-parameters pass", run))
@@ -232,8 +235,16 @@ done:
 
 static void test_names_and_checks(void)
 {
-    ok(opt_kind_by_name("adamw") == OPT_ADAMW && opt_kind_by_name("rmsprop") == OPT_COUNT,
+    ok(opt_kind_by_name("adamw") == OPT_ADAMW && opt_kind_by_name("rmsprop") == OPT_RMSPROP &&
+           opt_kind_by_name("adagrad") == OPT_COUNT,
        "optimizers by name");
+    opt_hyper r = opt_defaults(OPT_RMSPROP);
+    ok(r.lr == 1e-2 && r.alpha == 0.99 && r.eps == 1e-8 && r.momentum == 0 && !r.centered &&
+           r.weight_decay == 0 && r.clip_weights == 0 && r.clip_grad_norm == 0,
+       "rmsprop's defaults are PyTorch's, and no clipping");
+    ok(opt_field_by_name(OPT_RMSPROP, "betas") == NULL && opt_field_by_name(OPT_RMSPROP, "momentum") &&
+           opt_field_by_name(OPT_SGD, "clip_weights") && opt_field_by_name(OPT_ADAMW, "clip_grad_norm"),
+       "rmsprop has momentum and no betas; every kind clips");
     ok(opt_field_by_name(OPT_SGD, "momentum") != NULL &&
            opt_field_by_name(OPT_ADAM, "momentum") == NULL,
        "momentum is sgd's, not adam's");
@@ -262,6 +273,11 @@ static void test_names_and_checks(void)
     ok(opt_check_value(OPT_ADAM, eps, 1e-8, at, &err) == AG_OK, "one value in range");
     opt_check_value(OPT_ADAM, eps, -1, (ag_loc){"spec.yaml", 9, 28}, &err);
     is_str(err.msg, "spec.yaml:9:28: adam: eps must be a finite number >= 0, got -1", "one value out of range, at its place");
+    opt_check_value(OPT_RMSPROP, opt_field_by_name(OPT_RMSPROP, "alpha"), 1.5, at, &err);
+    is_str(err.msg, "spec.yaml:12:3: rmsprop: alpha must be in [0, 1], got 1.5", "rmsprop's alpha is in [0, 1]");
+    opt_check_value(OPT_SGD, opt_field_by_name(OPT_SGD, "clip_weights"), -0.01, at, &err);
+    is_str(err.msg, "spec.yaml:12:3: sgd: clip_weights must be a finite number >= 0, got -0.01",
+           "a negative clip is refused");
 }
 
 int main(void)
@@ -277,6 +293,12 @@ int main(void)
         {"sgd_dampening", OPT_SGD},
         {"sgd_plain", OPT_SGD},
         {"adam_groups", OPT_ADAM},
+        {"rmsprop", OPT_RMSPROP},
+        {"rmsprop_centered_momentum", OPT_RMSPROP},
+        {"rmsprop_momentum", OPT_RMSPROP},
+        {"rmsprop_clip_weights", OPT_RMSPROP},
+        {"adam_clip_grad_norm", OPT_ADAM},
+        {"sgd_clip_both", OPT_SGD},
     };
     for (size_t k = 0; k < AG_COUNTOF(runs); k++) test_run(runs[k].run, runs[k].kind);
     test_layout();

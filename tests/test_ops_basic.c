@@ -179,6 +179,8 @@ static void grad_shape(void)
          "axis -1, [-3, -1)"},
         {{AG_OP_SLICE, 1, {IN(ag_shape3(2, 5, 3), -2, 2)}, {0}, {1, 1, 3}},
          "axis 1, [1, 3)"},
+        {{AG_OP_ROW_PART, 1, {IN(ag_shape3(6, 2, 3), -2, 2)}, {0}, {1, 3}}, "rows [2, 4) of 6"},
+        {{AG_OP_ROW_PART, 1, {IN(ag_shape2(4, 5), -2, 2)}, {0}, {3, 4}}, "the last row of 4"},
         {{AG_OP_GATHER, 2, {IN(ag_shape2(3, 4), -2, 2), IDX(ag_shape2(3, 5), 4)}, {0}, {1}},
          "axis 1, repeated indices"},
         {{AG_OP_GATHER, 2, {IN(ag_shape2(3, 4), -2, 2), IDX(ag_shape2(2, 4), 3)}, {0}, {0}},
@@ -378,7 +380,9 @@ static void values_shape(void)
     ag_node *ga1 = ag_gather(g, a, 1, idx);
     ag_node *ga0 = ag_gather(g, a, 0, ag_slice(g, idx, 0, 1, 2));
     ag_node *rs = ag_reshape(g, a, 2, (const int[]){3, -1});
+    ag_node *rp = ag_row_part(g, cat0, 2, 3);
     ok(fx_run(&f) == AG_OK, "shape ops run");
+    has_values(rp, ag_shape2(1, 3), (const float[]){9, 10, 11}, "row_part: the third of three rows");
     has_values(cat1, ag_shape2(2, 4), (const float[]){1, 2, 3, 7, 4, 5, 6, 8},
                "concat axis 1");
     has_values(cat0, ag_shape2(3, 3), (const float[]){1, 2, 3, 4, 5, 6, 9, 10, 11},
@@ -468,6 +472,8 @@ static void shape_errors(void)
             "spec.yaml:3:5: slice: [2, 5) is not a non-empty range of axis 1 of [2, 3]");
     refused(&g, ag_slice(&g, xb, 0, 0, 1), "slice of the batch",
             "spec.yaml:3:5: slice: cannot slice [B, 3] along its batch axis 0");
+    refused(&g, ag_row_part(&g, m43, 0, 3), "row_part of rows that do not divide",
+            "spec.yaml:3:5: split: 4 rows do not split into 3 equal parts");
     refused(&g, ag_gather(&g, xb, 1, idx), "gather with a fixed index over a batched input",
             "spec.yaml:3:5: gather: index [2, 1] does not fit input [B, 3] outside the "
             "axis 1");

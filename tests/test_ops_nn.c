@@ -290,6 +290,12 @@ static void test_grad_losses(void)
         /* a sequence: logits [B, T, V] and targets [B, T] */
         {AG_OP_CROSS_ENTROPY, {{ag_shape3(2, 3, 5), -2, 2, 0, 0}, {ag_shape2(2, 3), 0, 5, 1, 0}}},
         {AG_OP_KL_NORMAL, {{ag_shape2(3, 4), -1, 1, 0, 0}, {ag_shape2(3, 4), -1, 1, 0, 0}}},
+        /* hinge inside its margin (1 - t s in [0.25, 2.5]), then past it (flat), away
+         * from the kink at t s = 1 */
+        {AG_OP_HINGE, {{ag_shape2(3, 4), -1.5f, 0.5f, 0, 0}, {ag_shape2(3, 4), 0.5f, 1, 0, 0}}},
+        {AG_OP_HINGE, {{ag_shape2(3, 4), 0.5f, 1.5f, 0, 0}, {ag_shape2(3, 4), -1, -0.5f, 0, 0}}},
+        {AG_OP_HINGE, {{ag_shape2(3, 4), 2.5f, 3.5f, 0, 0}, {ag_shape2(3, 4), 0.6f, 1, 0, 0}}},
+        {AG_OP_WASSERSTEIN, {{ag_shape2(3, 4), -2, 2, 0, 0}, {ag_shape2(3, 4), -1, 1, 0, 0}}},
     };
     const char *reds[] = {"mean", "sum", "none"};
     for (size_t k = 0; k < AG_COUNTOF(cases); k++)
@@ -538,6 +544,18 @@ static void test_loss_values(void)
     is_close(loss_value(AG_OP_MSE, AG_RED_MEAN, ag_shape1(3), (const float[]){1, 2, 3},
                         ag_shape1(3), (const float[]){1, 0, 6}, NULL),
              13.0 / 3, 1e-6, 1e-6, "mse mean");
+    /* Scores 2, 0.5, -1 against real (1) and fake (-1): the margins 1 - t s. */
+    const float scores[3] = {2, 0.5f, -1}, real[3] = {1, 1, 1}, fake[3] = {-1, -1, -1};
+    is_close(loss_value(AG_OP_HINGE, AG_RED_SUM, ag_shape1(3), scores, ag_shape1(3), real, NULL),
+             0 + 0.5 + 2, 1e-6, 0, "hinge, real: max(0, 1 - s) summed");
+    is_close(loss_value(AG_OP_HINGE, AG_RED_MEAN, ag_shape1(3), scores, ag_shape1(3), fake, NULL),
+             (3 + 1.5 + 0) / 3.0, 1e-6, 0, "hinge, fake: max(0, 1 + s), the mean");
+    is_close(loss_value(AG_OP_WASSERSTEIN, AG_RED_MEAN, ag_shape1(3), scores, ag_shape1(3), real, NULL),
+             -0.5, 1e-6, 0, "wasserstein, real: -mean(s)");
+    is_close(loss_value(AG_OP_WASSERSTEIN, AG_RED_SUM, ag_shape1(3), scores, ag_shape1(3), fake, NULL),
+             1.5, 1e-6, 0, "wasserstein, fake: sum(s)");
+    loss_value(AG_OP_HINGE, AG_RED_NONE, ag_shape1(3), scores, ag_shape1(3), fake, each);
+    ok(each[0] == 3 && each[1] == 1.5f && each[2] == 0, "hinge without reduction: one margin per score");
     is_close(loss_value(AG_OP_L1, AG_RED_SUM, ag_shape1(3), (const float[]){1, 2, 3},
                         ag_shape1(3), (const float[]){1, 0, 6}, NULL),
              5, 1e-6, 0, "l1 sum");

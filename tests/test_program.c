@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "aigc/metrics.h"
 #include "aigc/program.h"
 #include "aigc/spec.h"
 #include "tap.h"
@@ -226,6 +227,185 @@ static void test_graph_model(void)
     ok(t.p.nlogs == 1 && isfinite(loss) && loss > 0, "the logged loss is finite (%g)", loss);
     ok(pg_train_step(&t.p, B) == AG_OK && isfinite(t.p.logs[0]->data[0]), "and again");
     ok(pg_eval_step(&t.p, 3) == AG_OK && isfinite(t.p.logs[0]->data[0]), "an eval step at batch 3 runs");
+    release(&t);
+}
+
+/* ---- updates made every K steps -------------------------------------------------- */
+
+static const char every_spec[] = HEAD("flatten(pixels / 255)")
+    "models:\n"
+    "  G: {in: 8, layers: [linear 784, tanh]}\n"
+    "  D: {in: 784, layers: [linear 4, relu, linear 1]}\n"
+    "train:\n"
+    "  epochs: 1\n"
+    "  optimizers:\n"
+    "    opt_D: {type: rmsprop, lr: 1e-2, clip_weights: 0.05, params: D}\n"
+    "    opt_G: {type: rmsprop, lr: 1e-2, params: G}\n"
+    "  step:\n"
+    "    - fake = G(randn(batch, 8))\n"
+    "    - loss_D = wasserstein(D(x), 1) + wasserstein(D(detach(fake)), -1)\n"
+    "    - update opt_D: loss_D\n"
+    "    - g_score = D(fake)\n"
+    "    - loss_G = wasserstein(g_score, 1)\n"
+    "    - update opt_G every 3: loss_G\n"
+    "  log: [loss_D, loss_G]\n";
+
+/* Whether a parameter's values differ from a copy of them. */
+static int moved(const ag_params *ps, const char *name, const float *before)
+{
+    const ag_parameter *w = &ps->p[ag_params_find(ps, name)];
+    return memcmp(w->data, before, (size_t)ag_numel(&w->shape) * sizeof *before) != 0;
+}
+
+/* Whether a training step after `done` steps changed D's and G's weights; loss_G's
+ * buffer changed tells whether it ran. */
+static void every_step(tcase *t, int64_t done, int *d_moved, int *g_moved, int *g_ran)
+{
+    const ag_params *ps = &t->p.params;
+    static float g0[8 * 784], d0[784 * 4];
+    memcpy(g0, ps->p[ag_params_find(ps, "G.0.weight")].data, sizeof g0);
+    memcpy(d0, ps->p[ag_params_find(ps, "D.0.weight")].data, sizeof d0);
+    float l0 = t->p.logs[1]->data[0];
+    t->p.logs[1]->data[0] = NAN;
+    t->p.steps_done = done;
+    *g_ran = pg_train_step(&t->p, 4) == AG_OK && !isnan(t->p.logs[1]->data[0]);
+    if (!*g_ran) t->p.logs[1]->data[0] = l0;
+    *g_moved = moved(ps, "G.0.weight", g0);
+    *d_moved = moved(ps, "D.0.weight", d0);
+}
+
+static void test_every(void)
+{
+    tcase t;
+    if (!ok(build(&t, every_spec) == AG_OK, "a spec with 'update opt_G every 3' builds")) {
+        diag("%s", t.err.msg);
+        release(&t);
+        return;
+    }
+    const pg_program *p = &t.p;
+    ok(p->segs[1].every == 3 && p->segs[0].every == 1, "the update's period is 3, the other's 1");
+    ok(p->log_every[0] == 1 && p->log_every[1] == 3, "loss_D is computed every step, loss_G every 3rd");
+    /* g_score = D(fake): D's two linear layers and relu, then the loss; fake itself is
+     * loss_D's too. */
+    int sometimes = 0, fake_every = 0;
+    for (int k = 0; k < p->step.n; k++) sometimes += p->node_every[k] == 3;
+    for (int k = 0; k < p->nnamed; k++)
+        if (!strcmp(p->named[k], "fake")) fake_every = p->node_every[p->named_nodes[k]->id];
+    ok(sometimes >= 4 && fake_every == 1, "D(fake) and loss_G run every 3rd step, fake every step (%d nodes)",
+       sometimes);
+
+    for (int k = 0; k < 4 * 28 * 28; k++) t.p.pixels->data[k] = (float)(k % 255);
+    int d, g, ran;
+    every_step(&t, 0, &d, &g, &ran);
+    ok(d && g && ran, "after 0 steps: both updates, loss_G computed");
+    every_step(&t, 1, &d, &g, &ran);
+    ok(d && !g && !ran, "after 1 step: D updated, G not, loss_G not computed");
+    every_step(&t, 2, &d, &g, &ran);
+    ok(d && !g && !ran, "after 2 steps: the same");
+    every_step(&t, 3, &d, &g, &ran);
+    ok(d && g && ran, "after 3 steps: both again");
+    float w = 0;
+    int dw = ag_params_find(&p->params, "D.0.weight");
+    for (int64_t k = 0; k < ag_numel(&p->params.p[dw].shape); k++) w = fmaxf(w, fabsf(p->params.p[dw].data[k]));
+    ok(w <= 0.05f, "clip_weights holds D's weights in [-0.05, 0.05] (largest %g)", w);
+
+    /* The epoch means count each value over the batches that computed it. */
+    mt_means m = {0};
+    t.p.steps_done = 4;
+    mt_add(&m, p, (const float[]){1, 5}, 4, 1);
+    t.p.steps_done = 6;
+    mt_add(&m, p, (const float[]){3, 7}, 4, 1);
+    ok(mt_mean(&m, 0) == 2 && mt_mean(&m, 1) == 7 && m.counts[1] == 4 && m.count == 8,
+       "loss_G's mean is over the one batch of two that computed it");
+    release(&t);
+}
+
+/* ---- the batch cut into parts -------------------------------------------------------- */
+
+/* Batch 6, two parts: the first trains M, the second only feeds a logged value. */
+static const char part_spec[] =
+    "name: t\n"
+    "seed: 1\n"
+    "data: {dataset: mnist, path: data/mnist, batch: 6, drop_last: true, x: flatten(pixels / 255)}\n"
+    "models:\n"
+    "  M: {in: 784, layers: [linear 1]}\n"
+    "train:\n"
+    "  epochs: 1\n"
+    "  optimizers: {opt: {type: sgd, lr: 0.1, params: M}}\n"
+    "  step:\n"
+    "    - a, b = split(x, 2, axis=0)\n"
+    "    - h1, h2, h3 = chunk(M(x), 3, axis=0)\n"
+    "    - loss = mean(h2 * h2)\n"
+    "    - update opt: loss\n"
+    "    - seen = sum(b)\n"
+    "  log: [loss, seen]\n";
+
+static void test_batch_parts(void)
+{
+    tcase t;
+    if (!ok(build(&t, part_spec) == AG_OK, "split and chunk of the batch axis build with drop_last")) {
+        diag("%s", t.err.msg);
+        release(&t);
+        return;
+    }
+    enum { B = 6 };
+    for (int k = 0; k < B * 784; k++) t.p.pixels->data[k] = (float)(k / 784); /* row r is r / 255 */
+    const ag_params *ps = &t.p.params;
+    int w = ag_params_find(ps, "M.0.weight"), bias = ag_params_find(ps, "M.0.bias");
+    double b0 = ps->p[bias].data[0], wsum = 0;
+    for (int j = 0; j < 784; j++) wsum += ps->p[w].data[j];
+    ok(pg_train_step(&t.p, B) == AG_OK, "a step runs");
+    double seen = 784 * (3 + 4 + 5) / 255.0;
+    ok(fabs(t.p.logs[1]->data[0] - seen) < 1e-3, "b holds rows 3 to 5: sum %g (want %g)", t.p.logs[1]->data[0],
+       seen);
+    /* loss = (h_2^2 + h_3^2) / 2 with h_r = (r / 255) sum(w) + b: the bias moves by
+     * -lr (h_2 + h_3), from rows 2 and 3 alone. */
+    double h2 = 2 / 255.0 * wsum + b0, h3 = 3 / 255.0 * wsum + b0, moved = ps->p[bias].data[0] - b0;
+    ok(fabs(moved + 0.1 * (h2 + h3)) < 1e-5, "the gradient flows through h2's rows only: the bias moved %g (want %g)",
+       moved, -0.1 * (h2 + h3));
+    release(&t);
+}
+
+/* ---- spectral normalization ------------------------------------------------------- */
+
+static const char sn_spec[] = HEAD("pixels / 255")
+    "models:\n"
+    "  D:\n"
+    "    in: [28, 28]\n"
+    "    layers: [reshape 1 28 28, conv2d 2 4 2 sn=1, flatten, linear 1 bias=0 sn=1]\n"
+    "train:\n"
+    "  epochs: 1\n"
+    "  optimizers: {opt: {type: adam, lr: 1e-2, params: D}}\n"
+    "  step:\n"
+    "    - loss = hinge(D(x), 1)\n"
+    "    - update opt: loss\n";
+
+static void test_spectral_layers(void)
+{
+    tcase t;
+    if (!ok(build(&t, sn_spec) == AG_OK, "conv2d and linear with sn=1 build")) {
+        diag("%s", t.err.msg);
+        release(&t);
+        return;
+    }
+    const ag_params *ps = &t.p.params;
+    const char *want[] = {"D.1.weight_orig", "D.1.bias", "D.1.weight_u", "D.1.weight_v",
+                          "D.3.weight_orig", "D.3.weight_u", "D.3.weight_v"};
+    int good = ps->n == (int)AG_COUNTOF(want);
+    for (size_t k = 0; good && k < AG_COUNTOF(want); k++) good = strcmp(ps->p[k].name, want[k]) == 0;
+    ok(good, "PyTorch's names: weight_orig, then the buffers weight_u and weight_v after the bias");
+    int u = ag_params_find(ps, "D.1.weight_u"), v = ag_params_find(ps, "D.1.weight_v");
+    ok(ps->p[u].shape.d[0] == 2 && ps->p[v].shape.d[0] == 16, "u is [out] = [2], v [in * k * k] = [16]");
+    double uu = 0;
+    for (int k = 0; k < 2; k++) uu += (double)ps->p[u].data[k] * ps->p[u].data[k];
+    ok(fabs(uu - 1) < 1e-6, "u starts as a unit vector (|u|^2 = %g)", uu);
+    ok(t.p.optims[0].covered == 2 * 16 + 2 + 169 * 2, "the optimizer covers the weights, not the buffers");
+    ok(t.p.models[0].params == 2 * 16 + 2 + 338, "and the parameter count leaves them out too");
+
+    for (int k = 0; k < 4 * 28 * 28; k++) t.p.pixels->data[k] = (float)(k % 255);
+    float u0 = ps->p[u].data[0];
+    ok(pg_eval_step(&t.p, 4) == AG_OK && ps->p[u].data[0] == u0, "an evaluation step leaves u as it is");
+    ok(pg_train_step(&t.p, 4) == AG_OK && ps->p[u].data[0] != u0, "a training step moves it");
     release(&t);
 }
 
@@ -966,6 +1146,9 @@ int main(void)
 {
     test_counts();
     test_graph_model();
+    test_every();
+    test_spectral_layers();
+    test_batch_parts();
     test_errors();
     test_training();
     test_eval_graphs();

@@ -106,6 +106,8 @@ typedef struct ck_field {
     ck_type type;
     int64_t count;
     void *ptr;
+    int optional;          /* a file without the record loads, ptr left as it was: a
+                            * field added after files were written */
 } ck_field;
 
 /* What a checkpoint holds. ck_save reads it; ck_load writes into what the pointers
@@ -126,7 +128,7 @@ typedef struct ck_run {
     int epoch;
     int64_t step;
     /* The caller's own record (the training loop's running means, the metrics file's
-     * length): every field is required on load, in its type. */
+     * length): every field but an optional one is required on load, in its type. */
     const ck_field *fields;
     int nfields;
 } ck_run;

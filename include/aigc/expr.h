@@ -84,6 +84,8 @@ typedef struct ex_stmt {
     ag_loc *name_locs;
     size_t nnames;
     ex_node *expr;
+    int every;            /* update OPT every K: runs on every K-th step; else 1 */
+    ag_loc every_loc;
 } ex_stmt;
 
 int ex_parse_stmt(ar_arena *a, const char *text, ag_loc at, ex_stmt **out, ag_error *err);

@@ -135,6 +135,7 @@ typedef enum ag_op {
     AG_OP_RESHAPE,      /* to i[0..ndim-1], ndim i[4]; one -1 is inferred. Aliases src 0. */
     AG_OP_CONCAT,       /* 2 to AG_MAX_SRC sources along axis i[0] */
     AG_OP_SLICE,        /* [i[1], i[2]) along axis i[0] */
+    AG_OP_ROW_PART,     /* part i[0] of i[1] equal parts of dim 0 (a batch's rows): not batched */
     AG_OP_GATHER,       /* torch.gather(src0, i[0], index=src1), indices stored as floats */
     AG_OP_ONE_HOT,      /* class indices [...] as floats -> [..., i[0]]; no gradient */
     AG_OP_SOFTMAX,      /* along axis i[0] */
@@ -149,6 +150,8 @@ typedef enum ag_op {
     AG_OP_L1,
     AG_OP_CROSS_ENTROPY, /* (logits [..., C], class indices [...] as floats) */
     AG_OP_KL_NORMAL,    /* (mu, logvar): -0.5 * (1 + logvar - mu^2 - exp(logvar)) */
+    AG_OP_HINGE,        /* (scores, target): max(0, 1 - target * scores) */
+    AG_OP_WASSERSTEIN,  /* (scores, target): -target * scores */
     /* regularization */
     AG_OP_DROPOUT,      /* p f[0]; identity when the graph is not training */
     /* convolution, NCHW (runtime/ops/conv.c, pool.c) */
@@ -159,7 +162,7 @@ typedef enum ag_op {
     AG_OP_AVG_POOL2D,   /* square kernel i[0], stride i[1]; no padding */
     AG_OP_UPSAMPLE_NEAREST2D, /* integer scale i[0] */
     /* normalization, embedding, attention (runtime/ops/norm.c, embed.c, attention.c,
-     * masked_linear.c) */
+     * masked_linear.c, spectral.c) */
     AG_OP_LAYER_NORM,   /* x [..., C] (, weight [C] (, bias [C])) over the last dim; eps f[0] */
     AG_OP_GROUP_NORM,   /* x [N, C, ...] (, weight [C] (, bias [C])); groups i[0], eps f[0] */
     AG_OP_BATCH_NORM,   /* x [N, C, ...], weight, bias, running_mean, running_var [C]; eps f[0], momentum f[1] */
@@ -167,6 +170,7 @@ typedef enum ag_op {
     AG_OP_CAUSAL_ATTENTION, /* qkv [B, T, 3C] -> [B, T, C]; heads i[0] */
     AG_OP_TIMESTEP_EMBEDDING, /* t [N] -> [N, i[0]], sinusoidal; no gradient */
     AG_OP_MASKED_LINEAR, /* x [..., in], W [out, in], mask [out, in] (, b [out]); the mask gets no gradient */
+    AG_OP_SPECTRAL_NORM, /* W [O, ...], u [O], v [I]: W / sigma; a training forward updates u, v; eps f[0] */
     AG_OP_INTERPOLATE,  /* a, b [m, ...] -> [m * i[0], ...]: i[0] steps from a to b per row */
     AG_OP_RANDINT,      /* integers uniform in [0, i[0]), drawn at every forward */
     AG_OP_THRESHOLD,    /* 1 where x > f[0], else 0; no gradient */
@@ -317,6 +321,9 @@ ag_node *ag_reshape(ag_graph *g, ag_node *x, int ndim, const int *dims);
 ag_node *ag_flatten(ag_graph *g, ag_node *x);  /* [B, ...] -> [B, prod(...)] */
 ag_node *ag_concat(ag_graph *g, int n, ag_node *const *xs, int axis);
 ag_node *ag_slice(ag_graph *g, ag_node *x, int axis, int start, int end);
+/* Part `part` of `parts` equal parts of x's dim 0, also of a batched x's rows (the part
+ * is then not batched, its rows a share of each batch's). */
+ag_node *ag_row_part(ag_graph *g, ag_node *x, int part, int parts);
 ag_node *ag_gather(ag_graph *g, ag_node *x, int axis, ag_node *index);
 ag_node *ag_one_hot(ag_graph *g, ag_node *index, int classes);
 ag_node *ag_interpolate(ag_graph *g, ag_node *a, ag_node *b, int steps);
@@ -357,6 +364,10 @@ ag_node *ag_causal_attention(ag_graph *g, ag_node *qkv, int heads);
 ag_node *ag_timestep_embedding(ag_graph *g, ag_node *t, int dim);
 ag_node *ag_masked_linear(ag_graph *g, ag_node *x, ag_node *w, ag_node *mask,
                           ag_node *b /* may be NULL */);
+/* W / sigma, sigma its largest singular value as estimated from the buffers u and v
+ * (parameters that no optimizer updates), which a training forward moves one step of
+ * the power method, as torch.nn.utils.spectral_norm (runtime/ops/spectral.c). */
+ag_node *ag_spectral_norm(ag_graph *g, ag_node *w, ag_node *u, ag_node *v, float eps);
 
 /* Backward plans; must all be made before ag_graph_plan. params are indices into
  * g->params. Fails when loss is not a scalar or depends on none of the params. */

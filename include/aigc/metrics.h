@@ -18,17 +18,24 @@
 
 enum { MT_MAX_LOGS = SP_MAX_LOGS };
 
-/* Running sums of the logged values, each weighted by its batch's size. */
+/* Running sums of the logged values, each weighted by its batch's size: count items
+ * in all, counts[k] of them where value k was computed (a value that only an update
+ * made every K steps needs is computed on those steps alone). */
 typedef struct mt_means {
     double sum[MT_MAX_LOGS];
     int64_t count;
+    int64_t counts[MT_MAX_LOGS];
 } mt_means;
 
 /* The logged values as graph g (the step's, or a copy of it) last made them, into v
  * (p->nlogs floats). */
 void mt_logged(const pg_program *p, const ag_graph *g, float *v);
-/* A batch of n's logged values v into the running means. */
-void mt_add(mt_means *m, const pg_program *p, const float *v, int n);
+/* A batch of n's logged values v into the running means. training: they are those of
+ * the training step after p->steps_done, which left out the values pg_log_made says it
+ * did not compute; else (evaluation) every value was computed. */
+void mt_add(mt_means *m, const pg_program *p, const float *v, int n, int training);
+/* Value k's mean: 0 before any batch computed it. */
+double mt_mean(const mt_means *m, int k);
 
 /* A classifier's logits: the step's tensor named `logits` when it is [B, classes],
  * else NULL. With one, evaluation also counts the test images it classifies right

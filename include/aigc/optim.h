@@ -1,5 +1,5 @@
 /*
- * optim.h — SGD, Adam and AdamW with PyTorch 1.13's arithmetic (prefix opt_).
+ * optim.h — SGD, Adam, AdamW and RMSprop with PyTorch 1.13's arithmetic (prefix opt_).
  *
  * An optimizer updates parameters of an ag_params store from the gradients in
  * ps->grad. Its parameters come in groups, each with its own learning rate and weight
@@ -15,14 +15,20 @@
  *     for (...) { ag_forward(...); ag_backward(...); opt_step(&opt); }
  *     opt_free(&opt);
  *
- * Each step follows torch/optim/{sgd,adam,adamw}.py (_single_tensor_*) operation by
- * operation: scalar coefficients in double, as Python computes them, rounded to float
+ * Each step follows torch/optim/{sgd,adam,adamw,rmsprop}.py (_single_tensor_*) operation
+ * by operation: scalar coefficients in double, as Python computes them, rounded to float
  * once, then float arithmetic per element in PyTorch's order.
+ *
+ * Two options of every kind wrap the step: clip_grad_norm c first scales the
+ * optimizer's gradients as torch.nn.utils.clip_grad_norm_(params, c) does (their
+ * total L2 norm at most c), and clip_weights c then clamps its parameters to [-c, c]
+ * (WGAN's critic). 0 turns either off.
  *
  * State
  * -----
  * Scalars: the step count. Per element: SGD with momentum keeps one buffer, Adam and
- * AdamW two moments (exp_avg, exp_avg_sq), three with amsgrad (max_exp_avg_sq). They
+ * AdamW two moments (exp_avg, exp_avg_sq), three with amsgrad (max_exp_avg_sq), RMSprop
+ * square_avg, then the momentum buffer if momentum > 0, then grad_avg if centered. They
  * live in one slab of opt_state_floats() floats: slice k (k = 0 exp_avg or momentum
  * buffer, 1 exp_avg_sq, 2 max_exp_avg_sq) is floats [k * covered, (k + 1) * covered),
  * each slice holding the covered parameters' elements group by group, in the order
@@ -43,20 +49,24 @@
 #include "aigc/base.h"
 #include "aigc/graph.h"
 
-typedef enum opt_kind { OPT_SGD, OPT_ADAM, OPT_ADAMW, OPT_COUNT } opt_kind;
+typedef enum opt_kind { OPT_SGD, OPT_ADAM, OPT_ADAMW, OPT_RMSPROP, OPT_COUNT } opt_kind;
 
 /* Doubles, like the Python floats PyTorch computes its coefficients from. */
 typedef struct opt_hyper {
     double lr, weight_decay;            /* per group; these are the groups' defaults */
-    double momentum, dampening;         /* sgd */
+    double momentum, dampening;         /* sgd; momentum also rmsprop's */
     int nesterov;                       /* sgd */
-    double beta1, beta2, eps;           /* adam, adamw */
+    double beta1, beta2, eps;           /* adam, adamw; eps also rmsprop's */
     int amsgrad;                        /* adam, adamw */
+    double alpha;                       /* rmsprop */
+    int centered;                       /* rmsprop */
+    double clip_grad_norm;              /* every kind; 0: off */
+    double clip_weights;                /* every kind; 0: off */
 } opt_hyper;
 
 /* PyTorch's defaults (SGD has none for lr in PyTorch; ours is 1e-3). */
 opt_hyper opt_defaults(opt_kind kind);
-/* "sgd", "adam", "adamw"; OPT_COUNT when unknown. */
+/* "sgd", "adam", "adamw", "rmsprop"; OPT_COUNT when unknown. */
 opt_kind opt_kind_by_name(const char *name);
 const char *opt_kind_name(opt_kind kind);
 

@@ -106,6 +106,7 @@ typedef struct pg_segment {
     int optim;             /* index into the spec's optimizers, -1 for a plain tail */
     ag_node *loss;
     ag_bwplan *bw;
+    int every;             /* `update OPT every K`: K; 1 for every step */
 } pg_segment;
 
 /* A constant table in a graph: an input node written once after planning. */
@@ -142,6 +143,12 @@ typedef struct pg_program {
     int nll_log;           /* train.nll's index in logs, -1 without one */
     const char **log_names;
     ag_loc *node_stmt;     /* per step node: the statement that made it */
+    /* Per step node, the period K of the steps it runs on: those whose steps_done is a
+     * multiple of K. Above 1 for a node whose value reaches only updates made every K
+     * (or a multiple of K) steps, 1 for the rest. */
+    int *node_every;
+    int *log_every;        /* per logged value: its node's period */
+    int64_t steps_done;    /* the caller's: steps trained before the next pg_train_* */
     int nnamed;            /* the step's named tensors, for hooks */
     const char **named;
     ag_node **named_nodes;
@@ -173,7 +180,12 @@ void pg_free(pg_program *p);
 
 /* ---------------------------------------------------------- running (run.c) -- */
 
+/* Whether the step after p->steps_done computes logged value k (log_every). */
+int pg_log_made(const pg_program *p, int k);
+
 /* One training step on the batch already written into p->pixels and p->labels.
+ * An update made every K steps, and the nodes only it needs, run when p->steps_done is
+ * a multiple of K.
  * AG_ERR when an op failed (p->step.err). With train.on_nan: skip, PG_SKIPPED when the
  * loss or a gradient of segment p->bad_seg's update was non-finite: that update and the
  * rest of the step did not run; PG_OVERFLOWED when that update, from finite values,

@@ -95,7 +95,9 @@ typedef struct sp_data {
     const char *test_path;   /* images, features: the test split's directory (default: path) */
     ag_loc test_path_loc;
     int batch;
+    ag_loc batch_loc;
     int shuffle;
+    int drop_last;           /* every batch full: a split's last short batch is left out */
     ex_node *x;              /* the transform of `pixels` (`tokens`, `features`) into x */
     int context;             /* text: the tokens a model sees; windows hold one more */
     double test_fraction;    /* text: the share of the corpus held out for testing */

@@ -70,10 +70,17 @@ static void print_program(const pg_program *p, FILE *out)
         const pg_segment *sg = &p->segs[k];
         if (sg->optim < 0)
             fprintf(out, "  forward %d nodes\n", sg->to - sg->from);
-        else
+        else if (sg->every == 1)
             fprintf(out, "  forward %d nodes, then update %s: backward through %d nodes\n", sg->to - sg->from,
                     s->optims[sg->optim].name, sg->bw->nsteps);
+        else
+            fprintf(out, "  forward %d nodes, then update %s every %d steps: backward through %d nodes\n",
+                    sg->to - sg->from, s->optims[sg->optim].name, sg->every, sg->bw->nsteps);
     }
+    int sometimes = 0;
+    for (int k = 0; k < p->step.n; k++) sometimes += p->node_every[k] > 1;
+    if (sometimes)
+        fprintf(out, "  %d of the nodes run only on the steps of the updates made every K steps\n", sometimes);
     /* What training allocates, before the data: so that a bigger architecture's cost is
      * seen before it is run. */
     int64_t state = 0, samples = 0;

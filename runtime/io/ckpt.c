@@ -463,6 +463,16 @@ static int ck_find_impl(const ck_ctx *c, ck_key k, ck_rec *out)
                      k.name, k.post);
 }
 
+/* Whether any record is named k. */
+static int ck_present_impl(const ck_ctx *c, ck_key k)
+{
+    ck_reader r = c->payload;
+    ck_rec e;
+    while (ck_next_impl(&r, &e) > 0)
+        if (ck_named_impl(&e, k)) return 1;
+    return 0;
+}
+
 /* The record named k, of type t, and of count values unless count is negative. */
 static int ck_want_impl(const ck_ctx *c, ck_key k, ck_type t, int64_t count, ck_rec *e)
 {
@@ -622,7 +632,9 @@ static int ck_fields_impl(const ck_ctx *c, ck_run *run)
     for (int k = 0; k < run->nfields; k++) {
         const ck_field *f = &run->fields[k];
         ck_rec e;
-        if (ck_want_impl(c, (ck_key){"run.", f->name, ""}, f->type, -1, &e)) return AG_ERR;
+        ck_key key = {"run.", f->name, ""};
+        if (f->optional && !ck_present_impl(c, key)) continue;
+        if (ck_want_impl(c, key, f->type, -1, &e)) return AG_ERR;
         if (!c->apply) continue;
         size_t size = ck_types[f->type].size;
         uint64_t n = e.count < (uint64_t)f->count ? e.count : (uint64_t)f->count;

@@ -23,11 +23,17 @@ void mt_logged(const pg_program *p, const ag_graph *g, float *v)
     for (int k = 0; k < p->nlogs; k++) v[k] = g->nodes[p->logs[k]->id]->data[0];
 }
 
-void mt_add(mt_means *m, const pg_program *p, const float *v, int n)
+void mt_add(mt_means *m, const pg_program *p, const float *v, int n, int training)
 {
-    for (int k = 0; k < p->nlogs && k < MT_MAX_LOGS; k++) m->sum[k] += (double)v[k] * n;
+    for (int k = 0; k < p->nlogs && k < MT_MAX_LOGS; k++) {
+        if (training && !pg_log_made(p, k)) continue;
+        m->sum[k] += (double)v[k] * n;
+        m->counts[k] += n;
+    }
     m->count += n;
 }
+
+double mt_mean(const mt_means *m, int k) { return m->sum[k] / (double)(m->counts[k] ? m->counts[k] : 1); }
 
 ag_node *mt_logits(const pg_program *p)
 {
@@ -116,7 +122,9 @@ static void eval_graphs(void *ctx, int64_t lo, int64_t hi)
 int mt_evaluate(pg_program *p, const idx_dataset *ds, mt_means *m, int64_t *correct, ag_error *err)
 {
     int batch = p->spec->data.batch;
-    eval_job j = {.p = p, .ds = ds, .logits = mt_logits(p), .nbatches = (ds->count + batch - 1) / batch,
+    /* data.drop_last: full batches only, as in training (a cut of the batch needs them). */
+    int64_t nbatches = p->spec->data.drop_last ? ds->count / batch : (ds->count + batch - 1) / batch;
+    eval_job j = {.p = p, .ds = ds, .logits = mt_logits(p), .nbatches = nbatches,
                   .seed = p->spec->seed ^ 0xe7a1ull, .rank = dp_rank(), .ranks = dp_size()};
     int ngraphs = pg_eval_graphs(p, tp_threads(), j.graphs);
     /* The counts after the values: one sum over the ranks brings both. Zeros where
@@ -141,7 +149,7 @@ int mt_evaluate(pg_program *p, const idx_dataset *ds, mt_means *m, int64_t *corr
     memset(m, 0, sizeof *m);
     *correct = j.logits ? 0 : -1;
     for (int64_t b = 0; b < j.nbatches && j.failed[first] == j.nbatches; b++) {
-        mt_add(m, p, j.values + b * p->nlogs, batch_size_at(ds->count, batch, b));
+        mt_add(m, p, j.values + b * p->nlogs, batch_size_at(ds->count, batch, b), 0);
         if (j.logits) *correct += (int64_t)j.right[b];
     }
     free(j.values);
@@ -178,12 +186,16 @@ int mt_report(pg_program *p, const ds_data *d, FILE *out, int json, ag_error *er
     mt_means m;
     int64_t correct;
     if (mt_evaluate(p, &d->test, &m, &correct, err)) return AG_ERR;
+    if (m.count == 0)
+        return ag_errorf(err, p->spec->data.batch_loc,
+                         "the test split has %lld items, fewer than a batch of %d, and data.drop_last leaves none",
+                         (long long)d->test.count, p->spec->data.batch);
     int first = 1;
     if (json) fputc('{', out);
     for (int k = 0; k < p->nlogs; k++) {
         char name[160];
         snprintf(name, sizeof name, "test_%s", p->log_names[k]);
-        eval_put(out, json, &first, name, m.sum[k] / (double)m.count, "%.6g");
+        eval_put(out, json, &first, name, mt_mean(&m, k), "%.6g");
     }
     if (correct >= 0) eval_put(out, json, &first, "test_accuracy", (double)correct / (double)m.count, "%.4f");
     /* train.nll, in the unit each kind of data is measured in: nats per image, or bits

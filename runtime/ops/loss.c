@@ -9,8 +9,8 @@
  * added in order, so the pool may run the blocks on any threads and the loss has the
  * same bits at every thread count.
  *
- * Gradients: bce and bce_with_logits give none to their target, as PyTorch; mse, l1
- * and kl_normal give one to both operands. */
+ * Gradients: bce and bce_with_logits give none to their target, as PyTorch; mse, l1,
+ * kl_normal, hinge and wasserstein give one to both operands. */
 #include <math.h>
 
 #include "aigc/graph.h"
@@ -458,6 +458,65 @@ static void kl_backward(ag_graph *g, ag_node *n, unsigned need)
 const ag_op_def ag_def_kl_normal = {.name = "kl_normal", .min_src = 2, .max_src = 2,
                                     .infer = pair_infer, .forward = kl_forward,
                                     .backward = kl_backward};
+
+/* ------------------------------------------------------ hinge, wasserstein -- */
+
+/* The GAN critics' losses on scores s with targets t, 1 for real and -1 for fake:
+ * hinge max(0, 1 - t s) (SN-GAN's discriminator), wasserstein -t s (WGAN's critic, and
+ * either generator: -mean(D(fake))). */
+static void hinge_terms(const ag_node *n, int64_t lo, int64_t hi, double *v)
+{
+    const float *s = n->src[0]->data, *t = n->src[1]->data;
+    for (int64_t k = lo; k < hi; k++) v[k - lo] = fmax(0.0, 1.0 - (double)t[k] * s[k]);
+}
+
+static void hinge_forward(ag_graph *g, ag_node *n)
+{
+    loss_forward(g, n, ag_numel(&n->src[0]->shape), 1, hinge_terms);
+}
+
+/* Inside the margin (1 - t s > 0): -t and -s; at the kink and past it, 0 (relu's
+ * subgradient at 0, as PyTorch's relu(1 - t * s) gives). */
+static void hinge_backward(ag_graph *g, ag_node *n, unsigned need)
+{
+    const float *s = n->src[0]->data, *t = n->src[1]->data;
+    int64_t len = ag_numel(&n->src[0]->shape);
+    for (int64_t k = 0; k < len; k++) {
+        if (!(1.0f - t[k] * s[k] > 0)) continue;
+        float dy = loss_dy(n, k, ag_mean_count(g, n->src[0], len));
+        if (need & 1u) n->src[0]->grad[k] -= dy * t[k];
+        if (need & 2u) n->src[1]->grad[k] -= dy * s[k];
+    }
+}
+
+const ag_op_def ag_def_hinge = {.name = "hinge", .min_src = 2, .max_src = 2, .infer = pair_infer,
+                                .forward = hinge_forward, .backward = hinge_backward};
+
+static void wasserstein_terms(const ag_node *n, int64_t lo, int64_t hi, double *v)
+{
+    const float *s = n->src[0]->data, *t = n->src[1]->data;
+    for (int64_t k = lo; k < hi; k++) v[k - lo] = -(double)t[k] * s[k];
+}
+
+static void wasserstein_forward(ag_graph *g, ag_node *n)
+{
+    loss_forward(g, n, ag_numel(&n->src[0]->shape), 1, wasserstein_terms);
+}
+
+static void wasserstein_backward(ag_graph *g, ag_node *n, unsigned need)
+{
+    const float *s = n->src[0]->data, *t = n->src[1]->data;
+    int64_t len = ag_numel(&n->src[0]->shape);
+    for (int64_t k = 0; k < len; k++) {
+        float dy = loss_dy(n, k, ag_mean_count(g, n->src[0], len));
+        if (need & 1u) n->src[0]->grad[k] -= dy * t[k];
+        if (need & 2u) n->src[1]->grad[k] -= dy * s[k];
+    }
+}
+
+const ag_op_def ag_def_wasserstein = {.name = "wasserstein", .min_src = 2, .max_src = 2,
+                                      .infer = pair_infer, .forward = wasserstein_forward,
+                                      .backward = wasserstein_backward};
 
 /* ----------------------------------------------------------------- builders -- */
 

@@ -208,6 +208,48 @@ const ag_op_def ag_def_slice = {.name = "slice", .min_src = 1, .max_src = 1,
                                 .infer = slice_infer, .forward = slice_forward,
                                 .backward = slice_backward};
 
+/* ---- row_part: part i[0] of i[1] along dim 0 ------------------------------------ */
+
+/* The batch cut in equal parts, WGAN's fresh real rows for each critic update: part k
+ * of n holds rows [k B / n, (k + 1) B / n) of the B rows the input has now. It is not
+ * batched (a node that is follows the whole batch); its rows follow the batch all the
+ * same, since each batch infers the shapes again. A batch of rows that n does not
+ * divide is the spec's to prevent (split's check, data.drop_last); the graph is built
+ * at a batch of 1, where a part holds that row, to be inferred again when planned. */
+static int row_part_infer(ag_node *n, ag_error *err)
+{
+    const ag_node *x = n->src[0];
+    if (x->shape.ndim < 1 || n->i[1] < 1 || n->i[0] < 0 || n->i[0] >= n->i[1])
+        return ag_errorf(err, n->loc, "row_part: part %d of %d of %s", n->i[0], n->i[1], AX_SHAPE(x));
+    int building = x->batched && x->shape.d[0] == 1;
+    if (x->shape.d[0] % n->i[1] && !building)
+        return ag_errorf(err, n->loc, "split: %d rows do not split into %d equal parts", x->shape.d[0], n->i[1]);
+    n->shape = x->shape;
+    n->shape.d[0] = building ? 1 : x->shape.d[0] / n->i[1];
+    n->batched = 0;
+    n->aux_numel = 0;
+    return AG_OK;
+}
+
+static void row_part_forward(ag_graph *g, ag_node *n)
+{
+    int64_t len = ag_numel(&n->shape);
+    AG_ASSERT((n->i[0] + 1) * len <= ag_numel(&n->src[0]->shape));
+    memcpy(n->data, n->src[0]->data + n->i[0] * len, (size_t)len * sizeof(float));
+}
+
+static void row_part_backward(ag_graph *g, ag_node *n, unsigned need)
+{
+    if (!(need & 1u)) return;
+    int64_t len = ag_numel(&n->shape);
+    float *gx = n->src[0]->grad + n->i[0] * len;
+    for (int64_t j = 0; j < len; j++) gx[j] += n->grad[j];
+}
+
+const ag_op_def ag_def_row_part = {.name = "row_part", .min_src = 1, .max_src = 1,
+                                   .infer = row_part_infer, .forward = row_part_forward,
+                                   .backward = row_part_backward};
+
 /* ---- gather: torch.gather(src 0, axis i[0], index = src 1) ---------------------- */
 
 /* out[..., k, ...] = x[..., index[..., k, ...], ...] with the index at the axis; out has
@@ -309,6 +351,11 @@ ag_node *ag_concat(ag_graph *g, int n, ag_node *const *xs, int axis)
 ag_node *ag_slice(ag_graph *g, ag_node *x, int axis, int start, int end)
 {
     return bd_new1(g, AG_OP_SLICE, x, NULL, BD_I(axis, start, end));
+}
+
+ag_node *ag_row_part(ag_graph *g, ag_node *x, int part, int parts)
+{
+    return bd_new1(g, AG_OP_ROW_PART, x, NULL, BD_I(part, parts));
 }
 
 ag_node *ag_gather(ag_graph *g, ag_node *x, int axis, ag_node *index)

@@ -15,15 +15,17 @@
     X(LEAKY_RELU, leaky_relu) X(ELU, elu) X(TANH, tanh) X(SIGMOID, sigmoid)            \
     X(SOFTPLUS, softplus) X(SILU, silu) X(GELU, gelu) X(SUM, sum) X(MEAN, mean)        \
     X(SUM_AXIS, sum_axis) X(MEAN_AXIS, mean_axis) X(RESHAPE, reshape)                  \
-    X(CONCAT, concat) X(SLICE, slice) X(GATHER, gather) X(ONE_HOT, one_hot) X(SOFTMAX, softmax)            \
+    X(CONCAT, concat) X(SLICE, slice) X(ROW_PART, row_part) X(GATHER, gather) X(ONE_HOT, one_hot) X(SOFTMAX, softmax)            \
     X(LOG_SOFTMAX, log_softmax) X(MATMUL, matmul) X(LINEAR, linear) X(BCE, bce)        \
     X(BCE_LOGITS, bce_with_logits) X(MSE, mse) X(L1, l1)                               \
-    X(CROSS_ENTROPY, cross_entropy) X(KL_NORMAL, kl_normal) X(DROPOUT, dropout)         \
+    X(CROSS_ENTROPY, cross_entropy) X(KL_NORMAL, kl_normal) X(HINGE, hinge)             \
+    X(WASSERSTEIN, wasserstein) X(DROPOUT, dropout)                                    \
     X(CONV2D, conv2d) X(CONV_TRANSPOSE2D, conv_transpose2d) X(AVG_POOL2D, avg_pool2d)  \
     X(UPSAMPLE_NEAREST2D, upsample_nearest2d)         \
     X(LAYER_NORM, layer_norm) X(GROUP_NORM, group_norm) X(BATCH_NORM, batch_norm)     \
     X(EMBEDDING, embedding) X(CAUSAL_ATTENTION, causal_attention)                      \
     X(TIMESTEP_EMBEDDING, timestep_embedding) X(MASKED_LINEAR, masked_linear) \
+    X(SPECTRAL_NORM, spectral_norm) \
     X(INTERPOLATE, interpolate) X(RANDINT, randint) X(TABLE_AT, table_at) \
     X(THRESHOLD, threshold) X(BERNOULLI, bernoulli) \
     X(CATEGORICAL, categorical)

@@ -1,5 +1,5 @@
-/* optim.c — the update rules, one per kind, and the machinery that walks them over
- * parameter groups. Each rule is PyTorch 1.13's _single_tensor_<kind> written out per
+/* optim.c — the update rules, one per kind, the clipping around them, and the
+ * machinery that walks them over parameter groups. Each rule is PyTorch 1.13's _single_tensor_<kind> written out per
  * element; the comments quote the PyTorch line each statement stands for. PyTorch's
  * vector kernels fuse some multiply-adds (add with alpha, addcmul), ours round twice:
  * the results differ by an ulp per operation, not in formula. */
@@ -19,6 +19,8 @@ typedef struct opt_coef {
     float beta1, one_minus_beta1, beta2, one_minus_beta2;
     float bias_correction2_sqrt, eps, neg_step_size;
     int amsgrad;
+    float alpha, one_minus_alpha; /* rmsprop; momentum and eps as above */
+    int centered;
 } opt_coef;
 
 /* s is slice 0 of this range's state; slice k starts at s + k * stride. */
@@ -129,6 +131,48 @@ static void adamw_update(const opt_coef *c, float *restrict p, const float *rest
 
 static int adam_slices(const opt_hyper *h) { return h->amsgrad ? 3 : 2; }
 
+/* ---- RMSprop -------------------------------------------------------------------------- */
+
+static void rmsprop_coef(opt_coef *c, const opt_hyper *h, const opt_group *gr, int64_t step)
+{
+    c->wd = (float)gr->weight_decay;
+    c->alpha = (float)h->alpha;
+    c->one_minus_alpha = (float)(1.0 - h->alpha);
+    c->eps = (float)h->eps;
+    c->momentum = (float)h->momentum;
+    c->has_momentum = h->momentum > 0;
+    c->centered = h->centered;
+    c->neg_lr = (float)-gr->lr;
+}
+
+/* Slices: 0 square_avg, then the momentum buffer if momentum > 0, then grad_avg if
+ * centered. */
+static void rmsprop_update(const opt_coef *c, float *p, const float *g, float *s, int64_t stride,
+                           int64_t n)
+{
+    float *sq = s, *buf = s + stride, *gavg = s + (c->has_momentum ? 2 : 1) * stride;
+    for (int64_t k = 0; k < n; k++) {
+        float grad = g[k] + c->wd * p[k];                  /* grad.add(param, alpha=wd) */
+        sq[k] = sq[k] * c->alpha + c->one_minus_alpha * grad * grad; /* mul_(a).addcmul_ */
+        float avg;
+        if (c->centered) {
+            gavg[k] = gavg[k] * c->alpha + c->one_minus_alpha * grad; /* mul_(a).add_ */
+            avg = sqrtf(sq[k] - gavg[k] * gavg[k]);  /* addcmul(ga, ga, value=-1).sqrt_() */
+        } else {
+            avg = sqrtf(sq[k]);
+        }
+        avg = avg + c->eps;
+        if (c->has_momentum) {
+            buf[k] = buf[k] * c->momentum + grad / avg;     /* mul_(m).addcdiv_(grad, avg) */
+            p[k] = p[k] + c->neg_lr * buf[k];               /* param.add_(buf, alpha=-lr) */
+        } else {
+            p[k] = p[k] + c->neg_lr * (grad / avg);         /* addcdiv_(grad, avg, -lr) */
+        }
+    }
+}
+
+static int rmsprop_slices(const opt_hyper *h) { return 1 + (h->momentum > 0) + (h->centered != 0); }
+
 /* ---- the kinds ------------------------------------------------------------------------ */
 
 typedef struct opt_def {
@@ -146,6 +190,8 @@ static const opt_def opt_defs[OPT_COUNT] = {
     [OPT_ADAMW] = {"adamw",
                    {.lr = 1e-3, .weight_decay = 1e-2, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8},
                    adam_slices, adam_coef, adamw_update},
+    [OPT_RMSPROP] = {"rmsprop", {.lr = 1e-2, .alpha = 0.99, .eps = 1e-8}, rmsprop_slices,
+                     rmsprop_coef, rmsprop_update},
 };
 
 opt_hyper opt_defaults(opt_kind kind)
@@ -171,21 +217,28 @@ const char *opt_kind_name(opt_kind kind)
 
 #define SGD_K (1u << OPT_SGD)
 #define ADAM_K ((1u << OPT_ADAM) | (1u << OPT_ADAMW))
-#define ALL_K (SGD_K | ADAM_K)
+#define RMS_K (1u << OPT_RMSPROP)
+#define ALL_K (SGD_K | ADAM_K | RMS_K)
 #define F(name, lo, hi, open, kinds) {#name, offsetof(opt_hyper, name), 0, lo, hi, open, kinds}
 #define B(name, kinds) {#name, offsetof(opt_hyper, name), 1, 0, 1, 0, kinds}
 
-/* PyTorch's checks: lr, eps, weight_decay, momentum >= 0 and betas in [0, 1). */
+/* PyTorch's checks: lr, eps, weight_decay, momentum, alpha >= 0 and betas in [0, 1).
+ * RMSprop's alpha above 1 would grow square_avg without bound: refused too. A clip of
+ * 0 is off. */
 const opt_field opt_fields[] = {
     F(lr, 0, OPT_LR_MAX, 0, ALL_K),
     F(weight_decay, 0, INFINITY, 0, ALL_K),
-    F(momentum, 0, INFINITY, 0, SGD_K),
+    F(momentum, 0, INFINITY, 0, SGD_K | RMS_K),
     F(dampening, 0, 1, 0, SGD_K),
     B(nesterov, SGD_K),
     F(beta1, 0, 1, 1, ADAM_K),
     F(beta2, 0, 1, 1, ADAM_K),
-    F(eps, 0, INFINITY, 0, ADAM_K),
+    F(eps, 0, INFINITY, 0, ADAM_K | RMS_K),
     B(amsgrad, ADAM_K),
+    F(alpha, 0, 1, 0, RMS_K),
+    B(centered, RMS_K),
+    F(clip_grad_norm, 0, INFINITY, 0, ALL_K),
+    F(clip_weights, 0, INFINITY, 0, ALL_K),
 };
 const int opt_nfields = (int)AG_COUNTOF(opt_fields);
 
@@ -303,10 +356,50 @@ static void opt_piece(void *ctx, int64_t lo, int64_t hi)
     j->update(j->c, j->p + lo, j->g + lo, j->s ? j->s + lo : NULL, j->stride, hi - lo);
 }
 
+/* ---- clipping ------------------------------------------------------------------------- */
+
+/* torch.nn.utils.clip_grad_norm_: the norm of the parameters' norms, then every gradient
+ * times min(max_norm / (norm + 1e-6), 1), the factor rounded to float as PyTorch's
+ * tensor holds it. Sums in double: PyTorch's float reductions add in a tree whose order
+ * no loop here could follow, and double lands within an ulp of either. */
+static void clip_grad_norm(opt_optimizer *o)
+{
+    const ag_params *ps = o->ps;
+    double total = 0;
+    for (int gi = 0; gi < o->ngroups; gi++)
+        for (int k = 0; k < o->groups[gi].nranges; k++) {
+            const opt_range *r = &o->groups[gi].ranges[k];
+            const float *g = ps->grad + r->offset;
+            for (int64_t j = 0; j < r->n; j++) total += (double)g[j] * g[j];
+        }
+    float norm = (float)sqrt(total);
+    float coef = (float)o->h.clip_grad_norm / (norm + 1e-6f);
+    if (coef > 1.0f) coef = 1.0f;
+    for (int gi = 0; gi < o->ngroups; gi++)
+        for (int k = 0; k < o->groups[gi].nranges; k++) {
+            const opt_range *r = &o->groups[gi].ranges[k];
+            float *g = ps->grad + r->offset;
+            for (int64_t j = 0; j < r->n; j++) g[j] *= coef;
+        }
+}
+
+/* WGAN's clamp: p.data.clamp_(-c, c) for every parameter, after the step. */
+static void clip_weights(opt_optimizer *o)
+{
+    float c = (float)o->h.clip_weights;
+    for (int gi = 0; gi < o->ngroups; gi++)
+        for (int k = 0; k < o->groups[gi].nranges; k++) {
+            const opt_range *r = &o->groups[gi].ranges[k];
+            float *p = o->ps->data + r->offset;
+            for (int64_t j = 0; j < r->n; j++) p[j] = p[j] < -c ? -c : p[j] > c ? c : p[j];
+        }
+}
+
 void opt_step(opt_optimizer *o)
 {
     const opt_def *d = &opt_defs[o->kind];
     o->step++;
+    if (o->h.clip_grad_norm > 0) clip_grad_norm(o);
     for (int gi = 0; gi < o->ngroups; gi++) {
         const opt_group *gr = &o->groups[gi];
         opt_coef c;
@@ -319,6 +412,7 @@ void opt_step(opt_optimizer *o)
             tp_for_each(r->n, 1 << 13, opt_piece, &j);
         }
     }
+    if (o->h.clip_weights > 0) clip_weights(o);
 }
 
 void opt_set_lr(opt_optimizer *o, int group, double lr)

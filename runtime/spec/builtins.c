@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "aigc/dist.h"
 #include "aigc/suggest.h"
 #include "eval.h"
 
@@ -158,6 +159,36 @@ static int b_detach(ev_ctx *c, const ex_node *call, pv *a, int na, pv *o, int *n
     return built(c, ag_detach(c->g, a[0].node), a[0].lo, a[0].hi, call, o, no, err);
 }
 
+/* split(x, n, axis=0) of a batched x: n parts of the batch's rows, for a fresh real batch
+ * per critic update. Every batch must then split alike: training leaves the short last
+ * batch out (data.drop_last), and the data-parallel ranks, which hold shares of the
+ * rows, cannot cut the whole batch. */
+static int split_batch(ev_ctx *c, const ex_node *call, pv *a, int n, pv *o, int *no, ag_error *err)
+{
+    const sp_data *d = &c->p->spec->data;
+    if (dp_size() > 1)
+        return ag_errorf(err, call->loc, "%s: cutting the batch (axis 0) is not supported in data-parallel training: "
+                         "each rank holds a share of the batch's rows", call->text);
+    if (!d->drop_last)
+        return ag_errorf(err, call->loc, "%s: cutting the batch (axis 0) into %d parts needs every batch full, but an "
+                         "epoch's last batch may have fewer than %d rows: add 'drop_last: true' under data",
+                         call->text, n, d->batch);
+    if (d->batch % n)
+        return ag_errorf(err, call->loc, "%s: the batch of %d (data.batch at %d:%d) does not cut into %d equal parts",
+                         call->text, d->batch, d->batch_loc.line, d->batch_loc.col, n);
+    ag_graph_set_loc(c->g, call->loc);
+    for (int k = 0; k < n; k++) {
+        ag_node *s = ag_row_part(c->g, a[0].node, k, n);
+        if (!s) {
+            *err = c->g->err;
+            return AG_ERR;
+        }
+        o[k] = ev_tensor(s, a[0].lo, a[0].hi, call->loc);
+    }
+    *no = n;
+    return AG_OK;
+}
+
 /* split(x, n): n equal parts along the last axis (or axis=); chunk is the same. */
 static int b_split(ev_ctx *c, const ex_node *call, pv *a, int na, pv *o, int *no, ag_error *err)
 {
@@ -170,6 +201,7 @@ static int b_split(ev_ctx *c, const ex_node *call, pv *a, int na, pv *o, int *no
     if (ax < 0 || ax >= x->shape.ndim)
         return ag_errorf(err, call->loc, "%s: axis %d is out of range for a %d-D input", call->text, axis,
                          x->shape.ndim);
+    if (ax == 0 && x->batched) return split_batch(c, call, a, n, o, no, err);
     int len = x->shape.d[ax];
     if (len % n)
         return ag_errorf(err, call->loc, "%s: %d elements along axis %d do not split into %d equal parts",
@@ -389,15 +421,18 @@ typedef struct bi_loss {
     ag_reduction dflt;
     int target_is_prob; /* bce: the target must lie in [0, 1] */
     int input_is_prob;  /* bce, not bce_with_logits: the input too */
+    int target_is_sign; /* hinge, wasserstein: a number target is 1 (real) or -1 (fake) */
 } bi_loss;
 
 static const bi_loss losses[] = {
-    {"bce", AG_OP_BCE, AG_RED_MEAN, 1, 1},
-    {"bce_with_logits", AG_OP_BCE_LOGITS, AG_RED_MEAN, 1, 0},
-    {"mse", AG_OP_MSE, AG_RED_MEAN, 0, 0},
-    {"l1", AG_OP_L1, AG_RED_MEAN, 0, 0},
-    {"cross_entropy", AG_OP_CROSS_ENTROPY, AG_RED_MEAN, 0, 0},
-    {"kl_normal", AG_OP_KL_NORMAL, AG_RED_SUM, 0, 0},
+    {"bce", AG_OP_BCE, AG_RED_MEAN, 1, 1, 0},
+    {"bce_with_logits", AG_OP_BCE_LOGITS, AG_RED_MEAN, 1, 0, 0},
+    {"mse", AG_OP_MSE, AG_RED_MEAN, 0, 0, 0},
+    {"l1", AG_OP_L1, AG_RED_MEAN, 0, 0, 0},
+    {"cross_entropy", AG_OP_CROSS_ENTROPY, AG_RED_MEAN, 0, 0, 0},
+    {"kl_normal", AG_OP_KL_NORMAL, AG_RED_SUM, 0, 0, 0},
+    {"hinge", AG_OP_HINGE, AG_RED_MEAN, 0, 0, 1},
+    {"wasserstein", AG_OP_WASSERSTEIN, AG_RED_MEAN, 0, 0, 1},
 };
 
 static const char *const reductions[] = {"mean", "sum", "none", NULL};
@@ -439,6 +474,10 @@ static int b_loss(ev_ctx *c, const ex_node *call, pv *a, int na, pv *o, int *no,
         /* bce(D(x), 1): a constant target shaped like the input. */
         if (L->target_is_prob && !(a[1].num >= 0 && a[1].num <= 1))
             return ag_errorf(err, a[1].loc, "%s: the target %g is outside [0, 1]", L->name, a[1].num);
+        /* hinge(D(fake), 0) is bce's habit, and would be a loss that does not move. */
+        if (L->target_is_sign && a[1].num != 1 && a[1].num != -1)
+            return ag_errorf(err, a[1].loc, "%s: the target is 1 (real) or -1 (fake), not %g", L->name,
+                             a[1].num);
         ag_graph_set_loc(c->g, call->loc);
         target = ag_full_like(c->g, a[0].node, (float)a[1].num);
         if (!target) {
@@ -457,7 +496,8 @@ static int b_loss(ev_ctx *c, const ex_node *call, pv *a, int na, pv *o, int *no,
     }
     ag_graph_set_loc(c->g, call->loc);
     ag_node *y = ag_loss(c->g, L->op, a[0].node, target, red);
-    return built(c, y, L->op == AG_OP_KL_NORMAL ? -INFINITY : 0, INFINITY, call, o, no, err);
+    float lo = L->op == AG_OP_KL_NORMAL || L->op == AG_OP_WASSERSTEIN ? -INFINITY : 0;
+    return built(c, y, lo, INFINITY, call, o, no, err);
 }
 
 /* ---------------------------------------------------------------- table -- */
@@ -498,6 +538,8 @@ static const bi_def builtins[] = {
     {"l1", 2, {"input", "target", "reduction"}, 0, b_loss},
     {"cross_entropy", 2, {"input", "target", "reduction"}, 0, b_loss},
     {"kl_normal", 2, {"mu", "logvar", "reduction"}, 0, b_loss},
+    {"hinge", 2, {"scores", "target", "reduction"}, 0, b_loss},
+    {"wasserstein", 2, {"scores", "target", "reduction"}, 0, b_loss},
     {"slice", 2, {"input", "start", "end", "axis"}, 0, b_slice},
     {"categorical", 1, {"logits", "top_k"}, 0, b_categorical},
 };

@@ -240,7 +240,7 @@ static int compile_update(pg_program *p, ev_ctx *c, const ex_stmt *st, int *seg_
                          "(reduce it with mean or sum)", st->names[0], buf);
     }
     pg_segment *sg = &p->segs[p->nsegs++];
-    *sg = (pg_segment){*seg_from, p->step.n, o, loss.node, NULL};
+    *sg = (pg_segment){*seg_from, p->step.n, o, loss.node, NULL, st->every};
     *seg_from = p->step.n;
     return AG_OK;
 }
@@ -327,7 +327,7 @@ static int compile_step(pg_program *p, ag_error *err)
         }
     }
     stmt_of_nodes(p, &marks, (ag_loc){0});
-    if (seg_from < g->n) p->segs[p->nsegs++] = (pg_segment){seg_from, g->n, -1, NULL, NULL};
+    if (seg_from < g->n) p->segs[p->nsegs++] = (pg_segment){seg_from, g->n, -1, NULL, NULL, 1};
 
     /* The metrics: what the spec logs, else every update's loss. */
     p->logs = ag_xcalloc((size_t)(s->nlogs + s->nsteps + 1), sizeof *p->logs);
@@ -384,6 +384,29 @@ static int compile_step(pg_program *p, ag_error *err)
 out:
     free(c.env);
     return rc;
+}
+
+static int gcd(int a, int b) { return b ? gcd(b, a % b) : a; }
+
+/* The nodes' periods (node_every): a node runs on the steps where some node that needs
+ * it runs, so its period is the gcd of its consumers' and, for an update's loss, of that
+ * update's K. A node nothing consumes is needed on every step (a logged or named value,
+ * a sample of the data), unless it is a loss. Consumers come after their sources:
+ * one pass from the last node back settles every period. */
+static void node_periods(pg_program *p)
+{
+    const ag_graph *g = &p->step;
+    p->node_every = ag_xcalloc((size_t)(g->n ? g->n : 1), sizeof *p->node_every);
+    int *per = p->node_every; /* 0 until a consumer is seen: gcd's identity */
+    for (int k = 0; k < p->nsegs; k++)
+        if (p->segs[k].optim >= 0) per[p->segs[k].loss->id] = gcd(per[p->segs[k].loss->id], p->segs[k].every);
+    for (int k = g->n - 1; k >= 0; k--) {
+        if (!per[k]) per[k] = 1;
+        const ag_node *n = g->nodes[k];
+        for (int j = 0; j < n->nsrc; j++) per[n->src[j]->id] = gcd(per[n->src[j]->id], per[k]);
+    }
+    p->log_every = ag_xcalloc((size_t)(p->nlogs ? p->nlogs : 1), sizeof *p->log_every);
+    for (int k = 0; k < p->nlogs; k++) p->log_every[k] = per[p->logs[k]->id];
 }
 
 /* Every model with parameters is trained by an update, and every optimizer is used. */
@@ -513,6 +536,7 @@ int pg_build(pg_program *p, const sp_spec *s, int rows, int cols, int classes, a
     /* The graphs share what the parameters leave of the limit. */
     p->step.max_bytes = s->max_memory ? s->max_memory - need : 0;
     if (compile_step(p, err) || check_coverage(p, err) || plan_step(p, err)) return AG_ERR;
+    node_periods(p);
     p->nsamples = s->nsamples;
     p->samples = ag_xcalloc((size_t)(s->nsamples ? s->nsamples : 1), sizeof *p->samples);
     for (int k = 0; k < s->nsamples; k++)
@@ -531,6 +555,8 @@ void pg_free(pg_program *p)
     free(p->logs);
     free(p->log_names);
     free(p->node_stmt);
+    free(p->node_every);
+    free(p->log_every);
     free(p->named);
     free(p->named_nodes);
     for (int k = 0; k < 3; k++) free(p->sched[k]);

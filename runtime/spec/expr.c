@@ -372,10 +372,23 @@ static int parse_stmt(ex_parser *p, ex_stmt *s)
         s->names[0] = ar_strndup(p->a, t[1].s, t[1].len);
         s->name_locs[0] = t[1].loc;
         p->t += 2;
+        if (p->t->kind == T_NAME && p->t->len == 5 && memcmp(p->t->s, "every", 5) == 0) {
+            p->t++;
+            char *end;
+            long k = p->t->kind == T_NUM ? strtol(p->t->s, &end, 10) : 0;
+            if (p->t->kind != T_NUM || end != p->t->s + p->t->len || k < 1 || k > 1000000) {
+                expected(p, "a whole number of steps from 1 to 1000000 after 'every'");
+                return AG_ERR;
+            }
+            s->every = (int)k;
+            s->every_loc = p->t->loc;
+            p->t++;
+        }
         if (p->t->kind != T_COLON) {
-            expected(p, "':' after 'update %s'", s->names[0]);
+            expected(p, "':' after 'update %s%s'", s->names[0], s->every ? " every K" : "");
             return AG_ERR;
         }
+        if (!s->every) s->every = 1;
         p->t++;
     } else if (t->kind == T_NAME && (t[1].kind == T_COMMA || t[1].kind == T_EQ)) {
         s->kind = EX_ASSIGN;
@@ -474,7 +487,8 @@ char *ex_dump_stmt(const ex_stmt *s, char *buf, size_t size)
     AG_ASSERT(size > 0);
     ex_out o = {buf, size, 0};
     buf[0] = 0;
-    if (s->kind == EX_UPDATE) put(&o, "(update %s ", s->names[0]);
+    if (s->kind == EX_UPDATE && s->every > 1) put(&o, "(update %s every=%d ", s->names[0], s->every);
+    else if (s->kind == EX_UPDATE) put(&o, "(update %s ", s->names[0]);
     if (s->kind == EX_ASSIGN && s->nnames == 1) put(&o, "(= %s ", s->names[0]);
     if (s->kind == EX_ASSIGN && s->nnames > 1) {
         put(&o, "(= (");

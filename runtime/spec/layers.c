@@ -52,7 +52,53 @@ static void range_dropout(const double *args, float *lo, float *hi)
     *hi = (float)fmax(0, *hi * s);
 }
 
+/* ------------------------------------------------ spectral normalization -- */
+
+/* `sn=1` on a linear or conv2d layer: torch.nn.utils.spectral_norm's parametrization.
+ * The trained weight is named weight_orig, and the buffers u [out] and v [the rest of
+ * the weight's dims] follow the trained ones (param[ntrain], param[ntrain + 1]), under
+ * PyTorch's names, so that a state_dict of the wrapped module loads as it is. The
+ * layer applies W / sigma (ag_spectral_norm). */
+static const char *weight_name(const ly_slot *s, int sn_arg) { return s->args[sn_arg] != 0 ? "weight_orig" : "weight"; }
+
+static void sn_declare(ev_ctx *c, ly_slot *s, const char *prefix, int sn_arg, ag_shape w)
+{
+    s->ntrain = s->nparam;
+    if (s->args[sn_arg] == 0) return;
+    char name[256];
+    snprintf(name, sizeof name, "%s.weight_u", prefix);
+    s->param[s->nparam++] = ag_params_add(&c->p->params, name, ag_shape1(w.d[0]), s->loc);
+    snprintf(name, sizeof name, "%s.weight_v", prefix);
+    s->param[s->nparam++] = ag_params_add(&c->p->params, name, ag_shape1((int)(ag_numel(&w) / w.d[0])), s->loc);
+}
+
+/* The weight the layer applies: W, or W / sigma. */
+static ag_node *sn_weight(ev_ctx *c, const ly_slot *s, int sn_arg)
+{
+    ag_node *w = ag_param(c->g, s->param[0]);
+    if (s->args[sn_arg] == 0) return w;
+    return ag_spectral_norm(c->g, w, ag_param(c->g, s->param[s->ntrain]), ag_param(c->g, s->param[s->ntrain + 1]),
+                            1e-12f);
+}
+
+/* u and v as PyTorch draws them: normal, then normalized (eps 1e-12), u first. */
+static void sn_init(const ly_slot *s, ag_params *ps, rng *r, int sn_arg)
+{
+    if (s->args[sn_arg] == 0) return;
+    for (int k = s->ntrain; k < s->ntrain + 2; k++) {
+        const ag_parameter *b = &ps->p[s->param[k]];
+        int64_t n = ag_numel(&b->shape);
+        init_normal(r, b->data, n, 0.0f, 1.0f);
+        double ss = 0;
+        for (int64_t j = 0; j < n; j++) ss += (double)b->data[j] * b->data[j];
+        float norm = (float)sqrt(ss), denom = norm > 1e-12f ? norm : 1e-12f;
+        for (int64_t j = 0; j < n; j++) b->data[j] /= denom;
+    }
+}
+
 /* -------------------------------------------------------------- linear -- */
+
+enum { LINEAR_SN = 2 }; /* linear OUT [bias] [sn] */
 
 static int linear_declare(ev_ctx *c, ly_slot *s, ag_node *x, const char *prefix, ag_error *err)
 {
@@ -60,13 +106,13 @@ static int linear_declare(ev_ctx *c, ly_slot *s, ag_node *x, const char *prefix,
         return ag_errorf(err, s->loc, "linear: the input is a single number; it needs a feature dimension");
     int in = x->shape.d[x->shape.ndim - 1], out = (int)s->args[0];
     char name[256];
-    snprintf(name, sizeof name, "%s.weight", prefix);
+    snprintf(name, sizeof name, "%s.%s", prefix, weight_name(s, LINEAR_SN));
     s->param[s->nparam++] = ag_params_add(&c->p->params, name, ag_shape2(out, in), s->loc);
     if (s->args[1] != 0) {
         snprintf(name, sizeof name, "%s.bias", prefix);
         s->param[s->nparam++] = ag_params_add(&c->p->params, name, ag_shape1(out), s->loc);
     }
-    s->ntrain = s->nparam;
+    sn_declare(c, s, prefix, LINEAR_SN, ag_shape2(out, in));
     s->params = (int64_t)in * out + (s->args[1] != 0 ? out : 0);
     /* Once per position of a sequence [B, T, in]: x is declared at batch 1. */
     int64_t rows = ag_numel(&x->shape) / in;
@@ -76,16 +122,16 @@ static int linear_declare(ev_ctx *c, ly_slot *s, ag_node *x, const char *prefix,
 
 static ag_node *linear_apply(ev_ctx *c, const ly_slot *s, ag_node *x)
 {
-    ag_node *w = ag_param(c->g, s->param[0]);
-    ag_node *b = s->nparam > 1 ? ag_param(c->g, s->param[1]) : NULL;
-    return ag_linear(c->g, x, w, b);
+    ag_node *b = s->ntrain > 1 ? ag_param(c->g, s->param[1]) : NULL;
+    return ag_linear(c->g, x, sn_weight(c, s, LINEAR_SN), b);
 }
 
 static void linear_init(const ly_slot *s, ag_params *ps, rng *r)
 {
     const ag_parameter *w = &ps->p[s->param[0]];
-    init_linear(r, w->data, s->nparam > 1 ? ps->p[s->param[1]].data : NULL, w->shape.d[1],
+    init_linear(r, w->data, s->ntrain > 1 ? ps->p[s->param[1]].data : NULL, w->shape.d[1],
                 w->shape.d[0]);
+    sn_init(s, ps, r, LINEAR_SN);
 }
 
 /* --------------------------------------------------------- activations -- */
@@ -123,26 +169,34 @@ static int want_images(const ly_slot *s, const ag_node *x, ag_error *err)
                      ag_shape_str(&x->shape, x->batched, buf, sizeof buf));
 }
 
-/* conv2d OUT KERNEL [stride] [padding] [bias]: weight [OUT, C, K, K] as nn.Conv2d. */
+/* conv2d OUT KERNEL [stride] [padding] [bias] [sn]: weight [OUT, C, K, K] as nn.Conv2d.
+ * conv_transpose2d has output_padding where conv2d has bias, and no sn. */
+enum { CONV_SN = 5 };
+
 static int conv_declare(ev_ctx *c, ly_slot *s, ag_node *x, const char *prefix, ag_error *err)
 {
     if (want_images(s, x, err)) return AG_ERR;
     int in = x->shape.d[1], out = (int)s->args[0], k = (int)s->args[1];
     int transposed = !strcmp(s->def->name, "conv_transpose2d");
     int has_bias = s->args[transposed ? 5 : 4] != 0;
-    add_param(c, s, prefix, "weight", transposed ? ag_shape4(in, out, k, k) : ag_shape4(out, in, k, k));
+    ag_shape w = transposed ? ag_shape4(in, out, k, k) : ag_shape4(out, in, k, k);
+    add_param(c, s, prefix, transposed ? "weight" : weight_name(s, CONV_SN), w);
     if (has_bias) add_param(c, s, prefix, "bias", ag_shape1(out));
-    s->ntrain = s->nparam;
+    if (transposed)
+        s->ntrain = s->nparam;
+    else
+        sn_declare(c, s, prefix, CONV_SN, w);
     s->params = (int64_t)in * out * k * k + (has_bias ? out : 0);
     return AG_OK;
 }
 
 static ag_node *conv_apply(ev_ctx *c, const ly_slot *s, ag_node *x)
 {
-    ag_node *w = ag_param(c->g, s->param[0]), *b = s->nparam > 1 ? ag_param(c->g, s->param[1]) : NULL;
+    ag_node *b = s->ntrain > 1 ? ag_param(c->g, s->param[1]) : NULL;
     if (!strcmp(s->def->name, "conv_transpose2d"))
-        return ag_conv_transpose2d(c->g, x, w, b, (int)s->args[2], (int)s->args[3], (int)s->args[4]);
-    return ag_conv2d(c->g, x, w, b, (int)s->args[2], (int)s->args[3]);
+        return ag_conv_transpose2d(c->g, x, ag_param(c->g, s->param[0]), b, (int)s->args[2], (int)s->args[3],
+                                   (int)s->args[4]);
+    return ag_conv2d(c->g, x, sn_weight(c, s, CONV_SN), b, (int)s->args[2], (int)s->args[3]);
 }
 
 /* nn.Conv2d and nn.ConvTranspose2d draw like nn.Linear with fan_in taken from the
@@ -151,7 +205,8 @@ static void conv_init(const ly_slot *s, ag_params *ps, rng *r)
 {
     const ag_parameter *w = &ps->p[s->param[0]];
     int fan_in = w->shape.d[1] * w->shape.d[2] * w->shape.d[3];
-    init_linear(r, w->data, s->nparam > 1 ? ps->p[s->param[1]].data : NULL, fan_in, w->shape.d[0]);
+    init_linear(r, w->data, s->ntrain > 1 ? ps->p[s->param[1]].data : NULL, fan_in, w->shape.d[0]);
+    if (strcmp(s->def->name, "conv_transpose2d")) sn_init(s, ps, r, CONV_SN);
 }
 
 /* A multiply and an add per weight and output position. */
@@ -163,8 +218,8 @@ static int64_t conv_flops(const ly_slot *s, const ag_node *y)
         int k = (int)s->args[1], st = (int)s->args[2], pad = (int)s->args[3], op = (int)s->args[4];
         positions = (int64_t)((y->shape.d[2] + 2 * pad - k - op) / st + 1) * ((y->shape.d[3] + 2 * pad - k - op) / st + 1);
     }
-    int64_t weights = s->params - (s->nparam > 1 ? y->shape.d[1] : 0);
-    return 2 * weights * positions + (s->nparam > 1 ? y->shape.d[1] * positions : 0);
+    int64_t weights = s->params - (s->ntrain > 1 ? y->shape.d[1] : 0);
+    return 2 * weights * positions + (s->ntrain > 1 ? y->shape.d[1] * positions : 0);
 }
 
 /* causal_attention HEADS on qkv [B, T, 3C]: softmax(q k^T / sqrt(D)) v per head, each
@@ -395,7 +450,8 @@ static ag_node *time_embedding_apply(ev_ctx *c, const ly_slot *s, ag_node *x)
          WORDS("connect", made_connects), WHOLE("seed", 0, 0, 1 << 30))
 static_assert((int)AB_MAX_PARAMS == (int)SP_MAX_LAYER_ARGS, "a layer's arguments fit its slot's args");
 static const ly_def layers[] = {
-    {.name = "linear", ARGS(1, WHOLE("out", 0, 1, 1 << 24), NUM("bias", 1, 0, 1)), .declare = linear_declare,
+    {.name = "linear", ARGS(1, WHOLE("out", 0, 1, 1 << 24), NUM("bias", 1, 0, 1), WHOLE("sn", 0, 0, 1)),
+     .declare = linear_declare,
      .apply = linear_apply, .init = linear_init},
     {.name = "relu", .apply = relu_apply, .range = range_relu},
     {.name = "leaky_relu", ARGS(0, NUM("slope", 0.01, 0, INFINITY)), .apply = leaky_apply, .range = range_leaky},
@@ -412,7 +468,7 @@ static const ly_def layers[] = {
      .apply = reshape_apply, .range = range_same},
     {.name = "conv2d",
      ARGS(2, WHOLE("out", 0, 1, 1 << 16), WHOLE("kernel", 0, 1, 64), WHOLE("stride", 1, 1, 64),
-          WHOLE("padding", 0, 0, 64), NUM("bias", 1, 0, 1)),
+          WHOLE("padding", 0, 0, 64), NUM("bias", 1, 0, 1), WHOLE("sn", 0, 0, 1)),
      .declare = conv_declare, .apply = conv_apply, .init = conv_init, .flops = conv_flops},
     {.name = "conv_transpose2d",
      ARGS(2, WHOLE("out", 0, 1, 1 << 16), WHOLE("kernel", 0, 1, 64), WHOLE("stride", 1, 1, 64),

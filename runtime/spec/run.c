@@ -74,6 +74,22 @@ static void average_running_stats(pg_program *p)
 
 int pg_train_step(pg_program *p, int batch) { return pg_train_shard(p, 0, batch, batch); }
 
+int pg_log_made(const pg_program *p, int k) { return p->steps_done % p->log_every[k] == 0; }
+
+/* Nodes [from, to) that this step needs, in runs of consecutive ones. */
+static int forward_needed(pg_program *p, int from, int to)
+{
+    ag_graph *g = &p->step;
+    while (from < to) {
+        while (from < to && p->steps_done % p->node_every[from]) from++;
+        int end = from;
+        while (end < to && p->steps_done % p->node_every[end] == 0) end++;
+        if (from < end && ag_forward(g, from, end)) return AG_ERR;
+        from = end;
+    }
+    return AG_OK;
+}
+
 /* The step's segments, forward, backward, sum over the ranks and update, until one
  * fails or is skipped. */
 static int run_segments(pg_program *p, int empty, int ranks)
@@ -81,8 +97,8 @@ static int run_segments(pg_program *p, int empty, int ranks)
     ag_graph *g = &p->step;
     for (int k = 0; k < p->nsegs; k++) {
         const pg_segment *sg = &p->segs[k];
-        if (ag_forward(g, sg->from, sg->to)) return AG_ERR;
-        if (sg->optim < 0) continue;
+        if (forward_needed(p, sg->from, sg->to)) return AG_ERR;
+        if (sg->optim < 0 || p->steps_done % sg->every) continue;
         ag_backward(g, sg->bw);
         opt_optimizer *o = &p->optims[sg->optim];
         if (ranks) sum_grads(p, o, empty);

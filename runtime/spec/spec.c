@@ -320,10 +320,13 @@ static const sp_key data_keys[] = {
     {.name = "dataset", .type = SP_OWN},
     {.name = "path", .type = SP_STR, .flags = SP_HAS_LOC, .offset = offsetof(sp_data, path),
      .loc_offset = offsetof(sp_data, path_loc), .check = data_path_check},
-    {.name = "test_path", .type = SP_STR, .flags = SP_HAS_LOC | SP_IMAGES | SP_FEATURES, .offset = offsetof(sp_data, test_path),
-     .loc_offset = offsetof(sp_data, test_path_loc), .check = test_path_check},
-    {.name = "batch", .type = SP_INT, .min = 1, .max = 65536, .dflt = 64, .offset = offsetof(sp_data, batch)},
+    {.name = "test_path", .type = SP_STR, .flags = SP_HAS_LOC | SP_IMAGES | SP_FEATURES,
+     .offset = offsetof(sp_data, test_path), .loc_offset = offsetof(sp_data, test_path_loc),
+     .check = test_path_check},
+    {.name = "batch", .type = SP_INT, .flags = SP_HAS_LOC, .min = 1, .max = 65536, .dflt = 64,
+     .offset = offsetof(sp_data, batch), .loc_offset = offsetof(sp_data, batch_loc)},
     {.name = "shuffle", .type = SP_BOOL, .dflt = 1, .offset = offsetof(sp_data, shuffle)},
+    {.name = "drop_last", .type = SP_BOOL, .dflt = 0, .offset = offsetof(sp_data, drop_last)},
     {.name = "context", .type = SP_INT, .flags = SP_TEXT, .min = 1, .max = 4096, .dflt = 64,
      .offset = offsetof(sp_data, context)},
     {.name = "test", .type = SP_FLOAT, .flags = SP_TEXT, .lo = 0, .hi = 0.5, .dflt = 0.1,
@@ -524,7 +527,7 @@ static int load_optim(sp_spec *s, const yt_pair *pair, sp_optim *o, ag_error *er
         sg_init(&b, tname);
         for (int k = 0; k < OPT_COUNT; k++) sg_offer(&b, opt_kind_name((opt_kind)k));
         char hint[96];
-        return ag_errorf(err, type->loc, "unknown optimizer type '%s'%s (known: sgd, adam, adamw)",
+        return ag_errorf(err, type->loc, "unknown optimizer type '%s'%s (known: sgd, adam, adamw, rmsprop)",
                          tname, sg_hint(&b, hint, sizeof hint));
     }
     o->h = opt_defaults(o->kind);
@@ -532,7 +535,7 @@ static int load_optim(sp_spec *s, const yt_pair *pair, sp_optim *o, ag_error *er
     /* The keys this kind accepts: type, params, betas, and its hyper-parameters. */
     const char *allowed[40] = {"type", "params"};
     int na = 2;
-    if (o->kind != OPT_SGD) allowed[na++] = "betas";
+    if (o->kind == OPT_ADAM || o->kind == OPT_ADAMW) allowed[na++] = "betas";
     for (int k = 0; k < opt_nfields && na < 39; k++)
         if (opt_fields[k].kinds & (1u << o->kind)) allowed[na++] = opt_fields[k].name;
     allowed[na] = NULL;

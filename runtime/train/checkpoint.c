@@ -23,7 +23,7 @@ static void spec_hash(const sp_spec *s, char *buf, size_t n)
     snprintf(buf, n, "%016llx", (unsigned long long)ag_fnv1a(AG_FNV_BASIS, s->doc.src, s->doc.src_len));
 }
 
-enum { TR_NFIELDS = 6 };
+enum { TR_NFIELDS = 7 };
 
 /* The checkpoint's view of the run; fields (TR_NFIELDS) name the record's values. */
 static ck_run ck_view(tr_run_state *st, rng **rngs, const char **names, ck_field *fields, char *hash,
@@ -36,12 +36,14 @@ static ck_run ck_view(tr_run_state *st, rng **rngs, const char **names, ck_field
     tr_record *rec = &st->rec;
     int nlogs = p->nlogs < MT_MAX_LOGS ? p->nlogs : MT_MAX_LOGS;
     int nopt = p->spec->noptims < TR_MAX_OPTIMS ? p->spec->noptims : TR_MAX_OPTIMS;
-    fields[0] = (ck_field){"train_sum", CK_F64, nlogs, rec->train.sum};
-    fields[1] = (ck_field){"train_count", CK_I64, 1, &rec->train.count};
-    fields[2] = (ck_field){"metrics_bytes", CK_I64, 1, &rec->metrics_bytes};
-    fields[3] = (ck_field){"spec_lr", CK_F64, nopt, rec->spec_lr};
-    fields[4] = (ck_field){"skipped", CK_I64, 1, &rec->skipped};
-    fields[5] = (ck_field){"skipped_in_row", CK_I64, 1, &rec->skipped_in_row};
+    fields[0] = (ck_field){"train_sum", CK_F64, nlogs, rec->train.sum, 0};
+    fields[1] = (ck_field){"train_count", CK_I64, 1, &rec->train.count, 0};
+    fields[2] = (ck_field){"metrics_bytes", CK_I64, 1, &rec->metrics_bytes, 0};
+    fields[3] = (ck_field){"spec_lr", CK_F64, nopt, rec->spec_lr, 0};
+    fields[4] = (ck_field){"skipped", CK_I64, 1, &rec->skipped, 0};
+    fields[5] = (ck_field){"skipped_in_row", CK_I64, 1, &rec->skipped_in_row, 0};
+    /* Optional: a state file written before values could skip steps has none. */
+    fields[6] = (ck_field){"train_counts", CK_I64, nlogs, rec->train.counts, 1};
     return (ck_run){.spec_name = p->spec->name, .spec_hash = hash,
                     .data = st->data_meta, .vocab = st->d->kind == SP_DATA_TEXT ? st->vocab_meta : NULL,
                     .params = &p->params,
@@ -99,7 +101,12 @@ int tr_resume(tr_run_state *st, const char *from, ag_error *err)
     char hash[32];
     ck_run r = ck_view(st, rngs, names, fields, hash, sizeof hash);
     r.spec_hash = NULL; /* a changed epoch count or learning rate may resume */
+    /* Left at -1 by a file without train_counts, made when every logged value was
+     * computed at every step: then each one's count is the steps'. */
+    for (int k = 0; k < MT_MAX_LOGS; k++) st->rec.train.counts[k] = -1;
     int rc = ck_load(dir, name, &r, err);
+    for (int k = 0; k < MT_MAX_LOGS; k++)
+        if (st->rec.train.counts[k] < 0) st->rec.train.counts[k] = st->rec.train.count;
     if (fd >= 0 && st->dir_fd != fd) close(fd);
     if (rc) return AG_ERR;
     st->epoch = r.epoch;

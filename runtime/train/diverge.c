@@ -9,7 +9,7 @@
 int tr_nonfinite_log(const pg_program *p, const float *values, int *which)
 {
     for (int k = 0; k < p->nlogs; k++)
-        if (!isfinite(values[k])) {
+        if (pg_log_made(p, k) && !isfinite(values[k])) {
             *which = k;
             return 1;
         }

@@ -32,9 +32,10 @@ int tr_hooks_open(tr_run_state *st, ag_error *err)
     st->hk.values = ag_xcalloc((size_t)(p->nlogs ? p->nlogs : 1), sizeof *st->hk.values);
     st->hk.test = ag_xcalloc((size_t)(p->nlogs ? p->nlogs : 1), sizeof *st->hk.test);
     st->hk.decided = ag_xcalloc((size_t)(2 + 2 * s->noptims), sizeof *st->hk.decided);
-    int64_t batch = s->data.batch;
+    int64_t batch = s->data.batch, count = st->d->train.count;
     st->hk.run = (lh_run){.name = s->name, .dir = st->dir, .epochs = s->epochs,
-                          .steps_per_epoch = (st->d->train.count + batch - 1) / batch, .noptims = s->noptims,
+                          .steps_per_epoch = s->data.drop_last ? count / batch : (count + batch - 1) / batch,
+                          .noptims = s->noptims,
                           .optims = st->hk.optims, .tensors = st->hk.tensors};
     return AG_OK;
 }
@@ -81,7 +82,7 @@ int tr_hook(tr_run_state *st, lh_event ev, const mt_means *train, const mt_means
     r->samples = st->step ? st->step * p->spec->data.batch : 0;
     r->seconds = pb_now() - st->pr.start;
     for (int k = 0; k < p->nlogs; k++)
-        st->hk.values[k] = train ? train->sum[k] / (double)(train->count ? train->count : 1) : st->logged[k];
+        st->hk.values[k] = train ? mt_mean(train, k) : st->logged[k];
     r->loss = (lh_scalars){p->nlogs, p->log_names, st->hk.values};
     r->test = (lh_scalars){0, p->log_names, st->hk.test};
     if (test && test->count) {

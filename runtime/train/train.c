@@ -80,7 +80,8 @@ static char *from_batch(const pg_program *p)
     return out;
 }
 
-/* A skipped batch's values are left out (null): they are not the step's. */
+/* A skipped batch's values are left out (null): they are not the step's; so are those
+ * the step did not compute (an update made every K steps). */
 static void step_row(tr_run_state *st, int skipped)
 {
     const pg_program *p = st->p;
@@ -88,7 +89,7 @@ static void step_row(tr_run_state *st, int skipped)
             (long long)st->step, pb_now() - st->pr.start);
     for (int k = 0; k < p->nlogs; k++) {
         fprintf(st->mf, ",\"%s\":", p->log_names[k]);
-        mt_json_num(st->mf, skipped ? NAN : st->logged[k]);
+        mt_json_num(st->mf, skipped || !pg_log_made(p, k) ? NAN : st->logged[k]);
     }
     if (p->spec->on_nan_skip) fprintf(st->mf, ",\"skipped\":%lld", (long long)st->rec.skipped);
     tr_hook_logs(st);
@@ -105,10 +106,17 @@ static int train_epoch(tr_run_state *st, ag_error *err)
     int64_t first = st->cursor;
     while (st->cursor < tr->count && !st->stop && !interrupted(st)) {
         int n = (int)(tr->count - st->cursor < batch ? tr->count - st->cursor : batch), lo, rows;
+        /* data.drop_last: the short last batch is not trained on; the epoch is over. */
+        if (n < batch && s->data.drop_last) {
+            first += n;
+            st->cursor = tr->count;
+            break;
+        }
         /* This rank's rows of the batch (all of them on one rank); a rank left without
          * any still runs one, for the draws. */
         dp_share(n, &lo, &rows);
         ds_fill_batch(p->pixels, p->labels, tr, st->order, st->cursor + (rows ? lo : 0), rows ? rows : 1);
+        p->steps_done = st->step;
         int rc = pg_train_shard(p, lo, rows, n);
         if (rc == AG_ERR) return tr_step_failed(st, err);
         st->step++;
@@ -121,9 +129,11 @@ static int train_epoch(tr_run_state *st, ag_error *err)
             int bad;
             if (tr_nonfinite_log(p, st->logged, &bad)) return tr_diverged(st, bad, err);
             st->rec.skipped_in_row = 0;
-            mt_add(&st->rec.train, p, st->logged, n);
+            mt_add(&st->rec.train, p, st->logged, n, 1);
             st->pr.shown = p->nlogs < PB_SHOWN ? p->nlogs : PB_SHOWN;
-            memcpy(st->pr.values, st->logged, (size_t)st->pr.shown * sizeof *st->logged);
+            /* A value this step did not compute shows its last one. */
+            for (int k = 0; k < st->pr.shown; k++)
+                if (pg_log_made(p, k)) st->pr.values[k] = st->logged[k];
         }
         /* A failing hook still gets its step's row: the run is saved after it. */
         int hrc = rc == AG_OK && st->hk.L && lh_has(st->hk.L, LH_ON_STEP) ? tr_hook(st, LH_ON_STEP, NULL, NULL, err)
@@ -151,7 +161,7 @@ static void epoch_row(tr_run_state *st, const mt_means *test, int64_t correct)
             (long long)st->step, pb_now() - st->pr.start);
     printf("epoch %d/%d", st->epoch, s->epochs);
     for (int k = 0; k < p->nlogs; k++) {
-        double v = train->sum[k] / (double)(train->count ? train->count : 1);
+        double v = mt_mean(train, k);
         fprintf(mf, ",\"train_%s\":", p->log_names[k]);
         mt_json_num(mf, v);
         printf("  %s %.4f", p->log_names[k], v);
@@ -336,6 +346,12 @@ int tr_run(pg_program *p, const ds_data *d, const tr_options *o, ag_error *err)
                       .start = pb_now()};
 
     const idx_dataset *tr = &d->train;
+    if (s->data.drop_last && tr->count < s->data.batch) {
+        free(st);
+        return ag_errorf(err, s->data.batch_loc,
+                         "the training split has %lld items, fewer than a batch of %d: data.drop_last would leave "
+                         "none; lower data.batch", (long long)tr->count, s->data.batch);
+    }
     st->order = ag_xmalloc((size_t)tr->count * sizeof *st->order);
     st->logged = ag_xcalloc((size_t)p->nlogs + 1, sizeof *st->logged);
     mt_logged(p, &p->step, st->logged); /* what on_start shows */

@@ -3,7 +3,9 @@
 
 Run by hand, from the top of the tree, with Debian's PyTorch (python3-torch, 1.13):
 
-    /usr/bin/python3 scripts/golden/make_goldens.py
+    /usr/bin/python3 scripts/golden/make_goldens.py          # every file below
+    /usr/bin/python3 scripts/golden/make_goldens.py optim    # optim_*.txt only
+    /usr/bin/python3 scripts/golden/make_goldens.py spectral # spectral_norm.txt only
 
 It is not part of the build or of CI: the files it writes are committed, and the C
 tests (tests/test_golden_*.c) only read them. Rerun it when a golden case changes.
@@ -19,6 +21,9 @@ Files:
   loss.txt          per loss: inputs, the value for each reduction, gradients
   optim_<run>.txt   10 optimizer steps of a small MLP: initial weights, data,
                     hyper-parameters, every step's loss and the final weights
+  spectral_norm.txt torch.nn.utils.spectral_norm on a Linear and a Conv2d: the
+                    buffers u and v before and after training forwards, the
+                    outputs, the gradients, an evaluation forward
 """
 
 import math
@@ -263,22 +268,47 @@ RUNS = [
     # Two groups, the first over two separate runs of the store; new lrs from step 6.
     ("adam_groups", torch.optim.Adam, dict(lr=1e-2, betas=(0.9, 0.99)),
      [([0, 1, 3], 1e-2, 0.0), ([2], 3e-2, 1e-3)], {6: [5e-3, 1e-2]}),
+    ("rmsprop", torch.optim.RMSprop, dict(lr=1e-2), [([0, 1, 2, 3], 1e-2, 0.0)], {}),
+    ("rmsprop_centered_momentum", torch.optim.RMSprop,
+     dict(lr=5e-3, alpha=0.9, eps=1e-6, momentum=0.5, centered=True, weight_decay=1e-2),
+     [([0, 1, 2, 3], 5e-3, 1e-2)], {}),
+    ("rmsprop_momentum", torch.optim.RMSprop, dict(lr=5e-3, momentum=0.9),
+     [([0, 1, 2, 3], 5e-3, 0.0)], {}),
+    # The clips (the spec's clip_weights and clip_grad_norm), around PyTorch's step as a
+    # training loop writes them; both bite from the first step.
+    ("rmsprop_clip_weights", torch.optim.RMSprop, dict(lr=5e-3, clip_weights=0.25),
+     [([0, 1, 2, 3], 5e-3, 0.0)], {}),
+    ("adam_clip_grad_norm", torch.optim.Adam, dict(lr=1e-2, clip_grad_norm=0.05),
+     [([0, 1, 2, 3], 1e-2, 0.0)], {}),
+    ("sgd_clip_both", torch.optim.SGD, dict(lr=0.5, momentum=0.9, clip_grad_norm=0.1,
+                                           clip_weights=0.3),
+     [([0, 1, 2, 3], 0.5, 0.0)], {}),
 ]
 
+CLIPS = ("clip_grad_norm", "clip_weights")
 
-def hyper(kind, kw):
-    """The optimizer's own hyper-parameters, all of them, as PyTorch fills them in."""
+
+def hyper(kind, kw, clips):
+    """The optimizer's own hyper-parameters, all of them, as PyTorch fills them in, and
+    the clips (0: none)."""
     d = kind([torch.zeros(1, requires_grad=True)], **kw).defaults
     betas = d.get("betas", (0.0, 0.0))
     return [d["lr"], d["weight_decay"], d.get("momentum", 0.0), d.get("dampening", 0.0),
             float(d.get("nesterov", False)), betas[0], betas[1], d.get("eps", 0.0),
-            float(d.get("amsgrad", False))]
+            float(d.get("amsgrad", False)), d.get("alpha", 0.0),
+            float(d.get("centered", False)), clips.get("clip_grad_norm", 0.0),
+            clips.get("clip_weights", 0.0)]
 
 
 def make_optim_run(name, kind, kw, groups, changes):
+    clips = {k: kw[k] for k in CLIPS if k in kw}
+    kw = {k: v for k, v in kw.items() if k not in CLIPS}
     g = Golden("optim_%s.txt" % name, """
 %d steps of %s on a Linear 6->5, tanh, Linear 5->3, sigmoid MLP under BCE (mean).
-hyper: lr weight_decay momentum dampening nesterov beta1 beta2 eps amsgrad
+hyper: lr weight_decay momentum dampening nesterov beta1 beta2 eps amsgrad alpha
+centered clip_grad_norm clip_weights: before each step, torch.nn.utils.clip_grad_norm_
+with clip_grad_norm, after it, every parameter clamped to [-clip_weights, clip_weights]
+(0: not done)
 group_of: the group of each parameter (fc1.weight fc1.bias fc2.weight fc2.bias);
 group_wd: each group's weight decay; lrs: the lr of each group at each step.
 loss: the loss at each step, before its update; final.*: the weights after the last.""" %
@@ -288,7 +318,7 @@ loss: the loss at each step, before its update; final.*: the weights after the l
     params = [fc1.weight, fc1.bias, fc2.weight, fc2.bias]
     x = torch.randn(4, 6)
     y = torch.tensor([[1.0, 0.0, 0.3], [0.0, 1.0, 0.8], [1.0, 1.0, 0.0], [0.2, 0.0, 1.0]])
-    g.scalars("hyper", hyper(kind, kw))
+    g.scalars("hyper", hyper(kind, kw, clips))
     g.scalars("group_of", [next(k for k, gr in enumerate(groups) if i in gr[0])
                            for i in range(len(params))])
     g.scalars("group_wd", [gr[2] for gr in groups])
@@ -306,7 +336,13 @@ loss: the loss at each step, before its update; final.*: the weights after the l
         opt.zero_grad()
         loss = F.binary_cross_entropy(torch.sigmoid(fc2(torch.tanh(fc1(x)))), y)
         loss.backward()
+        if "clip_grad_norm" in clips:
+            torch.nn.utils.clip_grad_norm_(params, clips["clip_grad_norm"])
         opt.step()
+        if "clip_weights" in clips:
+            with torch.no_grad():
+                for p in params:
+                    p.clamp_(-clips["clip_weights"], clips["clip_weights"])
         losses.append(loss.item())
     g.scalars("lrs", [lr for row in lrs for lr in row], [STEPS, len(groups)])
     g.tensor("loss", torch.tensor(losses))
@@ -315,13 +351,59 @@ loss: the loss at each step, before its update; final.*: the weights after the l
     g.write()
 
 
+# ---- spectral normalization -------------------------------------------------------------
+#
+# u and v start from PyTorch's own draws, stored here: the C test sets its buffers to them.
+
+def spectral_case(g, label, layer, x):
+    m = torch.nn.utils.spectral_norm(layer)
+    g.tensor(label + ".weight", m.weight_orig)
+    g.tensor(label + ".bias", m.bias)
+    g.tensor(label + ".u0", m.weight_u)
+    g.tensor(label + ".v0", m.weight_v)
+    g.tensor(label + ".x", x)
+    m.train()
+    y = m(x)                        # one power iteration, then W / sigma
+    r = torch.linspace(-1.0, 1.0, y.numel()).reshape(y.shape)
+    (y * r).sum().backward()
+    g.tensor(label + ".r", r)
+    g.tensor(label + ".y1", y)
+    g.tensor(label + ".u1", m.weight_u)
+    g.tensor(label + ".v1", m.weight_v)
+    g.tensor(label + ".grad_weight", m.weight_orig.grad)
+    g.tensor(label + ".grad_bias", m.bias.grad)
+    with torch.no_grad():
+        g.tensor(label + ".y2", m(x))   # a second iteration
+        g.tensor(label + ".u2", m.weight_u)
+        m.eval()
+        g.tensor(label + ".y_eval", m(x))   # none: u and v stay
+        g.tensor(label + ".u_eval", m.weight_u)
+
+
+def make_spectral():
+    g = Golden("spectral_norm.txt", """
+torch.nn.utils.spectral_norm (one power iteration, eps 1e-12). Per layer L: its weight
+(weight_orig), bias, buffers u0 and v0, an input x; training forward y1 = L(x) with the
+buffers after it (u1, v1), and the gradients of sum(y1 * r); a second training forward
+y2 (u2 after it); an evaluation forward y_eval, after which u is still u2 (u_eval).""")
+    torch.manual_seed(7)
+    spectral_case(g, "linear", torch.nn.Linear(5, 4), torch.randn(3, 5))
+    spectral_case(g, "conv", torch.nn.Conv2d(2, 3, 3), torch.randn(2, 2, 5, 5))
+    g.write()
+
+
 def main():
     torch.set_num_threads(1)
     os.makedirs(OUT, exist_ok=True)
-    make_init()
-    make_loss()
-    for run in RUNS:
-        make_optim_run(*run)
+    only = sys.argv[1] if len(sys.argv) > 1 else None   # "optim" or "spectral": those only
+    if only is None:
+        make_init()
+        make_loss()
+    if only in (None, "optim"):
+        for run in RUNS:
+            make_optim_run(*run)
+    if only in (None, "spectral"):
+        make_spectral()
 
 
 if __name__ == "__main__":

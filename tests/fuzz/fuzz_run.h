@@ -50,8 +50,8 @@ static inline void fuzz_run_make(fuzz_run *s)
         s->rp[k] = &s->r[k];
     }
     for (int k = 0; k < FUZZ_ORDER; k++) s->order[k] = FUZZ_ORDER - 1 - k;
-    s->fields[0] = (ck_field){"sum", CK_F64, 2, s->sum};
-    s->fields[1] = (ck_field){"count", CK_I64, 1, &s->count};
+    s->fields[0] = (ck_field){"sum", CK_F64, 2, s->sum, 0};
+    s->fields[1] = (ck_field){"count", CK_I64, 1, &s->count, 0};
     s->ck = (ck_run){.spec_name = "fuzz",
                      .spec_hash = "hash-1",
                      .params = &s->ps,
