@@ -111,7 +111,7 @@ train() {
     dir=$root/$name
     resume=
     [ -f "$dir/last.safetensors" ] && resume=--resume
-    echo "applications: training $spec in $dir${resume:+ (continued)}"
+    echo "applications: training $spec in $dir${resume:+ with --resume}"
     "$AIGC_RUN" "$spec" $resume --seed "$seed" --threads "$threads" --progress lines --out "$dir" "$@" \
         >"$root/logs/$name.log" 2>&1 || {
         echo "applications.sh: training failed; see $root/logs/$name.log" >&2
@@ -254,4 +254,6 @@ if [ "$doc" != - ]; then
     done
     mv "$tmp" "$doc"
     echo "applications: wrote $doc ($parts; blocks also in $root/*.md)"
+else
+    echo "applications: wrote the blocks to $root/*.md ($parts)"
 fi
