@@ -86,6 +86,8 @@ mkdir -p "$root/logs" "$img"
 
 # fmt PRECISION VALUE: fixed decimals, so that equal numbers print byte-for-byte equal.
 fmt() { awk -v p="$1" -v v="$2" 'BEGIN { printf "%." p "f", v }'; }
+# count N: an integer with thousands separators, 10,000.
+count() { awk -v v="$1" 'BEGIN { s = sprintf("%d", v); while (s ~ /[0-9][0-9][0-9][0-9]/) sub(/[0-9][0-9][0-9]($|,)/, ",&", s); print s }'; }
 # field FILE KEY: a scalar of the one-line JSON object in FILE.
 field() { sed -n "s/.*\"$2\":\([^,}]*\).*/\1/p" "$1"; }
 # epochs_done NAME: the last epoch that run NAME finished.
@@ -175,6 +177,7 @@ block() {
 part_cfg() {
     train classifier specs/classifier.yaml
     train ddpm-cond specs/ddpm-cond.yaml
+    evaluate classifier specs/classifier.yaml
     for w in 0 1 3; do
         measure ddpm-cond specs/ddpm-cond.yaml w$w specs/classifier.yaml classifier
         # five rows of the ten digits keep the picture small
@@ -184,10 +187,11 @@ part_cfg() {
     : >"$root/cfg.md"
     done_=$(epochs_done ddpm-cond) all=$(epochs_of specs/ddpm-cond.yaml)
     q=$root/ddpm-cond.w0.quality.json
+    acc=$(awk -v a="$(field "$root/classifier.loss.json" test_accuracy)" 'BEGIN { printf "%.2f", 100 * a }')
     block cfg "\`specs/ddpm-cond.yaml\` after $done_ of its $all epochs, measured with \`specs/classifier.yaml\`" \
-        "after $(epochs_done classifier) epochs. Each row measures $(field "$q" samples) images drawn by one section" \
-        "(DDIM in 50 steps, the labels 0 to 9 in turn) against the $(field "$q" reference) test images, whose" \
-        "classifier score (\`test_score\`) is $(fmt 3 "$(field "$q" test_score)")." "" \
+        "after $(epochs_done classifier) epochs (test accuracy $acc%). Each row measures $(count "$(field "$q" samples)") images" \
+        "drawn by one section (DDIM in 50 steps, the labels 0 to 9 in turn) against the" \
+        "$(count "$(field "$q" reference)") test images, whose classifier score (\`test_score\`) is $(fmt 3 "$(field "$q" test_score)")." "" \
         "| section | w | Fréchet | score | coverage | hist_kl | histogram (0-9) |" \
         "|---|---|---|---|---|---|---|"
     for w in 0 1 3; do
