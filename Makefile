@@ -215,3 +215,13 @@ $(BUILD)/tests/bench/conv_probe: tests/bench/conv_probe.c $(BUILD)/libaigc.a
 .PHONY: quality
 quality: aigc-run
 	sh scripts/quality.sh --no-build $(QUALITY_ARGS)
+
+# make applications: the figures of docs/applications.md (scripts/applications.sh):
+# trains what is not trained yet under runs/applications/ (conditional diffusion, the
+# conditional VAEs, the classifier that measures them), measures the samples, and
+# rewrites the page's measured blocks and docs/img/applications/. Most of it is the
+# conditional DDPM: about an hour on one thread, then 10 minutes per guidance scale.
+# APPLICATIONS_ARGS="--parts style" runs one part.
+.PHONY: applications
+applications: aigc-run
+	sh scripts/applications.sh --no-build $(APPLICATIONS_ARGS)
