@@ -158,12 +158,13 @@ row() {
     out "| $label | $epochs | $loss | $fr | $sc | $cov | $kl | $acc | $hist |"
 }
 
-# grid SET NAME SPEC [--set ...]: copy the run's last sample grid to $img/SET-NAME.png
+# grid SET NAME SPEC KEY [--set ...]: copy the run's last sample grid to $img/SET-NAME.png
 # and print what it is. A grid over 30 KB (noisy samples compress badly) is redrawn from
-# the final weights as 6x6: the same seed, so the first 36 of the grid's draws.
+# the final weights as 6x6 (KEY: the first section's grid, sample.grid or
+# sample.SECTION.grid): the same seed, so the first 36 of the grid's draws.
 grid() {
-    set_=$1 name=$2 spec=$3
-    shift 3
+    set_=$1 name=$2 spec=$3 key=$4
+    shift 4
     last=$(ls "$root/$set_/$name"/samples-epoch-*.png | tail -1)
     mkdir -p "$img"
     cp "$last" "$img/$set_-$name.png"
@@ -172,7 +173,7 @@ grid() {
         return
     fi
     "$AIGC_RUN" sample "$spec" --checkpoint "$root/$set_/$name" --seed "$seed" \
-        --threads "$threads" -n 36 --set sample.grid=6x6 -o "$img/$set_-$name.png" "$@" >/dev/null
+        --threads "$threads" -n 36 --set "$key=6x6" -o "$img/$set_-$name.png" "$@" >/dev/null
     printf 'the first 36 draws of `%s`, redrawn by `aigc-run sample -n 36` as its 64 make a PNG over 30 KB' \
         "$(basename "$last")"
 }
@@ -231,8 +232,8 @@ for set_ in $sets; do
         row mnist ddpm "\`specs/ddpm.yaml\`, DDIM 50 steps" $MNIST_DDPM
         row mnist probe-real "the test split itself" ""
         row mnist probe-noise "uniform noise" ""
-        g1=$(grid mnist gan specs/gan.yaml) g2=$(grid mnist vae specs/vae.yaml)
-        g3=$(grid mnist made specs/made.yaml) g4=$(grid mnist ddpm specs/ddpm.yaml)
+        g1=$(grid mnist gan specs/gan.yaml sample.grid) g2=$(grid mnist vae specs/vae.yaml sample.prior.grid)
+        g3=$(grid mnist made specs/made.yaml sample.grid) g4=$(grid mnist ddpm specs/ddpm.yaml sample.ddim.grid)
         out "" "The last sample grid of each run ($g1; $g2; $g3; $g4):" "" \
             "| \`specs/gan.yaml\` | \`specs/vae.yaml\` (prior) | \`specs/made.yaml\` | \`specs/ddpm.yaml\` (DDIM) |" \
             "|---|---|---|---|" \
@@ -275,8 +276,8 @@ for set_ in $sets; do
         row fashion probe-real "the test split itself" ""
         row fashion probe-noise "uniform noise" ""
         # shellcheck disable=SC2086
-        g1=$(grid fashion gan specs/gan.yaml $F)
-        g2=$(grid fashion vae specs/vae-fashion.yaml --set data.path="$FASHION")
+        g1=$(grid fashion gan specs/gan.yaml sample.grid $F)
+        g2=$(grid fashion vae specs/vae-fashion.yaml sample.grid --set data.path="$FASHION")
         out "" "The last sample grid of each run ($g1; $g2):" "" \
             "| \`specs/gan.yaml\` on Fashion-MNIST | \`specs/vae-fashion.yaml\` |" \
             "|---|---|" \
