@@ -106,18 +106,18 @@ static void test_gan_plans(void)
     /* loss_D: add, two bce, two sigmoid, two linear over D. Of the 9 grads, those that
      * the first call to reach them writes outright are not zeroed: the sigmoids' (bce),
      * the linears' (sigmoid), Dw's and Db's (the linear on the fake, in backward order).
-     * add, which broadcasts, adds into the two bce values: those 2 and the loss's own
-     * are zeroed. */
+     * add, which broadcasts, adds into the two bce values: those 2 are zeroed, and the
+     * loss's own is set. */
     ok(pd->nsteps == 7, "loss_D plan: 7 backward steps (got %d)", pd->nsteps);
-    ok(pd->nzero == 3, "loss_D plan: 3 of 9 grads zeroed (got %d)", pd->nzero);
+    ok(pd->nzero == 2, "loss_D plan: 2 of 9 grads zeroed (got %d)", pd->nzero);
     ok(assign_of(pd, dx->src[0]) == 0, "loss_D plan: the linear on real data adds into Dw and Db (assign %u)",
        assign_of(pd, dx->src[0]));
     ok(assign_of(pd, df->src[0]) == 6u, "loss_D plan: the linear on the fake writes Dw and Db (assign %u)",
        assign_of(pd, df->src[0]));
-    /* loss_G: bce, sigmoid, linear over D (input only), tanh, linear over G: only the
-     * loss is zeroed. */
+    /* loss_G: bce, sigmoid, linear over D (input only), tanh, linear over G: none is
+     * zeroed. */
     ok(pg->nsteps == 5, "loss_G plan: 5 backward steps (got %d)", pg->nsteps);
-    ok(pg->nzero == 1, "loss_G plan: 1 of 7 grads zeroed (got %d)", pg->nzero);
+    ok(pg->nzero == 0, "loss_G plan: none of 7 grads zeroed (got %d)", pg->nzero);
 
     ag_node *gw = g.param_node[GW], *gb = g.param_node[GB];
     ag_node *dw = g.param_node[DW], *db = g.param_node[DB];
@@ -569,6 +569,152 @@ static void test_backward_zeroes(void)
     ag_params_free(&ps);
 }
 
+/* ---- gradients shared by lifetime ------------------------------------------------ */
+
+/* Two losses over one net with branches, planned with and without g->reuse:
+ *   h = linear(x, W1, b1), read by four consumers: tanh (which starts a branch,
+ *       c = linear(tanh(h), W2)), mul(h, c), a reshape and a second tanh;
+ *   c's linear: its sgemms would read their own output's grad if a step's sources
+ *       took that buffer;
+ *   e = mul(h, c) + reshape(h) + tanh(h): h's grad is first written through its alias,
+ *       then added to by the three others; zeroed at that first write, it must live
+ *       across c's branch until h's own step;
+ *   loss = mean(sigmoid(e)), loss2 = sum(c * c) over W2 alone: a second pass with a
+ *       layout of its own over some of the same nodes. */
+typedef struct branch_net {
+    ag_graph g;
+    ag_node *x, *h, *c, *flat, *t, *e;
+    ag_bwplan *bw, *bw2;
+} branch_net;
+
+enum { BW1, BB1, BW2 };
+
+static int branch_build(branch_net *b, ag_params *ps, rng *r, int reuse)
+{
+    ag_graph *g = &b->g;
+    ag_graph_init(g, ps, r);
+    g->reuse = reuse;
+    b->x = ag_input(g, "x", ag_shape2(0, 3), 1);
+    b->h = ag_linear(g, b->x, ag_param(g, BW1), ag_param(g, BB1));
+    b->c = ag_linear(g, ag_unary(g, AG_OP_TANH, b->h), ag_param(g, BW2), NULL);
+    b->flat = ag_reshape(g, b->h, 2, (int[]){-1, 4});
+    b->t = ag_unary(g, AG_OP_TANH, b->h);
+    b->e = ag_binary(g, AG_OP_ADD, ag_binary(g, AG_OP_ADD, ag_binary(g, AG_OP_MUL, b->h, b->c), b->flat), b->t);
+    ag_node *loss = ag_mean(g, ag_unary(g, AG_OP_SIGMOID, b->e));
+    ag_node *loss2 = ag_sum(g, ag_binary(g, AG_OP_MUL, b->c, b->c));
+    ag_error err;
+    if (!loss || !loss2) return AG_ERR;
+    b->bw = ag_backward_plan(g, loss, (int[]){BW1, BB1, BW2}, 3, &err);
+    b->bw2 = ag_backward_plan(g, loss2, (int[]){BW2}, 1, &err);
+    if (!b->bw || !b->bw2) return AG_ERR;
+    return ag_graph_plan(g, 8, &err);
+}
+
+/* The parameters' gradients of pass bw (then of bw2, then of bw again: each pass points
+ * the grads at its own layout) into out[3][ps->total]. */
+static void branch_run(branch_net *b, ag_params *ps, const float *x, float *out)
+{
+    ag_graph_set_batch(&b->g, 8);
+    memcpy(b->x->data, x, 8 * 3 * sizeof(float));
+    ag_forward(&b->g, 0, b->g.n);
+    const ag_bwplan *order[3] = {b->bw, b->bw2, b->bw};
+    for (int k = 0; k < 3; k++) {
+        memset(ps->grad, 0, (size_t)ps->total * sizeof(float));
+        ag_backward(&b->g, order[k]);
+        memcpy(out + k * ps->total, ps->grad, (size_t)ps->total * sizeof(float));
+    }
+}
+
+/* The buffer of n's grad in pass p, and whether another node's (not an alias) is the
+ * same one. */
+static int64_t grad_at(const ag_bwplan *p, const ag_node *n)
+{
+    for (int k = 0; k < p->ngrads; k++)
+        if (p->grads[k] == n) return p->grad_at[k];
+    return -1;
+}
+
+static int grad_buffer_reused(const ag_bwplan *p, const ag_node *n)
+{
+    for (int k = 0; k < p->ngrads; k++)
+        if (p->grads[k] != n && p->grad_at[k] == grad_at(p, n) &&
+            !(p->grads[k]->op == AG_OP_RESHAPE && p->grads[k]->src[0] == n))
+            return 1;
+    return 0;
+}
+
+static void test_shared_grads(void)
+{
+    rng r;
+    rng_seed(&r, 23);
+    ag_params ps;
+    ag_params_init(&ps);
+    ag_params_add(&ps, "W1", ag_shape2(4, 3), no_loc);
+    ag_params_add(&ps, "b1", ag_shape1(4), no_loc);
+    ag_params_add(&ps, "W2", ag_shape2(4, 4), no_loc);
+    ag_params_alloc(&ps);
+    fill(&r, ps.data, ps.total);
+    branch_net whole, shared;
+    if (!ok(branch_build(&whole, &ps, &r, 0) == AG_OK && branch_build(&shared, &ps, &r, 1) == AG_OK,
+            "the branching net plans with and without reuse")) {
+        diag("%s %s", whole.g.err.msg, shared.g.err.msg);
+        return;
+    }
+    const ag_bwplan *p = shared.bw;
+    ok(shared.g.slab_floats < whole.g.slab_floats, "shared gradients plan less: %lld floats, not %lld",
+       (long long)shared.g.slab_floats, (long long)whole.g.slab_floats);
+    ok(p->grad_floats < 6 * 8 * 4 + 4 * 16, "the pass holds fewer than its six [8, 4] grads at once (%lld floats)",
+       (long long)p->grad_floats);
+    /* The cases the rules are for: buffers that held another grad earlier in the pass,
+     * one added to first (zeroed at that step, not at the pass's start, when it still
+     * held the other), one written first (an assigning op, tanh's input in c's linear);
+     * h, written first through its alias and added to by three more consumers. */
+    int zeroed_reused = 0, h_zeroed = 0;
+    for (int k = 0; k < p->nzero; k++) {
+        zeroed_reused |= p->zero[k]->op != AG_OP_PARAM && grad_buffer_reused(p, p->zero[k]);
+        h_zeroed += p->zero[k] == shared.h;
+    }
+    ok(zeroed_reused, "a grad that a step adds to first takes a buffer another grad held");
+    ok(grad_buffer_reused(p, shared.c->src[0]) && (assign_of(p, shared.c) & 1u),
+       "tanh's grad takes a buffer another grad held, and c's linear writes it outright");
+    ok(h_zeroed == 1, "h's grad is zeroed once, for its alias and itself");
+    ok(grad_at(p, shared.h) == grad_at(p, shared.flat), "the reshape's grad is h's");
+    ok(grad_at(shared.bw2, shared.c) >= 0 && grad_at(shared.bw2, shared.c) != grad_at(p, shared.c),
+       "the second pass lays out c's grad on its own");
+    int disjoint = 1;
+    for (int k = 0; k < p->nsteps; k++) {
+        const ag_node *n = p->steps[k].node;
+        for (int s = 0; s < n->nsrc; s++)
+            if ((p->steps[k].need >> s & 1u) && n->src[s]->op != AG_OP_PARAM &&
+                grad_at(p, n->src[s]) == grad_at(p, n) && n->op != AG_OP_RESHAPE)
+                disjoint = 0;
+    }
+    ok(disjoint, "no step's source grad is its own grad's buffer");
+
+    float x[24], *want = ag_xmalloc((size_t)ps.total * 3 * sizeof(float)),
+                 *got = ag_xmalloc((size_t)ps.total * 3 * sizeof(float));
+    fill(&r, x, 24);
+    branch_run(&whole, &ps, x, want);
+    branch_run(&shared, &ps, x, got);
+    ok(any_nonzero(want, ps.total) && !memcmp(want, got, (size_t)ps.total * sizeof(float)),
+       "shared gradient buffers give the same bits as one buffer per gradient");
+    ok(!memcmp(want + ps.total, got + ps.total, 2 * (size_t)ps.total * sizeof(float)),
+       "... for the second pass, and the first again after it");
+    ag_graph_set_batch(&shared.g, 5);
+    ag_graph_set_batch(&whole.g, 5);
+    ag_forward(&whole.g, 0, whole.g.n);
+    ag_forward(&shared.g, 0, shared.g.n);
+    ag_backward(&whole.g, whole.bw);
+    memcpy(want, ps.grad, (size_t)ps.total * sizeof(float));
+    ag_backward(&shared.g, shared.bw);
+    ok(!memcmp(want, ps.grad, (size_t)ps.total * sizeof(float)), "... and at a smaller batch");
+    free(want);
+    free(got);
+    ag_graph_free(&whole.g);
+    ag_graph_free(&shared.g);
+    ag_params_free(&ps);
+}
+
 /* ---- errors --------------------------------------------------------------------- */
 
 static void test_errors(void)
@@ -904,6 +1050,7 @@ int main(void)
     test_reuse();
     test_reuse_loop();
     test_backward_zeroes();
+    test_shared_grads();
     test_errors();
     test_determinism();
     test_index_ops();

@@ -37,20 +37,26 @@
  * ---------
  * ag_backward_plan(loss, params) finds the nodes that lie on a path from one of the
  * params to the loss and not through a detach; only those get a backward call, and each
- * call accumulates (+=) only into the sources that need it. A gradient is zeroed at the
- * start of each ag_backward, unless the first backward call that reaches it can write
- * it outright: an op flagged AG_DEF_BW_ASSIGN then finds that source's bit in
+ * call accumulates (+=) only into the sources that need it. A gradient is zeroed just
+ * before the first backward call that reaches it, unless that call can write it
+ * outright: an op flagged AG_DEF_BW_ASSIGN then finds that source's bit in
  * g->bw_assign and stores its gradient instead of adding it (an sgemm with beta 0).
- * The calls after it accumulate as usual.
+ * The calls after it accumulate as usual. The loss's gradient is set to 1.
  *
  * Memory reuse
  * ------------
- * A forward-only graph (no backward plan) may set g->reuse before ag_graph_plan: a
- * node's buffer is then free once the last node reading it has run, and a later node
- * takes it, so the slab holds what is live at once rather than every value. After a
- * run only the inputs, the nodes kept with ag_keep and the aliases of both still hold
- * their values; the caller keeps what it reads. ag_graph_copy's copies reuse, keeping
- * the nodes kept in the source.
+ * A graph may set g->reuse before ag_graph_plan. In a forward-only graph (no backward
+ * plan) a node's buffer is then free once the last node reading it has run, and a
+ * later node takes it, so the slab holds what is live at once rather than every value.
+ * After a run only the inputs, the nodes kept with ag_keep and the aliases of both
+ * still hold their values; the caller keeps what it reads. ag_graph_copy's copies
+ * reuse, keeping the nodes kept in the source.
+ * In a graph with backward plans, every value keeps its buffer (a backward call reads
+ * them after the whole forward ran), and the gradients share within a pass instead: a
+ * node's gradient lives from the first backward call that writes it to its own node's
+ * call, which reads it last. Each plan lays out its pass on its own, in one region of
+ * the slab, and ag_backward points the grads at its layout. After a pass only the
+ * parameters' gradients (their own slab) hold their values.
  *
  * Errors
  * ------
@@ -241,15 +247,24 @@ typedef struct ag_bstep {
     ag_node *node;
     unsigned need;
     unsigned assign;        /* of need: sources this call writes rather than adds to */
+    int nzero;              /* the next nzero of the plan's zero list: cleared before it */
 } ag_bstep;
 
-typedef struct ag_bwplan {
+typedef struct ag_bwplan ag_bwplan;
+struct ag_bwplan {
     ag_node *loss;
     int nsteps;
     ag_bstep *steps;        /* reverse creation order */
     int nzero;
-    ag_node **zero;         /* grads cleared before the pass */
-} ag_bwplan;
+    ag_node **zero;         /* grads the steps add to first, each cleared before its step */
+    /* With g->reuse, set by ag_graph_plan: the nodes whose grads this pass lays out
+     * (aliases included) and their offsets in g->slab. */
+    int ngrads;
+    ag_node **grads;
+    int64_t *grad_at;
+    int64_t grad_floats;    /* the pass's region of the slab */
+    ag_bwplan *next;        /* the graph's plans, latest first */
+};
 
 struct ag_graph {
     ar_arena arena;
@@ -269,9 +284,11 @@ struct ag_graph {
     int failed;
     ag_error err;
     ag_loc loc;             /* stamped on the nodes made next */
-    int64_t slab_floats;    /* planned memory, for reports */
+    float *slab;            /* all planned memory */
+    int64_t slab_floats;    /* its size, for reports */
     int64_t max_bytes;      /* ag_graph_plan refuses a larger slab; 0: no limit */
     int reuse;              /* set before ag_graph_plan: buffers shared by lifetime */
+    ag_bwplan *plans;       /* ag_backward_plan's, latest first */
     int loop_begin, loop_end; /* ag_graph_loop's range; both 0 when there is none */
 };
 

@@ -165,9 +165,9 @@ static void plan_fusion(ag_graph *g)
     }
 }
 
-/* Every value its own slice of the slab, gradients and op memory beside them; the ops
- * whose op memory is scratch of one call share the largest, at the end. */
-static int64_t layout_whole(ag_graph *g, int64_t *data_at, int64_t *grad_at, int64_t *aux_at)
+/* Every value its own slice of the slab, gradients (with grads) and op memory beside
+ * them; the ops whose op memory is scratch of one call share the largest, at the end. */
+static int64_t layout_whole(ag_graph *g, int grads, int64_t *data_at, int64_t *grad_at, int64_t *aux_at)
 {
     int64_t at = 0, scratch = 0;
     for (int k = 0; k < g->n; k++) {
@@ -175,7 +175,7 @@ static int64_t layout_whole(ag_graph *g, int64_t *data_at, int64_t *grad_at, int
         unsigned fl = ag_op_defs[n->op]->flags;
         int64_t numel = round_up(ag_numel(&n->shape)), aux = round_up(n->aux_numel);
         if (n->op != AG_OP_PARAM && !(fl & AG_DEF_ALIAS_DATA)) data_at[k] = at, at += numel;
-        if (n->op != AG_OP_PARAM && n->has_grad && !(fl & AG_DEF_ALIAS_GRAD)) grad_at[k] = at, at += numel;
+        if (grads && n->op != AG_OP_PARAM && n->has_grad && !(fl & AG_DEF_ALIAS_GRAD)) grad_at[k] = at, at += numel;
         if (fl & AG_DEF_AUX_SCRATCH)
             scratch = aux > scratch ? aux : scratch;
         else if (aux)
@@ -325,6 +325,54 @@ static int64_t layout_reuse(ag_graph *g, int64_t *data_at, int64_t *aux_at)
     return f.top;
 }
 
+/* The node whose grad buffer node k's is: its own, or through aliased grads its
+ * source's. */
+static void grad_owners(const ag_graph *g, int *owner)
+{
+    for (int k = 0; k < g->n; k++) {
+        const ag_node *x = g->nodes[k];
+        owner[k] = (ag_op_defs[x->op]->flags & AG_DEF_ALIAS_GRAD) ? owner[x->src[0]->id] : k;
+    }
+}
+
+/* Node o's grad buffer from f, once per pass; parameters' are their own slab. */
+static void take_grad(const ag_graph *g, free_list *f, int o, int64_t *at, char *taken)
+{
+    if (taken[o] || g->nodes[o]->op == AG_OP_PARAM) return;
+    at[o] = take(f, round_up(ag_numel(&g->nodes[o]->shape)));
+    taken[o] = 1;
+}
+
+/* Plan p's gradients shared by lifetime, from offset base (at and taken: scratch per
+ * node). An owner's buffer is taken before the first step that writes it (the loss's
+ * before the pass) and given back after its own step, which reads it last: its aliases
+ * were made after it, so their steps come before. Taking before giving back keeps a
+ * step's sources off its own grad. Returns the region's size. */
+static int64_t layout_grads(ag_graph *g, ag_bwplan *p, const int *owner, int64_t base,
+                            int64_t *at, char *taken)
+{
+    free_list f = {ag_xmalloc((size_t)(2 * g->n + 1) * sizeof *f.s), 0, 0};
+    memset(taken, 0, (size_t)g->n);
+    take_grad(g, &f, owner[p->loss->id], at, taken);
+    for (int t = 0; t < p->nsteps; t++) {
+        const ag_node *n = p->steps[t].node;
+        for (int s = 0; s < n->nsrc; s++)
+            if (p->steps[t].need >> s & 1u) take_grad(g, &f, owner[n->src[s]->id], at, taken);
+        if (owner[n->id] == n->id) give_back(&f, at[n->id], round_up(ag_numel(&n->shape)));
+    }
+    p->ngrads = 0;
+    for (int k = 0; k < g->n; k++) p->ngrads += taken[owner[k]];
+    p->grads = ar_alloc(&g->arena, (size_t)p->ngrads * sizeof *p->grads);
+    p->grad_at = ar_alloc(&g->arena, (size_t)p->ngrads * sizeof *p->grad_at);
+    for (int k = 0, j = 0; k < g->n; k++)
+        if (taken[owner[k]]) {
+            p->grads[j] = g->nodes[k];
+            p->grad_at[j++] = base + at[owner[k]];
+        }
+    free(f.s);
+    return p->grad_floats = f.top;
+}
+
 int ag_graph_plan(ag_graph *g, int max_batch, ag_error *err)
 {
     AG_ASSERT(!g->planned && max_batch >= 1);
@@ -338,7 +386,6 @@ int ag_graph_plan(ag_graph *g, int max_batch, ag_error *err)
     /* An aliased gradient is its source's gradient: the source must have one. */
     for (int k = g->n - 1; k >= 0; k--) {
         ag_node *n = g->nodes[k];
-        AG_ASSERT(!(g->reuse && n->has_grad));  /* a backward pass reads every value */
         if (n->has_grad && (ag_op_defs[n->op]->flags & AG_DEF_ALIAS_GRAD))
             n->src[0]->has_grad = 1;
     }
@@ -347,7 +394,26 @@ int ag_graph_plan(ag_graph *g, int max_batch, ag_error *err)
 
     int64_t *data_at = ag_xmalloc((size_t)(3 * g->n + 1) * sizeof *data_at);
     int64_t *grad_at = data_at + g->n, *aux_at = grad_at + g->n;
-    int64_t total = g->reuse ? layout_reuse(g, data_at, aux_at) : layout_whole(g, data_at, grad_at, aux_at);
+    int64_t total;
+    if (g->reuse && !g->plans) {
+        total = layout_reuse(g, data_at, aux_at);
+    } else {
+        total = layout_whole(g, !g->reuse, data_at, grad_at, aux_at);
+        if (g->reuse) {
+            /* The passes run one at a time: each lays out its own from the same base. */
+            int *owner = ag_xmalloc((size_t)g->n * sizeof *owner);
+            char *taken = ag_xmalloc((size_t)g->n);
+            grad_owners(g, owner);
+            int64_t region = 0;
+            for (ag_bwplan *p = g->plans; p; p = p->next) {
+                int64_t len = layout_grads(g, p, owner, total, grad_at, taken);
+                region = len > region ? len : region;
+            }
+            total += region;
+            free(taken);
+            free(owner);
+        }
+    }
     /* Refused before anything is allocated: a spec error, not an out-of-memory exit. */
     if (g->max_bytes && total * (int64_t)sizeof(float) > (g->max_bytes > 0 ? g->max_bytes : 1)) {
         free(data_at);
@@ -355,6 +421,7 @@ int ag_graph_plan(ag_graph *g, int max_batch, ag_error *err)
                          (long long)(total * (int64_t)sizeof(float) >> 20), max_batch, (long long)(g->max_bytes >> 20));
     }
     float *slab = total ? ar_alloc(&g->arena, (size_t)total * sizeof(float)) : NULL;
+    g->slab = slab;
     g->slab_floats = total;
 
     for (int k = 0; k < g->n; k++) {
@@ -366,7 +433,9 @@ int ag_graph_plan(ag_graph *g, int max_batch, ag_error *err)
             n->grad = p->grad;
         } else {
             n->data = (fl & AG_DEF_ALIAS_DATA) ? n->src[0]->data : slab + data_at[k];
-            if (n->has_grad) n->grad = (fl & AG_DEF_ALIAS_GRAD) ? n->src[0]->grad : slab + grad_at[k];
+            /* With reuse, ag_backward points a non-parameter's grad at its pass's buffer. */
+            if (n->has_grad && (fl & AG_DEF_ALIAS_GRAD)) n->grad = n->src[0]->grad;
+            else if (n->has_grad && !g->reuse) n->grad = slab + grad_at[k];
         }
         if (n->aux_numel) n->aux = slab + aux_at[k];
     }
@@ -490,11 +559,11 @@ ag_bwplan *ag_backward_plan(ag_graph *g, ag_node *loss, const int *params, int n
                NULL;
     }
     anc[loss->id] = 1;
-    int nsteps = 0, nzero = 0;
+    int nsteps = 0, nplan = 0;
     for (int k = loss->id; k >= 0; k--) {
         ag_node *n = g->nodes[k];
         if (!anc[k] || !dep[k]) continue;
-        nzero++;
+        nplan++;
         n->has_grad = 1;
         if (is_leaf(n)) continue;
         nsteps++;
@@ -511,38 +580,44 @@ ag_bwplan *ag_backward_plan(ag_graph *g, ag_node *loss, const int *params, int n
         unsigned need = 0;
         for (int s = 0; s < n->nsrc; s++)
             if (dep[n->src[s]->id]) need |= 1u << s;
-        p->steps[p->nsteps++] = (ag_bstep){n, need, 0};
+        p->steps[p->nsteps++] = (ag_bstep){.node = n, .need = need};
     }
 
-    /* The first call to reach a grad may write it instead of adding to it, which saves
-     * zeroing it: when its op writes every element once (AG_DEF_BW_ASSIGN), the source
-     * is not another of its needed sources too, and the buffer is not shared with
-     * another node through an aliased grad (reshape). */
-    char *shared = ag_xcalloc((size_t)g->n, 3), *reached = shared + g->n,
-         *assigned = reached + g->n;
+    /* The first call to reach a grad buffer may write it instead of adding to it, which
+     * saves zeroing it: when its op writes every element once (AG_DEF_BW_ASSIGN), the
+     * source is not another of its needed sources too, and the buffer is not shared
+     * with another node through an aliased grad (reshape). Otherwise that call's step
+     * clears the buffer first: not the pass's start, as with g->reuse the buffer holds
+     * another gradient until then. The loss's buffer is the pass's to set. */
+    int *owner = ag_xmalloc((size_t)g->n * sizeof *owner);
+    char *shared = ag_xcalloc((size_t)g->n, 2), *reached = shared + g->n;
+    grad_owners(g, owner);
     for (int k = 0; k < g->n; k++)
-        if (ag_op_defs[g->nodes[k]->op]->flags & AG_DEF_ALIAS_GRAD)
-            shared[k] = shared[g->nodes[k]->src[0]->id] = 1;
+        if (owner[k] != k) shared[k] = shared[owner[k]] = 1;
+    reached[owner[loss->id]] = 1;
+    p->zero = ar_alloc(&g->arena, (size_t)nplan * sizeof *p->zero);
     for (int k = 0; k < p->nsteps; k++) {
         ag_bstep *st = &p->steps[k];
         int assigns = (ag_op_defs[st->node->op]->flags & AG_DEF_BW_ASSIGN) != 0;
         for (int s = 0; s < st->node->nsrc; s++) {
             const ag_node *src = st->node->src[s];
-            if (!(st->need >> s & 1u) || reached[src->id]) continue;
-            reached[src->id] = 1;
+            if (!(st->need >> s & 1u) || reached[owner[src->id]]) continue;
+            reached[owner[src->id]] = 1;
             int uses = 0;
             for (int t = 0; t < st->node->nsrc; t++)
                 uses += (st->need >> t & 1u) && st->node->src[t] == src;
             if (assigns && uses == 1 && !shared[src->id]) {
                 st->assign |= 1u << s;
-                assigned[src->id] = 1;
+            } else {
+                p->zero[p->nzero++] = g->nodes[owner[src->id]];
+                st->nzero++;
             }
         }
     }
-    p->zero = ar_alloc(&g->arena, (size_t)nzero * sizeof *p->zero);
-    for (int k = loss->id; k >= 0; k--)
-        if (anc[k] && dep[k] && !assigned[k]) p->zero[p->nzero++] = g->nodes[k];
+    p->next = g->plans;
+    g->plans = p;
     free(shared);
+    free(owner);
     free(dep);
     return p;
 }
@@ -550,13 +625,13 @@ ag_bwplan *ag_backward_plan(ag_graph *g, ag_node *loss, const int *params, int n
 void ag_backward(ag_graph *g, const ag_bwplan *p)
 {
     AG_ASSERT(g->planned);
-    for (int k = 0; k < p->nzero; k++) {
-        ag_node *n = p->zero[k];
-        memset(n->grad, 0, (size_t)ag_numel(&n->shape) * sizeof(float));
-    }
+    for (int k = 0; k < p->ngrads; k++) p->grads[k]->grad = g->slab + p->grad_at[k];
     p->loss->grad[0] = 1.0f;
+    ag_node **zero = p->zero;
     for (int k = 0; k < p->nsteps; k++) {
         const ag_bstep *s = &p->steps[k];
+        for (int j = 0; j < s->nzero; j++, zero++)
+            memset((*zero)->grad, 0, (size_t)ag_numel(&(*zero)->shape) * sizeof(float));
         void (*bwd)(ag_graph *, ag_node *, unsigned) = ag_op_defs[s->node->op]->backward;
         g->bw_assign = s->assign;
         if (bwd) bwd(g, s->node, s->need);

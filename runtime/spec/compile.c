@@ -491,6 +491,9 @@ static int plan_step(pg_program *p, ag_error *err)
         }
     }
     free(idx);
+    /* Gradients share buffers within each pass; nothing reads one after it but the
+     * parameters' own. */
+    p->step.reuse = 1;
     if (pg_plan_impl(p, &p->step, s->data.batch, err)) {
         if (!strncmp(err->msg, "the graph needs", 15)) {
             ag_error e = *err;

@@ -64,7 +64,7 @@ is "$RC" 1 "... exit 1"
 # Sizes past the memory limit are refused with the computed size, before allocating.
 expect_error 1 "$S/huge.yaml:5:3: the models have 12560000000 parameters: with their gradients and optimizer state 239562 MB, more than the memory limit of 100 MB (--max-memory)" \
     check $S/huge.yaml --max-memory 100
-expect_error 1 "specs/dcgan.yaml:6:3: the training step: the graph needs 98 MB at batch 64, more than the 32 MB left under the memory limit (--max-memory)" \
+expect_error 1 "specs/dcgan.yaml:6:3: the training step: the graph needs 61 MB at batch 64, more than the 32 MB left under the memory limit (--max-memory)" \
     check specs/dcgan.yaml --max-memory 50
 run check specs/vae.yaml --max-memory 40
 is "$RC" 0 "the VAE fits in 40 MB"
