@@ -176,11 +176,18 @@ fuzz-build:
 	        $(BUILD)/fuzz/libaigc.a $(LDLIBS) -o $(BUILD)/fuzz/fuzz_$$t; \
 	done
 
-# make bench: one Fashion-MNIST epoch of the GAN and the VAE, measured against this
-# machine's sgemm throughput (scripts/bench.sh; docs/performance.md). A benchmark, not a
-# test: nothing in it fails on a time. BENCH_ARGS="--threads 2 --reps 5" changes the runs.
-bench: aigc-run $(BUILD)/tests/bench/sgemm_probe
-	PROBE=$(BUILD)/tests/bench/sgemm_probe scripts/bench.sh $(BENCH_ARGS)
+# make bench: one Fashion-MNIST epoch of the GAN and the VAE and the DDPM's first steps,
+# on each backend and in PyTorch, against the machine's peak (scripts/bench.sh;
+# docs/performance.md). A benchmark, not a test: nothing in it fails on a time.
+# BENCH_ARGS="--threads '1 2' --reps 5" changes the runs.
+bench: aigc-run $(if $(DNNL_CFLAGS),$(BUILD)/tests/bench/backend_probe)
+	PROBE=$(BUILD)/tests/bench/backend_probe scripts/bench.sh $(BENCH_ARGS)
+
+# make sgemm-probe: the runtime's sgemm, cut by its pool as training cuts it, at the
+# GAN's and the VAE's shapes (tests/bench/sgemm_probe.c).
+.PHONY: sgemm-probe
+sgemm-probe: $(BUILD)/tests/bench/sgemm_probe
+	$(BUILD)/tests/bench/sgemm_probe -t 2 gan=100,256,512,784+784,512,256,1 vae=784,400,40+20,400,784
 
 $(BUILD)/tests/bench/sgemm_probe: tests/bench/sgemm_probe.c $(BUILD)/libaigc.a
 	@mkdir -p $(dir $@)

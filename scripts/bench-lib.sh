@@ -4,15 +4,17 @@
 # (the last line of its header comment, which --help prints) before sourcing this.
 # shellcheck shell=sh disable=SC2034,SC2154  # variables shared with the sourcing script
 
-threads="1 2"
+threads=2
 reps=3
+ddpm_steps=30
 
-# bench_options "$@": --threads "1 2", --reps N, --out FILE, --help.
+# bench_options "$@": --threads "1 2", --reps N, --ddpm-steps N, --out FILE, --help.
 bench_options() {
     while [ $# -gt 0 ]; do
         case $1 in
         --threads) threads=$2; shift 2 ;;
         --reps) reps=$2; shift 2 ;;
+        --ddpm-steps) ddpm_steps=$2; shift 2 ;;
         --out) out=$2; shift 2 ;;
         -h | --help) sed -n "2,${help_lines}p" "$0"; exit 0 ;;
         *) echo "$me: unknown option '$1' (try --help)" >&2; exit 2 ;;
@@ -30,10 +32,12 @@ cpu_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9, $9}' /p
 # timed_runs RATE COMMAND...: runs COMMAND $reps times under /usr/bin/time, its stdout
 # in $tmp/out and its stderr in $tmp/err (shown, and the bench stopped, when it fails);
 # after each run the function RATE reads those files and prints the samples per second.
-# Leaves a line a run in $tmp/runs: wall seconds, peak RSS in KB, samples/s, and the
+# Leaves a line a run in $tmp/runs: wall seconds, peak RSS in KB, samples/s, the
 # percentage of the machine's CPU time stolen by the host during the run (0 on a
 # machine of its own; on a shared virtual machine, a run with much steal measured the
-# neighbours as much as the code).
+# neighbours as much as the code), and the command's CPU time over its wall time in
+# percent (near 100 per thread when it had the cores to itself; less when other
+# processes on the same machine took them).
 timed_runs() {
     rate=$1
     shift
@@ -41,12 +45,13 @@ timed_runs() {
     r=1
     while [ "$r" -le "$reps" ]; do
         before=$(cpu_ticks)
-        /usr/bin/time -f '%e %M' -o "$tmp/time" "$@" >"$tmp/out" 2>"$tmp/err" || {
+        /usr/bin/time -f '%e %M %P' -o "$tmp/time" "$@" >"$tmp/out" 2>"$tmp/err" || {
             cat "$tmp/err" >&2
             exit 1
         }
         steal=$(echo "$before $(cpu_ticks)" | awk '{print ($3 > $1 ? 100 * ($4 - $2) / ($3 - $1) : 0)}')
-        echo "$(cat "$tmp/time") $($rate) $steal" >>"$tmp/runs"
+        read -r wall rss cpu <"$tmp/time"
+        echo "$wall $rss $($rate) $steal ${cpu%\%}" >>"$tmp/runs"
         r=$((r + 1))
     done
 }

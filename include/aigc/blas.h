@@ -35,6 +35,9 @@ bk_backend bk_current(void);
 
 void bk_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
               int lda, const float *b, int ldb, float beta, float *c, int ldc);
+/* Whether the current library runs beta = 0 faster as C cleared by the caller and
+ * beta = 1 (OpenBLAS) than as it is (oneDNN). Either way C's old values leave no trace. */
+int bk_clear_first(void);
 
 /* oneDNN runs on the calling thread alone from now on: for the callers of its other
  * primitives (runtime/ops/conv_onednn.c), before they make or run one. */

@@ -49,15 +49,19 @@ static void onednn_sgemm(int trans_a, int trans_b, int m, int n, int k, float al
 void bk_single_thread(void) {}
 #endif
 
+/* clear_first: OpenBLAS applies beta = 0 to C in a pass of its own, slower than the
+ * caller's memset and beta = 1 (runtime/ops/linalg.c, sgemm_start); oneDNN's kernels
+ * write C at once for beta = 0, and a cleared C would only be read back. */
 static const struct {
     const char *name;
     bk_sgemm_fn sgemm; /* NULL: not in this build */
+    int clear_first;
 } backends[] = {
-    [BK_OPENBLAS] = {"openblas", openblas_sgemm},
+    [BK_OPENBLAS] = {"openblas", openblas_sgemm, 1},
 #ifdef AIGC_ONEDNN
-    [BK_ONEDNN] = {"onednn", onednn_sgemm},
+    [BK_ONEDNN] = {"onednn", onednn_sgemm, 0},
 #else
-    [BK_ONEDNN] = {"onednn", NULL},
+    [BK_ONEDNN] = {"onednn", NULL, 0},
 #endif
 };
 _Static_assert(AG_COUNTOF(backends) == BK_COUNT, "a backend without its row");
@@ -107,6 +111,8 @@ bk_backend bk_current(void)
     }
     return (bk_backend)atomic_load_explicit(&current, memory_order_relaxed);
 }
+
+int bk_clear_first(void) { return backends[bk_current()].clear_first; }
 
 void bk_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
               int lda, const float *b, int ldb, float beta, float *c, int ldc)

@@ -205,13 +205,31 @@ void ds_item(const idx_dataset *ds, int64_t item, float *dst)
     for (int64_t j = 0; j < px; j++) dst[j] = (float)src[j];
 }
 
+typedef struct fill_job {
+    ag_node *pixels, *labels;
+    const idx_dataset *ds;
+    const int32_t *order;
+    int64_t at;
+} fill_job;
+
+static void fill_images(void *ctx, int64_t lo, int64_t hi)
+{
+    const fill_job *j = ctx;
+    int64_t px = (int64_t)j->ds->rows * j->ds->cols;
+    for (int64_t k = lo; k < hi; k++) {
+        int64_t item = j->order ? j->order[j->at + k] : j->at + k;
+        ds_item(j->ds, item, j->pixels->data + k * px);
+        j->labels->data[k] = (float)j->ds->labels.data[item];
+    }
+}
+
+/* Images a few thousand bytes apart, in shuffled order, read from memory rather than
+ * cache: on the pool, the batch's assembly is not a serial stretch of the step. */
+enum { FILL_GRAIN = 1 << 14 };
+
 void ds_fill_batch(ag_node *pixels, ag_node *labels, const idx_dataset *ds, const int32_t *order, int64_t at,
                    int n)
 {
-    int64_t px = (int64_t)ds->rows * ds->cols;
-    for (int k = 0; k < n; k++) {
-        int64_t item = order ? order[at + k] : at + k;
-        ds_item(ds, item, pixels->data + k * px);
-        labels->data[k] = (float)ds->labels.data[item];
-    }
+    fill_job j = {pixels, labels, ds, order, at};
+    tp_for_items(n, tp_items_holding(FILL_GRAIN, (int64_t)ds->rows * ds->cols), fill_images, &j);
 }

@@ -38,11 +38,11 @@ static void sgemm_epilogue(const sgemm_job *j, int64_t r0, int64_t r1, int64_t c
 }
 
 /* Readies rows x cols of C at c, whose columns start at column c0, for the product to
- * be added with the beta returned: the bias on every row, or zeros for beta = 0.
- * OpenBLAS applies beta to C in a pass of its own before it adds the product, and for
- * beta = 0 that pass is slower than memset: a piece of a weight gradient (400 x 392,
- * K = 64) takes 280 us with beta = 0 and 244 us cleared here and added to with beta = 1,
- * with no difference on the other shapes. Both leave no trace of C's old values. */
+ * be added with the beta returned: the bias on every row, or for beta = 0 zeros when
+ * the library applies beta = 0 in a pass of its own (bk_clear_first): OpenBLAS's is
+ * slower than memset: a piece of a weight gradient (400 x 392, K = 64) takes 280 us
+ * with beta = 0 and 244 us cleared here and added to with beta = 1, with no difference
+ * on the other shapes. Both leave no trace of C's old values. */
 static float sgemm_start(const sgemm_job *j, float *c, int rows, int cols, int64_t c0)
 {
     if (j->bias) {
@@ -50,7 +50,7 @@ static float sgemm_start(const sgemm_job *j, float *c, int rows, int cols, int64
             memcpy(c + (int64_t)r * j->ldc, j->bias + c0, (size_t)cols * sizeof *c);
         return 1.0f;
     }
-    if (j->beta == 0.0f) {
+    if (j->beta == 0.0f && bk_clear_first()) {
         for (int r = 0; r < rows; r++)
             memset(c + (int64_t)r * j->ldc, 0, (size_t)cols * sizeof *c);
         return 1.0f;

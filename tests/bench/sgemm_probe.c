@@ -1,5 +1,5 @@
-/* sgemm_probe.c — this machine's sgemm throughput, the ceiling that scripts/bench.sh
- * measures a training run against.
+/* sgemm_probe.c — the runtime's sgemm throughput at a training step's shapes, the ceiling
+ * that a training run's matrix products stay under (`make sgemm-probe`).
  *
  *     sgemm_probe [-t THREADS] [-b BATCH] [-q SQUARE] NAME=W0,W1,...,Wn[+W0,...] ...
  *
