@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "aigc/afile.h"
 #include "aigc/idx.h"
@@ -211,6 +212,21 @@ static int draw_idx(pg_program *p, int k, const ds_data *d, uint64_t seed, int64
     return rc;
 }
 
+/* Images without labels: labels left in the directory by an earlier draw would be
+ * read with them as their classes (or refused for their count), so they go. */
+static int drop_labels(const char *lpath, ag_error *err)
+{
+    static const char *const endings[] = {"", ".gz"};
+    for (size_t k = 0; k < AG_COUNTOF(endings); k++) {
+        char path[4210];
+        snprintf(path, sizeof path, "%s%s", lpath, endings[k]);
+        if (unlink(path) != 0 && errno != ENOENT)
+            return ag_errorf(err, (ag_loc){0}, "%s: cannot remove the labels of an earlier draw: %s", path,
+                             strerror(errno));
+    }
+    return AG_OK;
+}
+
 int sa_write_idx(pg_program *p, int k, const ds_data *d, const char *dir, uint64_t seed, int64_t n, ag_error *err)
 {
     pg_sampler *q = &p->samples[k];
@@ -240,7 +256,7 @@ int sa_write_idx(pg_program *p, int k, const ds_data *d, const char *dir, uint64
         if (q->label) idx_write_abort(&wl);
         return AG_ERR;
     }
-    return q->label ? idx_write_end(&wl, err) : AG_OK;
+    return q->label ? idx_write_end(&wl, err) : drop_labels(lpath, err);
 }
 
 int sa_strip_path(const char *grid, char *buf, size_t n)

@@ -246,13 +246,13 @@ int pg_compile_sample_impl(pg_program *p, int k, ag_error *err)
         q->strip_frames = 2 + (passes - 1) / sm->strip_every;
         q->strip = ag_xcalloc((size_t)(q->strip_frames * per), sizeof *q->strip);
     }
-    /* A count from the command line (-n) lays the grid out anew. */
+    /* A count from the command line (-n) lays the grid out anew, as square as fits;
+     * a section with label: keeps its columns (a class each, as cycle(n, 10) gives
+     * them) and takes the rows it needs. */
     q->grid_rows = counted ? 0 : sm->rows;
-    q->grid_cols = counted ? 0 : sm->cols;
-    if (!q->grid_cols) {
-        q->grid_cols = (int)ceil(sqrt((double)q->images));
-        q->grid_rows = (q->images + q->grid_cols - 1) / q->grid_cols;
-    }
+    q->grid_cols = counted && !sm->label ? 0 : sm->cols;
+    if (!q->grid_cols) q->grid_cols = (int)ceil(sqrt((double)q->images));
+    if (!q->grid_rows) q->grid_rows = (q->images + q->grid_cols - 1) / q->grid_cols;
     if ((int64_t)q->grid_rows * q->grid_cols < q->images)
         return ag_errorf(err, sm->loc, "%s: %d images do not fit a %dx%d grid", sm->name, q->images,
                          q->grid_rows, q->grid_cols);

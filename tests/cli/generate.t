@@ -21,6 +21,13 @@ run specs/cgan.yaml --epochs 1 --out "$G" --progress lines
 is "$RC" 0 "one epoch of specs/cgan.yaml exits 0"
 if [ "$RC" -ne 0 ]; then diag "$(cat "$ERR")"; fi
 
+# The grid of a section with label: keeps its columns under -n, a digit each: 30 images
+# are 3 rows of 10 (28-pixel cells, 2 between them: 302x92), not 6x5.
+run sample specs/cgan.yaml --checkpoint "$G" -n 30 -o "$TMP/30.png"
+is "$RC" 0 "sample -n 30 exits 0"
+is "$(od -A n -t u1 -j 16 -N 8 "$TMP/30.png" | awk '{ printf "%dx%d", $3 * 256 + $4, $7 * 256 + $8 }')" 302x92 \
+    "sample -n 30 of a section with label: a 3x10 grid, its columns kept"
+
 # 300 images: a round of 250 and one of 50, as eval --quality draws them.
 D=$TMP/gen
 run sample specs/cgan.yaml --checkpoint "$G" --format idx -n 300 -o "$D"
@@ -60,6 +67,11 @@ run sample "$TMP/nolabel.yaml" --checkpoint "$G" --format idx -n 10 -o "$TMP/nol
 is "$(cat "$OUT")" "$TMP/nolabel/train-images-idx3-ubyte" "without label: only the images file"
 [ ! -e "$TMP/nolabel/train-labels-idx1-ubyte" ]
 ok $? "... and no labels file"
+# Over a directory that holds an earlier draw's labels, those go with the images they
+# belonged to (the loader would take them for the new images' classes).
+run sample "$TMP/nolabel.yaml" --checkpoint "$G" --format idx -n 10 -o "$D"
+[ "$RC" = 0 ] && [ -e "$D/train-images-idx3-ubyte" ] && [ ! -e "$D/train-labels-idx1-ubyte" ]
+ok $? "without label: over a directory with labels, the stale labels file is removed"
 
 # g) a section that returns the test split with its labels writes the split itself,
 # byte for byte: images mapped from range [0, 1] to 0..255 as the grid maps them.
