@@ -106,6 +106,15 @@ json_field() {
         sed -n "s/.*\"$4\":\([^,}]*\).*/\1/p"
 }
 
+# tensor_values FILE TENSOR: a float32 tensor of a safetensors file, one value a line.
+tensor_values() {
+    perl -e 'open my $f, "<", $ARGV[0] or die; binmode $f; read $f, my $n, 8;
+        read $f, my $h, unpack("Q<", $n);
+        $h =~ /"\Q$ARGV[1]\E":\{[^}]*"data_offsets":\[(\d+),(\d+)\]/ or die "no $ARGV[1]";
+        seek $f, 8 + unpack("Q<", $n) + $1, 0; read $f, my $d, $2 - $1;
+        printf "%.9g\n", $_ for unpack "f<*", $d' "$1" "$2"
+}
+
 # A finite JSON number (the metrics write null for NaN and infinities).
 is_number() {
     printf '%s\n' "$1" | grep -Eq '^-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$'

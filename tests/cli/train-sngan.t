@@ -3,15 +3,6 @@
 # normalization whose buffers u and v are saved, restored and loadable by PyTorch.
 . "$(dirname "$0")/lib.sh"
 
-# vec FILE TENSOR: a float32 tensor of a safetensors file, one value a line.
-vec() {
-    perl -e 'open my $f, "<", $ARGV[0] or die; binmode $f; read $f, my $n, 8;
-        read $f, my $h, unpack("Q<", $n);
-        $h =~ /"\Q$ARGV[1]\E":\{[^}]*"data_offsets":\[(\d+),(\d+)\]/ or die "no $ARGV[1]";
-        seek $f, 8 + unpack("Q<", $n) + $1, 0; read $f, my $d, $2 - $1;
-        printf "%.9g\n", $_ for unpack "f<*", $d' "$1" "$2"
-}
-
 # s) check: the layers and their parameter counts, which leave the buffers out
 run check specs/sngan.yaml
 is "$RC" 0 "check specs/sngan.yaml exits 0"
@@ -37,11 +28,11 @@ for e in 1 2; do
     ok $? "sngan epoch $e: the discriminator learns, 0 < train_loss_D < 1.9 ($d)"
 done
 W=$TMP/sngan/last.safetensors
-vec "$W" D.0.weight_u >/dev/null 2>&1 && vec "$W" D.0.weight_v >/dev/null 2>&1 && vec "$W" D.0.weight_orig >/dev/null 2>&1
+tensor_values "$W" D.0.weight_u >/dev/null 2>&1 && tensor_values "$W" D.0.weight_v >/dev/null 2>&1 && tensor_values "$W" D.0.weight_orig >/dev/null 2>&1
 ok $? "the checkpoint has PyTorch's names: D.0.weight_orig, D.0.weight_u, D.0.weight_v"
-is "$(vec "$W" D.0.weight_u | wc -l | tr -d ' ')" 512 "weight_u is [512]"
-is "$(vec "$W" D.0.weight_v | wc -l | tr -d ' ')" 784 "weight_v is [784]"
-nu=$(vec "$W" D.2.weight_u | awk '{ s += $1 * $1 } END { printf "%.6f", s }')
+is "$(tensor_values "$W" D.0.weight_u | wc -l | tr -d ' ')" 512 "weight_u is [512]"
+is "$(tensor_values "$W" D.0.weight_v | wc -l | tr -d ' ')" 784 "weight_v is [784]"
+nu=$(tensor_values "$W" D.2.weight_u | awk '{ s += $1 * $1 } END { printf "%.6f", s }')
 is "$nu" 1.000000 "weight_u is a unit vector after training (|u|^2 = $nu)"
 is "$(od -An -tx1 -N8 "$TMP/sngan/samples-epoch-002.png" | tr -s ' \n' '  ' | sed 's/^ //; s/ $//')" \
     "89 50 4e 47 0d 0a 1a 0a" "sngan: samples-epoch-002.png is a PNG"

@@ -6,11 +6,7 @@
 
 # max_abs FILE TENSOR: the largest |value| of a float32 tensor in a safetensors file.
 max_abs() {
-    perl -e 'open my $f, "<", $ARGV[0] or die; binmode $f; read $f, my $n, 8;
-        read $f, my $h, unpack("Q<", $n);
-        $h =~ /"\Q$ARGV[1]\E":\{[^}]*"data_offsets":\[(\d+),(\d+)\]/ or die "no $ARGV[1]";
-        seek $f, 8 + unpack("Q<", $n) + $1, 0; read $f, my $d, $2 - $1;
-        my $m = 0; for (unpack "f<*", $d) { $m = abs $_ if abs $_ > $m } printf "%.9g\n", $m' "$1" "$2"
+    tensor_values "$1" "$2" | awk '{ v = $1 < 0 ? -$1 : $1; if (v > m) m = v } END { if (NR) printf "%.9g\n", m }'
 }
 
 # w) WGAN: check shows the update's period
@@ -45,7 +41,7 @@ is "$(grep '"kind":"step","epoch":1,"step":6,' "$M" | grep -c '"loss_G":null')" 
 is "$(grep '"kind":"step","epoch":2,"step":142,' "$M" | grep -c '"loss_G":null')" 1 \
     "step 142 does not: the count goes on across epochs"
 d=$(max_abs "$TMP/wgan/last.safetensors" D.0.weight)
-less "$d" 0.0100001
+is_number "$d" && less "$d" 0.0100001
 ok $? "the critic's weights stay in [-0.01, 0.01] (largest |w| $d)"
 g=$(max_abs "$TMP/wgan/last.safetensors" G.0.weight)
 less 0.0100001 "$g"
@@ -91,7 +87,7 @@ done
 less "$(json_field "$M" epoch 1 train_loss_D)" 0
 ok $? "wgan-split: the critic learns from the parts (train_loss_D < 0)"
 d=$(max_abs "$TMP/split/last.safetensors" D.0.weight)
-less "$d" 0.0100001
+is_number "$d" && less "$d" 0.0100001
 ok $? "wgan-split: five clipped updates a step keep the critic in [-0.01, 0.01] ($d)"
 
 # x) a batch too large for drop_last to leave any
