@@ -119,6 +119,18 @@ if [ "$only" != c ]; then
         vg "eval --quality" 0 $A eval specs/vae.yaml $DS --checkpoint "$R/vae" \
             --quality "specs/classifier.yaml:$R/classifier" -n 32
         vg "on_nan: skip" 0 $A tests/specs/nan-some-batches.yaml $S --out "$R/skip" --set data.batch=4
+        vg "encode the VAE's latent: features, labels, the scatter" 0 $A encode specs/vae.yaml $DS \
+            --checkpoint "$R/vae" -o "$R/latent"
+        vg "train the linear probe on the features data set" 0 $A specs/linear-probe.yaml --progress lines \
+            --epochs 1 --set data.path="$R/latent" --out "$R/probe"
+        vg "train the conditional GAN" 0 $A specs/cgan.yaml $S --out "$R/cgan"
+        vg "sample --format idx: images and labels" 0 $A sample specs/cgan.yaml $DS --checkpoint "$R/cgan" \
+            --format idx -n 300 -o "$R/gen"
+        vg "train on generated images, tested on real ones" 0 $A specs/classifier.yaml --progress lines \
+            --epochs 1 --set data.path="$R/gen" --set data.test_path="$D" --out "$R/cas"
+        vg "WGAN: RMSprop, clipped weights, G every 5 steps" 0 $A specs/wgan.yaml $S --out "$R/wgan"
+        vg "WGAN: the batch cut in five" 0 $A tests/specs/wgan-split.yaml $S --out "$R/wgan-split" --set data.batch=40
+        vg "SNGAN: spectral norm, hinge loss" 0 $A specs/sngan.yaml $S --out "$R/sngan"
 
         vg "usage: an unknown option" 2 $A check specs/vae.yaml --frobnicate
         vg "usage: an option for another command" 2 $A sample specs/vae.yaml --out "$R/x"
