@@ -83,6 +83,7 @@ static inline int gc_check_opts(const char *name, int nin, const gc_input *in, g
 
     ag_graph g;
     ag_graph_init(&g, &ps, &r);
+    g.reuse = 1; /* the training step's layout: gradients share buffers by lifetime */
     ag_node *nodes[GC_MAX_IN];
     for (int k = 0; k < nin; k++) {
         if (in[k].integer || in[k].no_grad)
