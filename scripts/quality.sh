@@ -91,10 +91,11 @@ fmt() { awk -v p="$1" -v v="$2" 'BEGIN { printf "%." p "f", v }'; }
 count() { awk -v v="$1" 'BEGIN { s = sprintf("%d", v); while (s ~ /[0-9][0-9][0-9][0-9]/) sub(/[0-9][0-9][0-9]($|,)/, ",&", s); print s }'; }
 # field FILE KEY: a scalar of the one-line JSON object in FILE.
 field() { sed -n "s/.*\"$2\":\([^,}]*\).*/\1/p" "$1"; }
-# losses FILE: its test_* values other than the accuracy, as "`name` 1.2345, ..."
+# losses FILE: its test_* values other than the accuracy and nats_per_image (the nll row's
+# own value again), as "`name` 1.2345, ..."
 losses() {
     tr ',{}' '\n' <"$1" | sed -n 's/^"test_\([A-Za-z_0-9]*\)":\(.*\)$/\1 \2/p' |
-        awk '$1 != "accuracy" { printf "%s`%s` %.4f", (n++ ? ", " : ""), $1, $2 }'
+        awk '$1 != "accuracy" && $1 != "nats_per_image" { printf "%s`%s` %.4f", (n++ ? ", " : ""), $1, $2 }'
 }
 
 # train SET NAME SPEC EPOCHS [--set ...]: a fresh run in $root/SET/NAME.
