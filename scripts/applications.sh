@@ -298,9 +298,9 @@ part_cas() {
         cvae specs/cvae.yaml prior "\`specs/cvae.yaml\`'s \`prior\`: z from N(0, I)" \
         ddpm-cond specs/ddpm-cond.yaml cas "\`specs/ddpm-cond.yaml\`'s \`cas\`: w = 0, DDIM in 20 steps"
     : >"$root/cas.md"
-    block cas "| training data | images | class_match | CAS: test accuracy on the real test split |" \
-        "|---|---|---|---|" \
-        "| the real training split (\`data/mnist\`) | $(count 9000) | | $(percent "$(field "$root/classifier.loss.json" test_accuracy)")% |"
+    block cas "| training data | images | class_match | Fréchet | CAS: test accuracy on the real test split |" \
+        "|---|---|---|---|---|" \
+        "| the real training split (\`data/mnist\`) | $(count 9000) | | | $(percent "$(field "$root/classifier.loss.json" test_accuracy)")% |"
     while [ $# -gt 0 ]; do
         g=$1 gspec=$2 gsection=$3 what=$4
         shift 4
@@ -309,13 +309,16 @@ part_cas() {
         retrain "cas-$g" "$root/gen/$g/train-labels-idx1-ubyte"
         train "cas-$g" specs/classifier.yaml --set data.path="$root/gen/$g" --set data.test_path=data/mnist
         evaluate "cas-$g" specs/classifier.yaml --set data.path="$root/gen/$g" --set data.test_path=data/mnist
-        block cas "| $what | $(count "$CAS_N") | $(percent "$(field "$root/$g.$gsection.quality.json" class_match)")% | $(percent "$(field "$root/cas-$g.loss.json" test_accuracy)")% |"
+        block cas "| $what | $(count "$CAS_N") | $(percent "$(field "$root/$g.$gsection.quality.json" class_match)")% | $(fmt 2 "$(field "$root/$g.$gsection.quality.json" frechet)") | $(percent "$(field "$root/cas-$g.loss.json" test_accuracy)")% |"
     done
-    block cas "" "Each classifier trains $(epochs_done cas-cgan) epochs with seed $seed, as \`specs/classifier.yaml\` does; class_match" \
-        "(docs/quality.md) is the share of $(count "$(field "$root/cgan.sample.quality.json" samples)") further images of the same section that the real-data" \
-        "classifier sees as the digit they were asked for. Ten images of each section, the digits 0 to 9:" "" \
-        "| \`specs/cgan.yaml\` | \`specs/cvae.yaml\` | \`specs/ddpm-cond.yaml\` |" "|---|---|---|" \
-        "| ![cgan]($imgref/cas-cgan.png) | ![cvae]($imgref/cas-cvae.png) | ![ddpm-cond]($imgref/cas-ddpm-cond.png) |"
+    block cas "" "Each classifier trains $(epochs_done cas-cgan) epochs with seed $seed, as \`specs/classifier.yaml\` does. class_match" \
+        "(docs/quality.md) is the share of the section's first $(count "$(field "$root/cgan.sample.quality.json" samples)") images (\`eval --quality\` draws them" \
+        "as \`sample --format idx\` does) that the classifier trained on real data sees as the digit" \
+        "they were asked for; Fréchet is the distance of those images from the test images (docs/quality.md). Ten" "images of each section, asked for the digits 0 to 9:" "" \
+        "| spec | the digits 0 to 9 |" "|---|---|" \
+        "| \`specs/cgan.yaml\` | ![cgan]($imgref/cas-cgan.png) |" \
+        "| \`specs/cvae.yaml\` | ![cvae]($imgref/cas-cvae.png) |" \
+        "| \`specs/ddpm-cond.yaml\` | ![ddpm-cond]($imgref/cas-ddpm-cond.png) |"
     draw cgan specs/cgan.yaml sample cas-cgan.png --set sample.count=10 --set sample.grid=1x10
     draw cvae specs/cvae.yaml prior cas-cvae.png --set sample.prior.count=10 --set sample.prior.grid=1x10
     draw ddpm-cond specs/ddpm-cond.yaml cas cas-ddpm-cond.png --set sample.cas.count=10 --set sample.cas.grid=1x10
