@@ -3,8 +3,9 @@
 # (specs/ddpm-cond.yaml, its U-Net shrunk with --set so that it trains in seconds) and
 # style transfer with a conditional VAE (specs/cvae.yaml, two epochs): the losses fall,
 # the label dropout drops a tenth of the labels, the samples are finite numbers, the
-# guidance scale is an input with a range, and the style grid has a row per test digit
-# and a column for it and for each class.
+# guidance scale is an input with a range, the style grid has a row per test digit and a
+# column for it and for each class, the generating sections label their images with the
+# digits asked for (--format idx), and the conditional VAE's latent encodes.
 . "$(dirname "$0")/lib.sh"
 
 # A PNG's size from its IHDR: WIDTHxHEIGHT.
@@ -68,6 +69,13 @@ dsample --section w3 --input w=20 --set "sample.w3.image=1 + abs(x) * 0" -o "$TM
 dsample --section w3 --set "sample.w3.image=ones_like(x)" -o "$TMP/white.png"
 cmp -s "$TMP/finite.png" "$TMP/white.png"
 ok $? "every pixel of every sample at w = 20, the range's top, is a finite number"
+# The labels a section asks for: cycle(n, 10) in every section, the cas section included.
+labels() { od -An -tu1 -j8 -v "$1" | tr -s ' \n' ' ' | sed 's/^ //; s/ $//'; }
+dsample --section cas -n 12 --format idx -o "$TMP/cas"
+is "$RC" 0 "sample --section cas --format idx exits 0"
+is "$(labels "$TMP/cas/train-labels-idx1-ubyte")" "0 1 2 3 4 5 6 7 8 9 0 1" \
+    "... and writes the digits each image was asked for, 0 to 9 in turn"
+is "$(wc -c <"$TMP/cas/train-images-idx3-ubyte" | tr -d ' ')" $((16 + 12 * 784)) "... beside 12 images of 28x28"
 expect_error 2 "aigc-run: --input w=21: 'w' must be in [0, 20] (the spec's range), got '21'" \
     sample "$DC" --checkpoint "$TMP/dc" --set "$TINY" --section w3 --input w=21
 expect_error 2 "aigc-run: --input w=-1: 'w' must be in [0, 20] (the spec's range), got '-1'" \
@@ -114,6 +122,13 @@ run sample "$CV" --checkpoint "$TMP/cv" --section style --set "sample.style.imag
 run sample "$CV" --checkpoint "$TMP/cv" --section style --set "sample.style.image=src * interpolate(test_x, test_x, 11)" -o "$TMP/src2.png"
 cmp -s "$TMP/src.png" "$TMP/src2.png"
 ok $? "column 0 holds the test digits as they are"
+
+run sample "$CV" --checkpoint "$TMP/cv" --section prior -n 10 --format idx -o "$TMP/prior"
+is "$(labels "$TMP/prior/train-labels-idx1-ubyte")" "0 1 2 3 4 5 6 7 8 9" \
+    "sample --section prior --format idx labels each image with the digit it was asked for"
+run encode "$CV" --checkpoint "$TMP/cv" --section latent -o "$TMP/latent"
+is "$RC" 0 "encode --section latent exits 0"
+like "$ERR1" "latent: 2 features; train 9000, test 1000;*" "... two features: z's mean, given the true label"
 
 # --------------------------------------------------------------- cvae-fashion --
 
