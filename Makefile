@@ -217,8 +217,9 @@ $(BUILD)/tests/bench/conv_probe: tests/bench/conv_probe.c $(BUILD)/libaigc.a
 # make quality: the quality report (scripts/quality.sh; docs/quality.md): trains each
 # family's spec for a stated budget on the embedded MNIST subset and on Fashion-MNIST
 # (skipped if absent) under runs/quality/, measures the samples, and rewrites the measured
-# part of docs/quality.md and docs/img/quality/. About 12 min of CPU on one thread.
-# QUALITY_ARGS="--seed 1 --threads 2" changes the runs.
+# part of docs/quality.md and docs/img/quality/. Most of it is the DDPM (10 epochs and its
+# DDIM samples on one thread).
+# QUALITY_ARGS="--seed 1 --threads 2 --backend openblas" changes the runs.
 .PHONY: quality
 quality: aigc-run
 	sh scripts/quality.sh --no-build $(QUALITY_ARGS)
