@@ -13,8 +13,9 @@
 #   --root DIR     where the runs go (default runs/quality: DIR/SET/NAME, logs in DIR/logs)
 #   --seed N       the seed of every run and measurement (default 0)
 #   --threads N    threads (default 1); the numbers reproduce at the same count
-#   --backend B    the compute backend, onednn or openblas (default: the build's); the
-#                  numbers reproduce on the same backend (they round differently)
+#   --backend B    the compute backend, onednn or openblas (default: AIGC_BACKEND, else
+#                  the build's); the numbers reproduce on the same backend (the two
+#                  round differently)
 #   --sets LIST    which data sets, of mnist and fashion (default both)
 #   --doc FILE     the report to rewrite (default docs/quality.md); "-" writes none
 #   --img DIR      where the sample grids go (default docs/img/quality)
@@ -31,7 +32,7 @@ set -eu
 root=runs/quality
 seed=0
 threads=1
-backend=
+backend=${AIGC_BACKEND:-}
 sets="mnist fashion"
 doc=docs/quality.md
 img=docs/img/quality
@@ -48,7 +49,7 @@ while [ $# -gt 0 ]; do
     --img) img=$2; shift 2 ;;
     --no-build) build=0; shift ;;
     --report-only) runs=0 build=0; shift ;;
-    -h | --help) sed -n '2,29p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,30p' "$0"; exit 0 ;;
     *) echo "quality.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
     esac
 done
