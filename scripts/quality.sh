@@ -49,7 +49,7 @@ while [ $# -gt 0 ]; do
     --img) img=$2; shift 2 ;;
     --no-build) build=0; shift ;;
     --report-only) runs=0 build=0; shift ;;
-    -h | --help) sed -n '2,30p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,29p' "$0"; exit 0 ;;
     *) echo "quality.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
     esac
 done
