@@ -115,6 +115,20 @@ tensor_values() {
         printf "%.9g\n", $_ for unpack "f<*", $d' "$1" "$2"
 }
 
+# falls METRICS NAME: epochs 1 and 2's means train_NAME and test_NAME in METRICS are
+# finite numbers, and each falls from the first epoch to the second (three checks).
+falls() {
+    f_t1=$(json_field "$1" epoch 1 "train_$2") f_t2=$(json_field "$1" epoch 2 "train_$2")
+    f_e1=$(json_field "$1" epoch 1 "test_$2") f_e2=$(json_field "$1" epoch 2 "test_$2")
+    f_finite=0
+    for v in "$f_t1" "$f_t2" "$f_e1" "$f_e2"; do is_number "$v" || f_finite=1; done
+    ok $f_finite "$2: the epochs' losses are finite numbers"
+    less "$f_t2" "$f_t1"
+    ok $? "$2: the training loss falls: $f_t1, then $f_t2"
+    less "$f_e2" "$f_e1"
+    ok $? "$2: the test loss falls: $f_e1, then $f_e2"
+}
+
 # A finite JSON number (the metrics write null for NaN and infinities).
 is_number() {
     printf '%s\n' "$1" | grep -Eq '^-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$'
