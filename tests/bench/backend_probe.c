@@ -108,29 +108,11 @@ static void report(const char *name, int name_len, const gemm *g, int threads)
 
 #define USAGE "backend_probe [-t THREADS] [-b BATCH] [-q SQUARE] NAME=W0,W1,...,Wn ..."
 
-static void usage(void)
-{
-    fputs("usage: " USAGE "\n", stderr);
-    exit(2);
-}
-
 int main(int argc, char **argv)
 {
     int threads = 2, batch = 64, square = 1024;
     int argi = probe_options(argc, argv, USAGE, &threads, &batch, &square);
-    size_t biggest = (size_t)square * square;
-    for (int a = argi; a < argc; a++) {
-        const char *eq = strchr(argv[a], '=');
-        if (!eq) usage();
-        for (const char *s = eq + 1; *s;) {
-            char *end;
-            long w = strtol(s, &end, 10);
-            if (end == s || w < 1 || w > 1 << 16 || (*end && *end != ',' && *end != '+')) usage();
-            size_t need = (size_t)w * (size_t)(w > batch ? w : batch);
-            if (need > biggest) biggest = need;
-            s = *end ? end + 1 : end;
-        }
-    }
+    size_t biggest = probe_biggest(argi, argc, argv, batch, square, USAGE);
     buf_a = malloc(biggest * sizeof(float));
     buf_b = malloc(biggest * sizeof(float));
     buf_c = malloc(biggest * sizeof(float));

@@ -96,36 +96,16 @@ static double rate(const gemm *gs, int n)
 
 #define USAGE "sgemm_probe [-t THREADS] [-b BATCH] [-q SQUARE] NAME=W0,W1,...,Wn ..."
 
-static void usage(void)
-{
-    fputs("usage: " USAGE "\n", stderr);
-    exit(2);
-}
-
 int main(int argc, char **argv)
 {
     int threads = 1, batch = 64, square = 2048;
     int argi = probe_options(argc, argv, USAGE, &threads, &batch, &square);
-    if (argi >= argc) usage();
+    if (argi >= argc) probe_usage(USAGE);
     ag_set_threads(threads);
     printf("threads %d\nbatch %d\n", threads, batch);
 
-    /* The largest operand is the square one or a weight matrix. */
-    size_t biggest = (size_t)square * square;
+    size_t biggest = probe_biggest(argi, argc, argv, batch, square, USAGE);
     int widths[MAX_LAYERS + 1];
-    for (int a = argi; a < argc; a++) {
-        const char *eq = strchr(argv[a], '=');
-        if (!eq) usage();
-        for (const char *s = eq + 1; *s;) {
-            char *end;
-            long w = strtol(s, &end, 10);
-            if (end == s || w < 1 || w > 1 << 16 || (*end && *end != ',' && *end != '+'))
-                usage();
-            size_t need = (size_t)w * (size_t)(w > batch ? w : batch);
-            if (need > biggest) biggest = need;
-            s = *end ? end + 1 : end;
-        }
-    }
     buf_a = malloc(biggest * sizeof(float));
     buf_b = malloc(biggest * sizeof(float));
     buf_c = malloc(2 * biggest * sizeof(float)); /* a pair's two outputs */
@@ -139,7 +119,7 @@ int main(int argc, char **argv)
         int ng = 0, nw = 0;
         for (const char *s = eq + 1; *s;) {
             char *end;
-            if (nw > MAX_LAYERS || ng + 3 > MAX_GEMMS) usage();
+            if (nw > MAX_LAYERS || ng + 3 > MAX_GEMMS) probe_usage(USAGE);
             widths[nw++] = (int)strtol(s, &end, 10);
             if (nw >= 2) {
                 int in = widths[nw - 2], out = widths[nw - 1];
@@ -150,7 +130,7 @@ int main(int argc, char **argv)
             if (*end == '+') nw = 0; /* the next MLP */
             s = *end ? end + 1 : end;
         }
-        if (ng == 0) usage();
+        if (ng == 0) probe_usage(USAGE);
         for (int i = 0; i < ng; i++) {
             printf("gemm %.*s %-7s M=%d N=%d K=%d %.2f GFLOP/s\n", (int)(eq - name), name,
                    gs[i].what, gs[i].m, gs[i].n, gs[i].k, rate(&gs[i], 1));
