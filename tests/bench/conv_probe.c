@@ -145,42 +145,35 @@ static dnnl_memory_t make_memory(dnnl_engine_t eng, const dnnl_memory_desc_t *md
     return m;
 }
 
-/* Fills m, whatever its format, from plain floats: a reorder from a plain memory. */
-static void fill(dnnl_run *d, dnnl_memory_t m, const dnnl_memory_desc_t *plain, const float *v)
+/* A reorder between m, whatever its format, and the plain floats v: into m with `in`,
+ * else out of it. */
+static void reorder_plain(dnnl_run *d, dnnl_memory_t m, const dnnl_memory_desc_t *plain, float *v, int in)
 {
     const dnnl_memory_desc_t *md;
     check(dnnl_memory_get_memory_desc(m, &md), "get_memory_desc");
-    dnnl_memory_t src;
-    check(dnnl_memory_create(&src, plain, d->eng, (void *)v), "memory_create");
+    dnnl_memory_t p;
+    check(dnnl_memory_create(&p, plain, d->eng, v), "memory_create");
     dnnl_primitive_desc_t rpd;
-    check(dnnl_reorder_primitive_desc_create(&rpd, plain, d->eng, md, d->eng, NULL), "reorder pd");
+    check(dnnl_reorder_primitive_desc_create(&rpd, in ? plain : md, d->eng, in ? md : plain, d->eng, NULL),
+          "reorder pd");
     dnnl_primitive_t r;
     check(dnnl_primitive_create(&r, rpd), "reorder");
-    dnnl_exec_arg_t args[] = {{DNNL_ARG_FROM, src}, {DNNL_ARG_TO, m}};
+    dnnl_exec_arg_t args[] = {{DNNL_ARG_FROM, in ? p : m}, {DNNL_ARG_TO, in ? m : p}};
     check(dnnl_primitive_execute(r, d->stream, 2, args), "reorder execute");
     dnnl_stream_wait(d->stream);
     dnnl_primitive_destroy(r);
     dnnl_primitive_desc_destroy(rpd);
-    dnnl_memory_destroy(src);
+    dnnl_memory_destroy(p);
 }
 
-/* Reads m back into plain floats. */
+static void fill(dnnl_run *d, dnnl_memory_t m, const dnnl_memory_desc_t *plain, const float *v)
+{
+    reorder_plain(d, m, plain, (float *)v, 1);
+}
+
 static void unfill(dnnl_run *d, dnnl_memory_t m, const dnnl_memory_desc_t *plain, float *v)
 {
-    const dnnl_memory_desc_t *md;
-    check(dnnl_memory_get_memory_desc(m, &md), "get_memory_desc");
-    dnnl_memory_t dst;
-    check(dnnl_memory_create(&dst, plain, d->eng, v), "memory_create");
-    dnnl_primitive_desc_t rpd;
-    check(dnnl_reorder_primitive_desc_create(&rpd, md, d->eng, plain, d->eng, NULL), "reorder pd");
-    dnnl_primitive_t r;
-    check(dnnl_primitive_create(&r, rpd), "reorder");
-    dnnl_exec_arg_t args[] = {{DNNL_ARG_FROM, m}, {DNNL_ARG_TO, dst}};
-    check(dnnl_primitive_execute(r, d->stream, 2, args), "reorder execute");
-    dnnl_stream_wait(d->stream);
-    dnnl_primitive_destroy(r);
-    dnnl_primitive_desc_destroy(rpd);
-    dnnl_memory_destroy(dst);
+    reorder_plain(d, m, plain, v, 0);
 }
 
 static const dnnl_memory_desc_t *query(dnnl_primitive_desc_t pd, dnnl_query_t what)
