@@ -115,6 +115,18 @@ tensor_values() {
         printf "%.9g\n", $_ for unpack "f<*", $d' "$1" "$2"
 }
 
+# finite METRICS EPOCH LABEL FIELD...: each FIELD of the epoch's row in METRICS is a
+# finite number (a check each, named LABEL, the field and its value).
+finite() {
+    fi_m=$1 fi_e=$2 fi_label=$3
+    shift 3
+    for fi_f in "$@"; do
+        fi_v=$(json_field "$fi_m" epoch "$fi_e" "$fi_f")
+        is_number "$fi_v"
+        ok $? "$fi_label$fi_f is a finite number ($fi_v)"
+    done
+}
+
 # falls METRICS NAME: epochs 1 and 2's means train_NAME and test_NAME in METRICS are
 # finite numbers, and each falls from the first epoch to the second (three checks).
 falls() {

@@ -20,11 +20,7 @@ is "$RC" 0 "two epochs exit 0"
 if [ "$RC" -ne 0 ]; then diag "$(cat "$ERR")"; fi
 M=$TMP/gan/metrics.jsonl
 for e in 1 2; do
-    for f in train_loss_D train_loss_G test_loss_D test_loss_G; do
-        v=$(json_field "$M" epoch $e $f)
-        is_number "$v"
-        ok $? "epoch $e: $f is a finite number ($v)"
-    done
+    finite "$M" $e "epoch $e: " train_loss_D train_loss_G test_loss_D test_loss_G
 done
 like "$(sed -n 2p "$OUT")" "epoch 2/2  loss_D * loss_G *" "stdout has one result line per epoch"
 for e in 001 002; do

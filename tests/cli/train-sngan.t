@@ -16,11 +16,7 @@ is "$RC" 0 "sngan: two epochs exit 0"
 if [ "$RC" -ne 0 ]; then diag "$(cat "$ERR")"; fi
 M=$TMP/sngan/metrics.jsonl
 for e in 1 2; do
-    for f in train_loss_D train_loss_G test_loss_D test_loss_G; do
-        v=$(json_field "$M" epoch $e $f)
-        is_number "$v"
-        ok $? "sngan epoch $e: $f is a finite number ($v)"
-    done
+    finite "$M" $e "sngan epoch $e: " train_loss_D train_loss_G test_loss_D test_loss_G
     # The hinge loss of a discriminator that cannot tell real from fake (all scores 0)
     # is 2; one that learned something scores below it.
     d=$(json_field "$M" epoch $e train_loss_D)

@@ -22,11 +22,7 @@ is "$RC" 0 "wgan: two epochs exit 0"
 if [ "$RC" -ne 0 ]; then diag "$(cat "$ERR")"; fi
 M=$TMP/wgan/metrics.jsonl
 for e in 1 2; do
-    for f in train_loss_D train_loss_G test_loss_D test_loss_G; do
-        v=$(json_field "$M" epoch $e $f)
-        is_number "$v"
-        ok $? "wgan epoch $e: $f is a finite number ($v)"
-    done
+    finite "$M" $e "wgan epoch $e: " train_loss_D train_loss_G test_loss_D test_loss_G
     # loss_D = mean D(fake) - mean D(x): the critic learns to score real images above
     # generated ones, so its estimate of the distance, -loss_D, is positive.
     less "$(json_field "$M" epoch $e train_loss_D)" 0
@@ -79,11 +75,7 @@ if [ "$RC" -ne 0 ]; then diag "$(cat "$ERR")"; fi
 M=$TMP/split/metrics.jsonl
 is "$(grep -c '"kind":"step"' "$M")" 28 "28 steps: the epoch's short last batch is dropped"
 is "$(json_field "$M" epoch 1 step)" 28 "the epoch ends at step 28"
-for f in train_loss_D train_loss_G test_loss_D test_loss_G; do
-    v=$(json_field "$M" epoch 1 $f)
-    is_number "$v"
-    ok $? "wgan-split: $f is a finite number ($v)"
-done
+finite "$M" 1 "wgan-split: " train_loss_D train_loss_G test_loss_D test_loss_G
 less "$(json_field "$M" epoch 1 train_loss_D)" 0
 ok $? "wgan-split: the critic learns from the parts (train_loss_D < 0)"
 d=$(max_abs "$TMP/split/last.safetensors" D.0.weight)
