@@ -323,9 +323,9 @@ static void l1_forward(ag_graph *g, ag_node *n)
 static void l1_backward(ag_graph *g, ag_node *n, unsigned need)
 {
     const float *a = n->src[0]->data, *b = n->src[1]->data;
-    int64_t len = ag_numel(&n->src[0]->shape);
+    int64_t len = ag_numel(&n->src[0]->shape), count = ag_mean_count(g, n->src[0], len);
     for (int64_t k = 0; k < len; k++) {
-        float s = (float)((a[k] > b[k]) - (a[k] < b[k])) * loss_dy(n, k, ag_mean_count(g, n->src[0], len));
+        float s = (float)((a[k] > b[k]) - (a[k] < b[k])) * loss_dy(n, k, count);
         if (need & 1u) n->src[0]->grad[k] += s;
         if (need & 2u) n->src[1]->grad[k] -= s;
     }
@@ -447,9 +447,9 @@ static void kl_forward(ag_graph *g, ag_node *n)
 static void kl_backward(ag_graph *g, ag_node *n, unsigned need)
 {
     const float *mu = n->src[0]->data, *lv = n->src[1]->data;
-    int64_t len = ag_numel(&n->src[0]->shape);
+    int64_t len = ag_numel(&n->src[0]->shape), count = ag_mean_count(g, n->src[0], len);
     for (int64_t k = 0; k < len; k++) {
-        float dy = loss_dy(n, k, ag_mean_count(g, n->src[0], len));
+        float dy = loss_dy(n, k, count);
         if (need & 1u) n->src[0]->grad[k] += dy * mu[k];
         if (need & 2u) n->src[1]->grad[k] += dy * 0.5f * (expf(lv[k]) - 1);
     }
@@ -475,19 +475,22 @@ static void hinge_forward(ag_graph *g, ag_node *n)
     loss_forward(g, n, ag_numel(&n->src[0]->shape), 1, hinge_terms);
 }
 
-/* Inside the margin (1 - t s > 0): -t and -s; at the kink and past it, 0 (relu's
+/* The gradient of -t s, the wasserstein term, to s (-t) and to t (-s); with margin, the
+ * hinge's: only inside the margin (1 - t s > 0), 0 at the kink and past it (relu's
  * subgradient at 0, as PyTorch's relu(1 - t * s) gives). */
-static void hinge_backward(ag_graph *g, ag_node *n, unsigned need)
+static void critic_backward(ag_graph *g, ag_node *n, unsigned need, int margin)
 {
     const float *s = n->src[0]->data, *t = n->src[1]->data;
-    int64_t len = ag_numel(&n->src[0]->shape);
+    int64_t len = ag_numel(&n->src[0]->shape), count = ag_mean_count(g, n->src[0], len);
     for (int64_t k = 0; k < len; k++) {
-        if (!(1.0f - t[k] * s[k] > 0)) continue;
-        float dy = loss_dy(n, k, ag_mean_count(g, n->src[0], len));
+        if (margin && !(1.0f - t[k] * s[k] > 0)) continue;
+        float dy = loss_dy(n, k, count);
         if (need & 1u) n->src[0]->grad[k] -= dy * t[k];
         if (need & 2u) n->src[1]->grad[k] -= dy * s[k];
     }
 }
+
+static void hinge_backward(ag_graph *g, ag_node *n, unsigned need) { critic_backward(g, n, need, 1); }
 
 const ag_op_def ag_def_hinge = {.name = "hinge", .min_src = 2, .max_src = 2, .infer = pair_infer,
                                 .forward = hinge_forward, .backward = hinge_backward};
@@ -503,16 +506,7 @@ static void wasserstein_forward(ag_graph *g, ag_node *n)
     loss_forward(g, n, ag_numel(&n->src[0]->shape), 1, wasserstein_terms);
 }
 
-static void wasserstein_backward(ag_graph *g, ag_node *n, unsigned need)
-{
-    const float *s = n->src[0]->data, *t = n->src[1]->data;
-    int64_t len = ag_numel(&n->src[0]->shape);
-    for (int64_t k = 0; k < len; k++) {
-        float dy = loss_dy(n, k, ag_mean_count(g, n->src[0], len));
-        if (need & 1u) n->src[0]->grad[k] -= dy * t[k];
-        if (need & 2u) n->src[1]->grad[k] -= dy * s[k];
-    }
-}
+static void wasserstein_backward(ag_graph *g, ag_node *n, unsigned need) { critic_backward(g, n, need, 0); }
 
 const ag_op_def ag_def_wasserstein = {.name = "wasserstein", .min_src = 2, .max_src = 2,
                                       .infer = pair_infer, .forward = wasserstein_forward,
