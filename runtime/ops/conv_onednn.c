@@ -342,9 +342,13 @@ static dnnl_memory_t scratch(cvd_entry *e, int t, cvd_prim k)
     return bind(e, t, M_SCRATCH + k, &e->scratch[k], cvd.ws[t] + e->scratch_off);
 }
 
-/* One call: slice s holds images [slice_lo(s), slice_lo(s + 1)) and runs entry[s]. */
-typedef struct cvd_job {
+/* One call: slice s holds images [slice_lo(s), slice_lo(s + 1)) and runs entry[s] in
+ * run, on thread t. */
+typedef struct cvd_job cvd_job;
+typedef void (*cvd_slice_fn)(const cvd_job *j, cvd_entry *e, int t, int s);
+struct cvd_job {
     const cvd_conv *c;
+    cvd_slice_fn run;
     int slices;
     cvd_entry *entry[TP_MAX_THREADS];
     const float *x, *b, *dy;
@@ -352,7 +356,7 @@ typedef struct cvd_job {
     const char *wei[2]; /* the weight in the forward's and backward data's formats */
     float *part;        /* per slice, with dw: its weight gradient, then its bias gradient */
     int64_t part_len;
-} cvd_job;
+};
 
 static int slice_lo(const cvd_job *j, int s) { return (int)((int64_t)j->c->n * s / j->slices); }
 
@@ -360,69 +364,66 @@ static int64_t in_numel(const cvd_conv *c) { return (int64_t)c->cin * c->ih * c-
 static int64_t out_numel(const cvd_conv *c) { return (int64_t)c->cout * c->oh * c->ow; }
 static int64_t weight_numel(const cvd_conv *c) { return (int64_t)c->cout * c->cin * c->kh * c->kw; }
 
-static void forward_slices(void *ctx, int64_t lo, int64_t hi)
+/* The pool's piece of a job: its slices, each whole on this thread. */
+static void run_slices(void *ctx, int64_t lo, int64_t hi)
 {
     const cvd_job *j = ctx;
-    const cvd_conv *c = j->c;
     int t = tp_self();
     bk_single_thread();
-    for (int64_t s = lo; s < hi; s++) {
-        cvd_entry *e = j->entry[s];
-        int64_t i0 = slice_lo(j, (int)s);
-        dnnl_exec_arg_t args[] = {
-            {DNNL_ARG_SRC, port_in(e, t, P_SRC, j->x + i0 * in_numel(c))},
-            {DNNL_ARG_WEIGHTS, bind(e, t, M_WEI, &e->wei[0], j->wei[0])},
-            {DNNL_ARG_DST, port_out(e, t, P_DST, j->y + i0 * out_numel(c))},
-            {DNNL_ARG_SCRATCHPAD, scratch(e, t, F_FWD)},
-            {DNNL_ARG_BIAS, c->bias ? bind(e, t, M_BIAS, &e->bias, j->b) : NULL},
-        };
-        execute(e->prim[F_FWD], t, c->bias ? 5 : 4, args);
-        port_done(e, t, P_DST);
-    }
+    for (int64_t s = lo; s < hi; s++) j->run(j, j->entry[s], t, (int)s);
+}
+
+static void forward_slice(const cvd_job *j, cvd_entry *e, int t, int s)
+{
+    const cvd_conv *c = j->c;
+    int64_t i0 = slice_lo(j, s);
+    dnnl_exec_arg_t args[] = {
+        {DNNL_ARG_SRC, port_in(e, t, P_SRC, j->x + i0 * in_numel(c))},
+        {DNNL_ARG_WEIGHTS, bind(e, t, M_WEI, &e->wei[0], j->wei[0])},
+        {DNNL_ARG_DST, port_out(e, t, P_DST, j->y + i0 * out_numel(c))},
+        {DNNL_ARG_SCRATCHPAD, scratch(e, t, F_FWD)},
+        {DNNL_ARG_BIAS, c->bias ? bind(e, t, M_BIAS, &e->bias, j->b) : NULL},
+    };
+    execute(e->prim[F_FWD], t, c->bias ? 5 : 4, args);
+    port_done(e, t, P_DST);
 }
 
 /* dx += backward data; with part, the slice's dW (and db) into its partial sums. */
-static void backward_slices(void *ctx, int64_t lo, int64_t hi)
+static void backward_slice(const cvd_job *j, cvd_entry *e, int t, int s)
 {
-    const cvd_job *j = ctx;
     const cvd_conv *c = j->c;
-    int t = tp_self();
-    bk_single_thread();
-    for (int64_t s = lo; s < hi; s++) {
-        cvd_entry *e = j->entry[s];
-        int64_t i0 = slice_lo(j, (int)s), len = slice_lo(j, (int)s + 1) - i0;
-        const float *dy = j->dy + i0 * out_numel(c);
-        dnnl_memory_t ddst = NULL;
-        if (j->dx) {
-            dnnl_memory_t dsrc = bind(e, t, M_WANT + P_BD_DSRC, &e->want[P_BD_DSRC], cvd.ws[t] + e->off[P_BD_DSRC]);
-            ddst = port_in(e, t, P_BD_DDST, dy);
-            dnnl_exec_arg_t args[] = {
-                {DNNL_ARG_DIFF_DST, ddst},
-                {DNNL_ARG_WEIGHTS, bind(e, t, M_WEI + 1, &e->wei[1], j->wei[1])},
-                {DNNL_ARG_DIFF_SRC, dsrc},
-                {DNNL_ARG_SCRATCHPAD, scratch(e, t, F_BWD_DATA)},
-            };
-            execute(e->prim[F_BWD_DATA], t, 4, args);
-            const float *g = (const float *)(cvd.ws[t] + e->off[P_BD_DSRC]);
-            if (e->re[P_BD_DSRC]) {
-                g = (const float *)(cvd.ws[t] + e->dsrc_plain_off);
-                reorder(e->re[P_BD_DSRC], t, dsrc, bind(e, t, M_DSRC_PLAIN, &e->plain[P_BD_DSRC], g));
-            }
-            float *dx = j->dx + i0 * in_numel(c);
-            for (int64_t k = 0, n = len * in_numel(c); k < n; k++) dx[k] += g[k];
+    int64_t i0 = slice_lo(j, s), len = slice_lo(j, s + 1) - i0;
+    const float *dy = j->dy + i0 * out_numel(c);
+    dnnl_memory_t ddst = NULL;
+    if (j->dx) {
+        dnnl_memory_t dsrc = bind(e, t, M_WANT + P_BD_DSRC, &e->want[P_BD_DSRC], cvd.ws[t] + e->off[P_BD_DSRC]);
+        ddst = port_in(e, t, P_BD_DDST, dy);
+        dnnl_exec_arg_t args[] = {
+            {DNNL_ARG_DIFF_DST, ddst},
+            {DNNL_ARG_WEIGHTS, bind(e, t, M_WEI + 1, &e->wei[1], j->wei[1])},
+            {DNNL_ARG_DIFF_SRC, dsrc},
+            {DNNL_ARG_SCRATCHPAD, scratch(e, t, F_BWD_DATA)},
+        };
+        execute(e->prim[F_BWD_DATA], t, 4, args);
+        const float *g = (const float *)(cvd.ws[t] + e->off[P_BD_DSRC]);
+        if (e->re[P_BD_DSRC]) {
+            g = (const float *)(cvd.ws[t] + e->dsrc_plain_off);
+            reorder(e->re[P_BD_DSRC], t, dsrc, bind(e, t, M_DSRC_PLAIN, &e->plain[P_BD_DSRC], g));
         }
-        if (j->part) {
-            float *dw = j->part + s * j->part_len;
-            dnnl_exec_arg_t args[] = {
-                {DNNL_ARG_SRC, port_in(e, t, P_BW_SRC, j->x + i0 * in_numel(c))},
-                {DNNL_ARG_DIFF_DST, ddst && e->ddst_shared ? ddst : port_in(e, t, P_BW_DDST, dy)},
-                {DNNL_ARG_DIFF_WEIGHTS, port_out(e, t, P_BW_DWEI, dw)},
-                {DNNL_ARG_SCRATCHPAD, scratch(e, t, F_BWD_WEIGHTS)},
-                {DNNL_ARG_DIFF_BIAS, c->bias ? bind(e, t, M_DBIAS, &e->bias, dw + weight_numel(c)) : NULL},
-            };
-            execute(e->prim[F_BWD_WEIGHTS], t, c->bias ? 5 : 4, args);
-            port_done(e, t, P_BW_DWEI);
-        }
+        float *dx = j->dx + i0 * in_numel(c);
+        for (int64_t k = 0, n = len * in_numel(c); k < n; k++) dx[k] += g[k];
+    }
+    if (j->part) {
+        float *dw = j->part + s * j->part_len;
+        dnnl_exec_arg_t args[] = {
+            {DNNL_ARG_SRC, port_in(e, t, P_BW_SRC, j->x + i0 * in_numel(c))},
+            {DNNL_ARG_DIFF_DST, ddst && e->ddst_shared ? ddst : port_in(e, t, P_BW_DDST, dy)},
+            {DNNL_ARG_DIFF_WEIGHTS, port_out(e, t, P_BW_DWEI, dw)},
+            {DNNL_ARG_SCRATCHPAD, scratch(e, t, F_BWD_WEIGHTS)},
+            {DNNL_ARG_DIFF_BIAS, c->bias ? bind(e, t, M_DBIAS, &e->bias, dw + weight_numel(c)) : NULL},
+        };
+        execute(e->prim[F_BWD_WEIGHTS], t, c->bias ? 5 : 4, args);
+        port_done(e, t, P_BW_DWEI);
     }
 }
 
@@ -485,7 +486,8 @@ int cvd_forward(const cvd_conv *c, const float *x, const float *w, const float *
     j.x = x;
     j.b = b;
     j.y = y;
-    tp_for_items(j.slices, 1, forward_slices, &j);
+    j.run = forward_slice;
+    tp_for_items(j.slices, 1, run_slices, &j);
     return 1;
 }
 
@@ -497,7 +499,8 @@ int cvd_backward(const cvd_conv *c, const float *x, const float *w, const float 
     j.x = x;
     j.dy = dy;
     j.dx = dx;
-    tp_for_items(j.slices, 1, backward_slices, &j);
+    j.run = backward_slice;
+    tp_for_items(j.slices, 1, run_slices, &j);
     /* The slices' sums in slice order: the same bits at a given thread count. */
     for (int s = 0; j.part && s < j.slices; s++) {
         const float *p = j.part + s * j.part_len;
