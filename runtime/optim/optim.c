@@ -1,8 +1,9 @@
 /* optim.c — the update rules, one per kind, the clipping around them, and the
- * machinery that walks them over parameter groups. Each rule is PyTorch 1.13's _single_tensor_<kind> written out per
- * element; the comments quote the PyTorch line each statement stands for. PyTorch's
- * vector kernels fuse some multiply-adds (add with alpha, addcmul), ours round twice:
- * the results differ by an ulp per operation, not in formula. */
+ * machinery that walks them over parameter groups. Each rule is PyTorch 1.13's
+ * _single_tensor_<kind> written out per element; the comments quote the PyTorch line
+ * each statement stands for. PyTorch's vector kernels fuse some multiply-adds (add with
+ * alpha, addcmul), ours round twice: the results differ by an ulp per operation, not in
+ * formula. */
 #include "aigc/optim.h"
 #include "aigc/pool.h"
 
