@@ -63,6 +63,10 @@ void qm_stats_free(qm_stats *s);
 void qm_stats_add(qm_stats *s, const float *x, int64_t n);
 /* The covariance with n - 1 in the denominator (numpy.cov's default), into cov[dim, dim]. */
 void qm_stats_cov(const qm_stats *s, double *cov);
+/* Eigenvalues of the symmetric a[d, d] into w (ascending); with vectors, a's rows (a
+ * column each in LAPACK's column-major view) become the eigenvectors, in the same
+ * order. a is overwritten. AG_ERR only when LAPACK fails. */
+int qm_eig_sym(int d, double *a, double *w, int vectors, ag_error *err);
 
 /* The Fréchet distance between N(mu1, cov1) and N(mu2, cov2), d-dimensional, the
  * covariances symmetric positive semi-definite. AG_ERR only when LAPACK fails. */

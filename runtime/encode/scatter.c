@@ -1,38 +1,15 @@
 /* scatter.c — principal components of features, and their scatter plot as a PNG. */
 #include "aigc/scatter.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "aigc/png.h"
-
-/* LAPACK's symmetric eigensolver, from OpenBLAS; the trailing lengths are the hidden
- * arguments gfortran passes with each character argument. */
-void dsyev_(const char *jobz, const char *uplo, const int *n, double *a, const int *lda, double *w, double *work,
-            const int *lwork, int *info, size_t jobz_len, size_t uplo_len);
+#include "aigc/quality.h"
 
 /* ------------------------------------------------------------------ PCA -- */
-
-/* The covariance of x's rows into cov [f, f] (row-major, both triangles), their mean
- * into mean [f]. */
-static void covariance_impl(const float *x, int64_t n, int f, double *mean, double *cov)
-{
-    double *c = ag_xmalloc((size_t)n * (size_t)f * sizeof *c);
-    for (int j = 0; j < f; j++) mean[j] = 0;
-    for (int64_t r = 0; r < n; r++)
-        for (int j = 0; j < f; j++) mean[j] += x[r * f + j];
-    for (int j = 0; j < f; j++) mean[j] /= (double)n;
-    for (int64_t r = 0; r < n; r++)
-        for (int j = 0; j < f; j++) c[r * f + j] = x[r * f + j] - mean[j];
-    double div = n > 1 ? (double)(n - 1) : 1.0;
-    cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, f, (int)n, 1.0 / div, c, f, 0.0, cov, f);
-    for (int i = 0; i < f; i++)
-        for (int j = 0; j < i; j++) cov[(size_t)i * f + j] = cov[(size_t)j * f + i];
-    free(c);
-}
 
 int sc_project(const float *x, int64_t n, int f, float *xy, double share[2], ag_error *err)
 {
@@ -52,24 +29,17 @@ int sc_project(const float *x, int64_t n, int f, float *xy, double share[2], ag_
         share[1] = f == 1 ? 0 : v[1] / total;
         return AG_OK;
     }
-    size_t ff = (size_t)f * f;
-    double *a = ag_xmalloc(ff * sizeof *a), *w = ag_xmalloc((size_t)f * sizeof *w);
-    double *mean = ag_xmalloc((size_t)f * sizeof *mean);
-    covariance_impl(x, n, f, mean, a);
-    int lwork = -1, info;
-    double wq;
-    dsyev_("V", "U", &f, a, &f, w, &wq, &lwork, &info, 1, 1);
-    double *work = NULL;
-    if (info == 0) {
-        lwork = (int)wq;
-        work = ag_xmalloc((size_t)lwork * sizeof *work);
-        dsyev_("V", "U", &f, a, &f, w, work, &lwork, &info, 1, 1);
-    }
-    int rc = AG_OK;
-    if (info) {
-        rc = ag_errorf(err, (ag_loc){0}, "the principal components: the eigendecomposition failed (dsyev info %d)",
-                       info);
-    } else {
+    /* The features' statistics and eigenvectors as the Fréchet distance takes them. */
+    qm_stats st;
+    qm_stats_init(&st, f);
+    qm_stats_add(&st, x, n);
+    double *a = ag_xmalloc((size_t)f * f * sizeof *a), *w = ag_xmalloc((size_t)f * sizeof *w);
+    qm_stats_cov(&st, a);
+    const double *mean = st.mean;
+    ag_error e;
+    int rc = qm_eig_sym(f, a, w, 1, &e);
+    if (rc) ag_errorf(err, (ag_loc){0}, "the principal components: %s", e.msg);
+    if (rc == AG_OK) {
         /* Ascending eigenvalues; a's row j (LAPACK's column j) is eigenvector j. */
         double total = 0;
         for (int j = 0; j < f; j++) total += fmax(w[j], 0.0);
@@ -88,10 +58,9 @@ int sc_project(const float *x, int64_t n, int f, float *xy, double share[2], ag_
             }
         }
     }
-    free(work);
     free(a);
     free(w);
-    free(mean);
+    qm_stats_free(&st);
     return rc;
 }
 

@@ -77,10 +77,7 @@ void qm_stats_cov(const qm_stats *s, double *cov)
 
 /* ------------------------------------------------------ Fréchet distance -- */
 
-/* Eigenvalues of the symmetric a[d, d] into w (ascending); with vectors, a's columns
- * (in LAPACK's column-major view; a is symmetric, so the same as rows) become the
- * eigenvectors. a is overwritten. */
-static int eig_sym_impl(int d, double *a, double *w, int vectors, ag_error *err)
+int qm_eig_sym(int d, double *a, double *w, int vectors, ag_error *err)
 {
     const char *jobz = vectors ? "V" : "N";
     int lwork = -1, liwork = -1, iwq, info;
@@ -105,7 +102,7 @@ static int sqrt_psd_impl(int d, const double *a, double *out, ag_error *err)
     double *v = ag_xmalloc(dd * sizeof *v), *w = ag_xmalloc((size_t)d * sizeof *w);
     double *vs = ag_xmalloc(dd * sizeof *vs);
     memcpy(v, a, dd * sizeof *v);
-    int rc = eig_sym_impl(d, v, w, 1, err);
+    int rc = qm_eig_sym(d, v, w, 1, err);
     if (rc == AG_OK) {
         /* Row-major, v's row j is eigenvector j: out = v^T diag(s) v. */
         for (int j = 0; j < d; j++) {
@@ -136,7 +133,7 @@ int qm_frechet(int d, const double *mu1, const double *cov1, const double *mu2, 
         for (int i = 0; i < d; i++)
             for (int j = i + 1; j < d; j++)
                 m[(size_t)i * d + j] = m[(size_t)j * d + i] = 0.5 * (m[(size_t)i * d + j] + m[(size_t)j * d + i]);
-        rc = eig_sym_impl(d, m, w, 0, err);
+        rc = qm_eig_sym(d, m, w, 0, err);
     }
     if (rc == AG_OK) {
         double dist = 0, trace = 0, root = 0;
