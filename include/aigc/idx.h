@@ -77,6 +77,14 @@ static inline float idx_float(const idx_array *a, int64_t i)
     return v.f;
 }
 
+/* What a split's file holds, named {split}-STEM with STEM images-idx3-ubyte,
+ * features-idx2-float or labels-idx1-ubyte. */
+typedef enum idx_file { IDX_IMAGES, IDX_FEATURES, IDX_LABELS, IDX_FILE_COUNT } idx_file;
+
+/* dir/{split}-STEM followed by ending ("" or ".gz") into buf; AG_ERR when it does not
+ * fit n. */
+int idx_split_path(const char *dir, const char *split, idx_file what, const char *ending, char *buf, size_t n);
+
 /* One split of an image data set: matching images and labels. A split of features is
  * one too, its items [count, 1, F] floats. */
 typedef struct idx_dataset {

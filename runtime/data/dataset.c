@@ -13,18 +13,17 @@
 /* How a kind of IDX data (images, or features) loads a split. */
 typedef int (*split_loader)(const char *dir, const char *split, idx_dataset *out, ag_error *err);
 
-/* Whether any file of the split is there, raw or gzip. */
-static int split_present(const char *dir, const char *split, const char *items)
+/* Whether any file of the split is there, its items' or its labels, raw or gzip. */
+static int split_present(const char *dir, const char *split, idx_file items)
 {
-    char item[64], itemgz[64];
-    snprintf(item, sizeof item, "%s", items);
-    snprintf(itemgz, sizeof itemgz, "%s.gz", items);
-    const char *const names[] = {item, "labels-idx1-ubyte", itemgz, "labels-idx1-ubyte.gz"};
+    static const char *const endings[] = {"", ".gz"};
+    const idx_file files[] = {items, IDX_LABELS};
     char path[4200];
-    for (size_t k = 0; k < AG_COUNTOF(names); k++) {
-        snprintf(path, sizeof path, "%s/%s-%s", dir, split, names[k]);
-        if (access(path, F_OK) == 0) return 1;
-    }
+    for (size_t f = 0; f < AG_COUNTOF(files); f++)
+        for (size_t e = 0; e < AG_COUNTOF(endings); e++)
+            if (idx_split_path(dir, split, files[f], endings[e], path, sizeof path) == AG_OK &&
+                access(path, F_OK) == 0)
+                return 1;
     return 0;
 }
 
@@ -46,7 +45,7 @@ static void *load_test(void *arg)
     return NULL;
 }
 
-static int load_idx(const sp_spec *s, ds_data *d, split_loader load, const char *items, ag_error *err)
+static int load_idx(const sp_spec *s, ds_data *d, split_loader load, idx_file items, ag_error *err)
 {
     ag_error e;
     /* The test split is optional: without it there is no test loss. But a test file
@@ -88,12 +87,12 @@ static int load_idx(const sp_spec *s, ds_data *d, split_loader load, const char 
 
 static int load_images(const sp_spec *s, ds_data *d, ag_error *err)
 {
-    return load_idx(s, d, idx_load_split, "images-idx3-ubyte", err);
+    return load_idx(s, d, idx_load_split, IDX_IMAGES, err);
 }
 
 static int load_features(const sp_spec *s, ds_data *d, ag_error *err)
 {
-    return load_idx(s, d, idx_load_features, "features-idx2-float", err);
+    return load_idx(s, d, idx_load_features, IDX_FEATURES, err);
 }
 
 static int load_text(const sp_spec *s, ds_data *d, ag_error *err)

@@ -360,18 +360,27 @@ typedef struct idx_items {
     int type, ndims;
 } idx_items;
 
-static const idx_items idx_images = {"images-idx3-ubyte", "images", "00 00 08 03", IDX_UBYTE, 3};
-static const idx_items idx_features = {"features-idx2-float", "features", "00 00 0d 02", IDX_FLOAT, 2};
-static const idx_items idx_labels = {"labels-idx1-ubyte", "labels", "00 00 08 01", IDX_UBYTE, 1};
+static const idx_items idx_items_of[IDX_FILE_COUNT] = {
+    [IDX_IMAGES] = {"images-idx3-ubyte", "images", "00 00 08 03", IDX_UBYTE, 3},
+    [IDX_FEATURES] = {"features-idx2-float", "features", "00 00 0d 02", IDX_FLOAT, 2},
+    [IDX_LABELS] = {"labels-idx1-ubyte", "labels", "00 00 08 01", IDX_UBYTE, 1},
+};
+
+int idx_split_path(const char *dir, const char *split, idx_file what, const char *ending, char *buf, size_t n)
+{
+    AG_ASSERT(what >= 0 && what < IDX_FILE_COUNT);
+    int len = snprintf(buf, n, "%s/%s-%s%s", dir, split, idx_items_of[what].stem, ending);
+    return len < 0 || (size_t)len >= n ? AG_ERR : AG_OK;
+}
 
 /* Finds dir/{split}-{stem}, raw or gzipped, into path. */
-static int idx_find_impl(const char *dir, const char *split, const idx_items *it, char *path, size_t n,
+static int idx_find_impl(const char *dir, const char *split, idx_file what, char *path, size_t n,
                          ag_error *err)
 {
     static const char *const suffixes[] = {"", ".gz"};
+    const idx_items *it = &idx_items_of[what];
     for (size_t i = 0; i < AG_COUNTOF(suffixes); i++) {
-        int len = snprintf(path, n, "%s/%s-%s%s", dir, split, it->stem, suffixes[i]);
-        if (len < 0 || (size_t)len >= n)
+        if (idx_split_path(dir, split, what, suffixes[i], path, n))
             return ag_errorf(err, idx_noloc, "%s: path too long", dir);
         if (access(path, F_OK) == 0) return AG_OK;
     }
@@ -382,12 +391,13 @@ static int idx_find_impl(const char *dir, const char *split, const idx_items *it
                      dir, split, it->noun, split, it->stem, split, it->stem);
 }
 
-static int idx_load_split_impl(const char *dir, const char *split, const idx_items *it, idx_dataset *d,
+static int idx_load_split_impl(const char *dir, const char *split, idx_file what, idx_dataset *d,
                                ag_error *err)
 {
+    const idx_items *it = &idx_items_of[what];
     char ipath[4096], lpath[4096];
-    if (idx_find_impl(dir, split, it, ipath, sizeof ipath, err) != AG_OK ||
-        idx_find_impl(dir, split, &idx_labels, lpath, sizeof lpath, err) != AG_OK)
+    if (idx_find_impl(dir, split, what, ipath, sizeof ipath, err) != AG_OK ||
+        idx_find_impl(dir, split, IDX_LABELS, lpath, sizeof lpath, err) != AG_OK)
         return AG_ERR;
 
     if (idx_load_typed(ipath, it->type, &d->images, err) != AG_OK) return AG_ERR;
@@ -414,23 +424,23 @@ static int idx_load_split_impl(const char *dir, const char *split, const idx_ite
     return AG_OK;
 }
 
-static int idx_load_items_impl(const char *dir, const char *split, const idx_items *it, idx_dataset *out,
+static int idx_load_items_impl(const char *dir, const char *split, idx_file what, idx_dataset *out,
                                ag_error *err)
 {
     memset(out, 0, sizeof *out);
-    int rc = idx_load_split_impl(dir, split, it, out, err);
+    int rc = idx_load_split_impl(dir, split, what, out, err);
     if (rc != AG_OK) idx_dataset_free(out);
     return rc;
 }
 
 int idx_load_split(const char *dir, const char *split, idx_dataset *out, ag_error *err)
 {
-    return idx_load_items_impl(dir, split, &idx_images, out, err);
+    return idx_load_items_impl(dir, split, IDX_IMAGES, out, err);
 }
 
 int idx_load_features(const char *dir, const char *split, idx_dataset *out, ag_error *err)
 {
-    return idx_load_items_impl(dir, split, &idx_features, out, err);
+    return idx_load_items_impl(dir, split, IDX_FEATURES, out, err);
 }
 
 void idx_dataset_free(idx_dataset *d)

@@ -37,7 +37,8 @@ static int encode_split(pg_program *p, int k, const idx_dataset *ds, uint64_t se
     return AG_OK;
 }
 
-/* DIR/NAME into buf, and on the list of files written once it is. */
+/* DIR/NAME into the next entry of the list of files, which counts it once it is
+ * written. */
 static const char *file_path(en_result *r, const char *dir, const char *name)
 {
     char *buf = r->files[r->nfiles];
@@ -45,17 +46,18 @@ static const char *file_path(en_result *r, const char *dir, const char *name)
     return buf;
 }
 
-/* The features and labels of one split, as IDX files. */
+/* The features and labels of one split, as IDX files (en_write checked that DIR leaves
+ * room for their names). */
 static int write_split(en_result *r, const char *dir, const char *split, const idx_dataset *ds, const float *x,
                        int f, ag_error *err)
 {
-    char name[64];
     int64_t dims[2] = {ds->count, f};
-    snprintf(name, sizeof name, "%s-features-idx2-float", split);
-    if (idx_write(file_path(r, dir, name), IDX_FLOAT, 2, dims, x, err)) return AG_ERR;
-    r->nfiles++;
-    snprintf(name, sizeof name, "%s-labels-idx1-ubyte", split);
-    if (idx_write(file_path(r, dir, name), IDX_UBYTE, 1, dims, ds->labels.data, err)) return AG_ERR;
+    char *path = r->files[r->nfiles];
+    idx_split_path(dir, split, IDX_FEATURES, "", path, sizeof r->files[0]);
+    if (idx_write(path, IDX_FLOAT, 2, dims, x, err)) return AG_ERR;
+    path = r->files[++r->nfiles];
+    idx_split_path(dir, split, IDX_LABELS, "", path, sizeof r->files[0]);
+    if (idx_write(path, IDX_UBYTE, 1, dims, ds->labels.data, err)) return AG_ERR;
     r->nfiles++;
     return AG_OK;
 }

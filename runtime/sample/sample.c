@@ -187,8 +187,7 @@ int sa_write(pg_program *p, int k, const ds_data *d, const char *path, uint64_t 
 
 int sa_idx_path(const char *dir, int labels, char *buf, size_t n)
 {
-    const char *name = labels ? "train-labels-idx1-ubyte" : "train-images-idx3-ubyte";
-    return snprintf(buf, n, "%s/%s", dir, name) >= (int)n ? AG_ERR : AG_OK;
+    return idx_split_path(dir, "train", labels ? IDX_LABELS : IDX_IMAGES, "", buf, n);
 }
 
 /* The rounds of sa_write_idx into open writers (wl NULL without labels). */
