@@ -79,6 +79,9 @@ FILE *ag_fopen_regular(const char *path, char *why, size_t n);
 /* mkdir -p: path and each missing directory above it. On failure returns AG_ERR with
  * errno set and the directory that could not be made in failed (n bytes). */
 int ag_mkdirs(const char *path, char *failed, size_t n);
+/* ag_mkdirs, its failure an error for the user: "PATH: cannot create WHAT: REASON", with
+ * the directory above PATH that could not be made (or a file in its way) before REASON. */
+int ag_mkdirs_or_error(const char *path, const char *what, ag_error *err);
 
 /* FNV-1a, 64 bits, for names made from contents (a spec's text, a cached file's
  * source): start from AG_FNV_BASIS and feed the pieces in turn. */

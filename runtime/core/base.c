@@ -220,6 +220,16 @@ int ag_mkdirs(const char *path, char *failed, size_t n)
     return AG_OK;
 }
 
+int ag_mkdirs_or_error(const char *path, const char *what, ag_error *err)
+{
+    char failed[4096];
+    if (ag_mkdirs(path, failed, sizeof failed) == AG_OK) return AG_OK;
+    const char *why = strerror(errno);
+    if (strcmp(failed, path) != 0)
+        return ag_errorf(err, (ag_loc){0}, "%s: cannot create %s: %s: %s", path, what, failed, why);
+    return ag_errorf(err, (ag_loc){0}, "%s: cannot create %s: %s", path, what, why);
+}
+
 uint64_t ag_fnv1a(uint64_t h, const void *p, size_t n)
 {
     const unsigned char *b = p;

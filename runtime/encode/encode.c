@@ -1,7 +1,6 @@
 /* encode.c — a features section over both splits, as float IDX files and a scatter. */
 #include "aigc/encode.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,9 +74,7 @@ int en_write(pg_program *p, int k, const ds_data *d, const char *dir, uint64_t s
         return ag_errorf(err, q->spec->features->loc, "%s: 'features' gives %d values per image; at most %d "
                          "(the scatter's principal components)", q->spec->name, f, EN_MAX_FEATURES);
     if (strlen(dir) > sizeof r->files[0] - 64) return ag_errorf(err, (ag_loc){0}, "%s: the path is too long", dir);
-    char failed[4096];
-    if (ag_mkdirs(dir, failed, sizeof failed))
-        return ag_errorf(err, (ag_loc){0}, "%s: cannot create the directory: %s", failed, strerror(errno));
+    if (ag_mkdirs_or_error(dir, "the directory", err)) return AG_ERR;
     if (sa_inputs(p, k, d, err)) return AG_ERR;
     r->features = f;
     float *train = ag_xmalloc((size_t)(d->train.count * f) * sizeof *train);

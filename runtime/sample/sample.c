@@ -230,15 +230,10 @@ int sa_write_idx(pg_program *p, int k, const ds_data *d, const char *dir, uint64
 {
     pg_sampler *q = &p->samples[k];
     AG_ASSERT(!q->text && q->channels == 1 && n >= 1);
-    char ipath[4200], lpath[4200], failed[4096];
+    char ipath[4200], lpath[4200];
     if (sa_idx_path(dir, 0, ipath, sizeof ipath) || sa_idx_path(dir, 1, lpath, sizeof lpath))
         return ag_errorf(err, (ag_loc){0}, "%s: the path is too long", dir);
-    if (ag_mkdirs(dir, failed, sizeof failed)) {
-        const char *why = strerror(errno);
-        if (strcmp(failed, dir))
-            return ag_errorf(err, (ag_loc){0}, "%s: cannot create the directory: %s: %s", dir, failed, why);
-        return ag_errorf(err, (ag_loc){0}, "%s: cannot create the directory: %s", dir, why);
-    }
+    if (ag_mkdirs_or_error(dir, "the directory", err)) return AG_ERR;
     idx_writer wi, wl;
     int64_t idims[] = {n, p->rows, p->cols}, ldims[] = {n};
     if (idx_write_begin(&wi, ipath, IDX_UBYTE, 3, idims, err)) return AG_ERR;

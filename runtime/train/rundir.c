@@ -11,16 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-int rd_make(const char *path, ag_error *err)
-{
-    char failed[4096];
-    if (ag_mkdirs(path, failed, sizeof failed) == AG_OK) return AG_OK;
-    const char *why = strerror(errno);
-    /* A directory above it that could not be made, or a file in its way, is named. */
-    if (strcmp(failed, path) != 0)
-        return ag_errorf(err, (ag_loc){0}, "%s: cannot create the run directory: %s: %s", path, failed, why);
-    return ag_errorf(err, (ag_loc){0}, "%s: cannot create the run directory: %s", path, why);
-}
+int rd_make(const char *path, ag_error *err) { return ag_mkdirs_or_error(path, "the run directory", err); }
 
 /* A second run training in the same directory (the same command typed in two
  * terminals) would interleave its metrics and checkpoints with the first's. The lock

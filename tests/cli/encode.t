@@ -81,7 +81,7 @@ expect_error 1 "specs/vae.yaml: sample section 'latent' gives features, not imag
 [ ! -e "$TMP/x" ]
 ok $? "a refused encode makes no directory"
 : >"$TMP/file"
-expect_error 1 "$TMP/file: cannot create the directory: Not a directory" \
+expect_error 1 "$TMP/file/sub: cannot create the directory: $TMP/file: Not a directory" \
     encode specs/vae.yaml --checkpoint "$TMP/vae" -o "$TMP/file/sub"
 
 done_testing
