@@ -101,8 +101,8 @@ static inline float adam_element(const opt_coef *c, float p, float grad, float *
 
 /* The loops are written once per amsgrad setting, with restrict pointers and no branch
  * inside, so that the compiler vectorizes them: Adam touches every parameter at every
- * step. Vector sqrt and division round exactly like the scalar ones. AVX2's 8 lanes
- * instead of 4 take Adam from 14 % to 9 % of a VAE epoch (AG_SIMD_CLONES). */
+ * step. Vector sqrt and division round exactly like the scalar ones, and they are most
+ * of Adam's time: the widest clone (AG_SIMD_CLONES) matters most here. */
 
 AG_SIMD_CLONES
 static void adam_update(const opt_coef *c, float *restrict p, const float *restrict g,
