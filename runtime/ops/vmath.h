@@ -1,5 +1,6 @@
 /*
- * vmath.h — exp, log, tanh, sigmoid and erf written so that a loop over them vectorizes.
+ * vmath.h — exp, log, tanh, sigmoid and erf written so that a loop over them vectorizes,
+ * and lane sums, the order of a long float sum that vectorizes.
  *
  * libm's expf, logf, tanhf and erff are calls, so a loop around them runs one element at
  * a time; these are branch-free float arithmetic (selects, not ifs) that GCC turns into
@@ -143,6 +144,21 @@ static inline float vm_erff(float x)
     q = q * s + 3.059529896e-01f;
     float big = 1.0f - vm_expf(-z) * q;
     return copysignf(a < 1.0f ? small : big, x);
+}
+
+/* Lane sums: the sum of a run of floats with term k added to partial sum k % VM_LANES
+ * and the partial sums added pairwise at the end. A running sum cannot vectorize (each
+ * add waits on the last, and C fixes their order); this order can, one vector add per
+ * VM_LANES terms, and it is the same on every clone (AG_SIMD_CLONES) and at every
+ * thread count, so are the bits. A loop fills an array of VM_LANES zeros as
+ * `s[k % VM_LANES] += term` in whole rounds of VM_LANES, then vm_lanes_total. */
+enum { VM_LANES = 16 };
+
+static inline float vm_lanes_total(float s[VM_LANES])
+{
+    for (int w = VM_LANES / 2; w > 0; w /= 2)
+        for (int k = 0; k < w; k++) s[k] += s[k + w];
+    return s[0];
 }
 
 #endif
