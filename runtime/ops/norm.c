@@ -18,6 +18,7 @@
 #include "aigc/pool.h"
 #include "axis.h"
 #include "build.h"
+#include "vmath.h"
 
 typedef struct nm_view {
     int64_t n, s;
@@ -32,27 +33,36 @@ static nm_view nm_channels_second(const ag_shape *x)
     return v;
 }
 
-/* Sums in double over four chains: a single chain waits on each add, and strict float
- * semantics keep the compiler from splitting it. */
+/* Sums in double, in vmath.h's lane order: a single chain waits on each add, and strict
+ * float semantics keep the compiler from splitting it. */
+static double nm_lanes_total(double s[VM_LANES])
+{
+    for (int w = VM_LANES / 2; w > 0; w /= 2)
+        for (int k = 0; k < w; k++) s[k] += s[k + w];
+    return s[0];
+}
+
+AG_SIMD_CLONES
 static double nm_sum(const float *x, int64_t len)
 {
-    double s[4] = {0, 0, 0, 0};
+    double s[VM_LANES] = {0};
     int64_t j = 0;
-    for (; j + 4 <= len; j += 4)
-        for (int k = 0; k < 4; k++) s[k] += x[j + k];
-    for (; j < len; j++) s[0] += x[j];
-    return (s[0] + s[1]) + (s[2] + s[3]);
+    for (; j + VM_LANES <= len; j += VM_LANES)
+        for (int k = 0; k < VM_LANES; k++) s[k] += x[j + k];
+    for (int k = 0; j + k < len; k++) s[k] += x[j + k];
+    return nm_lanes_total(s);
 }
 
 /* sum((x - m)^2), the same way. */
+AG_SIMD_CLONES
 static double nm_sum_sq(const float *x, int64_t len, float m)
 {
-    double s[4] = {0, 0, 0, 0};
+    double s[VM_LANES] = {0};
     int64_t j = 0;
-    for (; j + 4 <= len; j += 4)
-        for (int k = 0; k < 4; k++) s[k] += (double)(x[j + k] - m) * (x[j + k] - m);
-    for (; j < len; j++) s[0] += (double)(x[j] - m) * (x[j] - m);
-    return (s[0] + s[1]) + (s[2] + s[3]);
+    for (; j + VM_LANES <= len; j += VM_LANES)
+        for (int k = 0; k < VM_LANES; k++) s[k] += (double)(x[j + k] - m) * (x[j + k] - m);
+    for (int k = 0; j + k < len; k++) s[k] += (double)(x[j + k] - m) * (x[j + k] - m);
+    return nm_lanes_total(s);
 }
 
 /* Each of the sources from index first on is a [C] vector named in names[]. */
@@ -150,6 +160,7 @@ static int64_t gn_grain(const gn_geom *q)
 }
 
 /* Sets [lo, hi): set k is x's [k * len, (k + 1) * len), the sets being contiguous. */
+AG_SIMD_CLONES
 static void gn_fw_sets(void *ctx, int64_t lo, int64_t hi)
 {
     const gn_job *j = ctx;
@@ -217,8 +228,28 @@ static void gn_backward_rows(ag_node *n, unsigned need, gn_geom q, float *dw, fl
     }
 }
 
+/* A channel's sums of dy and of dy * xhat over its len positions, in lanes (vmath.h). */
+static inline void gn_dy_sums(const float *x, const float *dy, int64_t len, float m, float r, float *sd,
+                              float *sdx)
+{
+    float d[VM_LANES] = {0}, dx[VM_LANES] = {0};
+    int64_t i = 0;
+    for (; i + VM_LANES <= len; i += VM_LANES)
+        for (int l = 0; l < VM_LANES; l++) {
+            d[l] += dy[i + l];
+            dx[l] += dy[i + l] * ((x[i + l] - m) * r);
+        }
+    for (int l = 0; i + l < len; l++) {
+        d[l] += dy[i + l];
+        dx[l] += dy[i + l] * ((x[i + l] - m) * r);
+    }
+    *sd = vm_lanes_total(d);
+    *sdx = vm_lanes_total(dx);
+}
+
 /* Sets [lo, hi) of group_norm's backward: each set's per-channel sums into aux (for
  * the weight and bias gradients), and its input gradient. */
+AG_SIMD_CLONES
 static void gn_bw_sets(void *ctx, int64_t lo, int64_t hi)
 {
     const gn_job *j = ctx;
@@ -234,13 +265,8 @@ static void gn_bw_sets(void *ctx, int64_t lo, int64_t hi)
         double sum_d = 0, sum_dx = 0;   /* sums of dxhat and dxhat * xhat */
         for (int c = 0; c < q.cg; c++) {
             float w = q.w ? q.w[c0 + c] : 1.0f;
-            const float *xc = x + c * q.v.s, *dyc = dy + c * q.v.s;
-            float sd = 0, sdx = 0;
-            for (int64_t i = 0; i < q.v.s; i++) {
-                float xhat = (xc[i] - m) * r;
-                sd += dyc[i];
-                sdx += dyc[i] * xhat;
-            }
+            float sd, sdx;
+            gn_dy_sums(x + c * q.v.s, dy + c * q.v.s, q.v.s, m, r, &sd, &sdx);
             sum_d += (double)w * sd;
             sum_dx += (double)w * sdx;
             part[c] = sd;
