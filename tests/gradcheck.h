@@ -15,6 +15,7 @@
 #ifndef AIGC_GRADCHECK_H
 #define AIGC_GRADCHECK_H
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -125,7 +126,15 @@ static inline int gc_check_opts(const char *name, int nin, const gc_input *in, g
      * evaluation: restart the generator from one state each time. */
     rng saved = r;
     ag_forward(&g, 0, g.n);
-    if (bw) ag_backward(&g, bw);
+    /* A second pass with NaN in the inputs' gradients, as a training step's shared
+     * buffers hold another gradient's values there: an op that neither writes a
+     * gradient outright (AG_DEF_BW_ASSIGN) nor has it zeroed by the plan fails. */
+    for (int pass = 0; bw && pass < 2; pass++) {
+        for (int k = 0; pass && k < nin; k++)
+            if (!in[k].integer && !in[k].no_grad)
+                for (int64_t j = 0; j < ag_numel(&in[k].shape); j++) nodes[k]->grad[j] = NAN;
+        ag_backward(&g, bw);
+    }
     int good = 1;
     double worst = 0;
     for (int k = 0; k < nin && good; k++) {

@@ -419,6 +419,11 @@ int64_t ag_mean_count(const ag_graph *g, const ag_node *x, int64_t count);
 /* A random op on n in a shard: how many of its draws (elements of n) come before its
  * rows and after them, which it makes and discards. 0 and 0 outside a shard. */
 void ag_shard_draws(const ag_graph *g, const ag_node *n, int64_t *before, int64_t *after);
+/* For a backward of an AG_DEF_BW_ASSIGN op that adds into some of its sources'
+ * gradients instead of writing them (a small weight's, or every one on a slower path):
+ * zeroes the gradients among `which` (a bit per source) that g->bw_assign asks it to
+ * write, and returns g->bw_assign without them, the sources it must still write. */
+unsigned ag_bw_clear(ag_graph *g, ag_node *n, unsigned which);
 /* A copy of planned graph src for forward runs on another thread: the same nodes and
  * parameters, memory of its own, reused by lifetime (no gradients; only the inputs and
  * src's kept nodes hold their values after a run; max_bytes as ag_graph's), its
@@ -451,8 +456,9 @@ enum {
     AG_DEF_NO_GRAD = 1u << 0,    /* no gradient flows to any source */
     AG_DEF_ALIAS_DATA = 1u << 1, /* output data is src 0's data */
     AG_DEF_ALIAS_GRAD = 1u << 2, /* output grad is src 0's grad */
-    AG_DEF_BW_ASSIGN = 1u << 3,  /* backward writes every element of each needed source's
-                                  * grad once, and honours g->bw_assign */
+    AG_DEF_BW_ASSIGN = 1u << 3,  /* backward honours g->bw_assign: writes each such
+                                  * source's grad outright, or clears it first
+                                  * (ag_bw_clear) where it adds into it */
     AG_DEF_EPILOGUE = 1u << 4,   /* forward runs n->epilogue's range on its output */
     AG_DEF_AUX_SCRATCH = 1u << 5, /* aux is scratch of one forward or backward call, which
                                    * nothing reads after it: such nodes share one */

@@ -639,6 +639,15 @@ void ag_backward(ag_graph *g, const ag_bwplan *p)
     g->bw_assign = 0;
 }
 
+unsigned ag_bw_clear(ag_graph *g, ag_node *n, unsigned which)
+{
+    unsigned clear = g->bw_assign & which;
+    for (int s = 0; s < n->nsrc; s++)
+        if (clear >> s & 1u)
+            memset(n->src[s]->grad, 0, (size_t)ag_numel(&n->src[s]->shape) * sizeof(float));
+    return g->bw_assign & ~clear;
+}
+
 void ag_set_threads(int n)
 {
     /* The pool splits the sgemms itself, each piece on single-threaded OpenBLAS

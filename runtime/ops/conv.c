@@ -224,13 +224,20 @@ static cvd_conv cvd_of(const ag_node *n, int transposed)
                       .oph = transposed ? n->i[4] : 0, .opw = transposed ? n->i[5] : 0};
 }
 
-/* The gradients backward asks for (need: 1 input, 2 weight, 4 bias) by oneDNN. */
-static int cvd_grads(const ag_node *n, int transposed, unsigned need)
+/* The gradients backward asks for (need: 1 input, 2 weight, 4 bias), by oneDNN when it
+ * takes the call. The weight's and bias's are sums over slices of the batch, added into,
+ * so cleared first when assigned; oneDNN writes an assigned input gradient itself, the
+ * im2col path adds into it, so it is cleared first there. */
+static int cv_grads(ag_graph *g, ag_node *n, int transposed, unsigned need)
 {
+    unsigned assign = ag_bw_clear(g, n, 6u);
     cvd_conv c = cvd_of(n, transposed);
-    return cvd_backward(&c, n->src[0]->data, n->src[1]->data, n->grad,
-                        need & 1u ? n->src[0]->grad : NULL, need & 2u ? n->src[1]->grad : NULL,
-                        need & 4u ? n->src[2]->grad : NULL);
+    float *dx = need & 1u ? n->src[0]->grad : NULL, *dw = need & 2u ? n->src[1]->grad : NULL;
+    float *db = need & 4u ? n->src[2]->grad : NULL;
+    if (cvd_backward(&c, n->src[0]->data, n->src[1]->data, n->grad, dx, (assign & 1u) != 0, dw, db))
+        return 1;
+    ag_bw_clear(g, n, 1u);
+    return 0;
 }
 
 /* ------------------------------------------------------------ shape checks -- */
@@ -322,7 +329,7 @@ static void conv_forward(ag_graph *g, ag_node *n)
  * column scratch takes W^T dy, folded into dx. db += the sums of dy. */
 static void conv_backward(ag_graph *g, ag_node *n, unsigned need)
 {
-    if (cvd_grads(n, 0, need)) return;
+    if (cv_grads(g, n, 0, need)) return;
     const ag_node *x = n->src[0], *w = n->src[1];
     cv_geom q = conv_geom(n);
     int nb = x->shape.d[0], G = cv_group(&q, nb);
@@ -345,8 +352,9 @@ static void conv_backward(ag_graph *g, ag_node *n, unsigned need)
 }
 
 const ag_op_def ag_def_conv2d = {.name = "conv2d", .min_src = 2, .max_src = 3,
-                                 .flags = AG_DEF_AUX_SCRATCH, .infer = conv_infer,
-                                 .forward = conv_forward, .backward = conv_backward};
+                                 .flags = AG_DEF_AUX_SCRATCH | AG_DEF_BW_ASSIGN,
+                                 .infer = conv_infer, .forward = conv_forward,
+                                 .backward = conv_backward};
 
 /* -------------------------------------------------------- conv_transpose2d -- */
 
@@ -409,7 +417,7 @@ static void convt_forward(ag_graph *g, ag_node *n)
  * the grid scratch takes W col, scattered into dx. db += the sums of dy. */
 static void convt_backward(ag_graph *g, ag_node *n, unsigned need)
 {
-    if (cvd_grads(n, 1, need)) return;
+    if (cv_grads(g, n, 1, need)) return;
     const ag_node *x = n->src[0], *w = n->src[1];
     cv_geom q = convt_geom(n);
     int nb = x->shape.d[0], G = cv_group(&q, nb);
@@ -433,7 +441,8 @@ static void convt_backward(ag_graph *g, ag_node *n, unsigned need)
 }
 
 const ag_op_def ag_def_conv_transpose2d = {.name = "conv_transpose2d", .min_src = 2,
-                                           .max_src = 3, .flags = AG_DEF_AUX_SCRATCH,
+                                           .max_src = 3,
+                                           .flags = AG_DEF_AUX_SCRATCH | AG_DEF_BW_ASSIGN,
                                            .infer = convt_infer,
                                            .forward = convt_forward,
                                            .backward = convt_backward};

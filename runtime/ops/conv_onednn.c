@@ -353,6 +353,7 @@ struct cvd_job {
     cvd_entry *entry[TP_MAX_THREADS];
     const float *x, *b, *dy;
     float *y, *dx;
+    int assign_dx;      /* backward data writes dx instead of adding to it */
     const char *wei[2]; /* the weight in the forward's and backward data's formats */
     float *part;        /* per slice, with dw: its weight gradient, then its bias gradient */
     int64_t part_len;
@@ -388,7 +389,10 @@ static void forward_slice(const cvd_job *j, cvd_entry *e, int t, int s)
     port_done(e, t, P_DST);
 }
 
-/* dx += backward data; with part, the slice's dW (and db) into its partial sums. */
+/* dx += backward data (or dx = it); with part, the slice's dW (and db) into its partial
+ * sums. An assigned dx takes backward data's result itself, or through the reorder to
+ * the plain format: no workspace copy, no pass to add it, and no zeroing of dx before
+ * (the DDPM's step zeroed 80 MB of gradients, most of them convolutions'). */
 static void backward_slice(const cvd_job *j, cvd_entry *e, int t, int s)
 {
     const cvd_conv *c = j->c;
@@ -396,7 +400,10 @@ static void backward_slice(const cvd_job *j, cvd_entry *e, int t, int s)
     const float *dy = j->dy + i0 * out_numel(c);
     dnnl_memory_t ddst = NULL;
     if (j->dx) {
-        dnnl_memory_t dsrc = bind(e, t, M_WANT + P_BD_DSRC, &e->want[P_BD_DSRC], cvd.ws[t] + e->off[P_BD_DSRC]);
+        float *dx = j->dx + i0 * in_numel(c);
+        int direct = j->assign_dx && !e->re[P_BD_DSRC];
+        void *at = direct ? (void *)dx : cvd.ws[t] + e->off[P_BD_DSRC];
+        dnnl_memory_t dsrc = bind(e, t, M_WANT + P_BD_DSRC, &e->want[P_BD_DSRC], at);
         ddst = port_in(e, t, P_BD_DDST, dy);
         dnnl_exec_arg_t args[] = {
             {DNNL_ARG_DIFF_DST, ddst},
@@ -407,11 +414,11 @@ static void backward_slice(const cvd_job *j, cvd_entry *e, int t, int s)
         execute(e->prim[F_BWD_DATA], t, 4, args);
         const float *g = (const float *)(cvd.ws[t] + e->off[P_BD_DSRC]);
         if (e->re[P_BD_DSRC]) {
-            g = (const float *)(cvd.ws[t] + e->dsrc_plain_off);
+            g = j->assign_dx ? dx : (const float *)(cvd.ws[t] + e->dsrc_plain_off);
             reorder(e->re[P_BD_DSRC], t, dsrc, bind(e, t, M_DSRC_PLAIN, &e->plain[P_BD_DSRC], g));
         }
-        float *dx = j->dx + i0 * in_numel(c);
-        for (int64_t k = 0, n = len * in_numel(c); k < n; k++) dx[k] += g[k];
+        if (!j->assign_dx)
+            for (int64_t k = 0, n = len * in_numel(c); k < n; k++) dx[k] += g[k];
     }
     if (j->part) {
         float *dw = j->part + s * j->part_len;
@@ -492,13 +499,14 @@ int cvd_forward(const cvd_conv *c, const float *x, const float *w, const float *
 }
 
 int cvd_backward(const cvd_conv *c, const float *x, const float *w, const float *dy, float *dx,
-                 float *dw, float *db)
+                 int assign_dx, float *dw, float *db)
 {
     cvd_job j;
     if (!job_make(&j, c, w, dx ? 1u << F_BWD_DATA : 0, dw || db)) return 0;
     j.x = x;
     j.dy = dy;
     j.dx = dx;
+    j.assign_dx = assign_dx;
     j.run = backward_slice;
     tp_for_items(j.slices, 1, run_slices, &j);
     /* The slices' sums in slice order: the same bits at a given thread count. */
@@ -520,7 +528,7 @@ int cvd_forward(const cvd_conv *c, const float *x, const float *w, const float *
 }
 
 int cvd_backward(const cvd_conv *c, const float *x, const float *w, const float *dy, float *dx,
-                 float *dw, float *db)
+                 int assign_dx, float *dw, float *db)
 {
     return 0;
 }

@@ -23,9 +23,9 @@ typedef struct cvd_conv {
 /* y = conv(x, w) + b (b NULL when !c->bias). */
 int cvd_forward(const cvd_conv *c, const float *x, const float *w, const float *b, float *y);
 
-/* dx += the input gradient, dw += the weight gradient, db += the bias gradient, each
- * skipped when NULL. */
+/* dx += the input gradient (dx = it, with assign_dx), dw += the weight gradient, db +=
+ * the bias gradient, each skipped when NULL. */
 int cvd_backward(const cvd_conv *c, const float *x, const float *w, const float *dy, float *dx,
-                 float *dw, float *db);
+                 int assign_dx, float *dw, float *db);
 
 #endif

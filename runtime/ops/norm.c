@@ -149,6 +149,7 @@ typedef struct gn_job {
     ag_node *n;
     gn_geom q;
     unsigned need;
+    int assign; /* backward writes dx instead of adding to it */
 } gn_job;
 
 /* The fewest elements worth a second thread, and the sets that hold them. */
@@ -193,7 +194,7 @@ static void gn_fw_sets(void *ctx, int64_t lo, int64_t hi)
 
 static void gn_forward(ag_node *n, gn_geom q)
 {
-    tp_for_items(q.v.n * q.groups, gn_grain(&q), gn_fw_sets, &(gn_job){n, q, 0});
+    tp_for_items(q.v.n * q.groups, gn_grain(&q), gn_fw_sets, &(gn_job){.n = n, .q = q});
 }
 
 /* gn_backward for one position per channel (layer norm's rows): the same sums in the
@@ -201,7 +202,7 @@ static void gn_forward(ag_node *n, gn_geom q)
  * without the general loop's per-position bookkeeping, which costs about 30 cycles per
  * element of char-gpt's layer norms. (Cut over the pool, by sets for the input gradient
  * and by channels for the weight's, it is no faster on 2 threads.) */
-static void gn_backward_rows(ag_node *n, unsigned need, gn_geom q, float *dw, float *db)
+static void gn_backward_rows(ag_node *n, unsigned need, int assign, gn_geom q, float *dw, float *db)
 {
     int64_t sets = q.v.n * q.groups;
     const float *mean = n->aux, *rstd = n->aux + sets;
@@ -223,8 +224,10 @@ static void gn_backward_rows(ag_node *n, unsigned need, gn_geom q, float *dw, fl
         if (!(need & 1u)) continue;
         float md = (float)(sum_d / (double)q.cg), mdx = (float)(sum_dx / (double)q.cg);
         float *dx = n->src[0]->grad + k * q.cg;
-        for (int c = 0; c < q.cg; c++)
-            dx[c] += r * (dy[c] * (w ? w[c] : 1.0f) - md - (x[c] - m) * r * mdx);
+        for (int c = 0; c < q.cg; c++) {
+            float d = r * (dy[c] * (w ? w[c] : 1.0f) - md - (x[c] - m) * r * mdx);
+            dx[c] = assign ? d : dx[c] + d;
+        }
     }
 }
 
@@ -279,23 +282,28 @@ static void gn_bw_sets(void *ctx, int64_t lo, int64_t hi)
             float w = q.w ? q.w[c0 + c] : 1.0f;
             const float *xc = x + c * q.v.s, *dyc = dy + c * q.v.s;
             float *dxc = dx + c * q.v.s;
-            for (int64_t i = 0; i < q.v.s; i++) {
-                float xhat = (xc[i] - m) * r;
-                dxc[i] += r * (dyc[i] * w - md - xhat * mdx);
-            }
+            if (j->assign)
+                for (int64_t i = 0; i < q.v.s; i++)
+                    dxc[i] = r * (dyc[i] * w - md - (xc[i] - m) * r * mdx);
+            else
+                for (int64_t i = 0; i < q.v.s; i++)
+                    dxc[i] += r * (dyc[i] * w - md - (xc[i] - m) * r * mdx);
         }
     }
 }
 
-static void gn_backward(ag_node *n, unsigned need, gn_geom q)
+/* The weight's and bias's gradients are sums over the whole batch, added into: cleared
+ * first when assigned. */
+static void gn_backward(ag_graph *g, ag_node *n, unsigned need, gn_geom q)
 {
     int64_t sets = q.v.n * q.groups;
     float *dw = need & 2u ? n->src[1]->grad : NULL, *db = need & 4u ? n->src[2]->grad : NULL;
+    int assign = ag_bw_clear(g, n, 6u) & 1u;
     if (q.v.s == 1) {
-        gn_backward_rows(n, need, q, dw, db);
+        gn_backward_rows(n, need, assign, q, dw, db);
         return;
     }
-    tp_for_items(sets, gn_grain(&q), gn_bw_sets, &(gn_job){n, q, need});
+    tp_for_items(sets, gn_grain(&q), gn_bw_sets, &(gn_job){n, q, need, assign});
     for (int64_t k = 0; k < sets && (dw || db); k++) {
         const float *part = n->aux + 2 * sets + 2 * k * q.cg;
         int c0 = (int)(k % q.groups) * q.cg;
@@ -311,18 +319,20 @@ static void group_norm_forward(ag_graph *g, ag_node *n) { gn_forward(n, group_no
 
 static void layer_norm_backward(ag_graph *g, ag_node *n, unsigned need)
 {
-    gn_backward(n, need, layer_norm_geom(n));
+    gn_backward(g, n, need, layer_norm_geom(n));
 }
 
 static void group_norm_backward(ag_graph *g, ag_node *n, unsigned need)
 {
-    gn_backward(n, need, group_norm_geom(n));
+    gn_backward(g, n, need, group_norm_geom(n));
 }
 
 const ag_op_def ag_def_layer_norm = {.name = "layer_norm", .min_src = 1, .max_src = 3,
+                                     .flags = AG_DEF_BW_ASSIGN,
                                      .infer = layer_norm_infer, .forward = layer_norm_forward,
                                      .backward = layer_norm_backward};
 const ag_op_def ag_def_group_norm = {.name = "group_norm", .min_src = 1, .max_src = 3,
+                                     .flags = AG_DEF_BW_ASSIGN,
                                      .infer = group_norm_infer, .forward = group_norm_forward,
                                      .backward = group_norm_backward};
 

@@ -128,17 +128,18 @@ static void concat_backward(ag_graph *g, ag_node *n, unsigned need)
     for (int64_t o = 0; o < v.outer; o++)
         for (int s = 0; s < n->nsrc; s++) {
             int64_t row = (int64_t)n->src[s]->shape.d[axis] * v.inner;
-            if (need & (1u << s)) {
-                float *gx = n->src[s]->grad + o * row;
+            float *gx = n->src[s]->grad + o * row;
+            if (g->bw_assign >> s & 1u)
+                memcpy(gx, n->grad + at, (size_t)row * sizeof *gx);
+            else if (need >> s & 1u)
                 for (int64_t j = 0; j < row; j++) gx[j] += n->grad[at + j];
-            }
             at += row;
         }
 }
 
 const ag_op_def ag_def_concat = {.name = "concat", .min_src = 2, .max_src = AG_MAX_SRC,
-                                 .infer = concat_infer, .forward = concat_forward,
-                                 .backward = concat_backward};
+                                 .flags = AG_DEF_BW_ASSIGN, .infer = concat_infer,
+                                 .forward = concat_forward, .backward = concat_backward};
 
 /* ---- slice: [i[1], i[2]) along axis i[0]; negative bounds count from the end ------ */
 
