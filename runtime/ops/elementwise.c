@@ -164,13 +164,22 @@ static void bc_run(ag_node *n, bc_row_fn row, unsigned need)
 
 /* ---- add, sub, mul, div --------------------------------------------------------- */
 
-/* Loops shared by the rows below: k runs over the row, A and B are the source values. */
-#define ROW_LOOP(body)                                                                 \
-    for (int64_t k = 0; k < r->len; k++) {                                             \
-        float A = r->a[k * r->sa], B = r->b[k * r->sb];                                \
-        (void)A;                                                                       \
-        (void)B;                                                                       \
-        body;                                                                          \
+/* A forward row: y = A op B over the row, k running over it. The sources' strides are
+ * 1 or 0 (bc_run); a loop written for each pair of them vectorizes, one with the strides
+ * as variables would not (the DDPM's time embedding, added to every position of its
+ * feature maps, is the (1, 0) case). */
+#define FW_ROW(name, op)                                                               \
+    AG_SIMD_CLONES                                                                     \
+    static void name(const bc_row *r)                                                  \
+    {                                                                                  \
+        const float *a = r->a, *b = r->b;                                              \
+        float *y = r->y;                                                               \
+        if (r->sa && r->sb)                                                            \
+            for (int64_t k = 0; k < r->len; k++) y[k] = a[k] op b[k];                  \
+        else if (r->sa)                                                                \
+            for (int64_t k = 0; k < r->len; k++) y[k] = a[k] op b[0];                  \
+        else                                                                           \
+            for (int64_t k = 0; k < r->len; k++) y[k] = a[0] op b[k];                  \
     }
 
 /* A source's gradient over the row: op= term at each output, or, for a source
@@ -205,7 +214,7 @@ static void bc_run(ag_node *n, bc_row_fn row, unsigned need)
 #define GY_OVER_B(k, SA, SB) (r->gy[k] / r->b[(k) * (SB)])
 #define GY_Y_OVER_B(k, SA, SB) (r->gy[k] * r->y[k] / r->b[(k) * (SB)]) /* d(a/b)/db = -y/b */
 
-static void add_fw_row(const bc_row *r) { ROW_LOOP(r->y[k] = A + B) }
+FW_ROW(add_fw_row, +)
 AG_SIMD_CLONES
 static void add_bw_row(const bc_row *r)
 {
@@ -213,7 +222,7 @@ static void add_bw_row(const bc_row *r)
     ROW_GRAD_B(+=, GY)
 }
 
-static void sub_fw_row(const bc_row *r) { ROW_LOOP(r->y[k] = A - B) }
+FW_ROW(sub_fw_row, -)
 AG_SIMD_CLONES
 static void sub_bw_row(const bc_row *r)
 {
@@ -221,7 +230,7 @@ static void sub_bw_row(const bc_row *r)
     ROW_GRAD_B(-=, GY)
 }
 
-static void mul_fw_row(const bc_row *r) { ROW_LOOP(r->y[k] = A * B) }
+FW_ROW(mul_fw_row, *)
 AG_SIMD_CLONES
 static void mul_bw_row(const bc_row *r)
 {
@@ -229,7 +238,7 @@ static void mul_bw_row(const bc_row *r)
     ROW_GRAD_B(+=, GY_A)
 }
 
-static void div_fw_row(const bc_row *r) { ROW_LOOP(r->y[k] = A / B) }
+FW_ROW(div_fw_row, /)
 AG_SIMD_CLONES
 static void div_bw_row(const bc_row *r)
 {
