@@ -180,15 +180,17 @@ static void gn_fw_sets(void *ctx, int64_t lo, int64_t hi)
         if (q.v.s == 1 && q.b) {    /* layer norm's rows: a loop over channels vectorizes */
             const float *w = q.w + c0, *b = q.b + c0;
             for (int c = 0; c < q.cg; c++) y[c] = (x[c] - m) * r * w[c] + b[c];
-            continue;
+        } else {
+            for (int c = 0; c < q.cg; c++) {
+                float scale = r * (q.w ? q.w[c0 + c] : 1.0f);
+                float shift = (q.b ? q.b[c0 + c] : 0.0f) - m * scale;
+                const float *xc = x + c * q.v.s;
+                float *yc = y + c * q.v.s;
+                for (int64_t i = 0; i < q.v.s; i++) yc[i] = xc[i] * scale + shift;
+            }
         }
-        for (int c = 0; c < q.cg; c++) {
-            float scale = r * (q.w ? q.w[c0 + c] : 1.0f);
-            float shift = (q.b ? q.b[c0 + c] : 0.0f) - m * scale;
-            const float *xc = x + c * q.v.s;
-            float *yc = y + c * q.v.s;
-            for (int64_t i = 0; i < q.v.s; i++) yc[i] = xc[i] * scale + shift;
-        }
+        /* The U-Net's SiLU after each group norm, on the set while it is in cache. */
+        if (n->epilogue) ag_op_defs[n->epilogue->op]->range(n->epilogue, k * len, (k + 1) * len);
     }
 }
 
@@ -328,11 +330,11 @@ static void group_norm_backward(ag_graph *g, ag_node *n, unsigned need)
 }
 
 const ag_op_def ag_def_layer_norm = {.name = "layer_norm", .min_src = 1, .max_src = 3,
-                                     .flags = AG_DEF_BW_ASSIGN,
+                                     .flags = AG_DEF_BW_ASSIGN | AG_DEF_EPILOGUE,
                                      .infer = layer_norm_infer, .forward = layer_norm_forward,
                                      .backward = layer_norm_backward};
 const ag_op_def ag_def_group_norm = {.name = "group_norm", .min_src = 1, .max_src = 3,
-                                     .flags = AG_DEF_BW_ASSIGN,
+                                     .flags = AG_DEF_BW_ASSIGN | AG_DEF_EPILOGUE,
                                      .infer = group_norm_infer, .forward = group_norm_forward,
                                      .backward = group_norm_backward};
 
