@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "aigc/graph.h"
+#include "aigc/pool.h"
 #include "axis.h"
 #include "build.h"
 
@@ -106,35 +107,70 @@ static int concat_infer(ag_node *n, ag_error *err)
 }
 
 /* In the [outer, len, inner] view every source's rows lie side by side in the output's
- * rows: row o of the output is row o of src 0, then row o of src 1, and so on. */
-static void concat_forward(ag_graph *g, ag_node *n)
+ * rows: row o of the output is row o of src 0, then row o of src 1, and so on. The rows
+ * o are cut over the pool: a U-Net's skip connections join whole feature maps. */
+typedef struct concat_job {
+    const ag_node *n;
+    int64_t inner, out_row;
+    int axis;
+    unsigned need, assign; /* backward's */
+} concat_job;
+
+static concat_job concat_job_of(const ag_graph *g, const ag_node *n, unsigned need)
 {
     int axis = ax_norm(n->i[0], n->shape.ndim);
     ax_view v = ax_view_of(&n->shape, axis);
-    int64_t at = 0;
-    for (int64_t o = 0; o < v.outer; o++)
+    return (concat_job){n, v.inner, (int64_t)n->shape.d[axis] * v.inner, axis, need, g->bw_assign};
+}
+
+/* The items of a concat: its rows o, and enough of them a chunk to be worth a thread. */
+static int64_t concat_grain(const concat_job *j)
+{
+    return tp_items_holding(1 << 14, j->out_row);
+}
+
+static void concat_fw_rows(void *ctx, int64_t lo, int64_t hi)
+{
+    const concat_job *j = ctx;
+    const ag_node *n = j->n;
+    for (int64_t o = lo; o < hi; o++) {
+        float *y = n->data + o * j->out_row;
         for (int s = 0; s < n->nsrc; s++) {
-            int64_t row = (int64_t)n->src[s]->shape.d[axis] * v.inner;
-            memcpy(n->data + at, n->src[s]->data + o * row, (size_t)row * sizeof(float));
-            at += row;
+            int64_t row = (int64_t)n->src[s]->shape.d[j->axis] * j->inner;
+            memcpy(y, n->src[s]->data + o * row, (size_t)row * sizeof *y);
+            y += row;
         }
+    }
+}
+
+static void concat_forward(ag_graph *g, ag_node *n)
+{
+    concat_job j = concat_job_of(g, n, 0);
+    tp_for_items(ag_numel(&n->shape) / (j.out_row ? j.out_row : 1), concat_grain(&j), concat_fw_rows, &j);
+}
+
+static void concat_bw_rows(void *ctx, int64_t lo, int64_t hi)
+{
+    const concat_job *j = ctx;
+    const ag_node *n = j->n;
+    for (int64_t o = lo; o < hi; o++) {
+        const float *gy = n->grad + o * j->out_row;
+        for (int s = 0; s < n->nsrc; s++) {
+            int64_t row = (int64_t)n->src[s]->shape.d[j->axis] * j->inner;
+            float *gx = n->src[s]->grad + o * row;
+            if (j->assign >> s & 1u)
+                memcpy(gx, gy, (size_t)row * sizeof *gx);
+            else if (j->need >> s & 1u)
+                for (int64_t k = 0; k < row; k++) gx[k] += gy[k];
+            gy += row;
+        }
+    }
 }
 
 static void concat_backward(ag_graph *g, ag_node *n, unsigned need)
 {
-    int axis = ax_norm(n->i[0], n->shape.ndim);
-    ax_view v = ax_view_of(&n->shape, axis);
-    int64_t at = 0;
-    for (int64_t o = 0; o < v.outer; o++)
-        for (int s = 0; s < n->nsrc; s++) {
-            int64_t row = (int64_t)n->src[s]->shape.d[axis] * v.inner;
-            float *gx = n->src[s]->grad + o * row;
-            if (g->bw_assign >> s & 1u)
-                memcpy(gx, n->grad + at, (size_t)row * sizeof *gx);
-            else if (need >> s & 1u)
-                for (int64_t j = 0; j < row; j++) gx[j] += n->grad[at + j];
-            at += row;
-        }
+    concat_job j = concat_job_of(g, n, need);
+    tp_for_items(ag_numel(&n->shape) / (j.out_row ? j.out_row : 1), concat_grain(&j), concat_bw_rows, &j);
 }
 
 const ag_op_def ag_def_concat = {.name = "concat", .min_src = 2, .max_src = AG_MAX_SRC,
