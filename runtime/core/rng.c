@@ -84,8 +84,8 @@ void rng_fill_uniform(rng *r, float *x, int64_t n, float lo, float hi)
 }
 
 /* rng_fill_normal's pairs: the words drawn in order on the calling thread, the log and
- * the sine and cosine of each pair (most of the time: a GAN epoch spent 4 % of its
- * time in its noise) on the pool, each pair's on its own words: the same values as
+ * the sine and cosine of each pair (most of the time: on one thread, a GAN epoch's
+ * noise is 4 % of it) on the pool, each pair's on its own words: the same values as
  * rng_normal's, one by one. */
 enum { NORMAL_PAIRS = 1024 };
 

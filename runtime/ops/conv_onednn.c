@@ -392,7 +392,7 @@ static void forward_slice(const cvd_job *j, cvd_entry *e, int t, int s)
 /* dx += backward data (or dx = it); with part, the slice's dW (and db) into its partial
  * sums. An assigned dx takes backward data's result itself, or through the reorder to
  * the plain format: no workspace copy, no pass to add it, and no zeroing of dx before
- * (the DDPM's step zeroed 80 MB of gradients, most of them convolutions'). */
+ * (80 MB of writes in a DDPM step, most of them its convolutions' input gradients). */
 static void backward_slice(const cvd_job *j, cvd_entry *e, int t, int s)
 {
     const cvd_conv *c = j->c;

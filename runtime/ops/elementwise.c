@@ -185,9 +185,9 @@ static void bc_run(ag_node *n, bc_row_fn row, unsigned need)
 /* A source's gradient over the row: op= term at each output, or, for a source
  * broadcast along the row (stride 0), op= one lane sum (vmath.h) of the row's terms.
  * term(k, SA, SB) reads the sources at strides SA and SB: in a sum, the other source is
- * not broadcast along the row, so its stride is 1, which lets the sum vectorize. The
- * DDPM's time embedding, added to every position of a feature map, took 10 ms of each
- * training step's backward as one running sum per channel. */
+ * not broadcast along the row, so its stride is 1, which lets the sum vectorize. As one
+ * running sum per channel, the DDPM's time embedding, added to every position of a
+ * feature map, costs 10 ms of each training step's backward; in lanes, under 1. */
 #define ROW_SUM(g, op, term, SA, SB)                                                   \
     {                                                                                  \
         float s_[VM_LANES] = {0};                                                      \

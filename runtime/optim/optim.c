@@ -101,8 +101,9 @@ static inline float adam_element(const opt_coef *c, float p, float grad, float *
 
 /* The loops are written once per amsgrad setting, with restrict pointers and no branch
  * inside, so that the compiler vectorizes them: Adam touches every parameter at every
- * step. Vector sqrt and division round exactly like the scalar ones, and they are most
- * of Adam's time: the widest clone (AG_SIMD_CLONES) matters most here. */
+ * step. Vector sqrt and division round exactly like the scalar ones. Where the arrays
+ * are in cache they are most of Adam's time, and the widest clone (AG_SIMD_CLONES)
+ * matters; where they come from memory, memory sets the pace. */
 
 AG_SIMD_CLONES
 static void adam_update(const opt_coef *c, float *restrict p, const float *restrict g,
