@@ -111,7 +111,7 @@ static int concat_infer(ag_node *n, ag_error *err)
  * o are cut over the pool: a U-Net's skip connections join whole feature maps. */
 typedef struct concat_job {
     const ag_node *n;
-    int64_t inner, out_row;
+    int64_t inner, out_row, rows;
     int axis;
     unsigned need, assign; /* backward's */
 } concat_job;
@@ -120,7 +120,7 @@ static concat_job concat_job_of(const ag_graph *g, const ag_node *n, unsigned ne
 {
     int axis = ax_norm(n->i[0], n->shape.ndim);
     ax_view v = ax_view_of(&n->shape, axis);
-    return (concat_job){n, v.inner, (int64_t)n->shape.d[axis] * v.inner, axis, need, g->bw_assign};
+    return (concat_job){n, v.inner, (int64_t)n->shape.d[axis] * v.inner, v.outer, axis, need, g->bw_assign};
 }
 
 /* The items of a concat: its rows o, and enough of them a chunk to be worth a thread. */
@@ -146,7 +146,7 @@ static void concat_fw_rows(void *ctx, int64_t lo, int64_t hi)
 static void concat_forward(ag_graph *g, ag_node *n)
 {
     concat_job j = concat_job_of(g, n, 0);
-    tp_for_items(ag_numel(&n->shape) / (j.out_row ? j.out_row : 1), concat_grain(&j), concat_fw_rows, &j);
+    tp_for_items(j.rows, concat_grain(&j), concat_fw_rows, &j);
 }
 
 static void concat_bw_rows(void *ctx, int64_t lo, int64_t hi)
@@ -157,11 +157,12 @@ static void concat_bw_rows(void *ctx, int64_t lo, int64_t hi)
         const float *gy = n->grad + o * j->out_row;
         for (int s = 0; s < n->nsrc; s++) {
             int64_t row = (int64_t)n->src[s]->shape.d[j->axis] * j->inner;
-            float *gx = n->src[s]->grad + o * row;
-            if (j->assign >> s & 1u)
-                memcpy(gx, gy, (size_t)row * sizeof *gx);
-            else if (j->need >> s & 1u)
+            if (j->assign >> s & 1u) {
+                memcpy(n->src[s]->grad + o * row, gy, (size_t)row * sizeof *gy);
+            } else if (j->need >> s & 1u) {
+                float *gx = n->src[s]->grad + o * row;
                 for (int64_t k = 0; k < row; k++) gx[k] += gy[k];
+            }
             gy += row;
         }
     }
@@ -170,7 +171,7 @@ static void concat_bw_rows(void *ctx, int64_t lo, int64_t hi)
 static void concat_backward(ag_graph *g, ag_node *n, unsigned need)
 {
     concat_job j = concat_job_of(g, n, need);
-    tp_for_items(ag_numel(&n->shape) / (j.out_row ? j.out_row : 1), concat_grain(&j), concat_bw_rows, &j);
+    tp_for_items(j.rows, concat_grain(&j), concat_bw_rows, &j);
 }
 
 const ag_op_def ag_def_concat = {.name = "concat", .min_src = 2, .max_src = AG_MAX_SRC,
