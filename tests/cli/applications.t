@@ -26,8 +26,7 @@ ok $? "416,577 parameters: specs/ddpm.yaml's 415,169 and the embedding's 1,408"
 # The same inputs (x, t, c) and the same sample sections, on a U-Net of one block.
 TINY="models.eps_model.nodes={emb: 'silu(linear(time_embedding(t, 8), 8)) + embedding(c, 11, 8)', h: 'silu(conv2d(x, 4, 3, 1, 1) + reshape(linear(emb, 4), 4, 1, 1))', eps: 'conv2d(h, 1, 3, 1, 1)'}"
 run "$DC" --epochs 2 --out "$TMP/dc" --progress lines --set "$TINY"
-is "$RC" 0 "two epochs of the shrunk conditional DDPM exit 0"
-if [ "$RC" -ne 0 ]; then diag "$(cat "$ERR")"; fi
+exits_0 "two epochs of the shrunk conditional DDPM exit 0"
 M=$TMP/dc/metrics.jsonl
 falls "$M" loss
 train1=$(json_field "$M" epoch 1 train_loss)
@@ -82,8 +81,7 @@ is "$totals" "encoder 319,604 parameters,
 decoder 319,584 parameters," "the encoder sees 784 pixels and 10 one-hot; the decoder 2 z and 10 one-hot"
 
 run "$CV" --epochs 2 --out "$TMP/cv" --progress lines
-is "$RC" 0 "two epochs of the conditional VAE exit 0"
-if [ "$RC" -ne 0 ]; then diag "$(cat "$ERR")"; fi
+exits_0 "two epochs of the conditional VAE exit 0"
 M=$TMP/cv/metrics.jsonl
 falls "$M" loss_per_image   # BCE-sum + KLD per image
 # 11 columns and 10 rows of 28x28, 2 pixels between and around them.

@@ -24,8 +24,7 @@ run $AE --epochs 1 --out "$TMP/part"
 is "$RC" 0 "one epoch exits 0"
 # shellcheck disable=SC2086
 run $AE --epochs 2 --out "$TMP/part" --resume "$TMP/part/step-00000100"
-is "$RC" 0 "resumed from step 100 to two epochs exits 0"
-if [ "$RC" -ne 0 ]; then diag "$(cat "$ERR")"; fi
+exits_0 "resumed from step 100 to two epochs exits 0"
 cmp -s "$TMP/part/last.safetensors" "$TMP/through/last.safetensors"
 ok $? "resumed mid-epoch: weights and averages are the uninterrupted run's, byte for byte"
 

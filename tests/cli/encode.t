@@ -7,14 +7,12 @@
 
 # p) a short VAE run
 run specs/vae.yaml --epochs 1 --out "$TMP/vae" --progress lines
-is "$RC" 0 "one VAE epoch exits 0"
-if [ "$RC" -ne 0 ]; then diag "$(cat "$ERR")"; fi
+exits_0 "one VAE epoch exits 0"
 
 # p) encode: the files, printed in the order written
 L=$TMP/latent
 run encode specs/vae.yaml --checkpoint "$TMP/vae" --section latent -o "$L"
-is "$RC" 0 "encode exits 0"
-if [ "$RC" -ne 0 ]; then diag "$(cat "$ERR")"; fi
+exits_0 "encode exits 0"
 is "$(cat "$OUT")" "$L/train-features-idx2-float
 $L/train-labels-idx1-ubyte
 $L/t10k-features-idx2-float
@@ -58,8 +56,7 @@ run check specs/linear-probe.yaml --set data.path="$L"
 is "$(sed -n 1p "$OUT")" "data: features from $L: 20 per item, 10 classes; train 9000, test 1000" \
     "check describes the features data set"
 run specs/linear-probe.yaml --set data.path="$L" --epochs 5 --out "$TMP/probe" --progress lines
-is "$RC" 0 "the linear probe trains"
-if [ "$RC" -ne 0 ]; then diag "$(cat "$ERR")"; fi
+exits_0 "the linear probe trains"
 run eval specs/linear-probe.yaml --set data.path="$L" --checkpoint "$TMP/probe"
 acc=$(sed -n 's/^test_accuracy //p' "$OUT")
 is_number "$acc"

@@ -18,8 +18,7 @@ size() {
 # g) a conditional GAN after one epoch (specs/cgan.yaml: label: cycle(n, 10))
 G=$TMP/cgan
 run specs/cgan.yaml --epochs 1 --out "$G" --progress lines
-is "$RC" 0 "one epoch of specs/cgan.yaml exits 0"
-if [ "$RC" -ne 0 ]; then diag "$(cat "$ERR")"; fi
+exits_0 "one epoch of specs/cgan.yaml exits 0"
 
 # The grid of a section with label: keeps its columns under -n, a digit each: 30 images
 # are 3 rows of 10 (28-pixel cells, 2 between them: 302x92), not 6x5.
@@ -53,8 +52,7 @@ ok $? "the same seed draws the same images"
 CAS=$TMP/cas
 run specs/classifier.yaml --set "data.path=$D" --set data.test_path=data/mnist --epochs 1 --out "$CAS" \
     --progress lines
-is "$RC" 0 "the classifier trains on the generated directory (data.path) with data.test_path"
-if [ "$RC" -ne 0 ]; then diag "$(cat "$ERR")"; fi
+exits_0 "the classifier trains on the generated directory (data.path) with data.test_path"
 is_number "$(json_field "$CAS/metrics.jsonl" epoch 1 test_accuracy)"
 ok $? "its epoch row has a test accuracy, measured on data/mnist's t10k files"
 run eval specs/classifier.yaml --checkpoint "$CAS" --set "data.path=$D" --set data.test_path=data/mnist

@@ -37,8 +37,7 @@ TAB=$(printf '\t')
 run check "$SPEC"
 is "$RC" 0 "check accepts a spec with a hook script"
 hooks --out "$TMP/callbacks"
-is "$RC" 0 "a run with tests/hooks/callbacks.lua exits 0"
-if [ "$RC" -ne 0 ]; then diag "$(cat "$ERR")"; fi
+exits_0 "a run with tests/hooks/callbacks.lua exits 0"
 is "$(hook_lines)" "on_start${TAB}hooks-ae${TAB}0${TAB}2${TAB}0
 on_step${TAB}1${TAB}25${TAB}true
 on_step${TAB}1${TAB}50${TAB}true

@@ -86,6 +86,12 @@ run() {
     ERR1=$(sed -n 1p "$ERR")
 }
 
+# exits_0 DESCRIPTION: the last run exited 0; if not, its stderr goes to the TAP output.
+exits_0() {
+    is "$RC" 0 "$1"
+    if [ "$RC" -ne 0 ]; then diag "$(cat "$ERR")"; fi
+}
+
 # expect_error CODE FIRST_LINE ARGS...: aigc-run ARGS exits CODE, with FIRST_LINE as the
 # first line on stderr and nothing on stdout (results go there; errors do not).
 expect_error() {

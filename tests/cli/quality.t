@@ -14,8 +14,7 @@ field() {
 # classifier (chance is 10%).
 C=$TMP/classifier
 run specs/classifier.yaml --epochs 1 --out "$C" --progress lines
-is "$RC" 0 "one epoch of specs/classifier.yaml exits 0"
-if [ "$RC" -ne 0 ]; then diag "$(cat "$ERR")"; fi
+exits_0 "one epoch of specs/classifier.yaml exits 0"
 acc=$(json_field "$C/metrics.jsonl" epoch 1 test_accuracy)
 is_number "$acc"
 ok $? "the epoch row has test_accuracy ($acc)"
@@ -39,8 +38,7 @@ grep -q test_accuracy "$OUT"
 ok $((!$?)) "a VAE (no logits) reports no accuracy"
 
 run eval specs/vae.yaml --checkpoint "$V" --quality "specs/classifier.yaml:$C" --json
-is "$RC" 0 "eval --quality exits 0"
-if [ "$RC" -ne 0 ]; then diag "$(cat "$ERR")"; fi
+exits_0 "eval --quality exits 0"
 Q=$TMP/vae.json
 cp "$OUT" "$Q"
 cmp -s "$OUT" "$V/quality.json"

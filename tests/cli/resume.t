@@ -57,8 +57,7 @@ is "$(state_step "$TMP/killed/last.state")" 200 "the killed run's last checkpoin
 ok $? "the killed run did not finish its second epoch"
 # shellcheck disable=SC2086
 run $GAN --epochs 2 --out "$TMP/killed" --resume
-is "$RC" 0 "--resume of the killed run exits 0"
-if [ "$RC" -ne 0 ]; then diag "$(cat "$ERR")"; fi
+exits_0 "--resume of the killed run exits 0"
 is "$(cat "$OUT")" "$(sed -n 2p "$TMP/gan.stdout")" "the resumed run prints the second epoch's summary line"
 same_run "$TMP/killed" "$TMP/gan" "killed at step 200 and resumed"
 like "$(grep '^epoch 2/2 ' "$ERR" | tail -n 1)" "epoch 2/2 9000/9000 * samples/s *" \
@@ -97,8 +96,7 @@ for from in last.safetensors last step-00000100.safetensors step-00000100.state;
     cp -R "$TMP/ae1" "$TMP/aeb"
     # shellcheck disable=SC2086
     run $AE --epochs 2 --out "$TMP/aeb" --resume "$TMP/aeb/$from"
-    is "$RC" 0 "--resume DIR/$from exits 0"
-    if [ "$RC" -ne 0 ]; then diag "$(cat "$ERR")"; fi
+    exits_0 "--resume DIR/$from exits 0"
     same_run "$TMP/aeb" "$TMP/ae" "--resume DIR/$from"
 done
 
@@ -110,8 +108,7 @@ cp "$TMP/gan/metrics.jsonl" "$TMP/aeother/metrics.jsonl"
 for out in aenew aeother; do
     # shellcheck disable=SC2086
     run $AE --epochs 2 --out "$TMP/$out" --resume "$TMP/ae1/last"
-    is "$RC" 0 "--resume DIR/last --out $out exits 0"
-    if [ "$RC" -ne 0 ]; then diag "$(cat "$ERR")"; fi
+    exits_0 "--resume DIR/last --out $out exits 0"
     same_run "$TMP/$out" "$TMP/ae" "--resume DIR/last --out $out"
 done
 cmp -s "$TMP/ae1/metrics.jsonl" "$TMP/ae1.metrics" && cmp -s "$TMP/ae1/last.state" "$TMP/ae1.state"

@@ -16,8 +16,7 @@ ok $? "D ends in a sigmoid of shape [B, 1]"
 
 # p) two epochs
 run specs/gan.yaml --epochs 2 --out "$TMP/gan" --progress lines
-is "$RC" 0 "two epochs exit 0"
-if [ "$RC" -ne 0 ]; then diag "$(cat "$ERR")"; fi
+exits_0 "two epochs exit 0"
 M=$TMP/gan/metrics.jsonl
 for e in 1 2; do
     finite "$M" $e "epoch $e: " train_loss_D train_loss_G test_loss_D test_loss_G

@@ -12,8 +12,7 @@ ok $? "D's first layer: linear 512 sn=1, 401,920 parameters (u and v are buffers
 # s) two epochs
 S="specs/sngan.yaml --progress lines"
 run $S --epochs 2 --out "$TMP/sngan"
-is "$RC" 0 "sngan: two epochs exit 0"
-if [ "$RC" -ne 0 ]; then diag "$(cat "$ERR")"; fi
+exits_0 "sngan: two epochs exit 0"
 M=$TMP/sngan/metrics.jsonl
 for e in 1 2; do
     finite "$M" $e "sngan epoch $e: " train_loss_D train_loss_G test_loss_D test_loss_G

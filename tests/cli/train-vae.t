@@ -20,8 +20,7 @@ is "$(grep '^memory planned: ' "$OUT")" "memory planned: 2.5 MB of parameters, 2
 
 # p) two epochs
 run specs/vae.yaml --epochs 2 --out "$TMP/vae" --progress lines
-is "$RC" 0 "two epochs exit 0"
-if [ "$RC" -ne 0 ]; then diag "$(cat "$ERR")"; fi
+exits_0 "two epochs exit 0"
 M=$TMP/vae/metrics.jsonl
 train1=$(json_field "$M" epoch 1 train_loss_per_image)
 train2=$(json_field "$M" epoch 2 train_loss_per_image)

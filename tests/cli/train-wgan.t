@@ -18,8 +18,7 @@ ok $? "check shows opt_G's update every 5 steps"
 # w) two epochs of 141 steps, a row per step
 W="specs/wgan.yaml --progress lines --set train.log_every=1"
 run $W --epochs 2 --out "$TMP/wgan"
-is "$RC" 0 "wgan: two epochs exit 0"
-if [ "$RC" -ne 0 ]; then diag "$(cat "$ERR")"; fi
+exits_0 "wgan: two epochs exit 0"
 M=$TMP/wgan/metrics.jsonl
 for e in 1 2; do
     finite "$M" $e "wgan epoch $e: " train_loss_D train_loss_G test_loss_D test_loss_G
@@ -70,8 +69,7 @@ ok $? "resumed from step 30, the metrics are the uninterrupted run's"
 # x) the batch cut in five: 28 full batches of 320 an epoch, the 40 images left over
 # dropped, in training and in the test means (1,000 = 3 x 320 + 40)
 run tests/specs/wgan-split.yaml --progress lines --set train.log_every=1 --out "$TMP/split"
-is "$RC" 0 "wgan-split: one epoch exits 0"
-if [ "$RC" -ne 0 ]; then diag "$(cat "$ERR")"; fi
+exits_0 "wgan-split: one epoch exits 0"
 M=$TMP/split/metrics.jsonl
 is "$(grep -c '"kind":"step"' "$M")" 28 "28 steps: the epoch's short last batch is dropped"
 is "$(json_field "$M" epoch 1 step)" 28 "the epoch ends at step 28"
