@@ -8,6 +8,7 @@
  * contract, since it is how a user finds the mistake.
  */
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +68,21 @@ static void release(tcase *t)
     if (t->built) pg_free(&t->p);
     if (t->loaded) sp_free(&t->s);
     unlink(t->path);
+}
+
+/* build, as a test line: on failure the error goes to the TAP output and t is released,
+ * so that the caller only returns. */
+__attribute__((format(printf, 3, 4))) static int build_ok(tcase *t, const char *text, const char *fmt, ...)
+{
+    char name[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    if (ok(build(t, text) == AG_OK, "%s", name)) return 1;
+    diag("%s", t->err.msg);
+    release(t);
+    return 0;
 }
 
 /* The message must be exactly "PATH:LINE:COL: want". */
@@ -205,11 +221,7 @@ static const char graph_spec[] = HEAD("flatten(pixels / 255)")
 static void test_graph_model(void)
 {
     tcase t;
-    if (!ok(build(&t, graph_spec) == AG_OK, "a graph-form model with two inputs and two outputs builds")) {
-        diag("%s", t.err.msg);
-        release(&t);
-        return;
-    }
+    if (!build_ok(&t, graph_spec, "a graph-form model with two inputs and two outputs builds")) return;
     const ag_params *ps = &t.p.params;
     const char *want[] = {"net.h.weight", "net.h.bias", "net.score.weight", "net.score.bias", "net.logits.weight"};
     int good = ps->n == (int)AG_COUNTOF(want);
@@ -277,11 +289,7 @@ static void every_step(tcase *t, int64_t done, int *d_moved, int *g_moved, int *
 static void test_every(void)
 {
     tcase t;
-    if (!ok(build(&t, every_spec) == AG_OK, "a spec with 'update opt_G every 3' builds")) {
-        diag("%s", t.err.msg);
-        release(&t);
-        return;
-    }
+    if (!build_ok(&t, every_spec, "a spec with 'update opt_G every 3' builds")) return;
     const pg_program *p = &t.p;
     ok(p->segs[1].every == 3 && p->segs[0].every == 1, "the update's period is 3, the other's 1");
     ok(p->log_every[0] == 1 && p->log_every[1] == 3, "loss_D is computed every step, loss_G every 3rd");
@@ -343,11 +351,7 @@ static const char part_spec[] =
 static void test_batch_parts(void)
 {
     tcase t;
-    if (!ok(build(&t, part_spec) == AG_OK, "split and chunk of the batch axis build with drop_last")) {
-        diag("%s", t.err.msg);
-        release(&t);
-        return;
-    }
+    if (!build_ok(&t, part_spec, "split and chunk of the batch axis build with drop_last")) return;
     enum { B = 6 };
     for (int k = 0; k < B * 784; k++) t.p.pixels->data[k] = (float)(k / 784); /* row r is r / 255 */
     const ag_params *ps = &t.p.params;
@@ -383,11 +387,7 @@ static const char sn_spec[] = HEAD("pixels / 255")
 static void test_spectral_layers(void)
 {
     tcase t;
-    if (!ok(build(&t, sn_spec) == AG_OK, "conv2d and linear with sn=1 build")) {
-        diag("%s", t.err.msg);
-        release(&t);
-        return;
-    }
+    if (!build_ok(&t, sn_spec, "conv2d and linear with sn=1 build")) return;
     const ag_params *ps = &t.p.params;
     const char *want[] = {"D.1.weight_orig", "D.1.bias", "D.1.weight_u", "D.1.weight_v",
                           "D.3.weight_orig", "D.3.weight_u", "D.3.weight_v"};
@@ -792,11 +792,7 @@ static void check_ema(int warmup)
              "    image: concat(N(ones(n, 784)), zeros(n, 780))\n",
              warmup ? "    ema_warmup: true\n" : "");
     const char *name = warmup ? "ema with warmup" : "ema";
-    if (!ok(build(&t, text) == AG_OK, "%s: the spec builds", name)) {
-        diag("%s", t.err.msg);
-        release(&t);
-        return;
-    }
+    if (!build_ok(&t, text, "%s: the spec builds", name)) return;
     ag_params *ps = &t.p.params;
     int iw = ag_params_find(ps, "M.0.weight"), ib = ag_params_find(ps, "M.0.bias");
     int ew = ag_params_find(ps, "ema.M.0.weight"), eb = ag_params_find(ps, "ema.M.0.bias");
@@ -968,11 +964,7 @@ static void made_order_case(const char *model, int reversed, const char *name)
              "    - loss = bce_with_logits(logits, x, sum)\n"
              "    - update opt: loss\n", model);
     tcase t;
-    if (!ok(build(&t, text) == AG_OK, "%s: builds", name)) {
-        diag("%s", t.err.msg);
-        release(&t);
-        return;
-    }
+    if (!build_ok(&t, text, "%s: builds", name)) return;
     ag_node *logits = NULL;
     for (int k = 0; k < t.p.nnamed; k++)
         if (!strcmp(t.p.named[k], "logits")) logits = t.p.named_nodes[k];
