@@ -3,6 +3,7 @@
 #include <linux/futex.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -104,6 +105,14 @@ static void *worker(void *arg)
     const worker_start *w = arg;
     uint32_t seen = w->gen;
     self = w->self;
+    /* A run's interruption is handled on the thread that set the handler up, on a stack
+     * of its own (runtime/train/train.c): a worker, inside a oneDNN kernel most of the
+     * time, takes none. */
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop, NULL);
     for (;;) {
         uint32_t gen;
         for (int s = 0; (gen = atomic_load_explicit(&pool.gen, memory_order_acquire)) == seen; s++) {
