@@ -35,13 +35,6 @@ static nm_view nm_channels_second(const ag_shape *x)
 
 /* Sums in double, in vmath.h's lane order: a single chain waits on each add, and strict
  * float semantics keep the compiler from splitting it. */
-static double nm_lanes_total(double s[VM_LANES])
-{
-    for (int w = VM_LANES / 2; w > 0; w /= 2)
-        for (int k = 0; k < w; k++) s[k] += s[k + w];
-    return s[0];
-}
-
 AG_SIMD_CLONES
 static double nm_sum(const float *x, int64_t len)
 {
@@ -50,7 +43,7 @@ static double nm_sum(const float *x, int64_t len)
     for (; j + VM_LANES <= len; j += VM_LANES)
         for (int k = 0; k < VM_LANES; k++) s[k] += x[j + k];
     for (int k = 0; j + k < len; k++) s[k] += x[j + k];
-    return nm_lanes_total(s);
+    return vm_lanes_total_d(s);
 }
 
 /* sum((x - m)^2), the same way. */
@@ -62,7 +55,7 @@ static double nm_sum_sq(const float *x, int64_t len, float m)
     for (; j + VM_LANES <= len; j += VM_LANES)
         for (int k = 0; k < VM_LANES; k++) s[k] += (double)(x[j + k] - m) * (x[j + k] - m);
     for (int k = 0; j + k < len; k++) s[k] += (double)(x[j + k] - m) * (x[j + k] - m);
-    return nm_lanes_total(s);
+    return vm_lanes_total_d(s);
 }
 
 /* Each of the sources from index first on is a [C] vector named in names[]. */

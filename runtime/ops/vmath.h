@@ -161,4 +161,12 @@ static inline float vm_lanes_total(float s[VM_LANES])
     return s[0];
 }
 
+/* The same order for partial sums kept in double (the norms' statistics). */
+static inline double vm_lanes_total_d(double s[VM_LANES])
+{
+    for (int w = VM_LANES / 2; w > 0; w /= 2)
+        for (int k = 0; k < w; k++) s[k] += s[k + w];
+    return s[0];
+}
+
 #endif
