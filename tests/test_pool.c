@@ -2,7 +2,8 @@
  * tp_for_each run every element once, in chunks that start at multiples of 16 and are
  * no more than they may be, tp_for_each's chunks going to whichever thread is free;
  * tp_for_items and tp_each_item every item once, tp_each_item's to whichever thread is free;
- * tp_self numbers the threads; tp_sum gives the same bits at every thread count; and so
+ * tp_self numbers the threads; tp_aside runs its work once, on a worker while the caller
+ * goes on, and the next job or a change of thread count waits for it; tp_sum gives the same bits at every thread count; and so
  * do the losses that are built on it and the broadcasting binary ops, forward and
  * backward, on inputs large enough to be cut. */
 #include <math.h>
@@ -320,6 +321,42 @@ static void test_binary(void)
     }
 }
 
+/* tp_aside: the work runs once, on a worker (at once on the caller with one thread);
+ * the caller goes on meanwhile, and whatever comes next waits for it: the next job, or
+ * a change of the thread count. */
+typedef struct aside_run {
+    _Atomic int runs, self, done;
+    _Atomic int release; /* the caller lets the work end */
+} aside_run;
+
+static void aside_work(void *ctx, int64_t lo, int64_t hi)
+{
+    aside_run *a = ctx;
+    a->self = tp_self();
+    a->runs += lo == 0 && hi == 1;
+    while (!a->release) nanosleep(&(struct timespec){0, 100 * 1000}, NULL);
+    nanosleep(&(struct timespec){0, 20 * 1000 * 1000}, NULL); /* still running when waited for */
+    a->done = 1;
+}
+
+static void test_aside(int threads, int then_resize)
+{
+    tp_set_threads(threads);
+    aside_run a = {.self = -1, .release = threads == 1};
+    tp_aside(aside_work, &a);
+    /* With workers, the work is held until released, and the caller is already here. */
+    int returned = threads == 1 ? a.done : !a.done;
+    a.release = 1;
+    if (then_resize)
+        tp_set_threads(1);
+    else
+        tp_for(1 << 12, 16, mark, NULL);
+    ok(a.runs == 1 && a.done && returned && (threads == 1 ? a.self == 0 : a.self > 0),
+       "tp_aside at %d threads: runs once, on %s, and %s waits for it", threads,
+       threads == 1 ? "the caller at once" : "a worker while the caller goes on",
+       then_resize ? "tp_set_threads" : "the next job");
+}
+
 int main(void)
 {
     static const int64_t sizes[] = {1, 15, 16, 4095, 4097, 50176, MAX_N};
@@ -341,6 +378,8 @@ int main(void)
         test_self(threads);
         test_nested(threads);
     }
+    for (int threads = 1; threads <= 3; threads++) test_aside(threads, 0);
+    test_aside(2, 1);
     test_for_each_stall();
     test_each_item_stall();
     test_linear_threads();

@@ -35,6 +35,11 @@ bk_backend bk_current(void);
 
 void bk_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
               int lda, const float *b, int ldb, float beta, float *c, int ldc);
+/* Readies the current library for its first product without making the caller wait:
+ * oneDNN makes its sgemm kernels at its first call (40 ms on the reference machine),
+ * which a small product aside on a pool worker (tp_aside) does while the caller loads
+ * a run. */
+void bk_warm(void);
 /* Whether the current library runs beta = 0 faster as C cleared by the caller and
  * beta = 1 (OpenBLAS) than as it is (oneDNN). Either way C's old values leave no trace. */
 int bk_clear_first(void);

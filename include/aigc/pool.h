@@ -47,6 +47,11 @@ void tp_for(int64_t n, int64_t grain, tp_fn fn, void *ctx);
 enum { TP_EACH_CHUNKS = 4 };
 void tp_for_each(int64_t n, int64_t grain, tp_fn fn, void *ctx);
 
+/* fn(ctx, 0, 1) on a worker while the caller goes on: setup that can overlap the
+ * caller's (oneDNN making its kernels while a run loads its data). The next job, or a
+ * change of the thread count, first waits for it; with one thread it runs at once. */
+void tp_aside(tp_fn fn, void *ctx);
+
 /* The calling thread's number, 0 (the caller) to tp_threads() - 1: a chunk that needs
  * scratch of its own takes slot tp_self() of TP_MAX_THREADS. */
 int tp_self(void);

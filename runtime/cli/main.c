@@ -607,6 +607,7 @@ static int run_spec(const cli_args *a)
         sp_free(&s);
         return rc;
     }
+    if (a->command != C_CHECK) bk_warm();
     /* -n counts the drawn section's images (--section's, else the first's); the others
      * are built with their own counts, as training builds them. */
     const sp_sample *drawn = a->section ? sp_find_sample(&s, a->section) : s.samples;

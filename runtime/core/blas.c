@@ -10,6 +10,7 @@
 #endif
 
 #include "aigc/blas.h"
+#include "aigc/pool.h"
 
 typedef void (*bk_sgemm_fn)(int, int, int, int, int, float, const float *, int, const float *,
                             int, float, float *, int);
@@ -110,6 +111,17 @@ bk_backend bk_current(void)
         }
     }
     return (bk_backend)atomic_load_explicit(&current, memory_order_relaxed);
+}
+
+static void warm_piece(void *ctx, int64_t lo, int64_t hi)
+{
+    float a[16 * 16] = {0}, b[16 * 16] = {0}, c[16 * 16];
+    bk_sgemm(0, 0, 16, 16, 16, 1.0f, a, 16, b, 16, 0.0f, c, 16);
+}
+
+void bk_warm(void)
+{
+    if (bk_current() == BK_ONEDNN) tp_aside(warm_piece, NULL);
 }
 
 int bk_clear_first(void) { return backends[bk_current()].clear_first; }

@@ -64,6 +64,27 @@ int64_t tp_bound(int64_t n, int nchunks, int k)
     return b < n ? b : n;
 }
 
+/* The caller posted an aside job (tp_aside) and has not waited for it yet. */
+static int aside;
+
+static void wait_done(int nchunks)
+{
+    for (int s = 0; atomic_load_explicit(&pool.done, memory_order_acquire) < nchunks; s++) {
+        /* A chunk is running on a worker that may have lost its core: give it ours. */
+        if (s < SPIN_CALLER)
+            cpu_relax();
+        else
+            sched_yield();
+    }
+}
+
+static void wait_aside(void)
+{
+    if (!aside) return;
+    wait_done(1);
+    aside = 0;
+}
+
 /* The calling thread's number: 0 for the caller, 1 to nthreads - 1 for the workers. */
 static _Thread_local int self;
 /* The thread is inside a chunk: the pool is busy with the job that chunk belongs to. */
@@ -146,6 +167,7 @@ static void post(void)
 void tp_set_threads(int n)
 {
     AG_ASSERT(n >= 1 && !in_chunk);
+    wait_aside();
     if (n > TP_MAX_THREADS) n = TP_MAX_THREADS;
     if (n == pool.nthreads) return;
     if (pool.nthreads > 1) {
@@ -164,6 +186,21 @@ void tp_set_threads(int n)
 
 int tp_threads(void) { return in_chunk ? 1 : pool.nthreads; }
 
+/* Posts [0, n) in nchunks chunks to the workers; returns the job's generation. No
+ * worker can be inside a chunk here: the previous job's were all waited for. */
+static uint32_t post_job(int64_t n, int nchunks, tp_fn fn, void *ctx)
+{
+    wait_aside();
+    uint32_t gen = atomic_load(&pool.gen) + 1;
+    pool.fn = fn;
+    pool.ctx = ctx;
+    pool.n = n;
+    atomic_store(&pool.done, 0);
+    atomic_store(&pool.claim, (uint64_t)gen << 32 | (uint64_t)nchunks << 16);
+    post();
+    return gen;
+}
+
 /* tp_for and tp_for_each: [0, n) in at most `most` chunks of at least `grain` elements. */
 static void run_job(int64_t n, int64_t grain, int64_t most, tp_fn fn, void *ctx)
 {
@@ -175,22 +212,20 @@ static void run_job(int64_t n, int64_t grain, int64_t most, tp_fn fn, void *ctx)
         if (n > 0) fn(ctx, 0, n);
         return;
     }
-    /* No worker can be inside a chunk here: the previous job's were all waited for. */
-    uint32_t gen = atomic_load(&pool.gen) + 1;
-    pool.fn = fn;
-    pool.ctx = ctx;
-    pool.n = n;
-    atomic_store(&pool.done, 0);
-    atomic_store(&pool.claim, (uint64_t)gen << 32 | (uint64_t)nchunks << 16);
-    post();
-    run_chunks(gen);
-    for (int s = 0; atomic_load_explicit(&pool.done, memory_order_acquire) < nchunks; s++) {
-        /* A chunk is running on a worker that may have lost its core: give it ours. */
-        if (s < SPIN_CALLER)
-            cpu_relax();
-        else
-            sched_yield();
+    run_chunks(post_job(n, nchunks, fn, ctx));
+    wait_done(nchunks);
+}
+
+void tp_aside(tp_fn fn, void *ctx)
+{
+    AG_ASSERT(!in_chunk);
+    wait_aside();
+    if (pool.nthreads == 1) {
+        fn(ctx, 0, 1);
+        return;
     }
+    post_job(1, 1, fn, ctx); /* the caller claims none of it */
+    aside = 1;
 }
 
 void tp_for(int64_t n, int64_t grain, tp_fn fn, void *ctx)
