@@ -190,12 +190,14 @@ static void test_layout(void)
     opt_optimizer o;
     ag_error err;
     opt_init(&o, OPT_ADAM, &h, &m.ps, m.groups, m.ngroups, (ag_loc){0}, &err);
-    /* Group 0 is fc1.weight, fc1.bias (adjacent: one range) and fc2.bias. */
-    ok(o.ngroups == 2 && o.groups[0].nranges == 2 && o.groups[1].nranges == 1,
-       "adjacent parameters of a group merge into one range");
-    ok(o.groups[0].ranges[0].n == 35 && o.groups[0].ranges[1].state == 35 &&
-           o.groups[1].ranges[0].state == 38,
+    /* Group 0 is fc1.weight [5, 6], fc1.bias and fc2.bias, group 1 fc2.weight [3, 5]. */
+    ok(o.ngroups == 2 && o.groups[0].nranges == 3 && o.groups[1].nranges == 1,
+       "each parameter of a group is a range");
+    ok(o.groups[0].ranges[0].n == 30 && o.groups[0].ranges[1].state == 30 &&
+           o.groups[0].ranges[2].state == 35 && o.groups[1].ranges[0].state == 38,
        "state follows the groups' order");
+    ok(o.groups[0].ranges[0].rows == 5 && o.groups[0].ranges[1].rows == 0 && o.groups[1].ranges[0].rows == 3,
+       "a weight's range knows its rows, a bias's has none");
     ok(o.covered == 53 && opt_state_floats(&o) == 2 * 53, "adam keeps two floats per element");
     opt_free(&o);
 

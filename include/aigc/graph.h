@@ -491,7 +491,7 @@ void ag_sgemm_serial(int trans_a, int trans_b, int m, int n, int k, float alpha,
                      const float *a, int lda, const float *b, int ldb, float beta, float *c,
                      int ldc);
 
-/* One sgemm's arguments, in ag_sgemm's order. */
+/* One sgemm's arguments, in ag_sgemm's order, and how to cut it. */
 typedef struct ag_gemm {
     int trans_a, trans_b, m, n, k;
     float alpha;
@@ -502,6 +502,7 @@ typedef struct ag_gemm {
     float beta;
     float *c;
     int ldc;
+    int cut_rows;           /* cut C by its rows whatever its shape (else its longer side) */
 } ag_gemm;
 
 /* x and then y (NULL: x alone), two sgemms that write disjoint memory, such as a

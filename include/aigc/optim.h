@@ -95,11 +95,12 @@ int opt_check(opt_kind kind, const opt_hyper *h, ag_loc loc, ag_error *err);
 /* One value of field f, its message at loc: a spec points at the value itself. */
 int opt_check_value(opt_kind kind, const opt_field *f, double x, ag_loc loc, ag_error *err);
 
-/* A contiguous run of elements of the store, updated as one. */
+/* One parameter's elements in the store. */
 typedef struct opt_range {
     int64_t offset;         /* into ps->data and ps->grad, in floats */
     int64_t n;
     int64_t state;          /* offset in each state slice */
+    int64_t rows;           /* its first dimension when it has two or more, else 0 */
 } opt_range;
 
 typedef struct opt_group {
@@ -127,13 +128,16 @@ typedef struct opt_optimizer {
     ar_arena arena;
 } opt_optimizer;
 
-/* ps must be allocated (ag_params_alloc). Adjacent parameters of a group merge into
- * one range. AG_ERR, at loc, when a parameter appears twice or a group is empty. */
+/* ps must be allocated (ag_params_alloc). Each parameter of a group is a range. AG_ERR,
+ * at loc, when a parameter appears twice or a group is empty. */
 int opt_init(opt_optimizer *o, opt_kind kind, const opt_hyper *h, ag_params *ps,
              const opt_group_spec *groups, int ngroups, ag_loc loc, ag_error *err);
 void opt_free(opt_optimizer *o);
 
-/* One update from the gradients in ps->grad. */
+/* One update from the gradients in ps->grad. A parameter of two or more dimensions is
+ * cut among the pool's threads by its rows, as the pool cuts a linear layer's weight in
+ * its products (runtime/ops/linalg.c), so that each thread updates the rows it read and
+ * whose gradient it made; any cut gives the same bits. */
 void opt_step(opt_optimizer *o);
 
 /* Takes effect from the next step; group -1 means every group. */

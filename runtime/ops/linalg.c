@@ -18,7 +18,7 @@
  * C starts as its bias on every row (beta is then ignored), and ep, an element-wise
  * node over C (ldc == n), is run on the piece once it is made. */
 typedef struct sgemm_job {
-    int trans_a, trans_b, m, n, k, lda, ldb, ldc, by_rows;
+    int trans_a, trans_b, m, n, k, lda, ldb, ldc, cut_rows, by_rows;
     float alpha, beta;
     const float *a, *b;
     float *c;
@@ -82,11 +82,11 @@ static void sgemm_piece(void *ctx, int64_t lo, int64_t hi)
  * second thread costs more than it saves. */
 enum { SGEMM_MIN_PIECE = 1 << 17 };
 
-/* Cut the longer side of C: at batch 64 that is the features, not the rows. Returns
- * that side's length. */
+/* Cut the longer side of C, at batch 64 the features rather than the rows, unless the
+ * job asks for its rows. Returns that side's length. */
 static int64_t sgemm_cut(sgemm_job *j)
 {
-    j->by_rows = j->m > j->n;
+    j->by_rows = j->cut_rows || j->m > j->n;
     return j->by_rows ? j->m : j->n;
 }
 
@@ -153,7 +153,8 @@ static sgemm_job job_of(const ag_gemm *q)
 {
     return (sgemm_job){.trans_a = q->trans_a, .trans_b = q->trans_b, .m = q->m, .n = q->n,
                        .k = q->k, .lda = q->lda, .ldb = q->ldb, .ldc = q->ldc,
-                       .alpha = q->alpha, .beta = q->beta, .a = q->a, .b = q->b, .c = q->c};
+                       .alpha = q->alpha, .beta = q->beta, .a = q->a, .b = q->b, .c = q->c,
+                       .cut_rows = q->cut_rows};
 }
 
 static int64_t gemm_macs(const ag_gemm *q) { return (int64_t)q->m * q->n * q->k; }
@@ -192,7 +193,7 @@ void ag_sgemm_pair(const ag_gemm *x, const ag_gemm *y) { sgemm_pair_then(x, y, N
 void ag_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
               int lda, const float *b, int ldb, float beta, float *c, int ldc)
 {
-    ag_sgemm_pair(&(ag_gemm){trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc},
+    ag_sgemm_pair(&(ag_gemm){trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, 0},
                   NULL);
 }
 
@@ -200,7 +201,7 @@ void ag_sgemm_serial(int trans_a, int trans_b, int m, int n, int k, float alpha,
                      const float *a, int lda, const float *b, int ldb, float beta, float *c,
                      int ldc)
 {
-    sgemm_job j = job_of(&(ag_gemm){trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc});
+    sgemm_job j = job_of(&(ag_gemm){trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, 0});
     sgemm_run(&j, 0);
 }
 
@@ -394,9 +395,12 @@ static void linear_backward(ag_graph *g, ag_node *n, unsigned need)
     const float *dy = n->grad;
     unsigned assign = g->bw_assign;
     ag_gemm dx = {0, 0, rows, in, out, 1.0f, dy, out, w->data, in, assign & 1u ? 0.0f : 1.0f,
-                  x->grad, in}; /* dx += dy W */
+                  x->grad, in, 0}; /* dx += dy W */
+    /* dW += dy^T x, cut by W's rows when the forward cuts them (its C's columns): a
+     * thread then makes the gradient of the rows it read, which the optimizer updates on
+     * it too (opt_step), and they stay in its core's cache. */
     ag_gemm dw = {1, 0, out, in, rows, 1.0f, dy, out, x->data, in, assign & 2u ? 0.0f : 1.0f,
-                  w->grad, in}; /* dW += dy^T x */
+                  w->grad, in, out >= rows};
     /* The bias gradient, chunks of at least 4096 additions (or a second thread is not
      * worth waking), goes in the pair's job: whichever thread ends its sgemm first. */
     bias_grad_job j = {dy, need & 4u ? n->src[2]->grad : NULL, rows, out, (assign & 4u) != 0};

@@ -40,16 +40,20 @@ void pg_ema_swap(pg_program *p)
 }
 
 /* The gradients an update applies, summed over the ranks (dist.h): each rank's are the
- * partial sums of its rows. A rank that runs no rows adds nothing. */
+ * partial sums of its rows. A rank that runs no rows adds nothing. A group's parameters
+ * that lie side by side in the store go in one sum, each call being a round trip. */
 static void sum_grads(pg_program *p, const opt_optimizer *o, int empty)
 {
-    for (int k = 0; k < o->ngroups; k++)
-        for (int r = 0; r < o->groups[k].nranges; r++) {
-            float *grad = p->params.grad + o->groups[k].ranges[r].offset;
-            int64_t n = o->groups[k].ranges[r].n;
-            if (empty) memset(grad, 0, (size_t)n * sizeof *grad);
-            dp_sum_f32(grad, n);
+    for (int k = 0; k < o->ngroups; k++) {
+        const opt_group *gr = &o->groups[k];
+        for (int r = 0; r < gr->nranges;) {
+            int64_t from = gr->ranges[r].offset, to = from + gr->ranges[r].n;
+            for (r++; r < gr->nranges && gr->ranges[r].offset == to; r++) to += gr->ranges[r].n;
+            float *grad = p->params.grad + from;
+            if (empty) memset(grad, 0, (size_t)(to - from) * sizeof *grad);
+            dp_sum_f32(grad, to - from);
         }
+    }
 }
 
 /* batch_norm's running statistics, averaged over the ranks: each rank moved them

@@ -43,8 +43,11 @@ static float *buf_a, *buf_b, *buf_c;
 
 static ag_gemm args(const gemm *g, float *c)
 {
+    /* A weight gradient is cut by the weight's rows where the forward cuts them, as
+     * runtime/ops/linalg.c's linear backward cuts it. */
+    int weight = !strcmp(g->what, "weight");
     return (ag_gemm){g->ta, g->tb, g->m, g->n, g->k, 1.0f, buf_a, g->ta ? g->m : g->k,
-                     buf_b, g->tb ? g->k : g->n, 0.0f, c, g->n};
+                     buf_b, g->tb ? g->k : g->n, 0.0f, c, g->n, weight && g->m >= g->k};
 }
 
 /* Runs gs[0], or gs[0] and gs[1] side by side when gs[0] is an input gradient and gs[1]
