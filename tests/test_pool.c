@@ -4,14 +4,17 @@
  * tp_for_items and tp_each_item every item once, tp_each_item's to whichever thread is free;
  * tp_self numbers the threads; tp_aside runs its work once, on a worker while the caller
  * goes on, and the next job or a change of thread count waits for it; tp_sum gives the same bits at every thread count; and so
- * do the losses that are built on it and the broadcasting binary ops, forward and
- * backward, on inputs large enough to be cut. */
+ * do the losses that are built on it, the broadcasting binary ops, forward and
+ * backward, on inputs large enough to be cut, and the optimizers' updates, a weight's
+ * cut by its rows. */
 #include <math.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "aigc/graph.h"
+#include "aigc/optim.h"
 #include "aigc/pool.h"
 #include "tap.h"
 #include "threads.h"
@@ -144,6 +147,63 @@ static void test_linear_threads(void)
            "... and the values of one thread (worst relative difference %.2g)", worst);
         free(got);
     }
+    free(one);
+}
+
+/* Three steps of Adam (and of SGD with momentum) on a weight cut by its rows, a bias
+ * and a weight too small to cut, from the same values at each thread count: the
+ * parameters and the optimizer's state after them, bit for bit, and those of the large
+ * weight's elements as a flat parameter, which is cut by elements instead. */
+static float *update_run(int threads, opt_kind kind, int flat, int64_t *n)
+{
+    tp_set_threads(threads);
+    ag_params ps;
+    ag_params_init(&ps);
+    ag_params_add(&ps, "w", flat ? ag_shape1(400 * 784) : ag_shape2(400, 784), (ag_loc){0});
+    ag_params_add(&ps, "b", ag_shape1(400), (ag_loc){0});
+    ag_params_add(&ps, "v", ag_shape2(50, 100), (ag_loc){0});
+    ag_params_alloc(&ps);
+    opt_hyper h = opt_defaults(kind);
+    h.momentum = kind == OPT_SGD ? 0.9 : 0;
+    h.weight_decay = 1e-2;
+    opt_optimizer o;
+    ag_error err;
+    if (opt_init(&o, kind, &h, &ps, &(opt_group_spec){(int[]){0, 1, 2}, 3, h.lr, h.weight_decay}, 1,
+                 (ag_loc){0}, &err)) {
+        ag_params_free(&ps);
+        return NULL;
+    }
+    for (int step = 0; step < 3; step++) {
+        for (int64_t k = 0; k < ps.total; k++) {
+            ps.data[k] = step ? ps.data[k] : sinf((float)k * 0.001f);
+            ps.grad[k] = cosf((float)(k + step) * 0.37f) * 0.1f;
+        }
+        opt_step(&o);
+    }
+    *n = ps.total + opt_state_floats(&o);
+    float *out = malloc((size_t)*n * sizeof *out);
+    memcpy(out, ps.data, (size_t)ps.total * sizeof *out);
+    memcpy(out + ps.total, o.state, (size_t)opt_state_floats(&o) * sizeof *out);
+    opt_free(&o);
+    ag_params_free(&ps);
+    return out;
+}
+
+static void test_update_threads(opt_kind kind)
+{
+    int64_t n1, n;
+    float *one = update_run(1, kind, 0, &n1);
+    for (int threads = 2; threads <= 3; threads++) {
+        float *got = update_run(threads, kind, 0, &n);
+        ok(one && got && n == n1 && !memcmp(one, got, (size_t)n * sizeof *got),
+           "%s: 3 steps on a [400, 784] weight, a bias and a [50, 100] weight at %d threads: the bits of one",
+           opt_kind_name(kind), threads);
+        free(got);
+    }
+    float *flat = update_run(2, kind, 1, &n);
+    ok(one && flat && n == n1 && !memcmp(one, flat, (size_t)n * sizeof *flat),
+       "%s: ... and of the [400, 784] weight as a flat [313600] one, cut by elements", opt_kind_name(kind));
+    free(flat);
     free(one);
 }
 
@@ -383,6 +443,8 @@ int main(void)
     test_for_each_stall();
     test_each_item_stall();
     test_linear_threads();
+    test_update_threads(OPT_ADAM);
+    test_update_threads(OPT_SGD);
 
     values = malloc(MAX_N * sizeof *values);
     fill_values(MAX_N);
