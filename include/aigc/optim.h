@@ -100,7 +100,7 @@ typedef struct opt_range {
     int64_t offset;         /* into ps->data and ps->grad, in floats */
     int64_t n;
     int64_t state;          /* offset in each state slice */
-    int64_t rows;           /* its first dimension when it has two or more, else 0 */
+    int64_t rows;           /* a matrix's rows (a linear layer's outputs), else 0 */
 } opt_range;
 
 typedef struct opt_group {
@@ -134,10 +134,10 @@ int opt_init(opt_optimizer *o, opt_kind kind, const opt_hyper *h, ag_params *ps,
              const opt_group_spec *groups, int ngroups, ag_loc loc, ag_error *err);
 void opt_free(opt_optimizer *o);
 
-/* One update from the gradients in ps->grad. A parameter of two or more dimensions is
- * cut among the pool's threads by its rows, as the pool cuts a linear layer's weight in
- * its products (runtime/ops/linalg.c), so that each thread updates the rows it read and
- * whose gradient it made; any cut gives the same bits. */
+/* One update from the gradients in ps->grad. A matrix is cut among the pool's threads
+ * by its rows, as the pool cuts a linear layer's weight in its products
+ * (runtime/ops/linalg.c), so that each thread updates the rows it read and whose
+ * gradient it made; any cut gives the same bits. */
 void opt_step(opt_optimizer *o);
 
 /* Takes effect from the next step; group -1 means every group. */

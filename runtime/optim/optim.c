@@ -322,7 +322,7 @@ int opt_init(opt_optimizer *o, opt_kind kind, const opt_hyper *h, ag_params *ps,
             const ag_parameter *p = &ps->p[pi];
             int64_t n = ag_numel(&p->shape);
             gr->ranges[gr->nranges++] =
-                (opt_range){p->offset, n, o->covered, p->shape.ndim >= 2 ? p->shape.d[0] : 0};
+                (opt_range){p->offset, n, o->covered, p->shape.ndim == 2 ? p->shape.d[0] : 0};
             o->covered += n;
         }
     }
@@ -362,13 +362,17 @@ static void opt_rows(void *ctx, int64_t lo, int64_t hi)
     opt_piece(ctx, lo * j->row, hi * j->row);
 }
 
-/* A weight in the chunks of rows that tp_for makes, those of a linear layer's products
+/* A matrix in the chunks of rows that tp_for makes, those of a linear layer's products
  * over the same rows (runtime/ops/linalg.c): its forward, where they are C's columns,
  * and its weight gradient. A chunk goes to the same thread from one job to the next as
  * far as the pool keeps to its order (the caller takes the first), so a thread updates
  * the rows it read and whose gradient it made, from its own core's cache rather than
  * the other's: a VAE epoch ran 4-13 % faster in 10 paired runs than with the update cut
- * by elements, claimed by whichever thread was free; a GAN epoch within 2 %. */
+ * by elements, claimed by whichever thread was free; a GAN epoch within 2 %. Anything
+ * else, or a matrix too small to give two threads 16 rows and 2^13 elements between
+ * them, goes in chunks of elements, claimed by whichever thread is free, which keeps the
+ * threads even when one is slowed: a DDPM ran 1-4 % slower with its convolutions'
+ * filters cut by their output channels. */
 static void opt_update_range(const opt_def *d, const opt_coef *c, opt_optimizer *o, const opt_range *r)
 {
     opt_job j = {d->update, c, o->ps->data + r->offset, o->state ? o->state + r->state : NULL,
