@@ -20,7 +20,8 @@
 #   GFLOP/s    the training FLOPs per sample (below) times samples/s
 #   of peak    that as a fraction of the machine's peak: oneDNN's 1024-cube sgemm on
 #              one thread (tests/bench/backend_probe.c, the higher of a probe before
-#              and one after the runs), times the threads
+#              and one after the runs), times the threads; the probes' rates on two
+#              threads are printed too, with their ratio to one
 #   RSS        peak resident memory (/usr/bin/time)
 #   steal %    the share of the machine's CPU time its virtual machine host gave to
 #              others during the runs (/proc/stat): above a few percent, the figures
@@ -102,13 +103,17 @@ flops() {
 }
 
 # The machine's peak: oneDNN's 1024-cube sgemm on one thread (the dnnl1 column), the
-# highest of the probes so far: other processes lower a probe as they lower a run.
+# highest of the probes so far: other processes lower a probe as they lower a run. Each
+# probe also cuts it over 2 threads (the last column): whether the machine's two cores
+# gave twice one core's rate in those minutes, which its host does not always grant.
 probe_peak() {
     [ -x "$PROBE" ] || return 0
-    "$PROBE" -t 1 -q 1024 >>"$tmp/probe"
+    "$PROBE" -t 2 -q 1024 >>"$tmp/probe"
     peak=$(awk '$1 == "gemm" && $2 == "square" && $8 > p {p = $8} END {print p}' "$tmp/probe")
+    pair=$(awk '$1 == "gemm" && $2 == "square" {printf "%s%.1f (%.2fx)", n++ ? ", " : "", $10, $10 / $8}' "$tmp/probe")
 }
 peak=
+pair=
 probe_peak
 
 # The cache of inflated data (include/aigc/dcache.h) in a directory of the bench's own,
@@ -162,6 +167,7 @@ probe_peak
 
 {
     echo "peak: oneDNN sgemm 1024^3 on one thread, ${peak:-no oneDNN} GFLOP/s"
+    [ -n "$pair" ] && echo "on two threads, in the probes before and after the runs: $pair GFLOP/s"
     echo
     printf '%-4s %3s %-8s %8s %10s %8s %8s %7s %7s %7s %6s\n' spec thr backend "wall s" samples/s "epoch s" \
         GFLOP/s "of peak" "RSS MB" "steal %" "cpu %"
