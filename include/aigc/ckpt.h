@@ -143,6 +143,9 @@ int ck_locate(const char *from, char *dir, size_t dn, char *name, size_t nn);
  * .safetensors), or a file that is there as it is named (PyTorch's may end otherwise).
  * Returns from itself or buf (n bytes, 4800 hold any). */
 const char *ck_weights_path(const char *from, char *buf, size_t n);
+/* A run's directory into buf (n bytes): out when given (--out), else the spec's own,
+ * runs/NAME. */
+void ck_run_dir(char *buf, size_t n, const char *out, const char *spec_name);
 /* The weights a spec's own run leaves, runs/NAME/last.safetensors: what sample, eval
  * and eval --quality's classifier read when not told otherwise. Returns buf. */
 const char *ck_run_weights(const char *spec_name, char *buf, size_t n);

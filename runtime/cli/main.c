@@ -588,7 +588,7 @@ static int run_command(const cli_args *a, sp_spec *s, pg_program *p, const ds_da
     const char *resume = a->resume;
     if (resume && !*resume) {
         /* Plain --resume: the run's own directory. */
-        snprintf(resume_dir, sizeof resume_dir, "%s%s", a->out ? a->out : "runs/", a->out ? "" : s->name);
+        ck_run_dir(resume_dir, sizeof resume_dir, a->out, s->name);
         resume = resume_dir;
     }
     tr_options o = {.out_dir = a->out, .progress = a->progress, .resume = resume,

@@ -192,9 +192,19 @@ const char *ck_weights_path(const char *from, char *buf, size_t n)
     return buf;
 }
 
+void ck_run_dir(char *buf, size_t n, const char *out, const char *spec_name)
+{
+    if (out)
+        snprintf(buf, n, "%s", out);
+    else
+        snprintf(buf, n, "runs/%s", spec_name);
+}
+
 const char *ck_run_weights(const char *spec_name, char *buf, size_t n)
 {
-    snprintf(buf, n, "runs/%s/last.safetensors", spec_name);
+    ck_run_dir(buf, n, NULL, spec_name);
+    size_t len = strlen(buf);
+    snprintf(buf + len, n - len, "/last.safetensors");
     return buf;
 }
 

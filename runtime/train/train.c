@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "aigc/blas.h"
+#include "aigc/ckpt.h"
 #include "aigc/dist.h"
 #include "aigc/pool.h"
 #include "aigc/report.h"
@@ -347,10 +348,7 @@ int tr_run(pg_program *p, const ds_data *d, const tr_options *o, ag_error *err)
         return ag_errorf(err, (ag_loc){0}, "--out %s: a path of %zu bytes; a run directory's may have at most %d",
                          o->out_dir, strlen(o->out_dir), TR_MAX_DIR);
     }
-    if (o->out_dir)
-        snprintf(st->dir, sizeof st->dir, "%s", o->out_dir);
-    else
-        snprintf(st->dir, sizeof st->dir, "runs/%s", s->name);
+    ck_run_dir(st->dir, sizeof st->dir, o->out_dir, s->name);
     snprintf(st->metrics_path, sizeof st->metrics_path, "%s/metrics.jsonl", st->dir);
     ds_record(d, st->data_meta, sizeof st->data_meta, st->vocab_meta);
     st->pr = (pb_bar){.live = dp_rank() == 0 && (o->progress < 0 ? isatty(2) : o->progress), .off = dp_rank() != 0,
