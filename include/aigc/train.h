@@ -31,7 +31,8 @@
 typedef struct tr_options {
     const char *out_dir;   /* NULL: runs/NAME */
     int progress;          /* -1 auto (terminal or not), 0 plain lines, 1 live bar */
-    const char *resume;    /* a run directory or a checkpoint to continue, or NULL */
+    const char *resume;    /* a run directory or a checkpoint to continue, "" for the
+                            * run's own directory, or NULL */
     int unsafe_hooks;      /* hooks may use io and os */
     int warn_hooks;        /* a failing hook is reported and training goes on */
     const char *command;   /* the command line, for the run's report, or NULL */

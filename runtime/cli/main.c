@@ -584,14 +584,7 @@ static int run_command(const cli_args *a, sp_spec *s, pg_program *p, const ds_da
     if (a->command == C_ENCODE) return dp_rank() == 0 ? encode(a, s, p, d, k, err) : AG_OK;
     if (a->command == C_EVAL && a->quality) return quality(a, s, p, d, k, weights, err);
     if (a->command == C_EVAL) return mt_report(p, d, stdout, a->json, err);
-    char resume_dir[4200];
-    const char *resume = a->resume;
-    if (resume && !*resume) {
-        /* Plain --resume: the run's own directory. */
-        ck_run_dir(resume_dir, sizeof resume_dir, a->out, s->name);
-        resume = resume_dir;
-    }
-    tr_options o = {.out_dir = a->out, .progress = a->progress, .resume = resume,
+    tr_options o = {.out_dir = a->out, .progress = a->progress, .resume = a->resume,
                     .unsafe_hooks = a->unsafe_hooks, .warn_hooks = a->warn_hooks, .command = a->command_line};
     return tr_run(p, d, &o, err);
 }

@@ -378,7 +378,7 @@ int tr_run(pg_program *p, const ds_data *d, const tr_options *o, ag_error *err)
         if (p->samples[k].spec->each_epoch) rc = sa_inputs(p, k, d, err);
     /* Loading the checkpoint touches no file: one that is not there (--resume into a
      * directory that does not exist) leaves no run directory behind. */
-    if (rc == AG_OK && o->resume) rc = tr_resume(st, o->resume, err);
+    if (rc == AG_OK && o->resume) rc = tr_resume(st, *o->resume ? o->resume : st->dir, err);
     if (rc == AG_OK && !(o->resume && tr_nothing_to_train(st))) rc = run_in_dir(st, err);
     if (st->dir_fd >= 0) close(st->dir_fd);
     tr_hooks_close(st);
