@@ -179,11 +179,14 @@ static void test_bias_grad_threads(void)
     ag_set_threads(1);
 }
 
-/* A layer's input and weight gradients, both wanted, run side by side when the thread
- * count is even, each sgemm cut in half as many pieces as there are threads; with an
- * odd count each is cut across all of them. At every count both are dy W and dy^T x
- * (here dy is sigmoid's derivative, from sum(sigmoid(x W^T))). With x the weight itself
- * (y = W W^T) the two write one gradient, dy W + dy^T W, and are not paired. */
+/* A layer's input and weight gradients, both wanted: where the forward cuts W's rows
+ * among the threads ([64, 400] -> 784), each chunk makes its rows of dW and its share of
+ * dx, added after; where it cuts x's rows ([256, 64] -> 32), the two run side by side
+ * when the thread count is even, each sgemm cut in half as many pieces as there are
+ * threads, and with an odd count each is cut across all of them. At every count both
+ * are dy W and dy^T x (here dy is sigmoid's derivative, from sum(sigmoid(x W^T))). With
+ * x the weight itself (y = W W^T) the two write one gradient, dy W + dy^T W, and are
+ * made one after the other. */
 /* dW[o, i] = sum_r dy[r, o] x[r, i], dy = y (1 - y) */
 static double dw_ref(const float *y, const float *x, int rows, int in, int out, int o, int i)
 {
@@ -246,6 +249,9 @@ static void test_linear_grads_paired(void)
     for (int threads = 1; threads <= 4; threads++) {
         double worst = linear_grads(64, 400, 784, 0, threads);
         ok(worst < 1e-4, "[64, 400] x [784, 400]^T at %d threads: dx and dW are dy W and "
+           "dy^T x (worst %.2g)", threads, worst);
+        worst = linear_grads(256, 64, 32, 0, threads);
+        ok(worst < 1e-4, "[256, 64] x [32, 64]^T at %d threads: dx and dW are dy W and "
            "dy^T x (worst %.2g)", threads, worst);
     }
     for (int threads = 1; threads <= 2; threads++) {

@@ -3,10 +3,11 @@
  * over the pool to the bits they give on one thread.
  *
  * th_run builds the op on parameters of the given shapes, drawn uniformly from
- * [lo, hi), takes L = sum(y R) for a random R and runs one forward and one backward
- * at that many threads. It returns the output followed by every parameter's gradient,
- * in a new array of *len floats (NULL when the graph does not build), and leaves the
- * pool at one thread. The draws do not depend on the thread count. th_agree runs it at
+ * [lo, hi), takes L = sum(y R) for a random R and runs a forward and a backward at
+ * that many threads, twice, so that an op whose second pass reads what its first left
+ * (its scratch, a buffer it adds into) shows it. It returns the output followed by
+ * every parameter's gradient, in a new array of *len floats (NULL when the graph does
+ * not build), and leaves the pool at one thread. The draws do not depend on the thread count. th_agree runs it at
  * two thread counts (or twice at one) and tells whether both built and gave the same
  * bits.
  */
@@ -53,8 +54,10 @@ static inline float *th_run(int threads, const ag_shape *shapes, int nin, float 
     if (bw && ag_graph_plan(&g, 1, &err) == AG_OK) {
         int64_t ny = ag_numel(&y->shape);
         rng_fill_uniform(&r, rr->data, ny, -1, 1);
-        ag_forward(&g, 0, g.n);
-        ag_backward(&g, bw);
+        for (int pass = 0; pass < 2; pass++) {
+            ag_forward(&g, 0, g.n);
+            ag_backward(&g, bw);
+        }
         *len = ny + ps.total;
         out = ag_xmalloc((size_t)*len * sizeof *out);
         memcpy(out, y->data, (size_t)ny * sizeof *out);

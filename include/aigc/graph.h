@@ -206,6 +206,7 @@ struct ag_node {
     float *grad;            /* NULL unless some backward plan needs it */
     float *aux;             /* op-private memory, planned like data */
     int64_t aux_numel;      /* set by infer, at the current batch */
+    int64_t aux_cap;        /* floats at aux: aux_numel at the batch it was planned at */
     int has_grad;           /* some backward plan accumulates into this node */
     /* Fusion, set by ag_graph_plan: an op flagged AG_DEF_EPILOGUE runs the range of one
      * element-wise consumer (its epilogue) on each piece of its output as it makes it,
@@ -510,5 +511,23 @@ typedef struct ag_gemm {
  * each cut in half as many pieces as there are threads: a batch-64 sgemm keeps more of
  * the library's rate whole than cut in two. Otherwise each is cut as ag_sgemm cuts it. */
 void ag_sgemm_pair(const ag_gemm *x, const ag_gemm *y);
+
+/* A linear layer's gradients, as its backward makes them, from dy [rows, out], x [rows,
+ * in] and W [out, in]: dx = dy W, dW = dy^T x and db = dy's column sums, each made only
+ * where its pointer is set, and written where its bit of assign is set (1 dx, 2 dW, 4
+ * db), else added into. Where the forward cuts W's rows among the threads, each chunk
+ * makes its rows of dW and db and the share of dx that they give, the shares past the
+ * first in scratch, which holds ag_linear_scratch(rows, in, out) floats (fewer: the two
+ * products side by side, as ag_sgemm_pair). */
+typedef struct ag_linear_grads {
+    int rows, in, out;
+    const float *dy, *x, *w;
+    float *dx, *dw, *db;
+    unsigned assign;
+    float *scratch;
+    int64_t scratch_floats;
+} ag_linear_grads;
+void ag_linear_backward(const ag_linear_grads *q);
+int64_t ag_linear_scratch(int rows, int in, int out);
 
 #endif

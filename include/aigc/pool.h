@@ -39,6 +39,9 @@ void tp_set_threads(int n);
 int tp_threads(void);
 
 void tp_for(int64_t n, int64_t grain, tp_fn fn, void *ctx);
+/* How many chunks tp_for(n, grain, ...) cuts [0, n) into now (1 inside a chunk): for
+ * work laid out to match another job's chunks. */
+int tp_for_chunks(int64_t n, int64_t grain);
 
 /* tp_for for work that writes each element from its own inputs, whose result does not
  * depend on the cut: up to TP_EACH_CHUNKS chunks per thread, claimed as threads come

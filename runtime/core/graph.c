@@ -438,6 +438,7 @@ int ag_graph_plan(ag_graph *g, int max_batch, ag_error *err)
             else if (n->has_grad && !g->reuse) n->grad = slab + grad_at[k];
         }
         if (n->aux_numel) n->aux = slab + aux_at[k];
+        n->aux_cap = n->aux_numel;
     }
     free(data_at);
     g->planned = 1;

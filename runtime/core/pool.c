@@ -201,13 +201,21 @@ static uint32_t post_job(int64_t n, int nchunks, tp_fn fn, void *ctx)
     return gen;
 }
 
-/* tp_for and tp_for_each: [0, n) in at most `most` chunks of at least `grain` elements. */
-static void run_job(int64_t n, int64_t grain, int64_t most, tp_fn fn, void *ctx)
+/* At most `most` chunks of at least `grain` elements of [0, n), or 1 inside a chunk. */
+static int job_chunks(int64_t n, int64_t grain, int64_t most)
 {
     AG_ASSERT(grain >= 16);
     if (in_chunk) most = 1;
     if (n / grain < most) most = n / grain;
-    int nchunks = (int)most;
+    return most < 1 ? 1 : (int)most;
+}
+
+int tp_for_chunks(int64_t n, int64_t grain) { return job_chunks(n, grain, pool.nthreads); }
+
+/* tp_for and tp_for_each: [0, n) in at most `most` chunks of at least `grain` elements. */
+static void run_job(int64_t n, int64_t grain, int64_t most, tp_fn fn, void *ctx)
+{
+    int nchunks = job_chunks(n, grain, most);
     if (nchunks <= 1) {
         if (n > 0) fn(ctx, 0, n);
         return;

@@ -90,6 +90,13 @@ static int64_t sgemm_cut(sgemm_job *j)
     return j->by_rows ? j->m : j->n;
 }
 
+/* The least length of a piece along the cut side (sgemm_cut's). */
+static int64_t sgemm_grain(const sgemm_job *j)
+{
+    int64_t grain = SGEMM_MIN_PIECE / ((int64_t)(j->by_rows ? j->n : j->m) * j->k);
+    return grain < 16 ? 16 : grain;
+}
+
 static int sgemm_empty(const sgemm_job *j) { return j->m <= 0 || j->n <= 0 || j->k <= 0; }
 
 /* The sgemm on the pool, or with cut == 0 whole on the calling thread. */
@@ -108,17 +115,14 @@ static void sgemm_run(sgemm_job *j, int cut)
         sgemm_piece(j, 0, len);
         return;
     }
-    int64_t per_unit = (int64_t)(j->by_rows ? j->n : j->m) * j->k;
-    int64_t grain = SGEMM_MIN_PIECE / per_unit;
-    tp_for(len, grain < 16 ? 16 : grain, sgemm_piece, j);
+    tp_for(len, sgemm_grain(j), sgemm_piece, j);
 }
 
 /* Two independent sgemms side by side. An sgemm of batch 64 cut in two runs well below
  * OpenBLAS's single-thread rate on each piece (packing and each call's fixed costs do
  * not shrink with the piece); whole, beside the other, it keeps that rate. Paired on 2
  * threads, the two backward sgemms of the VAE's 400 -> 40 layer take 46 us instead of
- * 91, the GAN's 512 -> 256 layer's 247 instead of 273; the largest layers gain least
- * (docs/performance.md, Threads). */
+ * 91 (docs/performance.md, Threads). */
 typedef struct sgemm_pair {
     sgemm_job job[2];
     int64_t len[2];
@@ -334,6 +338,22 @@ const ag_op_def ag_def_matmul = {.name = "matmul", .min_src = 2, .max_src = 2,
 /* x [R, in] (any leading dims flattened into the R rows), W [out, in], b [out]:
  * y = x W^T + b, PyTorch's nn.Linear with its weight layout. */
 
+/* The forward's product y = x W^T, without its bias and epilogue. */
+static sgemm_job linear_job(int rows, int in, int out, const float *x, const float *w, float *y)
+{
+    return (sgemm_job){.trans_b = 1, .m = rows, .n = out, .k = in, .lda = in, .ldb = in,
+                       .ldc = out, .alpha = 1.0f, .a = x, .b = w, .c = y};
+}
+
+/* The chunks the forward's product is cut into along W's rows (C's columns), as the
+ * pool now cuts it; 1 when it is cut by x's rows instead, or not at all. */
+static int linear_parts(int rows, int in, int out)
+{
+    sgemm_job j = linear_job(rows, in, out, NULL, NULL, NULL);
+    if (sgemm_empty(&j) || sgemm_cut(&j) != out) return 1;
+    return tp_for_chunks(out, sgemm_grain(&j));
+}
+
 static int linear_infer(ag_node *n, ag_error *err)
 {
     const ag_node *x = n->src[0], *w = n->src[1], *b = n->nsrc > 2 ? n->src[2] : NULL;
@@ -355,6 +375,12 @@ static int linear_infer(ag_node *n, ag_error *err)
     n->shape = x->shape;
     n->shape.d[n->shape.ndim - 1] = out;
     n->batched = x->batched && x->shape.ndim > 1;
+    /* Scratch of the backward call for its shares of dx past the first (linear_backward),
+     * when this node has both gradients to make: as many as the largest batch that cuts
+     * W's rows needs, which is as many as any smaller batch needs. */
+    int rows = (int)(ag_numel(&x->shape) / in);
+    int both = n->has_grad && x->has_grad && w->has_grad;
+    n->aux_numel = both ? ag_linear_scratch(rows < out ? rows : out, in, out) : 0;
     return AG_OK;
 }
 
@@ -363,9 +389,9 @@ static void linear_forward(ag_graph *g, ag_node *n)
     const ag_node *x = n->src[0], *w = n->src[1];
     int in = w->shape.d[1], out = w->shape.d[0];
     int rows = (int)(ag_numel(&x->shape) / in);
-    sgemm_job j = {.trans_b = 1, .m = rows, .n = out, .k = in, .lda = in, .ldb = in,
-                   .ldc = out, .alpha = 1.0f, .a = x->data, .b = w->data, .c = n->data,
-                   .bias = n->nsrc > 2 ? n->src[2]->data : NULL, .ep = n->epilogue};
+    sgemm_job j = linear_job(rows, in, out, x->data, w->data, n->data);
+    j.bias = n->nsrc > 2 ? n->src[2]->data : NULL;
+    j.ep = n->epilogue;
     sgemm_run(&j, 1);
 }
 
@@ -387,36 +413,107 @@ static void bias_grad_cols(void *ctx, int64_t lo, int64_t hi)
     }
 }
 
-static void linear_backward(ag_graph *g, ag_node *n, unsigned need)
+/* Both gradients where the forward cuts W's rows among the threads, in the forward's
+ * chunks: chunk [r0, r1) makes those rows of dW and of db, and dy[:, r0:r1] W[r0:r1, :],
+ * the share of dx that those rows of W give. The first chunk's share goes into dx, the
+ * others' into scratch, added to dx in chunk order after (the same bits on every rerun
+ * at a thread count). A thread so reads and writes only the rows of W that it read in the
+ * forward, and updates after (opt_step). Made whole on one thread beside dW on the other
+ * (ag_sgemm_pair), dx read all of W, and the lines of the other thread's rows, then in
+ * both cores' caches, each cost that thread an invalidation of the other copy when it
+ * wrote them in the update: the GAN's 784 x 512 weight took it 2.6 times as long as its
+ * partner's half (205 against 79 us a step). Against the pair, a GAN epoch ran 1-6 %
+ * faster in 8 of 8 paired runs, a VAE epoch 4-11 % in 8 of 8. */
+typedef struct linear_parts_job {
+    sgemm_job dw, dx;       /* dx: the whole product, whose k each chunk narrows */
+    bias_grad_job bias;     /* bias.db NULL: no bias gradient */
+    int nparts;
+    float *scratch;         /* shares 1 to nparts - 1, rows x in each */
+} linear_parts_job;
+
+static void linear_part(void *ctx, int64_t lo, int64_t hi)
 {
-    const ag_node *x = n->src[0], *w = n->src[1];
-    int in = w->shape.d[1], out = w->shape.d[0];
-    int rows = (int)(ag_numel(&x->shape) / in);
-    const float *dy = n->grad;
-    unsigned assign = g->bw_assign;
-    ag_gemm dx = {0, 0, rows, in, out, 1.0f, dy, out, w->data, in, assign & 1u ? 0.0f : 1.0f,
-                  x->grad, in, 0}; /* dx += dy W */
+    linear_parts_job *j = ctx;
+    int64_t share = (int64_t)j->dx.m * j->dx.n;
+    for (int64_t u = lo; u < hi; u++) {
+        int64_t r0 = tp_bound(j->dw.m, j->nparts, (int)u), r1 = tp_bound(j->dw.m, j->nparts, (int)u + 1);
+        sgemm_piece(&j->dw, r0, r1);
+        sgemm_job dx = j->dx;
+        dx.k = (int)(r1 - r0);
+        dx.a += r0;
+        dx.b += r0 * dx.ldb;
+        if (u > 0) {
+            dx.c = j->scratch + (u - 1) * share;
+            dx.beta = 0.0f;
+        }
+        sgemm_piece(&dx, 0, dx.m);
+        if (j->bias.db) bias_grad_cols(&j->bias, r0, r1);
+    }
+}
+
+static void linear_parts_add(void *ctx, int64_t lo, int64_t hi)
+{
+    const linear_parts_job *j = ctx;
+    int64_t share = (int64_t)j->dx.m * j->dx.n;
+    for (int p = 1; p < j->nparts; p++) {
+        const float *s = j->scratch + (p - 1) * share;
+        for (int64_t i = lo; i < hi; i++) j->dx.c[i] += s[i];
+    }
+}
+
+int64_t ag_linear_scratch(int rows, int in, int out)
+{
+    return (int64_t)(linear_parts(rows, in, out) - 1) * rows * in;
+}
+
+void ag_linear_backward(const ag_linear_grads *q)
+{
+    int rows = q->rows, in = q->in, out = q->out;
+    ag_gemm dx = {0, 0, rows, in, out, 1.0f, q->dy, out, q->w, in, q->assign & 1u ? 0.0f : 1.0f,
+                  q->dx, in, 0}; /* dx += dy W */
     /* dW += dy^T x, cut by W's rows when the forward cuts them (its C's columns): a
      * thread then makes the gradient of the rows it read, which the optimizer updates on
      * it too (opt_step), and they stay in its core's cache. */
-    ag_gemm dw = {1, 0, out, in, rows, 1.0f, dy, out, x->data, in, assign & 2u ? 0.0f : 1.0f,
-                  w->grad, in, out >= rows};
+    ag_gemm dw = {1, 0, out, in, rows, 1.0f, q->dy, out, q->x, in, q->assign & 2u ? 0.0f : 1.0f,
+                  q->dw, in, out >= rows};
+    bias_grad_job j = {q->dy, q->db, rows, out, (q->assign & 4u) != 0};
+    /* Both, unless x is its own weight: one gradient the two would race on. */
+    int both = q->dx && q->dw && q->dx != q->dw;
+    int parts = both ? linear_parts(rows, in, out) : 1;
+    if (parts > 1 && (int64_t)(parts - 1) * rows * in <= q->scratch_floats) {
+        linear_parts_job p = {.dw = job_of(&dw), .dx = job_of(&dx), .bias = j, .nparts = parts,
+                              .scratch = q->scratch};
+        p.dw.by_rows = p.dx.by_rows = 1;
+        tp_for_items(parts, 1, linear_part, &p);
+        tp_for((int64_t)rows * in, 1 << 12, linear_parts_add, &p);
+        return;
+    }
     /* The bias gradient, chunks of at least 4096 additions (or a second thread is not
      * worth waking), goes in the pair's job: whichever thread ends its sgemm first. */
-    bias_grad_job j = {dy, need & 4u ? n->src[2]->grad : NULL, rows, out, (assign & 4u) != 0};
-    void (*bias)(void *, int64_t, int64_t) = need & 4u ? bias_grad_cols : NULL;
+    void (*bias)(void *, int64_t, int64_t) = q->db ? bias_grad_cols : NULL;
     int64_t grain = rows > 0 && rows < 256 ? 4096 / rows : 16;
-    if ((need & 3u) == 3u && x != w) {
+    if (both) {
         sgemm_pair_then(&dx, &dw, bias, &j, out, grain);
-    } else { /* one of them, or x as its own weight: one gradient the two would race on */
-        if (need & 1u) ag_sgemm_pair(&dx, NULL);
-        if (need & 2u) ag_sgemm_pair(&dw, NULL);
+    } else {
+        if (q->dx) ag_sgemm_pair(&dx, NULL);
+        if (q->dw) ag_sgemm_pair(&dw, NULL);
         if (bias) tp_for(out, grain, bias, &j);
     }
 }
 
+static void linear_backward(ag_graph *g, ag_node *n, unsigned need)
+{
+    const ag_node *x = n->src[0], *w = n->src[1];
+    int in = w->shape.d[1], out = w->shape.d[0];
+    ag_linear_backward(&(ag_linear_grads){
+        .rows = (int)(ag_numel(&x->shape) / in), .in = in, .out = out, .dy = n->grad,
+        .x = x->data, .w = w->data, .dx = need & 1u ? x->grad : NULL,
+        .dw = need & 2u ? w->grad : NULL, .db = need & 4u ? n->src[2]->grad : NULL,
+        .assign = g->bw_assign, .scratch = n->aux, .scratch_floats = n->aux_cap});
+}
+
 const ag_op_def ag_def_linear = {.name = "linear", .min_src = 2, .max_src = 3,
-                                 .flags = AG_DEF_BW_ASSIGN | AG_DEF_EPILOGUE,
+                                 .flags = AG_DEF_BW_ASSIGN | AG_DEF_EPILOGUE | AG_DEF_AUX_SCRATCH,
                                  .infer = linear_infer,
                                  .forward = linear_forward,
                                  .backward = linear_backward};

@@ -364,10 +364,11 @@ static void opt_rows(void *ctx, int64_t lo, int64_t hi)
 
 /* A matrix in the chunks of rows that tp_for makes, those of a linear layer's products
  * over the same rows (runtime/ops/linalg.c): its forward, where they are C's columns,
- * and its weight gradient. A chunk goes to the same thread from one job to the next as
- * far as the pool keeps to its order (the caller takes the first), so a thread updates
- * the rows it read and whose gradient it made, from its own core's cache rather than
- * the other's: a VAE epoch ran 4-13 % faster in 10 paired runs than with the update cut
+ * and its backward, the weight gradient's rows and the input gradient's shares that
+ * they give. A chunk goes to the same thread from one job to the next as far as the
+ * pool keeps to its order (the caller takes the first), so a thread updates the rows it
+ * read and whose gradient it made, from its own core's cache rather than the other's:
+ * a VAE epoch ran 4-13 % faster in 10 paired runs than with the update cut
  * by elements, claimed by whichever thread was free; a GAN epoch within 2 %. Anything
  * else, or a matrix too small to give two threads 16 rows and 2^13 elements between
  * them, goes in chunks of elements, claimed by whichever thread is free, which keeps the

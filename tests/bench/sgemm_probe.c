@@ -14,9 +14,11 @@
  *
  * Each runs as training runs it: through the runtime's sgemm on THREADS threads of its
  * pool, which cuts it in pieces for single-threaded OpenBLAS (include/aigc/pool.h), a
- * layer's input and weight gradients side by side (ag_sgemm_pair). Printed: the rate
- * of each, of each such pair, then per model the rate of all its sgemms run back to
- * back as a step runs them ("mix"), then a large square sgemm (the BLAS's best case),
+ * layer's input and weight gradients together as its backward makes them
+ * (ag_linear_backward: cut by W's rows where the forward cuts them, else side by side).
+ * Printed: the rate of each, of each layer's two gradients, then per model the rate of
+ * all its sgemms run back to back as a step runs them ("mix"), then a large square
+ * sgemm (the BLAS's best case),
  * cut by the pool ("square") and by OpenBLAS's own threads ("square-blas"), since the
  * ceiling is whichever is higher. Lines are "key value..." so that a script can pick
  * them out. Each figure is the median of 5 rounds of at least 0.1 s, because other work
@@ -38,8 +40,10 @@ typedef struct gemm {
     int blas_threads; /* 0: the pool's split; else cblas_sgemm on this many of its threads */
 } gemm;
 
-/* Operands big enough for every gemm of the run, filled once with small values. */
-static float *buf_a, *buf_b, *buf_c;
+/* Operands big enough for every gemm of the run, filled once with small values, and
+ * the scratch of a layer's backward. */
+static float *buf_a, *buf_b, *buf_c, *scratch;
+static int64_t scratch_floats;
 
 static ag_gemm args(const gemm *g, float *c)
 {
@@ -50,9 +54,9 @@ static ag_gemm args(const gemm *g, float *c)
                      buf_b, g->tb ? g->k : g->n, 0.0f, c, g->n, weight && g->m >= g->k};
 }
 
-/* Runs gs[0], or gs[0] and gs[1] side by side when gs[0] is an input gradient and gs[1]
- * its layer's weight gradient, as the layer's backward runs them (each into its own
- * half of C). Returns how many it ran. */
+/* Runs gs[0], or gs[0] and gs[1] when gs[0] is an input gradient and gs[1] its layer's
+ * weight gradient, as the layer's backward runs them (each into its own half of C).
+ * Returns how many it ran. */
 static int run(const gemm *gs, int left)
 {
     const gemm *g = gs;
@@ -64,8 +68,21 @@ static int run(const gemm *gs, int left)
         return 1;
     }
     if (left >= 2 && !strcmp(g->what, "input") && !strcmp(gs[1].what, "weight")) {
-        ag_gemm w = args(&gs[1], buf_c + (size_t)g->m * g->n);
-        ag_sgemm_pair(&q, &w);
+        int rows = g->m, in = g->n, out = g->k;
+        int64_t need = ag_linear_scratch(rows, in, out);
+        if (need > scratch_floats) {
+            free(scratch);
+            scratch = malloc((size_t)need * sizeof *scratch);
+            if (!scratch) {
+                perror("sgemm_probe");
+                exit(1);
+            }
+            scratch_floats = need;
+        }
+        ag_linear_backward(&(ag_linear_grads){.rows = rows, .in = in, .out = out, .dy = buf_a,
+                                              .x = buf_b, .w = buf_b, .dx = buf_c,
+                                              .dw = buf_c + (size_t)rows * in, .assign = 3,
+                                              .scratch = scratch, .scratch_floats = scratch_floats});
         return 2;
     }
     ag_sgemm_pair(&q, NULL);
@@ -111,7 +128,7 @@ int main(int argc, char **argv)
     int widths[MAX_LAYERS + 1];
     buf_a = malloc(biggest * sizeof(float));
     buf_b = malloc(biggest * sizeof(float));
-    buf_c = malloc(2 * biggest * sizeof(float)); /* a pair's two outputs */
+    buf_c = malloc(2 * biggest * sizeof(float)); /* a layer's two gradients */
     if (!buf_a || !buf_b || !buf_c) return perror("sgemm_probe"), 1;
     for (size_t i = 0; i < biggest; i++) buf_a[i] = buf_b[i] = (float)(i % 7) * 0.01f;
     memset(buf_c, 0, 2 * biggest * sizeof(float));
@@ -138,7 +155,7 @@ int main(int argc, char **argv)
             printf("gemm %.*s %-7s M=%d N=%d K=%d %.2f GFLOP/s\n", (int)(eq - name), name,
                    gs[i].what, gs[i].m, gs[i].n, gs[i].k, rate(&gs[i], 1));
             if (!strcmp(gs[i].what, "weight"))
-                printf("gemm %.*s input+weight side by side %.2f GFLOP/s\n", (int)(eq - name),
+                printf("gemm %.*s input+weight as the backward %.2f GFLOP/s\n", (int)(eq - name),
                        name, rate(&gs[i - 1], 2));
         }
         printf("mix %.*s %.2f GFLOP/s\n", (int)(eq - name), name, rate(gs, ng));
@@ -153,5 +170,6 @@ int main(int argc, char **argv)
     free(buf_a);
     free(buf_b);
     free(buf_c);
+    free(scratch);
     return 0;
 }
