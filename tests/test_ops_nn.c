@@ -179,14 +179,14 @@ static void test_bias_grad_threads(void)
     ag_set_threads(1);
 }
 
-/* A layer's input and weight gradients, both wanted: where the forward cuts W's rows
- * among the threads ([64, 400] -> 784), each chunk makes its rows of dW and its share of
- * dx, added after; where it cuts x's rows ([256, 64] -> 32), the two run side by side
- * when the thread count is even, each sgemm cut in half as many pieces as there are
- * threads, and with an odd count each is cut across all of them. At every count both
- * are dy W and dy^T x (here dy is sigmoid's derivative, from sum(sigmoid(x W^T))). With
- * x the weight itself (y = W W^T) the two write one gradient, dy W + dy^T W, and are
- * made one after the other. */
+/* A layer's input and weight gradients, both wanted or dx alone: where the forward cuts
+ * W's rows among the threads ([64, 400] -> 784), each chunk makes its rows of dW and its
+ * share of dx, added after; where it cuts x's rows ([256, 64] -> 32), the two run side
+ * by side when the thread count is even, each sgemm cut in half as many pieces as there
+ * are threads, and with an odd count each is cut across all of them. At every count
+ * both are dy W and dy^T x (here dy is sigmoid's derivative, from sum(sigmoid(x W^T))).
+ * With x the weight itself (y = W W^T) the two write one gradient, dy W + dy^T W, and
+ * are made one after the other. */
 /* dW[o, i] = sum_r dy[r, o] x[r, i], dy = y (1 - y) */
 static double dw_ref(const float *y, const float *x, int rows, int in, int out, int o, int i)
 {
@@ -196,7 +196,8 @@ static double dw_ref(const float *y, const float *x, int rows, int in, int out, 
     return s;
 }
 
-static double linear_grads(int rows, int in, int out, int self, int threads)
+/* self: x is W; dx_only: W is not asked for, only x. */
+static double linear_grads(int rows, int in, int out, int self, int dx_only, int threads)
 {
     ag_set_threads(threads);
     ag_params ps;
@@ -213,8 +214,8 @@ static double linear_grads(int rows, int in, int out, int self, int threads)
     ag_node *y = ag_unary(&g, AG_OP_SIGMOID, ag_linear(&g, x, w, NULL));
     ag_node *loss = ag_sum(&g, y);
     ag_error err = {{0}};
-    int want[2] = {iw, ix};
-    ag_bwplan *bw = loss ? ag_backward_plan(&g, loss, want, self ? 1 : 2, &err) : NULL;
+    int want[2] = {dx_only ? ix : iw, ix};
+    ag_bwplan *bw = loss ? ag_backward_plan(&g, loss, want, self || dx_only ? 1 : 2, &err) : NULL;
     double worst = INFINITY;
     if (bw && ag_graph_plan(&g, 1, &err) == AG_OK) {
         ag_forward(&g, 0, g.n);
@@ -232,7 +233,7 @@ static double linear_grads(int rows, int in, int out, int self, int threads)
                 }
                 worst = fmax(worst, fabs(gx[a * in + i] - e));
             }
-        if (!self)
+        if (!self && !dx_only)
             for (int o = 0; o < out; o++)
                 for (int i = 0; i < in; i++)
                     worst = fmax(worst,
@@ -247,15 +248,17 @@ static double linear_grads(int rows, int in, int out, int self, int threads)
 static void test_linear_grads_paired(void)
 {
     for (int threads = 1; threads <= 4; threads++) {
-        double worst = linear_grads(64, 400, 784, 0, threads);
+        double worst = linear_grads(64, 400, 784, 0, 0, threads);
         ok(worst < 1e-4, "[64, 400] x [784, 400]^T at %d threads: dx and dW are dy W and "
            "dy^T x (worst %.2g)", threads, worst);
-        worst = linear_grads(256, 64, 32, 0, threads);
+        worst = linear_grads(64, 400, 784, 0, 1, threads);
+        ok(worst < 1e-4, "... dx alone: dy W (worst %.2g)", worst);
+        worst = linear_grads(256, 64, 32, 0, 0, threads);
         ok(worst < 1e-4, "[256, 64] x [32, 64]^T at %d threads: dx and dW are dy W and "
            "dy^T x (worst %.2g)", threads, worst);
     }
     for (int threads = 1; threads <= 2; threads++) {
-        double worst = linear_grads(64, 64, 64, 1, threads);
+        double worst = linear_grads(64, 64, 64, 1, 0, threads);
         ok(worst < 1e-4, "W W^T at %d threads: dW is dy W + dy^T W (worst %.2g)", threads,
            worst);
     }

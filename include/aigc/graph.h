@@ -515,10 +515,10 @@ void ag_sgemm_pair(const ag_gemm *x, const ag_gemm *y);
 /* A linear layer's gradients, as its backward makes them, from dy [rows, out], x [rows,
  * in] and W [out, in]: dx = dy W, dW = dy^T x and db = dy's column sums, each made only
  * where its pointer is set, and written where its bit of assign is set (1 dx, 2 dW, 4
- * db), else added into. Where the forward cuts W's rows among the threads, each chunk
- * makes its rows of dW and db and the share of dx that they give, the shares past the
- * first in scratch, which holds ag_linear_scratch(rows, in, out) floats (fewer: the two
- * products side by side, as ag_sgemm_pair). */
+ * db), else added into. Where dx is wanted and the forward cuts W's rows among the
+ * threads, each chunk makes its rows of dW and db and the share of dx that they give,
+ * the shares past the first in scratch, which holds ag_linear_scratch(rows, in, out)
+ * floats (fewer: each product as ag_sgemm_pair makes it, the two side by side). */
 typedef struct ag_linear_grads {
     int rows, in, out;
     const float *dy, *x, *w;

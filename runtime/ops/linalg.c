@@ -376,11 +376,10 @@ static int linear_infer(ag_node *n, ag_error *err)
     n->shape.d[n->shape.ndim - 1] = out;
     n->batched = x->batched && x->shape.ndim > 1;
     /* Scratch of the backward call for its shares of dx past the first (linear_backward),
-     * when this node has both gradients to make: as many as the largest batch that cuts
-     * W's rows needs, which is as many as any smaller batch needs. */
+     * when this node has an input gradient to make: as many as the largest batch that
+     * cuts W's rows needs, which is as many as any smaller batch needs. */
     int rows = (int)(ag_numel(&x->shape) / in);
-    int both = n->has_grad && x->has_grad && w->has_grad;
-    n->aux_numel = both ? ag_linear_scratch(rows < out ? rows : out, in, out) : 0;
+    n->aux_numel = n->has_grad && x->has_grad ? ag_linear_scratch(rows < out ? rows : out, in, out) : 0;
     return AG_OK;
 }
 
@@ -413,19 +412,23 @@ static void bias_grad_cols(void *ctx, int64_t lo, int64_t hi)
     }
 }
 
-/* Both gradients where the forward cuts W's rows among the threads, in the forward's
- * chunks: chunk [r0, r1) makes those rows of dW and of db, and dy[:, r0:r1] W[r0:r1, :],
- * the share of dx that those rows of W give. The first chunk's share goes into dx, the
- * others' into scratch, added to dx in chunk order after (the same bits on every rerun
- * at a thread count). A thread so reads and writes only the rows of W that it read in the
- * forward, and updates after (opt_step). Made whole on one thread beside dW on the other
- * (ag_sgemm_pair), dx read all of W, and the lines of the other thread's rows, then in
- * both cores' caches, each cost that thread an invalidation of the other copy when it
- * wrote them in the update: the GAN's 784 x 512 weight took it 2.6 times as long as its
- * partner's half (205 against 79 us a step). Against the pair, a GAN epoch ran 1-6 %
- * faster in 8 of 8 paired runs, a VAE epoch 4-11 % in 8 of 8. */
+/* The input gradient, and the weight's and the bias's when wanted, where the forward
+ * cuts W's rows among the threads, in the forward's chunks: chunk [r0, r1) makes those
+ * rows of dW and of db, and dy[:, r0:r1] W[r0:r1, :], the share of dx that those rows of
+ * W give. The first chunk's share goes into dx, the others' into scratch, added to dx in
+ * chunk order after (the same bits on every rerun at a thread count). A thread so reads
+ * and writes only the rows of W that it read in the forward, and updates after
+ * (opt_step). Made whole on one thread beside dW on the other (ag_sgemm_pair), dx read
+ * all of W, and the lines of the other thread's rows, then in both cores' caches, each
+ * cost that thread an invalidation of the other copy when it wrote them in the update:
+ * the GAN's 784 x 512 weight took it 2.6 times as long as its partner's half (205
+ * against 79 us a step). Against the pair, a GAN epoch ran 1-6 % faster in 8 of 8
+ * paired runs, a VAE epoch 4-11 % in 8 of 8; against dx alone cut by its columns (each
+ * thread reading half of every row of W), as the GAN's D makes it for G's update, a
+ * GAN epoch ran up to 8 % faster in 11 of 12 (median 3 %). */
 typedef struct linear_parts_job {
-    sgemm_job dw, dx;       /* dx: the whole product, whose k each chunk narrows */
+    sgemm_job dw, dx;       /* dw.c NULL: no weight gradient; dx: the whole product, whose
+                             * k each chunk narrows */
     bias_grad_job bias;     /* bias.db NULL: no bias gradient */
     int nparts;
     float *scratch;         /* shares 1 to nparts - 1, rows x in each */
@@ -437,7 +440,7 @@ static void linear_part(void *ctx, int64_t lo, int64_t hi)
     int64_t share = (int64_t)j->dx.m * j->dx.n;
     for (int64_t u = lo; u < hi; u++) {
         int64_t r0 = tp_bound(j->dw.m, j->nparts, (int)u), r1 = tp_bound(j->dw.m, j->nparts, (int)u + 1);
-        sgemm_piece(&j->dw, r0, r1);
+        if (j->dw.c) sgemm_piece(&j->dw, r0, r1);
         sgemm_job dx = j->dx;
         dx.k = (int)(r1 - r0);
         dx.a += r0;
@@ -477,9 +480,9 @@ void ag_linear_backward(const ag_linear_grads *q)
     ag_gemm dw = {1, 0, out, in, rows, 1.0f, q->dy, out, q->x, in, q->assign & 2u ? 0.0f : 1.0f,
                   q->dw, in, out >= rows};
     bias_grad_job j = {q->dy, q->db, rows, out, (q->assign & 4u) != 0};
-    /* Both, unless x is its own weight: one gradient the two would race on. */
+    /* Not when x is its own weight: one gradient the two would race on. */
     int both = q->dx && q->dw && q->dx != q->dw;
-    int parts = both ? linear_parts(rows, in, out) : 1;
+    int parts = q->dx && q->dx != q->dw ? linear_parts(rows, in, out) : 1;
     if (parts > 1 && (int64_t)(parts - 1) * rows * in <= q->scratch_floats) {
         linear_parts_job p = {.dw = job_of(&dw), .dx = job_of(&dx), .bias = j, .nparts = parts,
                               .scratch = q->scratch};

@@ -14,7 +14,7 @@
  *
  * Each runs as training runs it: through the runtime's sgemm on THREADS threads of its
  * pool, which cuts it in pieces for single-threaded OpenBLAS (include/aigc/pool.h), a
- * layer's input and weight gradients together as its backward makes them
+ * layer's input gradient, alone and with the weight's, as its backward makes them
  * (ag_linear_backward: cut by W's rows where the forward cuts them, else side by side).
  * Printed: the rate of each, of each layer's two gradients, then per model the rate of
  * all its sgemms run back to back as a step runs them ("mix"), then a large square
@@ -55,8 +55,9 @@ static ag_gemm args(const gemm *g, float *c)
 }
 
 /* Runs gs[0], or gs[0] and gs[1] when gs[0] is an input gradient and gs[1] its layer's
- * weight gradient, as the layer's backward runs them (each into its own half of C).
- * Returns how many it ran. */
+ * weight gradient, as the layer's backward runs them (each into its own half of C): an
+ * input gradient, alone or with the weight's, through ag_linear_backward. Returns how
+ * many it ran. */
 static int run(const gemm *gs, int left)
 {
     const gemm *g = gs;
@@ -67,26 +68,27 @@ static int run(const gemm *gs, int left)
                     q.b, q.ldb, 0.0f, q.c, q.ldc);
         return 1;
     }
-    if (left >= 2 && !strcmp(g->what, "input") && !strcmp(gs[1].what, "weight")) {
-        int rows = g->m, in = g->n, out = g->k;
-        int64_t need = ag_linear_scratch(rows, in, out);
-        if (need > scratch_floats) {
-            free(scratch);
-            scratch = malloc((size_t)need * sizeof *scratch);
-            if (!scratch) {
-                perror("sgemm_probe");
-                exit(1);
-            }
-            scratch_floats = need;
-        }
-        ag_linear_backward(&(ag_linear_grads){.rows = rows, .in = in, .out = out, .dy = buf_a,
-                                              .x = buf_b, .w = buf_b, .dx = buf_c,
-                                              .dw = buf_c + (size_t)rows * in, .assign = 3,
-                                              .scratch = scratch, .scratch_floats = scratch_floats});
-        return 2;
+    if (strcmp(g->what, "input")) {
+        ag_sgemm_pair(&q, NULL);
+        return 1;
     }
-    ag_sgemm_pair(&q, NULL);
-    return 1;
+    int rows = g->m, in = g->n, out = g->k, both = left >= 2 && !strcmp(gs[1].what, "weight");
+    int64_t need = ag_linear_scratch(rows, in, out);
+    if (need > scratch_floats) {
+        free(scratch);
+        scratch = malloc((size_t)need * sizeof *scratch);
+        if (!scratch) {
+            perror("sgemm_probe");
+            exit(1);
+        }
+        scratch_floats = need;
+    }
+    ag_linear_backward(&(ag_linear_grads){.rows = rows, .in = in, .out = out, .dy = buf_a,
+                                          .x = buf_b, .w = buf_b, .dx = buf_c,
+                                          .dw = both ? buf_c + (size_t)rows * in : NULL,
+                                          .assign = 3, .scratch = scratch,
+                                          .scratch_floats = scratch_floats});
+    return both ? 2 : 1;
 }
 
 static void run_all(const gemm *gs, int n)
