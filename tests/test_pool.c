@@ -143,7 +143,8 @@ static void test_linear_threads(void)
         float *got = th_run(threads, shapes, 3, -1, 1, build_linear, NULL, &n);
         double worst = 0, scale = 1;
         for (int64_t k = 0; one && k < n1; k++) scale = fmax(scale, fabs((double)one[k]));
-        for (int64_t k = 0; got && one && k < n && n == n1; k++) worst = fmax(worst, fabs((double)got[k] - one[k]) / scale);
+        for (int64_t k = 0; got && one && k < n && n == n1; k++)
+            worst = fmax(worst, fabs((double)got[k] - one[k]) / scale);
         ok(got && one && n == n1 && worst < 32 * FLT_EPSILON,
            "... and the values of one thread (worst difference %.2g of the largest value)", worst);
         free(got);

@@ -7,9 +7,9 @@
  * that many threads, twice, so that an op whose second pass reads what its first left
  * (its scratch, a buffer it adds into) shows it. It returns the output followed by
  * every parameter's gradient, in a new array of *len floats (NULL when the graph does
- * not build), and leaves the pool at one thread. The draws do not depend on the thread count. th_agree runs it at
- * two thread counts (or twice at one) and tells whether both built and gave the same
- * bits.
+ * not build), and leaves the pool at one thread. The draws do not depend on the thread
+ * count. th_agree runs it at two thread counts (or twice at one) and tells whether both
+ * built and gave the same bits.
  */
 #ifndef AIGC_THREADS_H
 #define AIGC_THREADS_H

@@ -379,7 +379,8 @@ static int linear_infer(ag_node *n, ag_error *err)
      * when this node has an input gradient to make: as many as the largest batch that
      * cuts W's rows needs, which is as many as any smaller batch needs. */
     int rows = (int)(ag_numel(&x->shape) / in);
-    n->aux_numel = n->has_grad && x->has_grad ? ag_linear_scratch(rows < out ? rows : out, in, out) : 0;
+    int cutting = rows < out ? rows : out; /* the most rows that still cut W's */
+    n->aux_numel = n->has_grad && x->has_grad ? ag_linear_scratch(cutting, in, out) : 0;
     return AG_OK;
 }
 
@@ -439,7 +440,8 @@ static void linear_part(void *ctx, int64_t lo, int64_t hi)
     linear_parts_job *j = ctx;
     int64_t share = (int64_t)j->dx.m * j->dx.n;
     for (int64_t u = lo; u < hi; u++) {
-        int64_t r0 = tp_bound(j->dw.m, j->nparts, (int)u), r1 = tp_bound(j->dw.m, j->nparts, (int)u + 1);
+        int64_t r0 = tp_bound(j->dw.m, j->nparts, (int)u);
+        int64_t r1 = tp_bound(j->dw.m, j->nparts, (int)u + 1);
         if (j->dw.c) sgemm_piece(&j->dw, r0, r1);
         sgemm_job dx = j->dx;
         dx.k = (int)(r1 - r0);

@@ -18,11 +18,10 @@
  * (ag_linear_backward: cut by W's rows where the forward cuts them, else side by side).
  * Printed: the rate of each, of each layer's two gradients, then per model the rate of
  * all its sgemms run back to back as a step runs them ("mix"), then a large square
- * sgemm (the BLAS's best case),
- * cut by the pool ("square") and by OpenBLAS's own threads ("square-blas"), since the
- * ceiling is whichever is higher. Lines are "key value..." so that a script can pick
- * them out. Each figure is the median of 5 rounds of at least 0.1 s, because other work
- * on the machine makes single runs noisy.
+ * sgemm (the BLAS's best case), cut by the pool ("square") and by OpenBLAS's own threads
+ * ("square-blas"), since the ceiling is whichever is higher. Lines are "key value..." so
+ * that a script can pick them out. Each figure is the median of 5 rounds of at least
+ * 0.1 s, because other work on the machine makes single runs noisy.
  */
 #include <cblas.h>
 #include <stdio.h>
