@@ -482,9 +482,10 @@ void ag_linear_backward(const ag_linear_grads *q)
     ag_gemm dw = {1, 0, out, in, rows, 1.0f, q->dy, out, q->x, in, q->assign & 2u ? 0.0f : 1.0f,
                   q->dw, in, out >= rows};
     bias_grad_job j = {q->dy, q->db, rows, out, (q->assign & 4u) != 0};
-    /* Not when x is its own weight: one gradient the two would race on. */
-    int both = q->dx && q->dw && q->dx != q->dw;
-    int parts = q->dx && q->dx != q->dw ? linear_parts(rows, in, out) : 1;
+    /* dx on its own buffer: not when x is its own weight, one gradient that dx and dW
+     * would race on. */
+    int own_dx = q->dx && q->dx != q->dw, both = own_dx && q->dw;
+    int parts = own_dx ? linear_parts(rows, in, out) : 1;
     if (parts > 1 && (int64_t)(parts - 1) * rows * in <= q->scratch_floats) {
         linear_parts_job p = {.dw = job_of(&dw), .dx = job_of(&dx), .bias = j, .nparts = parts,
                               .scratch = q->scratch};
